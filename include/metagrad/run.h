@@ -1,0 +1,178 @@
+/*
+ * metagrad/run.h - a training run: model + training data + loss + optimizer
+ * + batch schedule + T steps + output function φ (mean loss over a
+ * validation set at θ_T), and the reverse pass that gives dφ/dz for every
+ * registered metaparameter (metagrad/meta.h).
+ *
+ * The training program and the optimizers' update rules are those of
+ * torch.optim; docs/api.md states them exactly.
+ *
+ * Typical use:
+ *     mgrad_run_options o = MGRAD_RUN_OPTIONS_INIT;
+ *     o.steps = 100; o.batch_size = 32; o.lr = 0.1; o.validation = val;
+ *     mgrad_run_create(&run, model, train, &o);
+ *     mgrad_run_add_meta(&lr, run, MGRAD_META_LR_SCHEDULE, NULL);
+ *     mgrad_run_train(run, &phi);
+ *     mgrad_run_reverse(run);
+ *     mgrad_meta_get_grad(lr, MGRAD_DTYPE_F64, grad, 100);
+ *
+ * Thread safety: as the run's context.
+ */
+#ifndef METAGRAD_RUN_H
+#define METAGRAD_RUN_H
+
+#include "dataset.h"
+#include "model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mgrad_run mgrad_run;
+
+typedef enum mgrad_loss {
+    MGRAD_LOSS_CROSS_ENTROPY = 1,  /**< softmax cross-entropy on labels */
+    MGRAD_LOSS_SQUARED_ERROR = 2   /**< ½‖f(x) − y‖² on real targets */
+} mgrad_loss;
+
+typedef enum mgrad_optimizer {
+    MGRAD_OPTIMIZER_SGD = 1,   /**< momentum, Nesterov, coupled weight decay */
+    MGRAD_OPTIMIZER_ADAM = 2,  /**< coupled weight decay (torch.optim.Adam) */
+    MGRAD_OPTIMIZER_ADAMW = 3  /**< decoupled weight decay (torch.optim.AdamW) */
+} mgrad_optimizer;
+
+/** How optimizer states are kept for the reverse pass (docs/checkpointing.md). */
+typedef enum mgrad_checkpoint {
+    MGRAD_CHECKPOINT_STORE_ALL = 0, /**< keep every state: no recomputation */
+    MGRAD_CHECKPOINT_REPLAY = 1,    /**< the paper's lazy k-ary tree */
+    MGRAD_CHECKPOINT_BINOMIAL = 2,  /**< Revolve-optimal for the given slots */
+    MGRAD_CHECKPOINT_AUTO = 3       /**< cheapest that fits the budget */
+} mgrad_checkpoint;
+
+#define MGRAD_RUN_OPTIONS_VERSION 1
+
+/**
+ * Run options.  Initialise with MGRAD_RUN_OPTIONS_INIT or
+ * mgrad_run_options_init(); fields are only ever appended.  Arrays are
+ * copied by mgrad_run_create.
+ */
+typedef struct mgrad_run_options {
+    uint32_t version;          /**< MGRAD_RUN_OPTIONS_VERSION */
+    int64_t steps;             /**< T, training steps (>= 1). Default 0: must be set */
+    int64_t batch_size;        /**< B (>= 1). Default 0: must be set */
+    /** Explicit batches: steps * batch_size indices into the training set,
+        step-major.  NULL (default): seeded epoch shuffles. */
+    const int64_t *batches;
+    uint64_t shuffle_seed;     /**< seed of the epoch permutations; default 0 */
+    mgrad_loss loss;           /**< default MGRAD_LOSS_CROSS_ENTROPY */
+    double label_smoothing;    /**< α in [0, 1); cross-entropy only; default 0 */
+    mgrad_optimizer optimizer; /**< default MGRAD_OPTIMIZER_SGD */
+    double lr;                 /**< η for every step; default 0.1 */
+    const double *lr_schedule; /**< per-step η [steps]; NULL (default): lr */
+    double momentum;           /**< SGD μ, default 0 */
+    int32_t nesterov;          /**< SGD: 1 for Nesterov momentum; default 0 */
+    double weight_decay;       /**< λ, default 0 */
+    double beta1;              /**< Adam β1, default 0.9 */
+    double beta2;              /**< Adam β2, default 0.999 */
+    double eps;                /**< Adam ε outside the root, default 1e-8 */
+    double eps_root;           /**< Adam ε_root inside the root, default 0 */
+    /** Validation set of the output function φ = (1/N) Σ v_i ℓ_i(θ_T), with
+        v the set's weights (default 1).  Required. */
+    const mgrad_dataset *validation;
+    mgrad_checkpoint checkpoint; /**< default MGRAD_CHECKPOINT_STORE_ALL */
+    int64_t checkpoint_slots;    /**< slots for BINOMIAL/REPLAY; 0: from the budget */
+    int64_t checkpoint_k;        /**< REPLAY's branching factor k (>= 2); default 0: 4 */
+    uint64_t checkpoint_budget_bytes; /**< byte budget for stored states; 0: unlimited */
+    const char *spill_dir;       /**< directory for snapshots that do not fit in RAM;
+                                      NULL (default): never spill */
+} mgrad_run_options;
+
+#define MGRAD_RUN_OPTIONS_INIT                                                    \
+    { MGRAD_RUN_OPTIONS_VERSION, 0, 0, NULL, 0, MGRAD_LOSS_CROSS_ENTROPY, 0.0,     \
+      MGRAD_OPTIMIZER_SGD, 0.1, NULL, 0.0, 0, 0.0, 0.9, 0.999, 1e-8, 0.0, NULL,   \
+      MGRAD_CHECKPOINT_STORE_ALL, 0, 0, 0, NULL }
+
+/** Fill `opts` with the defaults.  MGRAD_ERR_NULL, MGRAD_ERR_VERSION. */
+MGRAD_API mgrad_status mgrad_run_options_init(mgrad_run_options *opts,
+                                              uint32_t version);
+
+/**
+ * Create a run.  It copies θ0 from `model` and keeps references to the
+ * model's layers, `train` and opts->validation (the caller may destroy its
+ * handles afterwards); those datasets become read-only.
+ * @param[out] out  the run, owned by the caller (mgrad_run_destroy).
+ * @return MGRAD_OK; MGRAD_ERR_NULL; MGRAD_ERR_VERSION; MGRAD_ERR_INVALID (a
+ *         value out of range; the message names the field); MGRAD_ERR_SHAPE
+ *         (model input/output sizes do not fit the data); MGRAD_ERR_ORDER
+ *         (empty model, labels or targets missing, no validation set);
+ *         MGRAD_ERR_BUDGET; MGRAD_ERR_NOMEM.
+ */
+MGRAD_API mgrad_status mgrad_run_create(mgrad_run **out, mgrad_model *model,
+                                        mgrad_dataset *train,
+                                        const mgrad_run_options *opts);
+
+/** Destroy a run and its metaparameters.  Accepts NULL. */
+MGRAD_API void mgrad_run_destroy(mgrad_run *run);
+
+/**
+ * Run the T training steps from θ0 with the current metaparameter values and
+ * evaluate φ(θ_T).  Keeps what the reverse pass needs.
+ * @param[out] out  φ; may be NULL.
+ * @return MGRAD_OK; MGRAD_ERR_NULL; MGRAD_ERR_NONFINITE (the message names
+ *         the step; the run stays usable); MGRAD_ERR_NOMEM; MGRAD_ERR_IO.
+ */
+MGRAD_API mgrad_status mgrad_run_train(mgrad_run *run, double *out);
+
+/**
+ * Reverse pass: fill the gradient dφ/dz of every registered metaparameter.
+ * Needs a completed mgrad_run_train since the last change of a
+ * metaparameter value (MGRAD_ERR_ORDER otherwise); may be repeated.
+ * @return MGRAD_OK; MGRAD_ERR_NULL; MGRAD_ERR_ORDER; MGRAD_ERR_NONFINITE;
+ *         MGRAD_ERR_NOMEM; MGRAD_ERR_IO.
+ */
+MGRAD_API mgrad_status mgrad_run_reverse(mgrad_run *run);
+
+/** Number of parameters (the length of θ). */
+MGRAD_API mgrad_status mgrad_run_num_params(const mgrad_run *run, int64_t *out);
+
+/**
+ * Copy θ_T (after mgrad_run_train, else MGRAD_ERR_ORDER) converted to dtype;
+ * `count` must equal the number of parameters.
+ */
+MGRAD_API mgrad_status mgrad_run_get_params(const mgrad_run *run, mgrad_dtype dtype,
+                                            void *out, int64_t count);
+
+/**
+ * Mean loss (weighted by the set's weights) and accuracy (cross-entropy
+ * only; NaN otherwise) of θ_T on `dataset`.  Either output may be NULL.
+ */
+MGRAD_API mgrad_status mgrad_run_evaluate(mgrad_run *run, const mgrad_dataset *dataset,
+                                          double *loss, double *accuracy);
+
+#define MGRAD_RUN_STATS_VERSION 1
+
+/** What a run did.  Set `version` before the call; fields only appended. */
+typedef struct mgrad_run_stats {
+    uint32_t version;          /**< MGRAD_RUN_STATS_VERSION */
+    int64_t steps_run;         /**< forward steps of the last train + reverse */
+    int64_t steps_recomputed;  /**< forward steps rerun by the checkpoint schedule */
+    int64_t reverse_steps;     /**< steps reversed */
+    uint64_t peak_state_bytes; /**< peak bytes of stored optimizer states */
+    double seconds_forward;    /**< wall-clock of the last mgrad_run_train */
+    double seconds_reverse;    /**< wall-clock of the last mgrad_run_reverse */
+    mgrad_checkpoint checkpoint; /**< the schedule used (AUTO resolved) */
+    int64_t checkpoint_slots;  /**< state slots the schedule used */
+    int64_t spilled_bytes;     /**< bytes written to the spill directory */
+} mgrad_run_stats;
+
+#define MGRAD_RUN_STATS_INIT { MGRAD_RUN_STATS_VERSION, 0, 0, 0, 0, 0.0, 0.0, \
+                               MGRAD_CHECKPOINT_STORE_ALL, 0, 0 }
+
+/** Copy the statistics.  MGRAD_ERR_NULL, MGRAD_ERR_VERSION. */
+MGRAD_API mgrad_status mgrad_run_get_stats(const mgrad_run *run, mgrad_run_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* METAGRAD_RUN_H */

@@ -1,0 +1,71 @@
+/*
+ * graph.h - the model graph (untyped): nodes in topological order, their
+ * shapes and parameter layout, and the initialisers.
+ *
+ * Node 0 is the input.  Every other node reads the output of node in0 (and,
+ * for MGR_OP_ADD, of in1) for the same rows of a batch.  Parameters are laid
+ * out node by node; a dense node holds W [size, in_size] row-major, then
+ * b [size].
+ */
+#ifndef MGRAD_GRAPH_H
+#define MGRAD_GRAPH_H
+
+#include <stdint.h>
+
+#include "base/base.h"
+#include "metagrad/model.h"
+
+typedef enum mgr_op_kind {
+    MGR_OP_INPUT = 0,
+    MGR_OP_DENSE = 1,
+    MGR_OP_TANH = 2,
+    MGR_OP_SIGMOID = 3,
+    MGR_OP_RELU = 4,
+    MGR_OP_GELU = 5,
+    MGR_OP_SOFTPLUS = 6,
+    MGR_OP_SCALE = 7,
+    MGR_OP_ADD = 8,
+    MGR_OP_COUNT = 9
+} mgr_op_kind;
+
+#define MGR_MAX_NDIM 3
+
+typedef struct mgr_node {
+    mgr_op_kind kind;
+    int32_t in0, in1;             /* producer nodes, -1 when unused */
+    int32_t ndim;                 /* output shape per example */
+    int64_t shape[MGR_MAX_NDIM];
+    int64_t size;                 /* product of shape */
+    int64_t param_offset;         /* first parameter of this node */
+    int64_t param_count;          /* 0 for parameter-free ops */
+    double scale;                 /* MGR_OP_SCALE: the factor */
+    mgrad_init init;              /* MGR_OP_DENSE: the initialiser */
+} mgr_node;
+
+typedef struct mgr_graph {
+    int32_t num_nodes;
+    int32_t capacity;
+    mgr_node *nodes;              /* nodes[0] is the input */
+    int64_t num_params;
+} mgr_graph;
+
+/* Create a graph holding only the input node of the given shape. */
+mgrad_status mgr_graph_create(mgrad_context *ctx, int32_t ndim, const int64_t *shape,
+                              mgr_graph *out);
+void mgr_graph_free(mgrad_context *ctx, mgr_graph *g);
+/* Deep copy (runs copy the graph so that models can change or go away). */
+mgrad_status mgr_graph_copy(mgrad_context *ctx, const mgr_graph *src, mgr_graph *out);
+/* Append a node (fills size, parameter layout); validates shapes and
+   records a message on failure. */
+mgrad_status mgr_graph_append(mgrad_context *ctx, mgr_graph *g, mgr_node node);
+/* The output node. */
+static inline const mgr_node *mgr_graph_output(const mgr_graph *g)
+{
+    return &g->nodes[g->num_nodes - 1];
+}
+/* Fill theta[num_params] with every node's initialiser from `seed`.
+   MGRAD_ERR_NOMEM or MGRAD_ERR_INTERNAL (LAPACKE failure) on error. */
+mgrad_status mgr_graph_init_params(mgrad_context *ctx, const mgr_graph *g,
+                                   uint64_t seed, double *theta);
+
+#endif /* MGRAD_GRAPH_H */

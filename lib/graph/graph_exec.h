@@ -1,0 +1,112 @@
+/*
+ * graph_exec.h - typed execution of a graph and of the loss: the four passes.
+ *
+ * For a batch of `rows` examples every node has four buffers [rows, size]:
+ *   val   forward values            y
+ *   tan   tangents                  ẏ   (direction u on θ, ẋ on the input)
+ *   adj   adjoints                  ȳ
+ *   tadj  tangents of the adjoints  (ȳ)˙
+ * The passes, run in this order (each reads what the earlier ones wrote):
+ *   forward           val from θ and x
+ *   backward          adj from the output adjoint; θ̄ += ..., x̄ += ...
+ *   tangent           tan from u and ẋ
+ *   tangent_backward  tadj from (ō)˙; (θ̄)˙ += ... (= H u), (x̄)˙ += ...
+ * A training step runs forward + backward; the Hessian-vector product of
+ * the reverse pass adds tangent + tangent_backward on the same buffers.
+ * Per-op rules: ../shared/DERIVATIONS.md section 4 and docs/derivations.md.
+ */
+#ifndef MGRAD_GRAPH_EXEC_H
+#define MGRAD_GRAPH_EXEC_H
+
+#include "graph/graph.h"
+#include "kernels/kernels.h"
+#include "metagrad/run.h"
+
+/* Arguments of one op pass.  Pointers are for the op's node; the input
+   pointers come from node in0 (x*) and in1 (x1*, MGR_OP_ADD only).
+   A NULL input tangent means zero.  A NULL adjoint output (xbar, x1bar,
+   xbardot, x1bardot) means not wanted.  Outputs y, ydot, tadj of the node
+   are overwritten; xbar, xbardot, pbar, pbardot are accumulated (+=). */
+typedef struct R(mgr_op_args) {
+    const mgr_node *node;
+    size_t rows, in_size;
+    const real *x, *x1;           /* [rows, in_size] */
+    const real *xdot, *x1dot;     /* NULL = 0 */
+    real *y, *ydot;               /* [rows, size] */
+    const real *ybar, *ybardot;   /* [rows, size] */
+    real *xbar, *x1bar;           /* += , NULL = not wanted */
+    real *xbardot, *x1bardot;     /* += , NULL = not wanted */
+    const real *p;                /* the node's parameters */
+    const real *u;                /* the direction on them; NULL = 0 */
+    real *pbar, *pbardot;         /* += ; NULL = not wanted */
+} R(mgr_op_args);
+
+typedef struct R(mgr_op_vt) {
+    void (*forward)(const R(mgr_op_args) *a);
+    void (*backward)(const R(mgr_op_args) *a);
+    void (*tangent)(const R(mgr_op_args) *a);
+    void (*tangent_backward)(const R(mgr_op_args) *a);
+} R(mgr_op_vt);
+
+/* Dispatch table keyed by mgr_op_kind (the input node's entry is unused). */
+extern const R(mgr_op_vt) R(mgr_op_table)[MGR_OP_COUNT];
+
+/* Workspace for batches of up to max_rows rows. */
+typedef struct R(mgr_graph_ws) {
+    size_t max_rows;
+    int32_t num_nodes;
+    real **val, **tan, **adj, **tadj; /* per node; [0] unused (input) */
+} R(mgr_graph_ws);
+
+mgrad_status R(mgr_graph_ws_create)(mgrad_context *ctx, const mgr_graph *g,
+                                    size_t max_rows, R(mgr_graph_ws) **out);
+void R(mgr_graph_ws_destroy)(mgrad_context *ctx, R(mgr_graph_ws) *ws);
+
+/* x [rows, input size]. Output values: ws->val[g->num_nodes - 1]. */
+void R(mgr_graph_forward)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
+                          const real *theta, const real *x);
+/* obar [rows, output size]: the loss adjoint.  grad[P] += θ̄ (NULL: not
+   wanted); xbar [rows, input size] += x̄ (NULL: not wanted). */
+void R(mgr_graph_backward)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
+                           const real *theta, const real *x, const real *obar,
+                           real *grad, real *xbar);
+/* u [P] (NULL = 0), xdot [rows, input size] (NULL = 0).  Output tangent:
+   ws->tan[g->num_nodes - 1]. */
+void R(mgr_graph_tangent)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
+                          const real *theta, const real *u, const real *x,
+                          const real *xdot);
+/* obardot: tangent of the loss adjoint.  hu[P] += (θ̄)˙ (NULL: not wanted);
+   xbardot += (x̄)˙ (NULL: not wanted). */
+void R(mgr_graph_tangent_backward)(const mgr_graph *g, R(mgr_graph_ws) *ws,
+                                   size_t rows, const real *theta, const real *u,
+                                   const real *x, const real *xdot,
+                                   const real *obardot, real *hu, real *xbardot);
+
+/* The loss on a batch: ℓ_i per example, L = scale Σ_i w_i ℓ_i. */
+typedef struct R(mgr_loss_batch) {
+    mgrad_loss kind;
+    size_t rows, classes;       /* classes = output size */
+    double smoothing;           /* label smoothing α (cross-entropy) */
+    const int32_t *labels;      /* [rows] class labels, used when targets is NULL */
+    const real *targets;        /* [rows, classes] soft labels / regression targets */
+    const real *weights;        /* [rows] w_i; NULL = 1 */
+    real scale;                 /* e.g. 1/B */
+} R(mgr_loss_batch);
+
+/* Per-example losses ell[rows] (unweighted) and, for cross-entropy, the
+   softmax prob[rows, classes] kept for the other passes.  Returns
+   scale Σ w_i ℓ_i, accumulated in double. */
+double R(mgr_loss_forward)(const R(mgr_loss_batch) *lb, const real *o, real *prob,
+                           real *ell);
+/* obar[rows, classes] = scale w_i ∂ℓ_i/∂o_i  (overwritten). */
+void R(mgr_loss_backward)(const R(mgr_loss_batch) *lb, const real *o,
+                          const real *prob, real *obar);
+/* elldot[rows] = ⟨∂ℓ_i/∂o_i, ȯ_i⟩  (unweighted; overwritten). */
+void R(mgr_loss_tangent)(const R(mgr_loss_batch) *lb, const real *o,
+                         const real *prob, const real *odot, real *elldot);
+/* obardot[rows, classes] = tangent of obar along ȯ  (overwritten). */
+void R(mgr_loss_tangent_backward)(const R(mgr_loss_batch) *lb, const real *o,
+                                  const real *prob, const real *odot,
+                                  real *obardot);
+
+#endif /* MGRAD_GRAPH_EXEC_H */

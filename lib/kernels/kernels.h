@@ -1,0 +1,47 @@
+/*
+ * kernels.h - the BLAS seam and elementwise kernels (typed: include real.h
+ * first via this header; see real.h).
+ *
+ * All matrices are row-major.  mgr_gemm computes
+ *     C[M,N] = alpha * op(A)[M,K] · op(B)[K,N] + beta * C
+ * with op(X) = X or Xᵀ as trans_a / trans_b say; lda/ldb/ldc are row strides
+ * of the matrices as stored.  mgr_gemm goes to CBLAS; mgr_gemm_naive is its
+ * plain-loop twin, the oracle in tests.
+ *
+ * Reductions accumulate in double, in index order, so results do not depend
+ * on the thread count.
+ */
+#ifndef MGRAD_KERNELS_H
+#define MGRAD_KERNELS_H
+
+#include <stddef.h>
+
+#include "real.h"
+
+void R(mgr_gemm)(int trans_a, int trans_b, size_t m, size_t n, size_t k, real alpha,
+                 const real *a, size_t lda, const real *b, size_t ldb, real beta,
+                 real *c, size_t ldc);
+void R(mgr_gemm_naive)(int trans_a, int trans_b, size_t m, size_t n, size_t k,
+                       real alpha, const real *a, size_t lda, const real *b,
+                       size_t ldb, real beta, real *c, size_t ldc);
+
+/* Σ x_i y_i, accumulated in double. */
+double R(mgr_dot)(size_t n, const real *x, const real *y);
+/* Σ x_i, accumulated in double. */
+double R(mgr_sum)(size_t n, const real *x);
+/* y += a x */
+void R(mgr_axpy)(size_t n, real a, const real *x, real *y);
+/* x *= a */
+void R(mgr_scal)(size_t n, real a, real *x);
+/* y = x */
+void R(mgr_copy)(size_t n, const real *x, real *y);
+/* x = 0 */
+void R(mgr_zero)(size_t n, real *x);
+/* Index of the first non-finite value, or -1. */
+long long R(mgr_first_nonfinite)(size_t n, const real *x);
+/* out[j] += Σ_rows x[r, j]  (column sums of x [rows, cols]) */
+void R(mgr_add_colsum)(size_t rows, size_t cols, const real *x, real *out);
+/* y[r, :] += b  for every row r of y [rows, cols] */
+void R(mgr_add_rowvec)(size_t rows, size_t cols, const real *b, real *y);
+
+#endif /* MGRAD_KERNELS_H */

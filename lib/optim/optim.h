@@ -1,0 +1,82 @@
+/*
+ * optim.h - differentiable optimizers: SGD (momentum, Nesterov, coupled
+ * weight decay), Adam and AdamW, each with step and step_reverse.
+ *
+ * Update rules: ../shared/DESIGN.md section 2 (torch.optim); reverse rules:
+ * ../shared/DERIVATIONS.md sections 2 and 3.
+ *
+ * The optimizer state s_t is one array of reals:
+ *     SGD        θ [P], m [P]
+ *     Adam(W)    θ [P], m [P], v [P]
+ * (SGD keeps m even with μ = 0 so that μ can be a metaparameter.)
+ *
+ * The reverse of a step is split around the Hessian-vector product that the
+ * graph computes:
+ *     reverse_pre   adjoint of s_{t+1} → u = ḡ, buffer adjoints of s_t, the
+ *                   direct part of θ̄_t, and the hyperparameter adjoints;
+ *     (graph)       H u and the graph-input metagradients, direction u;
+ *     reverse_post  θ̄_t += H u (+ λ u with coupled decay), λ̄ += ⟨u, θ_t⟩.
+ */
+#ifndef MGRAD_OPTIM_H
+#define MGRAD_OPTIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "metagrad/run.h"
+
+/* Hyperparameters of one step. */
+typedef struct mgr_hyper {
+    mgrad_optimizer kind;
+    double lr;            /* η_t */
+    double weight_decay;  /* λ */
+    double momentum;      /* SGD μ, or Adam β1 */
+    double beta2;
+    double eps;
+    double eps_root;
+    int nesterov;
+} mgr_hyper;
+
+/* Adjoints of the hyperparameters, accumulated (+=) by the reverse. */
+typedef struct mgr_hyper_grad {
+    double lr;            /* η̄_t of this step */
+    double weight_decay;  /* λ̄ */
+    double momentum;      /* μ̄ or β̄1 */
+    double beta2;         /* β̄2 */
+} mgr_hyper_grad;
+
+/* Number of reals in the state for P parameters. */
+size_t mgr_optim_state_len(mgrad_optimizer kind, size_t num_params);
+
+#endif /* MGRAD_OPTIM_H */
+
+#ifdef MGRAD_REAL_BITS
+#ifndef MGRAD_OPTIM_TYPED_H
+#define MGRAD_OPTIM_TYPED_H
+#include "kernels/real.h"
+
+/* state = (θ0, zero buffers). */
+void R(mgr_optim_init_state)(mgrad_optimizer kind, size_t num_params,
+                             const real *theta0, real *state);
+
+/* One step t (0-based) in place.  grad = ∇_θ L_t(θ_t), without decay. */
+void R(mgr_optim_step)(const mgr_hyper *h, int64_t t, size_t num_params,
+                       real *state, const real *grad);
+
+/* First half of the reverse of step t.
+   state      s_t (unchanged)
+   grad       ∇_θ L_t(θ_t) (as passed to step)
+   state_bar  in: adjoint of s_{t+1}; out: adjoint of s_t, except that its θ
+              part still lacks H u and the coupled-decay term λ u
+   u          out [P]: ḡ, the direction for the Hessian-vector product
+   hg         += adjoints of η_t, λ (all but ⟨u, θ⟩), μ / β1, β2 */
+void R(mgr_optim_reverse_pre)(const mgr_hyper *h, int64_t t, size_t num_params,
+                              const real *state, const real *grad, real *state_bar,
+                              real *u, mgr_hyper_grad *hg);
+
+/* Second half: theta_bar += hu (+ λ u and λ̄ += ⟨u, θ⟩ for coupled decay). */
+void R(mgr_optim_reverse_post)(const mgr_hyper *h, size_t num_params,
+                               const real *theta, const real *u, const real *hu,
+                               real *theta_bar, mgr_hyper_grad *hg);
+#endif /* MGRAD_OPTIM_TYPED_H */
+#endif /* MGRAD_REAL_BITS */
