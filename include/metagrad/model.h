@@ -64,9 +64,10 @@ MGRAD_API void mgrad_model_destroy(mgrad_model *model);
 
 /**
  * Append a dense layer with `units` outputs; its input is flattened.  Its
- * parameters are drawn now with `init` from the context's seed.
+ * parameters are drawn now with `init` from the context's seed; those of
+ * earlier layers are kept.  Runs copy the model, so it may grow at any time.
  * @return MGRAD_OK; MGRAD_ERR_NULL, MGRAD_ERR_INVALID (units < 1, unknown
- *         init), MGRAD_ERR_ORDER (model already used by a run), MGRAD_ERR_NOMEM.
+ *         init, too many parameters), MGRAD_ERR_NOMEM.
  */
 MGRAD_API mgrad_status mgrad_model_add_dense(mgrad_model *model, int64_t units,
                                              mgrad_init init);

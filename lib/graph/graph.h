@@ -49,6 +49,14 @@ typedef struct mgr_graph {
     int64_t num_params;
 } mgr_graph;
 
+/* The model object (internal view).  A run copies graph (mgr_graph_copy)
+   and theta at creation, so the model is never frozen by runs. */
+struct mgrad_model {
+    mgrad_context *ctx;           /* retained */
+    mgr_graph graph;
+    double *theta;                /* θ0 [graph.num_params]; NULL while empty */
+};
+
 /* Create a graph holding only the input node of the given shape. */
 mgrad_status mgr_graph_create(mgrad_context *ctx, int32_t ndim, const int64_t *shape,
                               mgr_graph *out);
@@ -56,7 +64,8 @@ void mgr_graph_free(mgrad_context *ctx, mgr_graph *g);
 /* Deep copy (runs copy the graph so that models can change or go away). */
 mgrad_status mgr_graph_copy(mgrad_context *ctx, const mgr_graph *src, mgr_graph *out);
 /* Append a node (fills size, parameter layout); validates shapes and
-   records a message on failure. */
+   records a message on failure.  The caller sets kind, in0, in1 (ADD only),
+   shape[0] = units and init (DENSE), scale (SCALE); the rest is computed. */
 mgrad_status mgr_graph_append(mgrad_context *ctx, mgr_graph *g, mgr_node node);
 /* The output node. */
 static inline const mgr_node *mgr_graph_output(const mgr_graph *g)
@@ -67,5 +76,9 @@ static inline const mgr_node *mgr_graph_output(const mgr_graph *g)
    MGRAD_ERR_NOMEM or MGRAD_ERR_INTERNAL (LAPACKE failure) on error. */
 mgrad_status mgr_graph_init_params(mgrad_context *ctx, const mgr_graph *g,
                                    uint64_t seed, double *theta);
+/* Fill only node `node`'s parameters (theta[param_offset ...]) from `seed`;
+   a no-op for parameter-free nodes.  Same draws as mgr_graph_init_params. */
+mgrad_status mgr_graph_init_node(mgrad_context *ctx, const mgr_graph *g, int32_t node,
+                                 uint64_t seed, double *theta);
 
 #endif /* MGRAD_GRAPH_H */

@@ -1,0 +1,266 @@
+/*
+ * graph_exec.c - typed execution of a graph: the workspace, the op dispatch
+ * table and the four graph-level passes (see graph_exec.h for the contract).
+ *
+ * Buffers of node k are ws->val[k], ->tan[k], ->adj[k], ->tadj[k], each
+ * [rows, size_k] row-major.  Node 0 (the input) owns no buffers: its value,
+ * tangent, adjoint and adjoint tangent are the caller's x, xdot, xbar and
+ * xbardot, any of which but x may be NULL.
+ */
+#include <assert.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "graph/graph_exec.h"
+#include "graph/ops.h"
+
+#define MGR_OP_ENTRY(name)                                                     \
+    { R(mgr_##name##_forward), R(mgr_##name##_backward), R(mgr_##name##_tangent), \
+      R(mgr_##name##_tangent_backward) }
+
+const R(mgr_op_vt) R(mgr_op_table)[MGR_OP_COUNT] = {
+    [MGR_OP_INPUT] = { NULL, NULL, NULL, NULL },
+    [MGR_OP_DENSE] = MGR_OP_ENTRY(dense),
+    [MGR_OP_TANH] = MGR_OP_ENTRY(tanh),
+    [MGR_OP_SIGMOID] = MGR_OP_ENTRY(sigmoid),
+    [MGR_OP_RELU] = MGR_OP_ENTRY(relu),
+    [MGR_OP_GELU] = MGR_OP_ENTRY(gelu),
+    [MGR_OP_SOFTPLUS] = MGR_OP_ENTRY(softplus),
+    [MGR_OP_SCALE] = MGR_OP_ENTRY(scale),
+    [MGR_OP_ADD] = MGR_OP_ENTRY(add),
+};
+#undef MGR_OP_ENTRY
+
+/* ---- workspace ---------------------------------------------------------- */
+
+/* Buffers start on 64-byte boundaries (the allocator aligns the block). */
+static size_t padded_count(size_t n)
+{
+    const size_t per_line = 64 / sizeof(real);
+    return (n + per_line - 1) / per_line * per_line;
+}
+
+mgrad_status R(mgr_graph_ws_create)(mgrad_context *ctx, const mgr_graph *g,
+                                    size_t max_rows, R(mgr_graph_ws) **out)
+{
+    assert(g != NULL && g->num_nodes >= 1 && out != NULL);
+    *out = NULL;
+    size_t n = (size_t)g->num_nodes;
+
+    /* Elements of all four buffers of every non-input node, with overflow
+       checks: the sizes come from the caller's model and batch size. */
+    size_t total = 0;
+    for (size_t k = 1; k < n; k++) {
+        size_t size = (size_t)g->nodes[k].size;
+        if (size != 0 && max_rows > SIZE_MAX / sizeof(real) / size)
+            goto too_large;
+        size_t per = padded_count(max_rows * size);
+        if (per > (SIZE_MAX / sizeof(real) - total) / 4) goto too_large;
+        total += 4 * per;
+    }
+
+    R(mgr_graph_ws) *ws = mgr_calloc(ctx, 1, sizeof *ws);
+    real **ptrs = mgr_calloc(ctx, 4 * n, sizeof(real *));
+    /* One block for every buffer; at least one element so that val[1] (which
+       destroy frees) is a real block even for max_rows = 0. */
+    real *data = n > 1 ? mgr_alloc(ctx, (total > 0 ? total : 1) * sizeof(real)) : NULL;
+    if (ws == NULL || ptrs == NULL || (n > 1 && data == NULL)) {
+        mgr_free(ctx, data);
+        mgr_free(ctx, ptrs);
+        mgr_free(ctx, ws);
+        return mgr_error(ctx, MGRAD_ERR_NOMEM,
+                         "out of memory allocating the graph workspace "
+                         "(%zu nodes, %zu rows, %zu bytes)",
+                         n, max_rows, total * sizeof(real));
+    }
+    ws->max_rows = max_rows;
+    ws->num_nodes = g->num_nodes;
+    ws->val = ptrs;
+    ws->tan = ptrs + n;
+    ws->adj = ptrs + 2 * n;
+    ws->tadj = ptrs + 3 * n;
+    real *p = data;
+    for (size_t k = 1; k < n; k++) {
+        size_t per = padded_count(max_rows * (size_t)g->nodes[k].size);
+        ws->val[k] = p;
+        ws->tan[k] = p + per;
+        ws->adj[k] = p + 2 * per;
+        ws->tadj[k] = p + 3 * per;
+        p += 4 * per;
+    }
+    *out = ws;
+    return MGRAD_OK;
+
+too_large:
+    return mgr_error(ctx, MGRAD_ERR_NOMEM,
+                     "graph workspace for %zu rows does not fit in memory", max_rows);
+}
+
+void R(mgr_graph_ws_destroy)(mgrad_context *ctx, R(mgr_graph_ws) *ws)
+{
+    if (ws == NULL) return;
+    /* The data block starts at val[1]; a one-node graph has none. */
+    if (ws->num_nodes > 1) mgr_free(ctx, ws->val[1]);
+    mgr_free(ctx, ws->val);
+    mgr_free(ctx, ws);
+}
+
+/* ---- graph-level passes ------------------------------------------------- */
+
+/* The buffers of node k as seen by its consumers; node 0 is the caller's. */
+static const real *node_val(const R(mgr_graph_ws) *ws, int32_t k, const real *x)
+{
+    return k == 0 ? x : ws->val[k];
+}
+
+/* Depth bound of the known-zero search: residual graphs make the search a
+   DAG walk that could revisit nodes, so it gives up (answers "not known")
+   beyond a few levels.  Real graphs hit a dense node within one or two. */
+#define MGR_ZERO_DEPTH 8
+
+/* Whether node k's tangent is known to be zero: no parameter direction
+   reaches it and its inputs' tangents are zero.  Conservative. */
+static int tan_known_zero(const mgr_graph *g, int32_t k, const real *u,
+                          const real *xdot, int depth)
+{
+    if (k == 0) return xdot == NULL;
+    if (depth >= MGR_ZERO_DEPTH) return 0;
+    const mgr_node *nd = &g->nodes[k];
+    if (u != NULL && nd->param_count > 0) return 0;
+    if (!tan_known_zero(g, nd->in0, u, xdot, depth + 1)) return 0;
+    return nd->in1 < 0 || tan_known_zero(g, nd->in1, u, xdot, depth + 1);
+}
+
+/* The tangent of node k's output as its consumers see it: the caller's xdot
+   for the input, NULL when known zero. */
+static const real *node_tan(const mgr_graph *g, const R(mgr_graph_ws) *ws, int32_t k,
+                            const real *u, const real *xdot)
+{
+    if (k == 0) return xdot;
+    return tan_known_zero(g, k, u, xdot, 0) ? NULL : ws->tan[k];
+}
+
+static void fill_args(R(mgr_op_args) *a, const mgr_graph *g, const R(mgr_graph_ws) *ws,
+                      int32_t k, size_t rows, const real *theta, const real *x)
+{
+    const mgr_node *nd = &g->nodes[k];
+    memset(a, 0, sizeof *a);
+    a->node = nd;
+    a->rows = rows;
+    a->in_size = (size_t)g->nodes[nd->in0].size;
+    a->x = node_val(ws, nd->in0, x);
+    a->x1 = nd->in1 >= 0 ? node_val(ws, nd->in1, x) : NULL;
+    a->y = ws->val[k];
+    a->ydot = ws->tan[k];
+    a->p = nd->param_count > 0 ? theta + nd->param_offset : NULL;
+}
+
+void R(mgr_graph_forward)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
+                          const real *theta, const real *x)
+{
+    assert(rows <= ws->max_rows && ws->num_nodes == g->num_nodes);
+    R(mgr_op_args) a;
+    for (int32_t k = 1; k < g->num_nodes; k++) {
+        fill_args(&a, g, ws, k, rows, theta, x);
+        R(mgr_op_table)[g->nodes[k].kind].forward(&a);
+    }
+}
+
+/* The adjoint buffer that node k's consumers accumulate into; for node 0 the
+   caller's (NULL: not wanted). */
+static real *node_adj(R(mgr_graph_ws) *ws, int32_t k, real *xbar)
+{
+    return k == 0 ? xbar : ws->adj[k];
+}
+
+void R(mgr_graph_backward)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
+                           const real *theta, const real *x, const real *obar,
+                           real *grad, real *xbar)
+{
+    assert(rows <= ws->max_rows && ws->num_nodes == g->num_nodes);
+    int32_t last = g->num_nodes - 1;
+    if (last == 0) {
+        /* The output is the input: x̄ += ō. */
+        if (xbar != NULL) R(mgr_axpy)(rows * (size_t)g->nodes[0].size, 1, obar, xbar);
+        return;
+    }
+    /* Inner nodes accumulate the adjoints of all their consumers.  The
+       output's adjoint is kept in adj[last] because tangent_backward reads
+       it from there; obar may already be that buffer. */
+    for (int32_t k = 1; k < last; k++)
+        R(mgr_zero)(rows * (size_t)g->nodes[k].size, ws->adj[k]);
+    if (obar != ws->adj[last])
+        R(mgr_copy)(rows * (size_t)g->nodes[last].size, obar, ws->adj[last]);
+
+    R(mgr_op_args) a;
+    for (int32_t k = last; k >= 1; k--) {
+        const mgr_node *nd = &g->nodes[k];
+        fill_args(&a, g, ws, k, rows, theta, x);
+        a.ybar = ws->adj[k];
+        a.xbar = node_adj(ws, nd->in0, xbar);
+        a.x1bar = nd->in1 >= 0 ? node_adj(ws, nd->in1, xbar) : NULL;
+        a.pbar = nd->param_count > 0 && grad != NULL ? grad + nd->param_offset : NULL;
+        R(mgr_op_table)[nd->kind].backward(&a);
+    }
+}
+
+void R(mgr_graph_tangent)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
+                          const real *theta, const real *u, const real *x,
+                          const real *xdot)
+{
+    assert(rows <= ws->max_rows && ws->num_nodes == g->num_nodes);
+    R(mgr_op_args) a;
+    for (int32_t k = 1; k < g->num_nodes; k++) {
+        const mgr_node *nd = &g->nodes[k];
+        if (tan_known_zero(g, k, u, xdot, 0)) {
+            /* Consumers see NULL; the buffer is still defined for readers of
+               ws->tan (the output tangent in particular). */
+            R(mgr_zero)(rows * (size_t)nd->size, ws->tan[k]);
+            continue;
+        }
+        fill_args(&a, g, ws, k, rows, theta, x);
+        a.xdot = node_tan(g, ws, nd->in0, u, xdot);
+        a.x1dot = nd->in1 >= 0 ? node_tan(g, ws, nd->in1, u, xdot) : NULL;
+        a.u = nd->param_count > 0 && u != NULL ? u + nd->param_offset : NULL;
+        R(mgr_op_table)[nd->kind].tangent(&a);
+    }
+}
+
+/* The adjoint tangent buffer node k's consumers accumulate into. */
+static real *node_tadj(R(mgr_graph_ws) *ws, int32_t k, real *xbardot)
+{
+    return k == 0 ? xbardot : ws->tadj[k];
+}
+
+void R(mgr_graph_tangent_backward)(const mgr_graph *g, R(mgr_graph_ws) *ws,
+                                   size_t rows, const real *theta, const real *u,
+                                   const real *x, const real *xdot,
+                                   const real *obardot, real *hu, real *xbardot)
+{
+    assert(rows <= ws->max_rows && ws->num_nodes == g->num_nodes);
+    int32_t last = g->num_nodes - 1;
+    if (last == 0) {
+        if (xbardot != NULL)
+            R(mgr_axpy)(rows * (size_t)g->nodes[0].size, 1, obardot, xbardot);
+        return;
+    }
+    for (int32_t k = 1; k < last; k++)
+        R(mgr_zero)(rows * (size_t)g->nodes[k].size, ws->tadj[k]);
+    if (obardot != ws->tadj[last])
+        R(mgr_copy)(rows * (size_t)g->nodes[last].size, obardot, ws->tadj[last]);
+
+    R(mgr_op_args) a;
+    for (int32_t k = last; k >= 1; k--) {
+        const mgr_node *nd = &g->nodes[k];
+        fill_args(&a, g, ws, k, rows, theta, x);
+        a.xdot = node_tan(g, ws, nd->in0, u, xdot);
+        a.x1dot = nd->in1 >= 0 ? node_tan(g, ws, nd->in1, u, xdot) : NULL;
+        a.ybar = ws->adj[k];
+        a.ybardot = ws->tadj[k];
+        a.xbardot = node_tadj(ws, nd->in0, xbardot);
+        a.x1bardot = nd->in1 >= 0 ? node_tadj(ws, nd->in1, xbardot) : NULL;
+        a.u = nd->param_count > 0 && u != NULL ? u + nd->param_offset : NULL;
+        a.pbardot = nd->param_count > 0 && hu != NULL ? hu + nd->param_offset : NULL;
+        R(mgr_op_table)[nd->kind].tangent_backward(&a);
+    }
+}

@@ -1,0 +1,244 @@
+/*
+ * model.c - the public model API (metagrad/model.h): a graph under
+ * construction plus θ0 in double precision.
+ *
+ * A run copies the graph and θ0 when it is created (mgr_graph_copy), so a
+ * model is never frozen: it may keep growing, or be destroyed, while runs
+ * made from it live on.  Every call validates its arguments first and
+ * commits its changes last, so a failed call leaves the model and the
+ * caller's outputs exactly as they were.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "graph/graph.h"
+#include "metagrad/model.h"
+
+mgrad_status mgrad_model_create(mgrad_model **out, mgrad_context *ctx, int32_t ndim,
+                                const int64_t *input_shape)
+{
+    if (ctx == NULL) return MGRAD_ERR_NULL;
+    MGRAD_RETURN_IF(ctx, out == NULL, MGRAD_ERR_NULL,
+                    "mgrad_model_create: out must not be NULL");
+    MGRAD_RETURN_IF(ctx, input_shape == NULL, MGRAD_ERR_NULL,
+                    "mgrad_model_create: input_shape must not be NULL");
+
+    mgrad_model *model = mgr_calloc(ctx, 1, sizeof *model);
+    MGRAD_RETURN_IF(ctx, model == NULL, MGRAD_ERR_NOMEM,
+                    "mgrad_model_create: out of memory");
+    mgrad_status status = mgr_graph_create(ctx, ndim, input_shape, &model->graph);
+    if (status != MGRAD_OK) {
+        mgr_free(ctx, model);
+        return status;
+    }
+    model->ctx = ctx;
+    model->theta = NULL;
+    mgr_context_retain(ctx);
+    *out = model;
+    return MGRAD_OK;
+}
+
+void mgrad_model_destroy(mgrad_model *model)
+{
+    if (model == NULL) return;
+    mgrad_context *ctx = model->ctx;
+    mgr_graph_free(ctx, &model->graph);
+    mgr_free(ctx, model->theta);
+    mgr_free(ctx, model);
+    /* Last: releasing may free the context whose allocator freed the above. */
+    mgr_context_release(ctx);
+}
+
+/* Undo the last append (the node is dropped, capacity kept). */
+static void graph_pop(mgr_graph *g)
+{
+    g->num_nodes--;
+    g->num_params -= g->nodes[g->num_nodes].param_count;
+}
+
+/*
+ * Append `node`; for a dense node also grow θ0 and draw the new layer's
+ * parameters from the context's seed.  Earlier parameters are kept as they
+ * are (they may have been set by the caller).
+ */
+static mgrad_status model_append(mgrad_model *model, mgr_node node)
+{
+    mgrad_context *ctx = model->ctx;
+    mgr_graph *g = &model->graph;
+    int64_t old_params = g->num_params;
+    MGRAD_FORWARD(mgr_graph_append(ctx, g, node));
+    if (g->num_params == old_params) return MGRAD_OK;
+
+    int64_t new_params = g->num_params;
+    double *theta = mgr_alloc(ctx, (size_t)new_params * sizeof *theta);
+    if (theta == NULL) {
+        graph_pop(g);
+        return mgr_error(ctx, MGRAD_ERR_NOMEM,
+                         "out of memory growing the model to %lld parameters",
+                         (long long)new_params);
+    }
+    if (old_params > 0) memcpy(theta, model->theta, (size_t)old_params * sizeof *theta);
+    mgrad_status status = mgr_graph_init_node(ctx, g, g->num_nodes - 1, ctx->seed, theta);
+    if (status != MGRAD_OK) {
+        mgr_free(ctx, theta);
+        graph_pop(g);
+        return status;
+    }
+    mgr_free(ctx, model->theta);
+    model->theta = theta;
+    return MGRAD_OK;
+}
+
+static mgr_node node_after_output(const mgrad_model *model, mgr_op_kind kind)
+{
+    mgr_node node;
+    memset(&node, 0, sizeof node);
+    node.kind = kind;
+    node.in0 = model->graph.num_nodes - 1;
+    node.in1 = -1;
+    node.scale = 1.0;
+    node.init = MGRAD_INIT_DEFAULT;
+    return node;
+}
+
+mgrad_status mgrad_model_add_dense(mgrad_model *model, int64_t units, mgrad_init init)
+{
+    if (model == NULL) return MGRAD_ERR_NULL;
+    MGRAD_RETURN_IF(model->ctx, units < 1, MGRAD_ERR_INVALID,
+                    "mgrad_model_add_dense: units must be at least 1 (got %lld)",
+                    (long long)units);
+    MGRAD_RETURN_IF(model->ctx, (int)init < MGRAD_INIT_DEFAULT || (int)init > MGRAD_INIT_ZEROS,
+                    MGRAD_ERR_INVALID,
+                    "mgrad_model_add_dense: unknown initialiser %d (use an MGRAD_INIT_* "
+                    "value)", (int)init);
+    mgr_node node = node_after_output(model, MGR_OP_DENSE);
+    node.ndim = 1;
+    node.shape[0] = units;
+    node.init = init;
+    return model_append(model, node);
+}
+
+mgrad_status mgrad_model_add_activation(mgrad_model *model, mgrad_activation activation)
+{
+    if (model == NULL) return MGRAD_ERR_NULL;
+    mgr_op_kind kind;
+    switch (activation) {
+    case MGRAD_ACTIVATION_TANH: kind = MGR_OP_TANH; break;
+    case MGRAD_ACTIVATION_SIGMOID: kind = MGR_OP_SIGMOID; break;
+    case MGRAD_ACTIVATION_RELU: kind = MGR_OP_RELU; break;
+    case MGRAD_ACTIVATION_GELU: kind = MGR_OP_GELU; break;
+    case MGRAD_ACTIVATION_SOFTPLUS: kind = MGR_OP_SOFTPLUS; break;
+    default:
+        return mgr_error(model->ctx, MGRAD_ERR_INVALID,
+                         "mgrad_model_add_activation: unknown activation %d (use an "
+                         "MGRAD_ACTIVATION_* value)", (int)activation);
+    }
+    return model_append(model, node_after_output(model, kind));
+}
+
+mgrad_status mgrad_model_add_scale(mgrad_model *model, double factor)
+{
+    if (model == NULL) return MGRAD_ERR_NULL;
+    MGRAD_RETURN_IF(model->ctx, !isfinite(factor), MGRAD_ERR_INVALID,
+                    "mgrad_model_add_scale: factor must be finite (got %g)", factor);
+    mgr_node node = node_after_output(model, MGR_OP_SCALE);
+    node.scale = factor;
+    return model_append(model, node);
+}
+
+mgrad_status mgrad_model_mark(const mgrad_model *model, int32_t *out)
+{
+    if (model == NULL) return MGRAD_ERR_NULL;
+    MGRAD_RETURN_IF(model->ctx, out == NULL, MGRAD_ERR_NULL,
+                    "mgrad_model_mark: out must not be NULL");
+    *out = model->graph.num_nodes - 1;
+    return MGRAD_OK;
+}
+
+mgrad_status mgrad_model_add_residual(mgrad_model *model, int32_t from)
+{
+    if (model == NULL) return MGRAD_ERR_NULL;
+    /* Messages for a bad `from` and for a size mismatch come from
+       mgr_graph_append, which checks the same thing for every caller. */
+    mgr_node node = node_after_output(model, MGR_OP_ADD);
+    node.in1 = from;
+    return model_append(model, node);
+}
+
+mgrad_status mgrad_model_num_params(const mgrad_model *model, int64_t *out)
+{
+    if (model == NULL) return MGRAD_ERR_NULL;
+    MGRAD_RETURN_IF(model->ctx, out == NULL, MGRAD_ERR_NULL,
+                    "mgrad_model_num_params: out must not be NULL");
+    *out = model->graph.num_params;
+    return MGRAD_OK;
+}
+
+mgrad_status mgrad_model_output_size(const mgrad_model *model, int64_t *out)
+{
+    if (model == NULL) return MGRAD_ERR_NULL;
+    MGRAD_RETURN_IF(model->ctx, out == NULL, MGRAD_ERR_NULL,
+                    "mgrad_model_output_size: out must not be NULL");
+    *out = mgr_graph_output(&model->graph)->size;
+    return MGRAD_OK;
+}
+
+/* Shared checks of get/set_params: dtype known, count matching. */
+static mgrad_status check_param_buffer(const mgrad_model *model, const char *fn,
+                                       mgrad_dtype dtype, const void *buf, int64_t count)
+{
+    MGRAD_RETURN_IF(model->ctx, buf == NULL, MGRAD_ERR_NULL,
+                    "%s: the buffer must not be NULL", fn);
+    MGRAD_RETURN_IF(model->ctx, mgr_dtype_size(dtype) == 0, MGRAD_ERR_DTYPE,
+                    "%s: unknown dtype %d (use MGRAD_DTYPE_F32 or MGRAD_DTYPE_F64)", fn,
+                    (int)dtype);
+    MGRAD_RETURN_IF(model->ctx, count != model->graph.num_params, MGRAD_ERR_SIZE,
+                    "%s: count is %lld but the model has %lld parameters", fn,
+                    (long long)count, (long long)model->graph.num_params);
+    return MGRAD_OK;
+}
+
+mgrad_status mgrad_model_get_params(const mgrad_model *model, mgrad_dtype dtype,
+                                    void *out, int64_t count)
+{
+    if (model == NULL) return MGRAD_ERR_NULL;
+    MGRAD_FORWARD(check_param_buffer(model, "mgrad_model_get_params", dtype, out, count));
+    if (count > 0)
+        mgr_convert(out, dtype, model->theta, MGRAD_DTYPE_F64, (size_t)count, 0);
+    return MGRAD_OK;
+}
+
+mgrad_status mgrad_model_set_params(mgrad_model *model, mgrad_dtype dtype,
+                                    const void *values, int64_t count)
+{
+    if (model == NULL) return MGRAD_ERR_NULL;
+    MGRAD_FORWARD(check_param_buffer(model, "mgrad_model_set_params", dtype, values, count));
+    if (count == 0) return MGRAD_OK;
+    /* mgr_convert writes nothing unless every value is finite. */
+    int64_t bad = mgr_convert(model->theta, MGRAD_DTYPE_F64, values, dtype, (size_t)count, 1);
+    MGRAD_RETURN_IF(model->ctx, bad >= 0, MGRAD_ERR_NONFINITE,
+                    "mgrad_model_set_params: value %lld is not finite; θ0 is unchanged",
+                    (long long)bad);
+    return MGRAD_OK;
+}
+
+mgrad_status mgrad_model_init_params(mgrad_model *model, uint64_t seed)
+{
+    if (model == NULL) return MGRAD_ERR_NULL;
+    int64_t n = model->graph.num_params;
+    if (n == 0) return MGRAD_OK;
+    /* Draw into a scratch buffer so that a failure leaves θ0 untouched. */
+    double *theta = mgr_alloc(model->ctx, (size_t)n * sizeof *theta);
+    MGRAD_RETURN_IF(model->ctx, theta == NULL, MGRAD_ERR_NOMEM,
+                    "mgrad_model_init_params: out of memory for %lld parameters",
+                    (long long)n);
+    mgrad_status status = mgr_graph_init_params(model->ctx, &model->graph, seed, theta);
+    if (status != MGRAD_OK) {
+        mgr_free(model->ctx, theta);
+        return status;
+    }
+    mgr_free(model->ctx, model->theta);
+    model->theta = theta;
+    return MGRAD_OK;
+}

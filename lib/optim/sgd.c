@@ -1,0 +1,94 @@
+/*
+ * sgd.c - SGD with momentum μ (dampening 0), optional Nesterov, coupled
+ * weight decay λ; torch.optim.SGD semantics.  State: θ [P], m [P].
+ *
+ * Forward (DESIGN.md §2):
+ *     g  = ∇L(θ) + λθ
+ *     m' = μ m + g                  (m starts at 0, so m'_0 = g as in torch)
+ *     d  = g + μ m'  (Nesterov)  or  m'
+ *     θ' = θ − η d
+ * Reverse: DERIVATIONS.md §2; the H u + λ u part is in optim_typed.c.
+ */
+#include "optim/optim_impl.h"
+
+void R(mgr_sgd_step)(const mgr_hyper *h, size_t num_params, real *state,
+                     const real *grad)
+{
+    const size_t n = num_params;
+    real *restrict th = state;
+    real *restrict m = state + n;
+    const real *restrict gr = grad;
+    const real lr = (real)h->lr, wd = (real)h->weight_decay, mu = (real)h->momentum;
+
+    /* Two loops rather than a branch inside one, so each vectorises. */
+    if (h->nesterov) {
+        for (size_t i = 0; i < n; i++) {
+            real g = gr[i] + wd * th[i];
+            real mn = mu * m[i] + g;
+            m[i] = mn;
+            th[i] -= lr * (g + mu * mn);
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            real g = gr[i] + wd * th[i];
+            real mn = mu * m[i] + g;
+            m[i] = mn;
+            th[i] -= lr * mn;
+        }
+    }
+}
+
+/*
+ * Reverse of the step, without the Hessian part:
+ *     θ̄  = θ̄'                 (H u + λ u added by reverse_post)
+ *     d̄  = −η θ̄'              η̄ += −⟨θ̄', d⟩
+ *     Nesterov: ḡ = d̄;  M = m̄' + μ d̄;  μ̄ += ⟨d̄, m'⟩
+ *     plain:    ḡ = 0;  M = m̄' + d̄
+ *     m̄  = μ M                μ̄ += ⟨M, m⟩;   ḡ += M;   u = ḡ
+ * state_bar is updated in place: θ̄' and m̄' of element i are read before
+ * m̄ of element i is written, and no other element is touched.
+ */
+void R(mgr_sgd_reverse_pre)(const mgr_hyper *h, size_t num_params,
+                            const real *state, const real *grad, real *state_bar,
+                            real *u, mgr_hyper_grad *hg)
+{
+    const size_t n = num_params;
+    const real *restrict th = state;
+    const real *restrict m = state + n;
+    const real *restrict gr = grad;
+    real *restrict mbar = state_bar + n;
+    real *restrict ub = u;
+    const real lr = (real)h->lr, wd = (real)h->weight_decay, mu = (real)h->momentum;
+    const real *restrict abar = state_bar; /* θ̄' = θ̄: the θ part stays as is */
+    /* Reductions in double, in index order: results do not depend on how the
+       loop is compiled. */
+    double s_lr = 0.0, s_mu = 0.0;
+
+    if (h->nesterov) {
+        for (size_t i = 0; i < n; i++) {
+            real a = abar[i];
+            real g = gr[i] + wd * th[i];
+            real mn = mu * m[i] + g;
+            real d = g + mu * mn;
+            real dbar = -lr * a;
+            real mm = mbar[i] + mu * dbar;
+            s_lr += (double)a * (double)d;
+            s_mu += (double)dbar * (double)mn + (double)mm * (double)m[i];
+            mbar[i] = mu * mm;
+            ub[i] = dbar + mm;
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            real a = abar[i];
+            real g = gr[i] + wd * th[i];
+            real mn = mu * m[i] + g;
+            real mm = mbar[i] - lr * a;
+            s_lr += (double)a * (double)mn;
+            s_mu += (double)mm * (double)m[i];
+            mbar[i] = mu * mm;
+            ub[i] = mm;
+        }
+    }
+    hg->lr -= s_lr;
+    hg->momentum += s_mu;
+}

@@ -1,0 +1,588 @@
+/*
+ * engine.c - the trajectory (typed): batches, the step function, the driver
+ * that executes a checkpoint schedule, and the reverse pass.
+ *
+ * Training step t (DESIGN.md section 2): the loss L_t is a sum of chunks,
+ * each a set of rows of one dataset with weights and a scale:
+ *     the batch B_t of the training set, weights w (DATA_WEIGHTS meta in its
+ *     window, else the set's weights), scale 1/B;
+ *     every POOL_WEIGHTS meta with k = t: its pool, weights z, scale 1/B.
+ * g = Σ_chunks ∇(scale Σ w_i ℓ_i); then the optimizer steps.
+ *
+ * Reverse of step t (DESIGN.md section 4, DERIVATIONS.md section 1), with
+ * s_t current and the adjoint of s_{t+1} in state_bar:
+ *     1. recompute g at θ_t (forward + backward of every chunk);
+ *     2. optimizer reverse_pre: u = ḡ, buffer adjoints, hyper adjoints;
+ *     3. per chunk, one R-op pass along u: tangent + tangent-of-backward give
+ *        H u, ℓ̇_i (data and pool weights), (x̄_i)˙ (inputs) and ȯ_i (soft
+ *        labels); the batch chunk's forward values are still in the
+ *        workspace from step 1, so it is not recomputed;
+ *     4. optimizer reverse_post: θ̄_t += H u (+ λ u).
+ */
+#include <string.h>
+
+#include "base/rng.h"
+#include "graph/graph_exec.h"
+#include "optim/optim.h"
+#include "run/run_internal.h"
+
+typedef struct engine {
+    R(mgr_graph_ws) *ws;
+    size_t max_rows;
+    size_t features;
+    real *state;          /* [S] current optimizer state */
+    real *state_bar;      /* [S] its adjoint during the reverse */
+    real *theta_T;        /* [P] */
+    real *grad, *u, *hu;  /* [P] */
+    real *x;              /* [max_rows, F] gathered inputs */
+    real *xbardot;        /* [max_rows, F] tangent of the input adjoints */
+    real *targets;        /* [max_rows, C] */
+    int32_t *labels;      /* [max_rows] */
+    real *w;              /* [max_rows] */
+    int64_t *rows;        /* [max_rows] dataset rows of the chunk */
+    real *prob, *obar, *obardot; /* [max_rows, C] */
+    real *ell, *elldot;   /* [max_rows] */
+    int64_t *batch_idx;   /* [B] for shuffled batches */
+    int64_t *perm;        /* [N] permutation of epoch perm_epoch */
+    int64_t perm_epoch;
+    mgr_store *store;
+    mgr_schedule *sched;
+    int64_t cur;          /* step of the current state */
+    int64_t next_rev;     /* next step to reverse */
+    int in_reverse;
+    int have_pending;
+    mgr_action pending;
+    double hyper_wd, hyper_mom, hyper_beta2; /* accumulated hyper adjoints */
+} engine;
+
+/* A set of rows of one dataset entering a loss with weights and a scale. */
+typedef struct chunk {
+    const mgrad_dataset *ds;
+    int is_train;               /* training-set rows: input / label metas apply */
+    const int64_t *rows;        /* dataset rows */
+    size_t count;
+    real scale;
+    const mgrad_meta *wmeta;    /* weights from this meta's value, else the set's */
+    int is_batch;               /* the training batch B_t of the step */
+} chunk;
+
+#define E(run) ((engine *)(run)->engine)
+
+/* ---- batches ------------------------------------------------------------ */
+
+static void epoch_perm(const mgrad_run *run, engine *e, int64_t epoch)
+{
+    if (e->perm_epoch == epoch) return;
+    int64_t n = run->train->n;
+    for (int64_t i = 0; i < n; i++) e->perm[i] = i;
+    /* Fisher-Yates with counter-based draws: a pure function of
+       (shuffle_seed, epoch). */
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)mgr_rng_below(run->opts.shuffle_seed,
+                                           MGR_STREAM_SHUFFLE + ((uint64_t)epoch << 8),
+                                           (uint64_t)i, (uint64_t)i + 1);
+        int64_t tmp = e->perm[i];
+        e->perm[i] = e->perm[j];
+        e->perm[j] = tmp;
+    }
+    e->perm_epoch = epoch;
+}
+
+/* Rows of batch t: explicit, or cut consecutively from the stream of epoch
+   permutations (a batch may straddle two epochs). */
+static const int64_t *batch_rows(const mgrad_run *run, engine *e, int64_t t)
+{
+    int64_t B = run->batch;
+    if (run->batches != NULL) return run->batches + t * B;
+    int64_t n = run->train->n;
+    for (int64_t j = 0; j < B; j++) {
+        int64_t p = t * B + j;
+        epoch_perm(run, e, p / n);
+        e->batch_idx[j] = e->perm[p % n];
+    }
+    return e->batch_idx;
+}
+
+/* ---- chunks ------------------------------------------------------------- */
+
+static const mgrad_meta *data_weights_at(const mgrad_run *run, int64_t t)
+{
+    for (int i = 0; i < run->num_metas; i++) {
+        const mgrad_meta *m = run->metas[i];
+        if (m->kind == MGRAD_META_DATA_WEIGHTS && t >= m->step_begin && t < m->step_end)
+            return m;
+    }
+    return NULL;
+}
+
+/* Gather inputs, targets and weights of a chunk into the engine buffers.
+   Returns 1 when every weight is zero (the chunk adds nothing to g). */
+static int gather(const mgrad_run *run, engine *e, const chunk *c)
+{
+    const mgrad_dataset *ds = c->ds;
+    size_t F = e->features, C = (size_t)run->classes;
+    const real *X = ds->inputs;
+    const real *dsw = ds->weights;
+    const real *mw = c->wmeta != NULL ? c->wmeta->value : NULL;
+    const mgrad_meta *soft = c->is_train ? run->meta_soft : NULL;
+    int all_zero = 1;
+    for (size_t r = 0; r < c->count; r++) {
+        int64_t i = c->rows[r];
+        e->rows[r] = i;
+        const real *src = X + (size_t)i * F;
+        if (c->is_train && run->input_meta[i] >= 0) {
+            const mgrad_meta *m = run->metas[run->input_meta[i]];
+            src = (const real *)m->value + (size_t)run->input_row[i] * F;
+        }
+        memcpy(e->x + r * F, src, F * sizeof(real));
+        e->w[r] = mw != NULL ? mw[i] : (dsw != NULL ? dsw[i] : (real)1);
+        if (e->w[r] != 0) all_zero = 0;
+        if (soft != NULL)
+            memcpy(e->targets + r * C, (const real *)soft->value + (size_t)i * C,
+                   C * sizeof(real));
+        else if (ds->targets != NULL && run->opts.loss == MGRAD_LOSS_SQUARED_ERROR)
+            memcpy(e->targets + r * C, (const real *)ds->targets + (size_t)i * C,
+                   C * sizeof(real));
+        if (ds->labels != NULL) e->labels[r] = ds->labels[i];
+    }
+    return all_zero;
+}
+
+static R(mgr_loss_batch) loss_of(const mgrad_run *run, const engine *e, const chunk *c)
+{
+    R(mgr_loss_batch) lb;
+    memset(&lb, 0, sizeof lb);
+    lb.kind = run->opts.loss;
+    lb.rows = c->count;
+    lb.classes = (size_t)run->classes;
+    lb.smoothing = run->opts.label_smoothing;
+    lb.labels = e->labels;
+    int soft = c->is_train && run->meta_soft != NULL;
+    lb.targets = (soft || run->opts.loss == MGRAD_LOSS_SQUARED_ERROR) ? e->targets : NULL;
+    lb.weights = e->w;
+    lb.scale = c->scale;
+    return lb;
+}
+
+/* Forward (and, unless skip_backward, backward into grad) of one chunk.
+   Returns the chunk's weighted loss. */
+static double chunk_forward_backward(const mgrad_run *run, engine *e, const chunk *c,
+                                     const real *theta, real *grad, int skip_backward)
+{
+    R(mgr_graph_forward)(&run->graph, e->ws, c->count, theta, e->x);
+    const real *o = e->ws->val[run->graph.num_nodes - 1];
+    R(mgr_loss_batch) lb = loss_of(run, e, c);
+    double loss = R(mgr_loss_forward)(&lb, o, e->prob, e->ell);
+    if (!skip_backward) {
+        R(mgr_loss_backward)(&lb, o, e->prob, e->obar);
+        R(mgr_graph_backward)(&run->graph, e->ws, c->count, theta, e->x, e->obar, grad,
+                              NULL);
+    }
+    return loss;
+}
+
+/* Visit the chunks of step t.  The gradient pass visits the batch last and
+   the R-op pass visits it first, so that the batch's forward values stay
+   resident in the workspace between the two.  fn returns a status. */
+typedef mgrad_status (*chunk_fn)(mgrad_run *run, engine *e, const chunk *c, int64_t t,
+                                 void *arg);
+
+static mgrad_status for_each_chunk(mgrad_run *run, engine *e, int64_t t, int batch_first,
+                                   chunk_fn fn, void *arg)
+{
+    chunk batch = {run->train, 1, batch_rows(run, e, t), (size_t)run->batch,
+                   (real)(1.0 / (double)run->batch), data_weights_at(run, t), 1};
+    if (batch_first) MGRAD_FORWARD(fn(run, e, &batch, t, arg));
+    for (int i = 0; i < run->num_metas; i++) {
+        const mgrad_meta *m = run->metas[i];
+        if (m->kind != MGRAD_META_POOL_WEIGHTS || m->step != t) continue;
+        const mgrad_dataset *pool = m->pool;
+        for (int64_t start = 0; start < pool->n; start += (int64_t)e->max_rows) {
+            int64_t count = pool->n - start;
+            if (count > (int64_t)e->max_rows) count = (int64_t)e->max_rows;
+            int64_t *ids = e->batch_idx + run->batch; /* scratch after the batch */
+            for (int64_t r = 0; r < count; r++) ids[r] = start + r;
+            chunk c = {pool, pool == run->train, ids, (size_t)count,
+                       (real)(1.0 / (double)run->batch), m, 0};
+            MGRAD_FORWARD(fn(run, e, &c, t, arg));
+        }
+    }
+    return batch_first ? MGRAD_OK : fn(run, e, &batch, t, arg);
+}
+
+/* ---- forward ------------------------------------------------------------ */
+
+typedef struct grad_acc {
+    double loss;
+    int batch_resident;   /* the batch chunk's passes are in the workspace */
+} grad_acc;
+
+static mgrad_status grad_chunk(mgrad_run *run, engine *e, const chunk *c, int64_t t,
+                               void *arg)
+{
+    grad_acc *acc = arg;
+    (void)t;
+    int all_zero = gather(run, e, c);
+    acc->batch_resident = 0;
+    if (all_zero) return MGRAD_OK;
+    acc->loss += chunk_forward_backward(run, e, c, e->state, e->grad, 0);
+    acc->batch_resident = c->is_batch;
+    return MGRAD_OK;
+}
+
+/* g = ∇L_t(θ_t) into e->grad. */
+static mgrad_status compute_grad(mgrad_run *run, engine *e, int64_t t, grad_acc *acc)
+{
+    size_t P = (size_t)run->num_params;
+    R(mgr_zero)(P, e->grad);
+    acc->loss = 0;
+    acc->batch_resident = 0;
+    return for_each_chunk(run, e, t, 0, grad_chunk, acc);
+}
+
+static mgr_hyper hyper_at(const mgrad_run *run, int64_t t)
+{
+    const mgrad_run_options *o = &run->opts;
+    mgr_hyper h;
+    memset(&h, 0, sizeof h);
+    h.kind = o->optimizer;
+    h.lr = run->meta_lr != NULL ? (double)((const real *)run->meta_lr->value)[t] : run->lr[t];
+    h.weight_decay = run->meta_wd != NULL ? (double)((const real *)run->meta_wd->value)[0]
+                                          : o->weight_decay;
+    double mom = o->optimizer == MGRAD_OPTIMIZER_SGD ? o->momentum : o->beta1;
+    h.momentum = run->meta_momentum != NULL
+                     ? (double)((const real *)run->meta_momentum->value)[0] : mom;
+    h.beta2 = run->meta_beta2 != NULL ? (double)((const real *)run->meta_beta2->value)[0]
+                                      : o->beta2;
+    h.eps = o->eps;
+    h.eps_root = o->eps_root;
+    h.nesterov = o->nesterov;
+    return h;
+}
+
+static mgrad_status forward_step(mgrad_run *run, engine *e, int64_t t)
+{
+    size_t P = (size_t)run->num_params;
+    grad_acc acc;
+    MGRAD_FORWARD(compute_grad(run, e, t, &acc));
+    MGRAD_RETURN_IF(run->ctx, !isfinite(acc.loss), MGRAD_ERR_NONFINITE,
+                    "training diverged at step %lld: the batch loss is %g (try a smaller "
+                    "learning rate)", (long long)t, acc.loss);
+    mgr_hyper h = hyper_at(run, t);
+    R(mgr_optim_step)(&h, t, P, e->state, e->grad);
+    long long bad = R(mgr_first_nonfinite)(P, e->state);
+    MGRAD_RETURN_IF(run->ctx, bad >= 0, MGRAD_ERR_NONFINITE,
+                    "training diverged at step %lld: parameter %lld is NaN or Inf after "
+                    "the update (learning rate %g too large?)", (long long)t, bad, h.lr);
+    return MGRAD_OK;
+}
+
+/* ---- reverse ------------------------------------------------------------ */
+
+typedef struct rop_arg {
+    int batch_resident;
+    int64_t t;
+} rop_arg;
+
+/* One chunk's R-op pass along e->u: H u into e->hu, and the graph-input
+   metagradients. */
+static mgrad_status rop_chunk(mgrad_run *run, engine *e, const chunk *c, int64_t t,
+                              void *arg)
+{
+    rop_arg *ra = arg;
+    (void)t;
+    const mgr_graph *g = &run->graph;
+    int all_zero;
+    if (c->is_batch && ra->batch_resident) {
+        all_zero = 0;    /* resident means it was computed, so not all zero */
+    } else {
+        all_zero = gather(run, e, c);
+        chunk_forward_backward(run, e, c, e->state, NULL, all_zero);
+    }
+    size_t rows = c->count, C = (size_t)run->classes, F = e->features;
+    R(mgr_graph_tangent)(g, e->ws, rows, e->state, e->u, e->x, NULL);
+    const real *o = e->ws->val[g->num_nodes - 1];
+    const real *odot = e->ws->tan[g->num_nodes - 1];
+    R(mgr_loss_batch) lb = loss_of(run, e, c);
+    R(mgr_loss_tangent)(&lb, o, e->prob, odot, e->elldot);
+    int want_x = c->is_train && run->input_meta != NULL && !all_zero;
+    if (!all_zero) {
+        R(mgr_loss_tangent_backward)(&lb, o, e->prob, odot, e->obardot);
+        if (want_x) R(mgr_zero)(rows * F, e->xbardot);
+        R(mgr_graph_tangent_backward)(g, e->ws, rows, e->state, e->u, e->x, NULL,
+                                      e->obardot, e->hu, want_x ? e->xbardot : NULL);
+    }
+    /* weights: w̄_i += scale ℓ̇_i */
+    if (c->wmeta != NULL) {
+        real *wg = c->wmeta->grad;
+        for (size_t r = 0; r < rows; r++) wg[e->rows[r]] += c->scale * e->elldot[r];
+    }
+    /* inputs: x̄_i += (x̄_i)˙ */
+    if (want_x) {
+        for (size_t r = 0; r < rows; r++) {
+            int64_t i = e->rows[r];
+            if (run->input_meta[i] < 0) continue;
+            const mgrad_meta *m = run->metas[run->input_meta[i]];
+            R(mgr_axpy)(F, 1, e->xbardot + r * F,
+                        (real *)m->grad + (size_t)run->input_row[i] * F);
+        }
+    }
+    /* soft labels / targets: q̄_i += −scale w_i ȯ_i */
+    if (c->is_train && run->meta_soft != NULL) {
+        real *qg = run->meta_soft->grad;
+        for (size_t r = 0; r < rows; r++)
+            R(mgr_axpy)(C, -c->scale * e->w[r], odot + r * C, qg + (size_t)e->rows[r] * C);
+    }
+    return MGRAD_OK;
+}
+
+static mgrad_status reverse_step(mgrad_run *run, engine *e, int64_t t)
+{
+    size_t P = (size_t)run->num_params;
+    grad_acc acc;
+    MGRAD_FORWARD(compute_grad(run, e, t, &acc));
+    mgr_hyper h = hyper_at(run, t);
+    mgr_hyper_grad hg = {0, 0, 0, 0};
+    R(mgr_optim_reverse_pre)(&h, t, P, e->state, e->grad, e->state_bar, e->u, &hg);
+    R(mgr_zero)(P, e->hu);
+    rop_arg ra = {acc.batch_resident, t};
+    MGRAD_FORWARD(for_each_chunk(run, e, t, 1, rop_chunk, &ra));
+    R(mgr_optim_reverse_post)(&h, P, e->state, e->u, e->hu, e->state_bar, &hg);
+    if (run->meta_lr != NULL) ((real *)run->meta_lr->grad)[t] = (real)hg.lr;
+    e->hyper_wd += hg.weight_decay;
+    e->hyper_mom += hg.momentum;
+    e->hyper_beta2 += hg.beta2;
+    long long bad = R(mgr_first_nonfinite)(run->state_len, e->state_bar);
+    MGRAD_RETURN_IF(run->ctx, bad >= 0, MGRAD_ERR_NONFINITE,
+                    "the reverse pass diverged at step %lld: an adjoint is NaN or Inf "
+                    "(with Adam, set eps_root > 0)", (long long)t);
+    return MGRAD_OK;
+}
+
+/* ---- validation --------------------------------------------------------- */
+
+/* Mean weighted loss of `ds` at theta; with grad != NULL also += its
+   gradient.  correct (may be NULL) counts argmax hits. */
+static double dataset_pass(mgrad_run *run, engine *e, const mgrad_dataset *ds,
+                           const real *theta, real *grad, int64_t *correct)
+{
+    double total = 0;
+    size_t C = (size_t)run->classes;
+    for (int64_t start = 0; start < ds->n; start += (int64_t)e->max_rows) {
+        int64_t count = ds->n - start;
+        if (count > (int64_t)e->max_rows) count = (int64_t)e->max_rows;
+        int64_t *ids = e->batch_idx + run->batch;
+        for (int64_t r = 0; r < count; r++) ids[r] = start + r;
+        chunk c = {ds, 0, ids, (size_t)count, (real)(1.0 / (double)ds->n), NULL, 0};
+        gather(run, e, &c);
+        total += chunk_forward_backward(run, e, &c, theta, grad, grad == NULL);
+        if (correct != NULL && ds->labels != NULL) {
+            const real *o = e->ws->val[run->graph.num_nodes - 1];
+            for (int64_t r = 0; r < count; r++) {
+                size_t best = 0;
+                for (size_t j = 1; j < C; j++)
+                    if (o[r * C + j] > o[r * C + best]) best = j;
+                if ((int32_t)best == ds->labels[start + r]) (*correct)++;
+            }
+        }
+    }
+    return total;
+}
+
+/* ---- the driver --------------------------------------------------------- */
+
+/* Execute schedule actions.  In the forward phase (!e->in_reverse) stop as
+   soon as s_T is current; in the reverse phase run to the end. */
+static mgrad_status drive(mgrad_run *run, engine *e)
+{
+    for (;;) {
+        mgr_action a;
+        if (e->have_pending) {
+            a = e->pending;
+            e->have_pending = 0;
+        } else if (!mgr_schedule_next(e->sched, &a)) {
+            break;
+        }
+        switch (a.kind) {
+        case MGR_ACTION_ADVANCE:
+            MGRAD_RETURN_IF(run->ctx, a.count < 1 || e->cur + a.count > run->steps,
+                            MGRAD_ERR_INTERNAL, "checkpoint schedule advanced past T");
+            for (int64_t i = 0; i < a.count; i++) {
+                MGRAD_FORWARD(forward_step(run, e, e->cur));
+                e->cur++;
+                run->stats.steps_run++;
+                if (e->in_reverse) run->stats.steps_recomputed++;
+            }
+            break;
+        case MGR_ACTION_SAVE:
+            MGRAD_FORWARD(mgr_store_save(e->store, a.slot, e->cur, e->state));
+            break;
+        case MGR_ACTION_RESTORE: {
+            int64_t step = -1;
+            MGRAD_FORWARD(mgr_store_load(e->store, a.slot, &step, e->state));
+            e->cur = step;
+            break;
+        }
+        case MGR_ACTION_REVERSE:
+            MGRAD_RETURN_IF(run->ctx, !e->in_reverse || e->cur != e->next_rev,
+                            MGRAD_ERR_INTERNAL, "checkpoint schedule reversed step %lld "
+                            "with state %lld current", (long long)e->next_rev,
+                            (long long)e->cur);
+            MGRAD_FORWARD(reverse_step(run, e, e->next_rev));
+            e->next_rev--;
+            run->stats.reverse_steps++;
+            break;
+        }
+        if (!e->in_reverse && e->cur == run->steps) return MGRAD_OK;
+    }
+    MGRAD_RETURN_IF(run->ctx, !e->in_reverse || e->next_rev != -1, MGRAD_ERR_INTERNAL,
+                    "checkpoint schedule ended early (next step to reverse: %lld)",
+                    (long long)e->next_rev);
+    return MGRAD_OK;
+}
+
+static mgrad_status engine_train(mgrad_run *run, double *phi)
+{
+    engine *e = E(run);
+    size_t P = (size_t)run->num_params;
+    double t0 = mgr_seconds();
+    mgr_schedule_reset(e->sched);
+    const real *theta0 = run->meta_theta0 != NULL ? run->meta_theta0->value : run->theta0;
+    R(mgr_optim_init_state)(run->opts.optimizer, P, theta0, e->state);
+    e->cur = 0;
+    e->next_rev = run->steps - 1;
+    e->in_reverse = 0;
+    e->have_pending = 0;
+    run->stats.steps_run = 0;
+    run->stats.steps_recomputed = 0;
+    run->stats.reverse_steps = 0;
+    MGRAD_FORWARD(drive(run, e));
+    R(mgr_copy)(P, e->state, e->theta_T);
+    double value = dataset_pass(run, e, run->val, e->theta_T, NULL, NULL);
+    MGRAD_RETURN_IF(run->ctx, !isfinite(value), MGRAD_ERR_NONFINITE,
+                    "the output function (validation loss) is %g at θ_T", value);
+    e->in_reverse = 1;
+    run->stats.seconds_forward = mgr_seconds() - t0;
+    run->stats.peak_state_bytes = mgr_store_peak_bytes(e->store);
+    if (phi != NULL) *phi = value;
+    return MGRAD_OK;
+}
+
+static void zero_meta_grads(mgrad_run *run)
+{
+    for (int i = 0; i < run->num_metas; i++)
+        R(mgr_zero)((size_t)run->metas[i]->size, run->metas[i]->grad);
+}
+
+static mgrad_status engine_reverse(mgrad_run *run)
+{
+    engine *e = E(run);
+    size_t P = (size_t)run->num_params;
+    double t0 = mgr_seconds();
+    zero_meta_grads(run);
+    e->hyper_wd = e->hyper_mom = e->hyper_beta2 = 0;
+    R(mgr_zero)(run->state_len, e->state_bar);
+    /* θ̄_T = ∇φ(θ_T); buffer adjoints start at 0. */
+    dataset_pass(run, e, run->val, e->theta_T, e->state_bar, NULL);
+    MGRAD_FORWARD(drive(run, e));
+    if (run->meta_theta0 != NULL) R(mgr_copy)(P, e->state_bar, run->meta_theta0->grad);
+    if (run->meta_wd != NULL) ((real *)run->meta_wd->grad)[0] = (real)e->hyper_wd;
+    if (run->meta_momentum != NULL) ((real *)run->meta_momentum->grad)[0] = (real)e->hyper_mom;
+    if (run->meta_beta2 != NULL) ((real *)run->meta_beta2->grad)[0] = (real)e->hyper_beta2;
+    run->stats.seconds_reverse = mgr_seconds() - t0;
+    uint64_t peak = mgr_store_peak_bytes(e->store);
+    if (peak > run->stats.peak_state_bytes) run->stats.peak_state_bytes = peak;
+    run->stats.spilled_bytes = (int64_t)mgr_store_spilled_bytes(e->store);
+    return MGRAD_OK;
+}
+
+static mgrad_status engine_get_params(const mgrad_run *run, void *out)
+{
+    R(mgr_copy)((size_t)run->num_params, E(run)->theta_T, out);
+    return MGRAD_OK;
+}
+
+static mgrad_status engine_evaluate(mgrad_run *run, const mgrad_dataset *ds, double *loss,
+                                    double *accuracy)
+{
+    engine *e = E(run);
+    int64_t correct = 0;
+    double l = dataset_pass(run, e, ds, e->theta_T, NULL, &correct);
+    if (loss != NULL) *loss = l;
+    if (accuracy != NULL)
+        *accuracy = ds->labels != NULL ? (double)correct / (double)ds->n : NAN;
+    return MGRAD_OK;
+}
+
+/* ---- lifetime ----------------------------------------------------------- */
+
+static void engine_destroy(mgrad_run *run)
+{
+    engine *e = E(run);
+    if (e == NULL) return;
+    mgrad_context *ctx = run->ctx;
+    R(mgr_graph_ws_destroy)(ctx, e->ws);
+    mgr_store_destroy(e->store);
+    mgr_schedule_destroy(ctx, e->sched);
+    void *bufs[] = {e->state, e->state_bar, e->theta_T, e->grad, e->u, e->hu, e->x,
+                    e->xbardot, e->targets, e->labels, e->w, e->rows, e->prob, e->obar,
+                    e->obardot, e->ell, e->elldot, e->batch_idx, e->perm};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) mgr_free(ctx, bufs[i]);
+    mgr_free(ctx, e);
+    run->engine = NULL;
+}
+
+static mgrad_status engine_create(mgrad_run *run)
+{
+    mgrad_context *ctx = run->ctx;
+    engine *e = NULL;
+    MGRAD_FORWARD(mgr_alloc_or_fail(ctx, (void **)&e, 1, sizeof *e, "the run engine"));
+    run->engine = e;
+    size_t P = (size_t)run->num_params, S = run->state_len;
+    size_t B = (size_t)run->batch, C = (size_t)run->classes;
+    size_t F = (size_t)run->train->features;
+    size_t rows = B > 256 ? B : 256;
+    e->max_rows = rows;
+    e->features = F;
+    e->perm_epoch = -1;
+    mgrad_status s = MGRAD_OK;
+    struct { void **p; size_t n, size; const char *what; } allocs[] = {
+        {(void **)&e->state, S, sizeof(real), "the optimizer state"},
+        {(void **)&e->state_bar, S, sizeof(real), "the state adjoint"},
+        {(void **)&e->theta_T, P, sizeof(real), "θ_T"},
+        {(void **)&e->grad, P, sizeof(real), "the gradient"},
+        {(void **)&e->u, P, sizeof(real), "the direction u"},
+        {(void **)&e->hu, P, sizeof(real), "H u"},
+        {(void **)&e->x, rows * F, sizeof(real), "batch inputs"},
+        {(void **)&e->xbardot, rows * F, sizeof(real), "input adjoint tangents"},
+        {(void **)&e->targets, rows * C, sizeof(real), "batch targets"},
+        {(void **)&e->labels, rows, sizeof(int32_t), "batch labels"},
+        {(void **)&e->w, rows, sizeof(real), "batch weights"},
+        {(void **)&e->rows, rows, sizeof(int64_t), "batch rows"},
+        {(void **)&e->prob, rows * C, sizeof(real), "probabilities"},
+        {(void **)&e->obar, rows * C, sizeof(real), "output adjoints"},
+        {(void **)&e->obardot, rows * C, sizeof(real), "output adjoint tangents"},
+        {(void **)&e->ell, rows, sizeof(real), "losses"},
+        {(void **)&e->elldot, rows, sizeof(real), "loss tangents"},
+        {(void **)&e->batch_idx, B + rows, sizeof(int64_t), "batch indices"},
+        {(void **)&e->perm, (size_t)run->train->n, sizeof(int64_t), "the epoch permutation"},
+    };
+    for (size_t i = 0; i < sizeof allocs / sizeof allocs[0] && s == MGRAD_OK; i++)
+        s = mgr_alloc_or_fail(ctx, allocs[i].p, allocs[i].n, allocs[i].size, allocs[i].what);
+    if (s == MGRAD_OK) s = R(mgr_graph_ws_create)(ctx, &run->graph, rows, &e->ws);
+    if (s == MGRAD_OK)
+        s = mgr_schedule_create(ctx, run->policy, run->steps, run->slots,
+                                run->opts.checkpoint_k > 0 ? run->opts.checkpoint_k : 4,
+                                &e->sched);
+    if (s == MGRAD_OK)
+        s = mgr_store_create(ctx, run->slots, S * sizeof(real),
+                             run->opts.checkpoint_budget_bytes, run->opts.spill_dir,
+                             &e->store);
+    if (s != MGRAD_OK) engine_destroy(run);
+    return s;
+}
+
+const mgr_engine_vt R(mgr_engine) = {
+    engine_create, engine_destroy, engine_train, engine_reverse, engine_get_params,
+    engine_evaluate,
+};

@@ -1,0 +1,351 @@
+/*
+ * run.c - the public run API: validation of options, ownership, and
+ * dispatch to the typed engine.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "graph/graph.h"
+#include "optim/optim.h"
+#include "run/run_internal.h"
+
+mgrad_status mgrad_run_options_init(mgrad_run_options *opts, uint32_t version)
+{
+    if (opts == NULL) return MGRAD_ERR_NULL;
+    if (version != MGRAD_RUN_OPTIONS_VERSION) return MGRAD_ERR_VERSION;
+    mgrad_run_options d = MGRAD_RUN_OPTIONS_INIT;
+    *opts = d;
+    return MGRAD_OK;
+}
+
+static mgrad_status check_options(mgrad_context *ctx, const mgrad_run_options *o,
+                                  const mgrad_dataset *train)
+{
+    const char *fn = "mgrad_run_create";
+    MGRAD_RETURN_IF(ctx, o->steps < 1, MGRAD_ERR_INVALID,
+                    "%s: options.steps = %lld; set the number of training steps T >= 1",
+                    fn, (long long)o->steps);
+    MGRAD_RETURN_IF(ctx, o->batch_size < 1, MGRAD_ERR_INVALID,
+                    "%s: options.batch_size = %lld; set the batch size B >= 1", fn,
+                    (long long)o->batch_size);
+    MGRAD_RETURN_IF(ctx, o->steps > INT64_MAX / o->batch_size, MGRAD_ERR_INVALID,
+                    "%s: options.steps * options.batch_size overflows", fn);
+    MGRAD_RETURN_IF(ctx, o->loss != MGRAD_LOSS_CROSS_ENTROPY &&
+                    o->loss != MGRAD_LOSS_SQUARED_ERROR, MGRAD_ERR_INVALID,
+                    "%s: options.loss = %d is not an mgrad_loss", fn, (int)o->loss);
+    MGRAD_RETURN_IF(ctx, !(o->label_smoothing >= 0 && o->label_smoothing < 1),
+                    MGRAD_ERR_INVALID, "%s: options.label_smoothing = %g must be in [0, 1)",
+                    fn, o->label_smoothing);
+    MGRAD_RETURN_IF(ctx, o->optimizer != MGRAD_OPTIMIZER_SGD &&
+                    o->optimizer != MGRAD_OPTIMIZER_ADAM &&
+                    o->optimizer != MGRAD_OPTIMIZER_ADAMW, MGRAD_ERR_INVALID,
+                    "%s: options.optimizer = %d is not an mgrad_optimizer", fn,
+                    (int)o->optimizer);
+    MGRAD_RETURN_IF(ctx, !isfinite(o->lr), MGRAD_ERR_INVALID,
+                    "%s: options.lr must be finite", fn);
+    MGRAD_RETURN_IF(ctx, !(o->momentum >= 0 && o->momentum < 1), MGRAD_ERR_INVALID,
+                    "%s: options.momentum = %g must be in [0, 1)", fn, o->momentum);
+    MGRAD_RETURN_IF(ctx, o->nesterov != 0 && o->nesterov != 1, MGRAD_ERR_INVALID,
+                    "%s: options.nesterov must be 0 or 1", fn);
+    MGRAD_RETURN_IF(ctx, o->nesterov && o->optimizer != MGRAD_OPTIMIZER_SGD,
+                    MGRAD_ERR_INVALID, "%s: options.nesterov applies to SGD only", fn);
+    MGRAD_RETURN_IF(ctx, !(o->weight_decay >= 0 && isfinite(o->weight_decay)),
+                    MGRAD_ERR_INVALID, "%s: options.weight_decay = %g must be >= 0", fn,
+                    o->weight_decay);
+    MGRAD_RETURN_IF(ctx, !(o->beta1 >= 0 && o->beta1 < 1), MGRAD_ERR_INVALID,
+                    "%s: options.beta1 = %g must be in [0, 1)", fn, o->beta1);
+    MGRAD_RETURN_IF(ctx, !(o->beta2 >= 0 && o->beta2 < 1), MGRAD_ERR_INVALID,
+                    "%s: options.beta2 = %g must be in [0, 1)", fn, o->beta2);
+    MGRAD_RETURN_IF(ctx, !(o->eps >= 0 && isfinite(o->eps)), MGRAD_ERR_INVALID,
+                    "%s: options.eps = %g must be >= 0", fn, o->eps);
+    MGRAD_RETURN_IF(ctx, !(o->eps_root >= 0 && isfinite(o->eps_root)), MGRAD_ERR_INVALID,
+                    "%s: options.eps_root = %g must be >= 0", fn, o->eps_root);
+    MGRAD_RETURN_IF(ctx, o->optimizer != MGRAD_OPTIMIZER_SGD && o->eps == 0 &&
+                    o->eps_root == 0, MGRAD_ERR_INVALID,
+                    "%s: Adam needs eps > 0 or eps_root > 0 (a zero second moment would "
+                    "divide by zero)", fn);
+    MGRAD_RETURN_IF(ctx, o->checkpoint < MGRAD_CHECKPOINT_STORE_ALL ||
+                    o->checkpoint > MGRAD_CHECKPOINT_AUTO, MGRAD_ERR_INVALID,
+                    "%s: options.checkpoint = %d is not an mgrad_checkpoint", fn,
+                    (int)o->checkpoint);
+    MGRAD_RETURN_IF(ctx, o->checkpoint_slots < 0, MGRAD_ERR_INVALID,
+                    "%s: options.checkpoint_slots must be >= 0", fn);
+    MGRAD_RETURN_IF(ctx, o->checkpoint_k < 0 || o->checkpoint_k == 1, MGRAD_ERR_INVALID,
+                    "%s: options.checkpoint_k = %lld; use 0 (default 4) or >= 2", fn,
+                    (long long)o->checkpoint_k);
+    MGRAD_RETURN_IF(ctx, o->validation == NULL, MGRAD_ERR_ORDER,
+                    "%s: options.validation is NULL; did you forget to set the validation "
+                    "dataset of the output function?", fn);
+    MGRAD_RETURN_IF(ctx, o->validation->ctx != ctx || train->ctx != ctx, MGRAD_ERR_INVALID,
+                    "%s: the model and datasets must come from the same context", fn);
+    if (o->lr_schedule != NULL)
+        for (int64_t t = 0; t < o->steps; t++)
+            MGRAD_RETURN_IF(ctx, !isfinite(o->lr_schedule[t]), MGRAD_ERR_INVALID,
+                            "%s: options.lr_schedule[%lld] is not finite", fn, (long long)t);
+    if (o->batches != NULL)
+        for (int64_t j = 0; j < o->steps * o->batch_size; j++)
+            MGRAD_RETURN_IF(ctx, o->batches[j] < 0 || o->batches[j] >= train->n,
+                            MGRAD_ERR_INVALID, "%s: options.batches[%lld] = %lld is not a "
+                            "row of the training set (size %lld)", fn, (long long)j,
+                            (long long)o->batches[j], (long long)train->n);
+    return MGRAD_OK;
+}
+
+/* Does `ds` carry what the loss needs for `classes` outputs? */
+static mgrad_status check_data(mgrad_context *ctx, const mgrad_dataset *ds,
+                               const char *name, mgrad_loss loss, int64_t features,
+                               int64_t classes)
+{
+    const char *fn = "mgrad_run_create";
+    MGRAD_RETURN_IF(ctx, ds->features != features, MGRAD_ERR_SHAPE,
+                    "%s: the %s set has %lld values per example but the model takes %lld",
+                    fn, name, (long long)ds->features, (long long)features);
+    if (loss == MGRAD_LOSS_CROSS_ENTROPY) {
+        MGRAD_RETURN_IF(ctx, ds->labels == NULL, MGRAD_ERR_ORDER,
+                        "%s: the %s set has no labels; did you forget "
+                        "mgrad_dataset_set_labels?", fn, name);
+        MGRAD_RETURN_IF(ctx, ds->num_classes != classes, MGRAD_ERR_SHAPE,
+                        "%s: the %s set has %d classes but the model has %lld outputs", fn,
+                        name, (int)ds->num_classes, (long long)classes);
+    } else {
+        MGRAD_RETURN_IF(ctx, ds->targets == NULL, MGRAD_ERR_ORDER,
+                        "%s: the %s set has no targets; did you forget "
+                        "mgrad_dataset_set_targets?", fn, name);
+        MGRAD_RETURN_IF(ctx, ds->target_dim != classes, MGRAD_ERR_SHAPE,
+                        "%s: the %s set has %lld targets per example but the model has "
+                        "%lld outputs", fn, name, (long long)ds->target_dim,
+                        (long long)classes);
+    }
+    return MGRAD_OK;
+}
+
+static void run_free(mgrad_run *run)
+{
+    mgrad_context *ctx = run->ctx;
+    if (run->engine != NULL) mgr_engine_of(run)->destroy(run);
+    for (int i = 0; i < run->num_metas; i++) {
+        mgrad_meta *m = run->metas[i];
+        mgr_free(ctx, m->value);
+        mgr_free(ctx, m->grad);
+        mgr_free(ctx, m->rows);
+        if (m->pool != NULL) mgr_dataset_release(m->pool);
+        mgr_free(ctx, m);
+    }
+    mgr_free(ctx, run->input_meta);
+    mgr_free(ctx, run->input_row);
+    mgr_free(ctx, run->batches);
+    mgr_free(ctx, run->lr);
+    mgr_free(ctx, run->theta0);
+    mgr_graph_free(ctx, &run->graph);
+    if (run->train != NULL) mgr_dataset_release(run->train);
+    if (run->val != NULL) mgr_dataset_release(run->val);
+    mgr_free(ctx, run);
+    mgr_context_release(ctx);
+}
+
+mgrad_status mgrad_run_create(mgrad_run **out, mgrad_model *model, mgrad_dataset *train,
+                              const mgrad_run_options *opts)
+{
+    if (model == NULL) return train != NULL ? mgr_error(train->ctx, MGRAD_ERR_NULL,
+                                              "mgrad_run_create: model is NULL")
+                                            : MGRAD_ERR_NULL;
+    mgrad_context *ctx = model->ctx;
+    MGRAD_RETURN_IF(ctx, out == NULL || train == NULL || opts == NULL, MGRAD_ERR_NULL,
+                    "mgrad_run_create: out, train and opts must not be NULL");
+    MGRAD_RETURN_IF(ctx, opts->version != MGRAD_RUN_OPTIONS_VERSION, MGRAD_ERR_VERSION,
+                    "mgrad_run_create: options version %u unknown (this library knows %d); "
+                    "initialise with MGRAD_RUN_OPTIONS_INIT", (unsigned)opts->version,
+                    MGRAD_RUN_OPTIONS_VERSION);
+    MGRAD_RETURN_IF(ctx, model->graph.num_nodes < 2, MGRAD_ERR_ORDER,
+                    "mgrad_run_create: the model has no layers; did you forget "
+                    "mgrad_model_add_dense?");
+    MGRAD_FORWARD(check_options(ctx, opts, train));
+    int64_t features = model->graph.nodes[0].size;
+    int64_t classes = mgr_graph_output(&model->graph)->size;
+    MGRAD_FORWARD(check_data(ctx, train, "training", opts->loss, features, classes));
+    MGRAD_FORWARD(check_data(ctx, opts->validation, "validation", opts->loss, features,
+                             classes));
+
+    mgrad_run *run = NULL;
+    MGRAD_FORWARD(mgr_alloc_or_fail(ctx, (void **)&run, 1, sizeof *run, "a run"));
+    mgr_context_retain(ctx);
+    run->ctx = ctx;
+    run->opts = *opts;
+    run->opts.batches = NULL;
+    run->opts.lr_schedule = NULL;
+    run->opts.spill_dir = NULL;   /* not kept: the store copies the path */
+    run->steps = opts->steps;
+    run->batch = opts->batch_size;
+    run->classes = classes;
+    run->num_params = model->graph.num_params;
+    run->state_len = mgr_optim_state_len(opts->optimizer, (size_t)run->num_params);
+    run->train = train;
+    mgr_dataset_retain(train);
+    run->val = (mgrad_dataset *)opts->validation;
+    mgr_dataset_retain(run->val);
+    run->stats.version = MGRAD_RUN_STATS_VERSION;
+
+    size_t esize = mgr_dtype_size(ctx->dtype);
+    size_t T = (size_t)run->steps, P = (size_t)run->num_params;
+    mgrad_status s = mgr_graph_copy(ctx, &model->graph, &run->graph);
+    if (s == MGRAD_OK)
+        s = mgr_alloc_or_fail(ctx, (void **)&run->lr, T, sizeof(double), "the LR schedule");
+    if (s == MGRAD_OK)
+        s = mgr_alloc_or_fail(ctx, &run->theta0, P, esize, "θ0");
+    if (s == MGRAD_OK && opts->batches != NULL)
+        s = mgr_alloc_or_fail(ctx, (void **)&run->batches, T * (size_t)run->batch,
+                              sizeof(int64_t), "the batches");
+    if (s == MGRAD_OK) {
+        for (size_t t = 0; t < T; t++)
+            run->lr[t] = opts->lr_schedule != NULL ? opts->lr_schedule[t] : opts->lr;
+        mgr_convert(run->theta0, ctx->dtype, model->theta, MGRAD_DTYPE_F64, P, 0);
+        if (opts->batches != NULL)
+            memcpy(run->batches, opts->batches, T * (size_t)run->batch * sizeof(int64_t));
+    }
+    /* Checkpointing: the budget counts whole optimizer states.  With a spill
+       directory the budget limits RAM only, so the schedule is unconstrained. */
+    if (s == MGRAD_OK) {
+        uint64_t state_bytes = (uint64_t)run->state_len * esize;
+        int64_t max_slots = 0;
+        if (opts->checkpoint_budget_bytes > 0 && opts->spill_dir == NULL) {
+            max_slots = (int64_t)(opts->checkpoint_budget_bytes / state_bytes);
+            if (max_slots == 0)
+                s = mgr_error(ctx, MGRAD_ERR_BUDGET, "mgrad_run_create: "
+                              "options.checkpoint_budget_bytes = %llu holds no optimizer "
+                              "state; one state takes %llu bytes and at least 1 slot is "
+                              "needed", (unsigned long long)opts->checkpoint_budget_bytes,
+                              (unsigned long long)state_bytes);
+        }
+        if (s == MGRAD_OK)
+            s = mgr_schedule_plan(ctx, opts->checkpoint, run->steps, opts->checkpoint_slots,
+                                  max_slots,
+                                  opts->checkpoint_k > 0 ? opts->checkpoint_k : 4,
+                                  &run->policy, &run->slots);
+        run->stats.checkpoint = run->policy;
+        run->stats.checkpoint_slots = run->slots;
+        if (s == MGRAD_OK) {
+            /* the store copies spill_dir */
+            run->opts.spill_dir = opts->spill_dir;
+            s = mgr_engine_of(run)->create(run);
+            run->opts.spill_dir = NULL;
+        }
+    }
+    if (s != MGRAD_OK) {
+        run_free(run);
+        return s;
+    }
+    *out = run;
+    return MGRAD_OK;
+}
+
+void mgrad_run_destroy(mgrad_run *run)
+{
+    if (run != NULL) run_free(run);
+}
+
+void mgr_run_invalidate(mgrad_run *run)
+{
+    run->phase = MGR_PHASE_FRESH;
+    run->has_grads = 0;
+}
+
+mgrad_status mgrad_run_train(mgrad_run *run, double *out)
+{
+    if (run == NULL) return MGRAD_ERR_NULL;
+    double phi = 0;
+    run->phase = MGR_PHASE_FRESH;
+    run->has_grads = 0;
+    mgrad_status s = mgr_engine_of(run)->train(run, &phi);
+    if (s != MGRAD_OK) return s;
+    run->phase = MGR_PHASE_TRAINED;
+    if (out != NULL) *out = phi;
+    return MGRAD_OK;
+}
+
+mgrad_status mgrad_run_reverse(mgrad_run *run)
+{
+    if (run == NULL) return MGRAD_ERR_NULL;
+    MGRAD_RETURN_IF(run->ctx, run->phase == MGR_PHASE_FRESH, MGRAD_ERR_ORDER,
+                    "mgrad_run_reverse: no trajectory for the current metaparameter "
+                    "values; did you forget to call mgrad_run_train (after the last "
+                    "mgrad_meta_set_value)?");
+    const mgr_engine_vt *vt = mgr_engine_of(run);
+    if (run->phase == MGR_PHASE_REVERSED) {
+        /* The schedule consumed its checkpoints: replay the forward phase,
+           which is bit-exact, then reverse again. */
+        MGRAD_FORWARD(vt->train(run, NULL));
+    }
+    run->has_grads = 0;
+    mgrad_status s = vt->reverse(run);
+    if (s != MGRAD_OK) {
+        run->phase = MGR_PHASE_FRESH;
+        return s;
+    }
+    run->phase = MGR_PHASE_REVERSED;
+    run->has_grads = 1;
+    return MGRAD_OK;
+}
+
+mgrad_status mgrad_run_num_params(const mgrad_run *run, int64_t *out)
+{
+    if (run == NULL) return MGRAD_ERR_NULL;
+    MGRAD_RETURN_IF(run->ctx, out == NULL, MGRAD_ERR_NULL,
+                    "mgrad_run_num_params: out must not be NULL");
+    *out = run->num_params;
+    return MGRAD_OK;
+}
+
+mgrad_status mgrad_run_get_params(const mgrad_run *run, mgrad_dtype dtype, void *out,
+                                  int64_t count)
+{
+    if (run == NULL) return MGRAD_ERR_NULL;
+    mgrad_context *ctx = run->ctx;
+    MGRAD_RETURN_IF(ctx, out == NULL, MGRAD_ERR_NULL,
+                    "mgrad_run_get_params: out must not be NULL");
+    MGRAD_RETURN_IF(ctx, dtype != MGRAD_DTYPE_F32 && dtype != MGRAD_DTYPE_F64,
+                    MGRAD_ERR_DTYPE, "mgrad_run_get_params: unknown dtype %d", (int)dtype);
+    MGRAD_RETURN_IF(ctx, count != run->num_params, MGRAD_ERR_SIZE,
+                    "mgrad_run_get_params: count = %lld but the model has %lld parameters",
+                    (long long)count, (long long)run->num_params);
+    MGRAD_RETURN_IF(ctx, run->phase == MGR_PHASE_FRESH, MGRAD_ERR_ORDER,
+                    "mgrad_run_get_params: no θ_T yet; did you forget mgrad_run_train?");
+    void *tmp = NULL;
+    MGRAD_FORWARD(mgr_alloc_or_fail(ctx, &tmp, (size_t)count, mgr_dtype_size(ctx->dtype),
+                                    "a parameter copy"));
+    mgr_engine_of(run)->get_params(run, tmp);
+    mgr_convert(out, dtype, tmp, ctx->dtype, (size_t)count, 0);
+    mgr_free(ctx, tmp);
+    return MGRAD_OK;
+}
+
+mgrad_status mgrad_run_evaluate(mgrad_run *run, const mgrad_dataset *ds, double *loss,
+                                double *accuracy)
+{
+    if (run == NULL) return MGRAD_ERR_NULL;
+    mgrad_context *ctx = run->ctx;
+    MGRAD_RETURN_IF(ctx, ds == NULL, MGRAD_ERR_NULL,
+                    "mgrad_run_evaluate: dataset must not be NULL");
+    MGRAD_RETURN_IF(ctx, ds->ctx != ctx, MGRAD_ERR_INVALID,
+                    "mgrad_run_evaluate: the dataset comes from another context");
+    MGRAD_RETURN_IF(ctx, run->phase == MGR_PHASE_FRESH, MGRAD_ERR_ORDER,
+                    "mgrad_run_evaluate: no θ_T yet; did you forget mgrad_run_train?");
+    MGRAD_FORWARD(check_data(ctx, ds, "evaluation", run->opts.loss,
+                             run->graph.nodes[0].size, run->classes));
+    double l = 0, a = 0;
+    MGRAD_FORWARD(mgr_engine_of(run)->evaluate(run, ds, &l, &a));
+    if (loss != NULL) *loss = l;
+    if (accuracy != NULL) *accuracy = a;
+    return MGRAD_OK;
+}
+
+mgrad_status mgrad_run_get_stats(const mgrad_run *run, mgrad_run_stats *out)
+{
+    if (run == NULL) return MGRAD_ERR_NULL;
+    MGRAD_RETURN_IF(run->ctx, out == NULL, MGRAD_ERR_NULL,
+                    "mgrad_run_get_stats: out must not be NULL");
+    MGRAD_RETURN_IF(run->ctx, out->version != MGRAD_RUN_STATS_VERSION, MGRAD_ERR_VERSION,
+                    "mgrad_run_get_stats: stats version %u unknown; initialise with "
+                    "MGRAD_RUN_STATS_INIT", (unsigned)out->version);
+    *out = run->stats;
+    return MGRAD_OK;
+}

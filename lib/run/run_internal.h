@@ -1,0 +1,93 @@
+/*
+ * run_internal.h - the run and metaparameter objects (internal view), and
+ * the typed engine's entry points.
+ *
+ * run.c / meta.c (untyped) own validation and the public API; engine.c
+ * (typed) owns the trajectory: batches, the step function, the driver that
+ * executes a checkpoint schedule, and the reverse pass.
+ */
+#ifndef MGRAD_RUN_INTERNAL_H
+#define MGRAD_RUN_INTERNAL_H
+
+#include "base/base.h"
+#include "data/dataset.h"
+#include "graph/graph.h"
+#include "metagrad/meta.h"
+#include "store/schedule.h"
+#include "store/store.h"
+
+struct mgrad_meta {
+    mgrad_run *run;
+    mgrad_meta_kind kind;
+    int64_t size;          /* number of values */
+    int64_t cols;          /* values per row (INPUTS, SOFT_LABELS), else 1 */
+    void *value;           /* [size] in the context's dtype */
+    void *grad;            /* [size] in the context's dtype */
+    int64_t step_begin, step_end;  /* DATA_WEIGHTS window */
+    int64_t step;          /* POOL_WEIGHTS step k */
+    mgrad_dataset *pool;   /* POOL_WEIGHTS (retained) */
+    int64_t *rows;         /* INPUTS: training rows of the value's rows */
+};
+
+#define MGR_MAX_METAS 64
+
+/* Where the run stands: metagradients need a trajectory of the current
+   metaparameter values. */
+typedef enum mgr_run_phase {
+    MGR_PHASE_FRESH = 0,    /* nothing trained, or values changed since */
+    MGR_PHASE_TRAINED = 1,  /* forward phase done; schedule paused at s_T */
+    MGR_PHASE_REVERSED = 2  /* reverse done; gradients valid */
+} mgr_run_phase;
+
+struct mgrad_run {
+    mgrad_context *ctx;
+    mgr_graph graph;
+    mgrad_dataset *train;
+    mgrad_dataset *val;
+    mgrad_run_options opts;   /* copy; pointers below replace its arrays */
+    int64_t steps, batch, num_params;
+    int64_t classes;          /* output size of the model */
+    int64_t *batches;         /* [T*B] explicit batches, or NULL */
+    double *lr;               /* [T] base schedule */
+    void *theta0;             /* [P] in ctx dtype */
+    int has_grads;            /* gradients of the metas are valid */
+    mgr_run_phase phase;
+
+    int num_metas;
+    mgrad_meta *metas[MGR_MAX_METAS];
+    mgrad_meta *meta_lr, *meta_wd, *meta_momentum, *meta_beta2, *meta_theta0,
+        *meta_soft;
+    int32_t *input_meta;      /* [N]: index into metas of the INPUTS meta, or -1 */
+    int64_t *input_row;       /* [N]: row within that meta */
+
+    /* checkpointing, resolved at create */
+    mgrad_checkpoint policy;
+    int64_t slots;
+    size_t state_len;         /* reals per optimizer state */
+
+    mgrad_run_stats stats;
+    void *engine;             /* typed engine state */
+};
+
+/* Typed engine (engine.c), dispatched by the context's dtype. */
+typedef struct mgr_engine_vt {
+    mgrad_status (*create)(mgrad_run *run);
+    void (*destroy)(mgrad_run *run);
+    mgrad_status (*train)(mgrad_run *run, double *phi);
+    mgrad_status (*reverse)(mgrad_run *run);
+    mgrad_status (*get_params)(const mgrad_run *run, void *out); /* θ_T in ctx dtype */
+    mgrad_status (*evaluate)(mgrad_run *run, const mgrad_dataset *ds, double *loss,
+                             double *accuracy);
+} mgr_engine_vt;
+
+extern const mgr_engine_vt mgr_engine_f32, mgr_engine_f64;
+
+static inline const mgr_engine_vt *mgr_engine_of(const mgrad_run *run)
+{
+    return run->ctx->dtype == MGRAD_DTYPE_F32 ? &mgr_engine_f32 : &mgr_engine_f64;
+}
+
+/* Metas whose values changed: the trajectory is stale. */
+void mgr_run_invalidate(mgrad_run *run);
+
+#endif
