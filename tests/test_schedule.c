@@ -13,6 +13,8 @@
 #include "metagrad/context.h"
 #include "store/schedule.h"
 
+Suite *make_suite(void);
+
 /* ------------------------------------------------------------------------ */
 /* Oracles. */
 
@@ -331,18 +333,28 @@ START_TEST(test_replay_powers)
     mgrad_context *ctx = new_ctx();
     sim r;
     int64_t ns;
-    /* T = k^d: slots 1 + d(k-1); recomputed (d-1)·T·(k-1)/k, the spine
-       being free: each level below the top replays (k-1)/k of the run. */
+    /* T = k^d: slots 1 + d(k-1).  A lazy subtree over n = k^j steps replays
+       P(n) = (k-1)/k · n · j steps; the spine costs nothing beyond the
+       forward pass, so recomputed = (k-1) · Σ_{j<d} P(k^j).  For k = 2 that
+       is (d-2)·T/2 + 1. */
     check_replay(ctx, 4096, 4, &r, &ns);
     ck_assert_int_eq(ns, 1 + 6 * 3);
     check_replay(ctx, 4096, 2, &r, &ns);
     ck_assert_int_eq(ns, 1 + 12);
     check_replay(ctx, 1024, 2, &r, &ns);
     ck_assert_int_eq(ns, 11);
-    ck_assert_int_eq(r.recomputed, 9 * 512);
+    ck_assert_int_eq(r.recomputed, 8 * 512 + 1);
+    /* in general T·((k-1)/k·d − 1) + 1, as docs/checkpointing.md states */
+    for (int64_t k = 2; k <= 6; k++) {
+        for (int64_t d = 1, T = k; T <= 5000; d++, T *= k) {
+            check_replay(ctx, T, k, &r, &ns);
+            ck_assert_int_eq(ns, 1 + d * (k - 1));
+            ck_assert_int_eq(r.recomputed, T / k * (k - 1) * d - T + 1);
+        }
+    }
     check_replay(ctx, 81, 3, &r, &ns);
     ck_assert_int_eq(ns, 1 + 4 * 2);
-    ck_assert_int_eq(r.recomputed, 3 * 54);
+    ck_assert_int_eq(r.recomputed, 2 * (54 + 12 + 2)); /* P(27), P(9), P(3) */
     mgrad_context_destroy(ctx);
 }
 END_TEST

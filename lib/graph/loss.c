@@ -130,6 +130,7 @@ void R(mgr_loss_tangent_backward)(const R(mgr_loss_batch) *lb, const real *o,
                                   const real *prob, const real *odot,
                                   real *obardot)
 {
+    (void)o; /* neither loss's Hessian depends on o beyond p */
     size_t rows = lb->rows, c = lb->classes;
     for (size_t i = 0; i < rows; i++) {
         double sw = (double)lb->scale * row_weight(lb, i);

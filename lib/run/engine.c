@@ -130,7 +130,7 @@ static int gather(const mgrad_run *run, engine *e, const chunk *c)
         int64_t i = c->rows[r];
         e->rows[r] = i;
         const real *src = X + (size_t)i * F;
-        if (c->is_train && run->input_meta[i] >= 0) {
+        if (c->is_train && run->input_meta != NULL && run->input_meta[i] >= 0) {
             const mgrad_meta *m = run->metas[run->input_meta[i]];
             src = (const real *)m->value + (size_t)run->input_row[i] * F;
         }

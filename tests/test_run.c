@@ -1,0 +1,398 @@
+/*
+ * test_run.c - whole-run metagradients against central finite differences
+ * of whole training runs (f64), f32 against f64, determinism.
+ *
+ * For every optimizer and every metaparameter kind: train an MLP with two
+ * hidden layers for 12 steps, take the metagradient g = dφ/dz, pick a random
+ * direction v, and compare ⟨g, v⟩ with (φ(z + hv) − φ(z − hv)) / 2h.
+ */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "metagrad.h"
+#include "testutil.h"
+
+enum { NTRAIN = 24, NVAL = 16, NPOOL = 10, F = 6, C = 3, T = 12, B = 6 };
+
+typedef struct config {
+    const char *name;
+    mgrad_optimizer opt;
+    double lr, momentum, weight_decay, eps_root;
+    int nesterov;
+    mgrad_loss loss;
+    double smoothing;
+    int residual;
+} config;
+
+static const config CONFIGS[] = {
+    {"sgd", MGRAD_OPTIMIZER_SGD, 0.3, 0.0, 0.01, 0, 0, MGRAD_LOSS_CROSS_ENTROPY, 0, 0},
+    {"momentum", MGRAD_OPTIMIZER_SGD, 0.2, 0.9, 0.01, 0, 0, MGRAD_LOSS_CROSS_ENTROPY, 0, 0},
+    {"nesterov", MGRAD_OPTIMIZER_SGD, 0.2, 0.8, 0.01, 0, 1, MGRAD_LOSS_CROSS_ENTROPY, 0, 0},
+    {"adam", MGRAD_OPTIMIZER_ADAM, 0.02, 0.9, 0.01, 1e-4, 0, MGRAD_LOSS_CROSS_ENTROPY, 0, 0},
+    {"adamw", MGRAD_OPTIMIZER_ADAMW, 0.02, 0.9, 0.05, 1e-4, 0, MGRAD_LOSS_CROSS_ENTROPY, 0, 0},
+};
+#define NCONFIGS ((int)(sizeof CONFIGS / sizeof CONFIGS[0]))
+
+static const config SQUARED = {"squared", MGRAD_OPTIMIZER_SGD, 0.1, 0.5, 0.01, 0, 0,
+                               MGRAD_LOSS_SQUARED_ERROR, 0, 1};
+static const config SMOOTHED = {"smoothed", MGRAD_OPTIMIZER_SGD, 0.3, 0.5, 0.01, 0, 0,
+                                MGRAD_LOSS_CROSS_ENTROPY, 0.1, 1};
+
+typedef struct fixture {
+    mgrad_context *ctx;
+    mgrad_model *model;
+    mgrad_dataset *train, *val, *pool;
+    mgrad_run *run;
+} fixture;
+
+static void make_data(mgrad_context *ctx, int n, uint64_t seed, mgrad_loss loss,
+                      mgrad_dataset **out)
+{
+    double x[NTRAIN * F], y[NTRAIN * C];
+    int32_t labels[NTRAIN];
+    uint64_t s = seed;
+    tu_fill(x, (size_t)n * F, &s, 1.5);
+    tu_fill(y, (size_t)n * C, &s, 1.0);
+    for (int i = 0; i < n; i++) labels[i] = (int32_t)((tu_rand(&s) + 1) * 1.5) % C;
+    int64_t shape[1] = {F};
+    ck_assert_int_eq(mgrad_dataset_create(out, ctx, n, 1, shape, MGRAD_DTYPE_F64, x), MGRAD_OK);
+    if (loss == MGRAD_LOSS_CROSS_ENTROPY)
+        ck_assert_int_eq(mgrad_dataset_set_labels(*out, labels, n, C), MGRAD_OK);
+    else
+        ck_assert_int_eq(mgrad_dataset_set_targets(*out, MGRAD_DTYPE_F64, y, n, C), MGRAD_OK);
+}
+
+static void setup(fixture *fx, const config *cfg, mgrad_dtype dtype)
+{
+    mgrad_context_options co = MGRAD_CONTEXT_OPTIONS_INIT;
+    co.dtype = dtype;
+    co.seed = 7;
+    ck_assert_int_eq(mgrad_context_create(&fx->ctx, &co), MGRAD_OK);
+    int64_t shape[1] = {F};
+    ck_assert_int_eq(mgrad_model_create(&fx->model, fx->ctx, 1, shape), MGRAD_OK);
+    ck_assert_int_eq(mgrad_model_add_dense(fx->model, 8, MGRAD_INIT_DEFAULT), MGRAD_OK);
+    ck_assert_int_eq(mgrad_model_add_activation(fx->model, MGRAD_ACTIVATION_TANH), MGRAD_OK);
+    int32_t mark = 0;
+    ck_assert_int_eq(mgrad_model_mark(fx->model, &mark), MGRAD_OK);
+    ck_assert_int_eq(mgrad_model_add_dense(fx->model, 8, MGRAD_INIT_XAVIER_NORMAL), MGRAD_OK);
+    ck_assert_int_eq(mgrad_model_add_activation(fx->model, MGRAD_ACTIVATION_GELU), MGRAD_OK);
+    if (cfg->residual)
+        ck_assert_int_eq(mgrad_model_add_residual(fx->model, mark), MGRAD_OK);
+    ck_assert_int_eq(mgrad_model_add_dense(fx->model, C, MGRAD_INIT_DEFAULT), MGRAD_OK);
+    ck_assert_int_eq(mgrad_model_add_scale(fx->model, 0.5), MGRAD_OK);
+    make_data(fx->ctx, NTRAIN, 11, cfg->loss, &fx->train);
+    make_data(fx->ctx, NVAL, 23, cfg->loss, &fx->val);
+    make_data(fx->ctx, NPOOL, 37, cfg->loss, &fx->pool);
+
+    mgrad_run_options o = MGRAD_RUN_OPTIONS_INIT;
+    o.steps = T;
+    o.batch_size = B;
+    o.shuffle_seed = 5;
+    o.optimizer = cfg->opt;
+    o.lr = cfg->lr;
+    o.momentum = cfg->opt == MGRAD_OPTIMIZER_SGD ? cfg->momentum : 0;
+    o.beta1 = cfg->opt == MGRAD_OPTIMIZER_SGD ? 0.9 : cfg->momentum;
+    o.nesterov = cfg->nesterov;
+    o.weight_decay = cfg->weight_decay;
+    o.eps_root = cfg->eps_root;
+    o.loss = cfg->loss;
+    o.label_smoothing = cfg->smoothing;
+    o.validation = fx->val;
+    ck_assert_int_eq(mgrad_run_create(&fx->run, fx->model, fx->train, &o), MGRAD_OK);
+}
+
+static void teardown(fixture *fx)
+{
+    mgrad_run_destroy(fx->run);
+    mgrad_dataset_destroy(fx->train);
+    mgrad_dataset_destroy(fx->val);
+    mgrad_dataset_destroy(fx->pool);
+    mgrad_model_destroy(fx->model);
+    mgrad_context_destroy(fx->ctx);
+}
+
+static mgrad_meta *add_meta(fixture *fx, mgrad_meta_kind kind, int variant)
+{
+    mgrad_meta_options mo = MGRAD_META_OPTIONS_INIT;
+    static const int64_t rows[3] = {3, 17, 8};
+    if (kind == MGRAD_META_DATA_WEIGHTS && variant == 1) {
+        mo.step_begin = 4;
+        mo.step_end = 9;
+    }
+    if (kind == MGRAD_META_POOL_WEIGHTS) {
+        mo.step = 7;
+        mo.pool = fx->pool;
+    }
+    if (kind == MGRAD_META_INPUTS) {
+        mo.rows = rows;
+        mo.num_rows = 3;
+    }
+    mgrad_meta *m = NULL;
+    mgrad_status s = mgrad_run_add_meta(&m, fx->run, kind, &mo);
+    ck_assert_msg(s == MGRAD_OK, "add_meta: %s", mgrad_context_last_error(fx->ctx));
+    return m;
+}
+
+static double train_phi(fixture *fx)
+{
+    double phi = 0;
+    mgrad_status s = mgrad_run_train(fx->run, &phi);
+    ck_assert_msg(s == MGRAD_OK, "train: %s", mgrad_context_last_error(fx->ctx));
+    return phi;
+}
+
+/* Relative error of the directional metagradient against central FD. */
+static double fd_check(fixture *fx, mgrad_meta *m, uint64_t seed, double *out_dir)
+{
+    int64_t n = 0;
+    ck_assert_int_eq(mgrad_meta_size(m, &n), MGRAD_OK);
+    double *z = malloc((size_t)n * sizeof *z), *g = malloc((size_t)n * sizeof *g);
+    double *v = malloc((size_t)n * sizeof *v), *zz = malloc((size_t)n * sizeof *zz);
+    ck_assert_int_eq(mgrad_meta_get_value(m, MGRAD_DTYPE_F64, z, n), MGRAD_OK);
+    train_phi(fx);
+    mgrad_status s = mgrad_run_reverse(fx->run);
+    ck_assert_msg(s == MGRAD_OK, "reverse: %s", mgrad_context_last_error(fx->ctx));
+    ck_assert_int_eq(mgrad_meta_get_grad(m, MGRAD_DTYPE_F64, g, n), MGRAD_OK);
+    uint64_t st = seed;
+    tu_fill(v, (size_t)n, &st, 1.0);
+    mgrad_meta_kind kind;
+    mgrad_meta_kind_of(m, &kind);
+    double scale = 1.0;
+    if (kind == MGRAD_META_MOMENTUM || kind == MGRAD_META_BETA2) v[0] = -1.0; /* stay < 1 */
+    if (kind == MGRAD_META_WEIGHT_DECAY) v[0] = 1.0;
+    double dir = 0;
+    for (int64_t i = 0; i < n; i++) dir += g[i] * v[i];
+    double h = 1e-5 * scale, phi_p, phi_m;
+    for (int64_t i = 0; i < n; i++) zz[i] = z[i] + h * v[i];
+    ck_assert_int_eq(mgrad_meta_set_value(m, MGRAD_DTYPE_F64, zz, n), MGRAD_OK);
+    phi_p = train_phi(fx);
+    for (int64_t i = 0; i < n; i++) zz[i] = z[i] - h * v[i];
+    ck_assert_int_eq(mgrad_meta_set_value(m, MGRAD_DTYPE_F64, zz, n), MGRAD_OK);
+    phi_m = train_phi(fx);
+    ck_assert_int_eq(mgrad_meta_set_value(m, MGRAD_DTYPE_F64, z, n), MGRAD_OK);
+    double fd = (phi_p - phi_m) / (2 * h);
+    free(z);
+    free(g);
+    free(v);
+    free(zz);
+    if (out_dir != NULL) *out_dir = dir;
+    return tu_rel_err(dir, fd, 1e-8);
+}
+
+static const mgrad_meta_kind KINDS[] = {
+    MGRAD_META_DATA_WEIGHTS, MGRAD_META_DATA_WEIGHTS, MGRAD_META_POOL_WEIGHTS,
+    MGRAD_META_INPUTS, MGRAD_META_SOFT_LABELS, MGRAD_META_LR_SCHEDULE,
+    MGRAD_META_WEIGHT_DECAY, MGRAD_META_MOMENTUM, MGRAD_META_BETA2,
+    MGRAD_META_INITIAL_PARAMS,
+};
+static const char *KIND_NAMES[] = {
+    "data_weights", "data_weights[4,9)", "pool_weights@7", "inputs[3 rows]", "soft_labels",
+    "lr_schedule", "weight_decay", "momentum/beta1", "beta2", "initial_params",
+};
+#define NKINDS ((int)(sizeof KINDS / sizeof KINDS[0]))
+
+static void check_config(const config *cfg)
+{
+    for (int k = 0; k < NKINDS; k++) {
+        if (KINDS[k] == MGRAD_META_BETA2 && cfg->opt == MGRAD_OPTIMIZER_SGD) continue;
+        if (KINDS[k] == MGRAD_META_MOMENTUM && cfg->opt == MGRAD_OPTIMIZER_SGD &&
+            cfg->momentum == 0)
+            continue; /* μ = 0 sits on the boundary of its range */
+        fixture fx;
+        setup(&fx, cfg, MGRAD_DTYPE_F64);
+        mgrad_meta *m = add_meta(&fx, KINDS[k], k == 1);
+        double dir = 0;
+        double err = fd_check(&fx, m, 1000 + (uint64_t)k, &dir);
+        printf("fd %-9s %-18s <g,v> = %+.10e  rel err %.2e\n", cfg->name, KIND_NAMES[k],
+               dir, err);
+        ck_assert_msg(err <= 1e-6, "%s / %s: metagradient %.12e vs finite differences, "
+                      "relative error %.3e", cfg->name, KIND_NAMES[k], dir, err);
+        teardown(&fx);
+    }
+}
+
+START_TEST(test_fd_optimizers)
+{
+    check_config(&CONFIGS[_i]);
+}
+END_TEST
+
+START_TEST(test_fd_squared_error_residual)
+{
+    check_config(&SQUARED);
+}
+END_TEST
+
+START_TEST(test_fd_label_smoothing)
+{
+    check_config(&SMOOTHED);
+}
+END_TEST
+
+/* All metaparameters registered at once give the gradients each gives
+   alone (the soft-label path replaces the label path, hence 1e-12). */
+START_TEST(test_all_metas_together)
+{
+    const config *cfg = &CONFIGS[3];
+    fixture all;
+    setup(&all, cfg, MGRAD_DTYPE_F64);
+    mgrad_meta *ms[NKINDS];
+    for (int k = 0; k < NKINDS; k++) {
+        if (k == 1) { /* a second DATA_WEIGHTS window may not overlap the first */
+            mgrad_meta_options mo = MGRAD_META_OPTIONS_INIT;
+            mo.step_begin = 4;
+            mo.step_end = 9;
+            mgrad_meta *m = NULL;
+            ck_assert_int_eq(mgrad_run_add_meta(&m, all.run, KINDS[k], &mo), MGRAD_ERR_INVALID);
+            ck_assert_ptr_null(m);
+            ms[k] = NULL;
+            continue;
+        }
+        ms[k] = add_meta(&all, KINDS[k], 0);
+    }
+    train_phi(&all);
+    ck_assert_int_eq(mgrad_run_reverse(all.run), MGRAD_OK);
+    for (int k = 0; k < NKINDS; k++) {
+        if (ms[k] == NULL) continue;
+        fixture one;
+        setup(&one, cfg, MGRAD_DTYPE_F64);
+        mgrad_meta *m = add_meta(&one, KINDS[k], 0);
+        train_phi(&one);
+        ck_assert_int_eq(mgrad_run_reverse(one.run), MGRAD_OK);
+        int64_t n = 0;
+        mgrad_meta_size(m, &n);
+        double *a = malloc((size_t)n * sizeof *a), *b = malloc((size_t)n * sizeof *b);
+        ck_assert_int_eq(mgrad_meta_get_grad(ms[k], MGRAD_DTYPE_F64, a, n), MGRAD_OK);
+        ck_assert_int_eq(mgrad_meta_get_grad(m, MGRAD_DTYPE_F64, b, n), MGRAD_OK);
+        for (int64_t i = 0; i < n; i++)
+            ck_assert_msg(tu_rel_err(a[i], b[i], 1e-10) < 1e-12, "%s[%lld]: %.17g vs %.17g",
+                          KIND_NAMES[k], (long long)i, a[i], b[i]);
+        free(a);
+        free(b);
+        teardown(&one);
+    }
+    teardown(&all);
+}
+END_TEST
+
+static void metagrads(const config *cfg, mgrad_dtype dtype, double *theta_out,
+                      double *lr_grad, double *w_grad, double *x_grad)
+{
+    fixture fx;
+    setup(&fx, cfg, dtype);
+    mgrad_meta *lr = add_meta(&fx, MGRAD_META_LR_SCHEDULE, 0);
+    mgrad_meta *w = add_meta(&fx, MGRAD_META_DATA_WEIGHTS, 0);
+    mgrad_meta *x = add_meta(&fx, MGRAD_META_INPUTS, 0);
+    train_phi(&fx);
+    ck_assert_int_eq(mgrad_run_reverse(fx.run), MGRAD_OK);
+    int64_t P = 0;
+    mgrad_run_num_params(fx.run, &P);
+    if (theta_out != NULL)
+        ck_assert_int_eq(mgrad_run_get_params(fx.run, MGRAD_DTYPE_F64, theta_out, P), MGRAD_OK);
+    ck_assert_int_eq(mgrad_meta_get_grad(lr, MGRAD_DTYPE_F64, lr_grad, T), MGRAD_OK);
+    ck_assert_int_eq(mgrad_meta_get_grad(w, MGRAD_DTYPE_F64, w_grad, NTRAIN), MGRAD_OK);
+    ck_assert_int_eq(mgrad_meta_get_grad(x, MGRAD_DTYPE_F64, x_grad, 3 * F), MGRAD_OK);
+    teardown(&fx);
+}
+
+static double rel_norm_err(const double *a, const double *b, int n)
+{
+    double d = 0, s = 0;
+    for (int i = 0; i < n; i++) {
+        d += (a[i] - b[i]) * (a[i] - b[i]);
+        s += b[i] * b[i];
+    }
+    return sqrt(d / s);
+}
+
+START_TEST(test_f32_matches_f64)
+{
+    const config *cfg = &CONFIGS[_i];
+    double lr32[T], lr64[T], w32[NTRAIN], w64[NTRAIN], x32[3 * F], x64[3 * F];
+    metagrads(cfg, MGRAD_DTYPE_F32, NULL, lr32, w32, x32);
+    metagrads(cfg, MGRAD_DTYPE_F64, NULL, lr64, w64, x64);
+    double e1 = rel_norm_err(lr32, lr64, T), e2 = rel_norm_err(w32, w64, NTRAIN),
+           e3 = rel_norm_err(x32, x64, 3 * F);
+    printf("f32 vs f64 %-9s lr %.2e  weights %.2e  inputs %.2e\n", cfg->name, e1, e2, e3);
+    ck_assert_msg(e1 < 1e-3 && e2 < 1e-3 && e3 < 1e-3,
+                  "%s: f32 and f64 metagradients differ: %.3e %.3e %.3e", cfg->name, e1, e2,
+                  e3);
+}
+END_TEST
+
+START_TEST(test_determinism)
+{
+    const config *cfg = &CONFIGS[_i];
+    enum { PMAX = 1024 };
+    double th1[PMAX], th2[PMAX], lr1[T], lr2[T], w1[NTRAIN], w2[NTRAIN], x1[3 * F], x2[3 * F];
+    metagrads(cfg, MGRAD_DTYPE_F32, th1, lr1, w1, x1);
+    metagrads(cfg, MGRAD_DTYPE_F32, th2, lr2, w2, x2);
+    ck_assert(memcmp(lr1, lr2, sizeof lr1) == 0);
+    ck_assert(memcmp(w1, w2, sizeof w1) == 0);
+    ck_assert(memcmp(x1, x2, sizeof x1) == 0);
+    metagrads(cfg, MGRAD_DTYPE_F64, th1, lr1, w1, x1);
+    metagrads(cfg, MGRAD_DTYPE_F64, th2, lr2, w2, x2);
+    ck_assert(memcmp(lr1, lr2, sizeof lr1) == 0);
+    ck_assert(memcmp(w1, w2, sizeof w1) == 0);
+    ck_assert(memcmp(x1, x2, sizeof x1) == 0);
+}
+END_TEST
+
+/* Reverse twice (the second replays the trajectory) gives the same bits. */
+START_TEST(test_reverse_repeatable)
+{
+    fixture fx;
+    setup(&fx, &CONFIGS[1], MGRAD_DTYPE_F64);
+    mgrad_meta *lr = add_meta(&fx, MGRAD_META_LR_SCHEDULE, 0);
+    double g1[T], g2[T];
+    train_phi(&fx);
+    ck_assert_int_eq(mgrad_run_reverse(fx.run), MGRAD_OK);
+    ck_assert_int_eq(mgrad_meta_get_grad(lr, MGRAD_DTYPE_F64, g1, T), MGRAD_OK);
+    ck_assert_int_eq(mgrad_run_reverse(fx.run), MGRAD_OK);
+    ck_assert_int_eq(mgrad_meta_get_grad(lr, MGRAD_DTYPE_F64, g2, T), MGRAD_OK);
+    ck_assert(memcmp(g1, g2, sizeof g1) == 0);
+    mgrad_run_stats st = MGRAD_RUN_STATS_INIT;
+    ck_assert_int_eq(mgrad_run_get_stats(fx.run, &st), MGRAD_OK);
+    ck_assert_int_eq(st.reverse_steps, T);
+    ck_assert_int_eq(st.steps_run, T);
+    ck_assert_int_eq(st.steps_recomputed, 0);
+    teardown(&fx);
+}
+END_TEST
+
+/* Divergence is reported with the step and leaves the run reusable. */
+START_TEST(test_divergence_reported)
+{
+    fixture fx;
+    config cfg = CONFIGS[0];
+    cfg.lr = 1e300;
+    setup(&fx, &cfg, MGRAD_DTYPE_F64);
+    double phi = 123;
+    mgrad_status s = mgrad_run_train(fx.run, &phi);
+    ck_assert_int_eq(s, MGRAD_ERR_NONFINITE);
+    ck_assert_double_eq(phi, 123);
+    ck_assert_ptr_nonnull(strstr(mgrad_context_last_error(fx.ctx), "step "));
+    ck_assert_int_eq(mgrad_run_reverse(fx.run), MGRAD_ERR_ORDER);
+    teardown(&fx);
+}
+END_TEST
+
+Suite *make_suite(void)
+{
+    Suite *s = suite_create("run");
+    TCase *tc = tcase_create("whole-run");
+    tcase_set_timeout(tc, 600);
+    tcase_add_loop_test(tc, test_fd_optimizers, 0, NCONFIGS);
+    tcase_add_test(tc, test_fd_squared_error_residual);
+    tcase_add_test(tc, test_fd_label_smoothing);
+    tcase_add_loop_test(tc, test_f32_matches_f64, 0, NCONFIGS);
+    tcase_add_loop_test(tc, test_determinism, 0, NCONFIGS);
+    tcase_add_test(tc, test_all_metas_together);
+    tcase_add_test(tc, test_reverse_repeatable);
+    tcase_add_test(tc, test_divergence_reported);
+    suite_add_tcase(s, tc);
+    return s;
+}
