@@ -12,11 +12,18 @@
 
 #include "metagrad/context.h"
 #include "store/schedule.h"
+#include "testutil.h"
 
 Suite *make_suite(void);
 
 /* ------------------------------------------------------------------------ */
 /* Oracles. */
+
+/* Uniform in [0, 1). */
+static double tu01(uint64_t *state)
+{
+    return 0.5 * (tu_rand(state) + 1.0);
+}
 
 /* β(c, r) = C(c + r, c) for the small values the tests use (exact in
    double up to 2^53; asserted). */
@@ -437,6 +444,8 @@ START_TEST(test_errors)
                  "options.checkpoint_k");
     expect_error(ctx, MGRAD_CHECKPOINT_REPLAY, 10, 0, 0, -3, MGRAD_ERR_INVALID,
                  "options.checkpoint_k");
+    expect_error(ctx, MGRAD_CHECKPOINT_REPLAY, 10, 0, 0, (int64_t)1 << 40, MGRAD_ERR_INVALID,
+                 "options.checkpoint_k");
     expect_error(ctx, (mgrad_checkpoint)99, 10, 0, 0, 0, MGRAD_ERR_INVALID, "options.checkpoint");
     expect_error(ctx, MGRAD_CHECKPOINT_AUTO, 10, 0, -1, 0, MGRAD_ERR_INVALID, "budget");
 
@@ -474,6 +483,22 @@ START_TEST(test_errors)
 }
 END_TEST
 
+/* Random (T, slots, k), beyond the hand-picked grids. */
+START_TEST(test_random_configurations)
+{
+    mgrad_context *ctx = new_ctx();
+    uint64_t rng = 12345;
+    for (int it = 0; it < 60; it++) {
+        int64_t T = 1 + (int64_t)((tu01(&rng)) * 20000.0);
+        int64_t s = 1 + (int64_t)(tu01(&rng) * 40.0);
+        int64_t k = 2 + (int64_t)(tu01(&rng) * 8.0);
+        check_binomial(ctx, T, s);
+        check_replay(ctx, T, k, NULL, NULL);
+    }
+    mgrad_context_destroy(ctx);
+}
+END_TEST
+
 /* Long runs stay cheap to generate: the generators keep O(slots + log T)
    state, not an action list. */
 START_TEST(test_long_run)
@@ -505,6 +530,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_binomial_beats_replay_at_equal_slots);
     tcase_add_test(tc, test_auto);
     tcase_add_test(tc, test_errors);
+    tcase_add_test(tc, test_random_configurations);
     tcase_add_test(tc, test_long_run);
     suite_add_tcase(s, tc);
     return s;

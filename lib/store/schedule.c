@@ -91,8 +91,10 @@ static int64_t replay_extra_slots(int64_t n, int64_t k)
     return extra;
 }
 
-/* a + floor(i·n/p) without overflow for n up to INT64_MAX/2: the i-th of p
-   segment boundaries of [a, a + n). */
+#define REPLAY_MAX_K (1 << 20)
+
+/* a + floor(i·n/p), the i-th of p segment boundaries of [a, a + n), without
+   forming i·n: (n mod p)·i < p² fits for p <= REPLAY_MAX_K. */
 static int64_t boundary(int64_t a, int64_t n, int64_t p, int64_t i)
 {
     return a + (n / p) * i + ((n % p) * i) / p;
@@ -128,9 +130,11 @@ mgrad_status mgr_schedule_plan(mgrad_context *ctx, mgrad_checkpoint policy,
     MGRAD_RETURN_IF(ctx, max_slots < 0, MGRAD_ERR_INVALID,
                     "checkpoint budget of %lld slots must be >= 0 (0: unlimited)",
                     (long long)max_slots);
-    MGRAD_RETURN_IF(ctx, k == 1 || k < 0, MGRAD_ERR_INVALID,
-                    "options.checkpoint_k = %lld must be >= 2 (0: default 4)",
-                    (long long)k);
+    /* The cap keeps segment arithmetic (i·(n mod k) < k²) in range; a tree
+       that wide would need a million slots per level anyway. */
+    MGRAD_RETURN_IF(ctx, k == 1 || k < 0 || k > REPLAY_MAX_K, MGRAD_ERR_INVALID,
+                    "options.checkpoint_k = %lld must be in 2 .. %d (0: default 4)",
+                    (long long)k, REPLAY_MAX_K);
 
     /* More slots than steps can never be used: store-all needs exactly T. */
     int64_t useful = slots < steps ? slots : steps;
