@@ -23,7 +23,7 @@
  *   BETA2           [1]        Adam β2.
  *   INITIAL_PARAMS  [P]        θ0.
  * Each kind may be registered once, except DATA_WEIGHTS (disjoint windows),
- * POOL_WEIGHTS (distinct steps) and INPUTS (disjoint rows).
+ * POOL_WEIGHTS (any number, any steps) and INPUTS (disjoint rows).
  *
  * Setting a value invalidates the trajectory: train again before reverse.
  * Thread safety: as the run's context.

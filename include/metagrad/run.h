@@ -97,9 +97,9 @@ MGRAD_API mgrad_status mgrad_run_options_init(mgrad_run_options *opts,
                                               uint32_t version);
 
 /**
- * Create a run.  It copies θ0 from `model` and keeps references to the
- * model's layers, `train` and opts->validation (the caller may destroy its
- * handles afterwards); those datasets become read-only.
+ * Create a run.  It copies the model's layers and θ0, and keeps references
+ * to `train` and opts->validation (the caller may destroy all its handles
+ * afterwards); those datasets become read-only while the run lives.
  * @param[out] out  the run, owned by the caller (mgrad_run_destroy).
  * @return MGRAD_OK; MGRAD_ERR_NULL; MGRAD_ERR_VERSION; MGRAD_ERR_INVALID (a
  *         value out of range; the message names the field); MGRAD_ERR_SHAPE
