@@ -164,10 +164,16 @@ static R(mgr_loss_batch) loss_of(const mgrad_run *run, const engine *e, const ch
     return lb;
 }
 
-/* Forward (and, unless skip_backward, backward into grad) of one chunk.
-   Returns the chunk's weighted loss. */
-static double chunk_forward_backward(const mgrad_run *run, engine *e, const chunk *c,
-                                     const real *theta, real *grad, int skip_backward)
+/* ---- the model seam -----------------------------------------------------
+   Everything the trajectory asks of the model and its loss on a gathered
+   chunk (e->x, e->labels, e->targets, e->w) goes through these two
+   functions; a model of another kind plugs in here. */
+
+/* Forward (and, unless skip_backward, backward into grad += ...) of one
+   chunk at theta.  Returns the chunk's weighted loss scale Σ w_i ℓ_i and
+   leaves what model_rop needs in the workspace. */
+static double model_value_grad(const mgrad_run *run, engine *e, const chunk *c,
+                               const real *theta, real *grad, int skip_backward)
 {
     R(mgr_graph_forward)(&run->graph, e->ws, c->count, theta, e->x);
     const real *o = e->ws->val[run->graph.num_nodes - 1];
@@ -179,6 +185,37 @@ static double chunk_forward_backward(const mgrad_run *run, engine *e, const chun
                               NULL);
     }
     return loss;
+}
+
+/* The R-op pass along u on the chunk last passed to model_value_grad:
+   e->elldot = ℓ̇_i (unweighted); unless the chunk's weights are all zero
+   (then its backward was skipped and adds nothing), hu += H u and, when
+   xbardot is not NULL, xbardot = (x̄_i)˙.  Returns ȯ, the outputs' tangent
+   [rows, classes]. */
+static const real *model_rop(const mgrad_run *run, engine *e, const chunk *c,
+                             const real *theta, const real *u, int all_zero, real *hu,
+                             real *xbardot)
+{
+    const mgr_graph *g = &run->graph;
+    size_t rows = c->count;
+    R(mgr_graph_tangent)(g, e->ws, rows, theta, u, e->x, NULL);
+    const real *o = e->ws->val[g->num_nodes - 1];
+    const real *odot = e->ws->tan[g->num_nodes - 1];
+    R(mgr_loss_batch) lb = loss_of(run, e, c);
+    R(mgr_loss_tangent)(&lb, o, e->prob, odot, e->elldot);
+    if (!all_zero) {
+        R(mgr_loss_tangent_backward)(&lb, o, e->prob, odot, e->obardot);
+        if (xbardot != NULL) R(mgr_zero)(rows * e->features, xbardot);
+        R(mgr_graph_tangent_backward)(g, e->ws, rows, theta, u, e->x, NULL, e->obardot, hu,
+                                      xbardot);
+    }
+    return odot;
+}
+
+/* The model's outputs [rows, classes] for the chunk last evaluated. */
+static const real *model_outputs(const mgrad_run *run, const engine *e)
+{
+    return e->ws->val[run->graph.num_nodes - 1];
 }
 
 /* Visit the chunks of step t.  The gradient pass visits the batch last and
@@ -225,7 +262,7 @@ static mgrad_status grad_chunk(mgrad_run *run, engine *e, const chunk *c, int64_
     int all_zero = gather(run, e, c);
     acc->batch_resident = 0;
     if (all_zero) return MGRAD_OK;
-    acc->loss += chunk_forward_backward(run, e, c, e->state, e->grad, 0);
+    acc->loss += model_value_grad(run, e, c, e->state, e->grad, 0);
     acc->batch_resident = c->is_batch;
     return MGRAD_OK;
 }
@@ -291,27 +328,17 @@ static mgrad_status rop_chunk(mgrad_run *run, engine *e, const chunk *c, int64_t
 {
     rop_arg *ra = arg;
     (void)t;
-    const mgr_graph *g = &run->graph;
     int all_zero;
     if (c->is_batch && ra->batch_resident) {
         all_zero = 0;    /* resident means it was computed, so not all zero */
     } else {
         all_zero = gather(run, e, c);
-        chunk_forward_backward(run, e, c, e->state, NULL, all_zero);
+        model_value_grad(run, e, c, e->state, NULL, all_zero);
     }
     size_t rows = c->count, C = (size_t)run->classes, F = e->features;
-    R(mgr_graph_tangent)(g, e->ws, rows, e->state, e->u, e->x, NULL);
-    const real *o = e->ws->val[g->num_nodes - 1];
-    const real *odot = e->ws->tan[g->num_nodes - 1];
-    R(mgr_loss_batch) lb = loss_of(run, e, c);
-    R(mgr_loss_tangent)(&lb, o, e->prob, odot, e->elldot);
     int want_x = c->is_train && run->input_meta != NULL && !all_zero;
-    if (!all_zero) {
-        R(mgr_loss_tangent_backward)(&lb, o, e->prob, odot, e->obardot);
-        if (want_x) R(mgr_zero)(rows * F, e->xbardot);
-        R(mgr_graph_tangent_backward)(g, e->ws, rows, e->state, e->u, e->x, NULL,
-                                      e->obardot, e->hu, want_x ? e->xbardot : NULL);
-    }
+    const real *odot = model_rop(run, e, c, e->state, e->u, all_zero, e->hu,
+                                 want_x ? e->xbardot : NULL);
     /* weights: w̄_i += scale ℓ̇_i */
     if (c->wmeta != NULL) {
         real *wg = c->wmeta->grad;
@@ -375,9 +402,9 @@ static double dataset_pass(mgrad_run *run, engine *e, const mgrad_dataset *ds,
         for (int64_t r = 0; r < count; r++) ids[r] = start + r;
         chunk c = {ds, 0, ids, (size_t)count, (real)(1.0 / (double)ds->n), NULL, 0};
         gather(run, e, &c);
-        total += chunk_forward_backward(run, e, &c, theta, grad, grad == NULL);
+        total += model_value_grad(run, e, &c, theta, grad, grad == NULL);
         if (correct != NULL && ds->labels != NULL) {
-            const real *o = e->ws->val[run->graph.num_nodes - 1];
+            const real *o = model_outputs(run, e);
             for (int64_t r = 0; r < count; r++) {
                 size_t best = 0;
                 for (size_t j = 1; j < C; j++)

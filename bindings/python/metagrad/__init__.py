@@ -1,0 +1,53 @@
+"""metagrad: Python bindings of libmetagrad, exact metagradients through
+training runs.
+
+    import metagrad as mg
+    ctx = mg.Context(dtype='f64')
+    model = mg.Model(ctx, 16).dense(32).activation('tanh').dense(4)
+    train = mg.Dataset(ctx, x_train, labels=y_train, num_classes=4)
+    val = mg.Dataset(ctx, x_val, labels=y_val, num_classes=4)
+    run = mg.Run(model, train, validation=val, steps=100, batch_size=32,
+                 lr=0.1, momentum=0.9)
+    lr = run.add_meta('lr_schedule')
+    phi = run.train()          # validation loss at θ_T
+    run.reverse()              # dφ/dz for every metaparameter
+    lr.grad                    # dφ/dη_t, one per step
+
+The shared library is found through METAGRAD_LIBRARY, then a build
+directory (METAGRAD_BUILD_DIR, or build*/ of the source checkout), then the
+system loader; see docs/python.md.
+"""
+
+from ._errors import (BudgetError, CallbackError, CancelledError, ClosedError, DtypeError,
+                      FileIOError, FormatError, InternalError, InvalidError, MetagradError,
+                      NoMemoryError, NonFiniteError, NullError, OrderError, ShapeError,
+                      SizeError, UnsupportedError, VersionError)
+from ._lib import (VERSION as __version__, Activation, Checkpoint, Dtype, Init, LogLevel, Loss,
+                   MetaKind, Optimizer, Status, lib as _lib_handle)
+from ._api import Context, Dataset, Meta, Model, Run
+from ._buffers import HAVE_NUMPY
+
+#: Path of the loaded shared library.
+library_path = _lib_handle.path
+
+
+def library_version():
+    """The loaded libmetagrad's version string, e.g. '0.1.0'."""
+    return _lib_handle.mgrad_version_string().decode()
+
+
+def status_string(status):
+    """The library's short description of a status number."""
+    return _lib_handle.mgrad_status_string(int(status)).decode()
+
+
+__all__ = [
+    "Context", "Model", "Dataset", "Run", "Meta", "library_path", "library_version",
+    "status_string", "HAVE_NUMPY", "__version__",
+    "Status", "Dtype", "Init", "Activation", "Loss", "Optimizer", "Checkpoint", "MetaKind",
+    "LogLevel",
+    "MetagradError", "NullError", "InvalidError", "SizeError", "ShapeError", "OrderError",
+    "ClosedError", "NonFiniteError", "NoMemoryError", "DtypeError", "BudgetError",
+    "FileIOError", "CallbackError", "CancelledError", "UnsupportedError", "FormatError",
+    "VersionError", "InternalError",
+]

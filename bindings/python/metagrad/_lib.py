@@ -1,0 +1,372 @@
+"""The C ABI of libmetagrad through ctypes: finding the library, the enums,
+the options structs, and one declarative prototype table.
+
+Nothing here is Pythonic on purpose; metagrad._api builds the classes.
+Every struct below mirrors include/metagrad/*.h field by field, in order
+(tests/test_layout.py compares the offsets with the C compiler's).
+"""
+
+import ctypes
+import ctypes.util
+import enum
+import glob
+import os
+
+from ._errors import make_error
+
+# The libmetagrad version these bindings were written against.  The library's
+# mgrad_version_number() must equal it (the ABI is not stable before 1.0).
+VERSION = "0.1.0"
+_MAJOR, _MINOR, _PATCH = (int(p) for p in VERSION.split("."))
+VERSION_NUMBER = _MAJOR * 10000 + _MINOR * 100 + _PATCH
+
+
+# ---------------------------------------------------------------- enums
+
+class Status(enum.IntEnum):
+    OK = 0
+    ERR_NULL = -1
+    ERR_INVALID = -2
+    ERR_SIZE = -3
+    ERR_SHAPE = -4
+    ERR_ORDER = -5
+    ERR_NONFINITE = -6
+    ERR_NOMEM = -7
+    ERR_DTYPE = -8
+    ERR_BUDGET = -9
+    ERR_IO = -10
+    ERR_CALLBACK = -11
+    ERR_CANCELLED = -12
+    ERR_UNSUPPORTED = -13
+    ERR_FORMAT = -14
+    ERR_VERSION = -15
+    ERR_INTERNAL = -16
+
+
+class Dtype(enum.IntEnum):
+    F32 = 1
+    F64 = 2
+
+
+class LogLevel(enum.IntEnum):
+    DEBUG = 0
+    INFO = 1
+    WARNING = 2
+    ERROR = 3
+
+
+class Init(enum.IntEnum):
+    DEFAULT = 0
+    KAIMING_UNIFORM = 1
+    KAIMING_NORMAL = 2
+    XAVIER_UNIFORM = 3
+    XAVIER_NORMAL = 4
+    ORTHOGONAL = 5
+    ZEROS = 6
+
+
+class Activation(enum.IntEnum):
+    TANH = 1
+    SIGMOID = 2
+    RELU = 3
+    GELU = 4
+    SOFTPLUS = 5
+
+
+class Loss(enum.IntEnum):
+    CROSS_ENTROPY = 1
+    SQUARED_ERROR = 2
+
+
+class Optimizer(enum.IntEnum):
+    SGD = 1
+    ADAM = 2
+    ADAMW = 3
+
+
+class Checkpoint(enum.IntEnum):
+    STORE_ALL = 0
+    REPLAY = 1
+    BINOMIAL = 2
+    AUTO = 3
+
+
+class MetaKind(enum.IntEnum):
+    DATA_WEIGHTS = 1
+    POOL_WEIGHTS = 2
+    INPUTS = 3
+    SOFT_LABELS = 4
+    LR_SCHEDULE = 5
+    WEIGHT_DECAY = 6
+    MOMENTUM = 7
+    BETA2 = 8
+    INITIAL_PARAMS = 9
+
+
+# ---------------------------------------------------------------- structs
+
+c_enum = ctypes.c_int  # every mgrad enum fits in an int
+
+# typedef void *(*mgrad_malloc_fn)(size_t size, void *user_data);
+MallocFn = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)
+# typedef void (*mgrad_free_fn)(void *ptr, void *user_data);
+FreeFn = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
+# typedef void (*mgrad_log_fn)(mgrad_log_level level, const char *message, void *user_data);
+LogFn = ctypes.CFUNCTYPE(None, c_enum, ctypes.c_char_p, ctypes.c_void_p)
+
+CONTEXT_OPTIONS_VERSION = 1
+RUN_OPTIONS_VERSION = 1
+RUN_STATS_VERSION = 1
+META_OPTIONS_VERSION = 1
+
+
+class ContextOptions(ctypes.Structure):
+    """struct mgrad_context_options (metagrad/context.h)."""
+    _fields_ = [
+        ("version", ctypes.c_uint32),
+        ("dtype", c_enum),
+        ("threads", ctypes.c_int32),
+        ("seed", ctypes.c_uint64),
+        ("malloc_fn", MallocFn),
+        ("free_fn", FreeFn),
+        ("alloc_user_data", ctypes.c_void_p),
+        ("log_fn", LogFn),
+        ("log_user_data", ctypes.c_void_p),
+        ("log_level", c_enum),
+    ]
+
+
+class RunOptions(ctypes.Structure):
+    """struct mgrad_run_options (metagrad/run.h)."""
+    _fields_ = [
+        ("version", ctypes.c_uint32),
+        ("steps", ctypes.c_int64),
+        ("batch_size", ctypes.c_int64),
+        ("batches", ctypes.POINTER(ctypes.c_int64)),
+        ("shuffle_seed", ctypes.c_uint64),
+        ("loss", c_enum),
+        ("label_smoothing", ctypes.c_double),
+        ("optimizer", c_enum),
+        ("lr", ctypes.c_double),
+        ("lr_schedule", ctypes.POINTER(ctypes.c_double)),
+        ("momentum", ctypes.c_double),
+        ("nesterov", ctypes.c_int32),
+        ("weight_decay", ctypes.c_double),
+        ("beta1", ctypes.c_double),
+        ("beta2", ctypes.c_double),
+        ("eps", ctypes.c_double),
+        ("eps_root", ctypes.c_double),
+        ("validation", ctypes.c_void_p),
+        ("checkpoint", c_enum),
+        ("checkpoint_slots", ctypes.c_int64),
+        ("checkpoint_k", ctypes.c_int64),
+        ("checkpoint_budget_bytes", ctypes.c_uint64),
+        ("spill_dir", ctypes.c_char_p),
+    ]
+
+
+class RunStats(ctypes.Structure):
+    """struct mgrad_run_stats (metagrad/run.h)."""
+    _fields_ = [
+        ("version", ctypes.c_uint32),
+        ("steps_run", ctypes.c_int64),
+        ("steps_recomputed", ctypes.c_int64),
+        ("reverse_steps", ctypes.c_int64),
+        ("peak_state_bytes", ctypes.c_uint64),
+        ("seconds_forward", ctypes.c_double),
+        ("seconds_reverse", ctypes.c_double),
+        ("checkpoint", c_enum),
+        ("checkpoint_slots", ctypes.c_int64),
+        ("spilled_bytes", ctypes.c_int64),
+    ]
+
+
+class MetaOptions(ctypes.Structure):
+    """struct mgrad_meta_options (metagrad/meta.h)."""
+    _fields_ = [
+        ("version", ctypes.c_uint32),
+        ("step_begin", ctypes.c_int64),
+        ("step_end", ctypes.c_int64),
+        ("step", ctypes.c_int64),
+        ("pool", ctypes.c_void_p),
+        ("rows", ctypes.POINTER(ctypes.c_int64)),
+        ("num_rows", ctypes.c_int64),
+    ]
+
+
+# ---------------------------------------------------------------- prototypes
+
+def _check_status(result, func, args):
+    """errcheck of every call returning mgrad_status: raise on failure.
+
+    The message is the status description; metagrad._api replaces it with the
+    context's last error, which only the caller's object knows how to reach.
+    """
+    if result != 0:
+        raise make_error(result, _status_string(result), func.__name__)
+    return result
+
+
+def _status_string(status):
+    try:
+        s = lib.mgrad_status_string(status)
+        return s.decode("utf-8", "replace") if s else "status %d" % status
+    except Exception:  # the table is not bound yet
+        return "status %d" % status
+
+
+_vp = ctypes.c_void_p
+_pp = ctypes.POINTER(ctypes.c_void_p)
+_i32, _i64, _u32, _u64 = ctypes.c_int32, ctypes.c_int64, ctypes.c_uint32, ctypes.c_uint64
+_dbl, _pdbl = ctypes.c_double, ctypes.POINTER(ctypes.c_double)
+_pi32, _pi64, _pu64 = (ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(ctypes.c_int64),
+                       ctypes.POINTER(ctypes.c_uint64))
+_st = _check_status
+
+# (name, argtypes, restype, errcheck): the whole exported API, header order.
+# Handles travel as void pointers; bulk buffers as void pointers too, since
+# their element type is given by a dtype argument.
+FUNCTIONS = [
+    # metagrad/common.h
+    ("mgrad_status_string", [c_enum], ctypes.c_char_p, None),
+    ("mgrad_version_string", [], ctypes.c_char_p, None),
+    ("mgrad_version_number", [], _i32, None),
+    # metagrad/context.h
+    ("mgrad_context_options_init", [ctypes.POINTER(ContextOptions), _u32], c_enum, _st),
+    ("mgrad_context_create", [_pp, ctypes.POINTER(ContextOptions)], c_enum, _st),
+    ("mgrad_context_destroy", [_vp], None, None),
+    ("mgrad_context_last_error", [_vp], ctypes.c_char_p, None),
+    ("mgrad_context_clear_error", [_vp], None, None),
+    ("mgrad_context_dtype", [_vp], c_enum, None),
+    ("mgrad_context_memory", [_vp, _pu64, _pu64], c_enum, _st),
+    # metagrad/model.h
+    ("mgrad_model_create", [_pp, _vp, _i32, _pi64], c_enum, _st),
+    ("mgrad_model_destroy", [_vp], None, None),
+    ("mgrad_model_add_dense", [_vp, _i64, c_enum], c_enum, _st),
+    ("mgrad_model_add_activation", [_vp, c_enum], c_enum, _st),
+    ("mgrad_model_add_scale", [_vp, _dbl], c_enum, _st),
+    ("mgrad_model_mark", [_vp, _pi32], c_enum, _st),
+    ("mgrad_model_add_residual", [_vp, _i32], c_enum, _st),
+    ("mgrad_model_num_params", [_vp, _pi64], c_enum, _st),
+    ("mgrad_model_output_size", [_vp, _pi64], c_enum, _st),
+    ("mgrad_model_get_params", [_vp, c_enum, _vp, _i64], c_enum, _st),
+    ("mgrad_model_set_params", [_vp, c_enum, _vp, _i64], c_enum, _st),
+    ("mgrad_model_init_params", [_vp, _u64], c_enum, _st),
+    # metagrad/dataset.h
+    ("mgrad_dataset_create", [_pp, _vp, _i64, _i32, _pi64, c_enum, _vp], c_enum, _st),
+    ("mgrad_dataset_destroy", [_vp], None, None),
+    ("mgrad_dataset_set_labels", [_vp, _pi32, _i64, _i32], c_enum, _st),
+    ("mgrad_dataset_set_targets", [_vp, c_enum, _vp, _i64, _i64], c_enum, _st),
+    ("mgrad_dataset_set_weights", [_vp, c_enum, _vp, _i64], c_enum, _st),
+    ("mgrad_dataset_size", [_vp, _pi64], c_enum, _st),
+    ("mgrad_dataset_features", [_vp, _pi64], c_enum, _st),
+    # metagrad/run.h
+    ("mgrad_run_options_init", [ctypes.POINTER(RunOptions), _u32], c_enum, _st),
+    ("mgrad_run_create", [_pp, _vp, _vp, ctypes.POINTER(RunOptions)], c_enum, _st),
+    ("mgrad_run_destroy", [_vp], None, None),
+    ("mgrad_run_train", [_vp, _pdbl], c_enum, _st),
+    ("mgrad_run_reverse", [_vp], c_enum, _st),
+    ("mgrad_run_num_params", [_vp, _pi64], c_enum, _st),
+    ("mgrad_run_get_params", [_vp, c_enum, _vp, _i64], c_enum, _st),
+    ("mgrad_run_evaluate", [_vp, _vp, _pdbl, _pdbl], c_enum, _st),
+    ("mgrad_run_get_stats", [_vp, ctypes.POINTER(RunStats)], c_enum, _st),
+    # metagrad/meta.h
+    ("mgrad_meta_options_init", [ctypes.POINTER(MetaOptions), _u32], c_enum, _st),
+    ("mgrad_run_add_meta", [_pp, _vp, c_enum, ctypes.POINTER(MetaOptions)], c_enum, _st),
+    ("mgrad_meta_kind_of", [_vp, ctypes.POINTER(c_enum)], c_enum, _st),
+    ("mgrad_meta_size", [_vp, _pi64], c_enum, _st),
+    ("mgrad_meta_get_value", [_vp, c_enum, _vp, _i64], c_enum, _st),
+    ("mgrad_meta_set_value", [_vp, c_enum, _vp, _i64], c_enum, _st),
+    ("mgrad_meta_get_grad", [_vp, c_enum, _vp, _i64], c_enum, _st),
+]
+
+
+# ---------------------------------------------------------------- discovery
+
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))))
+
+
+def _candidates():
+    """(description, path or soname) pairs, in the order they are tried."""
+    env = os.environ.get("METAGRAD_LIBRARY")
+    if env:
+        yield "METAGRAD_LIBRARY=%s" % env, env
+        return  # an explicit choice is never silently replaced
+    build_dir = os.environ.get("METAGRAD_BUILD_DIR")
+    if build_dir:
+        found = False
+        for pattern in ("lib/libmetagrad.so*", "libmetagrad.so*"):
+            for path in sorted(glob.glob(os.path.join(build_dir, pattern)), key=len):
+                found = True
+                yield "METAGRAD_BUILD_DIR", path
+        if not found:
+            yield "METAGRAD_BUILD_DIR", os.path.join(build_dir, "lib", "libmetagrad.so")
+    # A source checkout: bindings/python/metagrad/_lib.py under the repo root.
+    if os.path.exists(os.path.join(_REPO_ROOT, "include", "metagrad.h")):
+        pattern = os.path.join(_REPO_ROOT, "build*", "lib", "libmetagrad.so*")
+        paths = glob.glob(pattern)
+        # newest build first; within one build, the plain .so first
+        paths.sort(key=lambda p: (-os.path.getmtime(os.path.dirname(p)), len(p)))
+        if not paths:
+            yield "build directory", pattern
+        for path in paths:
+            yield "build directory", path
+    found = ctypes.util.find_library("metagrad")
+    yield "ctypes.util.find_library('metagrad')", found or "(not found)"
+    yield "system loader", "libmetagrad.so.0"
+
+
+def _load():
+    tried = []
+    for how, path in _candidates():
+        if path in ("(not found)",) or (os.sep in path and not os.path.exists(path)):
+            tried.append("%s: %s (no such file)" % (how, path))
+            continue
+        try:
+            return ctypes.CDLL(path), path
+        except OSError as e:
+            tried.append("%s: %s (%s)" % (how, path, e))
+    raise ImportError(
+        "metagrad: cannot find libmetagrad.  Tried, in order:\n  " + "\n  ".join(tried) +
+        "\nBuild it (meson setup build && ninja -C build), install it, or point "
+        "METAGRAD_LIBRARY at libmetagrad.so.")
+
+
+class _Lib:
+    """The bound functions, as attributes named like the C functions."""
+
+    def __init__(self, cdll, path):
+        self._cdll = cdll
+        self.path = path
+        missing = []
+        for name, argtypes, restype, errcheck in FUNCTIONS:
+            try:
+                fn = getattr(cdll, name)
+            except AttributeError:
+                missing.append(name)
+                continue
+            fn.argtypes = argtypes
+            fn.restype = restype
+            if errcheck is not None:
+                fn.errcheck = errcheck
+            setattr(self, name, fn)
+        if missing:
+            raise ImportError("metagrad: %s lacks %s; it is not a libmetagrad these "
+                              "bindings (%s) can use" % (path, ", ".join(missing), VERSION))
+
+
+def _bind():
+    cdll, path = _load()
+    bound = _Lib(cdll, path)
+    number = bound.mgrad_version_number()
+    if number != VERSION_NUMBER:
+        raise ImportError(
+            "metagrad: version mismatch: the Python package is %s (%d) but %s is %s (%d). "
+            "Use the bindings from the same libmetagrad release, or set METAGRAD_LIBRARY "
+            "to a matching library." % (VERSION, VERSION_NUMBER, path,
+                                        bound.mgrad_version_string().decode(), number))
+    return bound
+
+
+lib = _bind()
