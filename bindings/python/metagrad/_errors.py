@@ -35,7 +35,7 @@ class MetagradError(Exception):
         self.function = function
 
     def __str__(self):
-        if self.function:
+        if self.function and not str(self.message).startswith(self.function):
             return "%s: %s" % (self.function, self.message)
         return str(self.message)
 
