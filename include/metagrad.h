@@ -39,5 +39,7 @@
 #include "metagrad/dataset.h"
 #include "metagrad/run.h"
 #include "metagrad/meta.h"
+#include "metagrad/mgd.h"
+#include "metagrad/data.h"
 
 #endif /* METAGRAD_H */

@@ -149,9 +149,13 @@ MGRAD_API mgrad_status mgrad_run_get_params(const mgrad_run *run, mgrad_dtype dt
 MGRAD_API mgrad_status mgrad_run_evaluate(mgrad_run *run, const mgrad_dataset *dataset,
                                           double *loss, double *accuracy);
 
-#define MGRAD_RUN_STATS_VERSION 1
+#define MGRAD_RUN_STATS_VERSION 2
 
-/** What a run did.  Set `version` before the call; fields only appended. */
+/**
+ * What a run did.  Set `version` before the call; fields only appended.
+ * Version 1 callers (without `approximate`) are still served: only the
+ * fields of version 1 are written.
+ */
 typedef struct mgrad_run_stats {
     uint32_t version;          /**< MGRAD_RUN_STATS_VERSION */
     int64_t steps_run;         /**< forward steps of the last train + reverse */
@@ -163,12 +167,16 @@ typedef struct mgrad_run_stats {
     mgrad_checkpoint checkpoint; /**< the schedule used (AUTO resolved) */
     int64_t checkpoint_slots;  /**< state slots the schedule used */
     int64_t spilled_bytes;     /**< bytes written to the spill directory */
+    /** Version 2: 1 when second-order products are approximated by finite
+        differences of gradients (a callback model without hvp,
+        metagrad/callback.h); 0 for exact metagradients. */
+    int32_t approximate;
 } mgrad_run_stats;
 
 #define MGRAD_RUN_STATS_INIT { MGRAD_RUN_STATS_VERSION, 0, 0, 0, 0, 0.0, 0.0, \
-                               MGRAD_CHECKPOINT_STORE_ALL, 0, 0 }
+                               MGRAD_CHECKPOINT_STORE_ALL, 0, 0, 0 }
 
-/** Copy the statistics.  MGRAD_ERR_NULL, MGRAD_ERR_VERSION. */
+/** Copy the statistics (version 1 or 2).  MGRAD_ERR_NULL, MGRAD_ERR_VERSION. */
 MGRAD_API mgrad_status mgrad_run_get_stats(const mgrad_run *run, mgrad_run_stats *out);
 
 #ifdef __cplusplus

@@ -20,6 +20,80 @@
 static const char *op_name(mgr_op_kind kind)
 {
     switch (kind) {
+    case MGR_OP_CONV2D: {
+        int64_t oc = node.shape[0], oh = 0, ow = 0;
+        MGRAD_RETURN_IF(ctx, oc < 1 || oc > INT32_MAX, MGRAD_ERR_INVALID,
+                        "conv2d: out_channels must be 1 to %d (got %lld)", (int)INT32_MAX,
+                        (long long)oc);
+        MGRAD_RETURN_IF(ctx, (int)node.init < MGRAD_INIT_DEFAULT ||
+                                 (int)node.init > MGRAD_INIT_ZEROS,
+                        MGRAD_ERR_INVALID,
+                        "conv2d: unknown initialiser %d (use an mgrad_init value)",
+                        (int)node.init);
+        MGRAD_FORWARD(check_window(ctx, &node, x, &oh, &ow));
+        /* W [oc, ic, k, k] plus b [oc]; every factor is bounded by sizes that
+           already fit, so only the products need checks. */
+        int64_t kk = (int64_t)node.kernel * node.kernel;
+        MGRAD_RETURN_IF(ctx, x->shape[0] > INT64_MAX / kk, MGRAD_ERR_INVALID,
+                        "conv2d: kernel %d is too large", (int)node.kernel);
+        int64_t fan_in = x->shape[0] * kk;
+        MGRAD_RETURN_IF(ctx, fan_in > INT64_MAX / (oc + 1) ||
+                                 oh * ow > INT64_MAX / oc,
+                        MGRAD_ERR_INVALID,
+                        "conv2d: %lld output channels is too many for this input",
+                        (long long)oc);
+        param_count = oc * fan_in + oc;
+        MGRAD_FORWARD(check_param_total(ctx, g, node.kind, param_count));
+        set_shape3(&node, oc, oh, ow);
+        node.in1 = -1;
+        break;
+    }
+    case MGR_OP_AVG_POOL:
+    case MGR_OP_MAX_POOL: {
+        int64_t oh = 0, ow = 0;
+        node.padding = 0;
+        MGRAD_FORWARD(check_window(ctx, &node, x, &oh, &ow));
+        set_shape3(&node, x->shape[0], oh, ow);
+        node.in1 = -1;
+        break;
+    }
+    case MGR_OP_GLOBAL_AVG_POOL:
+        MGRAD_RETURN_IF(ctx, x->ndim < 2, MGRAD_ERR_SHAPE,
+                        "global average pooling: the input must be [channels, height, "
+                        "width] (or [channels, length]) but node %d is 1-D; use it "
+                        "after conv2d and before flatten or dense layers",
+                        (int)node.in0);
+        node.ndim = 1;
+        node.shape[0] = x->shape[0];
+        node.shape[1] = node.shape[2] = 0;
+        node.size = x->shape[0];
+        node.in1 = -1;
+        break;
+    case MGR_OP_BATCH_NORM:
+    case MGR_OP_LAYER_NORM:
+        MGRAD_RETURN_IF(ctx, !(node.eps > 0) || !isfinite(node.eps), MGRAD_ERR_INVALID,
+                        "%s: eps must be positive and finite (got %g; torch uses 1e-5)",
+                        op_name(node.kind), node.eps);
+        /* batch norm: γ, β per channel (the first dimension); layer norm:
+           per element of the example. */
+        param_count = 2 * (node.kind == MGR_OP_BATCH_NORM ? x->shape[0] : x->size);
+        MGRAD_FORWARD(check_param_total(ctx, g, node.kind, param_count));
+        copy_shape(&node, x);
+        node.in1 = -1;
+        break;
+    case MGR_OP_DROPOUT:
+        MGRAD_RETURN_IF(ctx, !(node.rate >= 0 && node.rate < 1), MGRAD_ERR_INVALID,
+                        "dropout: p must be in [0, 1) (got %g)", node.rate);
+        copy_shape(&node, x);
+        node.in1 = -1;
+        break;
+    case MGR_OP_FLATTEN:
+        node.ndim = 1;
+        node.shape[0] = x->size;
+        node.shape[1] = node.shape[2] = 0;
+        node.size = x->size;
+        node.in1 = -1;
+        break;
     case MGR_OP_INPUT: return "input";
     case MGR_OP_DENSE: return "dense layer";
     case MGR_OP_TANH: return "tanh";
@@ -29,6 +103,14 @@ static const char *op_name(mgr_op_kind kind)
     case MGR_OP_SOFTPLUS: return "softplus";
     case MGR_OP_SCALE: return "scale";
     case MGR_OP_ADD: return "residual add";
+    case MGR_OP_CONV2D: return "conv2d";
+    case MGR_OP_AVG_POOL: return "average pooling";
+    case MGR_OP_MAX_POOL: return "max pooling";
+    case MGR_OP_GLOBAL_AVG_POOL: return "global average pooling";
+    case MGR_OP_BATCH_NORM: return "batch norm";
+    case MGR_OP_LAYER_NORM: return "layer norm";
+    case MGR_OP_DROPOUT: return "dropout";
+    case MGR_OP_FLATTEN: return "flatten";
     case MGR_OP_COUNT: break;
     }
     return "unknown op";
@@ -118,6 +200,55 @@ static void copy_shape(mgr_node *dst, const mgr_node *src)
     dst->size = src->size;
 }
 
+static void set_shape3(mgr_node *dst, int64_t c, int64_t h, int64_t w)
+{
+    dst->ndim = 3;
+    dst->shape[0] = c;
+    dst->shape[1] = h;
+    dst->shape[2] = w;
+    dst->size = c * h * w;
+}
+
+/* Checks shared by conv2d and the pools: a [C, H, W] input, a window that
+   fits in the (padded) input, and the output size.  Computes *oh, *ow. */
+static mgrad_status check_window(mgrad_context *ctx, const mgr_node *node,
+                                 const mgr_node *x, int64_t *oh, int64_t *ow)
+{
+    const char *name = op_name(node->kind);
+    MGRAD_RETURN_IF(ctx, x->ndim != 3, MGRAD_ERR_SHAPE,
+                    "%s: the input must be 3-D [channels, height, width] but node %d "
+                    "has %d dimension(s); create the model with an input shape such as "
+                    "{1, 28, 28} and put %s before any flatten or dense layer",
+                    name, (int)node->in0, (int)x->ndim, name);
+    MGRAD_RETURN_IF(ctx, node->kernel < 1, MGRAD_ERR_INVALID,
+                    "%s: kernel must be at least 1 (got %d)", name, (int)node->kernel);
+    MGRAD_RETURN_IF(ctx, node->stride < 1, MGRAD_ERR_INVALID,
+                    "%s: stride must be at least 1 (got %d)", name, (int)node->stride);
+    MGRAD_RETURN_IF(ctx, node->padding < 0 || node->padding >= node->kernel,
+                    MGRAD_ERR_INVALID,
+                    "%s: padding must be 0 to kernel - 1 = %d (got %d)", name,
+                    (int)(node->kernel - 1), (int)node->padding);
+    int64_t k = node->kernel, p = node->padding;
+    int64_t h = x->shape[1] + 2 * p, w = x->shape[2] + 2 * p;
+    MGRAD_RETURN_IF(ctx, h < k || w < k, MGRAD_ERR_SHAPE,
+                    "%s: the %lldx%lld window does not fit the %lldx%lld input of node "
+                    "%d (with padding %lld); use a smaller kernel or more padding",
+                    name, (long long)k, (long long)k, (long long)x->shape[1],
+                    (long long)x->shape[2], (int)node->in0, (long long)p);
+    *oh = (h - k) / node->stride + 1;
+    *ow = (w - k) / node->stride + 1;
+    return MGRAD_OK;
+}
+
+/* Parameter count check shared by the ops that have parameters. */
+static mgrad_status check_param_total(mgrad_context *ctx, const mgr_graph *g,
+                                      mgr_op_kind kind, int64_t count)
+{
+    MGRAD_RETURN_IF(ctx, g->num_params > INT64_MAX - count, MGRAD_ERR_INVALID,
+                    "%s: the model's parameter count overflows int64", op_name(kind));
+    return MGRAD_OK;
+}
+
 mgrad_status mgr_graph_append(mgrad_context *ctx, mgr_graph *g, mgr_node node)
 {
     MGRAD_RETURN_IF(ctx, g == NULL || g->nodes == NULL, MGRAD_ERR_NULL,
@@ -184,6 +315,16 @@ mgrad_status mgr_graph_append(mgrad_context *ctx, mgr_graph *g, mgr_node node)
                         "layer so that they match",
                         (int)node.in0, (long long)x->size, (int)node.in1,
                         (long long)x1->size);
+        int same = x->ndim == x1->ndim;
+        for (int32_t d = 0; same && d < x->ndim; d++) same = x->shape[d] == x1->shape[d];
+        MGRAD_RETURN_IF(ctx, !same && (x->ndim > 1 || x1->ndim > 1), MGRAD_ERR_SHAPE,
+                        "residual: shapes differ: node %d is %lldx%lldx%lld but node %d "
+                        "is %lldx%lldx%lld (same size, different layout); use conv2d "
+                        "or pooling so that channels and spatial sizes match, or "
+                        "flatten both",
+                        (int)node.in0, (long long)x->shape[0], (long long)x->shape[1],
+                        (long long)x->shape[2], (int)node.in1, (long long)x1->shape[0],
+                        (long long)x1->shape[1], (long long)x1->shape[2]);
         copy_shape(&node, x);
         break;
     }

@@ -5,7 +5,9 @@
  * Node 0 is the input.  Every other node reads the output of node in0 (and,
  * for MGR_OP_ADD, of in1) for the same rows of a batch.  Parameters are laid
  * out node by node; a dense node holds W [size, in_size] row-major, then
- * b [size].
+ * b [size]; a conv2d node W [out_c, in_c, k, k] then b [out_c] (torch's
+ * layout); batch norm γ [channels] then β [channels]; layer norm γ [size]
+ * then β [size].  Shapes per example are [C, H, W] for image features.
  */
 #ifndef MGRAD_GRAPH_H
 #define MGRAD_GRAPH_H
@@ -25,7 +27,15 @@ typedef enum mgr_op_kind {
     MGR_OP_SOFTPLUS = 6,
     MGR_OP_SCALE = 7,
     MGR_OP_ADD = 8,
-    MGR_OP_COUNT = 9
+    MGR_OP_CONV2D = 9,
+    MGR_OP_AVG_POOL = 10,
+    MGR_OP_MAX_POOL = 11,
+    MGR_OP_GLOBAL_AVG_POOL = 12,
+    MGR_OP_BATCH_NORM = 13,
+    MGR_OP_LAYER_NORM = 14,
+    MGR_OP_DROPOUT = 15,
+    MGR_OP_FLATTEN = 16,
+    MGR_OP_COUNT = 17
 } mgr_op_kind;
 
 #define MGR_MAX_NDIM 3
@@ -39,7 +49,12 @@ typedef struct mgr_node {
     int64_t param_offset;         /* first parameter of this node */
     int64_t param_count;          /* 0 for parameter-free ops */
     double scale;                 /* MGR_OP_SCALE: the factor */
-    mgrad_init init;              /* MGR_OP_DENSE: the initialiser */
+    mgrad_init init;              /* MGR_OP_DENSE, MGR_OP_CONV2D: the initialiser */
+    int32_t kernel;               /* CONV2D, AVG_POOL, MAX_POOL: square window side */
+    int32_t stride;               /* CONV2D, AVG_POOL, MAX_POOL */
+    int32_t padding;              /* CONV2D: zero padding on each side */
+    double eps;                   /* BATCH_NORM, LAYER_NORM: added to the variance */
+    double rate;                  /* DROPOUT: probability p of zeroing an element */
 } mgr_node;
 
 typedef struct mgr_graph {
@@ -65,7 +80,9 @@ void mgr_graph_free(mgrad_context *ctx, mgr_graph *g);
 mgrad_status mgr_graph_copy(mgrad_context *ctx, const mgr_graph *src, mgr_graph *out);
 /* Append a node (fills size, parameter layout); validates shapes and
    records a message on failure.  The caller sets kind, in0, in1 (ADD only),
-   shape[0] = units and init (DENSE), scale (SCALE); the rest is computed. */
+   shape[0] = units and init (DENSE), scale (SCALE), shape[0] = out channels,
+   kernel, stride, padding and init (CONV2D), kernel and stride (pools), eps
+   (norms), rate (DROPOUT); the rest is computed. */
 mgrad_status mgr_graph_append(mgrad_context *ctx, mgr_graph *g, mgr_node node);
 /* The output node. */
 static inline const mgr_node *mgr_graph_output(const mgr_graph *g)

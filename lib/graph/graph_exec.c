@@ -28,6 +28,14 @@ const R(mgr_op_vt) R(mgr_op_table)[MGR_OP_COUNT] = {
     [MGR_OP_SOFTPLUS] = MGR_OP_ENTRY(softplus),
     [MGR_OP_SCALE] = MGR_OP_ENTRY(scale),
     [MGR_OP_ADD] = MGR_OP_ENTRY(add),
+    [MGR_OP_CONV2D] = MGR_OP_ENTRY(conv2d),
+    [MGR_OP_AVG_POOL] = MGR_OP_ENTRY(avg_pool),
+    [MGR_OP_MAX_POOL] = MGR_OP_ENTRY(max_pool),
+    [MGR_OP_GLOBAL_AVG_POOL] = MGR_OP_ENTRY(global_avg_pool),
+    [MGR_OP_BATCH_NORM] = MGR_OP_ENTRY(batch_norm),
+    [MGR_OP_LAYER_NORM] = MGR_OP_ENTRY(layer_norm),
+    [MGR_OP_DROPOUT] = MGR_OP_ENTRY(dropout),
+    [MGR_OP_FLATTEN] = MGR_OP_ENTRY(flatten),
 };
 #undef MGR_OP_ENTRY
 
@@ -58,6 +66,25 @@ mgrad_status R(mgr_graph_ws_create)(mgrad_context *ctx, const mgr_graph *g,
         if (per > (SIZE_MAX / sizeof(real) - total) / 4) goto too_large;
         total += 4 * per;
     }
+    /* One scratch area, shared by the nodes in turn (ops run one at a time). */
+    size_t scratch = 0;
+    for (size_t k = 1; k < n; k++) {
+        const mgr_node *nd = &g->nodes[k];
+        if (nd->kind == MGR_OP_CONV2D) {
+            /* 2 K N without overflow, K = in_c k k, N = oh ow (sizes that fit) */
+            size_t K = (size_t)g->nodes[nd->in0].shape[0];
+            size_t kk = (size_t)nd->kernel * (size_t)nd->kernel;
+            size_t N = (size_t)nd->shape[1] * (size_t)nd->shape[2];
+            if (kk != 0 && K > SIZE_MAX / 4 / kk) goto too_large;
+            K *= kk;
+            if (N != 0 && K > SIZE_MAX / sizeof(real) / 2 / N) goto too_large;
+        }
+        size_t need = mgr_op_scratch(g, (int32_t)k);
+        if (need > scratch) scratch = need;
+    }
+    scratch = padded_count(scratch);
+    if (scratch > SIZE_MAX / sizeof(real) - total) goto too_large;
+    total += scratch;
 
     R(mgr_graph_ws) *ws = mgr_calloc(ctx, 1, sizeof *ws);
     real **ptrs = mgr_calloc(ctx, 4 * n, sizeof(real *));
@@ -79,6 +106,9 @@ mgrad_status R(mgr_graph_ws_create)(mgrad_context *ctx, const mgr_graph *g,
     ws->tan = ptrs + n;
     ws->adj = ptrs + 2 * n;
     ws->tadj = ptrs + 3 * n;
+    ws->seed = 0;
+    ws->step = 0;
+    ws->training = 1;
     real *p = data;
     for (size_t k = 1; k < n; k++) {
         size_t per = padded_count(max_rows * (size_t)g->nodes[k].size);
@@ -88,6 +118,7 @@ mgrad_status R(mgr_graph_ws_create)(mgrad_context *ctx, const mgr_graph *g,
         ws->tadj[k] = p + 3 * per;
         p += 4 * per;
     }
+    ws->scratch = scratch > 0 ? p : NULL;
     *out = ws;
     return MGRAD_OK;
 
@@ -153,6 +184,12 @@ static void fill_args(R(mgr_op_args) *a, const mgr_graph *g, const R(mgr_graph_w
     a->y = ws->val[k];
     a->ydot = ws->tan[k];
     a->p = nd->param_count > 0 ? theta + nd->param_offset : NULL;
+    a->xnode = &g->nodes[nd->in0];
+    a->scratch = ws->scratch;
+    a->index = k;
+    a->seed = ws->seed;
+    a->step = ws->step;
+    a->training = ws->training;
 }
 
 void R(mgr_graph_forward)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,

@@ -39,6 +39,13 @@ typedef struct R(mgr_op_args) {
     const real *p;                /* the node's parameters */
     const real *u;                /* the direction on them; NULL = 0 */
     real *pbar, *pbardot;         /* += ; NULL = not wanted */
+    /* Appended for the conv/pool/norm/dropout ops: */
+    const mgr_node *xnode;        /* node in0 (its shape) */
+    real *scratch;                /* op-private scratch of mgr_op_scratch elements */
+    int32_t index;                /* the node's id (dropout's RNG stream) */
+    uint64_t seed;                /* from the workspace: dropout's key ... */
+    int64_t step;                 /* ... the training step ... */
+    int training;                 /* ... and 0 when dropout is the identity */
 } R(mgr_op_args);
 
 typedef struct R(mgr_op_vt) {
@@ -56,7 +63,26 @@ typedef struct R(mgr_graph_ws) {
     size_t max_rows;
     int32_t num_nodes;
     real **val, **tan, **adj, **tadj; /* per node; [0] unused (input) */
+    /* Dropout's key, set by the caller before the passes (replay is exact
+       because a mask is a pure function of seed, step, node, element):
+       training = 1 (default) applies dropout, 0 makes it the identity. */
+    uint64_t seed;
+    int64_t step;
+    int training;
+    real *scratch;                /* shared op scratch (conv's im2col) */
 } R(mgr_graph_ws);
+
+/* Elements of scratch node k needs, whatever the number of rows (per-row
+   work reuses it): conv2d keeps one im2col matrix [in_c k k, oh ow]. */
+static inline size_t mgr_op_scratch(const mgr_graph *g, int32_t k)
+{
+    const mgr_node *nd = &g->nodes[k];
+    if (nd->kind != MGR_OP_CONV2D) return 0;
+    const mgr_node *x = &g->nodes[nd->in0];
+    size_t K = (size_t)x->shape[0] * (size_t)nd->kernel * (size_t)nd->kernel;
+    size_t N = (size_t)nd->shape[1] * (size_t)nd->shape[2];
+    return K * N;
+}
 
 mgrad_status R(mgr_graph_ws_create)(mgrad_context *ctx, const mgr_graph *g,
                                     size_t max_rows, R(mgr_graph_ws) **out);

@@ -1,5 +1,6 @@
 /*
- * init.c - the seeded initialisers of dense layers.
+ * init.c - the seeded initialisers of dense and conv2d layers, and the
+ * constant initial values of the norms (γ = 1, β = 0).
  *
  * Every draw is a pure function of (seed, node index, element index), so a
  * layer's initial parameters do not depend on the layers before it or on the
@@ -23,6 +24,11 @@
  *                     R_jj = 0); W = Q or Qᵀ.  So WᵀW = I when fan_out >=
  *                     fan_in, else W Wᵀ = I;  b = 0
  *   ZEROS             W = 0, b = 0
+ *
+ * A conv2d layer is the same with W seen as the matrix [out_c, in_c k k]
+ * (torch's layout flattened): fan_in = in_c k k, fan_out = out_c k k, b has
+ * out_c values drawn at counters out_c * fan_in + i; so DEFAULT is torch.nn.Conv2d's default, U(±1/sqrt(fan_in))
+ * for W and b.  Batch and layer norm: γ = 1, β = 0 (no draws).
  */
 #include <lapacke.h>
 #include <math.h>
@@ -152,21 +158,40 @@ mgrad_status mgr_graph_init_node(mgrad_context *ctx, const mgr_graph *g, int32_t
     MGRAD_RETURN_IF(ctx, node < 0 || node >= g->num_nodes, MGRAD_ERR_INTERNAL,
                     "init: node %d out of range", (int)node);
     const mgr_node *nd = &g->nodes[node];
-    if (nd->kind != MGR_OP_DENSE) return MGRAD_OK;
+    if (nd->param_count == 0) return MGRAD_OK;
     MGRAD_RETURN_IF(ctx, theta == NULL, MGRAD_ERR_NULL, "init: parameter buffer is NULL");
 
-    int64_t fan_out = nd->size;
-    int64_t fan_in = g->nodes[nd->in0].size;
-    int64_t nw = fan_out * fan_in;
+    if (nd->kind == MGR_OP_BATCH_NORM || nd->kind == MGR_OP_LAYER_NORM) {
+        /* γ = 1 then β = 0, as torch. */
+        int64_t half = nd->param_count / 2;
+        double *gamma = theta + nd->param_offset;
+        for (int64_t i = 0; i < half; i++) gamma[i] = 1.0;
+        memset(gamma + half, 0, (size_t)half * sizeof *gamma);
+        return MGRAD_OK;
+    }
+    MGRAD_RETURN_IF(ctx, nd->kind != MGR_OP_DENSE && nd->kind != MGR_OP_CONV2D,
+                    MGRAD_ERR_INTERNAL, "init: node %d has parameters but no initialiser",
+                    (int)node);
+
+    /* W as a matrix [rows, cols]: dense [out, in]; conv [out_c, in_c k k].
+       fan_in = cols; fan_out = out (dense) or out_c k k (conv, as torch). */
+    int64_t rows = nd->kind == MGR_OP_CONV2D ? nd->shape[0] : nd->size;
+    int64_t cols = nd->kind == MGR_OP_CONV2D
+                       ? g->nodes[nd->in0].shape[0] * nd->kernel * nd->kernel
+                       : g->nodes[nd->in0].size;
+    int64_t fan_in = cols;
+    int64_t fan_out = nd->kind == MGR_OP_CONV2D ? rows * nd->kernel * nd->kernel : rows;
+    int64_t nw = rows * cols;
     double *w = theta + nd->param_offset;
     double *b = w + nw;
+    int64_t nb = rows;
     uint64_t s = init_stream(node);
     double dfi = (double)fan_in, dfo = (double)fan_out;
 
     switch (nd->init) {
     case MGRAD_INIT_DEFAULT:
         fill_uniform(w, nw, 1.0 / sqrt(dfi), seed, s, 0);
-        fill_uniform(b, fan_out, 1.0 / sqrt(dfi), seed, s, (uint64_t)nw);
+        fill_uniform(b, nb, 1.0 / sqrt(dfi), seed, s, (uint64_t)nw);
         return MGRAD_OK;
     case MGRAD_INIT_KAIMING_UNIFORM:
         fill_uniform(w, nw, sqrt(6.0 / dfi), seed, s, 0);
@@ -181,7 +206,7 @@ mgrad_status mgr_graph_init_node(mgrad_context *ctx, const mgr_graph *g, int32_t
         fill_normal(w, nw, sqrt(2.0 / (dfi + dfo)), seed, s, 0);
         break;
     case MGRAD_INIT_ORTHOGONAL:
-        MGRAD_FORWARD(fill_orthogonal(ctx, w, fan_out, fan_in, seed, s));
+        MGRAD_FORWARD(fill_orthogonal(ctx, w, rows, cols, seed, s));
         break;
     case MGRAD_INIT_ZEROS:
         memset(w, 0, (size_t)nw * sizeof *w);
@@ -190,7 +215,7 @@ mgrad_status mgr_graph_init_node(mgrad_context *ctx, const mgr_graph *g, int32_t
         return mgr_error(ctx, MGRAD_ERR_INTERNAL, "init: node %d has unknown initialiser %d",
                          (int)node, (int)nd->init);
     }
-    memset(b, 0, (size_t)fan_out * sizeof *b);
+    memset(b, 0, (size_t)nb * sizeof *b);
     return MGRAD_OK;
 }
 

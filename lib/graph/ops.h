@@ -22,6 +22,14 @@ MGR_DECLARE_OP(gelu)
 MGR_DECLARE_OP(softplus)
 MGR_DECLARE_OP(scale)    /* ops_linear.c */
 MGR_DECLARE_OP(add)
+MGR_DECLARE_OP(flatten)
+MGR_DECLARE_OP(conv2d)   /* ops_conv.c */
+MGR_DECLARE_OP(avg_pool) /* ops_pool.c */
+MGR_DECLARE_OP(max_pool)
+MGR_DECLARE_OP(global_avg_pool)
+MGR_DECLARE_OP(batch_norm) /* ops_norm.c */
+MGR_DECLARE_OP(layer_norm)
+MGR_DECLARE_OP(dropout)  /* ops_dropout.c */
 
 #undef MGR_DECLARE_OP
 

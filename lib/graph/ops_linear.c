@@ -2,7 +2,9 @@
  * ops_linear.c - parameter-free linear ops, four passes each.
  *
  *     scale:  y = c x          x, y [rows, size], c = node->scale
- *     add:    y = x + x1       x, x1, y [rows, size]  (residual connection)
+ *     add:    y = x + x1       x, x1, y [rows, size]  (residual connection;
+ *                              any shape, both inputs alike)
+ *     flatten: y = x           [rows, C H W]: only the node's shape changes
  *
  * Being linear, each op's tangent is the op applied to the tangents and its
  * tangent-of-backward is its backward applied to (ȳ)˙: no second-order term.
@@ -91,4 +93,33 @@ void R(mgr_add_tangent_backward)(const R(mgr_op_args) *a)
     size_t n = a->rows * a->in_size;
     if (a->xbardot != NULL) R(mgr_axpy)(n, 1, a->ybardot, a->xbardot);
     if (a->x1bardot != NULL) R(mgr_axpy)(n, 1, a->ybardot, a->x1bardot);
+}
+
+/* flatten: y = x, only the shape changes ([C, H, W] -> [C H W]). */
+void R(mgr_flatten_forward)(const R(mgr_op_args) *a)
+{
+    assert(a->in_size == (size_t)a->node->size);
+    R(mgr_copy)(a->rows * a->in_size, a->x, a->y);
+}
+
+/* x̄ += ȳ */
+void R(mgr_flatten_backward)(const R(mgr_op_args) *a)
+{
+    if (a->xbar != NULL) R(mgr_axpy)(a->rows * a->in_size, 1, a->ybar, a->xbar);
+}
+
+/* ẏ = ẋ */
+void R(mgr_flatten_tangent)(const R(mgr_op_args) *a)
+{
+    size_t n = a->rows * a->in_size;
+    if (a->xdot != NULL)
+        R(mgr_copy)(n, a->xdot, a->ydot);
+    else
+        R(mgr_zero)(n, a->ydot);
+}
+
+/* (x̄)˙ += (ȳ)˙ */
+void R(mgr_flatten_tangent_backward)(const R(mgr_op_args) *a)
+{
+    if (a->xbardot != NULL) R(mgr_axpy)(a->rows * a->in_size, 1, a->ybardot, a->xbardot);
 }

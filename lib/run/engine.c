@@ -53,6 +53,8 @@ typedef struct engine {
     int have_pending;
     mgr_action pending;
     double hyper_wd, hyper_mom, hyper_beta2; /* accumulated hyper adjoints */
+    const char *site;     /* where the seam is called, for callback failures */
+    int64_t site_step;    /* its step, or -1 */
 } engine;
 
 /* A set of rows of one dataset entering a loss with weights and a scale. */
@@ -166,36 +168,62 @@ static R(mgr_loss_batch) loss_of(const mgrad_run *run, const engine *e, const ch
 
 /* ---- the model seam -----------------------------------------------------
    Everything the trajectory asks of the model and its loss on a gathered
-   chunk (e->x, e->labels, e->targets, e->w) goes through these two
-   functions; a model of another kind plugs in here. */
+   chunk (e->x, e->labels, e->targets, e->w) goes through these three
+   functions; a model of another kind plugs in here.  Callback models
+   (metagrad/callback.h) branch to callback.c. */
+
+static mgr_cb_chunk cb_chunk(const mgrad_run *run, const engine *e, const chunk *c)
+{
+    mgr_cb_chunk k;
+    k.rows = c->count;
+    k.x = e->x;
+    k.labels = run->opts.loss == MGRAD_LOSS_CROSS_ENTROPY ? e->labels : NULL;
+    k.targets = run->opts.loss == MGRAD_LOSS_SQUARED_ERROR ? e->targets : NULL;
+    k.w = e->w;
+    k.scale = (double)c->scale;
+    k.site = e->site;
+    k.step = e->site_step;
+    return k;
+}
 
 /* Forward (and, unless skip_backward, backward into grad += ...) of one
-   chunk at theta.  Returns the chunk's weighted loss scale Σ w_i ℓ_i and
-   leaves what model_rop needs in the workspace. */
-static double model_value_grad(const mgrad_run *run, engine *e, const chunk *c,
-                               const real *theta, real *grad, int skip_backward)
+   chunk at theta.  *loss = the chunk's weighted loss scale Σ w_i ℓ_i; leaves
+   what model_rop needs in the workspace. */
+static mgrad_status model_value_grad(const mgrad_run *run, engine *e, const chunk *c,
+                                     const real *theta, real *grad, int skip_backward,
+                                     double *loss)
 {
+    if (run->is_callback) {
+        mgr_cb_chunk k = cb_chunk(run, e, c);
+        return mgr_cb_value_grad(run, &k, theta, skip_backward ? NULL : grad, e->ell, loss);
+    }
     R(mgr_graph_forward)(&run->graph, e->ws, c->count, theta, e->x);
     const real *o = e->ws->val[run->graph.num_nodes - 1];
     R(mgr_loss_batch) lb = loss_of(run, e, c);
-    double loss = R(mgr_loss_forward)(&lb, o, e->prob, e->ell);
+    *loss = R(mgr_loss_forward)(&lb, o, e->prob, e->ell);
     if (!skip_backward) {
         R(mgr_loss_backward)(&lb, o, e->prob, e->obar);
         R(mgr_graph_backward)(&run->graph, e->ws, c->count, theta, e->x, e->obar, grad,
                               NULL);
     }
-    return loss;
+    return MGRAD_OK;
 }
 
 /* The R-op pass along u on the chunk last passed to model_value_grad:
    e->elldot = ℓ̇_i (unweighted); unless the chunk's weights are all zero
    (then its backward was skipped and adds nothing), hu += H u and, when
-   xbardot is not NULL, xbardot = (x̄_i)˙.  Returns ȯ, the outputs' tangent
-   [rows, classes]. */
-static const real *model_rop(const mgrad_run *run, engine *e, const chunk *c,
-                             const real *theta, const real *u, int all_zero, real *hu,
-                             real *xbardot)
+   xbardot is not NULL, xbardot = (x̄_i)˙.  *odot = ȯ, the outputs' tangent
+   [rows, classes] (NULL for callback models, which do not expose it). */
+static mgrad_status model_rop(const mgrad_run *run, engine *e, const chunk *c,
+                              const real *theta, const real *u, int all_zero, real *hu,
+                              real *xbardot, const real **odot_out)
 {
+    if (run->is_callback) {
+        mgr_cb_chunk k = cb_chunk(run, e, c);
+        *odot_out = NULL;
+        return mgr_cb_rop(run, &k, theta, u, all_zero ? NULL : hu, e->elldot,
+                          all_zero ? NULL : xbardot);
+    }
     const mgr_graph *g = &run->graph;
     size_t rows = c->count;
     R(mgr_graph_tangent)(g, e->ws, rows, theta, u, e->x, NULL);
@@ -209,13 +237,24 @@ static const real *model_rop(const mgrad_run *run, engine *e, const chunk *c,
         R(mgr_graph_tangent_backward)(g, e->ws, rows, theta, u, e->x, NULL, e->obardot, hu,
                                       xbardot);
     }
-    return odot;
+    *odot_out = odot;
+    return MGRAD_OK;
 }
 
-/* The model's outputs [rows, classes] for the chunk last evaluated. */
-static const real *model_outputs(const mgrad_run *run, const engine *e)
+/* The model's outputs [rows, classes] for the chunk last evaluated (at
+   theta); *out = NULL when a callback model gives no outputs. */
+static mgrad_status model_outputs(const mgrad_run *run, engine *e, const chunk *c,
+                                  const real *theta, const real **out)
 {
-    return e->ws->val[run->graph.num_nodes - 1];
+    if (run->is_callback) {
+        mgr_cb_chunk k = cb_chunk(run, e, c);
+        int have = 0;
+        MGRAD_FORWARD(mgr_cb_outputs(run, &k, theta, e->prob, &have));
+        *out = have ? e->prob : NULL;
+        return MGRAD_OK;
+    }
+    *out = e->ws->val[run->graph.num_nodes - 1];
+    return MGRAD_OK;
 }
 
 /* Visit the chunks of step t.  The gradient pass visits the batch last and
@@ -262,7 +301,9 @@ static mgrad_status grad_chunk(mgrad_run *run, engine *e, const chunk *c, int64_
     int all_zero = gather(run, e, c);
     acc->batch_resident = 0;
     if (all_zero) return MGRAD_OK;
-    acc->loss += model_value_grad(run, e, c, e->state, e->grad, 0);
+    double loss = 0;
+    MGRAD_FORWARD(model_value_grad(run, e, c, e->state, e->grad, 0, &loss));
+    acc->loss += loss;
     acc->batch_resident = c->is_batch;
     return MGRAD_OK;
 }
@@ -301,6 +342,8 @@ static mgrad_status forward_step(mgrad_run *run, engine *e, int64_t t)
 {
     size_t P = (size_t)run->num_params;
     grad_acc acc;
+    e->site = "training step";
+    e->site_step = t;
     MGRAD_FORWARD(compute_grad(run, e, t, &acc));
     MGRAD_RETURN_IF(run->ctx, !isfinite(acc.loss), MGRAD_ERR_NONFINITE,
                     "training diverged at step %lld: the batch loss is %g (try a smaller "
@@ -333,12 +376,16 @@ static mgrad_status rop_chunk(mgrad_run *run, engine *e, const chunk *c, int64_t
         all_zero = 0;    /* resident means it was computed, so not all zero */
     } else {
         all_zero = gather(run, e, c);
-        model_value_grad(run, e, c, e->state, NULL, all_zero);
+        double loss = 0;
+        /* a callback's hvp evaluates the chunk itself */
+        if (!run->is_callback)
+            MGRAD_FORWARD(model_value_grad(run, e, c, e->state, NULL, all_zero, &loss));
     }
     size_t rows = c->count, C = (size_t)run->classes, F = e->features;
     int want_x = c->is_train && run->input_meta != NULL && !all_zero;
-    const real *odot = model_rop(run, e, c, e->state, e->u, all_zero, e->hu,
-                                 want_x ? e->xbardot : NULL);
+    const real *odot = NULL;
+    MGRAD_FORWARD(model_rop(run, e, c, e->state, e->u, all_zero, e->hu,
+                            want_x ? e->xbardot : NULL, &odot));
     /* weights: w̄_i += scale ℓ̇_i */
     if (c->wmeta != NULL) {
         real *wg = c->wmeta->grad;
@@ -367,6 +414,8 @@ static mgrad_status reverse_step(mgrad_run *run, engine *e, int64_t t)
 {
     size_t P = (size_t)run->num_params;
     grad_acc acc;
+    e->site = "the reverse of step";
+    e->site_step = t;
     MGRAD_FORWARD(compute_grad(run, e, t, &acc));
     mgr_hyper h = hyper_at(run, t);
     mgr_hyper_grad hg = {0, 0, 0, 0};
@@ -388,10 +437,12 @@ static mgrad_status reverse_step(mgrad_run *run, engine *e, int64_t t)
 
 /* ---- validation --------------------------------------------------------- */
 
-/* Mean weighted loss of `ds` at theta; with grad != NULL also += its
-   gradient.  correct (may be NULL) counts argmax hits. */
-static double dataset_pass(mgrad_run *run, engine *e, const mgrad_dataset *ds,
-                           const real *theta, real *grad, int64_t *correct)
+/* *out = mean weighted loss of `ds` at theta; with grad != NULL also += its
+   gradient.  correct (may be NULL) counts argmax hits, or becomes -1 when
+   the model gives no outputs. */
+static mgrad_status dataset_pass(mgrad_run *run, engine *e, const mgrad_dataset *ds,
+                                 const real *theta, real *grad, int64_t *correct,
+                                 double *out)
 {
     double total = 0;
     size_t C = (size_t)run->classes;
@@ -402,9 +453,16 @@ static double dataset_pass(mgrad_run *run, engine *e, const mgrad_dataset *ds,
         for (int64_t r = 0; r < count; r++) ids[r] = start + r;
         chunk c = {ds, 0, ids, (size_t)count, (real)(1.0 / (double)ds->n), NULL, 0};
         gather(run, e, &c);
-        total += model_value_grad(run, e, &c, theta, grad, grad == NULL);
-        if (correct != NULL && ds->labels != NULL) {
-            const real *o = model_outputs(run, e);
+        double loss = 0;
+        MGRAD_FORWARD(model_value_grad(run, e, &c, theta, grad, grad == NULL, &loss));
+        total += loss;
+        if (correct != NULL && *correct >= 0 && ds->labels != NULL) {
+            const real *o = NULL;
+            MGRAD_FORWARD(model_outputs(run, e, &c, theta, &o));
+            if (o == NULL) {
+                *correct = -1;
+                continue;
+            }
             for (int64_t r = 0; r < count; r++) {
                 size_t best = 0;
                 for (size_t j = 1; j < C; j++)
@@ -413,7 +471,8 @@ static double dataset_pass(mgrad_run *run, engine *e, const mgrad_dataset *ds,
             }
         }
     }
-    return total;
+    *out = total;
+    return MGRAD_OK;
 }
 
 /* ---- the driver --------------------------------------------------------- */
@@ -485,7 +544,10 @@ static mgrad_status engine_train(mgrad_run *run, double *phi)
     run->stats.reverse_steps = 0;
     MGRAD_FORWARD(drive(run, e));
     R(mgr_copy)(P, e->state, e->theta_T);
-    double value = dataset_pass(run, e, run->val, e->theta_T, NULL, NULL);
+    double value = 0;
+    e->site = "the output function";
+    e->site_step = -1;
+    MGRAD_FORWARD(dataset_pass(run, e, run->val, e->theta_T, NULL, NULL, &value));
     MGRAD_RETURN_IF(run->ctx, !isfinite(value), MGRAD_ERR_NONFINITE,
                     "the output function (validation loss) is %g at θ_T", value);
     e->in_reverse = 1;
@@ -510,7 +572,10 @@ static mgrad_status engine_reverse(mgrad_run *run)
     e->hyper_wd = e->hyper_mom = e->hyper_beta2 = 0;
     R(mgr_zero)(run->state_len, e->state_bar);
     /* θ̄_T = ∇φ(θ_T); buffer adjoints start at 0. */
-    dataset_pass(run, e, run->val, e->theta_T, e->state_bar, NULL);
+    double value = 0;
+    e->site = "the gradient of the output function";
+    e->site_step = -1;
+    MGRAD_FORWARD(dataset_pass(run, e, run->val, e->theta_T, e->state_bar, NULL, &value));
     MGRAD_FORWARD(drive(run, e));
     if (run->meta_theta0 != NULL) R(mgr_copy)(P, e->state_bar, run->meta_theta0->grad);
     if (run->meta_wd != NULL) ((real *)run->meta_wd->grad)[0] = (real)e->hyper_wd;
@@ -534,10 +599,14 @@ static mgrad_status engine_evaluate(mgrad_run *run, const mgrad_dataset *ds, dou
 {
     engine *e = E(run);
     int64_t correct = 0;
-    double l = dataset_pass(run, e, ds, e->theta_T, NULL, &correct);
+    double l = 0;
+    e->site = "mgrad_run_evaluate";
+    e->site_step = -1;
+    MGRAD_FORWARD(dataset_pass(run, e, ds, e->theta_T, NULL, &correct, &l));
     if (loss != NULL) *loss = l;
     if (accuracy != NULL)
-        *accuracy = ds->labels != NULL ? (double)correct / (double)ds->n : NAN;
+        *accuracy = ds->labels != NULL && correct >= 0 ? (double)correct / (double)ds->n
+                                                       : NAN;
     return MGRAD_OK;
 }
 
@@ -551,6 +620,7 @@ static void engine_destroy(mgrad_run *run)
     R(mgr_graph_ws_destroy)(ctx, e->ws);
     mgr_store_destroy(e->store);
     mgr_schedule_destroy(ctx, e->sched);
+    mgr_cb_scratch_destroy(run);
     void *bufs[] = {e->state, e->state_bar, e->theta_T, e->grad, e->u, e->hu, e->x,
                     e->xbardot, e->targets, e->labels, e->w, e->rows, e->prob, e->obar,
                     e->obardot, e->ell, e->elldot, e->batch_idx, e->perm};
@@ -596,7 +666,9 @@ static mgrad_status engine_create(mgrad_run *run)
     };
     for (size_t i = 0; i < sizeof allocs / sizeof allocs[0] && s == MGRAD_OK; i++)
         s = mgr_alloc_or_fail(ctx, allocs[i].p, allocs[i].n, allocs[i].size, allocs[i].what);
-    if (s == MGRAD_OK) s = R(mgr_graph_ws_create)(ctx, &run->graph, rows, &e->ws);
+    if (s == MGRAD_OK)
+        s = run->is_callback ? mgr_cb_scratch_create(run, rows)
+                             : R(mgr_graph_ws_create)(ctx, &run->graph, rows, &e->ws);
     if (s == MGRAD_OK)
         s = mgr_schedule_create(ctx, run->policy, run->steps, run->slots,
                                 run->opts.checkpoint_k > 0 ? run->opts.checkpoint_k : 4,

@@ -46,6 +46,7 @@ static mgrad_status check_meta(mgrad_run *run, mgrad_meta_kind kind,
     const char *fn = "mgrad_run_add_meta";
     int64_t T = run->steps, N = run->train->n, F = run->train->features;
     *cols = 1;
+    MGRAD_FORWARD(mgr_cb_check_meta(run, kind));
     switch (kind) {
     case MGRAD_META_DATA_WEIGHTS: {
         int64_t end = o->step_end < 0 ? T : o->step_end;

@@ -18,10 +18,9 @@ mgrad_status mgrad_run_options_init(mgrad_run_options *opts, uint32_t version)
     return MGRAD_OK;
 }
 
-static mgrad_status check_options(mgrad_context *ctx, const mgrad_run_options *o,
-                                  const mgrad_dataset *train)
+static mgrad_status check_options(mgrad_context *ctx, const char *fn,
+                                  const mgrad_run_options *o, const mgrad_dataset *train)
 {
-    const char *fn = "mgrad_run_create";
     MGRAD_RETURN_IF(ctx, o->steps < 1, MGRAD_ERR_INVALID,
                     "%s: options.steps = %lld; set the number of training steps T >= 1",
                     fn, (long long)o->steps);
@@ -92,11 +91,10 @@ static mgrad_status check_options(mgrad_context *ctx, const mgrad_run_options *o
 }
 
 /* Does `ds` carry what the loss needs for `classes` outputs? */
-static mgrad_status check_data(mgrad_context *ctx, const mgrad_dataset *ds,
+static mgrad_status check_data(mgrad_context *ctx, const char *fn, const mgrad_dataset *ds,
                                const char *name, mgrad_loss loss, int64_t features,
                                int64_t classes)
 {
-    const char *fn = "mgrad_run_create";
     MGRAD_RETURN_IF(ctx, ds->features != features, MGRAD_ERR_SHAPE,
                     "%s: the %s set has %lld values per example but the model takes %lld",
                     fn, name, (long long)ds->features, (long long)features);
@@ -159,11 +157,20 @@ mgrad_status mgrad_run_create(mgrad_run **out, mgrad_model *model, mgrad_dataset
     MGRAD_RETURN_IF(ctx, model->graph.num_nodes < 2, MGRAD_ERR_ORDER,
                     "mgrad_run_create: the model has no layers; did you forget "
                     "mgrad_model_add_dense?");
-    MGRAD_FORWARD(check_options(ctx, opts, train));
-    int64_t features = model->graph.nodes[0].size;
-    int64_t classes = mgr_graph_output(&model->graph)->size;
-    MGRAD_FORWARD(check_data(ctx, train, "training", opts->loss, features, classes));
-    MGRAD_FORWARD(check_data(ctx, opts->validation, "validation", opts->loss, features,
+    return mgr_run_build(out, ctx, "mgrad_run_create", &model->graph, NULL, model->theta,
+                         model->graph.num_params, model->graph.nodes[0].size,
+                         mgr_graph_output(&model->graph)->size, train, opts);
+}
+
+mgrad_status mgr_run_build(mgrad_run **out, mgrad_context *ctx, const char *fn,
+                           const mgr_graph *graph, const mgrad_callback_model *cb,
+                           const double *theta0, int64_t num_params, int64_t features,
+                           int64_t classes, mgrad_dataset *train,
+                           const mgrad_run_options *opts)
+{
+    MGRAD_FORWARD(check_options(ctx, fn, opts, train));
+    MGRAD_FORWARD(check_data(ctx, fn, train, "training", opts->loss, features, classes));
+    MGRAD_FORWARD(check_data(ctx, fn, opts->validation, "validation", opts->loss, features,
                              classes));
 
     mgrad_run *run = NULL;
@@ -177,7 +184,13 @@ mgrad_status mgrad_run_create(mgrad_run **out, mgrad_model *model, mgrad_dataset
     run->steps = opts->steps;
     run->batch = opts->batch_size;
     run->classes = classes;
-    run->num_params = model->graph.num_params;
+    run->features = features;
+    run->num_params = num_params;
+    if (cb != NULL) {
+        run->is_callback = 1;
+        run->cb = *cb;
+        run->stats.approximate = cb->hvp == NULL;
+    }
     run->state_len = mgr_optim_state_len(opts->optimizer, (size_t)run->num_params);
     run->train = train;
     mgr_dataset_retain(train);
@@ -187,7 +200,7 @@ mgrad_status mgrad_run_create(mgrad_run **out, mgrad_model *model, mgrad_dataset
 
     size_t esize = mgr_dtype_size(ctx->dtype);
     size_t T = (size_t)run->steps, P = (size_t)run->num_params;
-    mgrad_status s = mgr_graph_copy(ctx, &model->graph, &run->graph);
+    mgrad_status s = graph != NULL ? mgr_graph_copy(ctx, graph, &run->graph) : MGRAD_OK;
     if (s == MGRAD_OK)
         s = mgr_alloc_or_fail(ctx, (void **)&run->lr, T, sizeof(double), "the LR schedule");
     if (s == MGRAD_OK)
@@ -198,7 +211,7 @@ mgrad_status mgrad_run_create(mgrad_run **out, mgrad_model *model, mgrad_dataset
     if (s == MGRAD_OK) {
         for (size_t t = 0; t < T; t++)
             run->lr[t] = opts->lr_schedule != NULL ? opts->lr_schedule[t] : opts->lr;
-        mgr_convert(run->theta0, ctx->dtype, model->theta, MGRAD_DTYPE_F64, P, 0);
+        mgr_convert(run->theta0, ctx->dtype, theta0, MGRAD_DTYPE_F64, P, 0);
         if (opts->batches != NULL)
             memcpy(run->batches, opts->batches, T * (size_t)run->batch * sizeof(int64_t));
     }
@@ -210,10 +223,10 @@ mgrad_status mgrad_run_create(mgrad_run **out, mgrad_model *model, mgrad_dataset
         if (opts->checkpoint_budget_bytes > 0 && opts->spill_dir == NULL) {
             max_slots = (int64_t)(opts->checkpoint_budget_bytes / state_bytes);
             if (max_slots == 0)
-                s = mgr_error(ctx, MGRAD_ERR_BUDGET, "mgrad_run_create: "
+                s = mgr_error(ctx, MGRAD_ERR_BUDGET, "%s: "
                               "options.checkpoint_budget_bytes = %llu holds no optimizer "
                               "state; one state takes %llu bytes and at least 1 slot is "
-                              "needed", (unsigned long long)opts->checkpoint_budget_bytes,
+                              "needed", fn, (unsigned long long)opts->checkpoint_budget_bytes,
                               (unsigned long long)state_bytes);
         }
         if (s == MGRAD_OK)
@@ -329,8 +342,8 @@ mgrad_status mgrad_run_evaluate(mgrad_run *run, const mgrad_dataset *ds, double 
                     "mgrad_run_evaluate: the dataset comes from another context");
     MGRAD_RETURN_IF(ctx, run->phase == MGR_PHASE_FRESH, MGRAD_ERR_ORDER,
                     "mgrad_run_evaluate: no θ_T yet; did you forget mgrad_run_train?");
-    MGRAD_FORWARD(check_data(ctx, ds, "evaluation", run->opts.loss,
-                             run->graph.nodes[0].size, run->classes));
+    MGRAD_FORWARD(check_data(ctx, "mgrad_run_evaluate", ds, "evaluation", run->opts.loss,
+                             run->features, run->classes));
     double l = 0, a = 0;
     MGRAD_FORWARD(mgr_engine_of(run)->evaluate(run, ds, &l, &a));
     if (loss != NULL) *loss = l;
@@ -343,9 +356,23 @@ mgrad_status mgrad_run_get_stats(const mgrad_run *run, mgrad_run_stats *out)
     if (run == NULL) return MGRAD_ERR_NULL;
     MGRAD_RETURN_IF(run->ctx, out == NULL, MGRAD_ERR_NULL,
                     "mgrad_run_get_stats: out must not be NULL");
-    MGRAD_RETURN_IF(run->ctx, out->version != MGRAD_RUN_STATS_VERSION, MGRAD_ERR_VERSION,
-                    "mgrad_run_get_stats: stats version %u unknown; initialise with "
-                    "MGRAD_RUN_STATS_INIT", (unsigned)out->version);
+    MGRAD_RETURN_IF(run->ctx, out->version != MGRAD_RUN_STATS_VERSION && out->version != 1,
+                    MGRAD_ERR_VERSION, "mgrad_run_get_stats: stats version %u unknown; "
+                    "initialise with MGRAD_RUN_STATS_INIT", (unsigned)out->version);
+    if (out->version == 1) {
+        /* A version-1 caller's struct ends before `approximate`. */
+        const mgrad_run_stats *st = &run->stats;
+        out->steps_run = st->steps_run;
+        out->steps_recomputed = st->steps_recomputed;
+        out->reverse_steps = st->reverse_steps;
+        out->peak_state_bytes = st->peak_state_bytes;
+        out->seconds_forward = st->seconds_forward;
+        out->seconds_reverse = st->seconds_reverse;
+        out->checkpoint = st->checkpoint;
+        out->checkpoint_slots = st->checkpoint_slots;
+        out->spilled_bytes = st->spilled_bytes;
+        return MGRAD_OK;
+    }
     *out = run->stats;
     return MGRAD_OK;
 }

@@ -12,6 +12,7 @@
 #include "base/base.h"
 #include "data/dataset.h"
 #include "graph/graph.h"
+#include "metagrad/callback.h"
 #include "metagrad/meta.h"
 #include "store/schedule.h"
 #include "store/store.h"
@@ -41,7 +42,11 @@ typedef enum mgr_run_phase {
 
 struct mgrad_run {
     mgrad_context *ctx;
-    mgr_graph graph;
+    mgr_graph graph;          /* built-in model; empty for callback runs */
+    int is_callback;          /* the model is `cb` (callback.c), not `graph` */
+    mgrad_callback_model cb;  /* copy, callback runs */
+    void *cb_scratch;         /* callback.c's buffers (approximate mode) */
+    int64_t features;         /* values per example */
     mgrad_dataset *train;
     mgrad_dataset *val;
     mgrad_run_options opts;   /* copy; pointers below replace its arrays */
@@ -89,5 +94,45 @@ static inline const mgr_engine_vt *mgr_engine_of(const mgrad_run *run)
 
 /* Metas whose values changed: the trajectory is stale. */
 void mgr_run_invalidate(mgrad_run *run);
+
+/* The creation path shared by mgrad_run_create and
+   mgrad_run_create_callback (run.c): validates options and data against
+   `features` inputs and `classes` outputs, and builds the run.  Exactly one
+   of graph / cb is non-NULL; theta0 holds num_params doubles.  fn names the
+   public function in messages. */
+mgrad_status mgr_run_build(mgrad_run **out, mgrad_context *ctx, const char *fn,
+                           const mgr_graph *graph, const mgrad_callback_model *cb,
+                           const double *theta0, int64_t num_params, int64_t features,
+                           int64_t classes, mgrad_dataset *train,
+                           const mgrad_run_options *opts);
+
+/* ---- callback models (callback.c) -----------------------------------------
+   The model seam of engine.c calls these for callback runs.  Buffers are in
+   the context's dtype.  `site` and `step` say where the call happens, for
+   the message of a failing callback. */
+typedef struct mgr_cb_chunk {
+    size_t rows;
+    const void *x;           /* [rows, F] */
+    const int32_t *labels;   /* [rows] or NULL */
+    const void *targets;     /* [rows, C] or NULL */
+    const void *w;           /* [rows] */
+    double scale;
+    const char *site;        /* "training step", "the reverse of step", ... */
+    int64_t step;            /* or -1 */
+} mgr_cb_chunk;
+
+mgrad_status mgr_cb_scratch_create(mgrad_run *run, size_t max_rows);
+void mgr_cb_scratch_destroy(mgrad_run *run);
+/* *loss = scale Σ w ℓ; grad (may be NULL) += its gradient; ell [rows] = ℓ_i. */
+mgrad_status mgr_cb_value_grad(const mgrad_run *run, const mgr_cb_chunk *c, const void *theta,
+                               void *grad, void *ell, double *loss);
+/* elldot = ℓ̇_i; hu (may be NULL) += H u; xbardot (may be NULL) = (x̄_i)˙. */
+mgrad_status mgr_cb_rop(const mgrad_run *run, const mgr_cb_chunk *c, const void *theta,
+                        const void *u, void *hu, void *elldot, void *xbardot);
+/* outputs [rows, C]; *have = 0 when the model has no outputs callback. */
+mgrad_status mgr_cb_outputs(const mgrad_run *run, const mgr_cb_chunk *c, const void *theta,
+                            void *outputs, int *have);
+/* MGRAD_ERR_UNSUPPORTED when a callback run cannot serve the kind. */
+mgrad_status mgr_cb_check_meta(mgrad_run *run, mgrad_meta_kind kind);
 
 #endif

@@ -13,11 +13,12 @@ import math
 import os
 
 from . import _buffers as B
-from ._errors import ClosedError, InvalidError, MetagradError, SizeError, make_error
+from ._errors import (ClosedError, InvalidError, MetagradError, SizeError, VersionError,
+                      make_error)
 from ._lib import (Activation, Checkpoint, ContextOptions, Dtype, Init, LogFn, LogLevel,
                    Loss, MetaKind, MetaOptions, Optimizer, RunOptions, RunStats, lib,
                    CONTEXT_OPTIONS_VERSION, META_OPTIONS_VERSION, RUN_OPTIONS_VERSION,
-                   RUN_STATS_VERSION)
+                   RUN_STATS_V2_FIELDS, RUN_STATS_VERSION)
 
 __all__ = ["Context", "Model", "Dataset", "Run", "Meta"]
 
@@ -552,10 +553,21 @@ class Run(_Handle):
     @property
     def stats(self):
         """What the last train and reverse did, as a dict."""
+        ptr = self._handle()
         st = RunStats()
         st.version = RUN_STATS_VERSION
-        self._call(lib.mgrad_run_get_stats, self._handle(), ctypes.byref(st))
-        out = {name: getattr(st, name) for name, _ in RunStats._fields_ if name != "version"}
+        skip = {"version"}
+        try:
+            lib.mgrad_run_get_stats(ptr, ctypes.byref(st))
+        except VersionError:  # a library that knows version 1 only
+            st.version = 1
+            skip.update(RUN_STATS_V2_FIELDS)
+            self._call(lib.mgrad_run_get_stats, ptr, ctypes.byref(st))
+        except MetagradError:
+            self._call(lib.mgrad_run_get_stats, ptr, ctypes.byref(st))  # raise with message
+        out = {name: getattr(st, name) for name, _ in RunStats._fields_ if name not in skip}
+        if "approximate" in out:
+            out["approximate"] = bool(out["approximate"])
         try:
             out["checkpoint"] = Checkpoint(out["checkpoint"]).name.lower()
         except ValueError:

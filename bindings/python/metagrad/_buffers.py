@@ -58,7 +58,7 @@ def _flatten(value, name):
         if not level:
             break
     for x in level:
-        if isinstance(x, (str, bytes)) or hasattr(x, "__len__"):
+        if not isinstance(x, (str, bytes)) and hasattr(x, "__len__"):
             raise ShapeError("%s: ragged nested sequence" % name)
     return level, tuple(shape)
 

@@ -116,7 +116,7 @@ LogFn = ctypes.CFUNCTYPE(None, c_enum, ctypes.c_char_p, ctypes.c_void_p)
 
 CONTEXT_OPTIONS_VERSION = 1
 RUN_OPTIONS_VERSION = 1
-RUN_STATS_VERSION = 1
+RUN_STATS_VERSION = 2
 META_OPTIONS_VERSION = 1
 
 
@@ -178,7 +178,13 @@ class RunStats(ctypes.Structure):
         ("checkpoint", c_enum),
         ("checkpoint_slots", ctypes.c_int64),
         ("spilled_bytes", ctypes.c_int64),
+        # version 2
+        ("approximate", ctypes.c_int32),
     ]
+
+#: Fields each mgrad_run_stats version adds (a library of version 1 is asked
+#: for version 1 and writes only its fields).
+RUN_STATS_V2_FIELDS = ("approximate",)
 
 
 class MetaOptions(ctypes.Structure):
@@ -312,15 +318,17 @@ def _candidates():
             yield "build directory", pattern
         for path in paths:
             yield "build directory", path
-    found = ctypes.util.find_library("metagrad")
-    yield "ctypes.util.find_library('metagrad')", found or "(not found)"
+    yield "ctypes.util.find_library('metagrad')", ctypes.util.find_library("metagrad")
     yield "system loader", "libmetagrad.so.0"
 
 
 def _load():
     tried = []
     for how, path in _candidates():
-        if path in ("(not found)",) or (os.sep in path and not os.path.exists(path)):
+        if path is None:
+            tried.append("%s: not found" % how)
+            continue
+        if os.sep in path and not os.path.exists(path):
             tried.append("%s: %s (no such file)" % (how, path))
             continue
         try:

@@ -1,0 +1,213 @@
+/*
+ * ops_conv.c - 2-D convolution (torch.nn.Conv2d, groups = 1, dilation 1):
+ * four passes by im2col + GEMM.
+ *
+ *     x [rows, C, H, W]   W [OC, C, k, k]   b [OC]   y [rows, OC, OH, OW]
+ *     OH = (H + 2p − k) / s + 1,  OW likewise  (stride s, zero padding p)
+ *
+ * Per example, with K = C k k, N = OH OW and col(x) [K, N] the im2col matrix
+ * (col[(c k + i) k + j, oh OW + ow] = x[c, oh s − p + i, ow s − p + j], 0 in
+ * the padding), the convolution is the dense layer
+ *
+ *     y [OC, N] = W [OC, K] · col(x) [K, N] + b        (b broadcast over N)
+ *
+ * col is linear in x and its adjoint col2im scatters-adds a [K, N] matrix
+ * back onto the image.  So, with direction (U, u_b) on (W, b):
+ *
+ *     backward:  x̄ += col2im(Wᵀ ȳ);   W̄ += ȳ col(x)ᵀ;   b̄ += Σ_N ȳ
+ *     tangent:   ẏ = W col(ẋ) + U col(x) + u_b
+ *     tan-back:  (x̄)˙ += col2im(Wᵀ (ȳ)˙ + Uᵀ ȳ)
+ *                (W̄)˙ += (ȳ)˙ col(x)ᵀ + ȳ col(ẋ)ᵀ;   (b̄)˙ += Σ_N (ȳ)˙
+ *
+ * Examples are processed one at a time so that the scratch (one [K, N]
+ * matrix, a->scratch; see mgr_op_scratch) does not grow with the batch.
+ * Rules: docs/derivations.md, "Conv2d".
+ */
+#include <assert.h>
+
+#include "graph/ops.h"
+
+typedef struct conv_dims {
+    size_t C, H, W;       /* input image */
+    size_t OC, OH, OW;    /* output image */
+    size_t k, s, p;       /* kernel side, stride, padding */
+    size_t K, N;          /* C k k, OH OW */
+    size_t in, out;       /* per-example sizes C H W, OC N */
+} conv_dims;
+
+static conv_dims dims_of(const R(mgr_op_args) *a)
+{
+    const mgr_node *nd = a->node, *x = a->xnode;
+    conv_dims d;
+    d.C = (size_t)x->shape[0];
+    d.H = (size_t)x->shape[1];
+    d.W = (size_t)x->shape[2];
+    d.OC = (size_t)nd->shape[0];
+    d.OH = (size_t)nd->shape[1];
+    d.OW = (size_t)nd->shape[2];
+    d.k = (size_t)nd->kernel;
+    d.s = (size_t)nd->stride;
+    d.p = (size_t)nd->padding;
+    d.K = d.C * d.k * d.k;
+    d.N = d.OH * d.OW;
+    d.in = a->in_size;
+    d.out = (size_t)nd->size;
+    assert(d.in == d.C * d.H * d.W && d.out == d.OC * d.N);
+    return d;
+}
+
+/* col [K, N] = im2col(x [C, H, W]) */
+static void im2col(const conv_dims *d, const real *x, real *col)
+{
+    for (size_t c = 0; c < d->C; c++) {
+        for (size_t i = 0; i < d->k; i++) {
+            for (size_t j = 0; j < d->k; j++) {
+                real *row = col + ((c * d->k + i) * d->k + j) * d->N;
+                for (size_t oh = 0; oh < d->OH; oh++) {
+                    /* input row h = oh s + i − p, as unsigned: out of range
+                       when it wraps below 0 or reaches H */
+                    size_t h = oh * d->s + i - d->p;
+                    real *out = row + oh * d->OW;
+                    if (oh * d->s + i < d->p || h >= d->H) {
+                        for (size_t ow = 0; ow < d->OW; ow++) out[ow] = 0;
+                        continue;
+                    }
+                    const real *xr = x + (c * d->H + h) * d->W;
+                    for (size_t ow = 0; ow < d->OW; ow++) {
+                        size_t w = ow * d->s + j;
+                        out[ow] = (w < d->p || w - d->p >= d->W) ? 0 : xr[w - d->p];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* x [C, H, W] += col2im(col [K, N]): the adjoint of im2col. */
+static void col2im_add(const conv_dims *d, const real *col, real *x)
+{
+    for (size_t c = 0; c < d->C; c++) {
+        for (size_t i = 0; i < d->k; i++) {
+            for (size_t j = 0; j < d->k; j++) {
+                const real *row = col + ((c * d->k + i) * d->k + j) * d->N;
+                for (size_t oh = 0; oh < d->OH; oh++) {
+                    size_t h = oh * d->s + i - d->p;
+                    if (oh * d->s + i < d->p || h >= d->H) continue;
+                    const real *in = row + oh * d->OW;
+                    real *xr = x + (c * d->H + h) * d->W;
+                    for (size_t ow = 0; ow < d->OW; ow++) {
+                        size_t w = ow * d->s + j;
+                        if (w < d->p || w - d->p >= d->W) continue;
+                        xr[w - d->p] += in[ow];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* y [OC, N] = bias broadcast over N */
+static void fill_bias(const conv_dims *d, const real *bias, real *y)
+{
+    for (size_t o = 0; o < d->OC; o++) {
+        real v = bias[o];
+        real *yo = y + o * d->N;
+        for (size_t n = 0; n < d->N; n++) yo[n] = v;
+    }
+}
+
+/* out[o] += Σ_N y[o, :] over the rows of y [rows, OC, N] */
+static void add_channel_sums(const conv_dims *d, size_t rows, const real *y, real *out)
+{
+    for (size_t r = 0; r < rows; r++)
+        for (size_t o = 0; o < d->OC; o++)
+            out[o] += (real)R(mgr_sum)(d->N, y + r * d->out + o * d->N);
+}
+
+/* y = W col(x) + b */
+void R(mgr_conv2d_forward)(const R(mgr_op_args) *a)
+{
+    conv_dims d = dims_of(a);
+    const real *W = a->p, *b = W + d.OC * d.K;
+    real *col = a->scratch;
+    for (size_t r = 0; r < a->rows; r++) {
+        real *y = a->y + r * d.out;
+        im2col(&d, a->x + r * d.in, col);
+        fill_bias(&d, b, y);
+        /* y[OC,N] += W[OC,K] · col[K,N] */
+        R(mgr_gemm)(0, 0, d.OC, d.N, d.K, 1, W, d.K, col, d.N, 1, y, d.N);
+    }
+}
+
+/* x̄ += col2im(Wᵀ ȳ);  W̄ += ȳ col(x)ᵀ;  b̄ += Σ_N ȳ */
+void R(mgr_conv2d_backward)(const R(mgr_op_args) *a)
+{
+    conv_dims d = dims_of(a);
+    const real *W = a->p;
+    real *col = a->scratch;
+    for (size_t r = 0; r < a->rows; r++) {
+        const real *yb = a->ybar + r * d.out;
+        if (a->pbar != NULL) {
+            im2col(&d, a->x + r * d.in, col);
+            /* W̄[OC,K] += ȳ[OC,N] · colᵀ[N,K] */
+            R(mgr_gemm)(0, 1, d.OC, d.K, d.N, 1, yb, d.N, col, d.N, 1, a->pbar, d.K);
+        }
+        if (a->xbar != NULL) {
+            /* col[K,N] = Wᵀ[K,OC] · ȳ[OC,N] */
+            R(mgr_gemm)(1, 0, d.K, d.N, d.OC, 1, W, d.K, yb, d.N, 0, col, d.N);
+            col2im_add(&d, col, a->xbar + r * d.in);
+        }
+    }
+    if (a->pbar != NULL) add_channel_sums(&d, a->rows, a->ybar, a->pbar + d.OC * d.K);
+}
+
+/* ẏ = W col(ẋ) + U col(x) + u_b */
+void R(mgr_conv2d_tangent)(const R(mgr_op_args) *a)
+{
+    conv_dims d = dims_of(a);
+    const real *W = a->p, *U = a->u;
+    real *col = a->scratch;
+    for (size_t r = 0; r < a->rows; r++) {
+        real *yd = a->ydot + r * d.out;
+        if (U != NULL) {
+            im2col(&d, a->x + r * d.in, col);
+            fill_bias(&d, U + d.OC * d.K, yd);
+            R(mgr_gemm)(0, 0, d.OC, d.N, d.K, 1, U, d.K, col, d.N, 1, yd, d.N);
+        } else {
+            R(mgr_zero)(d.out, yd);
+        }
+        if (a->xdot != NULL) {
+            im2col(&d, a->xdot + r * d.in, col);
+            R(mgr_gemm)(0, 0, d.OC, d.N, d.K, 1, W, d.K, col, d.N, 1, yd, d.N);
+        }
+    }
+}
+
+/* (x̄)˙ += col2im(Wᵀ (ȳ)˙ + Uᵀ ȳ);  (W̄)˙ += (ȳ)˙ col(x)ᵀ + ȳ col(ẋ)ᵀ;
+   (b̄)˙ += Σ_N (ȳ)˙ */
+void R(mgr_conv2d_tangent_backward)(const R(mgr_op_args) *a)
+{
+    conv_dims d = dims_of(a);
+    const real *W = a->p, *U = a->u;
+    real *col = a->scratch;
+    for (size_t r = 0; r < a->rows; r++) {
+        const real *yb = a->ybar + r * d.out, *ybd = a->ybardot + r * d.out;
+        if (a->xbardot != NULL) {
+            /* col[K,N] = Wᵀ (ȳ)˙ + Uᵀ ȳ */
+            R(mgr_gemm)(1, 0, d.K, d.N, d.OC, 1, W, d.K, ybd, d.N, 0, col, d.N);
+            if (U != NULL)
+                R(mgr_gemm)(1, 0, d.K, d.N, d.OC, 1, U, d.K, yb, d.N, 1, col, d.N);
+            col2im_add(&d, col, a->xbardot + r * d.in);
+        }
+        if (a->pbardot != NULL) {
+            im2col(&d, a->x + r * d.in, col);
+            R(mgr_gemm)(0, 1, d.OC, d.K, d.N, 1, ybd, d.N, col, d.N, 1, a->pbardot, d.K);
+            if (a->xdot != NULL) {
+                im2col(&d, a->xdot + r * d.in, col);
+                R(mgr_gemm)(0, 1, d.OC, d.K, d.N, 1, yb, d.N, col, d.N, 1, a->pbardot, d.K);
+            }
+        }
+    }
+    if (a->pbardot != NULL)
+        add_channel_sums(&d, a->rows, a->ybardot, a->pbardot + d.OC * d.K);
+}
