@@ -7,21 +7,27 @@
  * under
  *     store-all                 T states, the reference;
  *     REPLAY(k)                 the largest k whose 1 + E(T) states fit in b
- *                               (larger k recomputes less), or "does not fit";
- *     binomial, b slots         what the budget allows;
- *     binomial, REPLAY's slots  the same memory as REPLAY, for the comparison.
- * and print, per schedule: steps recomputed (total and per training step),
- * the wall-clock time of train + reverse, its ratio to store-all's time in
- * the same repeat (median over repeats; the schedules of a T run interleaved
- * in every repeat, after one untimed warm-up), and the peak bytes of stored
- * states.  Then, at equal memory, binomial's recomputation against REPLAY's;
- * the program fails if binomial ever recomputes more.
+ *                               (larger k stores more and recomputes less),
+ *                               or reported as not fitting;
+ *     binomial, b slots         everything the budget allows;
+ *     binomial, REPLAY's slots  exactly REPLAY's memory, for the comparison;
+ * and, as fixed points of reference, REPLAY with the paper's k = 2 and k = 4
+ * next to binomial with the same slots.  Per schedule it prints the steps
+ * recomputed (total and per training step), the wall-clock time of
+ * train + reverse, its ratio to store-all's time in the same repeat (median
+ * over repeats; every schedule of a T runs once per repeat, interleaved,
+ * after one untimed warm-up that allocates the slots), the same ratio in CPU
+ * time of the process (robust to other load on a shared machine), and the
+ * peak bytes of stored states.  Then, at equal memory, binomial's recomputation against
+ * REPLAY's.  Binomial is optimal, so it can tie a REPLAY tree that happens to
+ * be optimal too, but never recompute more: the program fails if it does.
  *
  * Model: MLP 32-64-10 (tanh), batch 16, SGD with momentum, f32;
  * metaparameters LR schedule + data weights.
  *
- * Usage: bench_checkpoint [repeats=5] [width=64] [f32|f64]
+ * Usage: bench_checkpoint [repeats=9] [width=64] [f32|f64]
  */
+#define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,11 +61,23 @@ static double median(const double *v, int n)
     return n % 2 ? tmp[n / 2] : 0.5 * (tmp[n / 2 - 1] + tmp[n / 2]);
 }
 
-static double now(void)
+static double clock_s(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The 1-minute load average, to print the conditions of the measurement. */
+static double loadavg(void)
+{
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f != NULL) {
+        if (fscanf(f, "%lf", &l) != 1) l = -1;
+        fclose(f);
+    }
+    return l;
 }
 
 static int64_t ceil_log2(int64_t T)
@@ -96,7 +114,7 @@ typedef struct cfg {
     mgrad_checkpoint policy;
     int64_t slots, k;
     mgrad_run *run;
-    double secs[MAXREP], ratio[MAXREP];
+    double secs[MAXREP], ratio[MAXREP], cpu[MAXREP], cpu_ratio[MAXREP];
     mgrad_run_stats st;
 } cfg;
 
@@ -120,12 +138,14 @@ static mgrad_run *make_run(mgrad_model *model, mgrad_dataset *train, mgrad_datas
     return run;
 }
 
-static double metagradient(cfg *c)
+/* Wall-clock seconds of train + reverse; CPU seconds of the process into *cpu. */
+static double metagradient(cfg *c, double *cpu)
 {
-    double t0 = now();
+    double t0 = clock_s(CLOCK_MONOTONIC), c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
     CHECK(mgrad_run_train(c->run, NULL));
     CHECK(mgrad_run_reverse(c->run));
-    double t = now() - t0;
+    double t = clock_s(CLOCK_MONOTONIC) - t0;
+    *cpu = clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
     c->st.version = MGRAD_RUN_STATS_VERSION;
     CHECK(mgrad_run_get_stats(c->run, &c->st));
     return t;
@@ -146,7 +166,7 @@ static void add_cfg(cfg *cs, int *n, const char *name, int group, int64_t budget
 
 int main(int argc, char **argv)
 {
-    int repeats = argc > 1 ? atoi(argv[1]) : 5;
+    int repeats = argc > 1 ? atoi(argv[1]) : 9;
     int width = argc > 2 ? atoi(argv[2]) : 64;
     mgrad_dtype dtype = argc > 3 && strcmp(argv[3], "f64") == 0 ? MGRAD_DTYPE_F64
                                                                 : MGRAD_DTYPE_F32;
@@ -181,11 +201,14 @@ int main(int argc, char **argv)
     printf("MLP %d-%d-%d tanh, batch %d, SGD momentum, %s, metaparameters LR schedule + "
            "data weights; %d repeats (median), schedules interleaved in each repeat\n",
            F, width, C, B, dtype == MGRAD_DTYPE_F32 ? "f32" : "f64", repeats);
-    printf("time = mgrad_run_train + mgrad_run_reverse; ratio = time / store-all's time "
-           "in the same repeat\n\n");
+    printf("time = wall-clock of mgrad_run_train + mgrad_run_reverse; ratio = time / "
+           "store-all's time in the same repeat; CPU ratio: the same with the process's "
+           "CPU time (robust to other load on the machine)\n");
+    printf("load average at start: %.2f\n\n", loadavg());
     printf("| T | budget (states) | schedule | slots | steps recomputed | recomputed per "
-           "step | time (s) | ratio to store-all | peak state memory |\n");
-    printf("|---|---|---|---|---|---|---|---|---|\n");
+           "step | time (s) | wall-clock ratio to store-all | CPU-time ratio | peak state "
+           "memory |\n");
+    printf("|---|---|---|---|---|---|---|---|---|---|\n");
 
     static const int64_t TS[] = {256, 1024, 4096};
     char cmp[3][NGROUPS][256];
@@ -220,11 +243,15 @@ int main(int argc, char **argv)
         }
         for (int i = 0; i < n; i++) {
             cs[i].run = make_run(model, train, val, T, &cs[i]);
-            metagradient(&cs[i]); /* warm-up: allocates the slots */
+            double ignored;
+            metagradient(&cs[i], &ignored); /* warm-up: allocates the slots */
         }
         for (int r = 0; r < repeats; r++) {
-            for (int i = 0; i < n; i++) cs[i].secs[r] = metagradient(&cs[i]);
-            for (int i = 0; i < n; i++) cs[i].ratio[r] = cs[i].secs[r] / cs[0].secs[r];
+            for (int i = 0; i < n; i++) cs[i].secs[r] = metagradient(&cs[i], &cs[i].cpu[r]);
+            for (int i = 0; i < n; i++) {
+                cs[i].ratio[r] = cs[i].secs[r] / cs[0].secs[r];
+                cs[i].cpu_ratio[r] = cs[i].cpu[r] / cs[0].cpu[r];
+            }
         }
         for (int g = 0; g <= NGROUPS; g++) {
             for (int i = 0; i < n; i++) {
@@ -237,15 +264,17 @@ int main(int argc, char **argv)
                     snprintf(budget, sizeof budget, "%lld", (long long)c->budget);
                 else
                     snprintf(budget, sizeof budget, "(k fixed)");
-                printf("| %lld | %s | %s | %lld | %lld | %.2f | %.3f | %.2fx | %.1f KiB |\n",
+                printf("| %lld | %s | %s | %lld | %lld | %.2f | %.3f | %.2fx | %.2fx | "
+                       "%.1f KiB |\n",
                        (long long)T, budget, c->name, (long long)c->st.checkpoint_slots,
                        (long long)c->st.steps_recomputed,
                        (double)c->st.steps_recomputed / (double)T, median(c->secs, repeats),
-                       median(c->ratio, repeats), c->st.peak_state_bytes / 1024.0);
+                       median(c->ratio, repeats), median(c->cpu_ratio, repeats),
+                       c->st.peak_state_bytes / 1024.0);
             }
             if (g >= 1 && g <= 2 && replay_idx[g - 1] < 0)
                 printf("| %lld | %lld | REPLAY: does not fit (k = 2 needs %lld) | | | | | "
-                       "| |\n", (long long)T, (long long)(g * 2 * ceil_log2(T)),
+                       "| | |\n", (long long)T, (long long)(g * 2 * ceil_log2(T)),
                        (long long)replay_slots(T, 2));
         }
         for (int g = 0; g < NGROUPS; g++) {
@@ -258,15 +287,17 @@ int main(int argc, char **argv)
             else ties++;
             snprintf(cmp[ti][g], sizeof cmp[ti][g],
                      "T = %lld, %lld slots: binomial recomputes %lld steps, %s %lld: %s "
-                     "(time ratio to store-all %.2fx vs %.2fx)",
+                     "(ratio to store-all: wall %.2fx vs %.2fx, CPU %.2fx vs %.2fx)",
                      (long long)T, (long long)rp->st.checkpoint_slots, (long long)br,
                      rp->name, (long long)rr,
                      br < rr ? "binomial fewer" : br == rr ? "equal" : "BINOMIAL MORE",
-                     median(bn->ratio, repeats), median(rp->ratio, repeats));
+                     median(bn->ratio, repeats), median(rp->ratio, repeats),
+                     median(bn->cpu_ratio, repeats), median(rp->cpu_ratio, repeats));
         }
         for (int i = 0; i < n; i++) mgrad_run_destroy(cs[i].run);
         fflush(stdout);
     }
+    printf("\nload average at end: %.2f\n", loadavg());
     printf("\nAt equal memory (REPLAY's slot count):\n");
     for (int ti = 0; ti < 3; ti++)
         for (int g = 0; g < NGROUPS; g++)

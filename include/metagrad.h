@@ -39,7 +39,9 @@
 #include "metagrad/dataset.h"
 #include "metagrad/run.h"
 #include "metagrad/meta.h"
+#include "metagrad/callback.h"
 #include "metagrad/mgd.h"
 #include "metagrad/data.h"
+#include "metagrad/smooth.h"
 
 #endif /* METAGRAD_H */

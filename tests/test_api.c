@@ -208,6 +208,18 @@ START_TEST(test_call_order)
     ck_assert_int_eq(mgrad_run_evaluate(run, NULL, NULL, &acc), MGRAD_ERR_NULL);
     ck_assert_int_eq(mgrad_run_evaluate(run, val, &loss, &acc), MGRAD_OK);
     ck_assert(acc >= 0 && acc <= 1 && isfinite(loss));
+    /* per-example losses average to the evaluated loss */
+    double ell[20] = {0}, mean = 0;
+    ck_assert_int_eq(mgrad_run_example_losses(run, val, MGRAD_DTYPE_F64, ell, 19), MGRAD_ERR_SIZE);
+    ck_assert_int_eq(mgrad_run_example_losses(run, val, (mgrad_dtype)0, ell, 20), MGRAD_ERR_DTYPE);
+    ck_assert_int_eq(mgrad_run_example_losses(run, NULL, MGRAD_DTYPE_F64, ell, 20), MGRAD_ERR_NULL);
+    ck_assert(ell[0] == 0);
+    ck_assert_int_eq(mgrad_run_example_losses(run, val, MGRAD_DTYPE_F64, ell, 20), MGRAD_OK);
+    for (int i = 0; i < 20; i++) {
+        ck_assert(ell[i] > 0);
+        mean += ell[i] / 20;
+    }
+    ck_assert(fabs(mean - loss) < 1e-6 * loss);
     mgrad_run_destroy(run);
     /* after the run is gone the datasets are writable again */
     ck_assert_int_eq(mgrad_dataset_set_labels(train, Y, 20, 3), MGRAD_OK);

@@ -310,7 +310,8 @@ START_TEST(test_misuse)
               d.seed == o.seed && d.projection == o.projection && d.lo == o.lo &&
               d.hi == o.hi && d.sum == o.sum && d.k == o.k && d.exchange == o.exchange &&
               d.gradient_from == o.gradient_from && d.heldout == o.heldout &&
-              d.progress == o.progress && d.user_data == o.user_data);
+              d.progress == o.progress && d.user_data == o.user_data &&
+              d.maximize == o.maximize);
     ck_assert_int_eq(mgrad_mgd_options_init(NULL, 1), MGRAD_ERR_NULL);
     ck_assert_int_eq(mgrad_mgd_options_init(&d, 5), MGRAD_ERR_VERSION);
     ck_assert_int_eq(mgrad_mgd_create(NULL, lr, &o), MGRAD_ERR_NULL);

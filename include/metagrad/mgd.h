@@ -8,7 +8,8 @@
  *     φ = train(z);  score = held-out loss of θ_T (or φ);  keep z if best;
  *     g = dφ/dz (from `gradient_from`, default the metaparameter itself);
  *     z ← project(update(z, g))
- * Updates (minimising φ):
+ * Updates (minimising φ; with options.maximize the gradient's sign is
+ * flipped and the best iterate is the highest-scoring one):
  *     SIGN      z ← z − lr · sign(g) ⊙ m,  m_i ~ Bernoulli(mask_prob)
  *     ADAM      Adam on g with lr, beta1, beta2, eps (bias-corrected)
  *     SGD       z ← z − lr · g
@@ -78,11 +79,14 @@ typedef struct mgrad_mgd_options {
     const mgrad_dataset *heldout;
     mgrad_mgd_progress_fn progress;
     void *user_data;
+    /** 1: maximise φ instead (e.g. data poisoning); the best iterate is then
+        the one with the highest score.  Default 0. */
+    int32_t maximize;
 } mgrad_mgd_options;
 
 #define MGRAD_MGD_OPTIONS_INIT                                                   \
     { MGRAD_MGD_OPTIONS_VERSION, MGRAD_MGD_SIGN, 0.01, 1.0, 0.9, 0.999, 1e-8, 0, \
-      MGRAD_PROJECT_NONE, 0.0, 1.0, 1.0, 1, 1, NULL, NULL, NULL, NULL }
+      MGRAD_PROJECT_NONE, 0.0, 1.0, 1.0, 1, 1, NULL, NULL, NULL, NULL, 0 }
 
 /** Fill `opts` with the defaults.  MGRAD_ERR_NULL, MGRAD_ERR_VERSION. */
 MGRAD_API mgrad_status mgrad_mgd_options_init(mgrad_mgd_options *opts, uint32_t version);

@@ -121,6 +121,111 @@ MGRAD_API mgrad_status mgrad_model_set_params(mgrad_model *model, mgrad_dtype dt
 /** Redraw every layer's parameters with its initialiser and `seed`. */
 MGRAD_API mgrad_status mgrad_model_init_params(mgrad_model *model, uint64_t seed);
 
+/* ---- convolutional models ----------------------------------------------
+ * Image features have the per-example shape [channels, height, width]
+ * (create the model with a 3-D input shape, e.g. {1, 28, 28}); layouts are
+ * torch's (NCHW, row-major).  Every layer below reads the model's current
+ * output.  Statuses, unless stated: MGRAD_OK; MGRAD_ERR_NULL (model NULL);
+ * MGRAD_ERR_INVALID (an argument out of range); MGRAD_ERR_SHAPE (the current
+ * output has the wrong shape for the layer: the message says what to
+ * change); MGRAD_ERR_NOMEM.  A failed call leaves the model unchanged.
+ */
+
+/**
+ * Append a 2-D convolution (torch.nn.Conv2d with groups = 1, dilation 1,
+ * bias): input [C, H, W], output [out_channels, OH, OW] with
+ * OH = (H + 2 padding − kernel) / stride + 1 (rounded down), OW likewise.
+ * Parameters: W [out_channels, C, kernel, kernel] then b [out_channels].
+ * `init` as for dense layers with fan_in = C kernel², fan_out =
+ * out_channels kernel²; MGRAD_INIT_DEFAULT is torch's default,
+ * W, b ~ U(±1/sqrt(fan_in)).
+ * @param kernel   side of the square window, >= 1
+ * @param stride   >= 1
+ * @param padding  zeros added on each side, 0 to kernel − 1
+ */
+MGRAD_API mgrad_status mgrad_model_add_conv2d(mgrad_model *model, int64_t out_channels,
+                                              int32_t kernel, int32_t stride,
+                                              int32_t padding, mgrad_init init);
+
+/**
+ * Append average pooling over kernel x kernel windows (torch.nn.AvgPool2d,
+ * padding 0, floor mode): [C, H, W] -> [C, OH, OW], OH = (H − kernel) /
+ * stride + 1.  `stride` 0 means stride = kernel (torch's default).
+ */
+MGRAD_API mgrad_status mgrad_model_add_avg_pool(mgrad_model *model, int32_t kernel,
+                                                int32_t stride);
+
+/**
+ * Append max pooling (torch.nn.MaxPool2d, padding 0, floor mode); shapes
+ * and `stride` as mgrad_model_add_avg_pool.  On ties the first maximum in
+ * row-major window order receives the gradient, as in torch.
+ */
+MGRAD_API mgrad_status mgrad_model_add_max_pool(mgrad_model *model, int32_t kernel,
+                                                int32_t stride);
+
+/**
+ * Append global average pooling: [C, H, W] (or [C, L]) -> [C], the mean of
+ * each channel (torch's AdaptiveAvgPool2d(1) followed by flatten).
+ */
+MGRAD_API mgrad_status mgrad_model_add_global_avg_pool(mgrad_model *model);
+
+/**
+ * Append batch normalisation in training mode (torch.nn.BatchNorm2d /
+ * BatchNorm1d in train()): every channel (the first dimension of the
+ * current output; each feature of a 1-D output) is normalised with the mean
+ * and biased variance of its values over all rows of the chunk being
+ * evaluated and all spatial positions, then scaled and shifted by learnable
+ * γ, β [channels] (initially 1 and 0):  y = γ (x − μ) / sqrt(σ² + eps) + β.
+ * Statistics are always those of the chunk: the training batch during
+ * training, and chunks of up to max(batch_size, 256) rows of the validation
+ * set (or pool) for their loss; there are no running averages.  Use it
+ * before or after an activation.  Metagradients (of data weights and
+ * inputs too) are exact through the coupling of the rows.
+ * @param eps  > 0 (torch: 1e-5).
+ */
+MGRAD_API mgrad_status mgrad_model_add_batch_norm(mgrad_model *model, double eps);
+
+/**
+ * Append layer normalisation over each whole example (torch.nn.LayerNorm
+ * with normalized_shape = the current output's shape): mean and biased
+ * variance of the example's values, then elementwise γ, β of the output's
+ * size (initially 1 and 0).
+ * @param eps  > 0 (torch: 1e-5).
+ */
+MGRAD_API mgrad_status mgrad_model_add_layer_norm(mgrad_model *model, double eps);
+
+/**
+ * Append inverted dropout: during training steps each value is zeroed with
+ * probability p and the others scaled by 1/(1 − p); in validation and
+ * evaluation passes it is the identity.  The mask of a value is a pure
+ * function of (the context's seed, the step, the layer, the row within the
+ * batch, the element), so recomputed steps replay it exactly and the
+ * metagradient is that of the very run trained.
+ * @param p  in [0, 1).
+ */
+MGRAD_API mgrad_status mgrad_model_add_dropout(mgrad_model *model, double p);
+
+/** Append a flatten: [C, H, W] -> [C H W] (values unchanged). */
+MGRAD_API mgrad_status mgrad_model_add_flatten(mgrad_model *model);
+
+/**
+ * Append a residual block of ResNet (He et al. 2016, "BasicBlock"):
+ *
+ *     h = relu(bn(conv3x3(x, channels, stride, padding 1)))
+ *     h = bn(conv3x3(h, channels, 1, padding 1))
+ *     y = relu(h + shortcut(x))
+ *
+ * shortcut(x) = x when stride is 1 and x has `channels` channels, else
+ * bn(conv1x1(x, channels, stride)) (a projection).  Convolutions use
+ * MGRAD_INIT_DEFAULT, batch norms eps = 1e-5.  The current output must be
+ * [C, H, W].  A small ResNet is a conv-bn-relu stem, a few blocks,
+ * global average pooling, a dense layer and a scale: see
+ * examples/small_resnet.c.  Appends 7 layers (9 with a projection); a
+ * failed call appends none.
+ */
+MGRAD_API mgrad_status mgrad_model_add_resnet_block(mgrad_model *model, int64_t channels,
+                                                    int32_t stride);
+
 #ifdef __cplusplus
 }
 #endif

@@ -149,6 +149,17 @@ MGRAD_API mgrad_status mgrad_run_get_params(const mgrad_run *run, mgrad_dtype dt
 MGRAD_API mgrad_status mgrad_run_evaluate(mgrad_run *run, const mgrad_dataset *dataset,
                                           double *loss, double *accuracy);
 
+/**
+ * Per-example losses ℓ_i(θ_T) of `dataset` (unweighted; with label smoothing
+ * for cross-entropy as in training), converted to dtype; `count` must equal
+ * the dataset's size.  Useful for loss-based data selection baselines.
+ * @return MGRAD_OK; MGRAD_ERR_NULL; MGRAD_ERR_DTYPE; MGRAD_ERR_SIZE;
+ *         MGRAD_ERR_ORDER (before mgrad_run_train); MGRAD_ERR_SHAPE (the
+ *         dataset does not fit the model); MGRAD_ERR_NOMEM.
+ */
+MGRAD_API mgrad_status mgrad_run_example_losses(mgrad_run *run, const mgrad_dataset *dataset,
+                                                mgrad_dtype dtype, void *out, int64_t count);
+
 #define MGRAD_RUN_STATS_VERSION 2
 
 /**

@@ -141,7 +141,7 @@ static mgrad_status csv_parse(const mgr_reader *r, const char *text, size_t len,
         const char *q = l.p;
         int64_t f = 0;
         for (int32_t c = 0; c < cols; c++) {
-            double v;
+            double v = 0.0;
             if (c > 0) q++; /* the ',' */
             s = parse_field(r, &q, l.end, line_no, c + 1, &v);
             if (s != MGRAD_OK) goto fail;

@@ -117,10 +117,11 @@ static mgrad_status idx_read_header(mgr_reader *r, int max_rank, const char *wha
 
 /* Stream h->count elements into the dataset's inputs, scaled. */
 static mgrad_status idx_read_images(mgr_reader *r, const idx_header *h, double scale,
-                                    mgrad_dataset *ds, unsigned char *chunk)
+                                    mgrad_dataset *ds, unsigned char *chunk,
+                                    size_t chunk_bytes)
 {
     mgrad_context *ctx = r->ctx;
-    size_t per_chunk = MGR_IO_CHUNK / h->esize;
+    size_t per_chunk = chunk_bytes / h->esize;
     uint64_t done = 0;
     while (done < h->count) {
         size_t k = h->count - done < per_chunk ? (size_t)(h->count - done) : per_chunk;
@@ -141,13 +142,14 @@ static mgrad_status idx_read_images(mgr_reader *r, const idx_header *h, double s
 }
 
 static mgrad_status idx_read_labels(mgr_reader *r, const idx_header *h, mgrad_dataset *ds,
-                                    unsigned char *chunk, int64_t *max_label)
+                                    unsigned char *chunk, size_t chunk_bytes,
+                                    int64_t *max_label)
 {
     mgrad_context *ctx = r->ctx;
     MGRAD_RETURN_IF(ctx, h->type == 0x0D || h->type == 0x0E, MGRAD_ERR_FORMAT,
                     "%s: %s: labels are of IDX type %s; expected an integer type",
                     r->fn, r->path, idx_type_name(h->type));
-    size_t per_chunk = MGR_IO_CHUNK / h->esize;
+    size_t per_chunk = chunk_bytes / h->esize;
     uint64_t done = 0;
     *max_label = -1;
     while (done < h->count) {
@@ -201,7 +203,10 @@ mgrad_status mgr_load_idx(mgrad_dataset **out, mgrad_context *ctx, const char *f
             goto done;
         }
     }
-    chunk = mgr_alloc(ctx, MGR_IO_CHUNK);
+    size_t chunk_bytes = mgr_chunk_bytes(hi.count * hi.esize);
+    if (labels_path != NULL && mgr_chunk_bytes(hl.count * hl.esize) > chunk_bytes)
+        chunk_bytes = mgr_chunk_bytes(hl.count * hl.esize);
+    chunk = mgr_alloc(ctx, chunk_bytes);
     if (chunk == NULL) {
         s = mgr_error(ctx, MGRAD_ERR_NOMEM, "%s: out of memory for a read buffer", fn);
         goto done;
@@ -213,11 +218,11 @@ mgrad_status mgr_load_idx(mgrad_dataset **out, mgrad_context *ctx, const char *f
                               labels_path != NULL, &ds);
         if (s != MGRAD_OK) goto done;
     }
-    s = idx_read_images(&images, &hi, scale, ds, chunk);
+    s = idx_read_images(&images, &hi, scale, ds, chunk, chunk_bytes);
     if (s != MGRAD_OK) goto done;
     if (labels_path != NULL) {
         int64_t max_label = -1;
-        s = idx_read_labels(&labels, &hl, ds, chunk, &max_label);
+        s = idx_read_labels(&labels, &hl, ds, chunk, chunk_bytes, &max_label);
         if (s != MGRAD_OK) goto done;
         s = mgr_finish_labels(ds, fn, labels_path, num_classes, max_label);
     }

@@ -59,7 +59,7 @@ mgrad_status mgr_reader_open(mgr_reader *r, mgrad_context *ctx, const char *fn,
         return mgr_error(ctx, MGRAD_ERR_NOMEM, "%s: %s: out of memory opening the file",
                          fn, path);
     }
-    gzbuffer(r->gz, 1u << 16);
+    gzbuffer(r->gz, 1u << 15); /* small enough to stay off mmap per open */
     return MGRAD_OK;
 }
 
@@ -149,11 +149,20 @@ mgrad_status mgr_reader_read_all(mgr_reader *r, char **out, size_t *len)
     size_t used = 0;
     for (;;) {
         if (used + 1 == cap) {
-            /* Only a gzip stream grows past its file size; the ratio bounds it. */
-            if ((uint64_t)cap > r->bound || cap > SIZE_MAX / 2) {
+            /* Full: is there more?  Only a gzip stream (or a file growing
+               under us) gets here with data left; the bound stops bombs. */
+            unsigned char probe;
+            int got = gzread(r->gz, &probe, 1);
+            if (got < 0) {
+                mgrad_status s = short_read(r, "the contents", 1, 0, got);
                 mgr_free(ctx, buf);
-                return mgr_error(ctx, MGRAD_ERR_FORMAT, "%s: %s: decompresses to more "
-                                 "than %llu bytes", r->fn, r->path,
+                return s;
+            }
+            if (got == 0) break;
+            if ((uint64_t)used >= r->bound || cap > SIZE_MAX / 2) {
+                mgr_free(ctx, buf);
+                return mgr_error(ctx, MGRAD_ERR_FORMAT, "%s: %s: holds more than the %llu "
+                                 "bytes its size allows", r->fn, r->path,
                                  (unsigned long long)r->bound);
             }
             char *bigger = mgr_alloc(ctx, cap * 2);
@@ -166,6 +175,9 @@ mgrad_status mgr_reader_read_all(mgr_reader *r, char **out, size_t *len)
             mgr_free(ctx, buf);
             buf = bigger;
             cap *= 2;
+            buf[used++] = (char)probe;
+            r->offset++;
+            continue;
         }
         size_t want = cap - 1 - used;
         unsigned chunk = want > (1u << 30) ? (1u << 30) : (unsigned)want;

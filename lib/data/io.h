@@ -10,6 +10,7 @@
 #ifndef MGRAD_DATA_IO_H
 #define MGRAD_DATA_IO_H
 
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <zlib.h>
@@ -58,9 +59,10 @@ mgrad_status mgr_dataset_alloc(mgrad_context *ctx, const char *fn, int64_t n,
 static inline int mgr_put_real(void *buf, mgrad_dtype dtype, size_t i, double v)
 {
     if (dtype == MGRAD_DTYPE_F32) {
-        float f = (float)v;
-        ((float *)buf)[i] = f;
-        return isfinite(f);
+        /* Out-of-range double-to-float conversion is undefined in ISO C. */
+        int ok = fabs(v) <= (double)FLT_MAX;
+        ((float *)buf)[i] = ok ? (float)v : 0.0f;
+        return ok;
     }
     ((double *)buf)[i] = v;
     return isfinite(v);
@@ -87,7 +89,15 @@ mgrad_status mgr_load_idx(mgrad_dataset **out, mgrad_context *ctx, const char *f
                           const char *images_path, const char *labels_path,
                           int32_t num_classes, double scale);
 
-/* Bytes of the chunk buffer loaders stream payloads through. */
-#define MGR_IO_CHUNK ((size_t)1 << 20)
+/* Most bytes of the chunk buffer loaders stream payloads through. */
+#define MGR_IO_CHUNK ((size_t)1 << 16)
+
+/* A chunk size for payloads of at most `bytes`: MGR_IO_CHUNK or less,
+   a multiple of 8, at least 8. */
+static inline size_t mgr_chunk_bytes(uint64_t bytes)
+{
+    if (bytes >= MGR_IO_CHUNK) return MGR_IO_CHUNK;
+    return ((size_t)bytes + 7) / 8 * 8 + 8;
+}
 
 #endif /* MGRAD_DATA_IO_H */

@@ -178,7 +178,23 @@ static mgrad_status npy_parse_dict(const mgr_reader *r, const char *text, size_t
     return MGRAD_OK;
 }
 
-static mgrad_status npy_read_header(mgr_reader *r, npy_header *h, char *text)
+/* Read the header text (hlen bytes) into `text` and parse it. */
+static mgrad_status npy_check_text(mgr_reader *r, char *text, uint32_t hlen, npy_header *h)
+{
+    mgrad_context *ctx = r->ctx;
+    MGRAD_FORWARD(mgr_reader_read(r, text, hlen, "the NPY header"));
+    MGRAD_RETURN_IF(ctx, text[hlen - 1] != '\n', MGRAD_ERR_FORMAT,
+                    "%s: %s: malformed NPY header: it does not end with a newline",
+                    r->fn, r->path);
+    for (uint32_t i = 0; i + 1 < hlen; i++)
+        MGRAD_RETURN_IF(ctx, (unsigned char)text[i] < 0x20 && text[i] != '\t',
+                        MGRAD_ERR_FORMAT, "%s: %s: malformed NPY header: control byte "
+                        "0x%02x at header byte %u", r->fn, r->path,
+                        (unsigned char)text[i], (unsigned)i);
+    return npy_parse_dict(r, text, hlen - 1, h);
+}
+
+static mgrad_status npy_read_header(mgr_reader *r, npy_header *h)
 {
     mgrad_context *ctx = r->ctx;
     unsigned char m[10];
@@ -201,16 +217,12 @@ static mgrad_status npy_read_header(mgr_reader *r, npy_header *h, char *text)
                     "%s: %s: NPY header length %u is out of range (2 to %u)", r->fn,
                     r->path, (unsigned)hlen, NPY_MAX_HEADER);
     MGRAD_FORWARD(mgr_reader_check_room(r, hlen, "the NPY header"));
-    MGRAD_FORWARD(mgr_reader_read(r, text, hlen, "the NPY header"));
-    MGRAD_RETURN_IF(ctx, text[hlen - 1] != '\n', MGRAD_ERR_FORMAT,
-                    "%s: %s: malformed NPY header: it does not end with a newline",
-                    r->fn, r->path);
-    for (uint32_t i = 0; i + 1 < hlen; i++)
-        MGRAD_RETURN_IF(ctx, (unsigned char)text[i] < 0x20 && text[i] != '\t',
-                        MGRAD_ERR_FORMAT, "%s: %s: malformed NPY header: control byte "
-                        "0x%02x at header byte %u", r->fn, r->path,
-                        (unsigned char)text[i], (unsigned)i);
-    MGRAD_FORWARD(npy_parse_dict(r, text, hlen - 1, h));
+    char *text = mgr_alloc(ctx, hlen);
+    MGRAD_RETURN_IF(ctx, text == NULL, MGRAD_ERR_NOMEM,
+                    "%s: %s: out of memory for the NPY header", r->fn, r->path);
+    mgrad_status s = npy_check_text(r, text, hlen, h);
+    mgr_free(ctx, text);
+    MGRAD_FORWARD(s);
     h->count = 1;
     for (int i = 0; i < h->rank; i++) {
         MGRAD_RETURN_IF(ctx, h->dims[i] != 0 && h->count > UINT64_MAX / (uint64_t)h->dims[i],
@@ -274,29 +286,27 @@ mgrad_status mgrad_dataset_load_npy(mgrad_dataset **out, mgrad_context *ctx,
     memset(&lab, 0, sizeof lab);
     npy_header hi, hl;
     mgrad_dataset *ds = NULL;
-    char *text = NULL;
     unsigned char *chunk = NULL;
     mgrad_status s = mgr_reader_open(&in, ctx, fn, inputs_path);
     if (s != MGRAD_OK) return s;
     if (labels_path != NULL && (s = mgr_reader_open(&lab, ctx, fn, labels_path)) != MGRAD_OK)
         goto done;
-    text = mgr_alloc(ctx, NPY_MAX_HEADER);
-    chunk = mgr_alloc(ctx, MGR_IO_CHUNK);
-    if (text == NULL || chunk == NULL) {
-        s = mgr_error(ctx, MGRAD_ERR_NOMEM, "%s: out of memory for read buffers", fn);
-        goto done;
-    }
-    if ((s = npy_read_header(&in, &hi, text)) != MGRAD_OK) goto done;
+    if ((s = npy_read_header(&in, &hi)) != MGRAD_OK) goto done;
     if (hi.rank < 1 || hi.rank > 4) {
         s = mgr_error(ctx, hi.rank < 1 ? MGRAD_ERR_FORMAT : MGRAD_ERR_UNSUPPORTED,
                       "%s: %s: inputs have %d dimensions; expected (N,) up to "
                       "(N, d1, d2, d3)", fn, inputs_path, hi.rank);
         goto done;
     }
+    if (hi.count == 0) {
+        s = mgr_error(ctx, MGRAD_ERR_INVALID, "%s: %s: the array is empty (a dimension of "
+                      "its shape is 0)", fn, inputs_path);
+        goto done;
+    }
     if ((s = mgr_reader_check_room(&in, hi.count * hi.esize, "the inputs")) != MGRAD_OK)
         goto done;
     if (labels_path != NULL) {
-        if ((s = npy_read_header(&lab, &hl, text)) != MGRAD_OK) goto done;
+        if ((s = npy_read_header(&lab, &hl)) != MGRAD_OK) goto done;
         if (hl.type == NPY_F4 || hl.type == NPY_F8 || hl.rank != 1) {
             s = mgr_error(ctx, MGRAD_ERR_FORMAT, "%s: %s: labels must be a 1-D integer "
                           "array (<i8, <i4 or |u1)", fn, labels_path);
@@ -311,13 +321,21 @@ mgrad_status mgrad_dataset_load_npy(mgrad_dataset **out, mgrad_context *ctx,
         if ((s = mgr_reader_check_room(&lab, hl.count * hl.esize, "the labels")) != MGRAD_OK)
             goto done;
     }
+    size_t chunk_bytes = mgr_chunk_bytes(hi.count * hi.esize);
+    if (labels_path != NULL && mgr_chunk_bytes(hl.count * hl.esize) > chunk_bytes)
+        chunk_bytes = mgr_chunk_bytes(hl.count * hl.esize);
+    chunk = mgr_alloc(ctx, chunk_bytes);
+    if (chunk == NULL) {
+        s = mgr_error(ctx, MGRAD_ERR_NOMEM, "%s: out of memory for a read buffer", fn);
+        goto done;
+    }
     {
         int64_t one = 1;
         s = mgr_dataset_alloc(ctx, fn, hi.dims[0], hi.rank > 1 ? hi.rank - 1 : 1,
                               hi.rank > 1 ? hi.dims + 1 : &one, labels_path != NULL, &ds);
         if (s != MGRAD_OK) goto done;
     }
-    size_t per_chunk = MGR_IO_CHUNK / hi.esize;
+    size_t per_chunk = chunk_bytes / hi.esize;
     for (uint64_t done_n = 0; done_n < hi.count;) {
         size_t k = hi.count - done_n < per_chunk ? (size_t)(hi.count - done_n) : per_chunk;
         if ((s = mgr_reader_read(&in, chunk, k * hi.esize, "the inputs")) != MGRAD_OK)
@@ -338,7 +356,7 @@ mgrad_status mgrad_dataset_load_npy(mgrad_dataset **out, mgrad_context *ctx,
     if ((s = mgr_reader_expect_end(&in)) != MGRAD_OK) goto done;
     if (labels_path != NULL) {
         int64_t max_label = -1;
-        per_chunk = MGR_IO_CHUNK / hl.esize;
+        per_chunk = chunk_bytes / hl.esize;
         for (uint64_t done_n = 0; done_n < hl.count;) {
             size_t k = hl.count - done_n < per_chunk ? (size_t)(hl.count - done_n)
                                                      : per_chunk;
@@ -362,7 +380,6 @@ mgrad_status mgrad_dataset_load_npy(mgrad_dataset **out, mgrad_context *ctx,
         s = mgr_finish_labels(ds, fn, labels_path, num_classes, max_label);
     }
 done:
-    mgr_free(ctx, text);
     mgr_free(ctx, chunk);
     mgr_reader_close(&in);
     mgr_reader_close(&lab);

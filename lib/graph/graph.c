@@ -3,8 +3,10 @@
  * appends that fill each node's shape and parameter layout.
  *
  * Callers of mgr_graph_append describe a node by kind, in0 (and in1 for
- * MGR_OP_ADD), and the kind's own field: shape[0] = units for MGR_OP_DENSE
- * (with init), scale for MGR_OP_SCALE.  Everything else (ndim, shape, size,
+ * MGR_OP_ADD), and the kind's own fields: shape[0] = units for MGR_OP_DENSE
+ * (with init), scale for MGR_OP_SCALE, shape[0] = out channels, kernel,
+ * stride, padding and init for MGR_OP_CONV2D, kernel and stride for the
+ * pools, eps for the norms, rate for dropout.  Everything else (ndim, shape, size,
  * param_offset, param_count, and in1 of single-input ops) is computed here,
  * so a node built with a designated initialiser that leaves in1 at 0 still
  * means what it says.
@@ -20,80 +22,6 @@
 static const char *op_name(mgr_op_kind kind)
 {
     switch (kind) {
-    case MGR_OP_CONV2D: {
-        int64_t oc = node.shape[0], oh = 0, ow = 0;
-        MGRAD_RETURN_IF(ctx, oc < 1 || oc > INT32_MAX, MGRAD_ERR_INVALID,
-                        "conv2d: out_channels must be 1 to %d (got %lld)", (int)INT32_MAX,
-                        (long long)oc);
-        MGRAD_RETURN_IF(ctx, (int)node.init < MGRAD_INIT_DEFAULT ||
-                                 (int)node.init > MGRAD_INIT_ZEROS,
-                        MGRAD_ERR_INVALID,
-                        "conv2d: unknown initialiser %d (use an mgrad_init value)",
-                        (int)node.init);
-        MGRAD_FORWARD(check_window(ctx, &node, x, &oh, &ow));
-        /* W [oc, ic, k, k] plus b [oc]; every factor is bounded by sizes that
-           already fit, so only the products need checks. */
-        int64_t kk = (int64_t)node.kernel * node.kernel;
-        MGRAD_RETURN_IF(ctx, x->shape[0] > INT64_MAX / kk, MGRAD_ERR_INVALID,
-                        "conv2d: kernel %d is too large", (int)node.kernel);
-        int64_t fan_in = x->shape[0] * kk;
-        MGRAD_RETURN_IF(ctx, fan_in > INT64_MAX / (oc + 1) ||
-                                 oh * ow > INT64_MAX / oc,
-                        MGRAD_ERR_INVALID,
-                        "conv2d: %lld output channels is too many for this input",
-                        (long long)oc);
-        param_count = oc * fan_in + oc;
-        MGRAD_FORWARD(check_param_total(ctx, g, node.kind, param_count));
-        set_shape3(&node, oc, oh, ow);
-        node.in1 = -1;
-        break;
-    }
-    case MGR_OP_AVG_POOL:
-    case MGR_OP_MAX_POOL: {
-        int64_t oh = 0, ow = 0;
-        node.padding = 0;
-        MGRAD_FORWARD(check_window(ctx, &node, x, &oh, &ow));
-        set_shape3(&node, x->shape[0], oh, ow);
-        node.in1 = -1;
-        break;
-    }
-    case MGR_OP_GLOBAL_AVG_POOL:
-        MGRAD_RETURN_IF(ctx, x->ndim < 2, MGRAD_ERR_SHAPE,
-                        "global average pooling: the input must be [channels, height, "
-                        "width] (or [channels, length]) but node %d is 1-D; use it "
-                        "after conv2d and before flatten or dense layers",
-                        (int)node.in0);
-        node.ndim = 1;
-        node.shape[0] = x->shape[0];
-        node.shape[1] = node.shape[2] = 0;
-        node.size = x->shape[0];
-        node.in1 = -1;
-        break;
-    case MGR_OP_BATCH_NORM:
-    case MGR_OP_LAYER_NORM:
-        MGRAD_RETURN_IF(ctx, !(node.eps > 0) || !isfinite(node.eps), MGRAD_ERR_INVALID,
-                        "%s: eps must be positive and finite (got %g; torch uses 1e-5)",
-                        op_name(node.kind), node.eps);
-        /* batch norm: γ, β per channel (the first dimension); layer norm:
-           per element of the example. */
-        param_count = 2 * (node.kind == MGR_OP_BATCH_NORM ? x->shape[0] : x->size);
-        MGRAD_FORWARD(check_param_total(ctx, g, node.kind, param_count));
-        copy_shape(&node, x);
-        node.in1 = -1;
-        break;
-    case MGR_OP_DROPOUT:
-        MGRAD_RETURN_IF(ctx, !(node.rate >= 0 && node.rate < 1), MGRAD_ERR_INVALID,
-                        "dropout: p must be in [0, 1) (got %g)", node.rate);
-        copy_shape(&node, x);
-        node.in1 = -1;
-        break;
-    case MGR_OP_FLATTEN:
-        node.ndim = 1;
-        node.shape[0] = x->size;
-        node.shape[1] = node.shape[2] = 0;
-        node.size = x->size;
-        node.in1 = -1;
-        break;
     case MGR_OP_INPUT: return "input";
     case MGR_OP_DENSE: return "dense layer";
     case MGR_OP_TANH: return "tanh";
@@ -328,6 +256,80 @@ mgrad_status mgr_graph_append(mgrad_context *ctx, mgr_graph *g, mgr_node node)
         copy_shape(&node, x);
         break;
     }
+    case MGR_OP_CONV2D: {
+        int64_t oc = node.shape[0], oh = 0, ow = 0;
+        MGRAD_RETURN_IF(ctx, oc < 1 || oc > INT32_MAX, MGRAD_ERR_INVALID,
+                        "conv2d: out_channels must be 1 to %d (got %lld)", (int)INT32_MAX,
+                        (long long)oc);
+        MGRAD_RETURN_IF(ctx, (int)node.init < MGRAD_INIT_DEFAULT ||
+                                 (int)node.init > MGRAD_INIT_ZEROS,
+                        MGRAD_ERR_INVALID,
+                        "conv2d: unknown initialiser %d (use an mgrad_init value)",
+                        (int)node.init);
+        MGRAD_FORWARD(check_window(ctx, &node, x, &oh, &ow));
+        /* W [oc, ic, k, k] plus b [oc]; every factor is bounded by sizes that
+           already fit, so only the products need checks. */
+        int64_t kk = (int64_t)node.kernel * node.kernel;
+        MGRAD_RETURN_IF(ctx, x->shape[0] > INT64_MAX / kk, MGRAD_ERR_INVALID,
+                        "conv2d: kernel %d is too large", (int)node.kernel);
+        int64_t fan_in = x->shape[0] * kk;
+        MGRAD_RETURN_IF(ctx, fan_in > INT64_MAX / (oc + 1) ||
+                                 oh * ow > INT64_MAX / oc,
+                        MGRAD_ERR_INVALID,
+                        "conv2d: %lld output channels is too many for this input",
+                        (long long)oc);
+        param_count = oc * fan_in + oc;
+        MGRAD_FORWARD(check_param_total(ctx, g, node.kind, param_count));
+        set_shape3(&node, oc, oh, ow);
+        node.in1 = -1;
+        break;
+    }
+    case MGR_OP_AVG_POOL:
+    case MGR_OP_MAX_POOL: {
+        int64_t oh = 0, ow = 0;
+        node.padding = 0;
+        MGRAD_FORWARD(check_window(ctx, &node, x, &oh, &ow));
+        set_shape3(&node, x->shape[0], oh, ow);
+        node.in1 = -1;
+        break;
+    }
+    case MGR_OP_GLOBAL_AVG_POOL:
+        MGRAD_RETURN_IF(ctx, x->ndim < 2, MGRAD_ERR_SHAPE,
+                        "global average pooling: the input must be [channels, height, "
+                        "width] (or [channels, length]) but node %d is 1-D; use it "
+                        "after conv2d and before flatten or dense layers",
+                        (int)node.in0);
+        node.ndim = 1;
+        node.shape[0] = x->shape[0];
+        node.shape[1] = node.shape[2] = 0;
+        node.size = x->shape[0];
+        node.in1 = -1;
+        break;
+    case MGR_OP_BATCH_NORM:
+    case MGR_OP_LAYER_NORM:
+        MGRAD_RETURN_IF(ctx, !(node.eps > 0) || !isfinite(node.eps), MGRAD_ERR_INVALID,
+                        "%s: eps must be positive and finite (got %g; torch uses 1e-5)",
+                        op_name(node.kind), node.eps);
+        /* batch norm: γ, β per channel (the first dimension); layer norm:
+           per element of the example. */
+        param_count = 2 * (node.kind == MGR_OP_BATCH_NORM ? x->shape[0] : x->size);
+        MGRAD_FORWARD(check_param_total(ctx, g, node.kind, param_count));
+        copy_shape(&node, x);
+        node.in1 = -1;
+        break;
+    case MGR_OP_DROPOUT:
+        MGRAD_RETURN_IF(ctx, !(node.rate >= 0 && node.rate < 1), MGRAD_ERR_INVALID,
+                        "dropout: p must be in [0, 1) (got %g)", node.rate);
+        copy_shape(&node, x);
+        node.in1 = -1;
+        break;
+    case MGR_OP_FLATTEN:
+        node.ndim = 1;
+        node.shape[0] = x->size;
+        node.shape[1] = node.shape[2] = 0;
+        node.size = x->size;
+        node.in1 = -1;
+        break;
     case MGR_OP_INPUT:
     case MGR_OP_COUNT:
         return mgr_error(ctx, MGRAD_ERR_INTERNAL, "graph append: unreachable op kind");

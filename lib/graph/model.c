@@ -242,3 +242,151 @@ mgrad_status mgrad_model_init_params(mgrad_model *model, uint64_t seed)
     model->theta = theta;
     return MGRAD_OK;
 }
+
+/* ---- convolutional models ----------------------------------------------- */
+
+mgrad_status mgrad_model_add_conv2d(mgrad_model *model, int64_t out_channels,
+                                    int32_t kernel, int32_t stride, int32_t padding,
+                                    mgrad_init init)
+{
+    if (model == NULL) return MGRAD_ERR_NULL;
+    /* Ranges, shapes and the initialiser are checked by mgr_graph_append,
+       whose messages name the layer. */
+    mgr_node node = node_after_output(model, MGR_OP_CONV2D);
+    node.shape[0] = out_channels;
+    node.kernel = kernel;
+    node.stride = stride;
+    node.padding = padding;
+    node.init = init;
+    return model_append(model, node);
+}
+
+static mgrad_status add_pool(mgrad_model *model, mgr_op_kind kind, int32_t kernel,
+                             int32_t stride)
+{
+    if (model == NULL) return MGRAD_ERR_NULL;
+    mgr_node node = node_after_output(model, kind);
+    node.kernel = kernel;
+    node.stride = stride == 0 ? kernel : stride;
+    return model_append(model, node);
+}
+
+mgrad_status mgrad_model_add_avg_pool(mgrad_model *model, int32_t kernel, int32_t stride)
+{
+    return add_pool(model, MGR_OP_AVG_POOL, kernel, stride);
+}
+
+mgrad_status mgrad_model_add_max_pool(mgrad_model *model, int32_t kernel, int32_t stride)
+{
+    return add_pool(model, MGR_OP_MAX_POOL, kernel, stride);
+}
+
+mgrad_status mgrad_model_add_global_avg_pool(mgrad_model *model)
+{
+    if (model == NULL) return MGRAD_ERR_NULL;
+    return model_append(model, node_after_output(model, MGR_OP_GLOBAL_AVG_POOL));
+}
+
+static mgrad_status add_norm(mgrad_model *model, mgr_op_kind kind, double eps)
+{
+    if (model == NULL) return MGRAD_ERR_NULL;
+    mgr_node node = node_after_output(model, kind);
+    node.eps = eps;
+    return model_append(model, node);
+}
+
+mgrad_status mgrad_model_add_batch_norm(mgrad_model *model, double eps)
+{
+    return add_norm(model, MGR_OP_BATCH_NORM, eps);
+}
+
+mgrad_status mgrad_model_add_layer_norm(mgrad_model *model, double eps)
+{
+    return add_norm(model, MGR_OP_LAYER_NORM, eps);
+}
+
+mgrad_status mgrad_model_add_dropout(mgrad_model *model, double p)
+{
+    if (model == NULL) return MGRAD_ERR_NULL;
+    mgr_node node = node_after_output(model, MGR_OP_DROPOUT);
+    node.rate = p;
+    return model_append(model, node);
+}
+
+mgrad_status mgrad_model_add_flatten(mgrad_model *model)
+{
+    if (model == NULL) return MGRAD_ERR_NULL;
+    return model_append(model, node_after_output(model, MGR_OP_FLATTEN));
+}
+
+/* Append a node reading node `in0` (not necessarily the current output). */
+static mgrad_status append_from(mgrad_model *model, int32_t in0, mgr_node node)
+{
+    node.in0 = in0;
+    return model_append(model, node);
+}
+
+static mgr_node conv_node(const mgrad_model *model, int64_t channels, int32_t kernel,
+                          int32_t stride, int32_t padding)
+{
+    mgr_node node = node_after_output(model, MGR_OP_CONV2D);
+    node.shape[0] = channels;
+    node.kernel = kernel;
+    node.stride = stride;
+    node.padding = padding;
+    node.init = MGRAD_INIT_DEFAULT;
+    return node;
+}
+
+#define MGR_RESNET_BN_EPS 1e-5
+
+mgrad_status mgrad_model_add_resnet_block(mgrad_model *model, int64_t channels,
+                                          int32_t stride)
+{
+    if (model == NULL) return MGRAD_ERR_NULL;
+    mgrad_context *ctx = model->ctx;
+    mgr_graph *g = &model->graph;
+    int32_t in = g->num_nodes - 1;
+    const mgr_node *x = &g->nodes[in];
+    MGRAD_RETURN_IF(ctx, channels < 1, MGRAD_ERR_INVALID,
+                    "mgrad_model_add_resnet_block: channels must be at least 1 (got %lld)",
+                    (long long)channels);
+    MGRAD_RETURN_IF(ctx, stride < 1, MGRAD_ERR_INVALID,
+                    "mgrad_model_add_resnet_block: stride must be at least 1 (got %d)",
+                    (int)stride);
+    MGRAD_RETURN_IF(ctx, x->ndim != 3, MGRAD_ERR_SHAPE,
+                    "mgrad_model_add_resnet_block: the current output must be [channels, "
+                    "height, width] but has %d dimension(s); create the model with a "
+                    "3-D input shape and add blocks before any flatten or dense layer",
+                    (int)x->ndim);
+    int projection = stride != 1 || x->shape[0] != channels;
+    int32_t saved_nodes = g->num_nodes;
+    int64_t saved_params = g->num_params;
+
+    mgrad_status s = model_append(model, conv_node(model, channels, 3, stride, 1));
+    if (s == MGRAD_OK) s = add_norm(model, MGR_OP_BATCH_NORM, MGR_RESNET_BN_EPS);
+    if (s == MGRAD_OK) s = model_append(model, node_after_output(model, MGR_OP_RELU));
+    if (s == MGRAD_OK) s = model_append(model, conv_node(model, channels, 3, 1, 1));
+    if (s == MGRAD_OK) s = add_norm(model, MGR_OP_BATCH_NORM, MGR_RESNET_BN_EPS);
+    int32_t main_out = g->num_nodes - 1;
+    int32_t shortcut = in;
+    if (s == MGRAD_OK && projection) {
+        s = append_from(model, in, conv_node(model, channels, 1, stride, 0));
+        if (s == MGRAD_OK) s = add_norm(model, MGR_OP_BATCH_NORM, MGR_RESNET_BN_EPS);
+        shortcut = g->num_nodes - 1;
+    }
+    if (s == MGRAD_OK) {
+        mgr_node add = node_after_output(model, MGR_OP_ADD);
+        add.in0 = projection ? shortcut : main_out;
+        add.in1 = projection ? main_out : in;
+        s = model_append(model, add);
+    }
+    if (s == MGRAD_OK) s = model_append(model, node_after_output(model, MGR_OP_RELU));
+    if (s != MGRAD_OK) {
+        /* Drop what was appended; θ0 keeps its (larger) buffer, of which
+           only the first num_params values are used. */
+        g->num_nodes = saved_nodes;
+        g->num_params = saved_params;
+    }
+    return s;
+}

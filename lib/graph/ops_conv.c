@@ -56,6 +56,18 @@ static conv_dims dims_of(const R(mgr_op_args) *a)
     return d;
 }
 
+/* The output columns ow whose input column w = ow s + j − p lies inside the
+   image: [*lo, *hi).  Outside them im2col reads padding. */
+static void valid_cols(const conv_dims *d, size_t j, size_t *lo, size_t *hi)
+{
+    size_t a = d->p > j ? (d->p - j + d->s - 1) / d->s : 0;  /* ceil((p − j)/s) */
+    size_t b = d->W + d->p > j ? (d->W + d->p - j - 1) / d->s + 1 : 0;
+    if (b > d->OW) b = d->OW;
+    if (a > b) a = b;
+    *lo = a;
+    *hi = b;
+}
+
 /* col [K, N] = im2col(x [C, H, W]) */
 static void im2col(const conv_dims *d, const real *x, real *col)
 {
@@ -63,20 +75,20 @@ static void im2col(const conv_dims *d, const real *x, real *col)
         for (size_t i = 0; i < d->k; i++) {
             for (size_t j = 0; j < d->k; j++) {
                 real *row = col + ((c * d->k + i) * d->k + j) * d->N;
+                size_t lo, hi;
+                valid_cols(d, j, &lo, &hi);
                 for (size_t oh = 0; oh < d->OH; oh++) {
-                    /* input row h = oh s + i − p, as unsigned: out of range
-                       when it wraps below 0 or reaches H */
-                    size_t h = oh * d->s + i - d->p;
                     real *out = row + oh * d->OW;
-                    if (oh * d->s + i < d->p || h >= d->H) {
+                    /* input row h = oh s + i − p; padding when outside [0, H) */
+                    if (oh * d->s + i < d->p || oh * d->s + i - d->p >= d->H) {
                         for (size_t ow = 0; ow < d->OW; ow++) out[ow] = 0;
                         continue;
                     }
-                    const real *xr = x + (c * d->H + h) * d->W;
-                    for (size_t ow = 0; ow < d->OW; ow++) {
-                        size_t w = ow * d->s + j;
-                        out[ow] = (w < d->p || w - d->p >= d->W) ? 0 : xr[w - d->p];
-                    }
+                    /* x[c, h, ow s + j − p] for ow in [lo, hi); ow s + j >= p there */
+                    const real *xr = x + (c * d->H + oh * d->s + i - d->p) * d->W;
+                    for (size_t ow = 0; ow < lo; ow++) out[ow] = 0;
+                    for (size_t ow = lo; ow < hi; ow++) out[ow] = xr[ow * d->s + j - d->p];
+                    for (size_t ow = hi; ow < d->OW; ow++) out[ow] = 0;
                 }
             }
         }
@@ -90,16 +102,13 @@ static void col2im_add(const conv_dims *d, const real *col, real *x)
         for (size_t i = 0; i < d->k; i++) {
             for (size_t j = 0; j < d->k; j++) {
                 const real *row = col + ((c * d->k + i) * d->k + j) * d->N;
+                size_t lo, hi;
+                valid_cols(d, j, &lo, &hi);
                 for (size_t oh = 0; oh < d->OH; oh++) {
-                    size_t h = oh * d->s + i - d->p;
-                    if (oh * d->s + i < d->p || h >= d->H) continue;
+                    if (oh * d->s + i < d->p || oh * d->s + i - d->p >= d->H) continue;
                     const real *in = row + oh * d->OW;
-                    real *xr = x + (c * d->H + h) * d->W;
-                    for (size_t ow = 0; ow < d->OW; ow++) {
-                        size_t w = ow * d->s + j;
-                        if (w < d->p || w - d->p >= d->W) continue;
-                        xr[w - d->p] += in[ow];
-                    }
+                    real *xr = x + (c * d->H + oh * d->s + i - d->p) * d->W;
+                    for (size_t ow = lo; ow < hi; ow++) xr[ow * d->s + j - d->p] += in[ow];
                 }
             }
         }

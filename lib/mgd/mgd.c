@@ -23,6 +23,7 @@ struct mgrad_mgd {
     double *z, *g, *m, *v;   /* value, gradient, Adam moments */
     double *best;
     double best_score;
+    double last_score;       /* score of the last iterate trained */
     int has_best;
     double *scratch;         /* sorting */
     struct keyed *pairs;     /* sorting indices by a key */
@@ -81,6 +82,8 @@ static mgrad_status check_options(mgrad_context *ctx, const mgrad_meta *meta,
     MGRAD_RETURN_IF(ctx, gf != NULL && (gf->run != meta->run || gf->size != meta->size),
                     MGRAD_ERR_INVALID, "%s: options.gradient_from must be a metaparameter "
                     "of the same run and size (%lld values)", fn, (long long)meta->size);
+    MGRAD_RETURN_IF(ctx, o->maximize != 0 && o->maximize != 1, MGRAD_ERR_INVALID,
+                    "%s: options.maximize must be 0 or 1", fn);
     MGRAD_RETURN_IF(ctx, o->heldout != NULL && o->heldout->ctx != ctx, MGRAD_ERR_INVALID,
                     "%s: options.heldout comes from another context", fn);
     return MGRAD_OK;
@@ -260,7 +263,9 @@ static mgrad_status train_and_score(mgrad_mgd *mgd, double *phi)
     double score = *phi;
     if (mgd->opts.heldout != NULL)
         MGRAD_FORWARD(mgrad_run_evaluate(run, mgd->opts.heldout, &score, NULL));
-    if (!mgd->has_best || score < mgd->best_score) {
+    mgd->last_score = score;
+    int better = mgd->opts.maximize ? score > mgd->best_score : score < mgd->best_score;
+    if (!mgd->has_best || better) {
         memcpy(mgd->best, mgd->z, (size_t)mgd->n * sizeof(double));
         mgd->best_score = score;
         mgd->has_best = 1;
@@ -277,6 +282,8 @@ mgrad_status mgrad_mgd_step(mgrad_mgd *mgd, double *phi)
     const mgrad_meta *src = mgd->opts.gradient_from != NULL ? mgd->opts.gradient_from
                                                             : mgd->meta;
     MGRAD_FORWARD(mgrad_meta_get_grad(src, MGRAD_DTYPE_F64, mgd->g, mgd->n));
+    if (mgd->opts.maximize)
+        for (int64_t i = 0; i < mgd->n; i++) mgd->g[i] = -mgd->g[i];
     update(mgd);
     project(mgd);
     MGRAD_FORWARD(mgrad_meta_set_value(mgd->meta, MGRAD_DTYPE_F64, mgd->z, mgd->n));
@@ -295,10 +302,7 @@ mgrad_status mgrad_mgd_run(mgrad_mgd *mgd, int64_t steps)
         int64_t step = mgd->steps;
         MGRAD_FORWARD(mgrad_mgd_step(mgd, &phi));
         if (mgd->opts.progress != NULL) {
-            double score = phi;
-            if (mgd->opts.heldout != NULL)
-                mgrad_run_evaluate(mgd->meta->run, mgd->opts.heldout, &score, NULL);
-            if (mgd->opts.progress(step, phi, score, mgr_seconds() - t0,
+            if (mgd->opts.progress(step, phi, mgd->last_score, mgr_seconds() - t0,
                                    mgd->opts.user_data) != 0)
                 return mgr_error(mgd->ctx, MGRAD_ERR_CANCELLED,
                                  "mgrad_mgd_run: cancelled by the progress callback after "

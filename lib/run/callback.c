@@ -109,11 +109,16 @@ mgrad_status mgr_cb_scratch_create(mgrad_run *run, size_t max_rows)
     MGRAD_FORWARD(mgr_alloc_or_fail(ctx, (void **)&s, 1, sizeof *s, "callback scratch"));
     run->cb_scratch = s;
     size_t P = (size_t)run->num_params, es = mgr_dtype_size(ctx->dtype);
-    mgrad_status st = mgr_alloc_or_fail(ctx, &s->theta, P, es, "θ ± εu");
-    if (st == MGRAD_OK) st = mgr_alloc_or_fail(ctx, &s->gp, P, es, "the gradient at θ + εu");
-    if (st == MGRAD_OK) st = mgr_alloc_or_fail(ctx, &s->gm, P, es, "the gradient at θ − εu");
-    if (st == MGRAD_OK) st = mgr_alloc_or_fail(ctx, &s->lp, max_rows, es, "losses at θ + εu");
-    if (st == MGRAD_OK) st = mgr_alloc_or_fail(ctx, &s->lm, max_rows, es, "losses at θ − εu");
+    struct { void **p; size_t n; const char *what; } allocs[] = {
+        {&s->theta, P, "θ ± εu"},
+        {&s->gp, P, "the gradient at θ + εu"},
+        {&s->gm, P, "the gradient at θ − εu"},
+        {&s->lp, max_rows, "losses at θ + εu"},
+        {&s->lm, max_rows, "losses at θ − εu"},
+    };
+    mgrad_status st = MGRAD_OK;
+    for (size_t i = 0; i < sizeof allocs / sizeof allocs[0] && st == MGRAD_OK; i++)
+        st = mgr_alloc_or_fail(ctx, allocs[i].p, allocs[i].n, es, allocs[i].what);
     if (st != MGRAD_OK) mgr_cb_scratch_destroy(run);
     return st;
 }
@@ -166,8 +171,8 @@ static int call_loss_grad(const mgrad_run *run, const mgr_cb_chunk *c, const voi
                         c->scale, loss, grad, ell, m->user_data);
 }
 
-mgrad_status mgr_cb_value_grad(const mgrad_run *run, const mgr_cb_chunk *c, const void *theta,
-                               void *grad, void *ell, double *loss)
+mgrad_status mgr_cb_value_grad(const mgrad_run *run, const mgr_cb_chunk *c,
+                               const void *theta, void *grad, void *ell, double *loss)
 {
     double l = 0;
     int rc = call_loss_grad(run, c, theta, grad, ell, &l);

@@ -315,6 +315,10 @@ static mgrad_status compute_grad(mgrad_run *run, engine *e, int64_t t, grad_acc 
     R(mgr_zero)(P, e->grad);
     acc->loss = 0;
     acc->batch_resident = 0;
+    if (e->ws != NULL) { /* dropout's key: masks of step t, in training mode */
+        e->ws->step = t;
+        e->ws->training = 1;
+    }
     return for_each_chunk(run, e, t, 0, grad_chunk, acc);
 }
 
@@ -446,6 +450,7 @@ static mgrad_status dataset_pass(mgrad_run *run, engine *e, const mgrad_dataset 
 {
     double total = 0;
     size_t C = (size_t)run->classes;
+    if (e->ws != NULL) e->ws->training = 0; /* dropout is the identity here */
     for (int64_t start = 0; start < ds->n; start += (int64_t)e->max_rows) {
         int64_t count = ds->n - start;
         if (count > (int64_t)e->max_rows) count = (int64_t)e->max_rows;
@@ -669,6 +674,7 @@ static mgrad_status engine_create(mgrad_run *run)
     if (s == MGRAD_OK)
         s = run->is_callback ? mgr_cb_scratch_create(run, rows)
                              : R(mgr_graph_ws_create)(ctx, &run->graph, rows, &e->ws);
+    if (s == MGRAD_OK && e->ws != NULL) e->ws->seed = ctx->seed; /* dropout masks */
     if (s == MGRAD_OK)
         s = mgr_schedule_create(ctx, run->policy, run->steps, run->slots,
                                 run->opts.checkpoint_k > 0 ? run->opts.checkpoint_k : 4,
@@ -681,7 +687,29 @@ static mgrad_status engine_create(mgrad_run *run)
     return s;
 }
 
+/* Per-example losses ℓ_i (unweighted) of `ds` at θ_T into out [ds->n]. */
+static mgrad_status engine_example_losses(mgrad_run *run, const mgrad_dataset *ds,
+                                          void *out)
+{
+    engine *e = E(run);
+    real *dst = out;
+    e->site = "mgrad_run_example_losses";
+    e->site_step = -1;
+    for (int64_t start = 0; start < ds->n; start += (int64_t)e->max_rows) {
+        int64_t count = ds->n - start;
+        if (count > (int64_t)e->max_rows) count = (int64_t)e->max_rows;
+        int64_t *ids = e->batch_idx + run->batch;
+        for (int64_t r = 0; r < count; r++) ids[r] = start + r;
+        chunk c = {ds, 0, ids, (size_t)count, (real)(1.0 / (double)ds->n), NULL, 0};
+        gather(run, e, &c);
+        double loss = 0;
+        MGRAD_FORWARD(model_value_grad(run, e, &c, e->theta_T, NULL, 1, &loss));
+        R(mgr_copy)((size_t)count, e->ell, dst + start);
+    }
+    return MGRAD_OK;
+}
+
 const mgr_engine_vt R(mgr_engine) = {
     engine_create, engine_destroy, engine_train, engine_reverse, engine_get_params,
-    engine_evaluate,
+    engine_evaluate, engine_example_losses,
 };

@@ -351,6 +351,34 @@ mgrad_status mgrad_run_evaluate(mgrad_run *run, const mgrad_dataset *ds, double 
     return MGRAD_OK;
 }
 
+mgrad_status mgrad_run_example_losses(mgrad_run *run, const mgrad_dataset *ds,
+                                      mgrad_dtype dtype, void *out, int64_t count)
+{
+    if (run == NULL) return MGRAD_ERR_NULL;
+    mgrad_context *ctx = run->ctx;
+    const char *fn = "mgrad_run_example_losses";
+    MGRAD_RETURN_IF(ctx, ds == NULL || out == NULL, MGRAD_ERR_NULL,
+                    "%s: dataset and out must not be NULL", fn);
+    MGRAD_RETURN_IF(ctx, ds->ctx != ctx, MGRAD_ERR_INVALID,
+                    "%s: the dataset comes from another context", fn);
+    MGRAD_RETURN_IF(ctx, dtype != MGRAD_DTYPE_F32 && dtype != MGRAD_DTYPE_F64,
+                    MGRAD_ERR_DTYPE, "%s: unknown dtype %d", fn, (int)dtype);
+    MGRAD_RETURN_IF(ctx, count != ds->n, MGRAD_ERR_SIZE,
+                    "%s: count = %lld but the dataset has %lld examples", fn,
+                    (long long)count, (long long)ds->n);
+    MGRAD_RETURN_IF(ctx, run->phase == MGR_PHASE_FRESH, MGRAD_ERR_ORDER,
+                    "%s: no θ_T yet; did you forget mgrad_run_train?", fn);
+    MGRAD_FORWARD(check_data(ctx, fn, ds, "evaluation", run->opts.loss, run->features,
+                             run->classes));
+    void *tmp = NULL;
+    MGRAD_FORWARD(mgr_alloc_or_fail(ctx, &tmp, (size_t)count, mgr_dtype_size(ctx->dtype),
+                                    "per-example losses"));
+    mgrad_status s = mgr_engine_of(run)->example_losses(run, ds, tmp);
+    if (s == MGRAD_OK) mgr_convert(out, dtype, tmp, ctx->dtype, (size_t)count, 0);
+    mgr_free(ctx, tmp);
+    return s;
+}
+
 mgrad_status mgrad_run_get_stats(const mgrad_run *run, mgrad_run_stats *out)
 {
     if (run == NULL) return MGRAD_ERR_NULL;

@@ -83,6 +83,8 @@ typedef struct mgr_engine_vt {
     mgrad_status (*get_params)(const mgrad_run *run, void *out); /* θ_T in ctx dtype */
     mgrad_status (*evaluate)(mgrad_run *run, const mgrad_dataset *ds, double *loss,
                              double *accuracy);
+    /* per-example losses at θ_T into out [ds->n] in ctx dtype */
+    mgrad_status (*example_losses)(mgrad_run *run, const mgrad_dataset *ds, void *out);
 } mgr_engine_vt;
 
 extern const mgr_engine_vt mgr_engine_f32, mgr_engine_f64;
@@ -124,8 +126,8 @@ typedef struct mgr_cb_chunk {
 mgrad_status mgr_cb_scratch_create(mgrad_run *run, size_t max_rows);
 void mgr_cb_scratch_destroy(mgrad_run *run);
 /* *loss = scale Σ w ℓ; grad (may be NULL) += its gradient; ell [rows] = ℓ_i. */
-mgrad_status mgr_cb_value_grad(const mgrad_run *run, const mgr_cb_chunk *c, const void *theta,
-                               void *grad, void *ell, double *loss);
+mgrad_status mgr_cb_value_grad(const mgrad_run *run, const mgr_cb_chunk *c,
+                               const void *theta, void *grad, void *ell, double *loss);
 /* elldot = ℓ̇_i; hu (may be NULL) += H u; xbardot (may be NULL) = (x̄_i)˙. */
 mgrad_status mgr_cb_rop(const mgrad_run *run, const mgr_cb_chunk *c, const void *theta,
                         const void *u, void *hu, void *elldot, void *xbardot);

@@ -182,3 +182,27 @@ def test_log_callback_kept_alive():
         mg.Model(ctx, F).dense(0)
     assert seen == ["error"]
     ctx.close()
+
+
+def test_handles_alive_at_interpreter_exit(tmp_path):
+    """Handles left open (in globals and in a reference cycle, context closed
+    first) are freed or abandoned at exit without errors."""
+    import subprocess
+    import sys
+    script = tmp_path / "exit.py"
+    script.write_text(
+        "import metagrad as mg\n"
+        "ctx = mg.Context(log=lambda level, msg: None)\n"
+        "m = mg.Model(ctx, 3).dense(2)\n"
+        "ds = mg.Dataset(ctx, [[1.0, 2.0, 3.0], [0.0, 1.0, 2.0]], labels=[0, 1])\n"
+        "run = mg.Run(m, ds, validation=ds, steps=2, batch_size=1)\n"
+        "meta = run.add_meta('lr_schedule')\n"
+        "class Cycle: pass\n"
+        "c = Cycle(); c.self = c; c.run = run; c.meta = meta\n"
+        "ctx.close()\n"
+        "run.train(); run.reverse()\n")
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-X", "dev", str(script)], cwd=str(tmp_path),
+                         env=dict(os.environ, PYTHONPATH=pkg), capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0 and out.stderr == "", out.stderr

@@ -1,0 +1,104 @@
+/*
+ * apputil.c - shared plumbing of the application examples.
+ */
+#include "apputil.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int app_load_fmnist(mgrad_context *ctx, const char *split, mgrad_dataset **out)
+{
+    mgrad_status s = mgrad_dataset_load_fashion_mnist(out, ctx, split, NULL);
+    if (s != MGRAD_OK) {
+        fprintf(stderr, "cannot load Fashion-MNIST (%s): %s\n", split,
+                mgrad_context_last_error(ctx));
+        return 1;
+    }
+    return 0;
+}
+
+int app_dataset_from(mgrad_context *ctx, const mgrad_dataset *src, const int64_t *rows,
+                     int64_t n, const int32_t *labels, const float *inputs,
+                     mgrad_dataset **out)
+{
+    mgrad_dataset *sub = NULL;
+    APP_CHECK(ctx, mgrad_dataset_subset(&sub, src, rows, n));
+    if (labels == NULL && inputs == NULL) {
+        *out = sub;
+        return 0;
+    }
+    int64_t F = 0;
+    int32_t C = 0;
+    APP_CHECK(ctx, mgrad_dataset_features(sub, &F));
+    APP_CHECK(ctx, mgrad_dataset_num_classes(sub, &C));
+    float *x = malloc(sizeof(float) * (size_t)(n * F));
+    int32_t *y = malloc(sizeof(int32_t) * (size_t)n);
+    if (x == NULL || y == NULL) return 1;
+    APP_CHECK(ctx, mgrad_dataset_get_inputs(sub, MGRAD_DTYPE_F32, x, n * F));
+    APP_CHECK(ctx, mgrad_dataset_get_labels(sub, y, n));
+    if (inputs != NULL) memcpy(x, inputs, sizeof(float) * (size_t)(n * F));
+    if (labels != NULL) memcpy(y, labels, sizeof(int32_t) * (size_t)n);
+    int64_t shape[1] = {F};
+    mgrad_dataset_destroy(sub);
+    APP_CHECK(ctx, mgrad_dataset_create(out, ctx, n, 1, shape, MGRAD_DTYPE_F32, x));
+    APP_CHECK(ctx, mgrad_dataset_set_labels(*out, y, n, C));
+    free(x);
+    free(y);
+    return 0;
+}
+
+int app_model(mgrad_context *ctx, int hidden, uint64_t seed, mgrad_model **out)
+{
+    int64_t shape[1] = {784};
+    APP_CHECK(ctx, mgrad_model_create(out, ctx, 1, shape));
+    APP_CHECK(ctx, mgrad_model_add_dense(*out, hidden, MGRAD_INIT_DEFAULT));
+    APP_CHECK(ctx, mgrad_model_add_activation(*out, MGRAD_ACTIVATION_TANH));
+    APP_CHECK(ctx, mgrad_model_add_dense(*out, 10, MGRAD_INIT_DEFAULT));
+    APP_CHECK(ctx, mgrad_model_init_params(*out, seed));
+    return 0;
+}
+
+int app_retrain_accuracy(mgrad_context *ctx, const app_train *cfg, mgrad_dataset *train,
+                         const mgrad_dataset *validation, const mgrad_dataset *test,
+                         uint64_t seed, double *accuracy)
+{
+    mgrad_model *model = NULL;
+    mgrad_run *run = NULL;
+    if (app_model(ctx, cfg->hidden, seed, &model)) return 1;
+    mgrad_run_options o = MGRAD_RUN_OPTIONS_INIT;
+    o.steps = cfg->steps;
+    o.batch_size = cfg->batch;
+    o.lr = cfg->lr;
+    o.momentum = cfg->momentum;
+    o.shuffle_seed = seed ^ 0x5bd1e995u;
+    o.validation = validation;
+    APP_CHECK(ctx, mgrad_run_create(&run, model, train, &o));
+    APP_CHECK(ctx, mgrad_run_train(run, NULL));
+    APP_CHECK(ctx, mgrad_run_evaluate(run, test, NULL, accuracy));
+    mgrad_run_destroy(run);
+    mgrad_model_destroy(model);
+    return 0;
+}
+
+void app_mean_std(const double *x, int n, double *mean, double *std)
+{
+    double m = 0, v = 0;
+    for (int i = 0; i < n; i++) m += x[i];
+    m /= n;
+    for (int i = 0; i < n; i++) v += (x[i] - m) * (x[i] - m);
+    *mean = m;
+    *std = n > 1 ? sqrt(v / (n - 1)) : 0;
+}
+
+int app_write_csv(const char *path, const char *header, const double *rows, int nrows,
+                  int ncols)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL) return -1;
+    fprintf(f, "%s\n", header);
+    for (int r = 0; r < nrows; r++)
+        for (int c = 0; c < ncols; c++)
+            fprintf(f, "%.10g%s", rows[r * ncols + c], c + 1 < ncols ? "," : "\n");
+    return fclose(f) == 0 ? 0 : -1;
+}

@@ -1,0 +1,56 @@
+/*
+ * apputil.h - shared plumbing of the application examples (not part of the
+ * library): Fashion-MNIST loading with a helpful message, datasets from
+ * arrays, the default model, retraining with fresh seeds, statistics.
+ */
+#ifndef EXAMPLES_APPUTIL_H
+#define EXAMPLES_APPUTIL_H
+
+#include <metagrad.h>
+#include <stdio.h>
+
+/* Print the failing call's message and return from main with failure. */
+#define APP_CHECK(ctx, call)                                                       \
+    do {                                                                           \
+        mgrad_status s_ = (call);                                                  \
+        if (s_ != MGRAD_OK) {                                                      \
+            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__,                 \
+                    mgrad_status_string(s_), mgrad_context_last_error(ctx));       \
+            return 1;                                                              \
+        }                                                                          \
+    } while (0)
+
+/* The training setup shared by an application's inner runs and its final
+   retrainings. */
+typedef struct app_train {
+    int64_t steps, batch;
+    double lr, momentum;
+    int hidden;          /* MLP hidden width */
+} app_train;
+
+/* Load the Fashion-MNIST split ("train" or "test") scaled to [0, 1].
+   Returns 0, or prints how to install the data and returns 1. */
+int app_load_fmnist(mgrad_context *ctx, const char *split, mgrad_dataset **out);
+
+/* A dataset from rows of `src`, with labels replaced by `labels` (NULL:
+   keep) and inputs by `inputs` (NULL: keep; n × 784 floats). */
+int app_dataset_from(mgrad_context *ctx, const mgrad_dataset *src, const int64_t *rows,
+                     int64_t n, const int32_t *labels, const float *inputs,
+                     mgrad_dataset **out);
+
+/* The default model: MLP 784-hidden-10 with tanh, θ0 drawn from `seed`. */
+int app_model(mgrad_context *ctx, int hidden, uint64_t seed, mgrad_model **out);
+
+/* Train from scratch on `train` (fresh init and batch order from `seed`) and
+   return the accuracy on `test`. */
+int app_retrain_accuracy(mgrad_context *ctx, const app_train *cfg, mgrad_dataset *train,
+                         const mgrad_dataset *validation, const mgrad_dataset *test,
+                         uint64_t seed, double *accuracy);
+
+void app_mean_std(const double *x, int n, double *mean, double *std);
+
+/* Write a CSV (header + rows of doubles); returns 0 or -1. */
+int app_write_csv(const char *path, const char *header, const double *rows, int nrows,
+                  int ncols);
+
+#endif

@@ -1,0 +1,224 @@
+/*
+ * ops_pool.c - pooling: average and max over k x k windows (stride s, no
+ * padding, floor mode, as torch.nn.AvgPool2d / MaxPool2d with padding 0),
+ * and global average pooling.  Four passes each.
+ *
+ *     x [rows, C, H, W]  ->  y [rows, C, OH, OW],  OH = (H − k) / s + 1
+ *     global:  x [rows, C, S] (S = H W)  ->  y [rows, C]
+ *
+ * Average pooling is linear with constant coefficients 1/k² (1/S), so its
+ * tangent is the op applied to ẋ and its tangent-of-backward is its backward
+ * applied to (ȳ)˙.  Max pooling is y = x[m(y)] with m the index of the
+ * window's maximum (the first one in row-major window order on ties, as
+ * torch); m is piecewise constant in x, so away from ties
+ *
+ *     backward: x̄[m] += ȳ;   tangent: ẏ = ẋ[m];   tan-back: (x̄)˙[m] += (ȳ)˙
+ *
+ * m is recomputed from x in every pass (no stored indices).
+ * Rules: docs/derivations.md, "Pooling".
+ */
+#include <assert.h>
+
+#include "graph/ops.h"
+
+typedef struct pool_dims {
+    size_t C, H, W, OH, OW, k, s, in, out;
+} pool_dims;
+
+static pool_dims dims_of(const R(mgr_op_args) *a)
+{
+    const mgr_node *nd = a->node, *x = a->xnode;
+    pool_dims d;
+    d.C = (size_t)x->shape[0];
+    d.H = (size_t)x->shape[1];
+    d.W = (size_t)x->shape[2];
+    d.OH = (size_t)nd->shape[1];
+    d.OW = (size_t)nd->shape[2];
+    d.k = (size_t)nd->kernel;
+    d.s = (size_t)nd->stride;
+    d.in = a->in_size;
+    d.out = (size_t)nd->size;
+    assert(d.in == d.C * d.H * d.W && d.out == d.C * d.OH * d.OW);
+    return d;
+}
+
+/* ---- average pooling ---------------------------------------------------- */
+
+/* y = avg over each window of x (rows·C images); the linear map of every
+   pass: y from x (forward, tangent). */
+static void avg_apply(const pool_dims *d, size_t rows, const real *x, real *y)
+{
+    real inv = (real)1 / (real)(d->k * d->k);
+    for (size_t im = 0; im < rows * d->C; im++) {
+        const real *xi = x + im * d->H * d->W;
+        real *yi = y + im * d->OH * d->OW;
+        for (size_t oh = 0; oh < d->OH; oh++) {
+            for (size_t ow = 0; ow < d->OW; ow++) {
+                double acc = 0;
+                for (size_t i = 0; i < d->k; i++) {
+                    const real *xr = xi + (oh * d->s + i) * d->W + ow * d->s;
+                    for (size_t j = 0; j < d->k; j++) acc += xr[j];
+                }
+                yi[oh * d->OW + ow] = (real)acc * inv;
+            }
+        }
+    }
+}
+
+/* x̄ += avgᵀ ȳ: every window element gets ȳ / k² */
+static void avg_adjoint(const pool_dims *d, size_t rows, const real *yb, real *xb)
+{
+    real inv = (real)1 / (real)(d->k * d->k);
+    for (size_t im = 0; im < rows * d->C; im++) {
+        real *xi = xb + im * d->H * d->W;
+        const real *yi = yb + im * d->OH * d->OW;
+        for (size_t oh = 0; oh < d->OH; oh++) {
+            for (size_t ow = 0; ow < d->OW; ow++) {
+                real g = yi[oh * d->OW + ow] * inv;
+                for (size_t i = 0; i < d->k; i++) {
+                    real *xr = xi + (oh * d->s + i) * d->W + ow * d->s;
+                    for (size_t j = 0; j < d->k; j++) xr[j] += g;
+                }
+            }
+        }
+    }
+}
+
+void R(mgr_avg_pool_forward)(const R(mgr_op_args) *a)
+{
+    pool_dims d = dims_of(a);
+    avg_apply(&d, a->rows, a->x, a->y);
+}
+
+void R(mgr_avg_pool_backward)(const R(mgr_op_args) *a)
+{
+    if (a->xbar == NULL) return;
+    pool_dims d = dims_of(a);
+    avg_adjoint(&d, a->rows, a->ybar, a->xbar);
+}
+
+void R(mgr_avg_pool_tangent)(const R(mgr_op_args) *a)
+{
+    pool_dims d = dims_of(a);
+    if (a->xdot == NULL)
+        R(mgr_zero)(a->rows * d.out, a->ydot);
+    else
+        avg_apply(&d, a->rows, a->xdot, a->ydot);
+}
+
+void R(mgr_avg_pool_tangent_backward)(const R(mgr_op_args) *a)
+{
+    if (a->xbardot == NULL) return;
+    pool_dims d = dims_of(a);
+    avg_adjoint(&d, a->rows, a->ybardot, a->xbardot);
+}
+
+/* ---- max pooling -------------------------------------------------------- */
+
+/* Index within image xi [H, W] of the maximum of window (oh, ow): the first
+   in row-major window order on ties (strict >), as torch.  NaN propagates:
+   a NaN element is taken as the maximum, again as torch. */
+static size_t max_index(const pool_dims *d, const real *xi, size_t oh, size_t ow)
+{
+    size_t best = (oh * d->s) * d->W + ow * d->s;
+    real bv = xi[best];
+    for (size_t i = 0; i < d->k; i++) {
+        for (size_t j = 0; j < d->k; j++) {
+            size_t idx = (oh * d->s + i) * d->W + ow * d->s + j;
+            real v = xi[idx];
+            if (v > bv || (v != v && bv == bv)) {
+                best = idx;
+                bv = v;
+            }
+        }
+    }
+    return best;
+}
+
+/* The four passes share one loop: for every output element o with window
+   maximum m (found in x), mode 0: y[o] = src[m];  mode 1: dst[m] += src[o]. */
+static void max_pass(const R(mgr_op_args) *a, int mode, const real *src, real *dst)
+{
+    pool_dims d = dims_of(a);
+    for (size_t im = 0; im < a->rows * d.C; im++) {
+        const real *xi = a->x + im * d.H * d.W;
+        size_t ib = im * d.H * d.W, ob = im * d.OH * d.OW;
+        for (size_t oh = 0; oh < d.OH; oh++) {
+            for (size_t ow = 0; ow < d.OW; ow++) {
+                size_t m = ib + max_index(&d, xi, oh, ow), o = ob + oh * d.OW + ow;
+                if (mode == 0)
+                    dst[o] = src[m];
+                else
+                    dst[m] += src[o];
+            }
+        }
+    }
+}
+
+void R(mgr_max_pool_forward)(const R(mgr_op_args) *a) { max_pass(a, 0, a->x, a->y); }
+
+void R(mgr_max_pool_backward)(const R(mgr_op_args) *a)
+{
+    if (a->xbar != NULL) max_pass(a, 1, a->ybar, a->xbar);
+}
+
+void R(mgr_max_pool_tangent)(const R(mgr_op_args) *a)
+{
+    if (a->xdot == NULL)
+        R(mgr_zero)(a->rows * (size_t)a->node->size, a->ydot);
+    else
+        max_pass(a, 0, a->xdot, a->ydot);
+}
+
+void R(mgr_max_pool_tangent_backward)(const R(mgr_op_args) *a)
+{
+    if (a->xbardot != NULL) max_pass(a, 1, a->ybardot, a->xbardot);
+}
+
+/* ---- global average pooling --------------------------------------------- */
+
+/* x [rows, C, S] -> y [rows, C]: y = mean over S.  (Any input of ndim >= 2:
+   S is the product of the dimensions after the first.) */
+static void gap_apply(size_t n, size_t S, const real *x, real *y)
+{
+    for (size_t i = 0; i < n; i++) y[i] = (real)(R(mgr_sum)(S, x + i * S) / (double)S);
+}
+
+static void gap_adjoint(size_t n, size_t S, const real *yb, real *xb)
+{
+    real inv = (real)1 / (real)S;
+    for (size_t i = 0; i < n; i++) {
+        real g = yb[i] * inv;
+        real *xi = xb + i * S;
+        for (size_t j = 0; j < S; j++) xi[j] += g;
+    }
+}
+
+void R(mgr_global_avg_pool_forward)(const R(mgr_op_args) *a)
+{
+    size_t C = (size_t)a->node->size, S = a->in_size / C;
+    gap_apply(a->rows * C, S, a->x, a->y);
+}
+
+void R(mgr_global_avg_pool_backward)(const R(mgr_op_args) *a)
+{
+    if (a->xbar == NULL) return;
+    size_t C = (size_t)a->node->size, S = a->in_size / C;
+    gap_adjoint(a->rows * C, S, a->ybar, a->xbar);
+}
+
+void R(mgr_global_avg_pool_tangent)(const R(mgr_op_args) *a)
+{
+    size_t C = (size_t)a->node->size, S = a->in_size / C;
+    if (a->xdot == NULL)
+        R(mgr_zero)(a->rows * C, a->ydot);
+    else
+        gap_apply(a->rows * C, S, a->xdot, a->ydot);
+}
+
+void R(mgr_global_avg_pool_tangent_backward)(const R(mgr_op_args) *a)
+{
+    if (a->xbardot == NULL) return;
+    size_t C = (size_t)a->node->size, S = a->in_size / C;
+    gap_adjoint(a->rows * C, S, a->ybardot, a->xbardot);
+}
