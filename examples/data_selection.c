@@ -80,7 +80,8 @@ static int score_selection(mgrad_context *ctx, const options *o, const mgrad_dat
     if (app_dataset_from(ctx, pool, rows, n, NULL, NULL, &sel)) return 1;
     double acc[16];
     for (int s = 0; s < o->seeds; s++)
-        if (app_retrain_accuracy(ctx, &o->train, sel, val, test, 1000003u * (s + 17), &acc[s]))
+        if (app_retrain_accuracy(ctx, &o->train, sel, val, test, 1000003u * (s + 17), NULL,
+                                 &acc[s]))
             return 1;
     app_mean_std(acc, o->seeds, mean, std);
     mgrad_dataset_destroy(sel);
@@ -172,14 +173,7 @@ int main(int argc, char **argv)
     {
         mgrad_model *m = NULL;
         mgrad_run *run = NULL;
-        if (app_model(ctx, o.train.hidden, 7, &m)) return 1;
-        mgrad_run_options ro = MGRAD_RUN_OPTIONS_INIT;
-        ro.steps = o.train.steps;
-        ro.batch_size = o.train.batch;
-        ro.lr = o.train.lr;
-        ro.momentum = o.train.momentum;
-        ro.validation = target;
-        APP_CHECK(ctx, mgrad_run_create(&run, m, pool, &ro));
+        if (app_run(ctx, &o.train, pool, target, 7, 0, NULL, &m, &run)) return 1;
         APP_CHECK(ctx, mgrad_run_train(run, NULL));
         double *loss = malloc(sizeof(double) * (size_t)N);
         APP_CHECK(ctx, mgrad_run_example_losses(run, pool, MGRAD_DTYPE_F64, loss, N));
@@ -213,14 +207,7 @@ int main(int argc, char **argv)
         mgrad_run *run = NULL;
         mgrad_meta *cm = NULL, *pm = NULL;
         mgrad_mgd *mgd = NULL;
-        if (app_model(ctx, o.train.hidden, 7, &m)) return 1;
-        mgrad_run_options ro = MGRAD_RUN_OPTIONS_INIT;
-        ro.steps = o.train.steps;
-        ro.batch_size = o.train.batch;
-        ro.lr = o.train.lr;
-        ro.momentum = o.train.momentum;
-        ro.validation = target;
-        APP_CHECK(ctx, mgrad_run_create(&run, m, pool, &ro));
+        if (app_run(ctx, &o.train, pool, target, 7, 0, NULL, &m, &run)) return 1;
         APP_CHECK(ctx, mgrad_run_add_meta(&cm, run, MGRAD_META_DATA_WEIGHTS, NULL));
         mgrad_meta_options mo = MGRAD_META_OPTIONS_INIT;
         mo.step = o.train.steps * 9 / 10;

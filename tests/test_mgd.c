@@ -111,6 +111,50 @@ START_TEST(test_sgd_update_exact)
 }
 END_TEST
 
+/* A piecewise-linear schedule through a hat basis: the value is basis · c
+   and c moves along basisᵀ dφ/dz. */
+START_TEST(test_basis_chain_rule)
+{
+    enum { J = 3 };
+    double basis[T * J], c[J] = {0.05, 0.05, 0.05}, z[T], g[T], want[T];
+    for (int t = 0; t < T; t++) {
+        double pos = (double)t / (T - 1) * (J - 1);
+        for (int j = 0; j < J; j++) basis[t * J + j] = fmax(0, 1 - fabs(pos - j));
+    }
+    for (int t = 0; t < T; t++) z[t] = 0.05;  /* basis · c: hats sum to 1 */
+    lr_grad_at(z, g);
+    double gc[J] = {0};
+    for (int t = 0; t < T; t++)
+        for (int j = 0; j < J; j++) gc[j] += basis[t * J + j] * g[t];
+    for (int t = 0; t < T; t++) {
+        want[t] = 0;
+        for (int j = 0; j < J; j++) want[t] += basis[t * J + j] * (c[j] - 0.01 * gc[j]);
+    }
+    mgrad_mgd_options o = MGRAD_MGD_OPTIONS_INIT;
+    o.method = MGRAD_MGD_SGD;
+    o.lr = 0.01;
+    o.basis = basis;
+    o.basis_dim = J;
+    o.coefficients = c;
+    fixture fx;
+    setup(&fx, 0);
+    mgrad_meta *lr = NULL;
+    ck_assert_int_eq(mgrad_run_add_meta(&lr, fx.run, MGRAD_META_LR_SCHEDULE, NULL), MGRAD_OK);
+    mgrad_mgd *mgd = NULL;
+    ck_assert_int_eq(mgrad_mgd_create(&mgd, lr, &o), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_step(mgd, NULL), MGRAD_OK);
+    ck_assert_int_eq(mgrad_meta_get_value(lr, MGRAD_DTYPE_F64, z, T), MGRAD_OK);
+    for (int t = 0; t < T; t++) ck_assert(fabs(z[t] - want[t]) < 1e-15);
+    double best[T];
+    ck_assert_int_eq(mgrad_mgd_best(mgd, MGRAD_DTYPE_F64, best, T, NULL), MGRAD_OK);
+    for (int t = 0; t < T; t++) ck_assert(fabs(best[t] - 0.05) < 1e-15);
+    mgrad_mgd_destroy(mgd);
+    o.coefficients = NULL;
+    ck_assert_int_eq(mgrad_mgd_create(&mgd, lr, &o), MGRAD_ERR_INVALID);
+    teardown(&fx);
+}
+END_TEST
+
 START_TEST(test_projections)
 {
     mgrad_mgd_options o = MGRAD_MGD_OPTIONS_INIT;
@@ -311,7 +355,8 @@ START_TEST(test_misuse)
               d.hi == o.hi && d.sum == o.sum && d.k == o.k && d.exchange == o.exchange &&
               d.gradient_from == o.gradient_from && d.heldout == o.heldout &&
               d.progress == o.progress && d.user_data == o.user_data &&
-              d.maximize == o.maximize);
+              d.maximize == o.maximize && d.basis == o.basis &&
+              d.basis_dim == o.basis_dim && d.coefficients == o.coefficients);
     ck_assert_int_eq(mgrad_mgd_options_init(NULL, 1), MGRAD_ERR_NULL);
     ck_assert_int_eq(mgrad_mgd_options_init(&d, 5), MGRAD_ERR_VERSION);
     ck_assert_int_eq(mgrad_mgd_create(NULL, lr, &o), MGRAD_ERR_NULL);
@@ -346,6 +391,7 @@ Suite *make_suite(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_sgd_update_exact);
     tcase_add_test(tc, test_projections);
+    tcase_add_test(tc, test_basis_chain_rule);
     tcase_add_test(tc, test_lr_schedule_improves);
     tcase_add_test(tc, test_cancel);
     tcase_add_test(tc, test_data_selection_counts);

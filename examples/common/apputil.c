@@ -61,23 +61,57 @@ int app_model(mgrad_context *ctx, int hidden, uint64_t seed, mgrad_model **out)
 
 int app_retrain_accuracy(mgrad_context *ctx, const app_train *cfg, mgrad_dataset *train,
                          const mgrad_dataset *validation, const mgrad_dataset *test,
-                         uint64_t seed, double *accuracy)
+                         uint64_t seed, const double *lr_schedule, double *accuracy)
 {
     mgrad_model *model = NULL;
     mgrad_run *run = NULL;
-    if (app_model(ctx, cfg->hidden, seed, &model)) return 1;
-    mgrad_run_options o = MGRAD_RUN_OPTIONS_INIT;
-    o.steps = cfg->steps;
-    o.batch_size = cfg->batch;
-    o.lr = cfg->lr;
-    o.momentum = cfg->momentum;
-    o.shuffle_seed = seed ^ 0x5bd1e995u;
-    o.validation = validation;
-    APP_CHECK(ctx, mgrad_run_create(&run, model, train, &o));
+    if (app_run(ctx, cfg, train, validation, seed, seed ^ 0x5bd1e995u, lr_schedule, &model,
+                &run))
+        return 1;
     APP_CHECK(ctx, mgrad_run_train(run, NULL));
     APP_CHECK(ctx, mgrad_run_evaluate(run, test, NULL, accuracy));
     mgrad_run_destroy(run);
     mgrad_model_destroy(model);
+    return 0;
+}
+
+int app_splits(mgrad_context *ctx, const mgrad_dataset *all, int64_t ntrain,
+               int64_t ntarget, int64_t nheldout, uint64_t seed, mgrad_dataset **train,
+               mgrad_dataset **target, mgrad_dataset **heldout)
+{
+    mgrad_dataset *a = NULL, *rest = NULL, *b = NULL, *rest2 = NULL, *c = NULL, *rest3 = NULL;
+    int64_t n = 0;
+    APP_CHECK(ctx, mgrad_dataset_size(all, &n));
+    if (ntrain + ntarget + nheldout >= n) {
+        fprintf(stderr, "the splits need more than %lld rows\n", (long long)n);
+        return 1;
+    }
+    APP_CHECK(ctx, mgrad_dataset_split(&a, &rest, all, ntrain, seed));
+    APP_CHECK(ctx, mgrad_dataset_split(&b, &rest2, rest, ntarget, seed + 1));
+    APP_CHECK(ctx, mgrad_dataset_split(&c, &rest3, rest2, nheldout, seed + 2));
+    mgrad_dataset_destroy(rest);
+    mgrad_dataset_destroy(rest2);
+    mgrad_dataset_destroy(rest3);
+    *train = a;
+    *target = b;
+    *heldout = c;
+    return 0;
+}
+
+int app_run(mgrad_context *ctx, const app_train *cfg, mgrad_dataset *train,
+            const mgrad_dataset *validation, uint64_t seed, uint64_t shuffle_seed,
+            const double *lr_schedule, mgrad_model **model, mgrad_run **run)
+{
+    if (app_model(ctx, cfg->hidden, seed, model)) return 1;
+    mgrad_run_options o = MGRAD_RUN_OPTIONS_INIT;
+    o.steps = cfg->steps;
+    o.batch_size = cfg->batch;
+    o.lr = cfg->lr;
+    o.lr_schedule = lr_schedule;
+    o.momentum = cfg->momentum;
+    o.shuffle_seed = shuffle_seed;
+    o.validation = validation;
+    APP_CHECK(ctx, mgrad_run_create(run, *model, train, &o));
     return 0;
 }
 

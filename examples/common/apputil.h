@@ -41,11 +41,23 @@ int app_dataset_from(mgrad_context *ctx, const mgrad_dataset *src, const int64_t
 /* The default model: MLP 784-hidden-10 with tanh, θ0 drawn from `seed`. */
 int app_model(mgrad_context *ctx, int hidden, uint64_t seed, mgrad_model **out);
 
-/* Train from scratch on `train` (fresh init and batch order from `seed`) and
-   return the accuracy on `test`. */
+/* Train from scratch on `train` (fresh init and batch order from `seed`,
+   per-step rates lr_schedule or NULL for cfg->lr) and return the accuracy
+   on `test`. */
 int app_retrain_accuracy(mgrad_context *ctx, const app_train *cfg, mgrad_dataset *train,
                          const mgrad_dataset *validation, const mgrad_dataset *test,
-                         uint64_t seed, double *accuracy);
+                         uint64_t seed, const double *lr_schedule, double *accuracy);
+
+/* Disjoint random rows of `all` (seeded): train, target and held-out sets. */
+int app_splits(mgrad_context *ctx, const mgrad_dataset *all, int64_t ntrain,
+               int64_t ntarget, int64_t nheldout, uint64_t seed, mgrad_dataset **train,
+               mgrad_dataset **target, mgrad_dataset **heldout);
+
+/* A run of the default model on `train` with `cfg`, φ on `validation`;
+   θ0 from `seed`, batch order from shuffle_seed. */
+int app_run(mgrad_context *ctx, const app_train *cfg, mgrad_dataset *train,
+            const mgrad_dataset *validation, uint64_t seed, uint64_t shuffle_seed,
+            const double *lr_schedule, mgrad_model **model, mgrad_run **run);
 
 void app_mean_std(const double *x, int n, double *mean, double *std);
 

@@ -5,7 +5,8 @@
 
 Left: metasmoothness S against the relative improvement MGD reached on the
 validation loss; right: S against the share of meta-steps that lowered the
-loss.  MLPs are circles (filled: output scale 1, hollow: 0.1), CNNs squares.
+loss.  MLPs are circles (filled: output scale 1, hollow: 0.1), CNNs squares
+(labelled batch-norm place / pooling on the left).
 Needs matplotlib (Debian: python3-matplotlib); without it, says so and
 exits 0, so that a build never depends on it.
 """
@@ -43,7 +44,7 @@ def main(argv):
             filled = cnn or float(r["out_scale"]) == 1.0
             ax.scatter([s], [y], marker="s" if cnn else "o", s=40,
                        facecolors=colour if filled else "none", edgecolors=colour)
-            if cnn:
+            if cnn and key == "improvement":
                 ax.annotate(r["bn"] + "/" + r["pool"], (s, y), fontsize=7,
                             xytext=(3, 3), textcoords="offset points")
         ax.set_xlabel("metasmoothness S (LR schedule direction)")

@@ -82,11 +82,19 @@ typedef struct mgrad_mgd_options {
     /** 1: maximise φ instead (e.g. data poisoning); the best iterate is then
         the one with the highest score.  Default 0. */
     int32_t maximize;
+    /** Optional linear parametrisation z = basis · c, basis [size, basis_dim]
+        row-major (e.g. hat functions for a piecewise-linear LR schedule):
+        MGD then optimises c (gradient basisᵀ dφ/dz; the projection applies to
+        c), starting from `coefficients` [basis_dim].  Both are copied.  NULL
+        (default): z itself. */
+    const double *basis;
+    int64_t basis_dim;
+    const double *coefficients;
 } mgrad_mgd_options;
 
 #define MGRAD_MGD_OPTIONS_INIT                                                   \
     { MGRAD_MGD_OPTIONS_VERSION, MGRAD_MGD_SIGN, 0.01, 1.0, 0.9, 0.999, 1e-8, 0, \
-      MGRAD_PROJECT_NONE, 0.0, 1.0, 1.0, 1, 1, NULL, NULL, NULL, NULL, 0 }
+      MGRAD_PROJECT_NONE, 0.0, 1.0, 1.0, 1, 1, NULL, NULL, NULL, NULL, 0, NULL, 0, NULL }
 
 /** Fill `opts` with the defaults.  MGRAD_ERR_NULL, MGRAD_ERR_VERSION. */
 MGRAD_API mgrad_status mgrad_mgd_options_init(mgrad_mgd_options *opts, uint32_t version);
@@ -121,8 +129,9 @@ MGRAD_API mgrad_status mgrad_mgd_step(mgrad_mgd *mgd, double *phi);
 MGRAD_API mgrad_status mgrad_mgd_run(mgrad_mgd *mgd, int64_t steps);
 
 /**
- * The best iterate so far (lowest score) and its score; `count` must equal
- * the metaparameter's size.  MGRAD_ERR_ORDER before the first step.
+ * The best iterate so far (lowest score, or highest with maximize) as the
+ * metaparameter's value z, and its score; `count` must equal the
+ * metaparameter's size.  MGRAD_ERR_ORDER before the first step.
  */
 MGRAD_API mgrad_status mgrad_mgd_best(const mgrad_mgd *mgd, mgrad_dtype dtype, void *out,
                                       int64_t count, double *score);

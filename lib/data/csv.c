@@ -30,11 +30,12 @@ static csv_line next_line(const char **pos, const char *end)
     return l;
 }
 
+/* Columns of a line, or -1 beyond what an int32 counts. */
 static int32_t count_columns(csv_line l)
 {
     int32_t cols = 1;
     for (const char *q = l.p; q < l.end; q++)
-        if (*q == ',') cols++;
+        if (*q == ',' && cols++ == INT32_MAX - 1) return -1;
     return cols;
 }
 
@@ -108,6 +109,8 @@ static mgrad_status csv_parse(const mgr_reader *r, const char *text, size_t len,
                             "%s: %s: line %lld is empty but more rows follow", fn, path,
                             empty_at);
             int32_t c = count_columns(l);
+            MGRAD_RETURN_IF(ctx, c < 0, MGRAD_ERR_FORMAT, "%s: %s: line %lld has too "
+                            "many columns", fn, path, line_no);
             if (rows == 0) cols = c;
             MGRAD_RETURN_IF(ctx, c != cols, MGRAD_ERR_FORMAT,
                             "%s: %s: line %lld has %d columns but line %lld has %d", fn,

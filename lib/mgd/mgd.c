@@ -18,10 +18,13 @@ struct mgrad_mgd {
     mgrad_context *ctx;
     mgrad_meta *meta;
     mgrad_mgd_options opts;
-    int64_t n;
+    int64_t n;               /* size of the optimised variable */
+    int64_t size;            /* size of the metaparameter */
     int64_t steps;
-    double *z, *g, *m, *v;   /* value, gradient, Adam moments */
-    double *best;
+    double *z, *g, *m, *v;   /* optimised variable, its gradient, Adam moments */
+    double *basis;           /* [size, n] or NULL: then z is the value itself */
+    double *full, *gfull;    /* the value and dφ/dvalue [size] (alias z, g without basis) */
+    double *best;            /* [size] */
     double best_score;
     double last_score;       /* score of the last iterate trained */
     int has_best;
@@ -70,14 +73,21 @@ static mgrad_status check_options(mgrad_context *ctx, const mgrad_meta *meta,
     MGRAD_RETURN_IF(ctx, o->projection == MGRAD_PROJECT_FIXED_SUM &&
                     !(o->sum > 0 && isfinite(o->sum)), MGRAD_ERR_INVALID,
                     "%s: options.sum = %g must be positive", fn, o->sum);
-    MGRAD_RETURN_IF(ctx, o->projection == MGRAD_PROJECT_TOP_K &&
-                    (o->k < 1 || o->k > meta->size), MGRAD_ERR_INVALID,
-                    "%s: options.k = %lld must be in [1, %lld]", fn, (long long)o->k,
-                    (long long)meta->size);
+    int64_t n = o->basis != NULL ? o->basis_dim : meta->size;
+    MGRAD_RETURN_IF(ctx, o->projection == MGRAD_PROJECT_TOP_K && (o->k < 1 || o->k > n),
+                    MGRAD_ERR_INVALID, "%s: options.k = %lld must be in [1, %lld]", fn,
+                    (long long)o->k, (long long)n);
     MGRAD_RETURN_IF(ctx, o->method == MGRAD_MGD_EXCHANGE &&
                     (o->exchange < 1 || 2 * o->exchange > meta->size), MGRAD_ERR_INVALID,
                     "%s: options.exchange = %lld must be in [1, size/2 = %lld]", fn,
                     (long long)o->exchange, (long long)(meta->size / 2));
+    MGRAD_RETURN_IF(ctx, o->basis != NULL && (o->basis_dim < 1 || o->coefficients == NULL),
+                    MGRAD_ERR_INVALID, "%s: with options.basis set options.basis_dim >= 1 "
+                    "and options.coefficients", fn);
+    MGRAD_RETURN_IF(ctx, o->basis != NULL && o->method == MGRAD_MGD_EXCHANGE,
+                    MGRAD_ERR_INVALID, "%s: EXCHANGE works on counts, not on a basis", fn);
+    MGRAD_RETURN_IF(ctx, o->basis != NULL && o->basis_dim > INT64_MAX / meta->size,
+                    MGRAD_ERR_INVALID, "%s: options.basis_dim too large", fn);
     const mgrad_meta *gf = o->gradient_from;
     MGRAD_RETURN_IF(ctx, gf != NULL && (gf->run != meta->run || gf->size != meta->size),
                     MGRAD_ERR_INVALID, "%s: options.gradient_from must be a metaparameter "
@@ -94,7 +104,9 @@ void mgrad_mgd_destroy(mgrad_mgd *mgd)
     if (mgd == NULL) return;
     mgrad_context *ctx = mgd->ctx;
     void *bufs[] = {mgd->z, mgd->g, mgd->m, mgd->v, mgd->best, mgd->scratch, mgd->order,
-                    mgd->pairs};
+                    mgd->pairs, mgd->basis,
+                    mgd->full != mgd->z ? mgd->full : NULL,
+                    mgd->gfull != mgd->g ? mgd->gfull : NULL};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) mgr_free(ctx, bufs[i]);
     mgr_free(ctx, mgd);
     mgr_context_release(ctx);
@@ -118,11 +130,28 @@ mgrad_status mgrad_mgd_create(mgrad_mgd **out, mgrad_meta *meta,
     MGRAD_FORWARD(mgr_alloc_or_fail(ctx, (void **)&mgd, 1, sizeof *mgd, "an MGD optimiser"));
     mgd->ctx = ctx;
     mgr_context_retain(ctx);
-    size_t n = (size_t)meta->size;
+    size_t size = (size_t)meta->size;
+    size_t n = o.basis != NULL ? (size_t)o.basis_dim : size;
     mgrad_status s = MGRAD_OK;
-    double **dbufs[] = {&mgd->z, &mgd->g, &mgd->m, &mgd->v, &mgd->best, &mgd->scratch};
+    double **dbufs[] = {&mgd->z, &mgd->g, &mgd->m, &mgd->v, &mgd->scratch};
     for (size_t i = 0; i < sizeof dbufs / sizeof dbufs[0] && s == MGRAD_OK; i++)
         s = mgr_alloc_or_fail(ctx, (void **)dbufs[i], n, sizeof(double), "MGD state");
+    if (s == MGRAD_OK)
+        s = mgr_alloc_or_fail(ctx, (void **)&mgd->best, size, sizeof(double), "MGD state");
+    if (s == MGRAD_OK && o.basis != NULL) {
+        s = mgr_alloc_or_fail(ctx, (void **)&mgd->basis, size * n, sizeof(double), "the basis");
+        if (s == MGRAD_OK)
+            s = mgr_alloc_or_fail(ctx, (void **)&mgd->full, size, sizeof(double), "MGD state");
+        if (s == MGRAD_OK)
+            s = mgr_alloc_or_fail(ctx, (void **)&mgd->gfull, size, sizeof(double), "MGD state");
+        if (s == MGRAD_OK) {
+            memcpy(mgd->basis, o.basis, size * n * sizeof(double));
+            memcpy(mgd->z, o.coefficients, n * sizeof(double));
+        }
+    } else {
+        mgd->full = mgd->z;
+        mgd->gfull = mgd->g;
+    }
     if (s == MGRAD_OK)
         s = mgr_alloc_or_fail(ctx, (void **)&mgd->order, n, sizeof(int64_t), "MGD state");
     if (s == MGRAD_OK)
@@ -133,7 +162,10 @@ mgrad_status mgrad_mgd_create(mgrad_mgd **out, mgrad_meta *meta,
     }
     mgd->meta = meta;
     mgd->opts = o;
-    mgd->n = meta->size;
+    mgd->n = (int64_t)n;
+    mgd->size = meta->size;
+    mgd->opts.basis = NULL;          /* copied; the caller's arrays are not kept */
+    mgd->opts.coefficients = NULL;
     *out = mgd;
     return MGRAD_OK;
 }
@@ -254,11 +286,28 @@ static void update(mgrad_mgd *mgd)
     }
 }
 
-/* Train the current value, score it, keep it if best. */
+/* full = basis · z  ([size, n] · [n]) */
+static void expand(mgrad_mgd *mgd)
+{
+    for (int64_t i = 0; i < mgd->size; i++) {
+        double acc = 0;
+        for (int64_t j = 0; j < mgd->n; j++) acc += mgd->basis[i * mgd->n + j] * mgd->z[j];
+        mgd->full[i] = acc;
+    }
+}
+
+/* Train the current value, score it, keep it if best.  Without a basis the
+   value is read from the metaparameter (the caller may have changed it);
+   with one it is basis · z. */
 static mgrad_status train_and_score(mgrad_mgd *mgd, double *phi)
 {
     mgrad_run *run = mgd->meta->run;
-    MGRAD_FORWARD(mgrad_meta_get_value(mgd->meta, MGRAD_DTYPE_F64, mgd->z, mgd->n));
+    if (mgd->basis != NULL) {
+        expand(mgd);
+        MGRAD_FORWARD(mgrad_meta_set_value(mgd->meta, MGRAD_DTYPE_F64, mgd->full, mgd->size));
+    } else {
+        MGRAD_FORWARD(mgrad_meta_get_value(mgd->meta, MGRAD_DTYPE_F64, mgd->z, mgd->n));
+    }
     MGRAD_FORWARD(mgrad_run_train(run, phi));
     double score = *phi;
     if (mgd->opts.heldout != NULL)
@@ -266,7 +315,7 @@ static mgrad_status train_and_score(mgrad_mgd *mgd, double *phi)
     mgd->last_score = score;
     int better = mgd->opts.maximize ? score > mgd->best_score : score < mgd->best_score;
     if (!mgd->has_best || better) {
-        memcpy(mgd->best, mgd->z, (size_t)mgd->n * sizeof(double));
+        memcpy(mgd->best, mgd->full, (size_t)mgd->size * sizeof(double));
         mgd->best_score = score;
         mgd->has_best = 1;
     }
@@ -281,12 +330,20 @@ mgrad_status mgrad_mgd_step(mgrad_mgd *mgd, double *phi)
     MGRAD_FORWARD(mgrad_run_reverse(mgd->meta->run));
     const mgrad_meta *src = mgd->opts.gradient_from != NULL ? mgd->opts.gradient_from
                                                             : mgd->meta;
-    MGRAD_FORWARD(mgrad_meta_get_grad(src, MGRAD_DTYPE_F64, mgd->g, mgd->n));
+    MGRAD_FORWARD(mgrad_meta_get_grad(src, MGRAD_DTYPE_F64, mgd->gfull, mgd->size));
+    if (mgd->basis != NULL) {
+        /* chain rule: dφ/dc = basisᵀ dφ/dz */
+        for (int64_t j = 0; j < mgd->n; j++) mgd->g[j] = 0;
+        for (int64_t i = 0; i < mgd->size; i++)
+            for (int64_t j = 0; j < mgd->n; j++)
+                mgd->g[j] += mgd->basis[i * mgd->n + j] * mgd->gfull[i];
+    }
     if (mgd->opts.maximize)
         for (int64_t i = 0; i < mgd->n; i++) mgd->g[i] = -mgd->g[i];
     update(mgd);
     project(mgd);
-    MGRAD_FORWARD(mgrad_meta_set_value(mgd->meta, MGRAD_DTYPE_F64, mgd->z, mgd->n));
+    if (mgd->basis != NULL) expand(mgd);
+    MGRAD_FORWARD(mgrad_meta_set_value(mgd->meta, MGRAD_DTYPE_F64, mgd->full, mgd->size));
     mgd->steps++;
     if (phi != NULL) *phi = value;
     return MGRAD_OK;
@@ -321,9 +378,9 @@ mgrad_status mgrad_mgd_best(const mgrad_mgd *mgd, mgrad_dtype dtype, void *out,
     MGRAD_RETURN_IF(ctx, out == NULL, MGRAD_ERR_NULL, "mgrad_mgd_best: out is NULL");
     MGRAD_RETURN_IF(ctx, dtype != MGRAD_DTYPE_F32 && dtype != MGRAD_DTYPE_F64,
                     MGRAD_ERR_DTYPE, "mgrad_mgd_best: unknown dtype %d", (int)dtype);
-    MGRAD_RETURN_IF(ctx, count != mgd->n, MGRAD_ERR_SIZE,
+    MGRAD_RETURN_IF(ctx, count != mgd->size, MGRAD_ERR_SIZE,
                     "mgrad_mgd_best: count = %lld but the metaparameter has %lld values",
-                    (long long)count, (long long)mgd->n);
+                    (long long)count, (long long)mgd->size);
     MGRAD_RETURN_IF(ctx, !mgd->has_best, MGRAD_ERR_ORDER,
                     "mgrad_mgd_best: no iterate scored yet; did you forget mgrad_mgd_step?");
     mgr_convert(out, dtype, mgd->best, MGRAD_DTYPE_F64, (size_t)count, 0);

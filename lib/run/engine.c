@@ -695,6 +695,7 @@ static mgrad_status engine_example_losses(mgrad_run *run, const mgrad_dataset *d
     real *dst = out;
     e->site = "mgrad_run_example_losses";
     e->site_step = -1;
+    if (e->ws != NULL) e->ws->training = 0; /* an evaluation pass: no dropout */
     for (int64_t start = 0; start < ds->n; start += (int64_t)e->max_rows) {
         int64_t count = ds->n - start;
         if (count > (int64_t)e->max_rows) count = (int64_t)e->max_rows;

@@ -462,8 +462,8 @@ mgrad_status mgr_schedule_create(mgrad_context *ctx, mgrad_checkpoint policy,
 {
     MGRAD_RETURN_IF(ctx, out == NULL, MGRAD_ERR_NULL, "mgr_schedule_create: NULL out");
     *out = NULL;
-    mgrad_checkpoint resolved;
-    int64_t nslots;
+    mgrad_checkpoint resolved = MGRAD_CHECKPOINT_STORE_ALL;
+    int64_t nslots = 0;
     MGRAD_FORWARD(mgr_schedule_plan(ctx, policy, steps, slots, 0, k, &resolved, &nslots));
 
     int64_t capacity = 0;
