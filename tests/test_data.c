@@ -297,7 +297,7 @@ END_TEST
 START_TEST(test_idx_errors)
 {
     mgrad_context *ctx = new_ctx(MGRAD_DTYPE_F32);
-    uint8_t img[64], lab[32], buf[64];
+    uint8_t img[64] = {0}, lab[32] = {0}, buf[64] = {0};
     uint32_t di[3] = {3, 2, 2}, dl[1] = {3}, dl4[1] = {4};
     uint8_t labels[4] = {2, 0, 1, 1};
     const char *pi = write_file("i.idx", img, make_idx(img, 0x08, 3, di, pixels, 12));
