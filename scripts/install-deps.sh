@@ -3,7 +3,8 @@
 # Skips apt when every package is already installed.
 set -eu
 PACKAGES="build-essential g++ meson ninja-build pkg-config libopenblas-dev liblapacke-dev
-check zlib1g-dev python3 python3-numpy python3-pytest python3-setuptools valgrind"
+check zlib1g-dev python3 python3-numpy python3-pytest python3-setuptools
+python3-matplotlib valgrind dataset-fashion-mnist"
 missing=""
 for p in $PACKAGES; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

@@ -515,6 +515,7 @@ START_TEST(test_alloc_fail_sticky)
         if (!any_failed) break;
     }
     ck_assert_int_gt(k, 20);
+    printf("reliability: sticky failure from each of %ld allocation points\n", k);
 }
 END_TEST
 
@@ -761,6 +762,33 @@ START_TEST(test_nonfinite_values_refused)
                      MGRAD_ERR_NONFINITE);
     ck_assert_int_eq(mgrad_model_get_params(fx.model, MGRAD_DTYPE_F64, t1, MP), MGRAD_OK);
     ck_assert(memcmp(t0, t1, (size_t)MP * sizeof(double)) == 0);
+    num_teardown(&fx);
+}
+END_TEST
+
+/* A double that is finite but beyond FLT_MAX would become Inf in an f32
+   context: refused like Inf, and nothing changes. */
+START_TEST(test_f32_overflow_refused)
+{
+    num_fixture fx;
+    num_setup(&fx, MGRAD_DTYPE_F32);
+    int64_t shape[1] = {NF};
+    double x[2 * NF] = {0.5, 0.5, 0.5, 0.5, 0.5, 1e300, 0.5, 0.5};
+    mgrad_dataset *ds = SENTINEL_PTR;
+    ck_assert_int_eq(mgrad_dataset_create(&ds, fx.ctx, 2, 1, shape, MGRAD_DTYPE_F64, x),
+                     MGRAD_ERR_NONFINITE);
+    ck_assert_ptr_eq(ds, SENTINEL_PTR);
+    ck_assert_msg(strstr(mgrad_context_last_error(fx.ctx), "example 1") != NULL, "%s",
+                  mgrad_context_last_error(fx.ctx));
+    double before[NT], after[NT], big[NT];
+    ck_assert_int_eq(mgrad_meta_get_value(fx.lr, MGRAD_DTYPE_F64, before, NT), MGRAD_OK);
+    memcpy(big, before, sizeof big);
+    big[2] = -1e39;
+    ck_assert_int_eq(mgrad_meta_set_value(fx.lr, MGRAD_DTYPE_F64, big, NT), MGRAD_ERR_NONFINITE);
+    ck_assert_int_eq(mgrad_meta_get_value(fx.lr, MGRAD_DTYPE_F64, after, NT), MGRAD_OK);
+    ck_assert(memcmp(before, after, sizeof before) == 0);
+    big[2] = (double)FLT_MAX;   /* the largest f32 is fine */
+    ck_assert_int_eq(mgrad_meta_set_value(fx.lr, MGRAD_DTYPE_F64, big, NT), MGRAD_OK);
     num_teardown(&fx);
 }
 END_TEST
@@ -1647,6 +1675,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_train_divergence_f32);
     tcase_add_test(tc, test_reverse_divergence);
     tcase_add_test(tc, test_nonfinite_values_refused);
+    tcase_add_test(tc, test_f32_overflow_refused);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("threads");

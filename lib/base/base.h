@@ -82,8 +82,8 @@ size_t mgr_dtype_size(mgrad_dtype dtype);
 const char *mgr_dtype_name(mgrad_dtype dtype);
 
 /* Convert n values between buffers of (possibly) different dtypes.
-   Returns the index of the first non-finite value or -1 when check_finite
-   is set; conversion still happens only when all values pass, so a failed
+   Returns the index of the first non-finite value (or, into f32, one
+   beyond FLT_MAX) or -1 when check_finite is set; conversion still happens only when all values pass, so a failed
    call leaves dst untouched. */
 int64_t mgr_convert(void *dst, mgrad_dtype dst_type, const void *src,
                     mgrad_dtype src_type, size_t n, int check_finite);

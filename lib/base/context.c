@@ -2,6 +2,7 @@
  * context.c - the context object, options, reference counting, dtype and
  * shape helpers.
  */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,7 +121,9 @@ int64_t mgr_convert(void *dst, mgrad_dtype dst_type, const void *src,
         for (size_t i = 0; i < n; i++) {
             double v = src_type == MGRAD_DTYPE_F32 ? (double)((const float *)src)[i]
                                                    : ((const double *)src)[i];
-            if (!isfinite(v)) return (int64_t)i;
+            /* A finite double beyond FLT_MAX would be stored as Inf. */
+            if (!isfinite(v) || (dst_type == MGRAD_DTYPE_F32 && fabs(v) > FLT_MAX))
+                return (int64_t)i;
         }
     }
     if (dst_type == src_type) {

@@ -109,6 +109,7 @@ mgrad_status R(mgr_graph_ws_create)(mgrad_context *ctx, const mgr_graph *g,
     ws->seed = 0;
     ws->step = 0;
     ws->training = 1;
+    ws->row0 = 0;
     real *p = data;
     for (size_t k = 1; k < n; k++) {
         size_t per = padded_count(max_rows * (size_t)g->nodes[k].size);
@@ -190,6 +191,7 @@ static void fill_args(R(mgr_op_args) *a, const mgr_graph *g, const R(mgr_graph_w
     a->seed = ws->seed;
     a->step = ws->step;
     a->training = ws->training;
+    a->row0 = ws->row0;
 }
 
 void R(mgr_graph_forward)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,

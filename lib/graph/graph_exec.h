@@ -46,6 +46,7 @@ typedef struct R(mgr_op_args) {
     uint64_t seed;                /* from the workspace: dropout's key ... */
     int64_t step;                 /* ... the training step ... */
     int training;                 /* ... and 0 when dropout is the identity */
+    int64_t row0;                 /* dropout: mask row of the chunk's row 0 */
 } R(mgr_op_args);
 
 typedef struct R(mgr_op_vt) {
@@ -70,6 +71,10 @@ typedef struct R(mgr_graph_ws) {
     int64_t step;
     int training;
     real *scratch;                /* shared op scratch (conv's im2col) */
+    /* Dropout's mask row of the passes' row 0 (default 0): a rank of a
+       data-parallel run computing rows [lo, hi) of a chunk sets lo, so the
+       masks are those of the whole chunk (docs/scale-out.md). */
+    int64_t row0;
 } R(mgr_graph_ws);
 
 /* Elements of scratch node k needs, whatever the number of rows (per-row

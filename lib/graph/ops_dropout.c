@@ -3,7 +3,9 @@
  *
  *     y = x ⊙ μ / (1 − p),   μ_e = [mgr_rng_uniform(seed, stream, e) >= p]
  *     stream = MGR_STREAM_DROPOUT + ((step << 16 | node) << 8)
- *     e = r · size + j   (row r of the chunk, element j of the example)
+ *     e = (row0 + r) · size + j   (row r of the chunk, element j of the example;
+ *                                  row0 = 0 except on a rank of a data-parallel
+ *                                  run, which computes rows row0.. of the chunk)
  *
  * The mask is a pure function of (seed, step, node, row, element), so the
  * recomputation of a step during the reverse pass sees the very mask the
@@ -41,8 +43,9 @@ static void apply_mask(const R(mgr_op_args) *a, const real *src, real *dst, int 
     }
     uint64_t stream = dropout_stream(a);
     real keep = (real)(1.0 / (1.0 - p));
+    uint64_t e0 = (uint64_t)a->row0 * (uint64_t)a->in_size;
     for (size_t e = 0; e < n; e++) {
-        real v = mgr_rng_uniform(a->seed, stream, (uint64_t)e) >= p ? keep * src[e] : 0;
+        real v = mgr_rng_uniform(a->seed, stream, e0 + (uint64_t)e) >= p ? keep * src[e] : 0;
         if (accumulate)
             dst[e] += v;
         else

@@ -66,6 +66,7 @@ typedef struct chunk {
     real scale;
     const mgrad_meta *wmeta;    /* weights from this meta's value, else the set's */
     int is_batch;               /* the training batch B_t of the step */
+    size_t row0;                /* scale-out: position of rows[0] in the whole chunk */
 } chunk;
 
 #define E(run) ((engine *)(run)->engine)
@@ -197,6 +198,7 @@ static mgrad_status model_value_grad(const mgrad_run *run, engine *e, const chun
         mgr_cb_chunk k = cb_chunk(run, e, c);
         return mgr_cb_value_grad(run, &k, theta, skip_backward ? NULL : grad, e->ell, loss);
     }
+    e->ws->row0 = (int64_t)c->row0; /* dropout masks of the whole chunk's rows */
     R(mgr_graph_forward)(&run->graph, e->ws, c->count, theta, e->x);
     const real *o = e->ws->val[run->graph.num_nodes - 1];
     R(mgr_loss_batch) lb = loss_of(run, e, c);
@@ -226,6 +228,7 @@ static mgrad_status model_rop(const mgrad_run *run, engine *e, const chunk *c,
     }
     const mgr_graph *g = &run->graph;
     size_t rows = c->count;
+    e->ws->row0 = (int64_t)c->row0;
     R(mgr_graph_tangent)(g, e->ws, rows, theta, u, e->x, NULL);
     const real *o = e->ws->val[g->num_nodes - 1];
     const real *odot = e->ws->tan[g->num_nodes - 1];
@@ -266,9 +269,13 @@ typedef mgrad_status (*chunk_fn)(mgrad_run *run, engine *e, const chunk *c, int6
 static mgrad_status for_each_chunk(mgrad_run *run, engine *e, int64_t t, int batch_first,
                                    chunk_fn fn, void *arg)
 {
-    chunk batch = {run->train, 1, batch_rows(run, e, t), (size_t)run->batch,
-                   (real)(1.0 / (double)run->batch), data_weights_at(run, t), 1};
-    if (batch_first) MGRAD_FORWARD(fn(run, e, &batch, t, arg));
+    /* Scale-out: each rank visits its share [lo, hi) of every chunk (all of
+       it without a communicator); empty shares are skipped. */
+    size_t lo = 0, hi = 0;
+    mgr_shard(run, (size_t)run->batch, &lo, &hi);
+    chunk batch = {run->train, 1, batch_rows(run, e, t) + lo, hi - lo,
+                   (real)(1.0 / (double)run->batch), data_weights_at(run, t), 1, lo};
+    if (batch_first && batch.count > 0) MGRAD_FORWARD(fn(run, e, &batch, t, arg));
     for (int i = 0; i < run->num_metas; i++) {
         const mgrad_meta *m = run->metas[i];
         if (m->kind != MGRAD_META_POOL_WEIGHTS || m->step != t) continue;
@@ -276,14 +283,17 @@ static mgrad_status for_each_chunk(mgrad_run *run, engine *e, int64_t t, int bat
         for (int64_t start = 0; start < pool->n; start += (int64_t)e->max_rows) {
             int64_t count = pool->n - start;
             if (count > (int64_t)e->max_rows) count = (int64_t)e->max_rows;
+            size_t plo = 0, phi = 0;
+            mgr_shard(run, (size_t)count, &plo, &phi);
+            if (phi == plo) continue;
             int64_t *ids = e->batch_idx + run->batch; /* scratch after the batch */
-            for (int64_t r = 0; r < count; r++) ids[r] = start + r;
-            chunk c = {pool, pool == run->train, ids, (size_t)count,
-                       (real)(1.0 / (double)run->batch), m, 0};
+            for (size_t r = plo; r < phi; r++) ids[r - plo] = start + (int64_t)r;
+            chunk c = {pool, pool == run->train, ids, phi - plo,
+                       (real)(1.0 / (double)run->batch), m, 0, plo};
             MGRAD_FORWARD(fn(run, e, &c, t, arg));
         }
     }
-    return batch_first ? MGRAD_OK : fn(run, e, &batch, t, arg);
+    return batch_first || batch.count == 0 ? MGRAD_OK : fn(run, e, &batch, t, arg);
 }
 
 /* ---- forward ------------------------------------------------------------ */
@@ -319,7 +329,8 @@ static mgrad_status compute_grad(mgrad_run *run, engine *e, int64_t t, grad_acc 
         e->ws->step = t;
         e->ws->training = 1;
     }
-    return for_each_chunk(run, e, t, 0, grad_chunk, acc);
+    mgrad_status s = for_each_chunk(run, e, t, 0, grad_chunk, acc);
+    return mgr_reduce_sum(run, e->grad, P, &acc->loss, 1, s); /* scale-out seam */
 }
 
 static mgr_hyper hyper_at(const mgrad_run *run, int64_t t)
@@ -426,7 +437,8 @@ static mgrad_status reverse_step(mgrad_run *run, engine *e, int64_t t)
     R(mgr_optim_reverse_pre)(&h, t, P, e->state, e->grad, e->state_bar, e->u, &hg);
     R(mgr_zero)(P, e->hu);
     rop_arg ra = {acc.batch_resident, t};
-    MGRAD_FORWARD(for_each_chunk(run, e, t, 1, rop_chunk, &ra));
+    mgrad_status s = for_each_chunk(run, e, t, 1, rop_chunk, &ra);
+    MGRAD_FORWARD(mgr_reduce_sum(run, e->hu, P, NULL, 0, s)); /* scale-out seam */
     R(mgr_optim_reverse_post)(&h, P, e->state, e->u, e->hu, e->state_bar, &hg);
     if (run->meta_lr != NULL) ((real *)run->meta_lr->grad)[t] = (real)hg.lr;
     e->hyper_wd += hg.weight_decay;
@@ -441,42 +453,53 @@ static mgrad_status reverse_step(mgrad_run *run, engine *e, int64_t t)
 
 /* ---- validation --------------------------------------------------------- */
 
-/* *out = mean weighted loss of `ds` at theta; with grad != NULL also += its
-   gradient.  correct (may be NULL) counts argmax hits, or becomes -1 when
-   the model gives no outputs. */
+/* *out = mean weighted loss of `ds` at theta; with grad != NULL (zero on
+   entry on a data-parallel run) also += its gradient.  correct (may be NULL)
+   counts argmax hits, or becomes -1 when the model gives no outputs.  Each
+   rank takes its share of every chunk; one reduction sums the shares. */
 static mgrad_status dataset_pass(mgrad_run *run, engine *e, const mgrad_dataset *ds,
                                  const real *theta, real *grad, int64_t *correct,
                                  double *out)
 {
-    double total = 0;
+    double total = 0, hits = 0, no_outputs = 0;
     size_t C = (size_t)run->classes;
+    mgrad_status s = MGRAD_OK;
     if (e->ws != NULL) e->ws->training = 0; /* dropout is the identity here */
-    for (int64_t start = 0; start < ds->n; start += (int64_t)e->max_rows) {
+    for (int64_t start = 0; start < ds->n && s == MGRAD_OK; start += (int64_t)e->max_rows) {
         int64_t count = ds->n - start;
         if (count > (int64_t)e->max_rows) count = (int64_t)e->max_rows;
+        size_t lo = 0, hi = 0;
+        mgr_shard(run, (size_t)count, &lo, &hi);
+        if (hi == lo) continue;
         int64_t *ids = e->batch_idx + run->batch;
-        for (int64_t r = 0; r < count; r++) ids[r] = start + r;
-        chunk c = {ds, 0, ids, (size_t)count, (real)(1.0 / (double)ds->n), NULL, 0};
+        for (size_t r = lo; r < hi; r++) ids[r - lo] = start + (int64_t)r;
+        chunk c = {ds, 0, ids, hi - lo, (real)(1.0 / (double)ds->n), NULL, 0, lo};
         gather(run, e, &c);
         double loss = 0;
-        MGRAD_FORWARD(model_value_grad(run, e, &c, theta, grad, grad == NULL, &loss));
+        s = model_value_grad(run, e, &c, theta, grad, grad == NULL, &loss);
+        if (s != MGRAD_OK) break;
         total += loss;
-        if (correct != NULL && *correct >= 0 && ds->labels != NULL) {
+        if (correct != NULL && no_outputs == 0 && ds->labels != NULL) {
             const real *o = NULL;
-            MGRAD_FORWARD(model_outputs(run, e, &c, theta, &o));
+            s = model_outputs(run, e, &c, theta, &o);
+            if (s != MGRAD_OK) break;
             if (o == NULL) {
-                *correct = -1;
+                no_outputs = 1;
                 continue;
             }
-            for (int64_t r = 0; r < count; r++) {
+            for (size_t r = 0; r < c.count; r++) {
                 size_t best = 0;
                 for (size_t j = 1; j < C; j++)
                     if (o[r * C + j] > o[r * C + best]) best = j;
-                if ((int32_t)best == ds->labels[start + r]) (*correct)++;
+                if ((int32_t)best == ds->labels[ids[r]]) hits++;
             }
         }
     }
-    *out = total;
+    double sums[3] = {total, hits, no_outputs};
+    MGRAD_FORWARD(mgr_reduce_sum(run, grad, grad != NULL ? (size_t)run->num_params : 0, sums,
+                                 3, s)); /* scale-out seam */
+    if (correct != NULL) *correct = sums[2] > 0 ? -1 : *correct + (int64_t)sums[1];
+    *out = sums[0];
     return MGRAD_OK;
 }
 
@@ -532,7 +555,7 @@ static mgrad_status drive(mgrad_run *run, engine *e)
     return MGRAD_OK;
 }
 
-static mgrad_status engine_train(mgrad_run *run, double *phi)
+static mgrad_status train_body(mgrad_run *run, double *phi)
 {
     engine *e = E(run);
     size_t P = (size_t)run->num_params;
@@ -568,7 +591,7 @@ static void zero_meta_grads(mgrad_run *run)
         R(mgr_zero)((size_t)run->metas[i]->size, run->metas[i]->grad);
 }
 
-static mgrad_status engine_reverse(mgrad_run *run)
+static mgrad_status reverse_body(mgrad_run *run)
 {
     engine *e = E(run);
     size_t P = (size_t)run->num_params;
@@ -593,6 +616,18 @@ static mgrad_status engine_reverse(mgrad_run *run)
     return MGRAD_OK;
 }
 
+/* Scale-out: each entry point ends with mgr_reduce_finish, so that a rank's
+   local failure reaches every rank (reduce.c). */
+static mgrad_status engine_train(mgrad_run *run, double *phi)
+{
+    return mgr_reduce_finish(run, train_body(run, phi));
+}
+
+static mgrad_status engine_reverse(mgrad_run *run)
+{
+    return mgr_reduce_finish(run, reverse_body(run));
+}
+
 static mgrad_status engine_get_params(const mgrad_run *run, void *out)
 {
     R(mgr_copy)((size_t)run->num_params, E(run)->theta_T, out);
@@ -607,7 +642,8 @@ static mgrad_status engine_evaluate(mgrad_run *run, const mgrad_dataset *ds, dou
     double l = 0;
     e->site = "mgrad_run_evaluate";
     e->site_step = -1;
-    MGRAD_FORWARD(dataset_pass(run, e, ds, e->theta_T, NULL, &correct, &l));
+    MGRAD_FORWARD(mgr_reduce_finish(run, dataset_pass(run, e, ds, e->theta_T, NULL,
+                                                      &correct, &l)));
     if (loss != NULL) *loss = l;
     if (accuracy != NULL)
         *accuracy = ds->labels != NULL && correct >= 0 ? (double)correct / (double)ds->n
@@ -696,18 +732,26 @@ static mgrad_status engine_example_losses(mgrad_run *run, const mgrad_dataset *d
     e->site = "mgrad_run_example_losses";
     e->site_step = -1;
     if (e->ws != NULL) e->ws->training = 0; /* an evaluation pass: no dropout */
-    for (int64_t start = 0; start < ds->n; start += (int64_t)e->max_rows) {
+    /* Scale-out: each rank fills its shares, zeros elsewhere; the sum of the
+       ranks' vectors is then exact. */
+    if (run->comm != NULL) R(mgr_zero)((size_t)ds->n, dst);
+    mgrad_status s = MGRAD_OK;
+    for (int64_t start = 0; start < ds->n && s == MGRAD_OK; start += (int64_t)e->max_rows) {
         int64_t count = ds->n - start;
         if (count > (int64_t)e->max_rows) count = (int64_t)e->max_rows;
+        size_t lo = 0, hi = 0;
+        mgr_shard(run, (size_t)count, &lo, &hi);
+        if (hi == lo) continue;
         int64_t *ids = e->batch_idx + run->batch;
-        for (int64_t r = 0; r < count; r++) ids[r] = start + r;
-        chunk c = {ds, 0, ids, (size_t)count, (real)(1.0 / (double)ds->n), NULL, 0};
+        for (size_t r = lo; r < hi; r++) ids[r - lo] = start + (int64_t)r;
+        chunk c = {ds, 0, ids, hi - lo, (real)(1.0 / (double)ds->n), NULL, 0, lo};
         gather(run, e, &c);
         double loss = 0;
-        MGRAD_FORWARD(model_value_grad(run, e, &c, e->theta_T, NULL, 1, &loss));
-        R(mgr_copy)((size_t)count, e->ell, dst + start);
+        s = model_value_grad(run, e, &c, e->theta_T, NULL, 1, &loss);
+        if (s == MGRAD_OK) R(mgr_copy)(c.count, e->ell, dst + start + (int64_t)lo);
     }
-    return MGRAD_OK;
+    s = mgr_reduce_sum(run, dst, (size_t)ds->n, NULL, 0, s);
+    return mgr_reduce_finish(run, s);
 }
 
 const mgr_engine_vt R(mgr_engine) = {

@@ -1,6 +1,7 @@
 /*
  * meta.c - metaparameters: registration, values and gradients.
  */
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -339,6 +340,9 @@ mgrad_status mgrad_meta_set_value(mgrad_meta *meta, mgrad_dtype dtype, const voi
                                             : ((const double *)values)[i];
         MGRAD_RETURN_IF(ctx, !isfinite(v), MGRAD_ERR_NONFINITE,
                         "%s: value %lld is NaN or Inf", fn, (long long)i);
+        MGRAD_RETURN_IF(ctx, ctx->dtype == MGRAD_DTYPE_F32 && fabs(v) > FLT_MAX,
+                        MGRAD_ERR_NONFINITE, "%s: value %lld = %g overflows the context's "
+                        "f32", fn, (long long)i, v);
         switch (meta->kind) {
         case MGRAD_META_WEIGHT_DECAY:
             MGRAD_RETURN_IF(ctx, v < 0, MGRAD_ERR_INVALID,

@@ -121,6 +121,7 @@ static void run_free(mgrad_run *run)
 {
     mgrad_context *ctx = run->ctx;
     if (run->engine != NULL) mgr_engine_of(run)->destroy(run);
+    mgr_comm_free(run);
     for (int i = 0; i < run->num_metas; i++) {
         mgrad_meta *m = run->metas[i];
         mgr_free(ctx, m->value);
@@ -371,9 +372,11 @@ mgrad_status mgrad_run_example_losses(mgrad_run *run, const mgrad_dataset *ds,
     MGRAD_FORWARD(check_data(ctx, fn, ds, "evaluation", run->opts.loss, run->features,
                              run->classes));
     void *tmp = NULL;
-    MGRAD_FORWARD(mgr_alloc_or_fail(ctx, &tmp, (size_t)count, mgr_dtype_size(ctx->dtype),
-                                    "per-example losses"));
-    mgrad_status s = mgr_engine_of(run)->example_losses(run, ds, tmp);
+    mgrad_status s = mgr_alloc_or_fail(ctx, &tmp, (size_t)count, mgr_dtype_size(ctx->dtype),
+                                       "per-example losses");
+    /* on a data-parallel run the other ranks must hear of a failure here */
+    if (s != MGRAD_OK) return mgr_reduce_finish(run, s);
+    s = mgr_engine_of(run)->example_losses(run, ds, tmp);
     if (s == MGRAD_OK) mgr_convert(out, dtype, tmp, ctx->dtype, (size_t)count, 0);
     mgr_free(ctx, tmp);
     return s;

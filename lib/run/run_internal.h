@@ -72,6 +72,7 @@ struct mgrad_run {
 
     mgrad_run_stats stats;
     void *engine;             /* typed engine state */
+    struct mgr_comm *comm;    /* reduce.c: MPI communicator; NULL = one process */
 };
 
 /* Typed engine (engine.c), dispatched by the context's dtype. */
@@ -136,5 +137,36 @@ mgrad_status mgr_cb_outputs(const mgrad_run *run, const mgr_cb_chunk *c, const v
                             void *outputs, int *have);
 /* MGRAD_ERR_UNSUPPORTED when a callback run cannot serve the kind. */
 mgrad_status mgr_cb_check_meta(mgrad_run *run, mgrad_meta_kind kind);
+
+/* ---- scale-out (reduce.c, docs/scale-out.md) -------------------------------
+   The one seam between the engine and MPI.  Without a communicator every
+   function is the identity of the single-process run, bit for bit.
+
+   Collectives: the engine calls mgr_reduce_sum at the same points on every
+   rank (once per forward step, twice per reverse step, once per dataset
+   pass) and every engine entry point (train, reverse, evaluate,
+   example_losses) ends with mgr_reduce_finish.  A rank that fails locally
+   joins exactly one collective with its failure, so the ranks' sequences of
+   collectives stay matched and a failure reaches every rank. */
+
+/* This rank's contiguous share [lo, hi) of `count` rows: [r·count/P,
+   (r+1)·count/P); [0, count) without a communicator. */
+void mgr_shard(const mgrad_run *run, size_t count, size_t *lo, size_t *hi);
+
+/* Sum buf [n] (context dtype) and extra [nextra <= 4] (double) over the
+   ranks in a fixed order (binomial tree rooted at rank 0, then broadcast):
+   bit-identical on every rank and across repeated runs.  `local` is this
+   rank's status so far (a failed rank's buf is not read).  Returns `local`
+   when it is a failure; else the status of the first failing rank with a
+   message naming it; else MGRAD_OK.  Without a communicator: returns local. */
+mgrad_status mgr_reduce_sum(mgrad_run *run, void *buf, size_t n, double *extra,
+                            size_t nextra, mgrad_status local);
+
+/* End of an engine entry point: returns s, after one status exchange unless
+   a failure was already exchanged in this call. */
+mgrad_status mgr_reduce_finish(mgrad_run *run, mgrad_status s);
+
+/* Free the communicator state (run destruction). */
+void mgr_comm_free(mgrad_run *run);
 
 #endif

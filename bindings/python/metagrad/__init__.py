@@ -23,8 +23,9 @@ from ._errors import (BudgetError, CallbackError, CancelledError, ClosedError, D
                       NoMemoryError, NonFiniteError, NullError, OrderError, ShapeError,
                       SizeError, UnsupportedError, VersionError)
 from ._lib import (VERSION as __version__, Activation, Checkpoint, Dtype, Init, LogLevel, Loss,
-                   MetaKind, Optimizer, Status, lib as _lib_handle)
-from ._api import Context, Dataset, Meta, Model, Run
+                   MetaKind, MgdMethod, Normalize, Optimizer, Projection, Status,
+                   lib as _lib_handle)
+from ._api import MGD, CallbackModel, Context, Dataset, Meta, Model, Run
 from ._buffers import HAVE_NUMPY
 
 #: Path of the loaded shared library.
@@ -42,10 +43,10 @@ def status_string(status):
 
 
 __all__ = [
-    "Context", "Model", "Dataset", "Run", "Meta", "library_path", "library_version",
+    "Context", "Model", "Dataset", "Run", "Meta", "CallbackModel", "MGD", "library_path", "library_version",
     "status_string", "HAVE_NUMPY", "__version__",
     "Status", "Dtype", "Init", "Activation", "Loss", "Optimizer", "Checkpoint", "MetaKind",
-    "LogLevel",
+    "LogLevel", "Normalize", "MgdMethod", "Projection",
     "MetagradError", "NullError", "InvalidError", "SizeError", "ShapeError", "OrderError",
     "ClosedError", "NonFiniteError", "NoMemoryError", "DtypeError", "BudgetError",
     "FileIOError", "CallbackError", "CancelledError", "UnsupportedError", "FormatError",

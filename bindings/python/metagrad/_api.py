@@ -13,14 +13,17 @@ import math
 import os
 
 from . import _buffers as B
-from ._errors import (ClosedError, InvalidError, MetagradError, SizeError, VersionError,
-                      make_error)
-from ._lib import (Activation, Checkpoint, ContextOptions, Dtype, Init, LogFn, LogLevel,
-                   Loss, MetaKind, MetaOptions, Optimizer, RunOptions, RunStats, lib,
-                   CONTEXT_OPTIONS_VERSION, META_OPTIONS_VERSION, RUN_OPTIONS_VERSION,
-                   RUN_STATS_V2_FIELDS, RUN_STATS_VERSION)
+from ._errors import (CallbackError, ClosedError, InvalidError, MetagradError, SizeError,
+                      VersionError, make_error)
+from ._lib import (Activation, CallbackModel as _CallbackModelStruct, Checkpoint,
+                   ContextOptions, Dtype, HvpFn, Init, LogFn, LogLevel, Loss, LossGradFn,
+                   MetaKind, MetaOptions, MgdMethod, MgdOptions, Normalize, Optimizer,
+                   OutputsFn, ProgressFn, Projection, RunOptions, RunStats, lib,
+                   CALLBACK_MODEL_VERSION, CONTEXT_OPTIONS_VERSION, META_OPTIONS_VERSION,
+                   MGD_OPTIONS_VERSION, RUN_OPTIONS_VERSION, RUN_STATS_V2_FIELDS,
+                   RUN_STATS_VERSION)
 
-__all__ = ["Context", "Model", "Dataset", "Run", "Meta"]
+__all__ = ["Context", "Model", "Dataset", "Run", "Meta", "CallbackModel", "MGD"]
 
 
 def _enum(cls, value, what):
@@ -282,6 +285,65 @@ class Model(_Handle):
                    B.int_scalar(from_id, "from_id", 32))
         return self
 
+    # ---- convolutional layers (metagrad/model.h); image features are
+    # [channels, height, width]: create the model with a 3-D input shape.
+
+    def conv2d(self, out_channels, kernel, stride=1, padding=0, init="default"):
+        """Append a 2-D convolution (torch.nn.Conv2d, groups 1, with bias):
+        [C, H, W] -> [out_channels, OH, OW]; padding in [0, kernel − 1]."""
+        init = _enum(Init, init, "init")
+        self._call(lib.mgrad_model_add_conv2d, self._handle(),
+                   B.int_scalar(out_channels, "out_channels"), B.int_scalar(kernel, "kernel", 32),
+                   B.int_scalar(stride, "stride", 32), B.int_scalar(padding, "padding", 32), init)
+        return self
+
+    def avg_pool(self, kernel, stride=0):
+        """Append average pooling over kernel x kernel windows (stride 0:
+        stride = kernel, torch's default)."""
+        self._call(lib.mgrad_model_add_avg_pool, self._handle(),
+                   B.int_scalar(kernel, "kernel", 32), B.int_scalar(stride, "stride", 32))
+        return self
+
+    def max_pool(self, kernel, stride=0):
+        """Append max pooling (stride 0: stride = kernel)."""
+        self._call(lib.mgrad_model_add_max_pool, self._handle(),
+                   B.int_scalar(kernel, "kernel", 32), B.int_scalar(stride, "stride", 32))
+        return self
+
+    def global_avg_pool(self):
+        """Append global average pooling: [C, H, W] (or [C, L]) -> [C]."""
+        self._call(lib.mgrad_model_add_global_avg_pool, self._handle())
+        return self
+
+    def batch_norm(self, eps=1e-5):
+        """Append batch normalisation in training mode (learnable γ, β per
+        channel; statistics of the chunk, no running averages)."""
+        self._call(lib.mgrad_model_add_batch_norm, self._handle(), B.real_scalar(eps, "eps"))
+        return self
+
+    def layer_norm(self, eps=1e-5):
+        """Append layer normalisation over each whole example."""
+        self._call(lib.mgrad_model_add_layer_norm, self._handle(), B.real_scalar(eps, "eps"))
+        return self
+
+    def dropout(self, p):
+        """Append inverted dropout with drop probability p in [0, 1) (identity
+        outside training steps; the masks replay exactly)."""
+        self._call(lib.mgrad_model_add_dropout, self._handle(), B.real_scalar(p, "p"))
+        return self
+
+    def flatten(self):
+        """Append a flatten: [C, H, W] -> [C H W]."""
+        self._call(lib.mgrad_model_add_flatten, self._handle())
+        return self
+
+    def resnet_block(self, channels, stride=1):
+        """Append a ResNet BasicBlock (two 3x3 conv + batch norm, relu, a
+        projection shortcut when the shape changes)."""
+        self._call(lib.mgrad_model_add_resnet_block, self._handle(),
+                   B.int_scalar(channels, "channels"), B.int_scalar(stride, "stride", 32))
+        return self
+
     @property
     def num_params(self):
         out = ctypes.c_int64()
@@ -318,6 +380,16 @@ class Model(_Handle):
         if self.closed:
             return "<metagrad.Model closed>"
         return "<metagrad.Model input_shape=%s params=%d>" % (self.input_shape, self.num_params)
+
+
+def _path(value, name):
+    """A file or directory argument as bytes, or None."""
+    if value is None:
+        return None
+    try:
+        return os.fsencode(value)
+    except TypeError:
+        raise B.DtypeError("%s: expected a path, got %s" % (name, type(value).__name__)) from None
 
 
 def _call_core(core, fn, *args):
@@ -417,6 +489,153 @@ class Dataset(_Handle):
         self._call(lib.mgrad_dataset_features, self._handle(), ctypes.byref(out))
         return out.value
 
+    # ---- metagrad/data.h: loaders, transforms, splits, reading back
+
+    @classmethod
+    def _adopt(cls, core, ptr):
+        """A Dataset over a C dataset just made (the caller's reference on
+        `core` passes to it)."""
+        self = cls.__new__(cls)
+        self._core = core
+        self._ptr = ptr
+        try:
+            n = ctypes.c_int64()
+            self._call(lib.mgrad_dataset_size, ptr, ctypes.byref(n))
+            ndim = ctypes.c_int32()
+            dims = (ctypes.c_int64 * 3)()
+            self._call(lib.mgrad_dataset_shape, ptr, ctypes.byref(ndim), dims)
+        except BaseException:
+            self.close()
+            raise
+        self._n = n.value
+        self.shape = tuple(int(dims[i]) for i in range(ndim.value))
+        return self
+
+    @classmethod
+    def _load(cls, ctx, fn, *args):
+        if not isinstance(ctx, Context):
+            raise TypeError("ctx: expected a metagrad.Context")
+        core = ctx._core_for_child()
+        ptr = ctypes.c_void_p()
+        try:
+            _call_core(core, fn, ctypes.byref(ptr), ctx._ptr, *args)
+        except BaseException:
+            core.release()
+            raise
+        return cls._adopt(core, ptr)
+
+    @classmethod
+    def load_idx(cls, ctx, images, labels=None, num_classes=0, scale=1.0):
+        """Load an IDX pair (the MNIST format; gzip or plain): images [N, ...]
+        of any IDX element type, each value multiplied by `scale` (1/255 maps
+        u8 pixels to [0, 1]), and optional labels [N].  num_classes 0: the
+        largest label + 1."""
+        return cls._load(ctx, lib.mgrad_dataset_load_idx, _path(images, "images"),
+                         _path(labels, "labels"), B.int_scalar(num_classes, "num_classes", 32),
+                         B.real_scalar(scale, "scale"))
+
+    @classmethod
+    def load_npy(cls, ctx, inputs, labels=None, num_classes=0):
+        """Load NPY files (gzip or plain): inputs (N, ...) of dtype <f4, <f8,
+        |u1 or <i8 (values as they are), optional labels (N,) of <i8, <i4 or |u1."""
+        return cls._load(ctx, lib.mgrad_dataset_load_npy, _path(inputs, "inputs"),
+                         _path(labels, "labels"), B.int_scalar(num_classes, "num_classes", 32))
+
+    @classmethod
+    def load_csv(cls, ctx, path, label_column=-1, has_header=False, num_classes=0):
+        """Load a numeric CSV file, one example per line; label_column: the
+        0-based column of the integer label, or -1 for none."""
+        return cls._load(ctx, lib.mgrad_dataset_load_csv, _path(path, "path"),
+                         B.int_scalar(label_column, "label_column", 32), 1 if has_header else 0,
+                         B.int_scalar(num_classes, "num_classes", 32))
+
+    @classmethod
+    def load_fashion_mnist(cls, ctx, split="train", dir=None):
+        """Fashion-MNIST ('train': 60000, 'test': 10000 examples of shape
+        (1, 28, 28), pixels in [0, 1], 10 classes) from `dir`, by default
+        /usr/share/datasets/fashion-mnist (Debian's dataset-fashion-mnist)."""
+        if not isinstance(split, str):
+            raise B.DtypeError("split: expected 'train' or 'test', got %r" % (split,))
+        return cls._load(ctx, lib.mgrad_dataset_load_fashion_mnist, split.encode(),
+                         _path(dir, "dir"))
+
+    def normalize(self, reference=None, mode="global"):
+        """Standardise the inputs in place with the means and deviations of
+        `reference` (default: this set); mode 'global', 'per_feature' or
+        'per_channel'.  Returns the dataset."""
+        mode = _enum(Normalize, mode, "mode")
+        ref = None
+        if reference is not None:
+            if not isinstance(reference, Dataset):
+                raise TypeError("reference: expected a metagrad.Dataset")
+            ref = reference._handle()
+        self._call(lib.mgrad_dataset_normalize, self._handle(), ref, mode)
+        return self
+
+    def scale(self, factor, offset=0.0):
+        """x <- factor * x + offset for every input value, in place.  Returns
+        the dataset."""
+        self._call(lib.mgrad_dataset_scale, self._handle(), B.real_scalar(factor, "factor"),
+                   B.real_scalar(offset, "offset"))
+        return self
+
+    def split(self, n_first, seed=0):
+        """(first, second): n_first rows drawn by a seeded permutation, and the
+        rest, each in their original order."""
+        ptr = self._handle()
+        n_first = B.int_scalar(n_first, "n_first")
+        seed = B.int_scalar(seed, "seed", 64, unsigned=True)
+        a, b = ctypes.c_void_p(), ctypes.c_void_p()
+        core_a, core_b = self._core.acquire(), self._core.acquire()
+        try:
+            self._call(lib.mgrad_dataset_split, ctypes.byref(a), ctypes.byref(b), ptr,
+                       n_first, seed)
+        except BaseException:
+            core_a.release()
+            core_b.release()
+            raise
+        first = Dataset._adopt(core_a, a)
+        return first, Dataset._adopt(core_b, b)
+
+    def subset(self, rows):
+        """A new dataset of the given rows, in that order (repeats allowed)."""
+        ptr = self._handle()
+        buf = B.int_in(rows, "rows", 64)
+        if len(buf.shape) != 1:
+            raise B.ShapeError("rows: expected a 1-D sequence of row indices, got shape %s"
+                               % B._shape_str(buf.shape))
+        out = ctypes.c_void_p()
+        core = self._core.acquire()
+        try:
+            self._call(lib.mgrad_dataset_subset, ctypes.byref(out), ptr, buf.ptr, buf.count)
+        except BaseException:
+            core.release()
+            raise
+        return Dataset._adopt(core, out)
+
+    @property
+    def num_classes(self):
+        """The number of classes; 0 without labels."""
+        out = ctypes.c_int32()
+        self._call(lib.mgrad_dataset_num_classes, self._handle(), ctypes.byref(out))
+        return out.value
+
+    def get_inputs(self, dtype="f64"):
+        """A copy of the inputs, [N, *shape]: a numpy array of `dtype`
+        (float64 by default, or 'f32'), or nested lists without numpy."""
+        ptr = self._handle()
+        out = B.RealOut((self._n,) + tuple(self.shape), _dtype(dtype))
+        self._call(lib.mgrad_dataset_get_inputs, ptr, out.dtype, out.ptr, out.count)
+        return out.result()
+
+    def get_labels(self):
+        """A copy of the labels [N] (int32 array, or a list); OrderError
+        without labels."""
+        ptr = self._handle()
+        out = B.Int32Out(self._n)
+        self._call(lib.mgrad_dataset_get_labels, ptr, out.ptr, self._n)
+        return out.result()
+
     def __repr__(self):
         if self.closed:
             return "<metagrad.Dataset closed>"
@@ -425,80 +644,122 @@ class Dataset(_Handle):
 
 # ---------------------------------------------------------------- Run
 
+def _run_options(validation, steps, batch_size, optimizer=None, lr=None, lr_schedule=None,
+                 momentum=None, nesterov=None, weight_decay=None, beta1=None, beta2=None,
+                 eps=None, eps_root=None, loss=None, label_smoothing=None, batches=None,
+                 shuffle_seed=None, checkpoint=None, checkpoint_slots=None, checkpoint_k=None,
+                 checkpoint_budget_bytes=None, spill_dir=None):
+    """(mgrad_run_options, buffers to keep alive during the create call)."""
+    o = RunOptions()
+    lib.mgrad_run_options_init(ctypes.byref(o), RUN_OPTIONS_VERSION)
+    o.steps = B.int_scalar(steps, "steps")
+    o.batch_size = B.int_scalar(batch_size, "batch_size")
+    o.validation = validation._handle()
+    keep = []
+    if optimizer is not None:
+        o.optimizer = _enum(Optimizer, optimizer, "optimizer")
+    if loss is not None:
+        o.loss = _enum(Loss, loss, "loss")
+    if checkpoint is not None:
+        o.checkpoint = _enum(Checkpoint, checkpoint, "checkpoint")
+    for name, value in (("lr", lr), ("momentum", momentum), ("weight_decay", weight_decay),
+                        ("beta1", beta1), ("beta2", beta2), ("eps", eps),
+                        ("eps_root", eps_root), ("label_smoothing", label_smoothing)):
+        if value is not None:
+            setattr(o, name, B.real_scalar(value, name))
+    if nesterov is not None:
+        o.nesterov = 1 if nesterov else 0
+    if shuffle_seed is not None:
+        o.shuffle_seed = B.int_scalar(shuffle_seed, "shuffle_seed", 64, unsigned=True)
+    for name, value in (("checkpoint_slots", checkpoint_slots),
+                        ("checkpoint_k", checkpoint_k)):
+        if value is not None:
+            setattr(o, name, B.int_scalar(value, name))
+    if checkpoint_budget_bytes is not None:
+        o.checkpoint_budget_bytes = B.int_scalar(checkpoint_budget_bytes,
+                                                 "checkpoint_budget_bytes", 64, unsigned=True)
+    if spill_dir is not None:
+        o.spill_dir = os.fsencode(spill_dir)
+        keep.append(o.spill_dir)
+    # C reads `steps` values and `steps * batch_size` indices through
+    # these pointers without knowing their length: check them here.
+    if lr_schedule is not None:
+        buf = B.real_in(lr_schedule, "lr_schedule")
+        if len(buf.shape) != 1 or buf.count != o.steps:
+            raise SizeError("lr_schedule: expected %d values (steps), got shape %s"
+                            % (o.steps, B._shape_str(buf.shape)))
+        if buf.dtype != Dtype.F64:
+            buf = B.real_in([float(x) for x in _tolist(buf)], "lr_schedule")
+        o.lr_schedule = ctypes.cast(buf.ptr, ctypes.POINTER(ctypes.c_double))
+        keep.append(buf)
+    if batches is not None:
+        buf = B.int_in(batches, "batches", 64)
+        if buf.count != o.steps * o.batch_size or len(buf.shape) not in (1, 2) or (
+                len(buf.shape) == 2 and tuple(buf.shape) != (o.steps, o.batch_size)):
+            raise SizeError("batches: expected shape (%d, %d) (steps, batch_size) or %d "
+                            "values, got shape %s" % (o.steps, o.batch_size,
+                                                      o.steps * o.batch_size,
+                                                      B._shape_str(buf.shape)))
+        o.batches = buf.ptr
+        keep.append(buf)
+    return o, keep
+
+
+class _Pending:
+    """An exception raised inside a callback, kept until the C call that
+    made the callback has returned (exceptions cannot cross C frames)."""
+    __slots__ = ("exc",)
+
+    def __init__(self):
+        self.exc = None
+
+    def take(self):
+        exc, self.exc = self.exc, None
+        return exc
+
+
+def _raise_from_c(err, pending_callback=None, pending_progress=None):
+    """Raise for a failed C call `err` (made with the context's message),
+    given what callbacks left pending.
+
+    A progress callback's exception is re-raised as it is.  A model
+    callback's exception becomes the cause of the CallbackError (whose
+    message says where the library called it); KeyboardInterrupt and other
+    non-Exception BaseExceptions are re-raised as they are."""
+    progress_exc = pending_progress.take() if pending_progress is not None else None
+    callback_exc = pending_callback.take() if pending_callback is not None else None
+    if progress_exc is not None:
+        raise progress_exc
+    if callback_exc is not None:
+        if not isinstance(callback_exc, Exception):
+            raise callback_exc
+        raise err from callback_exc
+    raise err
+
+
 class Run(_Handle):
     """A training run and its reverse pass.  See docs/python.md.
 
     Required: model, train, validation, steps, batch_size.  Every other option
-    left at None keeps the library's default (mgrad_run_options_init).
-    The run copies what it needs: model and datasets may be closed afterwards.
+    left at None keeps the library's default (mgrad_run_options_init):
+    optimizer, lr, lr_schedule, momentum, nesterov, weight_decay, beta1,
+    beta2, eps, eps_root, loss, label_smoothing, batches, shuffle_seed,
+    checkpoint, checkpoint_slots, checkpoint_k, checkpoint_budget_bytes,
+    spill_dir.  The run copies what it needs: model and datasets may be closed
+    afterwards.  Run.from_callbacks makes a run whose model is Python code.
     """
     _destroy = staticmethod(lib.mgrad_run_destroy)
+    _pending = None     # _Pending of a callback run
+    _callbacks = None   # CFUNCTYPE objects C may call while the run lives
 
-    def __init__(self, model, train, *, validation, steps, batch_size, optimizer=None,
-                 lr=None, lr_schedule=None, momentum=None, nesterov=None,
-                 weight_decay=None, beta1=None, beta2=None, eps=None, eps_root=None,
-                 loss=None, label_smoothing=None, batches=None, shuffle_seed=None,
-                 checkpoint=None, checkpoint_slots=None, checkpoint_k=None,
-                 checkpoint_budget_bytes=None, spill_dir=None):
+    def __init__(self, model, train, *, validation, steps, batch_size, **options):
         if not isinstance(model, Model):
             raise TypeError("model: expected a metagrad.Model")
-        for name, ds in (("train", train), ("validation", validation)):
-            if not isinstance(ds, Dataset):
-                raise TypeError("%s: expected a metagrad.Dataset" % name)
-        model_ptr, train_ptr, val_ptr = model._handle(), train._handle(), validation._handle()
+        _check_sets(train, validation)
+        model_ptr, train_ptr = model._handle(), train._handle()
         if model._core is not train._core or model._core is not validation._core:
             raise InvalidError("Run: the model and datasets come from different contexts")
-        o = RunOptions()
-        lib.mgrad_run_options_init(ctypes.byref(o), RUN_OPTIONS_VERSION)
-        o.steps = B.int_scalar(steps, "steps")
-        o.batch_size = B.int_scalar(batch_size, "batch_size")
-        o.validation = val_ptr
-        keep = []
-        if optimizer is not None:
-            o.optimizer = _enum(Optimizer, optimizer, "optimizer")
-        if loss is not None:
-            o.loss = _enum(Loss, loss, "loss")
-        if checkpoint is not None:
-            o.checkpoint = _enum(Checkpoint, checkpoint, "checkpoint")
-        for name, value in (("lr", lr), ("momentum", momentum), ("weight_decay", weight_decay),
-                            ("beta1", beta1), ("beta2", beta2), ("eps", eps),
-                            ("eps_root", eps_root), ("label_smoothing", label_smoothing)):
-            if value is not None:
-                setattr(o, name, B.real_scalar(value, name))
-        if nesterov is not None:
-            o.nesterov = 1 if nesterov else 0
-        if shuffle_seed is not None:
-            o.shuffle_seed = B.int_scalar(shuffle_seed, "shuffle_seed", 64, unsigned=True)
-        for name, value in (("checkpoint_slots", checkpoint_slots),
-                            ("checkpoint_k", checkpoint_k)):
-            if value is not None:
-                setattr(o, name, B.int_scalar(value, name))
-        if checkpoint_budget_bytes is not None:
-            o.checkpoint_budget_bytes = B.int_scalar(checkpoint_budget_bytes,
-                                                     "checkpoint_budget_bytes", 64, unsigned=True)
-        if spill_dir is not None:
-            o.spill_dir = os.fsencode(spill_dir)
-        # C reads `steps` values and `steps * batch_size` indices through
-        # these pointers without knowing their length: check them here.
-        if lr_schedule is not None:
-            buf = B.real_in(lr_schedule, "lr_schedule")
-            if len(buf.shape) != 1 or buf.count != o.steps:
-                raise SizeError("lr_schedule: expected %d values (steps), got shape %s"
-                                % (o.steps, B._shape_str(buf.shape)))
-            if buf.dtype != Dtype.F64:
-                buf = B.real_in([float(x) for x in _tolist(buf)], "lr_schedule")
-            o.lr_schedule = ctypes.cast(buf.ptr, ctypes.POINTER(ctypes.c_double))
-            keep.append(buf)
-        if batches is not None:
-            buf = B.int_in(batches, "batches", 64)
-            if buf.count != o.steps * o.batch_size or len(buf.shape) not in (1, 2) or (
-                    len(buf.shape) == 2 and tuple(buf.shape) != (o.steps, o.batch_size)):
-                raise SizeError("batches: expected shape (%d, %d) (steps, batch_size) or %d "
-                                "values, got shape %s" % (o.steps, o.batch_size,
-                                                          o.steps * o.batch_size,
-                                                          B._shape_str(buf.shape)))
-            o.batches = buf.ptr
-            keep.append(buf)
+        o, keep = _run_options(validation, steps, batch_size, **options)
         core = model._core.acquire()
         ptr = ctypes.c_void_p()
         try:
@@ -507,14 +768,74 @@ class Run(_Handle):
         except BaseException:
             core.release()
             raise
+        del keep
+        self._adopt(core, ptr, o, train, model.output_size)
+
+    def _adopt(self, core, ptr, o, train, classes):
         self._core = core
         self._ptr = ptr
         self.steps = o.steps
         self.batch_size = o.batch_size
         self._features = train.features
         self._train_n = train._n
-        self._classes = model.output_size
+        self._classes = classes
         self._trained = False
+
+    @classmethod
+    def from_callbacks(cls, ctx, model, theta0, train, *, validation, steps, batch_size,
+                       **options):
+        """A run whose model and loss are the Python callables of `model` (a
+        CallbackModel), from initial parameters theta0 [num_params], with the
+        options of Run().  See CallbackModel and docs/python.md."""
+        if not isinstance(ctx, Context):
+            raise TypeError("ctx: expected a metagrad.Context")
+        if not isinstance(model, CallbackModel):
+            raise TypeError("model: expected a metagrad.CallbackModel")
+        ctx._handle()
+        _check_sets(train, validation)
+        train_ptr = train._handle()
+        if train._core is not ctx._core or validation._core is not ctx._core:
+            raise InvalidError("Run.from_callbacks: the datasets come from another context")
+        theta = B.f64_in(theta0, "theta0")
+        if len(theta.shape) != 1 or theta.count != model.num_params:
+            raise SizeError("theta0: expected %d values (num_params), got shape %s"
+                            % (model.num_params, B._shape_str(theta.shape)))
+        o, keep = _run_options(validation, steps, batch_size, **options)
+        dtype = Dtype.F64 if lib.mgrad_context_dtype(ctx._ptr) == Dtype.F64 else Dtype.F32
+        pending = _Pending()
+        cm, callbacks = model._struct(dtype, pending)
+        core = ctx._core_for_child()
+        ptr = ctypes.c_void_p()
+        self = cls.__new__(cls)
+        self._pending = pending
+        self._callbacks = callbacks  # set first: __del__ may never see them half-made
+        try:
+            _call_core(core, lib.mgrad_run_create_callback, ctypes.byref(ptr), ctx._ptr,
+                       ctypes.byref(cm), B.as_pointer(theta), train_ptr, ctypes.byref(o))
+        except BaseException:
+            core.release()
+            raise
+        del keep
+        self._adopt(core, ptr, o, train, model.num_outputs)
+        return self
+
+    def close(self):
+        """Free the C run (and, for a callback run, release its callables
+        once C can no longer call them).  Idempotent."""
+        super().close()
+        self._callbacks = None
+
+    def _call(self, fn, *args):
+        """As _Handle._call, raising what a callback left pending."""
+        pending = self._pending
+        if pending is not None:
+            pending.exc = None
+        try:
+            return fn(*args)
+        except MetagradError as e:
+            msg = self._core.last_error() if self._core is not None else ""
+            err = make_error(e.status, msg or e.message, e.function)
+        _raise_from_c(err, pending)
 
     def train(self):
         """Run the T steps from θ0 and return φ, the validation loss at θ_T."""
@@ -549,6 +870,45 @@ class Run(_Handle):
         self._call(lib.mgrad_run_evaluate, self._handle(), dataset._handle(),
                    ctypes.byref(loss), ctypes.byref(acc))
         return loss.value, acc.value
+
+    def example_losses(self, dataset):
+        """Per-example losses ℓ_i(θ_T) of `dataset` (unweighted), float64 [N]."""
+        if not isinstance(dataset, Dataset):
+            raise TypeError("dataset: expected a metagrad.Dataset")
+        ptr, ds = self._handle(), dataset._handle()
+        out = B.RealOut((dataset.size,))
+        self._call(lib.mgrad_run_example_losses, ptr, ds, Dtype.F64, out.ptr, out.count)
+        return out.result()
+
+    # ---- metagrad/smooth.h: the Hessian of the training loss at θ_T
+
+    def hvp(self, u):
+        """H u, H the Hessian of the training loss (1/N) Σ w_i ℓ_i at θ_T (after
+        train()), as float64 [num_params]."""
+        ptr = self._handle()
+        n = self.num_params
+        buf = B.f64_in(u, "u", (n,))
+        out = B.RealOut((n,))
+        self._call(lib.mgrad_run_hvp, ptr, Dtype.F64, buf.ptr, out.ptr, n)
+        return out.result()
+
+    def hessian_spectrum(self):
+        """All eigenvalues of that Hessian, ascending, float64 [num_params]
+        (small models: at most 4096 parameters)."""
+        ptr = self._handle()
+        n = self.num_params
+        out = B.RealOut((n,))
+        self._call(lib.mgrad_run_hessian_spectrum, ptr, B.as_pointer(out), n)
+        return out.result()
+
+    def hessian_lanczos(self, iterations, seed=0):
+        """(smallest, largest) Ritz values of that Hessian after `iterations`
+        Lanczos steps from a random start drawn from `seed`."""
+        ptr = self._handle()
+        out = (ctypes.c_double * 2)()
+        self._call(lib.mgrad_run_hessian_lanczos, ptr, B.int_scalar(iterations, "iterations"),
+                   B.int_scalar(seed, "seed", 64, unsigned=True), out)
+        return out[0], out[1]
 
     @property
     def stats(self):
@@ -611,6 +971,13 @@ class Run(_Handle):
         if self.closed:
             return "<metagrad.Run closed>"
         return "<metagrad.Run steps=%d batch_size=%d>" % (self.steps, self.batch_size)
+
+
+def _check_sets(train, validation):
+    for name, ds in (("train", train), ("validation", validation)):
+        if not isinstance(ds, Dataset):
+            raise TypeError("%s: expected a metagrad.Dataset" % name)
+        ds._handle()
 
 
 def _tolist(buf):
@@ -693,5 +1060,325 @@ class Meta:
         """dφ/dz from the last Run.reverse()."""
         return self._get(lib.mgrad_meta_get_grad)
 
+    def _flat_f64(self, values, name):
+        """values of this metaparameter's shape (or flat; a float for a scalar
+        kind) as a float64 buffer of `size` values."""
+        if self._kind in _SCALAR_KINDS and not hasattr(values, "__len__") and not (
+                B.HAVE_NUMPY and isinstance(values, B.np.ndarray)):
+            values = [B.real_scalar(values, name)]
+        buf = B.f64_in(values, name)
+        if tuple(buf.shape) != tuple(self.shape) and tuple(buf.shape) != (self.size,):
+            raise B.ShapeError("%s: expected shape %s, got %s"
+                               % (name, B._shape_str(self.shape), B._shape_str(buf.shape)))
+        return buf
+
+    def metasmoothness(self, h, direction=None, seed=0):
+        """(S, curvature): the empirical metasmoothness Ŝ ∈ [−1, 1] of the run
+        along `direction` (default: a random unit direction drawn from `seed`)
+        with step h, and |φ(z+2hv) − 2φ(z+hv) + φ(z)| / h² (metagrad/smooth.h).
+        Trains the run three times; afterwards the value is z again and the run
+        is trained at z."""
+        ptr = self._handle()
+        h = B.real_scalar(h, "h")
+        seed = B.int_scalar(seed, "seed", 64, unsigned=True)
+        dptr = None
+        if direction is not None:
+            buf = self._flat_f64(direction, "direction")
+            dptr = B.as_pointer(buf)
+        S, curv = ctypes.c_double(), ctypes.c_double()
+        self._run._call(lib.mgrad_meta_metasmoothness, ptr, dptr, seed, h, ctypes.byref(S),
+                        ctypes.byref(curv))
+        return S.value, curv.value
+
     def __repr__(self):
         return "<metagrad.Meta %s size=%d>" % (self.kind, self.size)
+
+
+# ---------------------------------------------------------------- callback models
+
+class CallbackModel:
+    """A model given by Python callables (metagrad/callback.h), for
+    Run.from_callbacks.  It owns no C object.
+
+    Args:
+        num_params:   P, the length of θ.
+        input_shape:  one example's shape (an int or 1 to 3 ints).
+        num_outputs:  classes (cross-entropy) or target size (squared error).
+        loss_grad:    required: loss_grad(theta, inputs, labels, targets,
+                      weights, scale, grad, example_losses) -> float, the
+                      chunk loss L = scale Σ_i weights[i] ℓ_i(theta); when grad
+                      is not None, ADD ∇_θ L to it; when example_losses is not
+                      None, SET it to the unweighted ℓ_i.
+        hvp:          optional (None: approximate mode by finite differences):
+                      hvp(theta, u, inputs, labels, targets, weights, scale, hu,
+                      loss_tangents, input_grad_tangents) -> None; ADD H u to hu
+                      when not None; SET loss_tangents[i] = <∇_θ ℓ_i, u>; SET
+                      input_grad_tangents (when not None) to
+                      scale w_i ∂<∇_θ ℓ_i, u>/∂x_i.
+        outputs:      optional: outputs(theta, inputs, out) -> None, SET out
+                      [rows, num_outputs] to the logits (for evaluate's accuracy).
+        input_tangents: True when hvp fills input_grad_tangents (INPUTS
+                      metaparameters need it).
+
+    Buffers are the library's memory, valid only during the call, in the
+    context's dtype: numpy arrays without copies (the inputs read-only) when
+    numpy is present, else ctypes arrays (nested for 2-D).  Shapes: theta, u,
+    grad, hu [P]; inputs, input_grad_tangents [rows, *input_shape]; labels
+    [rows] int32 (cross-entropy runs, else None); targets [rows, num_outputs]
+    (squared-error runs, else None); weights, example_losses, loss_tangents
+    [rows].  An exception in a callable makes it return nonzero to C; the call
+    into the library then raises CallbackError from that exception.
+    Callables must be pure functions of their arguments (checkpointing
+    recomputes steps and relies on the same bits).
+    """
+
+    def __init__(self, num_params, input_shape, num_outputs, loss_grad, hvp=None,
+                 outputs=None, input_tangents=False):
+        self.num_params = B.int_scalar(num_params, "num_params")
+        self.input_shape = _shape_arg(input_shape, "input_shape")
+        self.num_outputs = B.int_scalar(num_outputs, "num_outputs")
+        for name, fn, required in (("loss_grad", loss_grad, True), ("hvp", hvp, False),
+                                   ("outputs", outputs, False)):
+            if (fn is not None or required) and not callable(fn):
+                raise TypeError("%s: expected a callable" % name)
+        self.loss_grad, self.hvp, self.outputs = loss_grad, hvp, outputs
+        self.input_tangents = bool(input_tangents)
+
+    def _struct(self, dtype, pending):
+        """(mgrad_callback_model, the CFUNCTYPE objects to keep alive)."""
+        cm = _CallbackModelStruct()
+        lib.mgrad_callback_model_init(ctypes.byref(cm), CALLBACK_MODEL_VERSION)
+        cm.num_params = self.num_params
+        cm.ndim = len(self.input_shape)
+        for i, d in enumerate(self.input_shape):
+            cm.input_shape[i] = d
+        cm.num_outputs = self.num_outputs
+        cm.input_tangents = 1 if self.input_tangents else 0
+        P, K, shape = self.num_params, self.num_outputs, self.input_shape
+        view = B.view
+
+        def chunk(rows, inputs, labels, targets, weights):
+            return (view(inputs, (rows,) + shape, dtype, False),
+                    view(labels, (rows,), "i32", False),
+                    view(targets, (rows, K), dtype, False),
+                    view(weights, (rows,), dtype, False))
+
+        def t_loss_grad(theta, rows, inputs, labels, targets, weights, scale, loss, grad,
+                        example_losses, user_data, _fn=self.loss_grad):
+            try:
+                x, y, t, w = chunk(rows, inputs, labels, targets, weights)
+                value = _fn(view(theta, (P,), dtype, False), x, y, t, w, scale,
+                            view(grad, (P,), dtype, True),
+                            view(example_losses, (rows,), dtype, True))
+                loss[0] = float(value)
+                return 0
+            except BaseException as e:  # never unwind through C
+                pending.exc = e
+                return 1
+
+        def t_hvp(theta, u, rows, inputs, labels, targets, weights, scale, hu, loss_tangents,
+                  input_grad_tangents, user_data, _fn=self.hvp):
+            try:
+                x, y, t, w = chunk(rows, inputs, labels, targets, weights)
+                _fn(view(theta, (P,), dtype, False), view(u, (P,), dtype, False), x, y, t, w,
+                    scale, view(hu, (P,), dtype, True), view(loss_tangents, (rows,), dtype, True),
+                    view(input_grad_tangents, (rows,) + shape, dtype, True))
+                return 0
+            except BaseException as e:
+                pending.exc = e
+                return 1
+
+        def t_outputs(theta, rows, inputs, outputs, user_data, _fn=self.outputs):
+            try:
+                _fn(view(theta, (P,), dtype, False), view(inputs, (rows,) + shape, dtype, False),
+                    view(outputs, (rows, K), dtype, True))
+                return 0
+            except BaseException as e:
+                pending.exc = e
+                return 1
+
+        keep = [LossGradFn(t_loss_grad)]
+        cm.loss_grad = keep[0]
+        if self.hvp is not None:
+            keep.append(HvpFn(t_hvp))
+            cm.hvp = keep[-1]
+        if self.outputs is not None:
+            keep.append(OutputsFn(t_outputs))
+            cm.outputs = keep[-1]
+        return cm, tuple(keep)
+
+    def __repr__(self):
+        return "<metagrad.CallbackModel params=%d input_shape=%s outputs=%d%s>" % (
+            self.num_params, self.input_shape, self.num_outputs,
+            "" if self.hvp is not None else " approximate")
+
+
+# ---------------------------------------------------------------- MGD
+
+class MGD(_Handle):
+    """Metagradient descent on a metaparameter (metagrad/mgd.h): each step
+    trains, scores, keeps the best iterate, takes dφ/dz and updates z.
+
+    Args:
+        meta:          the Meta to optimise (MGD keeps it, and its run, alive).
+        method:        'sign' (default), 'adam', 'sgd' or 'exchange'.
+        lr, mask_prob, beta1, beta2, eps, seed: the update's settings.
+        projection:    'none' (default), 'box' (lo, hi), 'nonnegative',
+                       'fixed_sum' (sum) or 'top_k' (k).
+        exchange:      EXCHANGE: entries moved per step.
+        gradient_from: another Meta of the same run and size whose gradient
+                       drives the update (data selection: POOL_WEIGHTS).
+        heldout:       a Dataset scoring each iterate (default: φ); it must stay
+                       open while the MGD is used.
+        progress:      callable(step, phi, score, seconds) -> bool, called by
+                       run() after every step; a true result stops run() with
+                       CancelledError; an exception it raises stops run() and
+                       is re-raised.
+        maximize:      True to maximise φ.
+        basis, coefficients: optimise c in z = basis · c, basis [size, dim],
+                       starting from coefficients [dim].
+    Options left at None keep the library's defaults.
+    """
+    _destroy = staticmethod(lib.mgrad_mgd_destroy)
+    _progress_cb = None
+
+    def __init__(self, meta, method=None, lr=None, mask_prob=None, beta1=None, beta2=None,
+                 eps=None, seed=None, projection=None, lo=None, hi=None, sum=None, k=None,
+                 exchange=None, gradient_from=None, heldout=None, progress=None,
+                 maximize=False, basis=None, coefficients=None):
+        if not isinstance(meta, Meta):
+            raise TypeError("meta: expected a metagrad.Meta")
+        meta_ptr = meta._handle()
+        run = meta._run
+        o = MgdOptions()
+        lib.mgrad_mgd_options_init(ctypes.byref(o), MGD_OPTIONS_VERSION)
+        if method is not None:
+            o.method = _enum(MgdMethod, method, "method")
+        if projection is not None:
+            o.projection = _enum(Projection, projection, "projection")
+        for name, value in (("lr", lr), ("mask_prob", mask_prob), ("beta1", beta1),
+                            ("beta2", beta2), ("eps", eps), ("lo", lo), ("hi", hi),
+                            ("sum", sum)):
+            if value is not None:
+                setattr(o, name, B.real_scalar(value, name))
+        if seed is not None:
+            o.seed = B.int_scalar(seed, "seed", 64, unsigned=True)
+        for name, value in (("k", k), ("exchange", exchange)):
+            if value is not None:
+                setattr(o, name, B.int_scalar(value, name))
+        o.maximize = 1 if maximize else 0
+        if gradient_from is not None:
+            if not isinstance(gradient_from, Meta):
+                raise TypeError("gradient_from: expected a metagrad.Meta")
+            o.gradient_from = gradient_from._handle()
+        if heldout is not None:
+            if not isinstance(heldout, Dataset):
+                raise TypeError("heldout: expected a metagrad.Dataset")
+            o.heldout = heldout._handle()
+        keep = []
+        if (basis is None) != (coefficients is None):
+            raise InvalidError("MGD: give basis and coefficients together")
+        if basis is not None:
+            bb = B.f64_in(basis, "basis")
+            if len(bb.shape) != 2 or bb.shape[0] != meta.size or bb.shape[1] < 1:
+                raise B.ShapeError("basis: expected shape (%d, dim) (the metaparameter's "
+                                   "size, basis dimension), got %s"
+                                   % (meta.size, B._shape_str(bb.shape)))
+            dim = int(bb.shape[1])
+            cb = B.f64_in(coefficients, "coefficients", (dim,))
+            o.basis, o.basis_dim, o.coefficients = B.as_pointer(bb), dim, B.as_pointer(cb)
+            keep += [bb, cb]
+        self._progress_pending = _Pending()
+        callback = None
+        if progress is not None:
+            if not callable(progress):
+                raise TypeError("progress: expected a callable(step, phi, score, seconds)")
+
+            def trampoline(step, phi, score, seconds, user_data, _fn=progress,
+                           _pending=self._progress_pending):
+                try:
+                    return 1 if _fn(int(step), phi, score, seconds) else 0
+                except BaseException as e:  # never unwind through C: cancel, re-raise later
+                    _pending.exc = e
+                    return 1
+            callback = ProgressFn(trampoline)
+            o.progress = callback
+        core = run._core.acquire()
+        ptr = ctypes.c_void_p()
+        try:
+            _call_core(core, lib.mgrad_mgd_create, ctypes.byref(ptr), meta_ptr, ctypes.byref(o))
+        except BaseException:
+            core.release()
+            raise
+        del keep
+        self._core = core
+        self._ptr = ptr
+        self._progress_cb = callback  # C may call it while the optimiser lives
+        self._meta = meta
+        self._gradient_from = gradient_from
+        self._heldout = heldout
+
+    def _ready(self):
+        """The C handle, after checking that what it points to is still open."""
+        ptr = self._handle()
+        self._meta._handle()
+        if self._heldout is not None and self._heldout.closed:
+            raise ClosedError("MGD: its heldout Dataset is closed", status=-5)
+        return ptr
+
+    def _call(self, fn, *args):
+        run_pending = self._meta._run._pending
+        if run_pending is not None:
+            run_pending.exc = None
+        self._progress_pending.exc = None
+        try:
+            return fn(*args)
+        except MetagradError as e:
+            msg = self._core.last_error() if self._core is not None else ""
+            err = make_error(e.status, msg or e.message, e.function)
+        _raise_from_c(err, run_pending, self._progress_pending)
+
+    @property
+    def meta(self):
+        return self._meta
+
+    def step(self):
+        """One meta-step; returns φ of the iterate before the update.  (The
+        progress callable is called by run() only.)"""
+        phi = ctypes.c_double()
+        self._call(lib.mgrad_mgd_step, self._ready(), ctypes.byref(phi))
+        return phi.value
+
+    def run(self, steps):
+        """`steps` meta-steps with the progress callable, then one more
+        training so that the final iterate is scored too."""
+        self._call(lib.mgrad_mgd_run, self._ready(), B.int_scalar(steps, "steps"))
+
+    def best(self):
+        """(value, score) of the best iterate so far (a value like Meta.value)."""
+        ptr = self._handle()
+        meta = self._meta
+        out = B.RealOut(meta.shape)
+        score = ctypes.c_double()
+        self._call(lib.mgrad_mgd_best, ptr, Dtype.F64, out.ptr, meta.size, ctypes.byref(score))
+        value = out.result()
+        if meta._kind in _SCALAR_KINDS:
+            value = float(value[0])
+        return value, score.value
+
+    @property
+    def steps(self):
+        """Meta-steps taken."""
+        out = ctypes.c_int64()
+        self._call(lib.mgrad_mgd_steps, self._handle(), ctypes.byref(out))
+        return out.value
+
+    def close(self):
+        """Free the C optimiser (the metaparameter keeps its value).  Idempotent."""
+        super().close()
+        self._progress_cb = None
+
+    def __repr__(self):
+        if self.closed:
+            return "<metagrad.MGD closed>"
+        return "<metagrad.MGD of %s steps=%d>" % (self._meta.kind, self.steps)

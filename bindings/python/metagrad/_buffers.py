@@ -170,25 +170,86 @@ def int_max(buf):
 
 
 class RealOut:
-    """A float64 buffer C writes into, returned as an array or a list."""
-    __slots__ = ("ptr", "count", "shape", "_arr")
+    """A float64 (or float32) buffer C writes into, returned as an array or a
+    list."""
+    __slots__ = ("ptr", "count", "shape", "_arr", "dtype")
 
-    def __init__(self, shape):
+    def __init__(self, shape, dtype=Dtype.F64):
         self.shape = tuple(shape)
+        self.dtype = dtype
         self.count = 1
         for d in self.shape:
             self.count *= d
         if HAVE_NUMPY:
-            self._arr = np.empty(self.shape, dtype=np.float64)
+            self._arr = np.empty(self.shape, dtype=np.float64 if dtype == Dtype.F64
+                                 else np.float32)
             self.ptr = ctypes.c_void_p(self._arr.ctypes.data)
         else:
-            self._arr = (ctypes.c_double * self.count)()
+            ctype = ctypes.c_double if dtype == Dtype.F64 else ctypes.c_float
+            self._arr = (ctype * self.count)()
             self.ptr = ctypes.cast(self._arr, ctypes.c_void_p)
 
     def result(self):
         if HAVE_NUMPY:
             return self._arr
         return _nest(list(self._arr), self.shape)
+
+
+class Int32Out:
+    """An int32 buffer C writes into (labels), returned as an array or a list."""
+    __slots__ = ("ptr", "count", "_arr")
+
+    def __init__(self, count):
+        self.count = count
+        if HAVE_NUMPY:
+            self._arr = np.empty(count, dtype=np.int32)
+            self.ptr = self._arr.ctypes.data_as(ctypes.POINTER(ctypes.c_int32))
+        else:
+            self._arr = (ctypes.c_int32 * count)()
+            self.ptr = ctypes.cast(self._arr, ctypes.POINTER(ctypes.c_int32))
+
+    def result(self):
+        return self._arr if HAVE_NUMPY else list(self._arr)
+
+
+def f64_in(value, name, expect=None):
+    """A real buffer of float64 exactly (for C parameters typed double *)."""
+    buf = real_in(value, name, expect)
+    if buf.dtype == Dtype.F64:
+        return buf
+    if HAVE_NUMPY:
+        arr = np.ascontiguousarray(buf.keep, dtype=np.float64)
+        return Buffer(ctypes.c_void_p(arr.ctypes.data), Dtype.F64, int(arr.size), arr.shape, arr)
+    raise AssertionError("the numpy-free path makes float64 buffers only")
+
+
+def as_pointer(buf):
+    """A real Buffer's address as a double pointer (it must be float64)."""
+    return ctypes.cast(buf.ptr, ctypes.POINTER(ctypes.c_double))
+
+
+# ---------------------------------------------------------------- views of C memory
+
+def view(address, shape, dtype, writable):
+    """The memory at `address` (owned by C, valid only during a callback) as a
+    numpy array of `shape` without a copy, or a ctypes array of that shape
+    (nested for 2-D) without numpy.  Read-only views are marked so with numpy.
+    None for a NULL address."""
+    if not address:
+        return None
+    if dtype == "i32":
+        ctype = ctypes.c_int32
+    else:
+        ctype = ctypes.c_double if dtype == Dtype.F64 else ctypes.c_float
+    if HAVE_NUMPY:
+        arr = np.ctypeslib.as_array(ctypes.cast(address, ctypes.POINTER(ctype)), shape=shape)
+        if not writable:
+            arr.flags.writeable = False
+        return arr
+    atype = ctype
+    for d in reversed(shape):
+        atype = atype * d
+    return atype.from_address(address)
 
 
 def finite_real(value, name):

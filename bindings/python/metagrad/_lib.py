@@ -3,7 +3,7 @@ the options structs, and one declarative prototype table.
 
 Nothing here is Pythonic on purpose; metagrad._api builds the classes.
 Every struct below mirrors include/metagrad/*.h field by field, in order
-(tests/test_layout.py compares the offsets with the C compiler's).
+(tests/test_lib.py compares the offsets with the C compiler's).
 """
 
 import ctypes
@@ -91,6 +91,27 @@ class Checkpoint(enum.IntEnum):
     AUTO = 3
 
 
+class Normalize(enum.IntEnum):
+    GLOBAL = 1
+    PER_FEATURE = 2
+    PER_CHANNEL = 3
+
+
+class MgdMethod(enum.IntEnum):
+    SIGN = 1
+    ADAM = 2
+    SGD = 3
+    EXCHANGE = 4
+
+
+class Projection(enum.IntEnum):
+    NONE = 0
+    BOX = 1
+    NONNEGATIVE = 2
+    FIXED_SUM = 3
+    TOP_K = 4
+
+
 class MetaKind(enum.IntEnum):
     DATA_WEIGHTS = 1
     POOL_WEIGHTS = 2
@@ -114,10 +135,38 @@ FreeFn = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 # typedef void (*mgrad_log_fn)(mgrad_log_level level, const char *message, void *user_data);
 LogFn = ctypes.CFUNCTYPE(None, c_enum, ctypes.c_char_p, ctypes.c_void_p)
 
+# typedef int (*mgrad_mgd_progress_fn)(int64_t step, double phi, double score,
+#                                      double seconds, void *user_data);
+ProgressFn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int64, ctypes.c_double, ctypes.c_double,
+                              ctypes.c_double, ctypes.c_void_p)
+# metagrad/callback.h.  Every buffer is a void pointer (its element type is the
+# context's dtype); labels too, so that all arrive as plain addresses.
+# typedef int (*mgrad_loss_grad_fn)(const void *theta, int64_t rows, const void *inputs,
+#     const int32_t *labels, const void *targets, const void *weights, double scale,
+#     double *loss, void *grad, void *example_losses, void *user_data);
+LossGradFn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
+                              ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                              ctypes.c_double, ctypes.POINTER(ctypes.c_double),
+                              ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+# typedef int (*mgrad_hvp_fn)(const void *theta, const void *u, int64_t rows,
+#     const void *inputs, const int32_t *labels, const void *targets, const void *weights,
+#     double scale, void *hu, void *loss_tangents, void *input_grad_tangents,
+#     void *user_data);
+HvpFn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
+                         ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                         ctypes.c_double, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                         ctypes.c_void_p)
+# typedef int (*mgrad_outputs_fn)(const void *theta, int64_t rows, const void *inputs,
+#     void *outputs, void *user_data);
+OutputsFn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
+                             ctypes.c_void_p, ctypes.c_void_p)
+
 CONTEXT_OPTIONS_VERSION = 1
 RUN_OPTIONS_VERSION = 1
 RUN_STATS_VERSION = 2
 META_OPTIONS_VERSION = 1
+MGD_OPTIONS_VERSION = 1
+CALLBACK_MODEL_VERSION = 1
 
 
 class ContextOptions(ctypes.Structure):
@@ -200,6 +249,50 @@ class MetaOptions(ctypes.Structure):
     ]
 
 
+class MgdOptions(ctypes.Structure):
+    """struct mgrad_mgd_options (metagrad/mgd.h)."""
+    _fields_ = [
+        ("version", ctypes.c_uint32),
+        ("method", c_enum),
+        ("lr", ctypes.c_double),
+        ("mask_prob", ctypes.c_double),
+        ("beta1", ctypes.c_double),
+        ("beta2", ctypes.c_double),
+        ("eps", ctypes.c_double),
+        ("seed", ctypes.c_uint64),
+        ("projection", c_enum),
+        ("lo", ctypes.c_double),
+        ("hi", ctypes.c_double),
+        ("sum", ctypes.c_double),
+        ("k", ctypes.c_int64),
+        ("exchange", ctypes.c_int64),
+        ("gradient_from", ctypes.c_void_p),
+        ("heldout", ctypes.c_void_p),
+        ("progress", ProgressFn),
+        ("user_data", ctypes.c_void_p),
+        ("maximize", ctypes.c_int32),
+        ("basis", ctypes.POINTER(ctypes.c_double)),
+        ("basis_dim", ctypes.c_int64),
+        ("coefficients", ctypes.POINTER(ctypes.c_double)),
+    ]
+
+
+class CallbackModel(ctypes.Structure):
+    """struct mgrad_callback_model (metagrad/callback.h)."""
+    _fields_ = [
+        ("version", ctypes.c_uint32),
+        ("num_params", ctypes.c_int64),
+        ("ndim", ctypes.c_int32),
+        ("input_shape", ctypes.c_int64 * 3),
+        ("num_outputs", ctypes.c_int64),
+        ("loss_grad", LossGradFn),
+        ("hvp", HvpFn),
+        ("input_tangents", ctypes.c_int32),
+        ("outputs", OutputsFn),
+        ("user_data", ctypes.c_void_p),
+    ]
+
+
 # ---------------------------------------------------------------- prototypes
 
 def _check_status(result, func, args):
@@ -227,6 +320,7 @@ _i32, _i64, _u32, _u64 = ctypes.c_int32, ctypes.c_int64, ctypes.c_uint32, ctypes
 _dbl, _pdbl = ctypes.c_double, ctypes.POINTER(ctypes.c_double)
 _pi32, _pi64, _pu64 = (ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(ctypes.c_int64),
                        ctypes.POINTER(ctypes.c_uint64))
+_ccp = ctypes.c_char_p
 _st = _check_status
 
 # (name, argtypes, restype, errcheck): the whole exported API, header order.
@@ -258,6 +352,15 @@ FUNCTIONS = [
     ("mgrad_model_get_params", [_vp, c_enum, _vp, _i64], c_enum, _st),
     ("mgrad_model_set_params", [_vp, c_enum, _vp, _i64], c_enum, _st),
     ("mgrad_model_init_params", [_vp, _u64], c_enum, _st),
+    ("mgrad_model_add_conv2d", [_vp, _i64, _i32, _i32, _i32, c_enum], c_enum, _st),
+    ("mgrad_model_add_avg_pool", [_vp, _i32, _i32], c_enum, _st),
+    ("mgrad_model_add_max_pool", [_vp, _i32, _i32], c_enum, _st),
+    ("mgrad_model_add_global_avg_pool", [_vp], c_enum, _st),
+    ("mgrad_model_add_batch_norm", [_vp, _dbl], c_enum, _st),
+    ("mgrad_model_add_layer_norm", [_vp, _dbl], c_enum, _st),
+    ("mgrad_model_add_dropout", [_vp, _dbl], c_enum, _st),
+    ("mgrad_model_add_flatten", [_vp], c_enum, _st),
+    ("mgrad_model_add_resnet_block", [_vp, _i64, _i32], c_enum, _st),
     # metagrad/dataset.h
     ("mgrad_dataset_create", [_pp, _vp, _i64, _i32, _pi64, c_enum, _vp], c_enum, _st),
     ("mgrad_dataset_destroy", [_vp], None, None),
@@ -275,6 +378,7 @@ FUNCTIONS = [
     ("mgrad_run_num_params", [_vp, _pi64], c_enum, _st),
     ("mgrad_run_get_params", [_vp, c_enum, _vp, _i64], c_enum, _st),
     ("mgrad_run_evaluate", [_vp, _vp, _pdbl, _pdbl], c_enum, _st),
+    ("mgrad_run_example_losses", [_vp, _vp, c_enum, _vp, _i64], c_enum, _st),
     ("mgrad_run_get_stats", [_vp, ctypes.POINTER(RunStats)], c_enum, _st),
     # metagrad/meta.h
     ("mgrad_meta_options_init", [ctypes.POINTER(MetaOptions), _u32], c_enum, _st),
@@ -284,6 +388,36 @@ FUNCTIONS = [
     ("mgrad_meta_get_value", [_vp, c_enum, _vp, _i64], c_enum, _st),
     ("mgrad_meta_set_value", [_vp, c_enum, _vp, _i64], c_enum, _st),
     ("mgrad_meta_get_grad", [_vp, c_enum, _vp, _i64], c_enum, _st),
+    # metagrad/callback.h
+    ("mgrad_callback_model_init", [ctypes.POINTER(CallbackModel), _u32], c_enum, _st),
+    ("mgrad_run_create_callback", [_pp, _vp, ctypes.POINTER(CallbackModel), _pdbl, _vp,
+                                   ctypes.POINTER(RunOptions)], c_enum, _st),
+    # metagrad/mgd.h
+    ("mgrad_mgd_options_init", [ctypes.POINTER(MgdOptions), _u32], c_enum, _st),
+    ("mgrad_mgd_create", [_pp, _vp, ctypes.POINTER(MgdOptions)], c_enum, _st),
+    ("mgrad_mgd_destroy", [_vp], None, None),
+    ("mgrad_mgd_step", [_vp, _pdbl], c_enum, _st),
+    ("mgrad_mgd_run", [_vp, _i64], c_enum, _st),
+    ("mgrad_mgd_best", [_vp, c_enum, _vp, _i64, _pdbl], c_enum, _st),
+    ("mgrad_mgd_steps", [_vp, _pi64], c_enum, _st),
+    # metagrad/data.h
+    ("mgrad_dataset_load_idx", [_pp, _vp, _ccp, _ccp, _i32, _dbl], c_enum, _st),
+    ("mgrad_dataset_load_npy", [_pp, _vp, _ccp, _ccp, _i32], c_enum, _st),
+    ("mgrad_dataset_load_csv", [_pp, _vp, _ccp, _i32, _i32, _i32], c_enum, _st),
+    ("mgrad_dataset_load_fashion_mnist", [_pp, _vp, _ccp, _ccp], c_enum, _st),
+    ("mgrad_dataset_normalize", [_vp, _vp, c_enum], c_enum, _st),
+    ("mgrad_dataset_scale", [_vp, _dbl, _dbl], c_enum, _st),
+    ("mgrad_dataset_split", [_pp, _pp, _vp, _i64, _u64], c_enum, _st),
+    ("mgrad_dataset_subset", [_pp, _vp, _pi64, _i64], c_enum, _st),
+    ("mgrad_dataset_shape", [_vp, _pi32, _pi64], c_enum, _st),
+    ("mgrad_dataset_num_classes", [_vp, _pi32], c_enum, _st),
+    ("mgrad_dataset_get_inputs", [_vp, c_enum, _vp, _i64], c_enum, _st),
+    ("mgrad_dataset_get_labels", [_vp, _pi32, _i64], c_enum, _st),
+    # metagrad/smooth.h
+    ("mgrad_meta_metasmoothness", [_vp, _pdbl, _u64, _dbl, _pdbl, _pdbl], c_enum, _st),
+    ("mgrad_run_hvp", [_vp, c_enum, _vp, _vp, _i64], c_enum, _st),
+    ("mgrad_run_hessian_spectrum", [_vp, _pdbl, _i64], c_enum, _st),
+    ("mgrad_run_hessian_lanczos", [_vp, _i64, _u64, _pdbl], c_enum, _st),
 ]
 
 

@@ -200,7 +200,19 @@ def test_handles_alive_at_interpreter_exit(tmp_path):
         "class Cycle: pass\n"
         "c = Cycle(); c.self = c; c.run = run; c.meta = meta\n"
         "ctx.close()\n"
-        "run.train(); run.reverse()\n")
+        "run.train(); run.reverse()\n"
+        "mgd = mg.MGD(meta, method='sgd', lr=0.01, progress=lambda *a: False)\n"
+        "mgd.run(1)\n"
+        "c.mgd = mgd\n"
+        "ctx2 = mg.Context(dtype='f64')\n"
+        "ds2 = mg.Dataset(ctx2, [[1.0, 2.0, 3.0], [0.0, 1.0, 2.0]], labels=[0, 1])\n"
+        "def lg(theta, x, y, t, w, s, g, ell):\n"
+        "    return 0.5 * s * sum(wi * sum(v * v for v in theta) for wi in w)\n"
+        "cbm = mg.CallbackModel(8, 3, 2, lg)\n"
+        "cbrun = mg.Run.from_callbacks(ctx2, cbm, [0.1] * 8, ds2, validation=ds2, steps=1,\n"
+        "                              batch_size=1)\n"
+        "cbrun.train()\n"
+        "c.cbrun = cbrun\n")
     pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = subprocess.run([sys.executable, "-X", "dev", str(script)], cwd=str(tmp_path),
                          env=dict(os.environ, PYTHONPATH=pkg), capture_output=True,

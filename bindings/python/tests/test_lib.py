@@ -79,6 +79,8 @@ STRUCTS = {
     "mgrad_run_options": _lib.RunOptions,
     "mgrad_meta_options": _lib.MetaOptions,
     "mgrad_run_stats": _lib.RunStats,
+    "mgrad_mgd_options": _lib.MgdOptions,
+    "mgrad_callback_model": _lib.CallbackModel,
 }
 
 
@@ -129,6 +131,47 @@ def test_options_init_agrees_with_header_defaults():
     assert (c.dtype, c.log_level, bool(c.log_fn)) == (_lib.Dtype.F32, _lib.LogLevel.WARNING, False)
     with pytest.raises(mg.VersionError):
         _lib.lib.mgrad_run_options_init(ctypes.byref(o), 99)
+    g = _lib.MgdOptions()
+    _lib.lib.mgrad_mgd_options_init(ctypes.byref(g), _lib.MGD_OPTIONS_VERSION)
+    assert (g.version, g.method, g.lr, g.mask_prob, g.beta1, g.beta2, g.eps, g.seed,
+            g.projection, g.lo, g.hi, g.sum, g.k, g.exchange, g.gradient_from, g.heldout,
+            bool(g.progress), g.user_data, g.maximize, bool(g.basis), g.basis_dim,
+            bool(g.coefficients)) == \
+        (1, _lib.MgdMethod.SIGN, 0.01, 1.0, 0.9, 0.999, 1e-8, 0, _lib.Projection.NONE,
+         0.0, 1.0, 1.0, 1, 1, None, None, False, None, 0, False, 0, False)
+    cb = _lib.CallbackModel()
+    _lib.lib.mgrad_callback_model_init(ctypes.byref(cb), _lib.CALLBACK_MODEL_VERSION)
+    assert (cb.version, cb.num_params, cb.ndim, list(cb.input_shape), cb.num_outputs,
+            bool(cb.loss_grad), bool(cb.hvp), cb.input_tangents, bool(cb.outputs),
+            cb.user_data) == (1, 0, 0, [0, 0, 0], 0, False, False, 0, False, None)
+    with pytest.raises(mg.VersionError):
+        _lib.lib.mgrad_mgd_options_init(ctypes.byref(g), 2)
+    with pytest.raises(mg.VersionError):
+        _lib.lib.mgrad_callback_model_init(ctypes.byref(cb), 2)
+
+
+def test_enums_match_headers(tmp_path):
+    """The IntEnum values of the newer headers against the C compiler's."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    include = os.path.join(REPO, "include")
+    if cc is None or not os.path.exists(os.path.join(include, "metagrad.h")):
+        pytest.skip("needs a C compiler and the source tree's headers")
+    enums = {"MGRAD_NORMALIZE_": _lib.Normalize, "MGRAD_MGD_": _lib.MgdMethod,
+             "MGRAD_PROJECT_": _lib.Projection}
+    lines = ["#include <stdio.h>", "#include <metagrad.h>", "int main(void) {"]
+    for prefix, cls in enums.items():
+        for name in cls.__members__:
+            lines.append('printf("%s%s %%d\\n", (int)%s%s);' % (prefix, name, prefix, name))
+    lines += ["return 0; }"]
+    src = tmp_path / "enums.c"
+    src.write_text("\n".join(lines))
+    exe = tmp_path / "enums"
+    subprocess.run([cc, "-I", include, str(src), "-o", str(exe)], check=True)
+    got = dict(line.rsplit(" ", 1) for line in subprocess.run(
+        [str(exe)], capture_output=True, text=True, check=True).stdout.splitlines())
+    for prefix, cls in enums.items():
+        for name, member in cls.__members__.items():
+            assert int(got[prefix + name]) == member.value, (prefix, name)
 
 
 def test_table_functions_are_exported():

@@ -60,6 +60,99 @@ except mg.DtypeError:
     pass
 else:
     raise AssertionError("float label accepted")
+
+# ---- new API without numpy: a pure-Python softmax regression as callbacks
+import ctypes
+import math
+from _common import C, make_data
+K = C
+NP = K * F + K
+
+def softmax_rows(theta, x):
+    o = [theta[K * F + c] + sum(theta[c * F + j] * x[j] for j in range(F)) for c in range(K)]
+    m = max(o)
+    lz = m + math.log(sum(math.exp(v - m) for v in o))
+    return o, [math.exp(v - lz) for v in o], lz
+
+kinds = set()
+
+def loss_grad(theta, inputs, labels, targets, weights, scale, grad, example_losses):
+    kinds.add(type(inputs).__name__)
+    assert isinstance(theta, ctypes.Array) and len(inputs[0]) == F and targets is None
+    total = 0.0
+    for i in range(len(labels)):
+        o, p, lz = softmax_rows(theta, inputs[i])
+        li = lz - o[labels[i]]
+        total += weights[i] * li
+        if example_losses is not None:
+            example_losses[i] = li
+        if grad is not None:
+            for c in range(K):
+                d = scale * weights[i] * (p[c] - (c == labels[i]))
+                for j in range(F):
+                    grad[c * F + j] += d * inputs[i][j]
+                grad[K * F + c] += d
+    return scale * total
+
+def hvp(theta, u, inputs, labels, targets, weights, scale, hu, loss_tangents, igt):
+    for i in range(len(labels)):
+        x = inputs[i]
+        o, p, lz = softmax_rows(theta, x)
+        od = [u[K * F + c] + sum(u[c * F + j] * x[j] for j in range(F)) for c in range(K)]
+        pod = sum(p[c] * od[c] for c in range(K))
+        loss_tangents[i] = sum((p[c] - (c == labels[i])) * od[c] for c in range(K))
+        if hu is not None:
+            for c in range(K):
+                dd = scale * weights[i] * p[c] * (od[c] - pod)
+                for j in range(F):
+                    hu[c * F + j] += dd * x[j]
+                hu[K * F + c] += dd
+
+ctx = mg.Context(dtype="f64", seed=2)
+tr = make_data(ctx, 12, 11, "cross_entropy")
+va = make_data(ctx, 8, 23, "cross_entropy")
+m = mg.Model(ctx, F).dense(K)
+opts = dict(validation=va, steps=5, batch_size=4, lr=0.3, momentum=0.5)
+builtin = mg.Run(m, tr, **opts)
+cb = mg.Run.from_callbacks(ctx, mg.CallbackModel(NP, F, K, loss_grad, hvp=hvp), m.params, tr,
+                           **opts)
+grads = []
+for run in (builtin, cb):
+    lr, w = run.add_meta("lr_schedule"), run.add_meta("data_weights")
+    run.train()
+    run.reverse()
+    grads.append(lr.grad + w.grad)
+    assert isinstance(run.hvp([1.0] * NP), list)
+    assert isinstance(run.example_losses(va), list)
+scale_ = max(abs(v) for v in grads[0])
+assert max(abs(a - b) for a, b in zip(*grads)) <= 1e-10 * scale_, grads
+assert kinds == {"c_double_Array_6_Array_4", "c_double_Array_6_Array_8"}, kinds  # [rows][F]
+
+def bad(*args):
+    raise ValueError("no")
+badrun = mg.Run.from_callbacks(ctx, mg.CallbackModel(NP, F, K, bad), m.params, tr, **opts)
+try:
+    badrun.train()
+except mg.CallbackError as e:
+    assert isinstance(e.__cause__, ValueError)
+else:
+    raise AssertionError("no CallbackError")
+
+# ---- MGD, loaders, get_inputs without numpy
+mgd = mg.MGD(lr, method="sgd", lr=0.01, progress=lambda *a: False)
+mgd.run(2)
+value, score = mgd.best()
+assert isinstance(value, list) and len(value) == 5 and isinstance(score, float)
+import os, tempfile
+with tempfile.TemporaryDirectory() as d:
+    path = os.path.join(d, "x.csv")
+    with open(path, "w") as f:
+        f.write("0.5,1,2\n1.5,0,1\n")
+    ds = mg.Dataset.load_csv(ctx, path, label_column=2)
+    assert ds.get_inputs() == [[0.5, 1.0], [1.5, 0.0]]
+    assert ds.get_labels() == [2, 1] and ds.num_classes == 3
+    a, b = tr.split(5, seed=1)
+    assert len(a.get_inputs()) == 5 and len(tr.subset([0, 0]).get_labels()) == 2
 print("ok")
 '''
 

@@ -1,0 +1,266 @@
+"""Metagradient descent (metagrad/mgd.h) through Python: a step is the
+documented update of the metagradient computed by hand, the best iterate
+and progress callable behave as in tests/test_mgd.c, exceptions raised by
+the progress callable come back out of run(), bad input raises."""
+
+import gc
+
+import pytest
+
+import metagrad as mg
+
+np = pytest.importorskip("numpy")
+
+N, NV, F, C, T, B = 64, 48, 5, 3, 20, 8
+
+
+def data(ctx, n, seed, flip=0.0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, (n, F))
+    score = np.stack([x[:, 0] + x[:, 1], x[:, 2] - x[:, 3], x[:, 4]], axis=1)
+    y = score.argmax(1).astype(np.int32)
+    bad = int(flip * n)
+    y[:bad] = (y[:bad] + 1) % C  # the first rows mislabelled
+    return mg.Dataset(ctx, x, labels=y, num_classes=C)
+
+
+class Fx:
+    def __init__(self, flip=0.0):
+        self.ctx = mg.Context(dtype="f64")
+        self.model = mg.Model(self.ctx, F).dense(16).activation("tanh").dense(C)
+        self.train = data(self.ctx, N, 3, flip)
+        self.val = data(self.ctx, NV, 4)
+        self.heldout = data(self.ctx, 20, 5)
+        self.run = mg.Run(self.model, self.train, validation=self.val, steps=T, batch_size=B,
+                          lr=0.05, momentum=0.5)
+
+    def grad_at(self, meta):
+        self.run.train()
+        self.run.reverse()
+        return meta.grad
+
+    def close(self):
+        for h in (self.run, self.train, self.val, self.heldout, self.model, self.ctx):
+            h.close()
+
+
+@pytest.fixture
+def fx():
+    f = Fx()
+    yield f
+    f.close()
+
+
+def test_sgd_sign_adam_steps_by_hand(fx):
+    lr = fx.run.add_meta("lr_schedule")
+    z = lr.value
+    phi0 = fx.run.train()
+    g = fx.grad_at(lr)
+    with mg.MGD(lr, method="sgd", lr=0.01) as mgd:
+        assert mgd.step() == phi0
+        np.testing.assert_allclose(lr.value, z - 0.01 * g, rtol=1e-15, atol=0)
+        assert mgd.steps == 1
+    lr.value = z
+    with mg.MGD(lr, method="sign", lr=0.001) as mgd:
+        mgd.step()
+        np.testing.assert_allclose(lr.value, z - 0.001 * np.sign(g), rtol=1e-15, atol=0)
+    lr.value = z
+    with mg.MGD(lr, method=mg.MgdMethod.ADAM, lr=0.002, beta1=0.8, beta2=0.99, eps=1e-6) as mgd:
+        mgd.step()
+        m, v = 0.2 * g, 0.01 * g * g
+        want = z - 0.002 * (m / 0.2) / (np.sqrt(v / 0.01) + 1e-6)
+        np.testing.assert_allclose(lr.value, want, rtol=1e-14, atol=0)
+    lr.value = z
+    with mg.MGD(lr, method="sgd", lr=2.0, projection="box", lo=0.04, hi=0.06) as mgd:
+        mgd.step()
+        np.testing.assert_allclose(lr.value, np.clip(z - 2.0 * g, 0.04, 0.06), rtol=1e-15)
+    lr.value = z
+    with mg.MGD(lr, method="sgd", lr=0.01, maximize=True) as mgd:
+        mgd.step()
+        np.testing.assert_allclose(lr.value, z + 0.01 * g, rtol=1e-15, atol=0)
+
+
+def test_basis_chain_rule(fx):
+    lr = fx.run.add_meta("lr_schedule")
+    J = 3
+    pos = np.arange(T) / (T - 1) * (J - 1)
+    basis = np.maximum(0, 1 - np.abs(pos[:, None] - np.arange(J)[None, :]))
+    c = np.full(J, 0.05)
+    g = fx.grad_at(lr)  # at z = basis · c = 0.05 everywhere
+    with mg.MGD(lr, method="sgd", lr=0.01, basis=basis, coefficients=c) as mgd:
+        mgd.step()
+        np.testing.assert_allclose(lr.value, basis @ (c - 0.01 * basis.T @ g), atol=1e-15)
+        best, _ = mgd.best()
+        np.testing.assert_allclose(best, 0.05, atol=1e-15)
+    with pytest.raises(mg.ShapeError):
+        mg.MGD(lr, basis=basis[:-1], coefficients=c)
+    with pytest.raises(mg.ShapeError):
+        mg.MGD(lr, basis=basis, coefficients=c[:-1])
+    with pytest.raises(mg.InvalidError, match="together"):
+        mg.MGD(lr, coefficients=c)
+
+
+def test_run_progress_and_best(fx):
+    lr = fx.run.add_meta("lr_schedule")
+    seen = []
+
+    def progress(step, phi, score, seconds):
+        seen.append((step, phi, score))
+        assert seconds >= 0
+        return False
+
+    mgd = mg.MGD(lr, method="adam", lr=0.02, projection="box", lo=0, hi=1, progress=progress,
+                 heldout=fx.heldout)
+    del progress
+    gc.collect()  # the callable lives on through the MGD
+    mgd.run(6)
+    assert [s for s, _, _ in seen] == list(range(6)) and mgd.steps == 6
+    best, score = mgd.best()
+    assert best.shape == (T,) and score <= min(s for _, _, s in seen)
+    lr.value = best
+    fx.run.train()
+    assert fx.run.evaluate(fx.heldout)[0] == score  # scored on the held-out set
+    assert seen[0][2] != seen[0][1]
+    mgd.close()
+    mgd.close()
+    with pytest.raises(mg.ClosedError):
+        mgd.step()
+
+
+def test_progress_cancel(fx):
+    lr = fx.run.add_meta("lr_schedule")
+    calls = []
+    mgd = mg.MGD(lr, progress=lambda *a: calls.append(a) or len(calls) >= 3)
+    with pytest.raises(mg.CancelledError, match="cancelled"):
+        mgd.run(10)
+    assert len(calls) == 3 and mgd.steps == 3
+
+
+def test_progress_exception_propagates(fx):
+    lr = fx.run.add_meta("lr_schedule")
+
+    class Boom(Exception):
+        pass
+
+    def progress(step, phi, score, seconds):
+        if step == 1:
+            raise Boom("step %d" % step)
+
+    mgd = mg.MGD(lr, method="sgd", lr=0.001, progress=progress)
+    with pytest.raises(Boom, match="step 1") as e:
+        mgd.run(5)
+    assert e.value.__traceback__ is not None
+    assert mgd.steps == 2                 # stopped right after the failing call
+    mgd.run(0)                            # usable afterwards; nothing pending
+    assert mgd.steps == 2
+    interrupt = mg.MGD(lr, progress=lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        interrupt.run(2)
+
+
+def test_data_selection_counts():
+    fx = Fx(flip=0.25)
+    try:
+        counts = fx.run.add_meta("data_weights")
+        pool = fx.run.add_meta("pool_weights", step=T - 5)
+        mgd = mg.MGD(counts, method="sign", lr=1, mask_prob=0.5, seed=9,
+                     projection="nonnegative", gradient_from=pool)
+        mgd.run(6)
+        c = counts.value
+        assert (c >= 0).all() and (c == np.floor(c)).all()
+        assert c[:N // 4].mean() < c[N // 4:].mean()
+        ex = mg.MGD(counts, method="exchange", lr=1, exchange=4)
+        counts.value = np.ones(N)
+        ex.run(3)
+        assert counts.value.sum() == N
+    finally:
+        fx.close()
+
+
+def test_scalar_meta(fx):
+    wd = fx.run.add_meta("weight_decay")
+    g = fx.grad_at(wd)
+    with mg.MGD(wd, method="sgd", lr=0.1, projection="nonnegative") as mgd:
+        mgd.step()
+        assert wd.value == pytest.approx(max(0.0 - 0.1 * g, 0.0), abs=1e-17)
+        best, score = mgd.best()
+        assert isinstance(best, float) and best == 0.0
+
+
+def test_bad_input(fx):
+    lr = fx.run.add_meta("lr_schedule")
+    wd = fx.run.add_meta("weight_decay")
+    with pytest.raises(mg.InvalidError, match="choose one of"):
+        mg.MGD(lr, method="lbfgs")
+    with pytest.raises(mg.InvalidError, match="choose one of"):
+        mg.MGD(lr, projection="simplex")
+    with pytest.raises(mg.InvalidError) as e:
+        mg.MGD(lr, lr=-1.0)
+    assert e.value.function == "mgrad_mgd_create" and e.value.message == fx.ctx.last_error
+    with pytest.raises(mg.InvalidError, match="gradient_from"):
+        mg.MGD(lr, gradient_from=wd)
+    with pytest.raises(mg.InvalidError):
+        mg.MGD(lr, projection="top_k", k=T + 1)
+    with pytest.raises(TypeError):
+        mg.MGD(lr, progress=3)
+    with pytest.raises(TypeError):
+        mg.MGD("lr")
+    with pytest.raises(TypeError):
+        mg.MGD(lr, heldout=fx.run)
+    with pytest.raises(mg.DtypeError):
+        mg.MGD(lr, k=1.5)
+    mgd = mg.MGD(lr)
+    with pytest.raises(mg.OrderError):
+        mgd.best()
+    with pytest.raises(mg.InvalidError):
+        mgd.run(-1)
+    with mg.Context(dtype="f64") as other:
+        foreign = data(other, 8, 1)
+        with pytest.raises(mg.InvalidError, match="another context"):
+            mg.MGD(lr, heldout=foreign)
+
+
+def test_lifetimes(fx):
+    lr = fx.run.add_meta("lr_schedule")
+    held = data(fx.ctx, 10, 7)
+    mgd = mg.MGD(lr, method="sgd", lr=0.001, heldout=held)
+    mgd.step()
+    held.close()
+    with pytest.raises(mg.ClosedError, match="heldout"):
+        mgd.step()  # C holds a plain pointer to it: refused, never dangling
+    mgd2 = mg.MGD(lr, method="sgd", lr=0.001)
+    fx.run.close()
+    with pytest.raises(mg.ClosedError):
+        mgd2.step()
+    mgd2.close()  # after its run: fine
+    mgd.close()
+
+
+def test_mgd_keeps_meta_and_run_alive():
+    f = Fx()
+    lr = f.run.add_meta("lr_schedule")
+    mgd = mg.MGD(lr, method="sgd", lr=0.001)
+    del lr
+    f.run = None  # drop the fixture's references; the MGD holds its Meta and Run
+    gc.collect()
+    mgd.step()
+    assert mgd.meta.run.steps == T
+    mgd.close()
+    f.run = mgd.meta.run
+    f.close()
+
+
+def test_destroy_exactly_once(monkeypatch, fx):
+    seen = []
+    real = mg.MGD._destroy
+    monkeypatch.setattr(mg.MGD, "_destroy",
+                        staticmethod(lambda p: (seen.append(p.value), real(p))))
+    lr = fx.run.add_meta("lr_schedule")
+    mgd = mg.MGD(lr)
+    ptr = mgd._ptr.value
+    mgd.close()
+    mgd.close()
+    mgd.__del__()
+    del mgd
+    gc.collect()
+    assert seen.count(ptr) == 1
