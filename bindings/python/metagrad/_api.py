@@ -1,11 +1,15 @@
-"""The Pythonic API: Context, Model, Dataset, Run and Meta over the C handles.
+"""The Pythonic API: Context, Model, Dataset, Run, Meta and MGD over the C
+handles, and CallbackModel (Python callables as a run's model).
 
 Ownership mirrors the C library.  Every handle class frees its C object
 exactly once: on close(), on leaving a ``with`` block, or when collected.
 Every object made from a Context holds a reference on the C context (counted
 here, in _ContextCore), so the context's error messages and log callback stay
 valid for as long as any of them is open, whatever order they are closed in.
-A Meta keeps its Run (its C parent) alive.
+A Meta keeps its Run (its C parent) alive; an MGD keeps its Meta.
+Python callables that C may call (log, progress, callback models) are held
+as CFUNCTYPE objects by the object whose C side calls them, until it is
+freed; exceptions raised in them never cross into C (see _Pending).
 """
 
 import ctypes
