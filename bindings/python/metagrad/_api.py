@@ -13,11 +13,10 @@ freed; exceptions raised in them never cross into C (see _Pending).
 """
 
 import ctypes
-import math
 import os
 
 from . import _buffers as B
-from ._errors import (CallbackError, ClosedError, InvalidError, MetagradError, SizeError,
+from ._errors import (ClosedError, InvalidError, MetagradError, SizeError,
                       VersionError, make_error)
 from ._lib import (Activation, CallbackModel as _CallbackModelStruct, Checkpoint,
                    ContextOptions, Dtype, HvpFn, Init, LogFn, LogLevel, Loss, LossGradFn,

@@ -178,8 +178,8 @@ def test_table_functions_are_exported():
     mapfile = os.path.join(REPO, "lib", "libmetagrad.map")
     if not os.path.exists(mapfile):
         pytest.skip("needs the source tree")
-    exported = {line.strip().rstrip(";") for line in open(mapfile)
-                if line.strip().startswith("mgrad_")}
+    with open(mapfile) as f:
+        exported = {line.strip().rstrip(";") for line in f if line.strip().startswith("mgrad_")}
     bound = {name for name, *_ in _lib.FUNCTIONS}
     assert bound <= exported, bound - exported
     unbound = exported - bound
