@@ -43,5 +43,6 @@
 #include "metagrad/mgd.h"
 #include "metagrad/data.h"
 #include "metagrad/smooth.h"
+#include "metagrad/mpi.h"
 
 #endif /* METAGRAD_H */

@@ -1528,6 +1528,52 @@ static void w_run_hessian_lanczos(void)
 {
     UNTOUCHED_NOCTX(mgrad_run_hessian_lanczos(NULL, 4, 1, (double *)buf), MGRAD_ERR_NULL);
 }
+/* metagrad/mpi.h: without MPI_Init (or without MPI in the build) a
+   communicator is refused; gathering without one equals mgrad_meta_get_grad. */
+static void w_mpi_available(void)
+{
+    int32_t a = mgrad_mpi_available();
+    ck_assert(a == 0 || a == 1);
+}
+static void w_run_set_communicator(void)
+{
+    FAILS(mgrad_run_set_communicator(NULL, buf), MGRAD_ERR_NULL);
+    FAILS_MSG(mgrad_run_set_communicator(A.run, buf), MGRAD_ERR_UNSUPPORTED);
+    ck_assert_int_eq(mgrad_run_set_communicator(A.run, NULL), MGRAD_OK);
+}
+static void w_run_set_communicator_fortran(void)
+{
+    FAILS(mgrad_run_set_communicator_fortran(NULL, 0), MGRAD_ERR_NULL);
+    FAILS_MSG(mgrad_run_set_communicator_fortran(A.run, 0), MGRAD_ERR_UNSUPPORTED);
+}
+static void w_run_mpi_info(void)
+{
+    mgrad_mpi_info *info = (mgrad_mpi_info *)buf;
+    UNTOUCHED_NOCTX(mgrad_run_mpi_info(NULL, info), MGRAD_ERR_NULL);
+    FAILS_MSG(mgrad_run_mpi_info(A.run, NULL), MGRAD_ERR_NULL);
+    UNTOUCHED(mgrad_run_mpi_info(A.run, info), MGRAD_ERR_VERSION);
+    mgrad_mpi_info ok = MGRAD_MPI_INFO_INIT;
+    ck_assert_int_eq(mgrad_run_mpi_info(A.run, &ok), MGRAD_OK);
+    ck_assert_int_eq(ok.rank, 0);
+    ck_assert_int_eq(ok.size, 1);
+}
+static void w_meta_gather_grad(void)
+{
+    int64_t T = SMALL.steps;
+    UNTOUCHED_NOCTX(mgrad_meta_gather_grad(NULL, -1, MGRAD_DTYPE_F64, buf, T), MGRAD_ERR_NULL);
+    FAILS_MSG(mgrad_meta_gather_grad(A.lr, -1, MGRAD_DTYPE_F64, NULL, T), MGRAD_ERR_NULL);
+    UNTOUCHED(mgrad_meta_gather_grad(A.lr, -1, MGRAD_DTYPE_F64, buf, T), MGRAD_ERR_ORDER);
+    UNTOUCHED(mgrad_meta_gather_grad(A.lr, 1, MGRAD_DTYPE_F64, buf, T), MGRAD_ERR_INVALID);
+    ck_assert_int_eq(mgrad_run_train(A.run, NULL), MGRAD_OK);
+    ck_assert_int_eq(mgrad_run_reverse(A.run), MGRAD_OK);
+    UNTOUCHED(mgrad_meta_gather_grad(A.lr, 0, MGRAD_DTYPE_F32, buf, T - 1), MGRAD_ERR_SIZE);
+    UNTOUCHED(mgrad_meta_gather_grad(A.lr, 0, (mgrad_dtype)3, buf, T), MGRAD_ERR_DTYPE);
+    double *g = (double *)buf, ref[64];
+    ck_assert(T <= 64);
+    ck_assert_int_eq(mgrad_meta_get_grad(A.lr, MGRAD_DTYPE_F64, ref, T), MGRAD_OK);
+    ck_assert_int_eq(mgrad_meta_gather_grad(A.lr, 0, MGRAD_DTYPE_F64, g, T), MGRAD_OK);
+    ck_assert(memcmp(g, ref, (size_t)T * sizeof *g) == 0);
+}
 
 #define W(name) {"mgrad_" #name, w_##name}
 static const walk WALKS[] = {
@@ -1555,6 +1601,8 @@ static const walk WALKS[] = {
     W(model_add_dropout), W(model_add_flatten), W(model_add_resnet_block),
     W(run_example_losses), W(meta_metasmoothness), W(run_hvp), W(run_hessian_spectrum),
     W(run_hessian_lanczos),
+    W(mpi_available), W(run_set_communicator), W(run_set_communicator_fortran),
+    W(run_mpi_info), W(meta_gather_grad),
 };
 #define NWALKS ((int)(sizeof WALKS / sizeof WALKS[0]))
 

@@ -12,6 +12,7 @@
 
 #include "base/rng.h"
 #include "metagrad/mgd.h"
+#include "metagrad/mpi.h"
 #include "run/run_internal.h"
 
 struct mgrad_mgd {
@@ -330,7 +331,9 @@ mgrad_status mgrad_mgd_step(mgrad_mgd *mgd, double *phi)
     MGRAD_FORWARD(mgrad_run_reverse(mgd->meta->run));
     const mgrad_meta *src = mgd->opts.gradient_from != NULL ? mgd->opts.gradient_from
                                                             : mgd->meta;
-    MGRAD_FORWARD(mgrad_meta_get_grad(src, MGRAD_DTYPE_F64, mgd->gfull, mgd->size));
+    /* the sum over the ranks on a data-parallel run (metagrad/mpi.h), so that
+       every rank takes the same step; mgrad_meta_get_grad otherwise */
+    MGRAD_FORWARD(mgrad_meta_gather_grad(src, -1, MGRAD_DTYPE_F64, mgd->gfull, mgd->size));
     if (mgd->basis != NULL) {
         /* chain rule: dφ/dc = basisᵀ dφ/dz */
         for (int64_t j = 0; j < mgd->n; j++) mgd->g[j] = 0;

@@ -1,0 +1,270 @@
+"""_apputil.py - shared plumbing of the Python application examples
+(data_selection.py, poisoning.py, lr_schedule.py); the counterpart of
+examples/common/apputil.c plus the plots (examples/common/plot.c), which
+here are drawn with matplotlib when it is installed.
+
+Not part of the library: Fashion-MNIST loading with a helpful message (exit
+77, meson's skip code, when the files are absent), datasets from arrays, the
+default model, retraining with fresh seeds, statistics, the CSV, the
+command line shared by the three programs and the PNG plots.
+"""
+
+import argparse
+import collections
+import os
+import sys
+import time
+
+import numpy as np
+
+import metagrad as mg
+
+#: Where the Debian package dataset-fashion-mnist installs its files (the
+#: library's MGRAD_FASHION_MNIST_DIR).
+FMNIST_DIR = "/usr/share/datasets/fashion-mnist"
+#: meson's exit code for a skipped test.
+EXIT_SKIP = 77
+
+#: The training setup shared by an application's inner runs and its final
+#: retrainings (app_train in apputil.h); hidden: the MLP's hidden width.
+TrainConfig = collections.namedtuple("TrainConfig", "steps batch lr momentum hidden")
+
+
+def fmnist_present(directory=None):
+    """True when the four Fashion-MNIST IDX files (gzip or plain) are there."""
+    directory = FMNIST_DIR if directory is None else directory
+    for prefix in ("train", "t10k"):
+        for kind in ("images-idx3", "labels-idx1"):
+            name = os.path.join(directory, "%s-%s-ubyte" % (prefix, kind))
+            if not (os.path.exists(name + ".gz") or os.path.exists(name)):
+                return False
+    return True
+
+
+def require_fmnist(program):
+    """Exit with 77 (meson's skip code) and a message when the data is absent."""
+    if not fmnist_present():
+        print("%s: Fashion-MNIST is not installed (%s); install it with "
+              "`apt-get install dataset-fashion-mnist`; skipping" % (program, FMNIST_DIR),
+              file=sys.stderr)
+        sys.exit(EXIT_SKIP)
+
+
+def load_fmnist(ctx, split):
+    """The Fashion-MNIST split ('train' or 'test'), pixels in [0, 1].  Exits
+    77 when the files are absent, 1 when they cannot be read."""
+    if not fmnist_present():
+        require_fmnist(os.path.basename(sys.argv[0]))
+    try:
+        return mg.Dataset.load_fashion_mnist(ctx, split)
+    except mg.MetagradError as e:
+        print("cannot load Fashion-MNIST (%s): %s" % (split, e.message or e), file=sys.stderr)
+        sys.exit(1)
+
+
+def dataset_from(ctx, src, rows, labels=None, inputs=None):
+    """A dataset of `rows` of `src`, with labels replaced by `labels` (None:
+    keep) and inputs by `inputs` (None: keep; n x 784 floats)."""
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    sub = src.subset(rows)
+    if labels is None and inputs is None:
+        return sub
+    n = len(rows)
+    classes = sub.num_classes
+    x = sub.get_inputs("f32").reshape(n, -1) if inputs is None else inputs
+    y = sub.get_labels() if labels is None else labels
+    sub.close()
+    x = np.ascontiguousarray(x, dtype=np.float32).reshape(n, -1)
+    y = np.ascontiguousarray(y, dtype=np.int32)
+    return mg.Dataset(ctx, x, labels=y, num_classes=classes)
+
+
+def make_model(ctx, hidden, seed):
+    """The default model: MLP 784-hidden-10 with tanh, θ0 drawn from `seed`."""
+    return mg.Model(ctx, 784).dense(hidden).activation("tanh").dense(10).init_params(seed)
+
+
+def make_run(ctx, cfg, train, validation, seed, shuffle_seed, lr_schedule=None):
+    """A run of the default model on `train` with `cfg`, φ on `validation`;
+    θ0 from `seed`, batch order from `shuffle_seed`."""
+    model = make_model(ctx, cfg.hidden, seed)
+    run = mg.Run(model, train, validation=validation, steps=cfg.steps, batch_size=cfg.batch,
+                 lr=cfg.lr, lr_schedule=lr_schedule, momentum=cfg.momentum,
+                 shuffle_seed=shuffle_seed)
+    model.close()  # the run copied what it needs
+    return run
+
+
+def retrain_accuracy(ctx, cfg, train, validation, test, seed, lr_schedule=None):
+    """Train from scratch on `train` (fresh init and batch order from `seed`,
+    per-step rates `lr_schedule` or None for cfg.lr); the accuracy on `test`."""
+    with make_run(ctx, cfg, train, validation, seed, seed ^ 0x5bd1e995, lr_schedule) as run:
+        run.train()
+        return run.evaluate(test)[1]
+
+
+def splits(all_set, ntrain, ntarget, nheldout, seed):
+    """Disjoint random rows of `all_set` (seeded): train, target and held-out."""
+    n = all_set.size
+    if ntrain + ntarget + nheldout >= n:
+        print("the splits need more than %d rows" % n, file=sys.stderr)
+        sys.exit(1)
+    a, rest = all_set.split(ntrain, seed)
+    b, rest2 = rest.split(ntarget, seed + 1)
+    c, rest3 = rest2.split(nheldout, seed + 2)
+    for d in (rest, rest2, rest3):
+        d.close()
+    return a, b, c
+
+
+def mean_std(xs):
+    """Mean and sample standard deviation (0 for a single value)."""
+    xs = np.asarray(xs, dtype=np.float64)
+    return float(xs.mean()), float(xs.std(ddof=1)) if len(xs) > 1 else 0.0
+
+
+def write_csv(path, header, rows):
+    """A CSV: the header, then rows of numbers as %.10g.  Prints the error
+    and returns False when the file cannot be written."""
+    try:
+        with open(path, "w") as f:
+            f.write(header + "\n")
+            for row in rows:
+                f.write(",".join("%.10g" % v for v in row) + "\n")
+        return True
+    except OSError as e:
+        print("%s: %s" % (path, e), file=sys.stderr)
+        return False
+
+
+class Progress:
+    """The MGD progress callable: records (φ, held-out score) per meta-step
+    and prints a line for each."""
+
+    def __init__(self, meta_steps, digits=2):
+        self.phi = [float("nan")] * meta_steps
+        self.score = [float("nan")] * meta_steps
+        self.digits = digits
+
+    def __call__(self, step, phi, score, seconds):
+        if step < len(self.phi):
+            self.phi[step] = phi
+            self.score[step] = score
+        print("  meta-step %3d  target loss %.4f  held-out loss %.4f  (%.*f s)"
+              % (step, phi, score, self.digits, seconds), flush=True)
+        return False
+
+
+def parser(description, usage_extra=""):
+    """The command line shared by the three programs."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true",
+                   help="a smaller configuration (minutes), as the C program's --quick")
+    p.add_argument("--smoke", action="store_true",
+                   help="a tiny configuration that finishes in seconds (a smoke test)")
+    p.add_argument("--meta-steps", type=int, default=None, metavar="M")
+    p.add_argument("--seeds", type=int, default=None, metavar="S",
+                   help="retrainings per method, with seeds no method saw")
+    p.add_argument("--out", default=".", metavar="DIR",
+                   help="where the CSV and the PNG plots go (created if absent)")
+    return p
+
+
+def prepare_out(out):
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as e:
+        print("%s: %s" % (out, e), file=sys.stderr)
+        sys.exit(1)
+
+
+class Timer:
+    def __init__(self):
+        self.t0 = time.monotonic()
+
+    def __str__(self):
+        return "%.1f s" % (time.monotonic() - self.t0)
+
+
+# ---------------------------------------------------------------- plots
+
+_plt = None
+_plt_missing = False
+
+
+def _pyplot():
+    """matplotlib.pyplot with the Agg backend, imported on first use; None
+    (after a note) when matplotlib is not installed."""
+    global _plt, _plt_missing
+    if _plt is None and not _plt_missing:
+        try:
+            import matplotlib
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+            _plt = plt
+        except ImportError:
+            _plt_missing = True
+            print("note: matplotlib is not installed (apt-get install python3-matplotlib); "
+                  "skipping the plots")
+    return _plt
+
+
+def plots_skipped():
+    """True when matplotlib was found missing (the plots are skipped)."""
+    return _pyplot() is None
+
+
+def plot_bars(path, title, ylabel, names, values, errors):
+    """A bar chart with error bars, the value printed above each bar.
+    Returns True when the PNG was written."""
+    plt = _pyplot()
+    if plt is None:
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    pos = np.arange(len(names))
+    ax.bar(pos, values, yerr=errors, capsize=6, color=colors[:len(names)],
+           edgecolor="black", linewidth=0.6, error_kw={"elinewidth": 1.2})
+    ax.set_xticks(pos)
+    ax.set_xticklabels(names)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    lo = min(v - e for v, e in zip(values, errors))
+    hi = max(v + e for v, e in zip(values, errors))
+    span = max(hi - lo, 1.0)
+    ax.set_ylim(max(0.0, lo - 0.6 * span), hi + 0.25 * span)
+    for x, v, e in zip(pos, values, errors):
+        ax.annotate("%.2f" % v, (x, v + e), textcoords="offset points", xytext=(0, 3),
+                    ha="center", va="bottom", fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    return _save(fig, path)
+
+
+def plot_lines(path, title, xlabel, ylabel, series, markers=False):
+    """Line plots of (label, xs, ys) series.  Returns True when written."""
+    plt = _pyplot()
+    if plt is None:
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    for label, xs, ys in series:
+        ax.plot(xs, ys, label=label, marker="o" if markers else None, markersize=3,
+                linewidth=1.6)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, path)
+
+
+def _save(fig, path):
+    try:
+        fig.tight_layout()
+        fig.savefig(path)
+        return True
+    except OSError as e:
+        print("%s: %s" % (path, e), file=sys.stderr)
+        return False
+    finally:
+        _plt.close(fig)

@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""data_selection.py - choose a training subset by metagradient descent;
+examples/data_selection.c through the Python bindings.
+
+A candidate pool of Fashion-MNIST images has realistic defects that the
+method is not told about: a share of the labels is flipped and a share of
+the images is replaced by noise.  Each method selects K of the N
+candidates; a model is then trained from scratch on the selection with
+seeds no method saw, and scored on the official test split.
+
+  whole pool    all N candidates
+  random        K candidates drawn at random
+  small loss    the K candidates with the lowest loss under a model trained
+                on the whole pool (a standard noisy-label filter)
+  MGD           Algorithm 1 of Engstrom et al. (2025), fixed-budget variant:
+                counts over the pool as data weights, the metagradient of
+                the clean target split's loss through the step-k
+                relaxation, exchange of counts each meta-step, the best
+                iterate chosen on a held-out split
+
+Step for step the C program, with the same sizes, defects, training setup,
+MGD settings and library seeds; the random draws (the permutation of the
+training split, which candidates get which defect, the random selection)
+come from numpy's Generator with fixed seeds, so they are not the C
+program's draws and the numbers differ a little from its numbers.
+
+Prints a table; writes data_selection.csv, data_selection.png (test
+accuracy per method) and data_selection_progress.png (MGD's objective), the
+plots with matplotlib when it is installed.  Exits 77 (meson's skip code)
+when Fashion-MNIST (Debian's dataset-fashion-mnist) is not installed.
+
+Usage: data_selection.py [--quick | --smoke] [--pool N] [--select K]
+                         [--meta-steps M] [--seeds S] [--out DIR]
+
+Run from the source tree after building:
+    METAGRAD_LIBRARY=build/lib/libmetagrad.so PYTHONPATH=bindings/python \\
+        python3 examples/python/data_selection.py --quick
+"""
+
+import os
+import sys
+
+import numpy as np
+
+import metagrad as mg
+
+import _apputil as app
+
+NAMES = ["whole pool", "random", "small loss", "MGD"]
+
+
+def score_selection(ctx, o, pool, rows, val, test):
+    """Retrain `seeds` times on the multiset `rows` of the pool; the test
+    accuracy's mean and std."""
+    sel = app.dataset_from(ctx, pool, rows)
+    acc = [app.retrain_accuracy(ctx, o.train, sel, val, test, 1000003 * (s + 17))
+           for s in range(o.seeds)]
+    sel.close()
+    return app.mean_std(acc)
+
+
+def options():
+    p = app.parser("Data selection on a defective Fashion-MNIST pool by MGD.")
+    p.add_argument("--pool", type=int, default=None, metavar="N")
+    p.add_argument("--select", type=int, default=None, metavar="K")
+    a = p.parse_args()
+    # A smooth training setup (moderate step size, light momentum): the
+    # metagradient is only informative when training is metasmooth.
+    o = dict(pool=4000, select=2000, target=1000, heldout=1000, meta_steps=40, seeds=3,
+             exchange=40, flip_share=0.25, noise_share=0.10,
+             train=app.TrainConfig(steps=400, batch=64, lr=0.02, momentum=0.5, hidden=128))
+    if a.quick:
+        o.update(pool=2000, select=1000, meta_steps=25, exchange=25, target=500, heldout=500)
+    if a.smoke:
+        o.update(pool=200, select=100, meta_steps=2, exchange=10, target=100, heldout=100,
+                 seeds=1, train=o["train"]._replace(steps=30))
+    for key in ("pool", "select", "meta_steps", "seeds"):
+        if getattr(a, key) is not None:
+            o[key] = getattr(a, key)
+    o["out"] = a.out
+    if not (1 <= o["select"] < o["pool"] and 1 <= o["seeds"] <= 16
+            and 1 <= o["meta_steps"] <= 500):
+        p.error("need 1 <= select < pool, 1 <= seeds <= 16, 1 <= meta-steps <= 500")
+    return type("Options", (), o)
+
+
+def main():
+    o = options()
+    app.require_fmnist(os.path.basename(sys.argv[0]))
+    app.prepare_out(o.out)
+    timer = app.Timer()
+    rng = np.random.default_rng(0x853C49E6748FEA9B)
+    ctx = mg.Context()
+    all_set = app.load_fmnist(ctx, "train")
+    test = app.load_fmnist(ctx, "test")
+
+    # Disjoint rows of the official training split: pool, target, held-out.
+    N, K, total = o.pool, o.select, all_set.size
+    perm = rng.permutation(total)
+    target = app.dataset_from(ctx, all_set, perm[N:N + o.target])
+    heldout = app.dataset_from(ctx, all_set, perm[N + o.target:N + o.target + o.heldout])
+    # Defects: flipped labels on one share, noise images on another.
+    clean = app.dataset_from(ctx, all_set, perm[:N])
+    labels = clean.get_labels()
+    x = clean.get_inputs("f32").reshape(N, 784)
+    clean.close()
+    nflip, nnoise = int(o.flip_share * N), int(o.noise_share * N)
+    defect = np.zeros(N, dtype=np.int8)
+    chosen = rng.choice(N, nflip + nnoise, replace=False)
+    for i, r in enumerate(chosen):
+        defect[r] = 1 if i < nflip else 2
+        if defect[r] == 1:
+            labels[r] = (labels[r] + 1 + rng.integers(0, 9)) % 10
+        else:
+            x[r] = rng.random(784, dtype=np.float32)
+    pool = mg.Dataset(ctx, x, labels=labels, num_classes=10)
+    ident = np.arange(N, dtype=np.int64)
+    print("Fashion-MNIST data selection: pool %d (%d labels flipped, %d images noise), "
+          "select %d; target %d, held-out %d; MLP 784-%d-10, T = %d, B = %d"
+          % (N, nflip, nnoise, K, o.target, o.heldout, o.train.hidden, o.train.steps,
+             o.train.batch), flush=True)
+
+    mean, sd, bad_share = [0.0] * 4, [0.0] * 4, [0.0] * 4
+    # whole pool and random
+    mean[0], sd[0] = score_selection(ctx, o, pool, ident, target, test)
+    bad_share[0] = (nflip + nnoise) / N
+    random_sel = rng.permutation(N)[:K]
+    mean[1], sd[1] = score_selection(ctx, o, pool, random_sel, target, test)
+    bad_share[1] = float(np.mean(defect[random_sel] != 0))
+
+    # small loss: the K lowest per-example losses after training on the pool
+    with app.make_run(ctx, o.train, pool, target, 7, 0) as run:
+        run.train()
+        loss = run.example_losses(pool)
+    small_sel = np.argsort(loss, kind="stable")[:K]
+    bad_share[2] = float(np.mean(defect[small_sel] != 0))
+    mean[2], sd[2] = score_selection(ctx, o, pool, small_sel, target, test)
+    print("baselines done (%s)" % timer, flush=True)
+
+    # MGD: counts over the pool, gradient through the step-k relaxation
+    log = app.Progress(o.meta_steps, digits=1)
+    with app.make_run(ctx, o.train, pool, target, 7, 0) as run:
+        cm = run.add_meta("data_weights")
+        pm = run.add_meta("pool_weights", step=o.train.steps * 9 // 10)
+        counts = np.zeros(N)
+        counts[random_sel] = 1  # start: the random selection
+        cm.value = counts
+        mgd = mg.MGD(cm, method="exchange", lr=1, exchange=o.exchange, gradient_from=pm,
+                     heldout=heldout, progress=log)
+        print("MGD (%d meta-steps):" % o.meta_steps, flush=True)
+        mgd.run(o.meta_steps)
+        counts, best_score = mgd.best()
+        print("best iterate: held-out loss %.4f" % best_score)
+        mgd.close()
+    mgd_sel = np.repeat(ident, counts.astype(np.int64))
+    bad_share[3] = float(np.mean(defect[mgd_sel] != 0))
+    mean[3], sd[3] = score_selection(ctx, o, pool, mgd_sel, target, test)
+
+    print("\n%-12s %10s  %s  %s" % ("method", "examples",
+                                    "test accuracy (mean ± std, retrained with unseen seeds)",
+                                    "defective share"))
+    rows = []
+    for k in range(4):
+        size = N if k == 0 else K
+        print("%-12s %10d  %6.2f%% ± %.2f%%  (%d seeds)            %5.1f%%"
+              % (NAMES[k], size, 100 * mean[k], 100 * sd[k], o.seeds, 100 * bad_share[k]))
+        rows.append((k, mean[k], sd[k], bad_share[k]))
+    app.write_csv(os.path.join(o.out, "data_selection.csv"),
+                  "method(0=whole,1=random,2=small_loss,3=mgd),test_accuracy_mean,"
+                  "test_accuracy_std,defective_share", rows)
+    app.plot_bars(os.path.join(o.out, "data_selection.png"),
+                  "Data selection on a defective Fashion-MNIST pool", "test accuracy (%)",
+                  NAMES, [100 * m for m in mean], [100 * s for s in sd])
+    steps = list(range(o.meta_steps))
+    app.plot_lines(os.path.join(o.out, "data_selection_progress.png"), "MGD data selection",
+                   "meta-step", "validation loss",
+                   [("target loss (phi)", steps, log.phi), ("held-out loss", steps, log.score)],
+                   markers=o.meta_steps <= 30)
+    print("wrote %s/data_selection.csv%s (%s)"
+          % (o.out, "" if app.plots_skipped() else
+             ", data_selection.png, data_selection_progress.png", timer))
+    for d in (pool, target, heldout, all_set, test):
+        d.close()
+    ctx.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
