@@ -8,8 +8,8 @@
  * cosine decay, and the best of a grid of one-cycle schedules (linear warm-up
  * to a peak, then linear decay to 0).  MGD starts from a flat schedule and
  * runs Adam on a piecewise-linear schedule (11 knots) with the metagradient
- * dφ/dη_t mapped onto the knots (φ: loss on a target split; the best iterate
- * chosen on the held-out split).  Each schedule is then retrained with seeds no
+ * dφ/dη_t mapped onto the knots, each meta-step on a new batch order (φ:
+ * loss on a target split; the best iterate chosen on the held-out split).  Each schedule is then retrained with seeds no
  * method saw and scored on the official test split.
  *
  * Prints a table; writes lr_schedule.csv (the schedules, per step) and
@@ -191,6 +191,7 @@ int main(int argc, char **argv)
         go.basis = basis;
         go.basis_dim = KNOTS;
         go.coefficients = knots;
+        go.reshuffle = 1;   /* a new batch order every meta-step: fit no single one */
         go.heldout = s.heldout;
         go.progress = progress;
         go.user_data = log;

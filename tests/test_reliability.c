@@ -1510,6 +1510,10 @@ static void w_run_example_losses(void)
     UNTOUCHED(mgrad_run_example_losses(A.run, NULL, MGRAD_DTYPE_F64, buf, n), MGRAD_ERR_NULL);
     FAILS_MSG(mgrad_run_example_losses(A.run, A.val, MGRAD_DTYPE_F64, NULL, n), MGRAD_ERR_NULL);
 }
+static void w_run_set_shuffle_seed(void)
+{
+    FAILS(mgrad_run_set_shuffle_seed(NULL, 1), MGRAD_ERR_NULL);
+}
 static void w_meta_metasmoothness(void)
 {
     double *o = (double *)buf;
@@ -1599,7 +1603,7 @@ static const walk WALKS[] = {
     W(model_add_conv2d), W(model_add_avg_pool), W(model_add_max_pool),
     W(model_add_global_avg_pool), W(model_add_batch_norm), W(model_add_layer_norm),
     W(model_add_dropout), W(model_add_flatten), W(model_add_resnet_block),
-    W(run_example_losses), W(meta_metasmoothness), W(run_hvp), W(run_hessian_spectrum),
+    W(run_example_losses), W(run_set_shuffle_seed), W(meta_metasmoothness), W(run_hvp), W(run_hessian_spectrum),
     W(run_hessian_lanczos),
     W(mpi_available), W(run_set_communicator), W(run_set_communicator_fortran),
     W(run_mpi_info), W(meta_gather_grad),

@@ -90,11 +90,16 @@ typedef struct mgrad_mgd_options {
     const double *basis;
     int64_t basis_dim;
     const double *coefficients;
+    /** 1: train every meta-step with a new batch order (the run's shuffle
+        seed becomes a function of `seed` and the step), so that the result
+        does not fit one batch order; iterates are then scored on different
+        orders.  Needs a run with shuffled batches.  Default 0. */
+    int32_t reshuffle;
 } mgrad_mgd_options;
 
 #define MGRAD_MGD_OPTIONS_INIT                                                   \
     { MGRAD_MGD_OPTIONS_VERSION, MGRAD_MGD_SIGN, 0.01, 1.0, 0.9, 0.999, 1e-8, 0, \
-      MGRAD_PROJECT_NONE, 0.0, 1.0, 1.0, 1, 1, NULL, NULL, NULL, NULL, 0, NULL, 0, NULL }
+      MGRAD_PROJECT_NONE, 0.0, 1.0, 1.0, 1, 1, NULL, NULL, NULL, NULL, 0, NULL, 0, NULL, 0 }
 
 /** Fill `opts` with the defaults.  MGRAD_ERR_NULL, MGRAD_ERR_VERSION. */
 MGRAD_API mgrad_status mgrad_mgd_options_init(mgrad_mgd_options *opts, uint32_t version);

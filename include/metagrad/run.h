@@ -150,6 +150,15 @@ MGRAD_API mgrad_status mgrad_run_evaluate(mgrad_run *run, const mgrad_dataset *d
                                           double *loss, double *accuracy);
 
 /**
+ * Change the seed of the epoch shuffles (runs created without explicit
+ * batches), e.g. to average over batch orders across meta-steps.  Like a
+ * metaparameter change, it invalidates the trajectory: train again.
+ * @return MGRAD_OK; MGRAD_ERR_NULL; MGRAD_ERR_INVALID (the run has explicit
+ *         batches).
+ */
+MGRAD_API mgrad_status mgrad_run_set_shuffle_seed(mgrad_run *run, uint64_t seed);
+
+/**
  * Per-example losses ℓ_i(θ_T) of `dataset` (unweighted; with label smoothing
  * for cross-entropy as in training), converted to dtype; `count` must equal
  * the dataset's size.  Useful for loss-based data selection baselines.

@@ -38,7 +38,7 @@ static inline real sigmoid_d2(real x, real y) { (void)x; return y * (1 - y) * (1
 
 /* relu: the derivative at 0 is taken as 0 (PyTorch's choice). */
 static inline real relu_f(real x) { return x > 0 ? x : 0; }
-static inline real relu_d1(real x, real y) { (void)y; return x > 0 ? 1 : 0; }
+static inline real relu_d1(real x, real y) { (void)y; return (real)(x > 0); }
 static inline real relu_d2(real x, real y) { (void)x; (void)y; return 0; }
 
 /* gelu, exact: y = x Φ(x).  Φ(x) = ½ erfc(−x/√2) keeps relative accuracy in
@@ -69,23 +69,25 @@ static inline real softplus_d2(real x, real y)
     {                                                                             \
         assert(a->in_size == (size_t)a->node->size);                              \
         size_t n = a->rows * a->in_size;                                          \
-        const real *x = a->x;                                                     \
-        real *y = a->y;                                                           \
+        const real *restrict x = a->x;                                            \
+        real *restrict y = a->y;                                                  \
         for (size_t i = 0; i < n; i++) y[i] = name##_f(x[i]);                     \
     }                                                                             \
     void R(mgr_##name##_backward)(const R(mgr_op_args) *a)                        \
     {                                                                             \
         if (a->xbar == NULL) return;                                              \
         size_t n = a->rows * a->in_size;                                          \
-        const real *x = a->x, *y = a->y, *yb = a->ybar;                           \
-        real *xb = a->xbar;                                                       \
+        const real *restrict x = a->x, *restrict y = a->y;                        \
+        const real *restrict yb = a->ybar;                                        \
+        real *restrict xb = a->xbar;                                              \
         for (size_t i = 0; i < n; i++) xb[i] += yb[i] * name##_d1(x[i], y[i]);    \
     }                                                                             \
     void R(mgr_##name##_tangent)(const R(mgr_op_args) *a)                         \
     {                                                                             \
         size_t n = a->rows * a->in_size;                                          \
-        const real *x = a->x, *y = a->y, *xd = a->xdot;                           \
-        real *yd = a->ydot;                                                       \
+        const real *restrict x = a->x, *restrict y = a->y;                        \
+        const real *restrict xd = a->xdot;                                        \
+        real *restrict yd = a->ydot;                                              \
         if (xd == NULL) {                                                         \
             R(mgr_zero)(n, yd);                                                   \
             return;                                                               \
@@ -96,9 +98,10 @@ static inline real softplus_d2(real x, real y)
     {                                                                             \
         if (a->xbardot == NULL) return;                                           \
         size_t n = a->rows * a->in_size;                                          \
-        const real *x = a->x, *y = a->y, *yb = a->ybar, *ybd = a->ybardot;        \
-        const real *xd = a->xdot;                                                 \
-        real *xbd = a->xbardot;                                                   \
+        const real *restrict x = a->x, *restrict y = a->y;                        \
+        const real *restrict yb = a->ybar, *restrict ybd = a->ybardot;            \
+        const real *restrict xd = a->xdot;                                        \
+        real *restrict xbd = a->xbardot;                                          \
         if (xd == NULL) {                                                         \
             for (size_t i = 0; i < n; i++) xbd[i] += ybd[i] * name##_d1(x[i], y[i]); \
             return;                                                               \

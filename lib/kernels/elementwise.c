@@ -4,6 +4,7 @@
  * are the same whatever the thread count.
  */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "kernels/kernels.h"
@@ -42,10 +43,32 @@ void R(mgr_zero)(size_t n, real *x)
     if (n > 0) memset(x, 0, n * sizeof(real));
 }
 
+/* Blocks are screened with an exponent-bits test that the compiler
+   vectorises (a value is non-finite iff all its exponent bits are set);
+   only a flagged block is searched element by element. */
 long long R(mgr_first_nonfinite)(size_t n, const real *x)
 {
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(x[i])) return (long long)i;
+#if MGRAD_REAL_BITS == 32
+    typedef uint32_t bits_t;
+    const bits_t expmask = 0x7f800000u;
+#else
+    typedef uint64_t bits_t;
+    const bits_t expmask = 0x7ff0000000000000ull;
+#endif
+    enum { BLOCK = 1024 };
+    for (size_t start = 0; start < n; start += BLOCK) {
+        size_t len = n - start < BLOCK ? n - start : BLOCK;
+        const real *blk = x + start;
+        bits_t bad = 0;
+        for (size_t i = 0; i < len; i++) {
+            bits_t b;
+            memcpy(&b, &blk[i], sizeof b);
+            bad |= (bits_t)((b & expmask) == expmask);
+        }
+        if (bad == 0) continue;
+        for (size_t i = 0; i < len; i++)
+            if (!isfinite(blk[i])) return (long long)(start + i);
+    }
     return -1;
 }
 

@@ -95,6 +95,11 @@ static mgrad_status check_options(mgrad_context *ctx, const mgrad_meta *meta,
                     "of the same run and size (%lld values)", fn, (long long)meta->size);
     MGRAD_RETURN_IF(ctx, o->maximize != 0 && o->maximize != 1, MGRAD_ERR_INVALID,
                     "%s: options.maximize must be 0 or 1", fn);
+    MGRAD_RETURN_IF(ctx, o->reshuffle != 0 && o->reshuffle != 1, MGRAD_ERR_INVALID,
+                    "%s: options.reshuffle must be 0 or 1", fn);
+    MGRAD_RETURN_IF(ctx, o->reshuffle && meta->run->batches != NULL, MGRAD_ERR_INVALID,
+                    "%s: options.reshuffle needs a run with shuffled batches, not "
+                    "options.batches", fn);
     MGRAD_RETURN_IF(ctx, o->heldout != NULL && o->heldout->ctx != ctx, MGRAD_ERR_INVALID,
                     "%s: options.heldout comes from another context", fn);
     return MGRAD_OK;
@@ -303,6 +308,9 @@ static void expand(mgrad_mgd *mgd)
 static mgrad_status train_and_score(mgrad_mgd *mgd, double *phi)
 {
     mgrad_run *run = mgd->meta->run;
+    if (mgd->opts.reshuffle)
+        MGRAD_FORWARD(mgrad_run_set_shuffle_seed(
+            run, mgr_rng_u64(mgd->opts.seed, MGR_STREAM_SHUFFLE, (uint64_t)mgd->steps)));
     if (mgd->basis != NULL) {
         expand(mgd);
         MGRAD_FORWARD(mgrad_meta_set_value(mgd->meta, MGRAD_DTYPE_F64, mgd->full, mgd->size));

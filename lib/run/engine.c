@@ -564,6 +564,7 @@ static mgrad_status train_body(mgrad_run *run, double *phi)
     const real *theta0 = run->meta_theta0 != NULL ? run->meta_theta0->value : run->theta0;
     R(mgr_optim_init_state)(run->opts.optimizer, P, theta0, e->state);
     e->cur = 0;
+    e->perm_epoch = -1;   /* the shuffle seed may have changed since */
     e->next_rev = run->steps - 1;
     e->in_reverse = 0;
     e->have_pending = 0;

@@ -352,6 +352,17 @@ mgrad_status mgrad_run_evaluate(mgrad_run *run, const mgrad_dataset *ds, double 
     return MGRAD_OK;
 }
 
+mgrad_status mgrad_run_set_shuffle_seed(mgrad_run *run, uint64_t seed)
+{
+    if (run == NULL) return MGRAD_ERR_NULL;
+    MGRAD_RETURN_IF(run->ctx, run->batches != NULL, MGRAD_ERR_INVALID,
+                    "mgrad_run_set_shuffle_seed: the run has explicit batches "
+                    "(options.batches); there is no shuffle to reseed");
+    run->opts.shuffle_seed = seed;
+    mgr_run_invalidate(run);
+    return MGRAD_OK;
+}
+
 mgrad_status mgrad_run_example_losses(mgrad_run *run, const mgrad_dataset *ds,
                                       mgrad_dtype dtype, void *out, int64_t count)
 {

@@ -480,7 +480,9 @@ static int lin_loss_grad(const void *theta_, int64_t rows, const void *inputs_,
 static void check_failures(void)
 {
     mgrad_context *ctx = NULL;
-    if (mgrad_context_create(&ctx, NULL) != MGRAD_OK) MPI_Abort(MPI_COMM_WORLD, 2);
+    mgrad_context_options co = MGRAD_CONTEXT_OPTIONS_INIT;
+    co.dtype = MGRAD_DTYPE_F64; /* the callback reads doubles */
+    if (mgrad_context_create(&ctx, &co) != MGRAD_OK) MPI_Abort(MPI_COMM_WORLD, 2);
     double x[NTRAIN * F], y[NTRAIN * C];
     uint64_t s = 3;
     for (int i = 0; i < NTRAIN * F; i++) x[i] = urand(&s);
@@ -502,7 +504,7 @@ static void check_failures(void)
     o.steps = T;
     o.batch_size = B;
     o.loss = MGRAD_LOSS_SQUARED_ERROR;
-    o.lr = 0.03;
+    o.lr = 0.1;
     o.momentum = 0.5;
     o.validation = train;
     mgrad_run *run = NULL;

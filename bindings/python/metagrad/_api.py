@@ -874,6 +874,12 @@ class Run(_Handle):
                    ctypes.byref(loss), ctypes.byref(acc))
         return loss.value, acc.value
 
+    def set_shuffle_seed(self, seed):
+        """Reseed the epoch shuffles (runs without explicit batches); the
+        trajectory must be trained again."""
+        self._call(lib.mgrad_run_set_shuffle_seed, self._handle(),
+                   B.int_scalar(seed, "seed", 64, unsigned=True))
+
     def example_losses(self, dataset):
         """Per-example losses ℓ_i(θ_T) of `dataset` (unweighted), float64 [N]."""
         if not isinstance(dataset, Dataset):
@@ -1240,6 +1246,7 @@ class MGD(_Handle):
         maximize:      True to maximise φ.
         basis, coefficients: optimise c in z = basis · c, basis [size, dim],
                        starting from coefficients [dim].
+        reshuffle:     True to train every meta-step with a new batch order.
     Options left at None keep the library's defaults.
     """
     _destroy = staticmethod(lib.mgrad_mgd_destroy)
@@ -1248,7 +1255,7 @@ class MGD(_Handle):
     def __init__(self, meta, method=None, lr=None, mask_prob=None, beta1=None, beta2=None,
                  eps=None, seed=None, projection=None, lo=None, hi=None, sum=None, k=None,
                  exchange=None, gradient_from=None, heldout=None, progress=None,
-                 maximize=False, basis=None, coefficients=None):
+                 maximize=False, basis=None, coefficients=None, reshuffle=False):
         if not isinstance(meta, Meta):
             raise TypeError("meta: expected a metagrad.Meta")
         meta_ptr = meta._handle()
@@ -1270,6 +1277,7 @@ class MGD(_Handle):
             if value is not None:
                 setattr(o, name, B.int_scalar(value, name))
         o.maximize = 1 if maximize else 0
+        o.reshuffle = 1 if reshuffle else 0
         if gradient_from is not None:
             if not isinstance(gradient_from, Meta):
                 raise TypeError("gradient_from: expected a metagrad.Meta")

@@ -274,6 +274,7 @@ class MgdOptions(ctypes.Structure):
         ("basis", ctypes.POINTER(ctypes.c_double)),
         ("basis_dim", ctypes.c_int64),
         ("coefficients", ctypes.POINTER(ctypes.c_double)),
+        ("reshuffle", ctypes.c_int32),
     ]
 
 
@@ -379,6 +380,7 @@ FUNCTIONS = [
     ("mgrad_run_get_params", [_vp, c_enum, _vp, _i64], c_enum, _st),
     ("mgrad_run_evaluate", [_vp, _vp, _pdbl, _pdbl], c_enum, _st),
     ("mgrad_run_example_losses", [_vp, _vp, c_enum, _vp, _i64], c_enum, _st),
+    ("mgrad_run_set_shuffle_seed", [_vp, ctypes.c_uint64], c_enum, _st),
     ("mgrad_run_get_stats", [_vp, ctypes.POINTER(RunStats)], c_enum, _st),
     # metagrad/meta.h
     ("mgrad_meta_options_init", [ctypes.POINTER(MetaOptions), _u32], c_enum, _st),
