@@ -11,7 +11,7 @@
  * Compressed files: every loader reads gzip-compressed files (detected by
  * their magic bytes 1f 8b) as well as plain ones.
  *
- * Usage:
+ * Usage (examples/load_data.c is this program, run by CI):
  *
  *     mgrad_dataset *all, *train, *val, *test;
  *     mgrad_dataset_load_fashion_mnist(&all, ctx, "train", NULL);
