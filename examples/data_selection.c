@@ -20,7 +20,7 @@
  * Prints a table and writes data_selection.csv and data_selection.png (test
  * accuracy per method) and data_selection_progress.png (MGD's objective).
  *
- * Usage: data_selection [--quick] [--pool N] [--select K] [--meta-steps M]
+ * Usage: data_selection [--quick | --smoke] [--pool N] [--select K] [--meta-steps M]
  *                       [--seeds S] [--out DIR]
  */
 #include <math.h>
@@ -97,13 +97,16 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "--quick")) {
             o.pool = 2000; o.select = 1000; o.meta_steps = 25; o.exchange = 25;
             o.target = 500; o.heldout = 500;
+        } else if (!strcmp(argv[i], "--smoke")) {  /* a tiny configuration: seconds */
+            o.pool = 200; o.select = 100; o.meta_steps = 2; o.exchange = 10;
+            o.target = 100; o.heldout = 100; o.seeds = 1; o.train.steps = 30;
         } else if (!strcmp(argv[i], "--pool") && i + 1 < argc) o.pool = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--select") && i + 1 < argc) o.select = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--meta-steps") && i + 1 < argc) o.meta_steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--seeds") && i + 1 < argc) o.seeds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--out") && i + 1 < argc) o.out = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--quick] [--pool N] [--select K] [--meta-steps M] "
+            fprintf(stderr, "usage: %s [--quick | --smoke] [--pool N] [--select K] [--meta-steps M] "
                     "[--seeds S] [--out DIR]\n", argv[0]);
             return 2;
         }
@@ -113,6 +116,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "need 1 <= select < pool, 1 <= seeds <= 16, 1 <= meta-steps <= 500\n");
         return 2;
     }
+    if (app_require_fmnist(argv[0]) != 0) return APP_EXIT_SKIP;
     mgrad_context *ctx = NULL;
     if (mgrad_context_create(&ctx, NULL) != MGRAD_OK) return 1;
     mgrad_dataset *all = NULL, *test = NULL;

@@ -15,7 +15,7 @@
  * Prints a table; writes lr_schedule.csv (the schedules, per step) and
  * lr_schedule.png (their plot), lr_schedule_progress.png.
  *
- * Usage: lr_schedule [--quick] [--meta-steps M] [--seeds S] [--out DIR]
+ * Usage: lr_schedule [--quick | --smoke] [--meta-steps M] [--seeds S] [--out DIR]
  */
 #include <math.h>
 #include <stdio.h>
@@ -128,11 +128,16 @@ int main(int argc, char **argv)
             meta_steps = 25;
             ntrain = 2000;
             s.cfg.steps = 200;
+        } else if (!strcmp(argv[i], "--smoke")) {  /* a tiny configuration: seconds */
+            meta_steps = 2;
+            ntrain = 200;
+            seeds = 1;
+            s.cfg.steps = 30;
         } else if (!strcmp(argv[i], "--meta-steps") && i + 1 < argc) meta_steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--seeds") && i + 1 < argc) seeds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--quick] [--meta-steps M] [--seeds S] [--out DIR]\n",
+            fprintf(stderr, "usage: %s [--quick | --smoke] [--meta-steps M] [--seeds S] [--out DIR]\n",
                     argv[0]);
             return 2;
         }
@@ -141,6 +146,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "need 1 <= meta-steps <= 1000 and 1 <= seeds <= 16\n");
         return 2;
     }
+    if (app_require_fmnist(argv[0]) != 0) return APP_EXIT_SKIP;
     if (mgrad_context_create(&s.ctx, NULL) != MGRAD_OK) return 1;
     mgrad_context *ctx = s.ctx;
     mgrad_dataset *all = NULL;

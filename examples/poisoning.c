@@ -14,7 +14,7 @@
  * Writes poisoning.csv, poisoning.png (accuracy per attack) and
  * poisoning_progress.png (the attacker's objective).
  *
- * Usage: poisoning [--quick] [--meta-steps M] [--seeds S] [--out DIR]
+ * Usage: poisoning [--quick | --smoke] [--meta-steps M] [--seeds S] [--out DIR]
  */
 #include <math.h>
 #include <stdio.h>
@@ -60,11 +60,16 @@ int main(int argc, char **argv)
             meta_steps = 20;
             N = 2000;
             cfg.steps = 250;
+        } else if (!strcmp(argv[i], "--smoke")) {  /* a tiny configuration: seconds */
+            meta_steps = 2;
+            N = 200;
+            seeds = 1;
+            cfg.steps = 30;
         } else if (!strcmp(argv[i], "--meta-steps") && i + 1 < argc) meta_steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--seeds") && i + 1 < argc) seeds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--quick] [--meta-steps M] [--seeds S] [--out DIR]\n",
+            fprintf(stderr, "usage: %s [--quick | --smoke] [--meta-steps M] [--seeds S] [--out DIR]\n",
                     argv[0]);
             return 2;
         }
@@ -73,6 +78,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "need 1 <= meta-steps <= 2000 and 1 <= seeds <= 16\n");
         return 2;
     }
+    if (app_require_fmnist(argv[0]) != 0) return APP_EXIT_SKIP;
     mgrad_context *ctx = NULL;
     if (mgrad_context_create(&ctx, NULL) != MGRAD_OK) return 1;
     mgrad_dataset *all = NULL, *test = NULL, *train = NULL, *target = NULL, *heldout = NULL;

@@ -6,6 +6,35 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#ifndef APP_FMNIST_DIR
+#define APP_FMNIST_DIR MGRAD_FASHION_MNIST_DIR
+#endif
+
+/* dir/name.gz or dir/name exists (what the library's loader accepts). */
+static int fmnist_file_present(const char *name)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s.gz", APP_FMNIST_DIR, name);
+    if (access(path, F_OK) == 0) return 1;
+    snprintf(path, sizeof path, "%s/%s", APP_FMNIST_DIR, name);
+    return access(path, F_OK) == 0;
+}
+
+int app_require_fmnist(const char *program)
+{
+    static const char *const files[] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
+    for (int i = 0; i < 4; i++)
+        if (!fmnist_file_present(files[i])) {
+            fprintf(stderr, "%s: Fashion-MNIST is not installed (%s/%s missing); install it "
+                    "with `apt-get install dataset-fashion-mnist`; skipping\n", program,
+                    APP_FMNIST_DIR, files[i]);
+            return APP_EXIT_SKIP;
+        }
+    return 0;
+}
 
 int app_load_fmnist(mgrad_context *ctx, const char *split, mgrad_dataset **out)
 {

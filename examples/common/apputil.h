@@ -28,6 +28,14 @@ typedef struct app_train {
     int hidden;          /* MLP hidden width */
 } app_train;
 
+/* Exit code of a skipped test (meson). */
+#define APP_EXIT_SKIP 77
+
+/* 0 when the Fashion-MNIST files are installed (APP_FMNIST_DIR, by default
+   the library's MGRAD_FASHION_MNIST_DIR); otherwise prints how to install
+   them and returns APP_EXIT_SKIP, for main to return. */
+int app_require_fmnist(const char *program);
+
 /* Load the Fashion-MNIST split ("train" or "test") scaled to [0, 1].
    Returns 0, or prints how to install the data and returns 1. */
 int app_load_fmnist(mgrad_context *ctx, const char *split, mgrad_dataset **out);

@@ -9,8 +9,8 @@ held-out split: the best constant rate, step decay (x0.1 at 50% and 75%),
 cosine decay, and the best of a grid of one-cycle schedules (linear warm-up
 to a peak, then linear decay to 0).  MGD starts from a flat schedule and
 runs Adam on a piecewise-linear schedule (11 knots) with the metagradient
-dφ/dη_t mapped onto the knots (φ: loss on a target split; the best iterate
-chosen on the held-out split).  Each schedule is then retrained with seeds
+dφ/dη_t mapped onto the knots, each meta-step on a new batch order (φ:
+loss on a target split; the best iterate chosen on the held-out split).  Each schedule is then retrained with seeds
 no method saw and scored on the official test split.
 
 Step for step the C program, with the same splits (the library's seeded
@@ -143,7 +143,9 @@ def main():
     with app.make_run(ctx, s.cfg, s.train, s.target, 1, 1) as run:
         lr = run.add_meta("lr_schedule")
         mgd = mg.MGD(lr, method="adam", lr=0.005, projection="box", lo=0, hi=0.5,
-                     basis=basis, coefficients=knots, heldout=s.heldout, progress=log)
+                     basis=basis, coefficients=knots,
+                     reshuffle=True,  # a new batch order every meta-step: fit no single one
+                     heldout=s.heldout, progress=log)
         print("MGD from a flat schedule at %.3f, %d knots (%d meta-steps):"
               % (s.cfg.lr, KNOTS, o.meta_steps), flush=True)
         mgd.run(o.meta_steps)

@@ -1,0 +1,381 @@
+#!/usr/bin/python3
+"""torch_compare.py - libmetagrad against PyTorch's unrolled autograd on the
+same work, each side in its own subprocess so that peak memory (VmHWM of
+/proc/self/status) is measured per side.
+
+mlp mode (default): MLP 784-256-10 (ReLU), f32, Fashion-MNIST (all 60000
+training images; validation = the first 1000 test images), batch 128, SGD
+with momentum 0.9, the same θ0 (drawn by metagrad, set in both), the same
+explicit batches, metaparameters = data weights (one per training image) and
+the per-step LR.  φ = mean validation cross-entropy at θ_T.
+  ours:  mgrad_run_train + mgrad_run_reverse, binomial checkpointing with
+         2⌈log2 T⌉ slots (and store-all when --store-all is given);
+  torch: the T steps unrolled with torch.autograd.grad(create_graph=True),
+         then φ.backward().
+Reports time and peak RSS of each side, their ratios, and the relative error
+‖a − b‖/‖b‖ of the two LR and data-weight metagradients.
+
+cnn mode: the small ResNet of examples/small_resnet.c (same layers in both)
+on Fashion-MNIST, batch 64: images/s of plain training and of the
+metagradient (data weights; torch unrolled over a short T).  Throughput only
+(weights are not shared in this mode).
+
+Run from the repository root:
+  PYTHONPATH=bindings/python METAGRAD_LIBRARY=<build>/lib/libmetagrad.so \\
+    OPENBLAS_NUM_THREADS=2 python3 bench/torch_compare.py --steps 200 1000
+  ... python3 bench/torch_compare.py --mode cnn --steps 20
+Needs python3-torch (scripts/install-bench-deps.sh) and numpy.
+"""
+import argparse
+import gzip
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+DATA_DIR = "/usr/share/datasets/fashion-mnist"
+
+
+def peak_rss():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def read_idx(path):
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def prepare(tmp, args):
+    """Fashion-MNIST as .npy files (pixels / 255, f32), batches, θ0."""
+    xtr = read_idx(os.path.join(DATA_DIR, "train-images-idx3-ubyte.gz"))
+    ytr = read_idx(os.path.join(DATA_DIR, "train-labels-idx1-ubyte.gz"))
+    xte = read_idx(os.path.join(DATA_DIR, "t10k-images-idx3-ubyte.gz"))
+    yte = read_idx(os.path.join(DATA_DIR, "t10k-labels-idx1-ubyte.gz"))
+    n = args.train if args.train > 0 else len(xtr)
+    shape = (-1, 784) if args.mode == "mlp" else (-1, 1, 28, 28)
+    files = {
+        "xtr": (xtr[:n].astype(np.float32) / np.float32(255)).reshape(shape),
+        "ytr": ytr[:n].astype(np.int64),
+        "xv": (xte[:args.val].astype(np.float32) / np.float32(255)).reshape(shape),
+        "yv": yte[:args.val].astype(np.int64),
+    }
+    paths = {}
+    for k, v in files.items():
+        paths[k] = os.path.join(tmp, k + ".npy")
+        np.save(paths[k], np.ascontiguousarray(v))
+    rng = np.random.default_rng(args.seed)
+    tmax = max(args.steps)
+    per_epoch = n // args.batch
+    batches = np.concatenate([rng.permutation(n)[:per_epoch * args.batch]
+                              for _ in range(tmax // per_epoch + 1)])[:tmax * args.batch]
+    paths["batches"] = os.path.join(tmp, "batches.npy")
+    np.save(paths["batches"], batches.reshape(tmax, args.batch).astype(np.int64))
+    if args.mode == "mlp":
+        import metagrad as mg
+        ctx = mg.Context(dtype="f32")
+        model = mg.Model(ctx, [784]).dense(args.hidden).activation("relu").dense(10)
+        model.init_params(args.seed)
+        paths["theta0"] = os.path.join(tmp, "theta0.npy")
+        np.save(paths["theta0"], np.asarray(model.params, dtype=np.float32))
+        model.close()
+        ctx.close()
+    return paths, n
+
+
+# ---------------------------------------------------------------- children
+
+def child_ours(cfg):
+    import metagrad as mg
+    T, B = cfg["steps"], cfg["batch"]
+    p = cfg["paths"]
+    ctx = mg.Context(dtype="f32", threads=cfg["threads"])
+    train = mg.Dataset.load_npy(ctx, p["xtr"], p["ytr"], num_classes=10)
+    val = mg.Dataset.load_npy(ctx, p["xv"], p["yv"], num_classes=10)
+    batches = np.load(p["batches"])[:T]
+    if cfg["mode"] == "mlp":
+        model = mg.Model(ctx, [784]).dense(cfg["hidden"]).activation("relu").dense(10)
+        model.params = np.load(p["theta0"])
+    else:
+        model = mg.Model(ctx, [1, 28, 28])
+        model.conv2d(8, 3, 1, 1).batch_norm().activation("relu")
+        model.resnet_block(8, 1).resnet_block(16, 2)
+        model.avg_pool(2, 2).global_avg_pool().dense(10).scale(0.5)
+    opts = dict(validation=val, steps=T, batch_size=B, lr=cfg["lr"], momentum=0.9,
+                batches=batches)
+    if cfg["schedule"] == "store-all":
+        opts.update(checkpoint="store_all")
+    else:
+        slots = 2 * max(1, math.ceil(math.log2(T)))
+        opts.update(checkpoint="binomial", checkpoint_slots=slots)
+    out = {}
+    if cfg["mode"] == "cnn" or cfg.get("plain"):
+        plain = mg.Run(model, train, steps=T, batch_size=B, validation=val, lr=cfg["lr"],
+                       momentum=0.9, batches=batches, checkpoint="binomial",
+                       checkpoint_slots=1)
+        plain.train()  # warm-up
+        t0 = time.perf_counter()
+        plain.train()
+        out["plain_s"] = time.perf_counter() - t0
+        plain.close()
+    run = mg.Run(model, train, **opts)
+    lrm = run.add_meta("lr_schedule")
+    wm = run.add_meta("data_weights")
+    t0 = time.perf_counter()
+    phi = run.train()
+    t1 = time.perf_counter()
+    run.reverse()
+    t2 = time.perf_counter()
+    out.update(phi=phi, train_s=t1 - t0, reverse_s=t2 - t1, total_s=t2 - t0,
+               ctx_peak=ctx.memory()[1], rss=peak_rss())
+    np.save(cfg["out"] + ".lr.npy", np.asarray(lrm.grad, dtype=np.float64))
+    np.save(cfg["out"] + ".w.npy", np.asarray(wm.grad, dtype=np.float64))
+    return out
+
+
+def torch_model(cfg):
+    import torch
+    import torch.nn as nn
+
+    class Block(nn.Module):
+        def __init__(self, cin, c, stride):
+            super().__init__()
+            self.c1 = nn.Conv2d(cin, c, 3, stride, 1)
+            self.b1 = nn.BatchNorm2d(c, track_running_stats=False)
+            self.c2 = nn.Conv2d(c, c, 3, 1, 1)
+            self.b2 = nn.BatchNorm2d(c, track_running_stats=False)
+            self.proj = None
+            if stride != 1 or cin != c:
+                self.proj = nn.Sequential(nn.Conv2d(cin, c, 1, stride, 0),
+                                          nn.BatchNorm2d(c, track_running_stats=False))
+
+        def forward(self, x):
+            h = torch.relu(self.b1(self.c1(x)))
+            h = self.b2(self.c2(h))
+            return torch.relu(h + (x if self.proj is None else self.proj(x)))
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(1, 8, 3, 1, 1),
+                                      nn.BatchNorm2d(8, track_running_stats=False), nn.ReLU())
+            self.blocks = nn.Sequential(Block(8, 8, 1), Block(8, 16, 2))
+            self.fc = nn.Linear(16, 10)
+
+        def forward(self, x):
+            h = self.blocks(self.stem(x))
+            h = torch.nn.functional.avg_pool2d(h, 2, 2).mean(dim=(2, 3))
+            return 0.5 * self.fc(h)
+
+    return Net()
+
+
+def child_torch(cfg):
+    import torch
+    import torch.nn.functional as F
+    torch.set_num_threads(cfg["threads"])
+    T, B = cfg["steps"], cfg["batch"]
+    p = cfg["paths"]
+    X = torch.from_numpy(np.load(p["xtr"]))
+    Y = torch.from_numpy(np.load(p["ytr"]))
+    Xv = torch.from_numpy(np.load(p["xv"]))
+    Yv = torch.from_numpy(np.load(p["yv"]))
+    batches = torch.from_numpy(np.load(p["batches"])[:T])
+    N = X.shape[0]
+    lr, mu = cfg["lr"], 0.9
+    out = {}
+    if cfg["mode"] == "mlp":
+        H = cfg["hidden"]
+        th = torch.from_numpy(np.load(p["theta0"]))
+        sizes = [(H, 784), (H,), (10, H), (10,)]
+        params0, o = [], 0
+        for s in sizes:
+            k = int(np.prod(s))
+            params0.append(th[o:o + k].reshape(s).clone())
+            o += k
+
+        def fwd(x, ps):
+            return F.linear(torch.relu(F.linear(x, ps[0], ps[1])), ps[2], ps[3])
+    else:
+        net = torch_model(cfg)
+        names = [n for n, _ in net.named_parameters()]
+        params0 = [q.detach().clone() for q in net.parameters()]
+
+        def fwd(x, ps):
+            return torch.func.functional_call(net, dict(zip(names, ps)), (x,))
+
+    # plain training (torch.optim.SGD semantics), warm-up then timed
+    def plain():
+        ps = [q.clone().requires_grad_(True) for q in params0]
+        opt = torch.optim.SGD(ps, lr=lr, momentum=mu)
+        for t in range(T):
+            idx = batches[t]
+            loss = F.cross_entropy(fwd(X.index_select(0, idx), ps), Y.index_select(0, idx))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            F.cross_entropy(fwd(Xv, ps), Yv)
+    if cfg["mode"] == "cnn" or cfg.get("plain"):
+        plain()
+        t0 = time.perf_counter()
+        plain()
+        out["plain_s"] = time.perf_counter() - t0
+
+    w = torch.ones(N, requires_grad=True)
+    lrs = torch.full((T,), lr, requires_grad=True)
+    ps = [q.clone().requires_grad_(True) for q in params0]
+    bufs = [torch.zeros_like(q) for q in ps]
+    t0 = time.perf_counter()
+    for t in range(T):
+        idx = batches[t]
+        ell = F.cross_entropy(fwd(X.index_select(0, idx), ps), Y.index_select(0, idx),
+                              reduction="none")
+        loss = (w[idx] * ell).sum() / B
+        g = torch.autograd.grad(loss, ps, create_graph=True)
+        bufs = [mu * m + gi for m, gi in zip(bufs, g)]
+        ps = [q - lrs[t] * m for q, m in zip(ps, bufs)]
+    phi = F.cross_entropy(fwd(Xv, ps), Yv)
+    t1 = time.perf_counter()
+    phi.backward()
+    t2 = time.perf_counter()
+    out.update(phi=float(phi), train_s=t1 - t0, reverse_s=t2 - t1, total_s=t2 - t0,
+               rss=peak_rss())
+    np.save(cfg["out"] + ".lr.npy", lrs.grad.double().numpy())
+    np.save(cfg["out"] + ".w.npy", w.grad.double().numpy())
+    return out
+
+
+# ---------------------------------------------------------------- parent
+
+def run_child(side, cfg, timeout):
+    env = dict(os.environ)
+    env["OPENBLAS_NUM_THREADS"] = str(cfg["threads"])
+    env["OMP_NUM_THREADS"] = str(cfg["threads"])
+    try:
+        r = subprocess.run([sys.executable, __file__, "--child", side, json.dumps(cfg)],
+                           env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": "timed out after %d s" % timeout}
+    if r.returncode != 0:
+        tail = (r.stderr or "").strip().splitlines()[-3:]
+        return {"error": "exit %d (%s)" % (r.returncode,
+                                           "killed: out of memory?" if r.returncode < 0
+                                           else " | ".join(tail))}
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def rel(a, b):
+    nb = np.linalg.norm(b)
+    return float(np.linalg.norm(a - b) / nb) if nb > 0 else float("nan")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--mode", choices=["mlp", "cnn"], default="mlp")
+    ap.add_argument("--steps", type=int, nargs="+", default=None)
+    ap.add_argument("--batch", type=int, default=None)
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--train", type=int, default=0, help="training images (0: all 60000)")
+    ap.add_argument("--val", type=int, default=1000)
+    ap.add_argument("--lr", type=float, default=0.05)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--store-all", action="store_true", help="also run ours with store-all")
+    ap.add_argument("--plain", action="store_true", help="also time plain training (mlp)")
+    ap.add_argument("--timeout", type=int, default=1800)
+    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        side, cfg = args.child[0], json.loads(args.child[1])
+        out = child_ours(cfg) if side == "ours" else child_torch(cfg)
+        print(json.dumps(out))
+        return
+    if args.steps is None:
+        args.steps = [200, 1000] if args.mode == "mlp" else [20]
+    if args.batch is None:
+        args.batch = 128 if args.mode == "mlp" else 64
+    import torch
+    print("%s, T in %s, batch %d, %d threads each side, torch %s, %d repeat(s) "
+          "(medians)" % (args.mode, args.steps, args.batch, args.threads, torch.__version__,
+                         args.repeats))
+    with tempfile.TemporaryDirectory() as tmp:
+        paths, n = prepare(tmp, args)
+        sides = [("torch", "unrolled"), ("ours", "binomial")]
+        if args.store_all:
+            sides.append(("ours", "store-all"))
+        for T in args.steps:
+            res = {}
+            for side, sched in sides:
+                runs = []
+                for rep in range(args.repeats):
+                    cfg = dict(mode=args.mode, steps=T, batch=args.batch, hidden=args.hidden,
+                               lr=args.lr, threads=args.threads, paths=paths,
+                               schedule=sched, plain=args.plain,
+                               out=os.path.join(tmp, "%s-%s-%d" % (side, sched, T)))
+                    r = run_child(side, cfg, args.timeout)
+                    runs.append(r)
+                    if "error" in r:
+                        break
+                ok = [r for r in runs if "error" not in r]
+                if not ok:
+                    res[(side, sched)] = runs[-1]
+                    continue
+                med = {k: float(np.median([r[k] for r in ok])) for k in ok[0]}
+                med["out"] = cfg["out"]
+                res[(side, sched)] = med
+            report(args, T, n, res)
+
+
+def report(args, T, n, res):
+    B = args.batch
+    print("\nT = %d (%d images/step, %d training images)" % (T, B, n))
+    print("  %-18s %9s %9s %9s %9s %11s %10s %10s" % (
+        "side", "train s", "reverse s", "total s", "plain s", "peak RSS", "ctx peak",
+        "meta img/s"))
+    for (side, sched), r in res.items():
+        name = "%s %s" % (side, sched)
+        if "error" in r:
+            print("  %-18s %s" % (name, r["error"]))
+            continue
+        print("  %-18s %9.2f %9.2f %9.2f %9s %8.0f MiB %6s MiB %10.0f" % (
+            name, r["train_s"], r["reverse_s"], r["total_s"],
+            "%.2f" % r["plain_s"] if "plain_s" in r else "-", r["rss"] / 2**20,
+            "%.0f" % (r["ctx_peak"] / 2**20) if "ctx_peak" in r else "-",
+            T * B / r["total_s"]))
+        if "plain_s" in r:
+            print("  %-18s plain training %.0f images/s" % ("", T * B / r["plain_s"]))
+    t = res.get(("torch", "unrolled"), {})
+    for key, r in res.items():
+        if key[0] != "ours" or "error" in r:
+            continue
+        name = "ours %s" % key[1]
+        if "error" in t or not t:
+            print("  %s vs torch: torch failed, no ratio" % name)
+            continue
+        line = "  %s / torch: time %.3fx, peak RSS %.3fx" % (
+            name, r["total_s"] / t["total_s"], r["rss"] / t["rss"])
+        if args.mode == "mlp":
+            lr_a, lr_b = np.load(r["out"] + ".lr.npy"), np.load(t["out"] + ".lr.npy")
+            w_a, w_b = np.load(r["out"] + ".w.npy"), np.load(t["out"] + ".w.npy")
+            line += ("; phi %.6f vs %.6f; rel. error: LR metagradient %.2e, "
+                     "data-weight metagradient %.2e" % (r["phi"], t["phi"], rel(lr_a, lr_b),
+                                                        rel(w_a, w_b)))
+        print(line)
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
