@@ -8,8 +8,9 @@
  * MPI_Test calls on a non-blocking barrier): the single-process run with 1
  * BLAS thread, then with P BLAS threads (the fair rival of P ranks on P
  * cores).  Phase 2, all ranks: the same run data-parallel, 1 BLAS thread
- * per rank.  Each timing is the median over `repeats` (default 3) after one
- * untimed warm-up.  Prints the times, the speedups of the data-parallel run
+ * per rank.  Each timing is the best and the median over `repeats` (default
+ * 3) after one untimed warm-up; the best is the robust figure on a machine
+ * shared with other work.  Prints the times, the speedups of the data-parallel run
  * over both single-process runs, the time rank 0 spent in reductions
  * (waiting included) and the bytes reduced per forward and per reverse
  * step, per-rank peak memory, and the relative difference of the
@@ -126,21 +127,38 @@ static void unmake(setup *s)
     mgrad_context_destroy(s->ctx);
 }
 
-/* Median seconds of train + reverse; the LR metagradient into g [T]. */
-static double time_it(setup *s, int repeats, int parallel, double *g)
+typedef struct timing {
+    double min, median; /* seconds of one train + reverse */
+    double comm;        /* seconds in reductions over the timed repeats (rank 0) */
+    double total;       /* seconds of the timed repeats */
+} timing;
+
+/* Times of train + reverse over `repeats` after a warm-up; the LR
+   metagradient into g [T]. */
+static timing time_it(setup *s, int repeats, int parallel, double *g)
 {
     double times[32];
+    timing tm = {0, 0, 0, 0};
     for (int r = -1; r < repeats; r++) {
         if (parallel) MPI_Barrier(MPI_COMM_WORLD);
+        mgrad_mpi_info a = MGRAD_MPI_INFO_INIT, b = MGRAD_MPI_INFO_INIT;
+        CHECK(mgrad_run_mpi_info(s->run, &a), s->ctx);
         double t0 = now();
         CHECK(mgrad_run_train(s->run, NULL), s->ctx);
         CHECK(mgrad_run_reverse(s->run), s->ctx);
         double t = now() - t0;
-        if (r >= 0) times[r] = t;
+        CHECK(mgrad_run_mpi_info(s->run, &b), s->ctx);
+        if (r >= 0) {
+            times[r] = t;
+            tm.total += t;
+            tm.comm += b.seconds - a.seconds;
+        }
     }
     CHECK(mgrad_meta_gather_grad(s->lr, -1, MGRAD_DTYPE_F64, g, T), s->ctx);
     qsort(times, (size_t)repeats, sizeof *times, cmp_double);
-    return times[repeats / 2];
+    tm.min = times[0];
+    tm.median = times[repeats / 2];
+    return tm;
 }
 
 /* Wait for rank 0 without burning a core. */
@@ -166,7 +184,7 @@ int main(int argc, char **argv)
     if (repeats < 1) repeats = 1;
     if (repeats > 32) repeats = 32;
     double g1[T], g2[T], gp[T];
-    double t1 = 0, t2 = 0;
+    timing t1 = {0, 0, 0, 0}, t2 = {0, 0, 0, 0};
     /* phase 1: rank 0 alone */
     if (rank == 0) {
         setup s;
@@ -181,15 +199,17 @@ int main(int argc, char **argv)
         make(&s, size, width, 0);
         t2 = time_it(&s, repeats, 0, g2);
         unmake(&s);
-        printf("  one process, 1 BLAS thread:           %8.3f s\n", t1);
-        printf("  one process, %d BLAS threads:          %8.3f s\n", size, t2);
+        printf("  one process, 1 BLAS thread:    best %8.3f s  median %8.3f s\n", t1.min,
+               t1.median);
+        printf("  one process, %d BLAS threads:   best %8.3f s  median %8.3f s\n", size,
+               t2.min, t2.median);
         fflush(stdout);
     }
     if (size > 1) idle_barrier();
     /* phase 2: data-parallel, 1 BLAS thread per rank */
     setup s;
     make(&s, 1, width, 1);
-    double tp = time_it(&s, repeats, 1, gp);
+    timing tp = time_it(&s, repeats, 1, gp);
     mgrad_mpi_info info = MGRAD_MPI_INFO_INIT;
     CHECK(mgrad_run_mpi_info(s.run, &info), s.ctx);
     mgrad_run_stats st = MGRAD_RUN_STATS_INIT;
@@ -206,15 +226,16 @@ int main(int argc, char **argv)
             if (fabs(gp[t] - g1[t]) > d) d = fabs(gp[t] - g1[t]);
             if (fabs(g1[t]) > m) m = fabs(g1[t]);
         }
-        /* every train + reverse: T forward steps, T reverse steps, φ and ∇φ */
-        double runs = repeats + 1 + 0.0;
-        printf("  %d ranks, 1 BLAS thread each:          %8.3f s   speedup %.2fx over 1 "
-               "thread, %.2fx over %d threads\n", size, tp, t1 / tp, t2 / tp, size);
-        printf("  rank 0 in reductions: %.3f s per train+reverse (%.0f%%), %lld reductions "
-               "of %.1f MB (P = %lld values, f64) per train+reverse: 1 per forward step, "
-               "2 per reverse step\n",
-               info.seconds / runs, 100 * info.seconds / runs / tp,
-               (long long)((double)info.reductions / runs),
+        printf("  %d ranks, 1 BLAS thread each:  best %8.3f s  median %8.3f s\n", size,
+               tp.min, tp.median);
+        printf("  speedup of %d ranks (best/best): %.2fx over 1 thread, %.2fx over %d "
+               "threads; (median/median): %.2fx, %.2fx\n", size, t1.min / tp.min,
+               t2.min / tp.min, size, t1.median / tp.median, t2.median / tp.median);
+        printf("  rank 0 in reductions: %.3f s per train+reverse (%.0f%% of its time, "
+               "waiting for the other ranks included); %lld reductions per train+reverse, "
+               "%.1f MB each (P = %lld values, f64): 1 per forward step, 2 per reverse "
+               "step, 1 for the gradient of phi, and 3 header-only exchanges (phi, two call ends)\n", tp.comm / repeats,
+               100 * tp.comm / tp.total, (long long)(info.reductions / (repeats + 1)),
                (double)np * 8 / 1e6, (long long)np);
         printf("  peak bytes per rank (context):");
         for (int r = 0; r < size && r < 64; r++)
@@ -223,6 +244,29 @@ int main(int argc, char **argv)
         printf("  LR metagradient vs one process: max rel diff %.2e\n", m > 0 ? d / m : d);
     }
     unmake(&s);
+    /* the transport's bandwidth for one vector of P doubles (ping-pong) */
+    if (size > 1 && rank < 2) {
+        size_t n = (size_t)np;
+        double *v = calloc(n, sizeof *v);
+        double best = 1e300;
+        for (int r = 0; r < 6; r++) {
+            double t0 = now();
+            if (rank == 0) {
+                MPI_Send(v, (int)n, MPI_DOUBLE, 1, 9, MPI_COMM_WORLD);
+                MPI_Recv(v, (int)n, MPI_DOUBLE, 1, 9, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            } else {
+                MPI_Recv(v, (int)n, MPI_DOUBLE, 0, 9, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+                MPI_Send(v, (int)n, MPI_DOUBLE, 0, 9, MPI_COMM_WORLD);
+            }
+            double t = (now() - t0) / 2;
+            if (r > 0 && t < best) best = t;
+        }
+        if (rank == 0)
+            printf("  transport: one message of %.1f MB takes %.2f ms (%.2f GB/s, best of 5 "
+                   "ping-pongs)\n", (double)n * 8 / 1e6, best * 1e3,
+                   (double)n * 8 / best / 1e9);
+        free(v);
+    }
     MPI_Finalize();
     return 0;
 }
