@@ -100,7 +100,7 @@ def child_ours(cfg):
     import metagrad as mg
     T, B = cfg["steps"], cfg["batch"]
     p = cfg["paths"]
-    ctx = mg.Context(dtype="f32", threads=cfg["threads"])
+    ctx = mg.Context(dtype=cfg["dtype"], threads=cfg["threads"])
     train = mg.Dataset.load_npy(ctx, p["xtr"], p["ytr"], num_classes=10)
     val = mg.Dataset.load_npy(ctx, p["xv"], p["yv"], num_classes=10)
     batches = np.load(p["batches"])[:T]
@@ -187,9 +187,11 @@ def child_torch(cfg):
     torch.set_num_threads(cfg["threads"])
     T, B = cfg["steps"], cfg["batch"]
     p = cfg["paths"]
-    X = torch.from_numpy(np.load(p["xtr"]))
+    dt = torch.float64 if cfg["dtype"] == "f64" else torch.float32
+    torch.set_default_dtype(dt)
+    X = torch.from_numpy(np.load(p["xtr"])).to(dt)
     Y = torch.from_numpy(np.load(p["ytr"]))
-    Xv = torch.from_numpy(np.load(p["xv"]))
+    Xv = torch.from_numpy(np.load(p["xv"])).to(dt)
     Yv = torch.from_numpy(np.load(p["yv"]))
     batches = torch.from_numpy(np.load(p["batches"])[:T])
     N = X.shape[0]
@@ -197,7 +199,7 @@ def child_torch(cfg):
     out = {}
     if cfg["mode"] == "mlp":
         H = cfg["hidden"]
-        th = torch.from_numpy(np.load(p["theta0"]))
+        th = torch.from_numpy(np.load(p["theta0"])).to(dt)
         sizes = [(H, 784), (H,), (10, H), (10,)]
         params0, o = [], 0
         for s in sizes:
@@ -208,12 +210,16 @@ def child_torch(cfg):
         def fwd(x, ps):
             return F.linear(torch.relu(F.linear(x, ps[0], ps[1])), ps[2], ps[3])
     else:
+        try:
+            from torch.func import functional_call
+        except ImportError:  # torch < 2.0
+            from torch.nn.utils.stateless import functional_call
         net = torch_model(cfg)
         names = [n for n, _ in net.named_parameters()]
         params0 = [q.detach().clone() for q in net.parameters()]
 
         def fwd(x, ps):
-            return torch.func.functional_call(net, dict(zip(names, ps)), (x,))
+            return functional_call(net, dict(zip(names, ps)), (x,))
 
     # plain training (torch.optim.SGD semantics), warm-up then timed
     def plain():
@@ -293,6 +299,9 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--dtype", choices=["f32", "f64"], default="f32",
+                    help="element type of both sides (f64: to separate rounding from "
+                         "disagreement)")
     ap.add_argument("--store-all", action="store_true", help="also run ours with store-all")
     ap.add_argument("--plain", action="store_true", help="also time plain training (mlp)")
     ap.add_argument("--timeout", type=int, default=1800)
@@ -308,9 +317,9 @@ def main():
     if args.batch is None:
         args.batch = 128 if args.mode == "mlp" else 64
     import torch
-    print("%s, T in %s, batch %d, %d threads each side, torch %s, %d repeat(s) "
-          "(medians)" % (args.mode, args.steps, args.batch, args.threads, torch.__version__,
-                         args.repeats))
+    print("%s, %s, T in %s, batch %d, lr %g, %d threads each side, torch %s, %d repeat(s) "
+          "(medians)" % (args.mode, args.dtype, args.steps, args.batch, args.lr, args.threads,
+                         torch.__version__, args.repeats))
     with tempfile.TemporaryDirectory() as tmp:
         paths, n = prepare(tmp, args)
         sides = [("torch", "unrolled"), ("ours", "binomial")]
@@ -323,6 +332,7 @@ def main():
                 for rep in range(args.repeats):
                     cfg = dict(mode=args.mode, steps=T, batch=args.batch, hidden=args.hidden,
                                lr=args.lr, threads=args.threads, paths=paths,
+                               dtype=args.dtype,
                                schedule=sched, plain=args.plain,
                                out=os.path.join(tmp, "%s-%s-%d" % (side, sched, T)))
                     r = run_child(side, cfg, args.timeout)

@@ -106,8 +106,8 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--seeds") && i + 1 < argc) o.seeds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--out") && i + 1 < argc) o.out = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--quick | --smoke] [--pool N] [--select K] [--meta-steps M] "
-                    "[--seeds S] [--out DIR]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--quick | --smoke] [--pool N] [--select K] "
+                    "[--meta-steps M] [--seeds S] [--out DIR]\n", argv[0]);
             return 2;
         }
     }

@@ -137,8 +137,8 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--seeds") && i + 1 < argc) seeds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--quick | --smoke] [--meta-steps M] [--seeds S] [--out DIR]\n",
-                    argv[0]);
+            fprintf(stderr, "usage: %s [--quick | --smoke] [--meta-steps M] [--seeds S] "
+                    "[--out DIR]\n", argv[0]);
             return 2;
         }
     }

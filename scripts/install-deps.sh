@@ -4,7 +4,8 @@
 set -eu
 PACKAGES="build-essential g++ meson ninja-build pkg-config libopenblas-dev liblapacke-dev
 check zlib1g-dev python3 python3-numpy python3-pytest python3-setuptools
-python3-matplotlib valgrind dataset-fashion-mnist"
+python3-matplotlib valgrind dataset-fashion-mnist
+libopenmpi-dev openmpi-bin"
 missing=""
 for p in $PACKAGES; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

@@ -10,8 +10,9 @@ cosine decay, and the best of a grid of one-cycle schedules (linear warm-up
 to a peak, then linear decay to 0).  MGD starts from a flat schedule and
 runs Adam on a piecewise-linear schedule (11 knots) with the metagradient
 dφ/dη_t mapped onto the knots, each meta-step on a new batch order (φ:
-loss on a target split; the best iterate chosen on the held-out split).  Each schedule is then retrained with seeds
-no method saw and scored on the official test split.
+loss on a target split; the best iterate chosen on the held-out split).
+Each schedule is then retrained with seeds no method saw and scored on the
+official test split.
 
 Step for step the C program, with the same splits (the library's seeded
 split), grids, training setup, MGD settings and library seeds.  This
