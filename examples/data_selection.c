@@ -60,17 +60,6 @@ static void shuffle(int64_t *a, int64_t n)
     }
 }
 
-static int progress(int64_t step, double phi, double score, double seconds, void *ud)
-{
-    double *log = ud;
-    log[2 * step] = phi;
-    log[2 * step + 1] = score;
-    printf("  meta-step %3lld  target loss %.4f  held-out loss %.4f  (%.1f s)\n",
-           (long long)step, phi, score, seconds);
-    fflush(stdout);
-    return 0;
-}
-
 /* Retrain S times on the multiset `rows` and report test accuracy. */
 static int score_selection(mgrad_context *ctx, const options *o, const mgrad_dataset *pool,
                            const int64_t *rows, int64_t n, const mgrad_dataset *val,
@@ -224,7 +213,7 @@ int main(int argc, char **argv)
         go.exchange = o.exchange;
         go.gradient_from = pm;
         go.heldout = heldout;
-        go.progress = progress;
+        go.progress = app_progress;
         go.user_data = log;
         APP_CHECK(ctx, mgrad_mgd_create(&mgd, cm, &go));
         printf("MGD (%d meta-steps):\n", o.meta_steps);
@@ -272,23 +261,12 @@ int main(int argc, char **argv)
     if (ex_plot_bars(path, "Data selection on a defective Fashion-MNIST pool",
                      "test accuracy (%)", names, pct, pct_sd, 4) != 0)
         perror(path);
-    double *xs = malloc(sizeof(double) * (size_t)o.meta_steps);
-    double *ys = malloc(sizeof(double) * (size_t)o.meta_steps);
-    double *hs = malloc(sizeof(double) * (size_t)o.meta_steps);
-    for (int s = 0; s < o.meta_steps; s++) {
-        xs[s] = s;
-        ys[s] = log[2 * s];
-        hs[s] = log[2 * s + 1];
-    }
-    ex_series series[2] = {{"target loss (phi)", xs, ys, o.meta_steps},
-                           {"held-out loss", xs, hs, o.meta_steps}};
-    snprintf(path, sizeof path, "%s/data_selection_progress.png", o.out);
-    if (ex_plot_lines(path, "MGD data selection", "meta-step", "validation loss", series, 2) != 0)
-        perror(path);
+    app_plot_progress(o.out, "data_selection_progress.png", "MGD data selection", log,
+                      o.meta_steps);
     printf("wrote %s/data_selection.csv, data_selection.png, data_selection_progress.png\n",
            o.out);
 
-    free(xs); free(ys); free(hs); free(log); free(counts); free(sel); free(random_sel);
+    free(log); free(counts); free(sel); free(random_sel);
     free(ident); free(defect); free(labels); free(x); free(perm);
     mgrad_dataset_destroy(pool);
     mgrad_dataset_destroy(target);

@@ -106,17 +106,6 @@ static int tune(const setup *s, shape_fn shape, const double *peaks, int npeaks,
     return 0;
 }
 
-static int progress(int64_t step, double phi, double score, double seconds, void *ud)
-{
-    double *log = ud;
-    log[2 * step] = phi;
-    log[2 * step + 1] = score;
-    printf("  meta-step %3lld  target loss %.4f  held-out loss %.4f  (%.2f s)\n",
-           (long long)step, phi, score, seconds);
-    fflush(stdout);
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     int meta_steps = 50, seeds = 3;
@@ -199,7 +188,7 @@ int main(int argc, char **argv)
         go.coefficients = knots;
         go.reshuffle = 1;   /* a new batch order every meta-step: fit no single one */
         go.heldout = s.heldout;
-        go.progress = progress;
+        go.progress = app_progress;
         go.user_data = log;
         APP_CHECK(ctx, mgrad_mgd_create(&mgd, lr, &go));
         printf("MGD from a flat schedule at %.3f, %d knots (%d meta-steps):\n", s.cfg.lr,
@@ -245,24 +234,12 @@ int main(int argc, char **argv)
     if (ex_plot_lines(path, "Learning-rate schedules (tuned on held-out data)", "step",
                       "learning rate", series, NMETHODS) != 0)
         perror(path);
-    double *xs = malloc(sizeof(double) * (size_t)meta_steps);
-    double *ph = malloc(sizeof(double) * (size_t)meta_steps);
-    double *ho = malloc(sizeof(double) * (size_t)meta_steps);
-    for (int i = 0; i < meta_steps; i++) {
-        xs[i] = i;
-        ph[i] = log[2 * i];
-        ho[i] = log[2 * i + 1];
-    }
-    ex_series prog[2] = {{"target loss (phi)", xs, ph, meta_steps},
-                         {"held-out loss", xs, ho, meta_steps}};
-    snprintf(path, sizeof path, "%s/lr_schedule_progress.png", out);
-    if (ex_plot_lines(path, "MGD on the learning-rate schedule", "meta-step",
-                      "validation loss", prog, 2) != 0)
-        perror(path);
+    app_plot_progress(out, "lr_schedule_progress.png", "MGD on the learning-rate schedule", log,
+                      meta_steps);
     printf("wrote %s/lr_schedule.csv, lr_schedule.png, lr_schedule_progress.png\n", out);
 
     for (int k = 0; k < NMETHODS; k++) free(sched[k]);
-    free(basis); free(rows); free(steps); free(xs); free(ph); free(ho); free(log);
+    free(basis); free(rows); free(steps); free(log);
     mgrad_dataset_destroy(s.train);
     mgrad_dataset_destroy(s.target);
     mgrad_dataset_destroy(s.heldout);

@@ -37,17 +37,6 @@ static double urand(void)
     return (double)((z ^ (z >> 31)) >> 11) / 9007199254740992.0;
 }
 
-static int progress(int64_t step, double phi, double score, double seconds, void *ud)
-{
-    double *log = ud;
-    log[2 * step] = phi;
-    log[2 * step + 1] = score;
-    printf("  meta-step %3lld  target loss %.4f  held-out loss %.4f  (%.2f s)\n",
-           (long long)step, phi, score, seconds);
-    fflush(stdout);
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     int meta_steps = 40, seeds = 3;
@@ -127,7 +116,7 @@ int main(int argc, char **argv)
         go.lo = 0;
         go.hi = 1;
         go.heldout = heldout;
-        go.progress = progress;
+        go.progress = app_progress;
         go.user_data = log;
         APP_CHECK(ctx, mgrad_mgd_create(&mgd, pix, &go));
         printf("MGD poisoning (%d meta-steps, maximising the target loss):\n", meta_steps);
@@ -190,24 +179,12 @@ int main(int argc, char **argv)
     if (ex_plot_bars(path, "Victim accuracy after poisoning 2.5% of the training images",
                      "test accuracy (%)", names, pct, pct_sd, NATTACKS) != 0)
         perror(path);
-    double *xs = malloc(sizeof(double) * (size_t)meta_steps);
-    double *ph = malloc(sizeof(double) * (size_t)meta_steps);
-    double *ho = malloc(sizeof(double) * (size_t)meta_steps);
-    for (int i = 0; i < meta_steps; i++) {
-        xs[i] = i;
-        ph[i] = log[2 * i];
-        ho[i] = log[2 * i + 1];
-    }
-    ex_series prog[2] = {{"target loss (phi)", xs, ph, meta_steps},
-                         {"held-out loss", xs, ho, meta_steps}};
-    snprintf(path, sizeof path, "%s/poisoning_progress.png", out);
-    if (ex_plot_lines(path, "MGD poisoning: loss the attacker raises", "meta-step",
-                      "validation loss", prog, 2) != 0)
-        perror(path);
+    app_plot_progress(out, "poisoning_progress.png", "MGD poisoning: loss the attacker raises",
+                      log, meta_steps);
     printf("wrote %s/poisoning.csv, poisoning.png, poisoning_progress.png\n", out);
 
     for (int k = 1; k < NATTACKS; k++) mgrad_dataset_destroy(sets[k]);
-    free(xs); free(ph); free(ho); free(xa); free(ya); free(poison); free(log);
+    free(xa); free(ya); free(poison); free(log);
     free(x); free(y); free(ident); free(rows); free(taken);
     mgrad_dataset_destroy(train);
     mgrad_dataset_destroy(target);

@@ -3,6 +3,8 @@
  */
 #include "apputil.h"
 
+#include "plot.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,6 +144,38 @@ int app_run(mgrad_context *ctx, const app_train *cfg, mgrad_dataset *train,
     o.validation = validation;
     APP_CHECK(ctx, mgrad_run_create(run, *model, train, &o));
     return 0;
+}
+
+int app_progress(int64_t step, double phi, double score, double seconds, void *log)
+{
+    double *rec = log;
+    rec[2 * step] = phi;
+    rec[2 * step + 1] = score;
+    printf("  meta-step %3lld  target loss %.4f  held-out loss %.4f  (%.2f s)\n",
+           (long long)step, phi, score, seconds);
+    fflush(stdout);
+    return 0;
+}
+
+int app_plot_progress(const char *dir, const char *name, const char *title,
+                      const double *log, int steps)
+{
+    double *xs = malloc(sizeof(double) * (size_t)steps * 3);
+    if (xs == NULL) return -1;
+    double *phi = xs + steps, *held = xs + 2 * steps;
+    for (int i = 0; i < steps; i++) {
+        xs[i] = i;
+        phi[i] = log[2 * i];
+        held[i] = log[2 * i + 1];
+    }
+    ex_series series[2] = {{"target loss (phi)", xs, phi, steps},
+                           {"held-out loss", xs, held, steps}};
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int rc = ex_plot_lines(path, title, "meta-step", "validation loss", series, 2);
+    if (rc != 0) perror(path);
+    free(xs);
+    return rc;
 }
 
 void app_mean_std(const double *x, int n, double *mean, double *std)
