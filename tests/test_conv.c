@@ -38,18 +38,6 @@ static void check_err(const char *what, double err, double tol)
     ck_assert_msg(err <= tol, "%s: relative error %.3e > %.1e", what, err, tol);
 }
 
-/* ‖a − b‖ / max(‖a‖, ‖b‖, floor) over n values. */
-static double vec_rel_err(const double *a, const double *b, size_t n, double floor_)
-{
-    double d = 0, na = 0, nb = 0;
-    for (size_t i = 0; i < n; i++) {
-        d += (a[i] - b[i]) * (a[i] - b[i]);
-        na += a[i] * a[i];
-        nb += b[i] * b[i];
-    }
-    double s = fmax(fmax(sqrt(na), sqrt(nb)), floor_);
-    return sqrt(d) / s;
-}
 
 static double *dalloc(size_t n)
 {
@@ -58,18 +46,7 @@ static double *dalloc(size_t n)
     return p;
 }
 
-/* Random integer in [lo, hi]. */
-static int64_t rand_int(uint64_t *st, int64_t lo, int64_t hi)
-{
-    double r = 0.5 * (tu_rand(st) + 1.0); /* [0, 1) */
-    int64_t v = lo + (int64_t)(r * (double)(hi - lo + 1));
-    return v > hi ? hi : v;
-}
 
-static void axpy_to(double *a, const double *b, double s, const double *c, size_t n)
-{
-    for (size_t i = 0; i < n; i++) a[i] = b[i] + s * (c != NULL ? c[i] : 0.0);
-}
 
 static mgrad_context *new_ctx(void)
 {
@@ -224,17 +201,17 @@ static void fd_check_graph(fd_problem *pb, const char *name, int use_xdot)
     uint64_t st = 99;
 
     /* tangent */
-    axpy_to(tp, pb->theta, h, pb->u, P);
-    axpy_to(tm, pb->theta, -h, pb->u, P);
-    axpy_to(xp, pb->x, h, xd, nx);
-    axpy_to(xm, pb->x, -h, xd, nx);
+    tu_axpy_to(tp, pb->theta, h, pb->u, P);
+    tu_axpy_to(tm, pb->theta, -h, pb->u, P);
+    tu_axpy_to(xp, pb->x, h, xd, nx);
+    tu_axpy_to(xm, pb->x, -h, xd, nx);
     eval_forward(pb, tp, xp, yp);
     eval_forward(pb, tm, xm, ym);
     for (size_t i = 0; i < ny; i++) fd[i] = (yp[i] - ym[i]) / (2 * h);
     mgr_graph_forward_f64(pb->g, pb->ws, pb->rows, pb->theta, pb->x);
     mgr_graph_tangent_f64(pb->g, pb->ws, pb->rows, pb->theta, pb->u, pb->x, xd);
     snprintf(what, sizeof what, "%s tangent%s", name, use_xdot ? "" : " (xdot NULL)");
-    check_err(what, vec_rel_err(pb->ws->tan[pb->g->num_nodes - 1], fd, ny, 1e-10), FD_TOL);
+    check_err(what, tu_vec_rel_err(pb->ws->tan[pb->g->num_nodes - 1], fd, ny, 1e-10), FD_TOL);
 
     /* backward; outputs start non-zero to check accumulation */
     tu_fill(g0, P, &st, 1.0);
@@ -259,7 +236,7 @@ static void fd_check_graph(fd_problem *pb, const char *name, int use_xdot)
         fd[j] = v / (2 * h);
     }
     snprintf(what, sizeof what, "%s backward theta", name);
-    if (P > 0) check_err(what, vec_rel_err(grad, fd, P, 1e-10), FD_TOL);
+    if (P > 0) check_err(what, tu_vec_rel_err(grad, fd, P, 1e-10), FD_TOL);
     if (use_xdot) {
         for (size_t j = 0; j < nx; j++) {
             memcpy(xp, pb->x, nx * sizeof(double));
@@ -272,16 +249,16 @@ static void fd_check_graph(fd_problem *pb, const char *name, int use_xdot)
             fd[j] = v / (2 * h);
         }
         snprintf(what, sizeof what, "%s backward x", name);
-        check_err(what, vec_rel_err(xbar, fd, nx, 1e-10), FD_TOL);
+        check_err(what, tu_vec_rel_err(xbar, fd, nx, 1e-10), FD_TOL);
     }
 
     /* tangent of backward */
-    axpy_to(tp, pb->theta, h, pb->u, P);
-    axpy_to(tm, pb->theta, -h, pb->u, P);
-    axpy_to(xp, pb->x, h, xd, nx);
-    axpy_to(xm, pb->x, -h, xd, nx);
-    axpy_to(obp, pb->ob, h, pb->obd, ny);
-    axpy_to(obm, pb->ob, -h, pb->obd, ny);
+    tu_axpy_to(tp, pb->theta, h, pb->u, P);
+    tu_axpy_to(tm, pb->theta, -h, pb->u, P);
+    tu_axpy_to(xp, pb->x, h, xd, nx);
+    tu_axpy_to(xm, pb->x, -h, xd, nx);
+    tu_axpy_to(obp, pb->ob, h, pb->obd, ny);
+    tu_axpy_to(obm, pb->ob, -h, pb->obd, ny);
     eval_backward(pb, tp, xp, obp, gp, use_xdot ? xbp : NULL);
     eval_backward(pb, tm, xm, obm, gm, use_xdot ? xbm : NULL);
     memcpy(hu, g0, P * sizeof(double));
@@ -298,12 +275,12 @@ static void fd_check_graph(fd_problem *pb, const char *name, int use_xdot)
     }
     snprintf(what, sizeof what, "%s tangent_backward theta%s", name,
              use_xdot ? "" : " (xdot NULL)");
-    if (P > 0) check_err(what, vec_rel_err(hu, fd, P, 1e-10), FD_TOL);
+    if (P > 0) check_err(what, tu_vec_rel_err(hu, fd, P, 1e-10), FD_TOL);
     for (size_t j = 0; j < nx; j++) xbd[j] -= x0[j];
     if (use_xdot) {
         for (size_t j = 0; j < nx; j++) fd[j] = (xbp[j] - xbm[j]) / (2 * h);
         snprintf(what, sizeof what, "%s tangent_backward x", name);
-        check_err(what, vec_rel_err(xbd, fd, nx, 1e-10), FD_TOL);
+        check_err(what, tu_vec_rel_err(xbd, fd, nx, 1e-10), FD_TOL);
     } else {
         for (size_t j = 0; j < nx; j++)
             ck_assert_msg(xbd[j] == 0, "(x̄)˙ written although not wanted");
@@ -343,11 +320,11 @@ static const char *CASE_NAMES[NUM_CASES] = {
 static void build_case(mgrad_context *ctx, mgr_graph *g, op_case c, int inner,
                        uint64_t *st, size_t *rows)
 {
-    int64_t C = rand_int(st, 1, 3), H = rand_int(st, 3, 7), W = rand_int(st, 3, 7);
-    *rows = (size_t)rand_int(st, 1, 3);
-    if (c == CASE_BATCH_NORM || c == CASE_BATCH_NORM_1D) *rows = (size_t)rand_int(st, 2, 4);
+    int64_t C = tu_rand_int(st, 1, 3), H = tu_rand_int(st, 3, 7), W = tu_rand_int(st, 3, 7);
+    *rows = (size_t)tu_rand_int(st, 1, 3);
+    if (c == CASE_BATCH_NORM || c == CASE_BATCH_NORM_1D) *rows = (size_t)tu_rand_int(st, 2, 4);
     if (c == CASE_BATCH_NORM_1D) {
-        int64_t shape[1] = {rand_int(st, 1, 5)};
+        int64_t shape[1] = {tu_rand_int(st, 1, 5)};
         ck_assert_int_eq(mgr_graph_create(ctx, 1, shape, g), MGRAD_OK);
     } else {
         int64_t shape[3] = {C, H, W};
@@ -356,9 +333,9 @@ static void build_case(mgrad_context *ctx, mgr_graph *g, op_case c, int inner,
     int32_t in = 0;
     if (inner) {
         if (c == CASE_BATCH_NORM_1D)
-            in = add_dense(ctx, g, 0, rand_int(st, 1, 4));
+            in = add_dense(ctx, g, 0, tu_rand_int(st, 1, 4));
         else
-            in = add_conv(ctx, g, 0, rand_int(st, 1, 3), 3, 1, 1); /* keeps H, W */
+            in = add_conv(ctx, g, 0, tu_rand_int(st, 1, 3), 3, 1, 1); /* keeps H, W */
     }
     const mgr_node *x = &g->nodes[in];
     int64_t h = x->shape[1], w = x->shape[2];
@@ -366,16 +343,16 @@ static void build_case(mgrad_context *ctx, mgr_graph *g, op_case c, int inner,
     int32_t k;
     switch (c) {
     case CASE_CONV: {
-        k = (int32_t)rand_int(st, 1, 3);
-        int32_t s = (int32_t)rand_int(st, 1, 2), p = (int32_t)rand_int(st, 0, k - 1);
-        add_conv(ctx, g, in, rand_int(st, 1, 3), k, s, p);
+        k = (int32_t)tu_rand_int(st, 1, 3);
+        int32_t s = (int32_t)tu_rand_int(st, 1, 2), p = (int32_t)tu_rand_int(st, 0, k - 1);
+        add_conv(ctx, g, in, tu_rand_int(st, 1, 3), k, s, p);
         break;
     }
     case CASE_AVG_POOL:
     case CASE_MAX_POOL:
-        k = (int32_t)rand_int(st, 1, hw < 3 ? hw : 3);
+        k = (int32_t)tu_rand_int(st, 1, hw < 3 ? hw : 3);
         add_window(ctx, g, c == CASE_AVG_POOL ? MGR_OP_AVG_POOL : MGR_OP_MAX_POOL, in, k,
-                   (int32_t)rand_int(st, 1, 3));
+                   (int32_t)tu_rand_int(st, 1, 3));
         break;
     case CASE_GLOBAL_AVG_POOL: add_simple(ctx, g, MGR_OP_GLOBAL_AVG_POOL, in); break;
     case CASE_BATCH_NORM:
@@ -398,7 +375,7 @@ static void build_case(mgrad_context *ctx, mgr_graph *g, op_case c, int inner,
     }
     case NUM_CASES: break;
     }
-    if (inner) add_dense(ctx, g, g->num_nodes - 1, rand_int(st, 1, 3));
+    if (inner) add_dense(ctx, g, g->num_nodes - 1, tu_rand_int(st, 1, 3));
 }
 
 static void check_case(op_case c, int inner, uint64_t seed)
@@ -447,13 +424,13 @@ START_TEST(test_conv_reference)
     for (uint64_t seed = 1; seed <= 6; seed++) {
         uint64_t st = seed * 31;
         mgrad_context *ctx = new_ctx();
-        int64_t C = rand_int(&st, 1, 3), H = rand_int(&st, 2, 8), W = rand_int(&st, 2, 8);
+        int64_t C = tu_rand_int(&st, 1, 3), H = tu_rand_int(&st, 2, 8), W = tu_rand_int(&st, 2, 8);
         int64_t shape[3] = {C, H, W};
         mgr_graph g;
         ck_assert_int_eq(mgr_graph_create(ctx, 3, shape, &g), MGRAD_OK);
-        int32_t k = (int32_t)rand_int(&st, 1, H < W ? H : W);
-        int32_t s = (int32_t)rand_int(&st, 1, 3), p = (int32_t)rand_int(&st, 0, k - 1);
-        int64_t OC = rand_int(&st, 1, 4);
+        int32_t k = (int32_t)tu_rand_int(&st, 1, H < W ? H : W);
+        int32_t s = (int32_t)tu_rand_int(&st, 1, 3), p = (int32_t)tu_rand_int(&st, 0, k - 1);
+        int64_t OC = tu_rand_int(&st, 1, 4);
         add_conv(ctx, &g, 0, OC, k, s, p);
         const mgr_node *o = mgr_graph_output(&g);
         int64_t OH = o->shape[1], OW = o->shape[2];
@@ -863,8 +840,8 @@ START_TEST(test_f32_and_replay)
     ck_assert(memcmp(w64, w64b, sizeof w64) == 0);
     ck_assert(memcmp(x64, x64b, sizeof x64) == 0);
     cnn_metagrads(_i, MGRAD_DTYPE_F32, w32, x32);
-    double ew = vec_rel_err(w32, w64, NTRAIN, 1e-12);
-    double ex = vec_rel_err(x32, x64, 2 * IMG * IMG, 1e-12);
+    double ew = tu_vec_rel_err(w32, w64, NTRAIN, 1e-12);
+    double ex = tu_vec_rel_err(x32, x64, 2 * IMG * IMG, 1e-12);
     printf("f32 vs f64 %-46s weights %.2e  inputs %.2e\n", VARIANT_NAMES[_i], ew, ex);
     ck_assert_msg(ew < 1e-3 && ex < 1e-3, "f32 vs f64: %.3e %.3e", ew, ex);
 }

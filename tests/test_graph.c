@@ -34,18 +34,6 @@ static void check_err(const char *what, double err, double tol)
     ck_assert_msg(err <= tol, "%s: relative error %.3e > %.1e", what, err, tol);
 }
 
-/* ‖a − b‖ / max(‖a‖, ‖b‖, floor) over n values. */
-static double vec_rel_err(const double *a, const double *b, size_t n, double floor_)
-{
-    double d = 0, na = 0, nb = 0;
-    for (size_t i = 0; i < n; i++) {
-        d += (a[i] - b[i]) * (a[i] - b[i]);
-        na += a[i] * a[i];
-        nb += b[i] * b[i];
-    }
-    double s = fmax(fmax(sqrt(na), sqrt(nb)), floor_);
-    return sqrt(d) / s;
-}
 
 static double *dalloc(size_t n)
 {
@@ -54,19 +42,7 @@ static double *dalloc(size_t n)
     return p;
 }
 
-/* Random integer in [lo, hi]. */
-static size_t rand_int(uint64_t *st, size_t lo, size_t hi)
-{
-    double r = 0.5 * (tu_rand(st) + 1.0); /* [0, 1) */
-    size_t v = lo + (size_t)(r * (double)(hi - lo + 1));
-    return v > hi ? hi : v;
-}
 
-/* a = b + s c */
-static void axpy_to(double *a, const double *b, double s, const double *c, size_t n)
-{
-    for (size_t i = 0; i < n; i++) a[i] = b[i] + s * (c != NULL ? c[i] : 0.0);
-}
 
 /* ---- hand-built graphs --------------------------------------------------- */
 
@@ -207,17 +183,17 @@ static void fd_check_graph(fd_problem *pb, const char *name, int use_xdot)
     uint64_t st = 99;
 
     /* Tangent: ẏ against (f(θ+hu, x+hẋ) − f(θ−hu, x−hẋ)) / 2h. */
-    axpy_to(tp, pb->theta, h, pb->u, P);
-    axpy_to(tm, pb->theta, -h, pb->u, P);
-    axpy_to(xp, pb->x, h, xd, nx);
-    axpy_to(xm, pb->x, -h, xd, nx);
+    tu_axpy_to(tp, pb->theta, h, pb->u, P);
+    tu_axpy_to(tm, pb->theta, -h, pb->u, P);
+    tu_axpy_to(xp, pb->x, h, xd, nx);
+    tu_axpy_to(xm, pb->x, -h, xd, nx);
     eval_forward(pb, tp, xp, yp);
     eval_forward(pb, tm, xm, ym);
     for (size_t i = 0; i < ny; i++) fd[i] = (yp[i] - ym[i]) / (2 * h);
     mgr_graph_forward_f64(pb->g, pb->ws, pb->rows, pb->theta, pb->x);
     mgr_graph_tangent_f64(pb->g, pb->ws, pb->rows, pb->theta, pb->u, pb->x, xd);
     snprintf(what, sizeof what, "%s tangent%s", name, use_xdot ? "" : " (xdot NULL)");
-    check_err(what, vec_rel_err(pb->ws->tan[pb->g->num_nodes - 1], fd, ny, 1e-10),
+    check_err(what, tu_vec_rel_err(pb->ws->tan[pb->g->num_nodes - 1], fd, ny, 1e-10),
               FD_TOL);
 
     /* Backward: each θ̄_j and x̄_j against the FD of G = ⟨ȳ, f(θ, x)⟩.
@@ -247,7 +223,7 @@ static void fd_check_graph(fd_problem *pb, const char *name, int use_xdot)
         fd[j] = gpv / (2 * h);
     }
     snprintf(what, sizeof what, "%s backward theta", name);
-    if (P > 0) check_err(what, vec_rel_err(grad, fd, P, 1e-10), FD_TOL);
+    if (P > 0) check_err(what, tu_vec_rel_err(grad, fd, P, 1e-10), FD_TOL);
     if (use_xdot) {
         for (size_t j = 0; j < nx; j++) {
             memcpy(xp, pb->x, nx * sizeof(double));
@@ -260,17 +236,17 @@ static void fd_check_graph(fd_problem *pb, const char *name, int use_xdot)
             fd[j] = gpv / (2 * h);
         }
         snprintf(what, sizeof what, "%s backward x", name);
-        check_err(what, vec_rel_err(xbar, fd, nx, 1e-10), FD_TOL);
+        check_err(what, tu_vec_rel_err(xbar, fd, nx, 1e-10), FD_TOL);
     }
 
     /* Tangent of backward: (θ̄)˙, (x̄)˙ against the FD of the backward pass's
        outputs along (u, ẋ, (ȳ)˙). */
-    axpy_to(tp, pb->theta, h, pb->u, P);
-    axpy_to(tm, pb->theta, -h, pb->u, P);
-    axpy_to(xp, pb->x, h, xd, nx);
-    axpy_to(xm, pb->x, -h, xd, nx);
-    axpy_to(obp, pb->ob, h, pb->obd, ny);
-    axpy_to(obm, pb->ob, -h, pb->obd, ny);
+    tu_axpy_to(tp, pb->theta, h, pb->u, P);
+    tu_axpy_to(tm, pb->theta, -h, pb->u, P);
+    tu_axpy_to(xp, pb->x, h, xd, nx);
+    tu_axpy_to(xm, pb->x, -h, xd, nx);
+    tu_axpy_to(obp, pb->ob, h, pb->obd, ny);
+    tu_axpy_to(obm, pb->ob, -h, pb->obd, ny);
     eval_backward(pb, tp, xp, obp, gp, use_xdot ? xbp : NULL);
     eval_backward(pb, tm, xm, obm, gm, use_xdot ? xbm : NULL);
     memcpy(hu, g0, P * sizeof(double));
@@ -287,12 +263,12 @@ static void fd_check_graph(fd_problem *pb, const char *name, int use_xdot)
     }
     snprintf(what, sizeof what, "%s tangent_backward theta%s", name,
              use_xdot ? "" : " (xdot NULL)");
-    if (P > 0) check_err(what, vec_rel_err(hu, fd, P, 1e-10), FD_TOL);
+    if (P > 0) check_err(what, tu_vec_rel_err(hu, fd, P, 1e-10), FD_TOL);
     for (size_t j = 0; j < nx; j++) xbd[j] -= x0[j];
     if (use_xdot) {
         for (size_t j = 0; j < nx; j++) fd[j] = (xbp[j] - xbm[j]) / (2 * h);
         snprintf(what, sizeof what, "%s tangent_backward x", name);
-        check_err(what, vec_rel_err(xbd, fd, nx, 1e-10), FD_TOL);
+        check_err(what, tu_vec_rel_err(xbd, fd, nx, 1e-10), FD_TOL);
     } else {
         for (size_t j = 0; j < nx; j++)
             ck_assert_msg(xbd[j] == 0, "(x̄)˙ written although not wanted");
@@ -324,8 +300,8 @@ static void fd_check_graph(fd_problem *pb, const char *name, int use_xdot)
 static void check_op(mgr_op_kind kind, const char *name, uint64_t seed)
 {
     uint64_t st = seed * 1000003;
-    size_t rows = rand_int(&st, 1, 5);
-    int64_t in = (int64_t)rand_int(&st, 1, 6), out = (int64_t)rand_int(&st, 1, 6);
+    size_t rows = (size_t)tu_rand_int(&st, 1, 5);
+    int64_t in = (int64_t)(size_t)tu_rand_int(&st, 1, 6), out = (int64_t)(size_t)tu_rand_int(&st, 1, 6);
     tgraph t;
     tg_init(&t, in);
     switch (kind) {
@@ -359,9 +335,9 @@ static void check_op(mgr_op_kind kind, const char *name, uint64_t seed)
 static void check_op_inner(mgr_op_kind kind, const char *name, uint64_t seed)
 {
     uint64_t st = seed * 15485863;
-    size_t rows = rand_int(&st, 1, 4);
-    int64_t in = (int64_t)rand_int(&st, 1, 5), hid = (int64_t)rand_int(&st, 1, 5);
-    int64_t out = (int64_t)rand_int(&st, 1, 4);
+    size_t rows = (size_t)tu_rand_int(&st, 1, 4);
+    int64_t in = (int64_t)(size_t)tu_rand_int(&st, 1, 5), hid = (int64_t)(size_t)tu_rand_int(&st, 1, 5);
+    int64_t out = (int64_t)(size_t)tu_rand_int(&st, 1, 4);
     tgraph t;
     tg_init(&t, in);
     int32_t d = tg_add(&t, MGR_OP_DENSE, 0, -1, hid, 0);
@@ -464,8 +440,8 @@ static void loss_setup(loss_problem *lp, int which, uint64_t seed, double logit_
 {
     uint64_t st = seed * 2654435761u + (uint64_t)which;
     memset(lp, 0, sizeof *lp);
-    lp->rows = rand_int(&st, 1, 5);
-    lp->c = rand_int(&st, 2, 7);
+    lp->rows = (size_t)tu_rand_int(&st, 1, 5);
+    lp->c = (size_t)tu_rand_int(&st, 2, 7);
     size_t n = lp->rows * lp->c;
     lp->labels = calloc(lp->rows, sizeof(int32_t));
     lp->targets = dalloc(n);
@@ -474,7 +450,7 @@ static void loss_setup(loss_problem *lp, int which, uint64_t seed, double logit_
     lp->od = dalloc(n);
     ck_assert_ptr_nonnull(lp->labels);
     for (size_t i = 0; i < lp->rows; i++) {
-        lp->labels[i] = (int32_t)rand_int(&st, 0, lp->c - 1);
+        lp->labels[i] = (int32_t)(size_t)tu_rand_int(&st, 0, lp->c - 1);
         lp->weights[i] = 0.25 + 0.75 * (tu_rand(&st) + 1.0);
     }
     tu_fill(lp->o, n, &st, logit_scale);
@@ -573,11 +549,11 @@ static void check_loss(int which, uint64_t seed)
     }
     snprintf(what, sizeof what, "%s backward seed %llu", loss_names[which],
              (unsigned long long)seed);
-    check_err(what, vec_rel_err(obar, fd, n, 1e-10), FD_TOL);
+    check_err(what, tu_vec_rel_err(obar, fd, n, 1e-10), FD_TOL);
 
     /* Tangent: ℓ̇ against the FD of ℓ along ȯ. */
-    axpy_to(op, lp.o, h, lp.od, n);
-    axpy_to(om, lp.o, -h, lp.od, n);
+    tu_axpy_to(op, lp.o, h, lp.od, n);
+    tu_axpy_to(om, lp.o, -h, lp.od, n);
     mgr_loss_forward_f64(lb, op, prob, ellp);
     mgr_loss_forward_f64(lb, om, prob, ellm);
     for (size_t i = 0; i < lp.rows; i++) fd[i] = (ellp[i] - ellm[i]) / (2 * h);
@@ -585,7 +561,7 @@ static void check_loss(int which, uint64_t seed)
     mgr_loss_tangent_f64(lb, lp.o, prob, lp.od, elld);
     snprintf(what, sizeof what, "%s tangent seed %llu", loss_names[which],
              (unsigned long long)seed);
-    check_err(what, vec_rel_err(elld, fd, lp.rows, 1e-10), FD_TOL);
+    check_err(what, tu_vec_rel_err(elld, fd, lp.rows, 1e-10), FD_TOL);
 
     /* Tangent of backward: (ō)˙ against the FD of ō along ȯ. */
     mgr_loss_tangent_backward_f64(lb, lp.o, prob, lp.od, obd);
@@ -596,7 +572,7 @@ static void check_loss(int which, uint64_t seed)
     for (size_t j = 0; j < n; j++) fd[j] = (obp[j] - obm[j]) / (2 * h);
     snprintf(what, sizeof what, "%s tangent_backward seed %llu", loss_names[which],
              (unsigned long long)seed);
-    check_err(what, vec_rel_err(obd, fd, n, 1e-10), FD_TOL);
+    check_err(what, tu_vec_rel_err(obd, fd, n, 1e-10), FD_TOL);
 
     free(prob);
     free(ell);
@@ -665,10 +641,10 @@ static void mlp_setup(mlp *m, uint64_t seed)
 {
     uint64_t st = seed * 31337;
     memset(m, 0, sizeof *m);
-    m->rows = rand_int(&st, 2, 4);
-    m->nin = rand_int(&st, 2, 5);
-    m->C = rand_int(&st, 2, 4);
-    int64_t hid = (int64_t)rand_int(&st, 3, 6);
+    m->rows = (size_t)tu_rand_int(&st, 2, 4);
+    m->nin = (size_t)tu_rand_int(&st, 2, 5);
+    m->C = (size_t)tu_rand_int(&st, 2, 4);
+    int64_t hid = (int64_t)(size_t)tu_rand_int(&st, 3, 6);
     tg_init(&m->t, (int64_t)m->nin);
     int32_t d1 = tg_add(&m->t, MGR_OP_DENSE, 0, -1, hid, 0);
     int32_t a1 = tg_add(&m->t, MGR_OP_TANH, d1, -1, 0, 0);
@@ -683,7 +659,7 @@ static void mlp_setup(mlp *m, uint64_t seed)
     m->weights = dalloc(m->rows);
     ck_assert_ptr_nonnull(m->labels);
     for (size_t i = 0; i < m->rows; i++) {
-        m->labels[i] = (int32_t)rand_int(&st, 0, m->C - 1);
+        m->labels[i] = (int32_t)(size_t)tu_rand_int(&st, 0, m->C - 1);
         m->weights[i] = 0.5 + 0.5 * (tu_rand(&st) + 1.0);
     }
     m->lb.kind = MGRAD_LOSS_CROSS_ENTROPY;
@@ -749,20 +725,20 @@ START_TEST(test_mlp_hvp)
 
     char what[128];
     /* H u against the FD of the gradient along u. */
-    axpy_to(tp, theta, h, u, P);
+    tu_axpy_to(tp, theta, h, u, P);
     mlp_grad(&m, tp, x, gp);
     memcpy(ellp, m.ell, m.rows * sizeof(double));
-    axpy_to(tp, theta, -h, u, P);
+    tu_axpy_to(tp, theta, -h, u, P);
     mlp_grad(&m, tp, x, gm);
     memcpy(ellm, m.ell, m.rows * sizeof(double));
     for (size_t j = 0; j < P; j++) fd[j] = (gp[j] - gm[j]) / (2 * h);
     snprintf(what, sizeof what, "MLP H u seed %llu", (unsigned long long)seed);
-    check_err(what, vec_rel_err(hu, fd, P, 1e-10), FD_TOL);
+    check_err(what, tu_vec_rel_err(hu, fd, P, 1e-10), FD_TOL);
 
     /* ℓ̇_i = ⟨∇_θ ℓ_i, u⟩ against the FD of ℓ_i along u. */
     for (size_t i = 0; i < m.rows; i++) fd[i] = (ellp[i] - ellm[i]) / (2 * h);
     snprintf(what, sizeof what, "MLP loss tangent seed %llu", (unsigned long long)seed);
-    check_err(what, vec_rel_err(elld, fd, m.rows, 1e-10), FD_TOL);
+    check_err(what, tu_vec_rel_err(elld, fd, m.rows, 1e-10), FD_TOL);
 
     /* (x̄)˙ = ∂⟨u, ∇_θ L⟩/∂x against its FD, one input at a time. */
     for (size_t j = 0; j < nx; j++) {
@@ -776,7 +752,7 @@ START_TEST(test_mlp_hvp)
         fd[j] = d / (2 * h);
     }
     snprintf(what, sizeof what, "MLP input metagradient seed %llu", (unsigned long long)seed);
-    check_err(what, vec_rel_err(xbd, fd, nx, 1e-10), FD_TOL);
+    check_err(what, tu_vec_rel_err(xbd, fd, nx, 1e-10), FD_TOL);
 
     free(theta);
     free(u);
@@ -866,11 +842,11 @@ START_TEST(test_null_directions)
                                            hu[rep], xbd[rep]);
         }
         check_err(dir == 0 ? "u = NULL vs 0: tangent" : "xdot = NULL vs 0: tangent",
-                  vec_rel_err(tan[0], tan[1], ny, 1e-300), 1e-14);
+                  tu_vec_rel_err(tan[0], tan[1], ny, 1e-300), 1e-14);
         check_err(dir == 0 ? "u = NULL vs 0: (theta bar)dot" : "xdot = NULL vs 0: (theta bar)dot",
-                  vec_rel_err(hu[0], hu[1], P, 1e-300), 1e-14);
+                  tu_vec_rel_err(hu[0], hu[1], P, 1e-300), 1e-14);
         check_err(dir == 0 ? "u = NULL vs 0: (x bar)dot" : "xdot = NULL vs 0: (x bar)dot",
-                  vec_rel_err(xbd[0], xbd[1], nx, 1e-300), 1e-14);
+                  tu_vec_rel_err(xbd[0], xbd[1], nx, 1e-300), 1e-14);
     }
     free(theta);
     free(u);
@@ -896,12 +872,12 @@ START_TEST(test_gemm_vs_naive)
     int ta = _i & 1, tb = (_i >> 1) & 1;
     for (uint64_t seed = 1; seed <= 6; seed++) {
         uint64_t st = seed * 104729 + (uint64_t)_i;
-        size_t m = rand_int(&st, 1, 9), n = rand_int(&st, 1, 9), k = rand_int(&st, 1, 9);
+        size_t m = (size_t)tu_rand_int(&st, 1, 9), n = (size_t)tu_rand_int(&st, 1, 9), k = (size_t)tu_rand_int(&st, 1, 9);
         /* Row strides larger than needed check lda/ldb/ldc handling. */
         size_t arows = ta ? k : m, acols = ta ? m : k;
         size_t brows = tb ? n : k, bcols = tb ? k : n;
-        size_t lda = acols + rand_int(&st, 0, 3), ldb = bcols + rand_int(&st, 0, 3);
-        size_t ldc = n + rand_int(&st, 0, 3);
+        size_t lda = acols + (size_t)tu_rand_int(&st, 0, 3), ldb = bcols + (size_t)tu_rand_int(&st, 0, 3);
+        size_t ldc = n + (size_t)tu_rand_int(&st, 0, 3);
         double *a = dalloc(arows * lda), *b = dalloc(brows * ldb);
         double *c1 = dalloc(m * ldc), *c2 = dalloc(m * ldc);
         tu_fill(a, arows * lda, &st, 1.0);

@@ -29,4 +29,31 @@ static inline void tu_fill(double *x, size_t n, uint64_t *state, double scale)
     for (size_t i = 0; i < n; i++) x[i] = scale * tu_rand(state);
 }
 
+/* ‖a − b‖ / max(‖a‖, ‖b‖, floor) over n values. */
+static inline double tu_vec_rel_err(const double *a, const double *b, size_t n, double floor_)
+{
+    double d = 0, na = 0, nb = 0;
+    for (size_t i = 0; i < n; i++) {
+        d += (a[i] - b[i]) * (a[i] - b[i]);
+        na += a[i] * a[i];
+        nb += b[i] * b[i];
+    }
+    double s = fmax(fmax(sqrt(na), sqrt(nb)), floor_);
+    return sqrt(d) / s;
+}
+
+/* Random integer in [lo, hi]. */
+static inline int64_t tu_rand_int(uint64_t *st, int64_t lo, int64_t hi)
+{
+    double r = 0.5 * (tu_rand(st) + 1.0); /* [0, 1) */
+    int64_t v = lo + (int64_t)(r * (double)(hi - lo + 1));
+    return v > hi ? hi : v;
+}
+
+/* a = b + s c  (c NULL: a = b) */
+static inline void tu_axpy_to(double *a, const double *b, double s, const double *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++) a[i] = b[i] + s * (c != NULL ? c[i] : 0.0);
+}
+
 #endif
