@@ -37,6 +37,11 @@ def library_version():
     return _lib_handle.mgrad_version_string().decode()
 
 
+def mpi_available():
+    """True when the loaded library was built with MPI (Run.set_communicator)."""
+    return bool(_lib_handle.mgrad_mpi_available())
+
+
 def status_string(status):
     """The library's short description of a status number."""
     return _lib_handle.mgrad_status_string(int(status)).decode()
@@ -44,7 +49,7 @@ def status_string(status):
 
 __all__ = [
     "Context", "Model", "Dataset", "Run", "Meta", "CallbackModel", "MGD", "library_path", "library_version",
-    "status_string", "HAVE_NUMPY", "__version__",
+    "status_string", "mpi_available", "HAVE_NUMPY", "__version__",
     "Status", "Dtype", "Init", "Activation", "Loss", "Optimizer", "Checkpoint", "MetaKind",
     "LogLevel", "Normalize", "MgdMethod", "Projection",
     "MetagradError", "NullError", "InvalidError", "SizeError", "ShapeError", "OrderError",

@@ -21,9 +21,9 @@ from ._errors import (ClosedError, InvalidError, MetagradError, SizeError,
 from ._lib import (Activation, CallbackModel as _CallbackModelStruct, Checkpoint,
                    ContextOptions, Dtype, HvpFn, Init, LogFn, LogLevel, Loss, LossGradFn,
                    MetaKind, MetaOptions, MgdMethod, MgdOptions, Normalize, Optimizer,
-                   OutputsFn, ProgressFn, Projection, RunOptions, RunStats, lib,
+                   OutputsFn, ProgressFn, Projection, RunOptions, RunStats, MpiInfo, lib,
                    CALLBACK_MODEL_VERSION, CONTEXT_OPTIONS_VERSION, META_OPTIONS_VERSION,
-                   MGD_OPTIONS_VERSION, RUN_OPTIONS_VERSION, RUN_STATS_V2_FIELDS,
+                   MGD_OPTIONS_VERSION, MPI_INFO_VERSION, RUN_OPTIONS_VERSION, RUN_STATS_V2_FIELDS,
                    RUN_STATS_VERSION)
 
 __all__ = ["Context", "Model", "Dataset", "Run", "Meta", "CallbackModel", "MGD"]
@@ -874,6 +874,22 @@ class Run(_Handle):
                    ctypes.byref(loss), ctypes.byref(acc))
         return loss.value, acc.value
 
+    def set_communicator(self, comm):
+        """Make the run data-parallel over an mpi4py communicator (or an
+        integer Fortran handle, MPI_Comm_c2f).  Collective; raises
+        UnsupportedError when the library was built without MPI."""
+        handle = comm.py2f() if hasattr(comm, "py2f") else comm
+        self._call(lib.mgrad_run_set_communicator_fortran, self._handle(),
+                   B.int_scalar(handle, "comm", 64))
+
+    @property
+    def mpi_info(self):
+        """This rank's view of the run's communicator, as a dict."""
+        info = MpiInfo()
+        info.version = MPI_INFO_VERSION
+        self._call(lib.mgrad_run_mpi_info, self._handle(), ctypes.byref(info))
+        return {name: getattr(info, name) for name, _ in MpiInfo._fields_ if name != "version"}
+
     def set_shuffle_seed(self, seed):
         """Reseed the epoch shuffles (runs without explicit batches); the
         trajectory must be trained again."""
@@ -1068,6 +1084,18 @@ class Meta:
     def grad(self):
         """dφ/dz from the last Run.reverse()."""
         return self._get(lib.mgrad_meta_get_grad)
+
+    def gather_grad(self, root=-1):
+        """dφ/dz summed over the ranks of the run's communicator, on `root`
+        (or on every rank with -1); the plain gradient without one."""
+        ptr = self._handle()
+        out = B.RealOut(self.shape)
+        self._run._call(lib.mgrad_meta_gather_grad, ptr, B.int_scalar(root, "root", 32),
+                        Dtype.F64, out.ptr, self.size)
+        result = out.result()
+        if self._kind in _SCALAR_KINDS:
+            return float(result[0])
+        return result
 
     def _flat_f64(self, values, name):
         """values of this metaparameter's shape (or flat; a float for a scalar

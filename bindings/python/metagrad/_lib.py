@@ -231,6 +231,21 @@ class RunStats(ctypes.Structure):
         ("approximate", ctypes.c_int32),
     ]
 
+class MpiInfo(ctypes.Structure):
+    """struct mgrad_mpi_info (metagrad/mpi.h)."""
+    _fields_ = [
+        ("version", ctypes.c_uint32),
+        ("rank", ctypes.c_int32),
+        ("size", ctypes.c_int32),
+        ("reductions", ctypes.c_int64),
+        ("bytes_sent", ctypes.c_uint64),
+        ("bytes_reduced", ctypes.c_uint64),
+        ("seconds", ctypes.c_double),
+    ]
+
+
+MPI_INFO_VERSION = 1
+
 #: Fields each mgrad_run_stats version adds (a library of version 1 is asked
 #: for version 1 and writes only its fields).
 RUN_STATS_V2_FIELDS = ("approximate",)
@@ -381,6 +396,12 @@ FUNCTIONS = [
     ("mgrad_run_evaluate", [_vp, _vp, _pdbl, _pdbl], c_enum, _st),
     ("mgrad_run_example_losses", [_vp, _vp, c_enum, _vp, _i64], c_enum, _st),
     ("mgrad_run_set_shuffle_seed", [_vp, ctypes.c_uint64], c_enum, _st),
+    # metagrad/mpi.h
+    ("mgrad_mpi_available", [], ctypes.c_int32, None),
+    ("mgrad_run_set_communicator", [_vp, _vp], c_enum, _st),
+    ("mgrad_run_set_communicator_fortran", [_vp, _i64], c_enum, _st),
+    ("mgrad_run_mpi_info", [_vp, _vp], c_enum, _st),
+    ("mgrad_meta_gather_grad", [_vp, ctypes.c_int32, c_enum, _vp, _i64], c_enum, _st),
     ("mgrad_run_get_stats", [_vp, ctypes.POINTER(RunStats)], c_enum, _st),
     # metagrad/meta.h
     ("mgrad_meta_options_init", [ctypes.POINTER(MetaOptions), _u32], c_enum, _st),
