@@ -375,8 +375,7 @@ static mgrad_status forward_step(mgrad_run *run, engine *e, int64_t t)
 /* ---- reverse ------------------------------------------------------------ */
 
 typedef struct rop_arg {
-    int batch_resident;
-    int64_t t;
+    int batch_resident;   /* the batch's passes are still in the workspace */
 } rop_arg;
 
 /* One chunk's R-op pass along e->u: H u into e->hu, and the graph-input
@@ -436,7 +435,7 @@ static mgrad_status reverse_step(mgrad_run *run, engine *e, int64_t t)
     mgr_hyper_grad hg = {0, 0, 0, 0};
     R(mgr_optim_reverse_pre)(&h, t, P, e->state, e->grad, e->state_bar, e->u, &hg);
     R(mgr_zero)(P, e->hu);
-    rop_arg ra = {acc.batch_resident, t};
+    rop_arg ra = {acc.batch_resident};
     mgrad_status s = for_each_chunk(run, e, t, 1, rop_chunk, &ra);
     MGRAD_FORWARD(mgr_reduce_sum(run, e->hu, P, NULL, 0, s)); /* scale-out seam */
     R(mgr_optim_reverse_post)(&h, P, e->state, e->u, e->hu, e->state_bar, &hg);
