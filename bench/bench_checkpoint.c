@@ -36,6 +36,8 @@
 
 #include <metagrad.h>
 
+#include "bench_util.h"
+
 static mgrad_context *ctx;
 
 #define CHECK(call)                                                                 \
@@ -174,14 +176,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s [repeats<=100] [width] [f32|f64]\n", argv[0]);
         return EXIT_FAILURE;
     }
-    float *x = malloc(sizeof(float) * N * F), *xv = malloc(sizeof(float) * NV * F);
-    int32_t *y = malloc(sizeof(int32_t) * N), *yv = malloc(sizeof(int32_t) * NV);
-    if (!x || !xv || !y || !yv) return EXIT_FAILURE;
-    srand(3);
-    for (long i = 0; i < (long)N * F; i++) x[i] = (float)rand() / RAND_MAX;
-    for (long i = 0; i < (long)NV * F; i++) xv[i] = (float)rand() / RAND_MAX;
-    for (int i = 0; i < N; i++) y[i] = rand() % C;
-    for (int i = 0; i < NV; i++) yv[i] = rand() % C;
 
     mgrad_context_options co = MGRAD_CONTEXT_OPTIONS_INIT;
     co.dtype = dtype;
@@ -193,10 +187,7 @@ int main(int argc, char **argv)
     CHECK(mgrad_model_add_dense(model, width, MGRAD_INIT_DEFAULT));
     CHECK(mgrad_model_add_activation(model, MGRAD_ACTIVATION_TANH));
     CHECK(mgrad_model_add_dense(model, C, MGRAD_INIT_DEFAULT));
-    CHECK(mgrad_dataset_create(&train, ctx, N, 1, shape, MGRAD_DTYPE_F32, x));
-    CHECK(mgrad_dataset_set_labels(train, y, N, C));
-    CHECK(mgrad_dataset_create(&val, ctx, NV, 1, shape, MGRAD_DTYPE_F32, xv));
-    CHECK(mgrad_dataset_set_labels(val, yv, NV, C));
+    if (bench_random_datasets(ctx, N, NV, F, C, 3, &train, &val)) return EXIT_FAILURE;
 
     printf("MLP %d-%d-%d tanh, batch %d, SGD momentum, %s, metaparameters LR schedule + "
            "data weights; %d repeats (median), schedules interleaved in each repeat\n",
@@ -312,9 +303,5 @@ int main(int argc, char **argv)
     mgrad_dataset_destroy(val);
     mgrad_model_destroy(model);
     mgrad_context_destroy(ctx);
-    free(x);
-    free(xv);
-    free(y);
-    free(yv);
     return ok ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -68,14 +68,6 @@ int main(int argc, char **argv)
     while ((1L << log2T) < steps) log2T++;
     int64_t slots = 2 * (log2T > 0 ? log2T : 1);
 
-    srand(11);
-    float *x = malloc(sizeof(float) * (size_t)N * F), *xv = malloc(sizeof(float) * NV * F);
-    int32_t *y = malloc(sizeof(int32_t) * N), *yv = malloc(sizeof(int32_t) * NV);
-    if (!x || !xv || !y || !yv) return EXIT_FAILURE;
-    for (size_t i = 0; i < (size_t)N * F; i++) x[i] = (float)rand() / (float)RAND_MAX;
-    for (size_t i = 0; i < (size_t)NV * F; i++) xv[i] = (float)rand() / (float)RAND_MAX;
-    for (int i = 0; i < N; i++) y[i] = rand() % C;
-    for (int i = 0; i < NV; i++) yv[i] = rand() % C;
 
     mgrad_context_options co = MGRAD_CONTEXT_OPTIONS_INIT;
     co.dtype = MGRAD_DTYPE_F32;
@@ -89,10 +81,7 @@ int main(int argc, char **argv)
     CHECK(mgrad_model_add_dense(model, width, MGRAD_INIT_DEFAULT));
     CHECK(mgrad_model_add_activation(model, MGRAD_ACTIVATION_RELU));
     CHECK(mgrad_model_add_dense(model, C, MGRAD_INIT_DEFAULT));
-    CHECK(mgrad_dataset_create(&train, ctx, N, 1, shape, MGRAD_DTYPE_F32, x));
-    CHECK(mgrad_dataset_set_labels(train, y, N, C));
-    CHECK(mgrad_dataset_create(&val, ctx, NV, 1, shape, MGRAD_DTYPE_F32, xv));
-    CHECK(mgrad_dataset_set_labels(val, yv, NV, C));
+    if (bench_random_datasets(ctx, N, NV, F, C, 11, &train, &val)) return EXIT_FAILURE;
 
     mgrad_run *runs[KINDS];
     for (int k = 0; k < KINDS; k++) {
@@ -171,9 +160,5 @@ int main(int argc, char **argv)
     mgrad_dataset_destroy(val);
     mgrad_model_destroy(model);
     mgrad_context_destroy(ctx);
-    free(x);
-    free(xv);
-    free(y);
-    free(yv);
     return EXIT_SUCCESS;
 }

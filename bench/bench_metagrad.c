@@ -16,6 +16,8 @@
 
 #include <metagrad.h>
 
+#include "bench_util.h"
+
 #define CHECK(call)                                                                 \
     do {                                                                            \
         mgrad_status s_ = (call);                                                   \
@@ -24,18 +26,6 @@
             return EXIT_FAILURE;                                                    \
         }                                                                           \
     } while (0)
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 int main(int argc, char **argv)
 {
@@ -49,14 +39,6 @@ int main(int argc, char **argv)
         return EXIT_FAILURE;
     }
     enum { F = 784, C = 10, B = 128, N = 4096, NV = 1024 };
-    float *x = malloc(sizeof(float) * N * F), *xv = malloc(sizeof(float) * NV * F);
-    int32_t *y = malloc(sizeof(int32_t) * N), *yv = malloc(sizeof(int32_t) * NV);
-    if (!x || !xv || !y || !yv) return EXIT_FAILURE;
-    srand(3);
-    for (long i = 0; i < (long)N * F; i++) x[i] = (float)rand() / RAND_MAX;
-    for (long i = 0; i < (long)NV * F; i++) xv[i] = (float)rand() / RAND_MAX;
-    for (int i = 0; i < N; i++) y[i] = rand() % C;
-    for (int i = 0; i < NV; i++) yv[i] = rand() % C;
 
     mgrad_context *ctx = NULL;
     mgrad_context_options co = MGRAD_CONTEXT_OPTIONS_INIT;
@@ -73,10 +55,7 @@ int main(int argc, char **argv)
     CHECK(mgrad_model_add_dense(model, width, MGRAD_INIT_DEFAULT));
     CHECK(mgrad_model_add_activation(model, MGRAD_ACTIVATION_TANH));
     CHECK(mgrad_model_add_dense(model, C, MGRAD_INIT_DEFAULT));
-    CHECK(mgrad_dataset_create(&train, ctx, N, 1, shape, MGRAD_DTYPE_F32, x));
-    CHECK(mgrad_dataset_set_labels(train, y, N, C));
-    CHECK(mgrad_dataset_create(&val, ctx, NV, 1, shape, MGRAD_DTYPE_F32, xv));
-    CHECK(mgrad_dataset_set_labels(val, yv, NV, C));
+    if (bench_random_datasets(ctx, N, NV, F, C, 3, &train, &val)) return EXIT_FAILURE;
     mgrad_run_options o = MGRAD_RUN_OPTIONS_INIT;
     o.steps = steps;
     o.batch_size = B;
@@ -100,9 +79,9 @@ int main(int argc, char **argv)
     printf("MLP %d-%d-%d-%d tanh, batch %d, T = %d, SGD momentum, %s, store-all, "
            "%d repeats\n", F, width, width, C, B, steps,
            dtype == MGRAD_DTYPE_F32 ? "f32" : "f64", repeats);
-    printf("train (T steps + validation) median %.3f s\n", median(tf, repeats));
-    printf("metagradient (reverse pass)  median %.3f s\n", median(tr, repeats));
-    printf("metagradient / training      median %.2fx\n", median(ratio, repeats));
+    printf("train (T steps + validation) median %.3f s\n", bench_median(tf, repeats));
+    printf("metagradient (reverse pass)  median %.3f s\n", bench_median(tr, repeats));
+    printf("metagradient / training      median %.2fx\n", bench_median(ratio, repeats));
     printf("peak stored state            %.1f MiB\n", st.peak_state_bytes / 1048576.0);
 
     mgrad_run_destroy(run);
@@ -110,9 +89,5 @@ int main(int argc, char **argv)
     mgrad_dataset_destroy(val);
     mgrad_model_destroy(model);
     mgrad_context_destroy(ctx);
-    free(x);
-    free(xv);
-    free(y);
-    free(yv);
     return EXIT_SUCCESS;
 }

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <metagrad.h>
+
 static inline double bench_wall(void)
 {
     struct timespec t;
@@ -53,6 +55,41 @@ static inline unsigned long long bench_peak_rss(void)
         if (strncmp(line, "VmHWM:", 6) == 0) kb = strtoull(line + 6, NULL, 10);
     fclose(f);
     return kb * 1024ull;
+}
+
+/* Random training and validation sets of `features` uniform [0, 1) inputs
+   and labels in [0, classes), drawn with srand(seed) in a fixed order (so
+   every benchmark of a given seed sees the same data).  Returns 0, or 1
+   after printing the library's message. */
+static inline int bench_random_datasets(mgrad_context *ctx, int64_t n, int64_t nval,
+                                        int64_t features, int32_t classes, unsigned seed,
+                                        mgrad_dataset **train, mgrad_dataset **val)
+{
+    float *x = malloc(sizeof(float) * (size_t)(n * features));
+    float *xv = malloc(sizeof(float) * (size_t)(nval * features));
+    int32_t *y = malloc(sizeof(int32_t) * (size_t)n), *yv = malloc(sizeof(int32_t) * (size_t)nval);
+    int rc = 1;
+    if (x != NULL && xv != NULL && y != NULL && yv != NULL) {
+        srand(seed);
+        for (int64_t i = 0; i < n * features; i++) x[i] = (float)rand() / (float)RAND_MAX;
+        for (int64_t i = 0; i < nval * features; i++) xv[i] = (float)rand() / (float)RAND_MAX;
+        for (int64_t i = 0; i < n; i++) y[i] = rand() % classes;
+        for (int64_t i = 0; i < nval; i++) yv[i] = rand() % classes;
+        int64_t shape[1] = {features};
+        mgrad_status s = mgrad_dataset_create(train, ctx, n, 1, shape, MGRAD_DTYPE_F32, x);
+        if (s == MGRAD_OK) s = mgrad_dataset_set_labels(*train, y, n, classes);
+        if (s == MGRAD_OK) s = mgrad_dataset_create(val, ctx, nval, 1, shape, MGRAD_DTYPE_F32, xv);
+        if (s == MGRAD_OK) s = mgrad_dataset_set_labels(*val, yv, nval, classes);
+        if (s == MGRAD_OK)
+            rc = 0;
+        else
+            fprintf(stderr, "bench data: %s\n", mgrad_context_last_error(ctx));
+    }
+    free(x);
+    free(xv);
+    free(y);
+    free(yv);
+    return rc;
 }
 
 #endif /* MGRAD_BENCH_UTIL_H */
