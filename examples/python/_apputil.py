@@ -170,6 +170,18 @@ def parser(description, usage_extra=""):
     return p
 
 
+def finish_options(p, a, o, max_meta_steps):
+    """Apply --meta-steps, --seeds and --out to the defaults `o`, check
+    them, and return them as an object with attributes."""
+    for key in ("meta_steps", "seeds"):
+        if getattr(a, key) is not None:
+            o[key] = getattr(a, key)
+    o["out"] = a.out
+    if not (1 <= o["meta_steps"] <= max_meta_steps and 1 <= o["seeds"] <= 16):
+        p.error("need 1 <= meta-steps <= %d and 1 <= seeds <= 16" % max_meta_steps)
+    return type("Options", (), o)
+
+
 def prepare_out(out):
     try:
         os.makedirs(out, exist_ok=True)

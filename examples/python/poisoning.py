@@ -48,14 +48,7 @@ def options():
         o.update(meta_steps=20, N=2000, cfg=o["cfg"]._replace(steps=250))
     if a.smoke:
         o.update(meta_steps=2, N=200, seeds=1, cfg=o["cfg"]._replace(steps=30))
-    if a.meta_steps is not None:
-        o["meta_steps"] = a.meta_steps
-    if a.seeds is not None:
-        o["seeds"] = a.seeds
-    o["out"] = a.out
-    if not (1 <= o["meta_steps"] <= 2000 and 1 <= o["seeds"] <= 16):
-        p.error("need 1 <= meta-steps <= 2000 and 1 <= seeds <= 16")
-    return type("Options", (), o)
+    return app.finish_options(p, a, o, 2000)
 
 
 def main():
