@@ -452,6 +452,21 @@ static mgrad_status reverse_step(mgrad_run *run, engine *e, int64_t t)
 
 /* ---- validation --------------------------------------------------------- */
 
+/* The rows [start, start + max_rows) of `ds` that this rank evaluates, as a
+   chunk with scale 1/N and no metaparameters (count 0: an empty share). */
+static chunk eval_chunk(const mgrad_run *run, engine *e, const mgrad_dataset *ds,
+                        int64_t start)
+{
+    int64_t count = ds->n - start;
+    if (count > (int64_t)e->max_rows) count = (int64_t)e->max_rows;
+    size_t lo = 0, hi = 0;
+    mgr_shard(run, (size_t)count, &lo, &hi);
+    int64_t *ids = e->batch_idx + run->batch;
+    for (size_t r = lo; r < hi; r++) ids[r - lo] = start + (int64_t)r;
+    chunk c = {ds, 0, ids, hi - lo, (real)(1.0 / (double)ds->n), NULL, 0, lo};
+    return c;
+}
+
 /* *out = mean weighted loss of `ds` at theta; with grad != NULL (zero on
    entry on a data-parallel run) also += its gradient.  correct (may be NULL)
    counts argmax hits, or becomes -1 when the model gives no outputs.  Each
@@ -465,14 +480,8 @@ static mgrad_status dataset_pass(mgrad_run *run, engine *e, const mgrad_dataset 
     mgrad_status s = MGRAD_OK;
     if (e->ws != NULL) e->ws->training = 0; /* dropout is the identity here */
     for (int64_t start = 0; start < ds->n && s == MGRAD_OK; start += (int64_t)e->max_rows) {
-        int64_t count = ds->n - start;
-        if (count > (int64_t)e->max_rows) count = (int64_t)e->max_rows;
-        size_t lo = 0, hi = 0;
-        mgr_shard(run, (size_t)count, &lo, &hi);
-        if (hi == lo) continue;
-        int64_t *ids = e->batch_idx + run->batch;
-        for (size_t r = lo; r < hi; r++) ids[r - lo] = start + (int64_t)r;
-        chunk c = {ds, 0, ids, hi - lo, (real)(1.0 / (double)ds->n), NULL, 0, lo};
+        chunk c = eval_chunk(run, e, ds, start);
+        if (c.count == 0) continue;
         gather(run, e, &c);
         double loss = 0;
         s = model_value_grad(run, e, &c, theta, grad, grad == NULL, &loss);
@@ -490,7 +499,7 @@ static mgrad_status dataset_pass(mgrad_run *run, engine *e, const mgrad_dataset 
                 size_t best = 0;
                 for (size_t j = 1; j < C; j++)
                     if (o[r * C + j] > o[r * C + best]) best = j;
-                if ((int32_t)best == ds->labels[ids[r]]) hits++;
+                if ((int32_t)best == ds->labels[c.rows[r]]) hits++;
             }
         }
     }
@@ -737,18 +746,12 @@ static mgrad_status engine_example_losses(mgrad_run *run, const mgrad_dataset *d
     if (run->comm != NULL) R(mgr_zero)((size_t)ds->n, dst);
     mgrad_status s = MGRAD_OK;
     for (int64_t start = 0; start < ds->n && s == MGRAD_OK; start += (int64_t)e->max_rows) {
-        int64_t count = ds->n - start;
-        if (count > (int64_t)e->max_rows) count = (int64_t)e->max_rows;
-        size_t lo = 0, hi = 0;
-        mgr_shard(run, (size_t)count, &lo, &hi);
-        if (hi == lo) continue;
-        int64_t *ids = e->batch_idx + run->batch;
-        for (size_t r = lo; r < hi; r++) ids[r - lo] = start + (int64_t)r;
-        chunk c = {ds, 0, ids, hi - lo, (real)(1.0 / (double)ds->n), NULL, 0, lo};
+        chunk c = eval_chunk(run, e, ds, start);
+        if (c.count == 0) continue;
         gather(run, e, &c);
         double loss = 0;
         s = model_value_grad(run, e, &c, e->theta_T, NULL, 1, &loss);
-        if (s == MGRAD_OK) R(mgr_copy)(c.count, e->ell, dst + start + (int64_t)lo);
+        if (s == MGRAD_OK) R(mgr_copy)(c.count, e->ell, dst + c.rows[0]);
     }
     s = mgr_reduce_sum(run, dst, (size_t)ds->n, NULL, 0, s);
     return mgr_reduce_finish(run, s);
