@@ -40,35 +40,7 @@
 
 static mgrad_context *ctx;
 
-#define CHECK(call)                                                                 \
-    do {                                                                            \
-        mgrad_status s_ = (call);                                                   \
-        if (s_ != MGRAD_OK) {                                                       \
-            fprintf(stderr, "%s failed: %s\n", #call, mgrad_context_last_error(ctx)); \
-            exit(EXIT_FAILURE);                                                     \
-        }                                                                           \
-    } while (0)
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(const double *v, int n)
-{
-    double tmp[100];
-    memcpy(tmp, v, (size_t)n * sizeof *v);
-    qsort(tmp, (size_t)n, sizeof *tmp, cmp_double);
-    return n % 2 ? tmp[n / 2] : 0.5 * (tmp[n / 2 - 1] + tmp[n / 2]);
-}
-
-static double clock_s(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#define CHECK(call) BENCH_CHECK(ctx, call)
 
 /* The 1-minute load average, to print the conditions of the measurement. */
 static double loadavg(void)
@@ -143,11 +115,11 @@ static mgrad_run *make_run(mgrad_model *model, mgrad_dataset *train, mgrad_datas
 /* Wall-clock seconds of train + reverse; CPU seconds of the process into *cpu. */
 static double metagradient(cfg *c, double *cpu)
 {
-    double t0 = clock_s(CLOCK_MONOTONIC), c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
+    double t0 = bench_wall(), c0 = bench_cpu();
     CHECK(mgrad_run_train(c->run, NULL));
     CHECK(mgrad_run_reverse(c->run));
-    double t = clock_s(CLOCK_MONOTONIC) - t0;
-    *cpu = clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
+    double t = bench_wall() - t0;
+    *cpu = bench_cpu() - c0;
     c->st.version = MGRAD_RUN_STATS_VERSION;
     CHECK(mgrad_run_get_stats(c->run, &c->st));
     return t;
@@ -259,8 +231,8 @@ int main(int argc, char **argv)
                        "%.1f KiB |\n",
                        (long long)T, budget, c->name, (long long)c->st.checkpoint_slots,
                        (long long)c->st.steps_recomputed,
-                       (double)c->st.steps_recomputed / (double)T, median(c->secs, repeats),
-                       median(c->ratio, repeats), median(c->cpu_ratio, repeats),
+                       (double)c->st.steps_recomputed / (double)T, bench_median(c->secs, repeats),
+                       bench_median(c->ratio, repeats), bench_median(c->cpu_ratio, repeats),
                        c->st.peak_state_bytes / 1024.0);
             }
             if (g >= 1 && g <= 2 && replay_idx[g - 1] < 0)
@@ -282,8 +254,8 @@ int main(int argc, char **argv)
                      (long long)T, (long long)rp->st.checkpoint_slots, (long long)br,
                      rp->name, (long long)rr,
                      br < rr ? "binomial fewer" : br == rr ? "equal" : "BINOMIAL MORE",
-                     median(bn->ratio, repeats), median(rp->ratio, repeats),
-                     median(bn->cpu_ratio, repeats), median(rp->cpu_ratio, repeats));
+                     bench_median(bn->ratio, repeats), bench_median(rp->ratio, repeats),
+                     bench_median(bn->cpu_ratio, repeats), bench_median(rp->cpu_ratio, repeats));
         }
         for (int i = 0; i < n; i++) mgrad_run_destroy(cs[i].run);
         fflush(stdout);

@@ -38,14 +38,7 @@
 
 static mgrad_context *ctx;
 
-#define CHECK(call)                                                                 \
-    do {                                                                            \
-        mgrad_status s_ = (call);                                                   \
-        if (s_ != MGRAD_OK) {                                                       \
-            fprintf(stderr, "%s failed: %s\n", #call, mgrad_context_last_error(ctx)); \
-            exit(EXIT_FAILURE);                                                     \
-        }                                                                           \
-    } while (0)
+#define CHECK(call) BENCH_CHECK(ctx, call)
 
 enum { F = 784, C = 10, N = 8192, NV = 256 };
 enum { PLAIN, STORE_ALL, BINOMIAL, KINDS };

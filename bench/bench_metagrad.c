@@ -18,14 +18,7 @@
 
 #include "bench_util.h"
 
-#define CHECK(call)                                                                 \
-    do {                                                                            \
-        mgrad_status s_ = (call);                                                   \
-        if (s_ != MGRAD_OK) {                                                       \
-            fprintf(stderr, "%s failed: %s\n", #call, mgrad_context_last_error(ctx)); \
-            return EXIT_FAILURE;                                                    \
-        }                                                                           \
-    } while (0)
+#define CHECK(call) BENCH_CHECK(ctx, call)
 
 int main(int argc, char **argv)
 {

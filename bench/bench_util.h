@@ -12,6 +12,17 @@
 
 #include <metagrad.h>
 
+/* Exit with the library's message when `call` fails (benchmark programs
+   only: the library itself never exits). */
+#define BENCH_CHECK(ctx, call)                                                      \
+    do {                                                                            \
+        mgrad_status s_ = (call);                                                   \
+        if (s_ != MGRAD_OK) {                                                       \
+            fprintf(stderr, "%s failed: %s\n", #call, mgrad_context_last_error(ctx)); \
+            exit(EXIT_FAILURE);                                                     \
+        }                                                                           \
+    } while (0)
+
 static inline double bench_wall(void)
 {
     struct timespec t;
