@@ -407,7 +407,9 @@ typedef struct mlp {
     double *prob, *ell;
 } mlp;
 
-static void mlp_setup(mlp *m, uint64_t seed)
+/* variant 0: tanh, GELU, softplus; variant 1: ReLU for all three (the R-op's
+   reduced backward then skips the input-side adjoints). */
+static void mlp_setup_variant(mlp *m, uint64_t seed, int variant)
 {
     uint64_t st = seed * 31337;
     memset(m, 0, sizeof *m);
@@ -417,12 +419,12 @@ static void mlp_setup(mlp *m, uint64_t seed)
     int64_t hid = tu_rand_int(&st, 3, 6);
     tg_init(&m->t, (int64_t)m->nin);
     int32_t d1 = tg_add(&m->t, MGR_OP_DENSE, 0, -1, hid, 0);
-    int32_t a1 = tg_add(&m->t, MGR_OP_TANH, d1, -1, 0, 0);
+    int32_t a1 = tg_add(&m->t, variant ? MGR_OP_RELU : MGR_OP_TANH, d1, -1, 0, 0);
     int32_t d2 = tg_add(&m->t, MGR_OP_DENSE, a1, -1, hid, 0);
     int32_t r = tg_add(&m->t, MGR_OP_ADD, d2, a1, 0, 0);
-    int32_t a2 = tg_add(&m->t, MGR_OP_GELU, r, -1, 0, 0);
+    int32_t a2 = tg_add(&m->t, variant ? MGR_OP_RELU : MGR_OP_GELU, r, -1, 0, 0);
     int32_t s = tg_add(&m->t, MGR_OP_SCALE, a2, -1, 0, 0.8);
-    int32_t a3 = tg_add(&m->t, MGR_OP_SOFTPLUS, s, -1, 0, 0);
+    int32_t a3 = tg_add(&m->t, variant ? MGR_OP_RELU : MGR_OP_SOFTPLUS, s, -1, 0, 0);
     tg_add(&m->t, MGR_OP_DENSE, a3, -1, (int64_t)m->C, 0);
     m->P = (size_t)m->t.g.num_params;
     m->labels = calloc(m->rows, sizeof(int32_t));
@@ -443,6 +445,11 @@ static void mlp_setup(mlp *m, uint64_t seed)
     ck_assert_int_eq(mgr_graph_ws_create_f64(m->ctx, &m->t.g, m->rows, &m->ws), MGRAD_OK);
     m->prob = dalloc(m->rows * m->C);
     m->ell = dalloc(m->rows);
+}
+
+static void mlp_setup(mlp *m, uint64_t seed)
+{
+    mlp_setup_variant(m, seed, 0);
 }
 
 static void mlp_teardown(mlp *m)
@@ -540,6 +547,65 @@ START_TEST(test_mlp_hvp)
     free(ellm);
     free(obd);
     mlp_teardown(&m);
+}
+END_TEST
+
+/* The R-op's reduced backward (mgr_graph_backward_rop) leaves tangent_backward
+   exactly what the full backward does: H u and (x̄)˙ bit for bit, with every
+   adjoint it skips poisoned with NaN beforehand (so one read would show). */
+START_TEST(test_backward_rop)
+{
+    for (int variant = 0; variant < 2; variant++)
+        for (int want_x = 0; want_x < 2; want_x++) {
+            mlp m;
+            mlp_setup_variant(&m, (uint64_t)_i + 11, variant);
+            size_t P = m.P, nx = m.rows * m.nin, C = m.C;
+            int32_t last = m.t.g.num_nodes - 1;
+            uint64_t st = (uint64_t)_i * 7919 + 3;
+            double *theta = dalloc(P), *u = dalloc(P), *x = dalloc(nx), *grad = dalloc(P);
+            double *hu[2] = {dalloc(P), dalloc(P)}, *xbd[2] = {dalloc(nx), dalloc(nx)};
+            double *obd = dalloc(m.rows * C), *obar = dalloc(m.rows * C);
+            tu_fill(theta, P, &st, 0.8);
+            tu_fill(u, P, &st, 1.0);
+            tu_fill(x, nx, &st, 1.5);
+            for (int pass = 0; pass < 2; pass++) {
+                mgr_graph_forward_f64(&m.t.g, m.ws, m.rows, theta, x);
+                mgr_loss_forward_f64(&m.lb, m.ws->val[last], m.prob, m.ell);
+                mgr_loss_backward_f64(&m.lb, m.ws->val[last], m.prob, obar);
+                if (pass == 0) {
+                    memset(grad, 0, P * sizeof(double));
+                    mgr_graph_backward_f64(&m.t.g, m.ws, m.rows, theta, x, obar, grad, NULL);
+                } else {
+                    for (int32_t k = 1; k < last; k++)
+                        for (size_t j = 0; j < m.rows * (size_t)m.t.g.nodes[k].size; j++)
+                            m.ws->adj[k][j] = NAN;
+                    mgr_graph_backward_rop_f64(&m.t.g, m.ws, m.rows, theta, x, obar, want_x);
+                }
+                mgr_graph_tangent_f64(&m.t.g, m.ws, m.rows, theta, u, x, NULL);
+                mgr_loss_tangent_backward_f64(&m.lb, m.ws->val[last], m.prob, m.ws->tan[last],
+                                              obd);
+                memset(hu[pass], 0, P * sizeof(double));
+                memset(xbd[pass], 0, nx * sizeof(double));
+                mgr_graph_tangent_backward_f64(&m.t.g, m.ws, m.rows, theta, u, x, NULL, obd,
+                                               hu[pass], want_x ? xbd[pass] : NULL);
+            }
+            ck_assert_msg(memcmp(hu[0], hu[1], P * sizeof(double)) == 0,
+                          "variant %d want_x %d: H u differs", variant, want_x);
+            ck_assert_msg(memcmp(xbd[0], xbd[1], nx * sizeof(double)) == 0,
+                          "variant %d want_x %d: input adjoint tangent differs", variant, want_x);
+            for (size_t j = 0; j < P; j++) ck_assert(isfinite(hu[1][j]));
+            free(theta);
+            free(u);
+            free(x);
+            free(grad);
+            free(hu[0]);
+            free(hu[1]);
+            free(xbd[0]);
+            free(xbd[1]);
+            free(obd);
+            free(obar);
+            mlp_teardown(&m);
+        }
 }
 END_TEST
 
@@ -762,6 +828,7 @@ Suite *make_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("graph");
+    tcase_add_loop_test(tc, test_backward_rop, 0, 4);
     tcase_add_loop_test(tc, test_mlp_hvp, 0, 4);
     tcase_add_test(tc, test_mlp_repeatable);
     tcase_add_test(tc, test_null_directions);

@@ -25,7 +25,8 @@ void mgr_optim_step_f32(const mgr_hyper *h, int64_t t, size_t num_params,
                         float *state, const float *grad);
 void mgr_optim_reverse_pre_f32(const mgr_hyper *h, int64_t t, size_t num_params,
                                const float *state, const float *grad,
-                               float *state_bar, float *u, mgr_hyper_grad *hg);
+                               const float *next_m, float *state_bar, float *u,
+                               mgr_hyper_grad *hg);
 void mgr_optim_reverse_post_f32(const mgr_hyper *h, size_t num_params,
                                 const float *theta, const float *u, const float *hu,
                                 float *theta_bar, mgr_hyper_grad *hg);
@@ -116,7 +117,7 @@ static void step_reverse(const quartic *q, const mgr_hyper *h, int64_t t,
     double g[MAXP], u[MAXP], hu[MAXP];
     memcpy(sbar, abar, len * sizeof(double));
     quartic_grad(q, s, g);
-    mgr_optim_reverse_pre_f64(h, t, n, s, g, sbar, u, hg);
+    mgr_optim_reverse_pre_f64(h, t, n, s, g, NULL, sbar, u, hg);
     quartic_hvp(q, s, u, hu);
     mgr_optim_reverse_post_f64(h, n, s, u, hu, sbar, hg);
 }
@@ -268,6 +269,41 @@ START_TEST(test_reverse_fd)
 }
 END_TEST
 
+/* Where the reverse does not need g (SGD without Nesterov), reverse_pre given
+   m_{t+1} from s_{t+1} instead of g returns what it returns given g: the
+   adjoints bit for bit (they do not involve m_{t+1}), η̄ to rounding of the
+   recomputed m_{t+1} (none on x86-64, where nothing is contracted). */
+START_TEST(test_reverse_from_next_state)
+{
+    const mgr_hyper *h = &CASES[_i].h;
+    ck_assert_int_eq(mgr_optim_reverse_needs_grad(h), is_adam(h) || h->nesterov);
+    if (mgr_optim_reverse_needs_grad(h)) return;
+    uint64_t rng = 4242 + (uint64_t)_i;
+    const size_t n = 11, len = mgr_optim_state_len(h->kind, n);
+    quartic q;
+    quartic_init(&q, n, &rng);
+    double s[MAXS], s1[MAXS], g[MAXP], abar[MAXS];
+    random_state(h, n, &rng, s);
+    tu_fill(abar, len, &rng, 1.0);
+    quartic_grad(&q, s, g);
+    memcpy(s1, s, len * sizeof(double));
+    mgr_optim_step_f64(h, 3, n, s1, g);
+    double sbar_a[MAXS], sbar_b[MAXS], u_a[MAXP], u_b[MAXP];
+    memcpy(sbar_a, abar, len * sizeof(double));
+    memcpy(sbar_b, abar, len * sizeof(double));
+    mgr_hyper_grad ha = { 0.5, 0, 0, 0 }, hb = { 0.5, 0, 0, 0 };
+    mgr_optim_reverse_pre_f64(h, 3, n, s, g, NULL, sbar_a, u_a, &ha);
+    mgr_optim_reverse_pre_f64(h, 3, n, s, NULL, s1 + n, sbar_b, u_b, &hb);
+    ck_assert_msg(memcmp(sbar_a, sbar_b, len * sizeof(double)) == 0, "%s: state adjoint",
+                  CASES[_i].name);
+    ck_assert_msg(memcmp(u_a, u_b, n * sizeof(double)) == 0, "%s: u", CASES[_i].name);
+    ck_assert_msg(fabs(ha.lr - hb.lr) <= 1e-14 * fabs(ha.lr), "%s: lr adjoint %.17g vs %.17g",
+                  CASES[_i].name, ha.lr, hb.lr);
+    ck_assert(ha.momentum == hb.momentum && ha.weight_decay == hb.weight_decay &&
+              ha.beta2 == hb.beta2);
+}
+END_TEST
+
 /* hg is accumulated into, never overwritten; SGD leaves β̄2 alone. */
 START_TEST(test_reverse_accumulates)
 {
@@ -416,8 +452,8 @@ START_TEST(test_f32_matches_f64)
     for (size_t i = 0; i < n; i++) gf[i] = (float)g[i];
     for (size_t i = 0; i < n; i++) g[i] = gf[i];
     mgr_hyper_grad hg = { 0, 0, 0, 0 }, hgf = { 0, 0, 0, 0 };
-    mgr_optim_reverse_pre_f64(h, STEPS, n, s, g, sbar, u, &hg);
-    mgr_optim_reverse_pre_f32(h, STEPS, n, sf, gf, sbarf, uf, &hgf);
+    mgr_optim_reverse_pre_f64(h, STEPS, n, s, g, NULL, sbar, u, &hg);
+    mgr_optim_reverse_pre_f32(h, STEPS, n, sf, gf, NULL, sbarf, uf, &hgf);
     quartic_hvp(&q, s, u, hu);
     for (size_t i = 0; i < n; i++) huf[i] = (float)hu[i];
     for (size_t i = 0; i < n; i++) hu[i] = huf[i];
@@ -451,7 +487,7 @@ START_TEST(test_adam_r_zero)
     for (int i = 0; i < 12; i++) sbar[i] = 0.1 * (i + 1);
     const double vbar_in[4] = { sbar[8], sbar[9], sbar[10], sbar[11] };
     mgr_hyper_grad hg = { 0, 0, 0, 0 };
-    mgr_optim_reverse_pre_f64(&h, 0, n, s, g, sbar, u, &hg);
+    mgr_optim_reverse_pre_f64(&h, 0, n, s, g, NULL, sbar, u, &hg);
     for (int i = 0; i < 12; i++) ck_assert(isfinite(sbar[i]));
     for (int i = 0; i < 4; i++) ck_assert(isfinite(u[i]));
     ck_assert(isfinite(hg.lr) && isfinite(hg.momentum) && isfinite(hg.beta2));
@@ -474,6 +510,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_init_state);
     tcase_add_loop_test(tc, test_reverse_fd, 0, NCASES);
     tcase_add_loop_test(tc, test_reverse_accumulates, 0, NCASES);
+    tcase_add_loop_test(tc, test_reverse_from_next_state, 0, NCASES);
     tcase_add_loop_test(tc, test_step_matches_torch, 0, NCASES);
     tcase_add_loop_test(tc, test_f32_matches_f64, 0, NCASES);
     tcase_add_test(tc, test_adam_r_zero);

@@ -25,21 +25,32 @@ typedef struct config {
     mgrad_loss loss;
     double smoothing;
     int residual;
+    int relu;          /* ReLU for both hidden activations (else tanh, GELU) */
 } config;
 
 static const config CONFIGS[] = {
-    {"sgd", MGRAD_OPTIMIZER_SGD, 0.3, 0.0, 0.01, 0, 0, MGRAD_LOSS_CROSS_ENTROPY, 0, 0},
-    {"momentum", MGRAD_OPTIMIZER_SGD, 0.2, 0.9, 0.01, 0, 0, MGRAD_LOSS_CROSS_ENTROPY, 0, 0},
-    {"nesterov", MGRAD_OPTIMIZER_SGD, 0.2, 0.8, 0.01, 0, 1, MGRAD_LOSS_CROSS_ENTROPY, 0, 0},
-    {"adam", MGRAD_OPTIMIZER_ADAM, 0.02, 0.9, 0.01, 1e-4, 0, MGRAD_LOSS_CROSS_ENTROPY, 0, 0},
-    {"adamw", MGRAD_OPTIMIZER_ADAMW, 0.02, 0.9, 0.05, 1e-4, 0, MGRAD_LOSS_CROSS_ENTROPY, 0, 0},
+    {"sgd", MGRAD_OPTIMIZER_SGD, 0.3, 0.0, 0.01, 0, 0, MGRAD_LOSS_CROSS_ENTROPY, 0, 0, 0},
+    {"momentum", MGRAD_OPTIMIZER_SGD, 0.2, 0.9, 0.01, 0, 0, MGRAD_LOSS_CROSS_ENTROPY, 0, 0, 0},
+    {"nesterov", MGRAD_OPTIMIZER_SGD, 0.2, 0.8, 0.01, 0, 1, MGRAD_LOSS_CROSS_ENTROPY, 0, 0, 0},
+    {"adam", MGRAD_OPTIMIZER_ADAM, 0.02, 0.9, 0.01, 1e-4, 0, MGRAD_LOSS_CROSS_ENTROPY, 0, 0, 0},
+    {"adamw", MGRAD_OPTIMIZER_ADAMW, 0.02, 0.9, 0.05, 1e-4, 0, MGRAD_LOSS_CROSS_ENTROPY, 0, 0, 0},
 };
 #define NCONFIGS ((int)(sizeof CONFIGS / sizeof CONFIGS[0]))
 
 static const config SQUARED = {"squared", MGRAD_OPTIMIZER_SGD, 0.1, 0.5, 0.01, 0, 0,
-                               MGRAD_LOSS_SQUARED_ERROR, 0, 1};
+                               MGRAD_LOSS_SQUARED_ERROR, 0, 1, 0};
 static const config SMOOTHED = {"smoothed", MGRAD_OPTIMIZER_SGD, 0.3, 0.5, 0.01, 0, 0,
-                                MGRAD_LOSS_CROSS_ENTROPY, 0.1, 1};
+                                MGRAD_LOSS_CROSS_ENTROPY, 0.1, 1, 0};
+
+/* ReLU networks take the R-op's reduced backward (no input-side adjoints,
+   graph_exec.c); with momentum the reverse also skips g (optim.h). */
+static const config RELU_CONFIGS[] = {
+    {"relu-mom-res", MGRAD_OPTIMIZER_SGD, 0.2, 0.9, 0.01, 0, 0, MGRAD_LOSS_CROSS_ENTROPY, 0, 1,
+     1},
+    {"relu-adam", MGRAD_OPTIMIZER_ADAM, 0.02, 0.9, 0.01, 1e-4, 0, MGRAD_LOSS_CROSS_ENTROPY, 0,
+     0, 1},
+};
+#define NRELU ((int)(sizeof RELU_CONFIGS / sizeof RELU_CONFIGS[0]))
 
 typedef struct fixture {
     mgrad_context *ctx;
@@ -74,11 +85,15 @@ static void setup(fixture *fx, const config *cfg, mgrad_dtype dtype)
     int64_t shape[1] = {F};
     ck_assert_int_eq(mgrad_model_create(&fx->model, fx->ctx, 1, shape), MGRAD_OK);
     ck_assert_int_eq(mgrad_model_add_dense(fx->model, 8, MGRAD_INIT_DEFAULT), MGRAD_OK);
-    ck_assert_int_eq(mgrad_model_add_activation(fx->model, MGRAD_ACTIVATION_TANH), MGRAD_OK);
+    ck_assert_int_eq(mgrad_model_add_activation(
+                         fx->model, cfg->relu ? MGRAD_ACTIVATION_RELU : MGRAD_ACTIVATION_TANH),
+                     MGRAD_OK);
     int32_t mark = 0;
     ck_assert_int_eq(mgrad_model_mark(fx->model, &mark), MGRAD_OK);
     ck_assert_int_eq(mgrad_model_add_dense(fx->model, 8, MGRAD_INIT_XAVIER_NORMAL), MGRAD_OK);
-    ck_assert_int_eq(mgrad_model_add_activation(fx->model, MGRAD_ACTIVATION_GELU), MGRAD_OK);
+    ck_assert_int_eq(mgrad_model_add_activation(
+                         fx->model, cfg->relu ? MGRAD_ACTIVATION_RELU : MGRAD_ACTIVATION_GELU),
+                     MGRAD_OK);
     if (cfg->residual)
         ck_assert_int_eq(mgrad_model_add_residual(fx->model, mark), MGRAD_OK);
     ck_assert_int_eq(mgrad_model_add_dense(fx->model, C, MGRAD_INIT_DEFAULT), MGRAD_OK);
@@ -223,6 +238,12 @@ END_TEST
 START_TEST(test_fd_squared_error_residual)
 {
     check_config(&SQUARED);
+}
+END_TEST
+
+START_TEST(test_fd_relu)
+{
+    check_config(&RELU_CONFIGS[_i]);
 }
 END_TEST
 
@@ -388,6 +409,7 @@ Suite *make_suite(void)
     tcase_add_loop_test(tc, test_fd_optimizers, 0, NCONFIGS);
     tcase_add_test(tc, test_fd_squared_error_residual);
     tcase_add_test(tc, test_fd_label_smoothing);
+    tcase_add_loop_test(tc, test_fd_relu, 0, NRELU);
     tcase_add_loop_test(tc, test_f32_matches_f64, 0, NCONFIGS);
     tcase_add_loop_test(tc, test_determinism, 0, NCONFIGS);
     tcase_add_test(tc, test_all_metas_together);

@@ -88,10 +88,12 @@ mgrad_status R(mgr_graph_ws_create)(mgrad_context *ctx, const mgr_graph *g,
 
     R(mgr_graph_ws) *ws = mgr_calloc(ctx, 1, sizeof *ws);
     real **ptrs = mgr_calloc(ctx, 4 * n, sizeof(real *));
+    unsigned char *need = mgr_calloc(ctx, n, 1);
     /* One block for every buffer; at least one element so that val[1] (which
        destroy frees) is a real block even for max_rows = 0. */
     real *data = n > 1 ? mgr_alloc(ctx, (total > 0 ? total : 1) * sizeof(real)) : NULL;
-    if (ws == NULL || ptrs == NULL || (n > 1 && data == NULL)) {
+    if (ws == NULL || ptrs == NULL || need == NULL || (n > 1 && data == NULL)) {
+        mgr_free(ctx, need);
         mgr_free(ctx, data);
         mgr_free(ctx, ptrs);
         mgr_free(ctx, ws);
@@ -110,6 +112,7 @@ mgrad_status R(mgr_graph_ws_create)(mgrad_context *ctx, const mgr_graph *g,
     ws->step = 0;
     ws->training = 1;
     ws->row0 = 0;
+    ws->need = need;
     real *p = data;
     for (size_t k = 1; k < n; k++) {
         size_t per = padded_count(max_rows * (size_t)g->nodes[k].size);
@@ -134,6 +137,7 @@ void R(mgr_graph_ws_destroy)(mgrad_context *ctx, R(mgr_graph_ws) *ws)
     /* The data block starts at val[1]; a one-node graph has none. */
     if (ws->num_nodes > 1) mgr_free(ctx, ws->val[1]);
     mgr_free(ctx, ws->val);
+    mgr_free(ctx, ws->need);
     mgr_free(ctx, ws);
 }
 
@@ -152,15 +156,14 @@ static const real *node_val(const R(mgr_graph_ws) *ws, int32_t k, const real *x)
 
 /* Whether node k's tangent is known to be zero: no parameter direction
    reaches it and its inputs' tangents are zero.  Conservative. */
-static int tan_known_zero(const mgr_graph *g, int32_t k, const real *u,
-                          const real *xdot, int depth)
+static int tan_known_zero(const mgr_graph *g, int32_t k, int has_u, int has_xdot, int depth)
 {
-    if (k == 0) return xdot == NULL;
+    if (k == 0) return !has_xdot;
     if (depth >= MGR_ZERO_DEPTH) return 0;
     const mgr_node *nd = &g->nodes[k];
-    if (u != NULL && nd->param_count > 0) return 0;
-    if (!tan_known_zero(g, nd->in0, u, xdot, depth + 1)) return 0;
-    return nd->in1 < 0 || tan_known_zero(g, nd->in1, u, xdot, depth + 1);
+    if (has_u && nd->param_count > 0) return 0;
+    if (!tan_known_zero(g, nd->in0, has_u, has_xdot, depth + 1)) return 0;
+    return nd->in1 < 0 || tan_known_zero(g, nd->in1, has_u, has_xdot, depth + 1);
 }
 
 /* The tangent of node k's output as its consumers see it: the caller's xdot
@@ -169,7 +172,7 @@ static const real *node_tan(const mgr_graph *g, const R(mgr_graph_ws) *ws, int32
                             const real *u, const real *xdot)
 {
     if (k == 0) return xdot;
-    return tan_known_zero(g, k, u, xdot, 0) ? NULL : ws->tan[k];
+    return tan_known_zero(g, k, u != NULL, xdot != NULL, 0) ? NULL : ws->tan[k];
 }
 
 static void fill_args(R(mgr_op_args) *a, const mgr_graph *g, const R(mgr_graph_ws) *ws,
@@ -243,6 +246,76 @@ void R(mgr_graph_backward)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
     }
 }
 
+/* Whether node k's tangent_backward reads its primal adjoint ȳ when run by
+   the R-op (u on every parameter, hu wanted, xdot = NULL): 1 = yes,
+   0 = no, -1 = not analysed (the caller then runs the full adjoint pass).
+   Dense reads ȳ for ȳ U (when x̄˙ is wanted) and ȳᵀ ẋ (when ẋ ≠ 0); smooth
+   activations for ȳ f''(x) ẋ; ReLU and the linear ops never do. */
+static int tb_reads_ybar(const mgr_graph *g, int32_t k, int want_xbardot)
+{
+    const mgr_node *nd = &g->nodes[k];
+    int has_xbardot = nd->in0 != 0 || want_xbardot;
+    switch (nd->kind) {
+    case MGR_OP_DENSE:
+        return has_xbardot || !tan_known_zero(g, nd->in0, 1, 0, 0);
+    case MGR_OP_TANH:
+    case MGR_OP_SIGMOID:
+    case MGR_OP_GELU:
+    case MGR_OP_SOFTPLUS:
+        return has_xbardot;
+    case MGR_OP_RELU:
+    case MGR_OP_SCALE:
+    case MGR_OP_ADD:
+    case MGR_OP_AVG_POOL:
+    case MGR_OP_MAX_POOL:
+    case MGR_OP_GLOBAL_AVG_POOL:
+    case MGR_OP_DROPOUT:
+    case MGR_OP_FLATTEN:
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+void R(mgr_graph_backward_rop)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
+                               const real *theta, const real *x, const real *obar,
+                               int want_xbardot)
+{
+    assert(rows <= ws->max_rows && ws->num_nodes == g->num_nodes);
+    int32_t last = g->num_nodes - 1;
+    if (last == 0) return;
+    /* need[k]: adj[k] is read by node k's tangent_backward, or feeds the
+       adjoint of an input that is needed.  Inputs precede their consumers,
+       so one pass in index order decides every node. */
+    unsigned char *need = ws->need;
+    need[0] = 0; /* x̄ is not wanted */
+    for (int32_t k = 1; k <= last; k++) {
+        const mgr_node *nd = &g->nodes[k];
+        int reads = tb_reads_ybar(g, k, want_xbardot);
+        if (reads < 0) {
+            R(mgr_graph_backward)(g, ws, rows, theta, x, obar, NULL, NULL);
+            return;
+        }
+        need[k] = (unsigned char)(reads || need[nd->in0] || (nd->in1 >= 0 && need[nd->in1]));
+    }
+    for (int32_t k = 1; k < last; k++)
+        if (need[k]) R(mgr_zero)(rows * (size_t)g->nodes[k].size, ws->adj[k]);
+    if (obar != ws->adj[last])
+        R(mgr_copy)(rows * (size_t)g->nodes[last].size, obar, ws->adj[last]);
+    R(mgr_op_args) a;
+    for (int32_t k = last; k >= 1; k--) {
+        const mgr_node *nd = &g->nodes[k];
+        real *xb = need[nd->in0] ? ws->adj[nd->in0] : NULL;
+        real *x1b = nd->in1 >= 0 && need[nd->in1] ? ws->adj[nd->in1] : NULL;
+        if (xb == NULL && x1b == NULL) continue;
+        fill_args(&a, g, ws, k, rows, theta, x);
+        a.ybar = ws->adj[k];
+        a.xbar = xb;
+        a.x1bar = x1b;
+        R(mgr_op_table)[nd->kind].backward(&a);
+    }
+}
+
 void R(mgr_graph_tangent)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
                           const real *theta, const real *u, const real *x,
                           const real *xdot)
@@ -251,7 +324,7 @@ void R(mgr_graph_tangent)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
     R(mgr_op_args) a;
     for (int32_t k = 1; k < g->num_nodes; k++) {
         const mgr_node *nd = &g->nodes[k];
-        if (tan_known_zero(g, k, u, xdot, 0)) {
+        if (tan_known_zero(g, k, u != NULL, xdot != NULL, 0)) {
             /* Consumers see NULL; the buffer is still defined for readers of
                ws->tan (the output tangent in particular). */
             R(mgr_zero)(rows * (size_t)nd->size, ws->tan[k]);

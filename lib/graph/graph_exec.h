@@ -75,6 +75,7 @@ typedef struct R(mgr_graph_ws) {
        data-parallel run computing rows [lo, hi) of a chunk sets lo, so the
        masks are those of the whole chunk (docs/scale-out.md). */
     int64_t row0;
+    unsigned char *need;          /* [num_nodes] scratch of mgr_graph_backward_rop */
 } R(mgr_graph_ws);
 
 /* Elements of scratch node k needs, whatever the number of rows (per-row
@@ -101,6 +102,16 @@ void R(mgr_graph_forward)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
 void R(mgr_graph_backward)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
                            const real *theta, const real *x, const real *obar,
                            real *grad, real *xbar);
+/* The backward pass as the R-op needs it: with the direction u covering every
+   parameter and xdot = NULL, compute only the node adjoints that
+   mgr_graph_tangent_backward (with hu, and with xbardot iff want_xbardot)
+   will read, and no parameter gradients.  For an MLP with ReLU this is just
+   the adjoint of the last layer's output: no GEMM of the input-side layers.
+   Graphs with ops outside the analysed set (conv, norms) get the full
+   adjoint pass, still without parameter gradients. */
+void R(mgr_graph_backward_rop)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
+                               const real *theta, const real *x, const real *obar,
+                               int want_xbardot);
 /* u [P] (NULL = 0), xdot [rows, input size] (NULL = 0).  Output tangent:
    ws->tan[g->num_nodes - 1]. */
 void R(mgr_graph_tangent)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,

@@ -64,6 +64,14 @@ static inline real softplus_d2(real x, real y)
     return s * (1 - s);
 }
 
+/* Whether f'' can be nonzero: ReLU's tangent-backward then never reads ȳ,
+   which lets the R-op's backward skip computing it (graph_exec.c). */
+#define tanh_has_d2 1
+#define sigmoid_has_d2 1
+#define relu_has_d2 0
+#define gelu_has_d2 1
+#define softplus_has_d2 1
+
 #define MGR_ELEMENTWISE_OP(name)                                                  \
     void R(mgr_##name##_forward)(const R(mgr_op_args) *a)                         \
     {                                                                             \
@@ -102,7 +110,7 @@ static inline real softplus_d2(real x, real y)
         const real *restrict yb = a->ybar, *restrict ybd = a->ybardot;            \
         const real *restrict xd = a->xdot;                                        \
         real *restrict xbd = a->xbardot;                                          \
-        if (xd == NULL) {                                                         \
+        if (xd == NULL || !name##_has_d2) {                                       \
             for (size_t i = 0; i < n; i++) xbd[i] += ybd[i] * name##_d1(x[i], y[i]); \
             return;                                                               \
         }                                                                         \

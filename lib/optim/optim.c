@@ -16,3 +16,8 @@ size_t mgr_optim_state_len(mgrad_optimizer kind, size_t num_params)
     if (num_params > SIZE_MAX / buffers) return 0;
     return buffers * num_params;
 }
+
+int mgr_optim_reverse_needs_grad(const mgr_hyper *h)
+{
+    return !(h->kind == MGRAD_OPTIMIZER_SGD && !h->nesterov);
+}

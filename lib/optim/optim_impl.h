@@ -11,8 +11,8 @@
 void R(mgr_sgd_step)(const mgr_hyper *h, size_t num_params, real *state,
                      const real *grad);
 void R(mgr_sgd_reverse_pre)(const mgr_hyper *h, size_t num_params,
-                            const real *state, const real *grad, real *state_bar,
-                            real *u, mgr_hyper_grad *hg);
+                            const real *state, const real *grad, const real *next_m,
+                            real *state_bar, real *u, mgr_hyper_grad *hg);
 
 /* Adam and AdamW (h->kind says which). */
 void R(mgr_adam_step)(const mgr_hyper *h, int64_t t, size_t num_params,

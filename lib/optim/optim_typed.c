@@ -35,13 +35,14 @@ void R(mgr_optim_step)(const mgr_hyper *h, int64_t t, size_t num_params,
 }
 
 void R(mgr_optim_reverse_pre)(const mgr_hyper *h, int64_t t, size_t num_params,
-                              const real *state, const real *grad, real *state_bar,
-                              real *u, mgr_hyper_grad *hg)
+                              const real *state, const real *grad, const real *next_m,
+                              real *state_bar, real *u, mgr_hyper_grad *hg)
 {
     assert(t >= 0);
+    assert(grad != NULL || (!mgr_optim_reverse_needs_grad(h) && next_m != NULL));
     switch (h->kind) {
     case MGRAD_OPTIMIZER_SGD:
-        R(mgr_sgd_reverse_pre)(h, num_params, state, grad, state_bar, u, hg);
+        R(mgr_sgd_reverse_pre)(h, num_params, state, grad, next_m, state_bar, u, hg);
         break;
     case MGRAD_OPTIMIZER_ADAM:
     case MGRAD_OPTIMIZER_ADAMW:

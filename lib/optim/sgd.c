@@ -47,10 +47,14 @@ void R(mgr_sgd_step)(const mgr_hyper *h, size_t num_params, real *state,
  *     m̄  = μ M                μ̄ += ⟨M, m⟩;   ḡ += M;   u = ḡ
  * state_bar is updated in place: θ̄' and m̄' of element i are read before
  * m̄ of element i is written, and no other element is touched.
+ *
+ * Without Nesterov, g enters only through m' = μ m + g + λθ, so with grad ==
+ * NULL m' is read from next_m (the buffer of s_{t+1}): the very values the
+ * step computed, hence the same result as recomputing it from g.
  */
 void R(mgr_sgd_reverse_pre)(const mgr_hyper *h, size_t num_params,
-                            const real *state, const real *grad, real *state_bar,
-                            real *u, mgr_hyper_grad *hg)
+                            const real *state, const real *grad, const real *next_m,
+                            real *state_bar, real *u, mgr_hyper_grad *hg)
 {
     const size_t n = num_params;
     const real *restrict th = state;
@@ -76,6 +80,16 @@ void R(mgr_sgd_reverse_pre)(const mgr_hyper *h, size_t num_params,
             s_mu += (double)dbar * (double)mn + (double)mm * (double)m[i];
             mbar[i] = mu * mm;
             ub[i] = dbar + mm;
+        }
+    } else if (gr == NULL) {
+        const real *restrict mnext = next_m;
+        for (size_t i = 0; i < n; i++) {
+            real a = abar[i];
+            real mm = mbar[i] - lr * a;
+            s_lr += (double)a * (double)mnext[i];
+            s_mu += (double)mm * (double)m[i];
+            mbar[i] = mu * mm;
+            ub[i] = mm;
         }
     } else {
         for (size_t i = 0; i < n; i++) {

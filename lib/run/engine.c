@@ -11,7 +11,10 @@
  *
  * Reverse of step t (DESIGN.md section 4, DERIVATIONS.md section 1), with
  * s_t current and the adjoint of s_{t+1} in state_bar:
- *     1. recompute g at θ_t (forward + backward of every chunk);
+ *     1. recompute g at θ_t (forward + backward of every chunk); for SGD
+ *        without Nesterov only the forward and the node adjoints, not the
+ *        parameter gradients: the optimizer takes m_{t+1} from s_{t+1}
+ *        instead (mgr_optim_reverse_needs_grad), kept in next_m;
  *     2. optimizer reverse_pre: u = ḡ, buffer adjoints, hyper adjoints;
  *     3. per chunk, one R-op pass along u: tangent + tangent-of-backward give
  *        H u, ℓ̇_i (data and pool weights), (x̄_i)˙ (inputs) and ȯ_i (soft
@@ -34,6 +37,10 @@ typedef struct engine {
     real *state_bar;      /* [S] its adjoint during the reverse */
     real *theta_T;        /* [P] */
     real *grad, *u, *hu;  /* [P] */
+    real *buf_T;          /* [P] the momentum buffer of s_T (SGD, when the
+                             reverse does not recompute g; else unused) */
+    real *next_m;         /* [P] in the reverse of step t: m_{t+1} of s_{t+1} */
+    int reverse_grad;     /* the reverse recomputes g (mgr_optim_reverse_needs_grad) */
     real *x;              /* [max_rows, F] gathered inputs */
     real *xbardot;        /* [max_rows, F] tangent of the input adjoints */
     real *targets;        /* [max_rows, C] */
@@ -124,7 +131,6 @@ static int gather(const mgrad_run *run, engine *e, const chunk *c)
 {
     const mgrad_dataset *ds = c->ds;
     size_t F = e->features, C = (size_t)run->classes;
-    const real *X = ds->inputs;
     const real *dsw = ds->weights;
     const real *mw = c->wmeta != NULL ? c->wmeta->value : NULL;
     const mgrad_meta *soft = c->is_train ? run->meta_soft : NULL;
@@ -187,8 +193,8 @@ static mgr_cb_chunk cb_chunk(const mgrad_run *run, const engine *e, const chunk 
     return k;
 }
 
-/* Forward (and, unless skip_backward, backward into grad += ...) of one
-   chunk at theta.  *loss = the chunk's weighted loss scale Σ w_i ℓ_i; leaves
+/* Forward (and, unless skip_backward, backward into grad += ..., or with
+   grad == NULL only the adjoints the R-op pass reads) of one chunk at theta.  *loss = the chunk's weighted loss scale Σ w_i ℓ_i; leaves
    what model_rop needs in the workspace. */
 static mgrad_status model_value_grad(const mgrad_run *run, engine *e, const chunk *c,
                                      const real *theta, real *grad, int skip_backward,
@@ -205,8 +211,12 @@ static mgrad_status model_value_grad(const mgrad_run *run, engine *e, const chun
     *loss = R(mgr_loss_forward)(&lb, o, e->prob, e->ell);
     if (!skip_backward) {
         R(mgr_loss_backward)(&lb, o, e->prob, e->obar);
-        R(mgr_graph_backward)(&run->graph, e->ws, c->count, theta, e->x, e->obar, grad,
-                              NULL);
+        if (grad != NULL)
+            R(mgr_graph_backward)(&run->graph, e->ws, c->count, theta, e->x, e->obar, grad,
+                                  NULL);
+        else /* only what the R-op pass along u reads (input adjoints: input metas) */
+            R(mgr_graph_backward_rop)(&run->graph, e->ws, c->count, theta, e->x, e->obar,
+                                      c->is_train && run->input_meta != NULL);
     }
     return MGRAD_OK;
 }
@@ -301,6 +311,7 @@ static mgrad_status for_each_chunk(mgrad_run *run, engine *e, int64_t t, int bat
 typedef struct grad_acc {
     double loss;
     int batch_resident;   /* the batch chunk's passes are in the workspace */
+    int want_grad;        /* accumulate g; else forward + node adjoints only */
 } grad_acc;
 
 static mgrad_status grad_chunk(mgrad_run *run, engine *e, const chunk *c, int64_t t,
@@ -312,19 +323,23 @@ static mgrad_status grad_chunk(mgrad_run *run, engine *e, const chunk *c, int64_
     acc->batch_resident = 0;
     if (all_zero) return MGRAD_OK;
     double loss = 0;
-    MGRAD_FORWARD(model_value_grad(run, e, c, e->state, e->grad, 0, &loss));
+    MGRAD_FORWARD(model_value_grad(run, e, c, e->state, acc->want_grad ? e->grad : NULL, 0,
+                                   &loss));
     acc->loss += loss;
     acc->batch_resident = c->is_batch;
     return MGRAD_OK;
 }
 
-/* g = ∇L_t(θ_t) into e->grad. */
-static mgrad_status compute_grad(mgrad_run *run, engine *e, int64_t t, grad_acc *acc)
+/* g = ∇L_t(θ_t) into e->grad; without want_grad only the passes that the
+   R-op pass reads (forward values and node adjoints) and the loss. */
+static mgrad_status compute_grad(mgrad_run *run, engine *e, int64_t t, int want_grad,
+                                 grad_acc *acc)
 {
-    size_t P = (size_t)run->num_params;
+    size_t P = want_grad ? (size_t)run->num_params : 0;
     R(mgr_zero)(P, e->grad);
     acc->loss = 0;
     acc->batch_resident = 0;
+    acc->want_grad = want_grad;
     if (e->ws != NULL) { /* dropout's key: masks of step t, in training mode */
         e->ws->step = t;
         e->ws->training = 1;
@@ -359,7 +374,7 @@ static mgrad_status forward_step(mgrad_run *run, engine *e, int64_t t)
     grad_acc acc;
     e->site = "training step";
     e->site_step = t;
-    MGRAD_FORWARD(compute_grad(run, e, t, &acc));
+    MGRAD_FORWARD(compute_grad(run, e, t, 1, &acc));
     MGRAD_RETURN_IF(run->ctx, !isfinite(acc.loss), MGRAD_ERR_NONFINITE,
                     "training diverged at step %lld: the batch loss is %g (try a smaller "
                     "learning rate)", (long long)t, acc.loss);
@@ -430,10 +445,13 @@ static mgrad_status reverse_step(mgrad_run *run, engine *e, int64_t t)
     grad_acc acc;
     e->site = "the reverse of step";
     e->site_step = t;
-    MGRAD_FORWARD(compute_grad(run, e, t, &acc));
+    MGRAD_FORWARD(compute_grad(run, e, t, e->reverse_grad, &acc));
     mgr_hyper h = hyper_at(run, t);
     mgr_hyper_grad hg = {0, 0, 0, 0};
-    R(mgr_optim_reverse_pre)(&h, t, P, e->state, e->grad, e->state_bar, e->u, &hg);
+    R(mgr_optim_reverse_pre)(&h, t, P, e->state, e->reverse_grad ? e->grad : NULL, e->next_m,
+                             e->state_bar, e->u, &hg);
+    /* m_t is m_{t+1} of the step reversed next */
+    if (!e->reverse_grad) R(mgr_copy)(P, e->state + P, e->next_m);
     R(mgr_zero)(P, e->hu);
     rop_arg ra = {acc.batch_resident};
     mgrad_status s = for_each_chunk(run, e, t, 1, rop_chunk, &ra);
@@ -581,6 +599,7 @@ static mgrad_status train_body(mgrad_run *run, double *phi)
     run->stats.reverse_steps = 0;
     MGRAD_FORWARD(drive(run, e));
     R(mgr_copy)(P, e->state, e->theta_T);
+    if (!e->reverse_grad) R(mgr_copy)(P, e->state + P, e->buf_T);
     double value = 0;
     e->site = "the output function";
     e->site_step = -1;
@@ -608,6 +627,7 @@ static mgrad_status reverse_body(mgrad_run *run)
     zero_meta_grads(run);
     e->hyper_wd = e->hyper_mom = e->hyper_beta2 = 0;
     R(mgr_zero)(run->state_len, e->state_bar);
+    if (!e->reverse_grad) R(mgr_copy)(P, e->buf_T, e->next_m);
     /* θ̄_T = ∇φ(θ_T); buffer adjoints start at 0. */
     double value = 0;
     e->site = "the gradient of the output function";
@@ -671,7 +691,8 @@ static void engine_destroy(mgrad_run *run)
     mgr_store_destroy(e->store);
     mgr_schedule_destroy(ctx, e->sched);
     mgr_cb_scratch_destroy(run);
-    void *bufs[] = {e->state, e->state_bar, e->theta_T, e->grad, e->u, e->hu, e->x,
+    void *bufs[] = {e->state, e->state_bar, e->theta_T, e->grad, e->u, e->hu, e->buf_T,
+                    e->next_m, e->x,
                     e->xbardot, e->targets, e->labels, e->w, e->rows, e->prob, e->obar,
                     e->obardot, e->ell, e->elldot, e->batch_idx, e->perm};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) mgr_free(ctx, bufs[i]);
@@ -692,6 +713,12 @@ static mgrad_status engine_create(mgrad_run *run)
     e->max_rows = rows;
     e->features = F;
     e->perm_epoch = -1;
+    mgr_hyper h0; /* the kind and Nesterov flag are all it reads; fixed per run */
+    memset(&h0, 0, sizeof h0);
+    h0.kind = run->opts.optimizer;
+    h0.nesterov = run->opts.nesterov;
+    e->reverse_grad = mgr_optim_reverse_needs_grad(&h0);
+    size_t PM = e->reverse_grad ? 1 : P;
     mgrad_status s = MGRAD_OK;
     struct { void **p; size_t n, size; const char *what; } allocs[] = {
         {(void **)&e->state, S, sizeof(real), "the optimizer state"},
@@ -700,6 +727,8 @@ static mgrad_status engine_create(mgrad_run *run)
         {(void **)&e->grad, P, sizeof(real), "the gradient"},
         {(void **)&e->u, P, sizeof(real), "the direction u"},
         {(void **)&e->hu, P, sizeof(real), "H u"},
+        {(void **)&e->buf_T, PM, sizeof(real), "the momentum of s_T"},
+        {(void **)&e->next_m, PM, sizeof(real), "the momentum of s_{t+1}"},
         {(void **)&e->x, rows * F, sizeof(real), "batch inputs"},
         {(void **)&e->xbardot, rows * F, sizeof(real), "input adjoint tangents"},
         {(void **)&e->targets, rows * C, sizeof(real), "batch targets"},
