@@ -131,6 +131,7 @@ static int gather(const mgrad_run *run, engine *e, const chunk *c)
 {
     const mgrad_dataset *ds = c->ds;
     size_t F = e->features, C = (size_t)run->classes;
+    const real *X = ds->inputs;
     const real *dsw = ds->weights;
     const real *mw = c->wmeta != NULL ? c->wmeta->value : NULL;
     const mgrad_meta *soft = c->is_train ? run->meta_soft : NULL;
