@@ -9,7 +9,10 @@ with momentum 0.9, the same θ0 (drawn by metagrad, set in both), the same
 explicit batches, metaparameters = data weights (one per training image) and
 the per-step LR.  φ = mean validation cross-entropy at θ_T.
   ours:  mgrad_run_train + mgrad_run_reverse, binomial checkpointing with
-         2⌈log2 T⌉ slots (and store-all when --store-all is given);
+         2⌈log2 T⌉ slots (and store-all when --store-all is given, and the
+         auto schedule in a state budget of N MiB with --budget-mib N);
+         the training set in compact storage (Dataset.compact: exact, one
+         byte per pixel; --dense keeps 4-byte floats);
   torch: the T steps unrolled with torch.autograd.grad(create_graph=True),
          then φ.backward().
 Reports time and peak RSS of each side, their ratios, and the relative error
@@ -102,6 +105,8 @@ def child_ours(cfg):
     p = cfg["paths"]
     ctx = mg.Context(dtype=cfg["dtype"], threads=cfg["threads"])
     train = mg.Dataset.load_npy(ctx, p["xtr"], p["ytr"], num_classes=10)
+    if cfg.get("compact", True):
+        train.compact()  # exact: pixels take 256 values, stored as byte codes
     val = mg.Dataset.load_npy(ctx, p["xv"], p["yv"], num_classes=10)
     batches = np.load(p["batches"])[:T]
     if cfg["mode"] == "mlp":
@@ -116,6 +121,8 @@ def child_ours(cfg):
                 batches=batches)
     if cfg["schedule"] == "store-all":
         opts.update(checkpoint="store_all")
+    elif cfg["schedule"] == "budget":
+        opts.update(checkpoint="auto", checkpoint_budget_bytes=cfg["budget_mib"] << 20)
     else:
         slots = 2 * max(1, math.ceil(math.log2(T)))
         opts.update(checkpoint="binomial", checkpoint_slots=slots)
@@ -138,7 +145,9 @@ def child_ours(cfg):
     run.reverse()
     t2 = time.perf_counter()
     out.update(phi=phi, train_s=t1 - t0, reverse_s=t2 - t1, total_s=t2 - t0,
-               ctx_peak=ctx.memory()[1], rss=peak_rss())
+               ctx_peak=ctx.memory()[1], rss=peak_rss(),
+               slots=run.stats["checkpoint_slots"],
+               recomputed=run.stats["steps_recomputed"])
     np.save(cfg["out"] + ".lr.npy", np.asarray(lrm.grad, dtype=np.float64))
     np.save(cfg["out"] + ".w.npy", np.asarray(wm.grad, dtype=np.float64))
     return out
@@ -303,6 +312,10 @@ def main():
                     help="element type of both sides (f64: to separate rounding from "
                          "disagreement)")
     ap.add_argument("--store-all", action="store_true", help="also run ours with store-all")
+    ap.add_argument("--budget-mib", type=int, default=0,
+                    help="also run ours with the auto schedule in this state budget")
+    ap.add_argument("--dense", action="store_true",
+                    help="keep our training set as 4-byte floats (no Dataset.compact)")
     ap.add_argument("--plain", action="store_true", help="also time plain training (mlp)")
     ap.add_argument("--timeout", type=int, default=1800)
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
@@ -325,6 +338,8 @@ def main():
         sides = [("torch", "unrolled"), ("ours", "binomial")]
         if args.store_all:
             sides.append(("ours", "store-all"))
+        if args.budget_mib > 0:
+            sides.append(("ours", "budget"))
         for T in args.steps:
             res = {}
             for side, sched in sides:
@@ -332,7 +347,8 @@ def main():
                 for rep in range(args.repeats):
                     cfg = dict(mode=args.mode, steps=T, batch=args.batch, hidden=args.hidden,
                                lr=args.lr, threads=args.threads, paths=paths,
-                               dtype=args.dtype,
+                               dtype=args.dtype, compact=not args.dense,
+                               budget_mib=args.budget_mib,
                                schedule=sched, plain=args.plain,
                                out=os.path.join(tmp, "%s-%s-%d" % (side, sched, T)))
                     r = run_child(side, cfg, args.timeout)
@@ -367,6 +383,9 @@ def report(args, T, n, res):
             T * B / r["total_s"]))
         if "plain_s" in r:
             print("  %-18s plain training %.0f images/s" % ("", T * B / r["plain_s"]))
+        if "slots" in r:
+            print("  %-18s %d checkpoint slots, %d steps recomputed" % (
+                "", r["slots"], r["recomputed"]))
     t = res.get(("torch", "unrolled"), {})
     for key, r in res.items():
         if key[0] != "ours" or "error" in r:

@@ -3,7 +3,8 @@
  * and CSV round trips in every supported variant, plain and gzip; every
  * documented failure with its status and a message naming the file; the
  * corrupt corpus (tests/data/corrupt); Fashion-MNIST when installed;
- * normalisation, splits, subsets and getters.
+ * normalisation, splits, subsets and getters; compact (palette) storage:
+ * bit-identical values, transforms and whole runs against dense copies.
  *
  * Every expected failure also checks the loader contract: *out untouched,
  * no context memory leaked, no file descriptor left open.
@@ -20,7 +21,7 @@
 #include <zlib.h>
 
 #include "data/dataset.h"
-#include "metagrad/data.h"
+#include "metagrad.h"
 #include "testutil.h"
 
 Suite *make_suite(void);
@@ -700,14 +701,28 @@ START_TEST(test_fashion_mnist_real)
         }
         for (int c = 0; c < 10; c++) ck_assert_int_eq(count[c], n / 10); /* balanced */
         free(labels);
-        const float *x = ds->inputs; /* the context is f32 */
+        /* Stored compactly, each pixel byte b as (float)(b * (1 / 255.0)),
+           the value the dense loader stored: one byte per value. */
+        ck_assert_ptr_nonnull(ds->codes);
+        ck_assert_ptr_null(ds->inputs);
+        int64_t bytes = 0;
+        ck_assert_int_eq(mgrad_dataset_compact(ds, &bytes), MGRAD_OK);
+        ck_assert_int_eq(bytes, n * f + 256 * (int64_t)sizeof(float));
+        float x[784];
         float lo = 1, hi = 0;
         double sum = 0;
-        for (int64_t i = 0; i < n * f; i++) {
-            lo = fminf(lo, x[i]);
-            hi = fmaxf(hi, x[i]);
-            sum += x[i];
+        int64_t differ = 0; /* one assertion, not 47 million */
+        for (int64_t r = 0; r < n; r++) {
+            mgr_dataset_copy_row(ds, r, x); /* the context is f32 */
+            for (int64_t j = 0; j < f; j++) {
+                float want = (float)((double)ds->codes[r * f + j] * (1.0 / 255.0));
+                differ += memcmp(&x[j], &want, sizeof want) != 0;
+                lo = fminf(lo, x[j]);
+                hi = fmaxf(hi, x[j]);
+                sum += x[j];
+            }
         }
+        ck_assert_int_eq(differ, 0);
         ck_assert(lo == 0.0f && hi == 1.0f);
         /* the mean pixel of Fashion-MNIST is about 0.286 */
         ck_assert_double_eq_tol(sum / (double)(n * f), 0.286, 0.01);
@@ -910,6 +925,529 @@ START_TEST(test_subset_and_getters)
 }
 END_TEST
 
+/* ---- compact storage ------------------------------------------------------ */
+
+/* A dataset [n, shape] of ctx's dtype whose value i is vals[(i * 13) % k]
+   (every value appears once n * features >= k, 13 being prime to k). */
+static mgrad_dataset *levels(mgrad_context *ctx, int64_t n, int32_t ndim, const int64_t *shape,
+                             const double *vals, int k)
+{
+    int64_t f = 1;
+    for (int32_t d = 0; d < ndim; d++) f *= shape[d];
+    double *x = malloc((size_t)(n * f) * sizeof *x);
+    int32_t *y = malloc((size_t)n * sizeof *y);
+    for (int64_t i = 0; i < n * f; i++) x[i] = vals[(i * 13) % k];
+    for (int64_t r = 0; r < n; r++) y[r] = (int32_t)(r % 3);
+    mgrad_dataset *ds = NULL;
+    ck_assert_int_eq(mgrad_dataset_create(&ds, ctx, n, ndim, shape, MGRAD_DTYPE_F64, x),
+                     MGRAD_OK);
+    ck_assert_int_eq(mgrad_dataset_set_labels(ds, y, n, 3), MGRAD_OK);
+    free(x);
+    free(y);
+    return ds;
+}
+
+/* k grid values (q - k/2) * step, with -0.0 in place of the first. */
+static void grid(double *vals, int k, double step)
+{
+    for (int q = 0; q < k; q++) vals[q] = (q - k / 2) * step;
+    vals[0] = -0.0;
+}
+
+/* Both input buffers of a and b ([count] in dtype) are bitwise equal. */
+static void same_inputs(const mgrad_dataset *a, const mgrad_dataset *b, mgrad_dtype dtype,
+                        int64_t count)
+{
+    size_t bytes = (size_t)count * (dtype == MGRAD_DTYPE_F32 ? 4 : 8);
+    void *xa = malloc(bytes), *xb = malloc(bytes);
+    ck_assert_int_eq(mgrad_dataset_get_inputs(a, dtype, xa, count), MGRAD_OK);
+    ck_assert_int_eq(mgrad_dataset_get_inputs(b, dtype, xb, count), MGRAD_OK);
+    ck_assert_msg(memcmp(xa, xb, bytes) == 0, "inputs differ");
+    free(xa);
+    free(xb);
+}
+
+static mgrad_dataset *copy_of(const mgrad_dataset *ds)
+{
+    int64_t n = ds->n;
+    int64_t *rows = malloc((size_t)n * sizeof *rows);
+    for (int64_t i = 0; i < n; i++) rows[i] = i;
+    mgrad_dataset *c = NULL;
+    ck_assert_int_eq(mgrad_dataset_subset(&c, ds, rows, n), MGRAD_OK);
+    free(rows);
+    return c;
+}
+
+START_TEST(test_compact_round_trip)
+{
+    for (int dt = 0; dt < 2; dt++) {
+        mgrad_dtype dtype = dt ? MGRAD_DTYPE_F64 : MGRAD_DTYPE_F32;
+        int64_t es = dt ? 8 : 4;
+        mgrad_context *ctx = new_ctx(dtype);
+        /* 37 values, 0.0 and -0.0 among them: distinct bit patterns */
+        double vals[300];
+        grid(vals, 37, 0.3);
+        ck_assert(vals[18] == 0.0 && !signbit(vals[18]) && signbit(vals[0]));
+        int64_t shape[1] = {7};
+        mgrad_dataset *ds = levels(ctx, 40, 1, shape, vals, 37);
+        mgrad_dataset *dense = copy_of(ds);
+        uint64_t before = ctx_bytes(ctx);
+        int64_t bytes = -1;
+        ck_assert_int_eq(mgrad_dataset_compact(ds, &bytes), MGRAD_OK);
+        ck_assert_ptr_null(ds->inputs);
+        ck_assert_ptr_nonnull(ds->codes);
+        ck_assert_int_eq(ds->palette_len, 37);
+        ck_assert_int_eq(bytes, 280 + 37 * es);
+        ck_assert_uint_eq(before - ctx_bytes(ctx), (uint64_t)(280 * es - bytes));
+        same_inputs(ds, dense, MGRAD_DTYPE_F32, 280);
+        same_inputs(ds, dense, MGRAD_DTYPE_F64, 280);
+        /* again: nothing to do, the same figure */
+        ck_assert_int_eq(mgrad_dataset_compact(ds, NULL), MGRAD_OK);
+        ck_assert_int_eq(mgrad_dataset_compact(ds, &bytes), MGRAD_OK);
+        ck_assert_int_eq(bytes, 280 + 37 * es);
+        mgrad_dataset_destroy(ds);
+        mgrad_dataset_destroy(dense);
+
+        /* exactly 256 distinct values: compact; 257: left dense */
+        for (int k = 0; k < 300; k++) vals[k] = 0.5 * k - 64;
+        int64_t one[1] = {1};
+        ds = levels(ctx, 256, 1, one, vals, 256);
+        ck_assert_int_eq(mgrad_dataset_compact(ds, &bytes), MGRAD_OK);
+        ck_assert_int_eq(ds->palette_len, 256);
+        ck_assert_int_eq(bytes, 256 + 256 * es);
+        mgrad_dataset_destroy(ds);
+        ds = levels(ctx, 1000, 1, one, vals, 257);
+        dense = copy_of(ds);
+        before = ctx_bytes(ctx);
+        ck_assert_int_eq(mgrad_dataset_compact(ds, &bytes), MGRAD_OK);
+        ck_assert_ptr_nonnull(ds->inputs);
+        ck_assert_ptr_null(ds->codes);
+        ck_assert_int_eq(bytes, 1000 * es);
+        ck_assert_uint_eq(ctx_bytes(ctx), before);
+        same_inputs(ds, dense, dtype, 1000);
+        mgrad_dataset_destroy(ds);
+        mgrad_dataset_destroy(dense);
+        ck_assert_uint_eq(ctx_bytes(ctx), 0);
+        mgrad_context_destroy(ctx);
+    }
+}
+END_TEST
+
+/* NaN payloads (which no public call stores, so written here through the
+   internal view) and signed zeros are told apart bit for bit. */
+START_TEST(test_compact_bitwise)
+{
+    for (int dt = 0; dt < 2; dt++) {
+        mgrad_dtype dtype = dt ? MGRAD_DTYPE_F64 : MGRAD_DTYPE_F32;
+        size_t es = dt ? 8 : 4;
+        mgrad_context *ctx = new_ctx(dtype);
+        double vals[2] = {1.0, 2.0};
+        int64_t shape[1] = {4};
+        mgrad_dataset *ds = levels(ctx, 3, 1, shape, vals, 2);
+        uint64_t nan_a = dt ? 0x7ff8000000000001ull : 0x7fc00001u;
+        uint64_t nan_b = dt ? 0xfff4000000000002ull : 0xff800002u; /* signalling */
+        uint64_t neg_zero = dt ? 0x8000000000000000ull : 0x80000000u, zero = 0;
+        const uint64_t put[6] = {nan_a, nan_b, nan_a, neg_zero, zero, neg_zero};
+        for (int i = 0; i < 6; i++) {
+            uint32_t u = (uint32_t)put[i];
+            memcpy((char *)ds->inputs + (size_t)(2 * i) * es,
+                   dt ? (const void *)&put[i] : (const void *)&u, es);
+        }
+        unsigned char before[12 * 8], after[12 * 8];
+        for (int64_t r = 0; r < 3; r++) mgr_dataset_copy_row(ds, r, before + r * 4 * es);
+        ck_assert_int_eq(mgrad_dataset_compact(ds, NULL), MGRAD_OK);
+        ck_assert_ptr_nonnull(ds->codes);
+        /* nan_a, nan_b, -0, 0, and 2.0 at the odd positions */
+        ck_assert_int_eq(ds->palette_len, 5);
+        for (int64_t r = 0; r < 3; r++) mgr_dataset_copy_row(ds, r, after + r * 4 * es);
+        ck_assert(memcmp(before, after, 12 * es) == 0);
+        ck_assert_int_eq(mgrad_dataset_get_inputs(ds, dtype, after, 12), MGRAD_OK);
+        ck_assert(memcmp(before, after, 12 * es) == 0);
+        mgrad_dataset_destroy(ds);
+        mgrad_context_destroy(ctx);
+    }
+}
+END_TEST
+
+/* ---- an allocator that fails at attempt fail_at ---- */
+
+typedef struct fail_alloc {
+    long attempts, fail_at;
+} fail_alloc;
+
+static void *fail_malloc(size_t size, void *user_data)
+{
+    fail_alloc *a = user_data;
+    return a->attempts++ == a->fail_at ? NULL : malloc(size);
+}
+
+static void fail_free(void *ptr, void *user_data)
+{
+    (void)user_data;
+    free(ptr);
+}
+
+/* Call `call` on ds with allocation k failing, k = 0, 1, ...: each failure
+   is NOMEM with a message and leaves ds as it was (storage, values,
+   memory).  nfail: the number of failures before the call succeeded. */
+#define EACH_ALLOC_FAILS(ctx, fa, ds, call, nfail)                                             \
+    do {                                                                                       \
+        mgrad_dataset *ref_ = copy_of(ds);                                                     \
+        for (long k_ = 0;; k_++) {                                                             \
+            int compact_ = (ds)->codes != NULL;                                                \
+            uint64_t mem_ = ctx_bytes(ctx);                                                    \
+            (fa)->fail_at = (fa)->attempts + k_;                                               \
+            mgrad_context_clear_error(ctx);                                                    \
+            mgrad_status s_ = (call);                                                          \
+            (fa)->fail_at = -1;                                                                \
+            if (s_ == MGRAD_OK) {                                                              \
+                (nfail) = k_;                                                                  \
+                break;                                                                         \
+            }                                                                                  \
+            ck_assert_int_eq(s_, MGRAD_ERR_NOMEM);                                             \
+            ck_assert(mgrad_context_last_error(ctx)[0] != '\0');                               \
+            ck_assert_int_eq((ds)->codes != NULL, compact_);                                   \
+            ck_assert_uint_eq(ctx_bytes(ctx), mem_);                                           \
+            same_inputs(ds, ref_, (ctx)->dtype, (ds)->n *(ds)->features);                      \
+        }                                                                                      \
+        mgrad_dataset_destroy(ref_);                                                           \
+    } while (0)
+
+START_TEST(test_compact_nomem)
+{
+    fail_alloc fa = {0, -1};
+    mgrad_context_options o = MGRAD_CONTEXT_OPTIONS_INIT;
+    o.dtype = MGRAD_DTYPE_F32;
+    o.malloc_fn = fail_malloc;
+    o.free_fn = fail_free;
+    o.alloc_user_data = &fa;
+    mgrad_context *ctx = NULL;
+    ck_assert_int_eq(mgrad_context_create(&ctx, &o), MGRAD_OK);
+    double vals[20];
+    grid(vals, 20, 0.25);
+    int64_t shape[2] = {2, 3};
+    mgrad_dataset *ds = levels(ctx, 9, 2, shape, vals, 20);
+    long nfail = -1;
+    /* the table, the codes, the palette */
+    EACH_ALLOC_FAILS(ctx, &fa, ds, mgrad_dataset_compact(ds, NULL), nfail);
+    ck_assert_int_eq(nfail, 3);
+    ck_assert_ptr_nonnull(ds->codes);
+    /* a new palette */
+    EACH_ALLOC_FAILS(ctx, &fa, ds, mgrad_dataset_scale(ds, 0.5, 1.0), nfail);
+    ck_assert_int_eq(nfail, 1);
+    ck_assert_ptr_nonnull(ds->codes);
+    /* statistics, then the dense array */
+    EACH_ALLOC_FAILS(ctx, &fa, ds,
+                     mgrad_dataset_normalize(ds, NULL, MGRAD_NORMALIZE_PER_FEATURE), nfail);
+    ck_assert_int_eq(nfail, 2);
+    ck_assert_ptr_null(ds->codes);
+    mgrad_dataset_destroy(ds);
+    ck_assert_uint_eq(ctx_bytes(ctx), 0);
+    mgrad_context_destroy(ctx);
+}
+END_TEST
+
+/* Every transform on a compact dataset gives the bits it gives on the dense
+   copy; those exact on the palette keep the dataset compact. */
+START_TEST(test_compact_transforms)
+{
+    for (int dt = 0; dt < 2; dt++) {
+        mgrad_dtype dtype = dt ? MGRAD_DTYPE_F64 : MGRAD_DTYPE_F32;
+        mgrad_context *ctx = new_ctx(dtype);
+        double vals[50];
+        grid(vals, 50, 0.37);
+        int64_t shapes[2][3] = {{2, 3, 2}, {1, 4, 3}};
+        for (int sh = 0; sh < 2; sh++) {
+            mgrad_dataset *d = levels(ctx, 30, 3, shapes[sh], vals, 50);
+            mgrad_dataset *c = copy_of(d);
+            int64_t count = 30 * 12;
+            ck_assert_int_eq(mgrad_dataset_compact(c, NULL), MGRAD_OK);
+            ck_assert_ptr_nonnull(c->codes);
+            /* scale, global normalisation: on the palette */
+            ck_assert_int_eq(mgrad_dataset_scale(d, 0.731, -1.09), MGRAD_OK);
+            ck_assert_int_eq(mgrad_dataset_scale(c, 0.731, -1.09), MGRAD_OK);
+            ck_assert_ptr_nonnull(c->codes);
+            same_inputs(c, d, dtype, count);
+            ck_assert_int_eq(mgrad_dataset_normalize(d, NULL, MGRAD_NORMALIZE_GLOBAL),
+                             MGRAD_OK);
+            ck_assert_int_eq(mgrad_dataset_normalize(c, NULL, MGRAD_NORMALIZE_GLOBAL),
+                             MGRAD_OK);
+            ck_assert_ptr_nonnull(c->codes);
+            same_inputs(c, d, dtype, count);
+            /* an overflow in f32 is refused alike, with the same message */
+            if (!dt) {
+                char msg[512];
+                ck_assert_int_eq(mgrad_dataset_scale(d, 1e39, 0.0), MGRAD_ERR_NONFINITE);
+                snprintf(msg, sizeof msg, "%s", mgrad_context_last_error(ctx));
+                ck_assert_int_eq(mgrad_dataset_scale(c, 1e39, 0.0), MGRAD_ERR_NONFINITE);
+                ck_assert_str_eq(mgrad_context_last_error(ctx), msg);
+                same_inputs(c, d, dtype, count);
+            }
+            /* subset (with repeats) and split: compact, a copy of the palette */
+            int64_t rows[5] = {29, 0, 7, 7, 12};
+            mgrad_dataset *sd = NULL, *sc = NULL;
+            ck_assert_int_eq(mgrad_dataset_subset(&sd, d, rows, 5), MGRAD_OK);
+            ck_assert_int_eq(mgrad_dataset_subset(&sc, c, rows, 5), MGRAD_OK);
+            ck_assert_ptr_nonnull(sc->codes);
+            same_inputs(sc, sd, dtype, 5 * 12);
+            mgrad_dataset *ad = NULL, *bd = NULL, *ac = NULL, *bc = NULL;
+            ck_assert_int_eq(mgrad_dataset_split(&ad, &bd, d, 11, 3), MGRAD_OK);
+            ck_assert_int_eq(mgrad_dataset_split(&ac, &bc, c, 11, 3), MGRAD_OK);
+            ck_assert(ac->codes != NULL && bc->codes != NULL);
+            same_inputs(ac, ad, dtype, 11 * 12);
+            same_inputs(bc, bd, dtype, 19 * 12);
+            int32_t la[19], lb[19];
+            mgrad_dataset_get_labels(bc, la, 19);
+            mgrad_dataset_get_labels(bd, lb, 19);
+            ck_assert(memcmp(la, lb, sizeof la) == 0);
+            /* statistics of a compact reference, applied to a dense set */
+            ck_assert_int_eq(mgrad_dataset_normalize(sd, ad, MGRAD_NORMALIZE_PER_FEATURE),
+                             MGRAD_OK);
+            ck_assert_int_eq(mgrad_dataset_normalize(sc, ac, MGRAD_NORMALIZE_PER_FEATURE),
+                             MGRAD_OK);
+            same_inputs(sc, sd, dtype, 5 * 12);
+            /* per channel: one map per channel, so dense unless one channel */
+            ck_assert_int_eq(mgrad_dataset_normalize(bd, NULL, MGRAD_NORMALIZE_PER_CHANNEL),
+                             MGRAD_OK);
+            ck_assert_int_eq(mgrad_dataset_normalize(bc, NULL, MGRAD_NORMALIZE_PER_CHANNEL),
+                             MGRAD_OK);
+            ck_assert_int_eq(bc->codes != NULL, shapes[sh][0] == 1);
+            same_inputs(bc, bd, dtype, 19 * 12);
+            /* per feature: dense */
+            ck_assert_int_eq(mgrad_dataset_normalize(d, NULL, MGRAD_NORMALIZE_PER_FEATURE),
+                             MGRAD_OK);
+            ck_assert_int_eq(mgrad_dataset_normalize(c, NULL, MGRAD_NORMALIZE_PER_FEATURE),
+                             MGRAD_OK);
+            ck_assert_ptr_null(c->codes);
+            same_inputs(c, d, dtype, count);
+            mgrad_dataset *all[] = {d, c, sd, sc, ad, bd, ac, bc};
+            for (int i = 0; i < 8; i++) mgrad_dataset_destroy(all[i]);
+        }
+        ck_assert_uint_eq(ctx_bytes(ctx), 0);
+        mgrad_context_destroy(ctx);
+    }
+}
+END_TEST
+
+/* Byte IDX images load compact, with the values the dense loader stored:
+   (real)(b * scale) for byte b.  A palette entry that no pixel uses may be
+   out of range without an error, as on the dense path. */
+START_TEST(test_compact_idx_loader)
+{
+    for (int dt = 0; dt < 2; dt++) {
+        mgrad_dtype dtype = dt ? MGRAD_DTYPE_F64 : MGRAD_DTYPE_F32;
+        mgrad_context *ctx = new_ctx(dtype);
+        uint8_t img[64];
+        uint32_t di[3] = {3, 2, 2};
+        for (int type = 0x08; type <= 0x09; type++) {
+            const char *p =
+                write_gz("c.idx.gz", img, make_idx(img, (uint8_t)type, 3, di, pixels, 12));
+            mgrad_dataset *ds = NULL;
+            ck_assert_int_eq(mgrad_dataset_load_idx(&ds, ctx, p, NULL, 0, 1.0 / 255.0),
+                             MGRAD_OK);
+            ck_assert_ptr_nonnull(ds->codes);
+            int64_t bytes = 0;
+            ck_assert_int_eq(mgrad_dataset_compact(ds, &bytes), MGRAD_OK);
+            ck_assert_int_eq(bytes, 12 + 256 * (dt ? 8 : 4));
+            double x[12];
+            float xf[12];
+            ck_assert_int_eq(
+                mgrad_dataset_get_inputs(ds, dtype, dt ? (void *)x : (void *)xf, 12), MGRAD_OK);
+            for (int i = 0; i < 12; i++) {
+                double v = type == 0x08 ? (double)pixels[i] : (double)(int8_t)pixels[i];
+                if (dt) {
+                    double want = v * (1.0 / 255.0);
+                    ck_assert(memcmp(&x[i], &want, sizeof want) == 0);
+                } else {
+                    float want = (float)(v * (1.0 / 255.0));
+                    ck_assert(memcmp(&xf[i], &want, sizeof want) == 0);
+                }
+            }
+            mgrad_dataset_destroy(ds);
+        }
+        if (!dt) {
+            /* 255 * 3e36 overflows f32, 100 * 3e36 does not */
+            uint8_t small[4] = {0, 100, 7, 100}, big[4] = {0, 100, 255, 1};
+            uint32_t d1[1] = {4};
+            const char *ps = write_file("s.idx", img, make_idx(img, 0x08, 1, d1, small, 4));
+            mgrad_dataset *ds = NULL;
+            ck_assert_int_eq(mgrad_dataset_load_idx(&ds, ctx, ps, NULL, 0, 3e36), MGRAD_OK);
+            ck_assert_int_eq(mgrad_dataset_scale(ds, 1.1, 0.0), MGRAD_OK);
+            float x[4];
+            ck_assert_int_eq(mgrad_dataset_get_inputs(ds, MGRAD_DTYPE_F32, x, 4), MGRAD_OK);
+            ck_assert_float_eq(x[1], (float)(1.1 * (double)(float)(100 * 3e36)));
+            mgrad_dataset_destroy(ds);
+            const char *pb = write_file("b.idx", img, make_idx(img, 0x08, 1, d1, big, 4));
+            EXPECT_FAIL(ctx, MGRAD_ERR_NONFINITE, "value 2 (example 2) is 255",
+                        mgrad_dataset_load_idx(&out_, ctx, pb, NULL, 0, 3e36));
+        }
+        ck_assert_uint_eq(ctx_bytes(ctx), 0);
+        mgrad_context_destroy(ctx);
+    }
+}
+END_TEST
+
+/* ---- a whole run on compact data ---- */
+
+enum { CW_F = 6, CW_C = 3, CW_T = 12, CW_B = 6, CW_NMETA = 4 };
+
+typedef struct run_result {
+    double phi, loss, acc;
+    int64_t P;
+    double *theta, *hu;
+    double *grad[CW_NMETA], *value[CW_NMETA];
+    int64_t len[CW_NMETA];
+} run_result;
+
+/* Train and reverse an MLP with fixed data weights and LR schedule, data
+   weights, INPUTS and pool weight metaparameters; training, validation and
+   pool sets compact or dense. */
+static void compact_run(mgrad_dtype dtype, int compact, run_result *out)
+{
+    mgrad_context_options co = MGRAD_CONTEXT_OPTIONS_INIT;
+    co.dtype = dtype;
+    co.seed = 7;
+    mgrad_context *ctx = NULL;
+    ck_assert_int_eq(mgrad_context_create(&ctx, &co), MGRAD_OK);
+    int64_t shape[1] = {CW_F};
+    mgrad_model *model = NULL;
+    ck_assert_int_eq(mgrad_model_create(&model, ctx, 1, shape), MGRAD_OK);
+    ck_assert_int_eq(mgrad_model_add_dense(model, 8, MGRAD_INIT_DEFAULT), MGRAD_OK);
+    ck_assert_int_eq(mgrad_model_add_activation(model, MGRAD_ACTIVATION_TANH), MGRAD_OK);
+    ck_assert_int_eq(mgrad_model_add_dense(model, CW_C, MGRAD_INIT_DEFAULT), MGRAD_OK);
+    double vals[11];
+    grid(vals, 11, 0.3);
+    mgrad_dataset *train = levels(ctx, 24, 1, shape, vals, 11);
+    mgrad_dataset *val = levels(ctx, 16, 1, shape, vals, 7);
+    mgrad_dataset *pool = levels(ctx, 10, 1, shape, vals + 2, 9);
+    double w[24];
+    for (int i = 0; i < 24; i++) w[i] = 0.5 + 0.1 * (i % 7);
+    ck_assert_int_eq(mgrad_dataset_set_weights(train, MGRAD_DTYPE_F64, w, 24), MGRAD_OK);
+    if (compact) {
+        mgrad_dataset *sets[3] = {train, val, pool};
+        for (int i = 0; i < 3; i++) {
+            ck_assert_int_eq(mgrad_dataset_compact(sets[i], NULL), MGRAD_OK);
+            ck_assert_ptr_nonnull(sets[i]->codes);
+        }
+    }
+    mgrad_run_options o = MGRAD_RUN_OPTIONS_INIT;
+    o.steps = CW_T;
+    o.batch_size = CW_B;
+    o.shuffle_seed = 5;
+    o.lr = 0.2;
+    o.momentum = 0.9;
+    o.weight_decay = 0.01;
+    o.validation = val;
+    mgrad_run *run = NULL;
+    ck_assert_int_eq(mgrad_run_create(&run, model, train, &o), MGRAD_OK);
+    /* in use: read-only */
+    EXPECT_FAIL(ctx, MGRAD_ERR_ORDER, "in use", mgrad_dataset_compact(train, NULL));
+    EXPECT_FAIL(ctx, MGRAD_ERR_ORDER, "in use", mgrad_dataset_compact(val, NULL));
+    static const mgrad_meta_kind kinds[CW_NMETA] = {MGRAD_META_LR_SCHEDULE,
+                                                    MGRAD_META_DATA_WEIGHTS, MGRAD_META_INPUTS,
+                                                    MGRAD_META_POOL_WEIGHTS};
+    static const int64_t rows[3] = {3, 17, 8};
+    mgrad_meta *metas[CW_NMETA];
+    for (int k = 0; k < CW_NMETA; k++) {
+        mgrad_meta_options mo = MGRAD_META_OPTIONS_INIT;
+        mo.step_begin = 2;
+        mo.step_end = 9;
+        mo.rows = rows;
+        mo.num_rows = 3;
+        mo.step = 7;
+        mo.pool = pool;
+        if (kinds[k] != MGRAD_META_DATA_WEIGHTS) mo.step_begin = mo.step_end = 0;
+        if (kinds[k] != MGRAD_META_INPUTS) {
+            mo.rows = NULL;
+            mo.num_rows = 0;
+        }
+        if (kinds[k] != MGRAD_META_POOL_WEIGHTS) {
+            mo.step = 0;
+            mo.pool = NULL;
+        }
+        ck_assert_int_eq(mgrad_run_add_meta(&metas[k], run, kinds[k], &mo), MGRAD_OK);
+    }
+    double lr[CW_T];
+    for (int t = 0; t < CW_T; t++) lr[t] = 0.25 - 0.01 * t;
+    ck_assert_int_eq(mgrad_meta_set_value(metas[0], MGRAD_DTYPE_F64, lr, CW_T), MGRAD_OK);
+    for (int k = 0; k < CW_NMETA; k++) {
+        ck_assert_int_eq(mgrad_meta_size(metas[k], &out->len[k]), MGRAD_OK);
+        out->value[k] = malloc((size_t)out->len[k] * sizeof(double));
+        out->grad[k] = malloc((size_t)out->len[k] * sizeof(double));
+        /* the INPUTS metaparameter starts from the dataset's rows */
+        ck_assert_int_eq(
+            mgrad_meta_get_value(metas[k], MGRAD_DTYPE_F64, out->value[k], out->len[k]),
+            MGRAD_OK);
+    }
+    ck_assert_int_eq(mgrad_run_train(run, &out->phi), MGRAD_OK);
+    ck_assert_int_eq(mgrad_run_reverse(run), MGRAD_OK);
+    for (int k = 0; k < CW_NMETA; k++)
+        ck_assert_int_eq(
+            mgrad_meta_get_grad(metas[k], MGRAD_DTYPE_F64, out->grad[k], out->len[k]),
+            MGRAD_OK);
+    ck_assert_int_eq(mgrad_run_num_params(run, &out->P), MGRAD_OK);
+    out->theta = malloc((size_t)out->P * sizeof(double));
+    out->hu = malloc((size_t)out->P * sizeof(double));
+    double *u = malloc((size_t)out->P * sizeof(double));
+    uint64_t st = 99;
+    tu_fill(u, (size_t)out->P, &st, 1.0);
+    ck_assert_int_eq(mgrad_run_get_params(run, MGRAD_DTYPE_F64, out->theta, out->P), MGRAD_OK);
+    ck_assert_int_eq(mgrad_run_hvp(run, MGRAD_DTYPE_F64, u, out->hu, out->P), MGRAD_OK);
+    ck_assert_int_eq(mgrad_run_evaluate(run, val, &out->loss, &out->acc), MGRAD_OK);
+    free(u);
+    mgrad_run_destroy(run);
+    /* the caller's handle alone again: writable */
+    ck_assert_int_eq(mgrad_dataset_compact(train, NULL), MGRAD_OK);
+    mgrad_dataset_destroy(train);
+    mgrad_dataset_destroy(val);
+    mgrad_dataset_destroy(pool);
+    mgrad_model_destroy(model);
+    ck_assert_uint_eq(ctx_bytes(ctx), 0);
+    mgrad_context_destroy(ctx);
+}
+
+static void free_result(run_result *r)
+{
+    free(r->theta);
+    free(r->hu);
+    for (int k = 0; k < CW_NMETA; k++) {
+        free(r->grad[k]);
+        free(r->value[k]);
+    }
+}
+
+#define SAME_BITS(a, b, n, what)                                                               \
+    ck_assert_msg(memcmp((a), (b), (size_t)(n) * sizeof(double)) == 0, "%s differs", what)
+
+START_TEST(test_compact_training_identical)
+{
+    for (int dt = 0; dt < 2; dt++) {
+        run_result d, c;
+        memset(&d, 0, sizeof d);
+        memset(&c, 0, sizeof c);
+        compact_run(dt ? MGRAD_DTYPE_F64 : MGRAD_DTYPE_F32, 0, &d);
+        compact_run(dt ? MGRAD_DTYPE_F64 : MGRAD_DTYPE_F32, 1, &c);
+        ck_assert(isfinite(d.phi));
+        SAME_BITS(&d.phi, &c.phi, 1, "phi");
+        SAME_BITS(&d.loss, &c.loss, 1, "validation loss");
+        SAME_BITS(&d.acc, &c.acc, 1, "validation accuracy");
+        ck_assert_int_eq(d.P, c.P);
+        SAME_BITS(d.theta, c.theta, d.P, "theta_T");
+        SAME_BITS(d.hu, c.hu, d.P, "H u");
+        for (int k = 0; k < CW_NMETA; k++) {
+            ck_assert_int_eq(d.len[k], c.len[k]);
+            SAME_BITS(d.value[k], c.value[k], d.len[k], "a metaparameter's initial value");
+            SAME_BITS(d.grad[k], c.grad[k], d.len[k], "a metagradient");
+            double norm = 0;
+            for (int64_t i = 0; i < d.len[k]; i++) norm += fabs(d.grad[k][i]);
+            ck_assert_msg(norm > 0, "metagradient %d is zero", k);
+        }
+        free_result(&d);
+        free_result(&c);
+    }
+}
+END_TEST
+
 Suite *make_suite(void)
 {
     Suite *s = suite_create("data");
@@ -941,5 +1479,15 @@ Suite *make_suite(void)
     tcase_add_test(tr, test_split);
     tcase_add_test(tr, test_subset_and_getters);
     suite_add_tcase(s, tr);
+
+    TCase *cp = tcase_create("compact");
+    tcase_add_checked_fixture(cp, setup, teardown);
+    tcase_add_test(cp, test_compact_round_trip);
+    tcase_add_test(cp, test_compact_bitwise);
+    tcase_add_test(cp, test_compact_nomem);
+    tcase_add_test(cp, test_compact_transforms);
+    tcase_add_test(cp, test_compact_idx_loader);
+    tcase_add_test(cp, test_compact_training_identical);
+    suite_add_tcase(s, cp);
     return s;
 }

@@ -42,7 +42,9 @@ extern "C" {
  * of any IDX element type (u8, i8, i16, i32, f32, f64; big-endian as the
  * format requires) and optional labels of shape [N] of an integer type.
  * Each input value is multiplied by `scale` (1.0/255 maps u8 pixels to
- * [0, 1]).  Images of shape [N] give examples of shape {1}.
+ * [0, 1]).  Images of shape [N] give examples of shape {1}.  Byte images
+ * (u8, i8) are stored compactly as they are read (see
+ * mgrad_dataset_compact), with the same values bit for bit.
  *
  * @param[out] out      the dataset, owned by the caller (mgrad_dataset_destroy).
  * @param images_path   the images file.

@@ -66,6 +66,26 @@ MGRAD_API mgrad_status mgrad_dataset_size(const mgrad_dataset *dataset, int64_t 
 MGRAD_API mgrad_status mgrad_dataset_features(const mgrad_dataset *dataset,
                                               int64_t *out);
 
+/**
+ * Store the inputs compactly when they take at most 256 distinct values
+ * (compared bit for bit in the context's dtype, so -0.0 and 0.0 differ):
+ * one byte per value indexing a palette of those values.  Exact: every
+ * value read back, by runs and by mgrad_dataset_get_inputs, is the value
+ * stored before, bit for bit, so training and metagradients are unchanged.
+ * Fashion-MNIST's training inputs drop from 188 MB (f32) to 47 MB.  With
+ * more distinct values the dataset is left as it is (not an error).  One
+ * pass over the inputs, a second to encode; the dense copy is freed after.
+ * The IDX and Fashion-MNIST loaders already store byte images compactly;
+ * normalisation, scaling, splits and subsets keep a dataset compact where
+ * that is exact (mgrad_dataset_normalize per feature or per channel makes it
+ * dense again).  Calling it on a compact dataset does nothing.
+ * @param[out] input_bytes  may be NULL: the bytes the inputs now occupy
+ *                          (codes and palette, or the dense array).
+ * @return MGRAD_OK; MGRAD_ERR_NULL; MGRAD_ERR_ORDER (in use by a run);
+ *         MGRAD_ERR_NOMEM (the dataset is unchanged).
+ */
+MGRAD_API mgrad_status mgrad_dataset_compact(mgrad_dataset *dataset, int64_t *input_bytes);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,5 +1,6 @@
 /*
- * dataset.c - datasets: inputs with labels or targets, optional weights.
+ * dataset.c - datasets: inputs with labels or targets, optional weights;
+ * the compact (palette) storage of inputs.
  */
 #include <string.h>
 
@@ -9,6 +10,8 @@ static void dataset_free(mgrad_dataset *ds)
 {
     mgrad_context *ctx = ds->ctx;
     mgr_free(ctx, ds->inputs);
+    mgr_free(ctx, ds->codes);
+    mgr_free(ctx, ds->palette);
     mgr_free(ctx, ds->labels);
     mgr_free(ctx, ds->targets);
     mgr_free(ctx, ds->weights);
@@ -21,6 +24,30 @@ void mgr_dataset_retain(mgrad_dataset *ds) { ds->refs++; }
 void mgr_dataset_release(mgrad_dataset *ds)
 {
     if (ds != NULL && --ds->refs == 0) dataset_free(ds);
+}
+
+void mgr_dataset_copy_row(const mgrad_dataset *ds, int64_t i, void *dst)
+{
+    size_t F = (size_t)ds->features, es = mgr_dtype_size(ds->ctx->dtype);
+    if (ds->codes == NULL) {
+        memcpy(dst, (const char *)ds->inputs + (size_t)i * F * es, F * es);
+        return;
+    }
+    const uint8_t *code = ds->codes + (size_t)i * F;
+    const unsigned char *pal = ds->palette;
+    unsigned char *d = dst;
+    /* Fixed-size byte copies compile to integer moves: every bit pattern
+       (signed zeros, NaN payloads) comes back exactly as stored. */
+    if (es == 4)
+        for (size_t j = 0; j < F; j++) memcpy(d + 4 * j, pal + 4 * (size_t)code[j], 4);
+    else
+        for (size_t j = 0; j < F; j++) memcpy(d + 8 * j, pal + 8 * (size_t)code[j], 8);
+}
+
+int64_t mgr_dataset_input_bytes(const mgrad_dataset *ds)
+{
+    int64_t es = (int64_t)mgr_dtype_size(ds->ctx->dtype), count = ds->n * ds->features;
+    return ds->codes != NULL ? count + (int64_t)ds->palette_len * es : count * es;
 }
 
 void mgrad_dataset_destroy(mgrad_dataset *ds)
@@ -186,5 +213,109 @@ mgrad_status mgrad_dataset_features(const mgrad_dataset *ds, int64_t *out)
     MGRAD_RETURN_IF(ds->ctx, out == NULL, MGRAD_ERR_NULL,
                     "mgrad_dataset_features: out must not be NULL");
     *out = ds->features;
+    return MGRAD_OK;
+}
+
+/* ---- compact storage ----------------------------------------------------- */
+
+/* The distinct bit patterns of a buffer, at most 256, numbered in order of
+   first appearance: open addressing over 1024 slots, a quarter full at most. */
+#define PALETTE_SLOTS 1024
+typedef struct palette_table {
+    uint64_t key[PALETTE_SLOTS];
+    int16_t code[PALETTE_SLOTS]; /* -1: empty */
+    uint64_t value[256];         /* the bit pattern of each code */
+    int len;
+} palette_table;
+
+/* The code of `bits`, numbering it when new; -1 for a 257th pattern. */
+static int palette_code(palette_table *t, uint64_t bits)
+{
+    size_t s = (size_t)((bits * 0x9E3779B97F4A7C15ull) >> 54); /* 10 bits */
+    while (t->code[s] >= 0) {
+        if (t->key[s] == bits) return t->code[s];
+        s = (s + 1) & (PALETTE_SLOTS - 1);
+    }
+    if (t->len == 256) return -1;
+    t->key[s] = bits;
+    t->code[s] = (int16_t)t->len;
+    t->value[t->len] = bits;
+    return t->len++;
+}
+
+/* Element i of a buffer of 4- or 8-byte values, as its bit pattern. */
+static uint64_t bits_at(const unsigned char *p, size_t es, size_t i)
+{
+    if (es == 4) {
+        uint32_t u;
+        memcpy(&u, p + 4 * i, 4);
+        return u;
+    }
+    uint64_t u;
+    memcpy(&u, p + 8 * i, 8);
+    return u;
+}
+
+/* Number every value of x [count] into t, or return 0 at the 257th distinct
+   bit pattern.  With codes non-NULL (every pattern already numbered), write
+   each value's code.  Runs of one value (background pixels) skip the table. */
+static int palette_scan(palette_table *t, const unsigned char *x, size_t es, size_t count,
+                        uint8_t *codes)
+{
+    uint64_t last = bits_at(x, es, 0);
+    int code = palette_code(t, last);
+    for (size_t i = 0; i < count; i++) {
+        uint64_t b = bits_at(x, es, i);
+        if (b != last) {
+            code = palette_code(t, b);
+            if (code < 0) return 0;
+            last = b;
+        }
+        if (codes != NULL) codes[i] = (uint8_t)code;
+    }
+    return 1;
+}
+
+mgrad_status mgrad_dataset_compact(mgrad_dataset *ds, int64_t *input_bytes)
+{
+    static const char fn[] = "mgrad_dataset_compact";
+    if (ds == NULL) return MGRAD_ERR_NULL;
+    mgrad_context *ctx = ds->ctx;
+    MGRAD_FORWARD(check_settable(ds, fn));
+    if (ds->codes == NULL) {
+        size_t es = mgr_dtype_size(ctx->dtype), count = (size_t)(ds->n * ds->features);
+        palette_table *t = NULL;
+        MGRAD_FORWARD(mgr_alloc_or_fail(ctx, (void **)&t, 1, sizeof *t, "a palette table"));
+        for (size_t s = 0; s < PALETTE_SLOTS; s++) t->code[s] = -1;
+        if (palette_scan(t, ds->inputs, es, count, NULL)) {
+            uint8_t *codes = mgr_alloc(ctx, count);
+            unsigned char *palette = mgr_alloc(ctx, (size_t)t->len * es);
+            if (codes == NULL || palette == NULL) {
+                mgr_free(ctx, codes);
+                mgr_free(ctx, palette);
+                mgr_free(ctx, t);
+                return mgr_error(ctx, MGRAD_ERR_NOMEM,
+                                 "%s: out of memory for %zu codes; "
+                                 "the dataset is unchanged",
+                                 fn, count);
+            }
+            palette_scan(t, ds->inputs, es, count, codes);
+            for (int c = 0; c < t->len; c++) {
+                if (es == 4) {
+                    uint32_t u = (uint32_t)t->value[c];
+                    memcpy(palette + 4 * (size_t)c, &u, 4);
+                } else {
+                    memcpy(palette + 8 * (size_t)c, &t->value[c], 8);
+                }
+            }
+            mgr_free(ctx, ds->inputs);
+            ds->inputs = NULL;
+            ds->codes = codes;
+            ds->palette = palette;
+            ds->palette_len = t->len;
+        }
+        mgr_free(ctx, t);
+    }
+    if (input_bytes != NULL) *input_bytes = mgr_dataset_input_bytes(ds);
     return MGRAD_OK;
 }

@@ -4,6 +4,16 @@
  * Data is held in the context's dtype.  Runs retain datasets they use
  * (mgr_dataset_retain) and mark them in use, which makes them read-only so
  * that a trajectory can always be replayed exactly.
+ *
+ * Inputs are stored one of two ways (mgrad_dataset_compact):
+ *   dense    inputs [n, features] in ctx->dtype; codes and palette NULL,
+ *            palette_len 0;
+ *   compact  inputs NULL; codes [n, features] index palette [palette_len]
+ *            (1 to 256 values in ctx->dtype): value i is palette[codes[i]],
+ *            bit for bit.  Every code is < palette_len; palette values need
+ *            not be distinct nor all used (the IDX loader indexes by the
+ *            file's byte).
+ * Outside lib/data, read inputs only through mgr_dataset_copy_row.
  */
 #ifndef MGRAD_DATASET_INTERNAL_H
 #define MGRAD_DATASET_INTERNAL_H
@@ -19,7 +29,10 @@ struct mgrad_dataset {
     int32_t ndim;
     int64_t shape[3];
     int64_t features;      /* product of shape */
-    void *inputs;          /* [n, features] in ctx->dtype */
+    void *inputs;          /* dense: [n, features] in ctx->dtype; else NULL */
+    uint8_t *codes;        /* compact: [n, features] palette indices; else NULL */
+    void *palette;         /* compact: [palette_len] in ctx->dtype; else NULL */
+    int32_t palette_len;   /* compact: 1 to 256; dense: 0 */
     int32_t *labels;       /* [n] or NULL */
     int32_t num_classes;   /* with labels */
     void *targets;         /* [n, target_dim] in ctx->dtype, or NULL */
@@ -29,5 +42,13 @@ struct mgrad_dataset {
 
 void mgr_dataset_retain(mgrad_dataset *ds);
 void mgr_dataset_release(mgrad_dataset *ds);
+
+/* Write input row i ([features] values in ctx->dtype) to dst, bit for bit:
+   a copy when dense, a palette lookup when compact. */
+void mgr_dataset_copy_row(const mgrad_dataset *ds, int64_t i, void *dst);
+
+/* Bytes the inputs occupy: n * features * dtype size when dense, n *
+   features + palette_len * dtype size when compact. */
+int64_t mgr_dataset_input_bytes(const mgrad_dataset *ds);
 
 #endif

@@ -115,20 +115,40 @@ static mgrad_status idx_read_header(mgr_reader *r, int max_rank, const char *wha
     return mgr_reader_check_room(r, h->count * h->esize, what);
 }
 
-/* Stream h->count elements into the dataset's inputs, scaled. */
+/* Stream h->count elements into the dataset's inputs, scaled.  Byte types
+   go into a compact dataset (data/dataset.h): the code of an element is its
+   byte, and palette[b] the value the dense path would store for byte b, so
+   both hold the same bits. */
 static mgrad_status idx_read_images(mgr_reader *r, const idx_header *h, double scale,
                                     mgrad_dataset *ds, unsigned char *chunk,
                                     size_t chunk_bytes)
 {
     mgrad_context *ctx = r->ctx;
+    unsigned char ok[256] = {0};
+    if (ds->codes != NULL) {
+        for (int b = 0; b < 256; b++) {
+            unsigned char elem[8] = {(unsigned char)b}; /* room for idx_value */
+            ok[b] = (unsigned char)mgr_put_real(ds->palette, ctx->dtype, (size_t)b,
+                                                idx_value(elem, h->type) * scale);
+            if (!ok[b]) mgr_put_real(ds->palette, ctx->dtype, (size_t)b, 0.0);
+        }
+    }
     size_t per_chunk = chunk_bytes / h->esize;
     uint64_t done = 0;
     while (done < h->count) {
         size_t k = h->count - done < per_chunk ? (size_t)(h->count - done) : per_chunk;
         MGRAD_FORWARD(mgr_reader_read(r, chunk, k * h->esize, "the images"));
         for (size_t j = 0; j < k; j++) {
-            double v = idx_value(chunk + j * h->esize, h->type);
-            if (!mgr_put_real(ds->inputs, ctx->dtype, (size_t)(done + j), v * scale))
+            const unsigned char *p = chunk + j * h->esize;
+            double v = idx_value(p, h->type);
+            int stored;
+            if (ds->codes != NULL) {
+                ds->codes[done + j] = p[0];
+                stored = ok[p[0]];
+            } else {
+                stored = mgr_put_real(ds->inputs, ctx->dtype, (size_t)(done + j), v * scale);
+            }
+            if (!stored)
                 return mgr_error(ctx, MGRAD_ERR_NONFINITE,
                                  "%s: %s: value %llu (example %llu) is %g, which scaled "
                                  "by %g is not finite in %s", r->fn, r->path,
@@ -214,8 +234,12 @@ mgrad_status mgr_load_idx(mgrad_dataset **out, mgrad_context *ctx, const char *f
     {
         int64_t one = 1;
         int32_t ndim = hi.rank > 1 ? hi.rank - 1 : 1;
-        s = mgr_dataset_alloc(ctx, fn, hi.dims[0], ndim, hi.rank > 1 ? hi.dims + 1 : &one,
-                              labels_path != NULL, &ds);
+        const int64_t *shape = hi.rank > 1 ? hi.dims + 1 : &one;
+        /* Byte images: one code per value and a palette of 256 values. */
+        s = hi.esize == 1
+                ? mgr_dataset_alloc_compact(ctx, fn, hi.dims[0], ndim, shape,
+                                            labels_path != NULL, 256, &ds)
+                : mgr_dataset_alloc(ctx, fn, hi.dims[0], ndim, shape, labels_path != NULL, &ds);
         if (s != MGRAD_OK) goto done;
     }
     s = idx_read_images(&images, &hi, scale, ds, chunk, chunk_bytes);

@@ -202,9 +202,10 @@ mgrad_status mgr_reader_read_all(mgr_reader *r, char **out, size_t *len)
     return MGRAD_OK;
 }
 
-mgrad_status mgr_dataset_alloc(mgrad_context *ctx, const char *fn, int64_t n,
-                               int32_t ndim, const int64_t *shape, int with_labels,
-                               mgrad_dataset **out)
+/* palette_len 0: dense inputs. */
+static mgrad_status dataset_alloc(mgrad_context *ctx, const char *fn, int64_t n, int32_t ndim,
+                                  const int64_t *shape, int with_labels, int32_t palette_len,
+                                  mgrad_dataset **out)
 {
     MGRAD_RETURN_IF(ctx, n < 1, MGRAD_ERR_INVALID, "%s: the data has no examples", fn);
     MGRAD_RETURN_IF(ctx, ndim < 1 || ndim > 3, MGRAD_ERR_INTERNAL,
@@ -215,14 +216,26 @@ mgrad_status mgr_dataset_alloc(mgrad_context *ctx, const char *fn, int64_t n,
     MGRAD_RETURN_IF(ctx, n > INT64_MAX / features, MGRAD_ERR_INVALID,
                     "%s: %lld examples of %lld values overflow", fn, (long long)n,
                     (long long)features);
+    MGRAD_RETURN_IF(ctx, palette_len > 256, MGRAD_ERR_INTERNAL, "%s: palette of %d values", fn,
+                    (int)palette_len);
     size_t esize = mgr_dtype_size(ctx->dtype);
-    MGRAD_RETURN_IF(ctx, (uint64_t)(n * features) > SIZE_MAX / esize, MGRAD_ERR_NOMEM,
+    size_t value_bytes = palette_len > 0 ? 1 : esize;
+    MGRAD_RETURN_IF(ctx, (uint64_t)(n * features) > SIZE_MAX / value_bytes, MGRAD_ERR_NOMEM,
                     "%s: %lld values do not fit in memory", fn, (long long)(n * features));
     mgrad_dataset *ds = NULL;
     MGRAD_FORWARD(mgr_alloc_or_fail(ctx, (void **)&ds, 1, sizeof *ds, "a dataset"));
     /* Not zeroed: every loader writes each value. */
-    ds->inputs = mgr_alloc(ctx, (size_t)(n * features) * esize);
-    if (ds->inputs == NULL) {
+    if (palette_len > 0) {
+        ds->codes = mgr_alloc(ctx, (size_t)(n * features));
+        ds->palette = mgr_alloc(ctx, (size_t)palette_len * esize);
+        ds->palette_len = palette_len;
+    } else {
+        ds->inputs = mgr_alloc(ctx, (size_t)(n * features) * esize);
+    }
+    if (palette_len > 0 ? ds->codes == NULL || ds->palette == NULL : ds->inputs == NULL) {
+        mgr_free(ctx, ds->codes);
+        mgr_free(ctx, ds->palette);
+        mgr_free(ctx, ds->inputs);
         mgr_free(ctx, ds);
         return mgr_error(ctx, MGRAD_ERR_NOMEM, "%s: out of memory for %lld input values",
                          fn, (long long)(n * features));
@@ -230,6 +243,8 @@ mgrad_status mgr_dataset_alloc(mgrad_context *ctx, const char *fn, int64_t n,
     if (with_labels) {
         ds->labels = mgr_calloc(ctx, (size_t)n, sizeof *ds->labels);
         if (ds->labels == NULL) {
+            mgr_free(ctx, ds->codes);
+            mgr_free(ctx, ds->palette);
             mgr_free(ctx, ds->inputs);
             mgr_free(ctx, ds);
             return mgr_error(ctx, MGRAD_ERR_NOMEM, "%s: out of memory for %lld labels",
@@ -245,6 +260,20 @@ mgrad_status mgr_dataset_alloc(mgrad_context *ctx, const char *fn, int64_t n,
     mgr_context_retain(ctx);
     *out = ds;
     return MGRAD_OK;
+}
+
+mgrad_status mgr_dataset_alloc(mgrad_context *ctx, const char *fn, int64_t n, int32_t ndim,
+                               const int64_t *shape, int with_labels, mgrad_dataset **out)
+{
+    return dataset_alloc(ctx, fn, n, ndim, shape, with_labels, 0, out);
+}
+
+mgrad_status mgr_dataset_alloc_compact(mgrad_context *ctx, const char *fn, int64_t n,
+                                       int32_t ndim, const int64_t *shape, int with_labels,
+                                       int32_t palette_len, mgrad_dataset **out)
+{
+    MGRAD_RETURN_IF(ctx, palette_len < 1, MGRAD_ERR_INTERNAL, "%s: empty palette", fn);
+    return dataset_alloc(ctx, fn, n, ndim, shape, with_labels, palette_len, out);
 }
 
 mgrad_status mgr_check_num_classes(mgrad_context *ctx, const char *fn, int32_t num_classes)

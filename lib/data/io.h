@@ -53,6 +53,11 @@ mgrad_status mgr_reader_read_all(mgr_reader *r, char **out, size_t *len);
 mgrad_status mgr_dataset_alloc(mgrad_context *ctx, const char *fn, int64_t n,
                                int32_t ndim, const int64_t *shape, int with_labels,
                                mgrad_dataset **out);
+/* The same with compact inputs (data/dataset.h): uninitialised codes
+   [n, features] and a palette of palette_len (1 to 256) values. */
+mgrad_status mgr_dataset_alloc_compact(mgrad_context *ctx, const char *fn, int64_t n,
+                                       int32_t ndim, const int64_t *shape, int with_labels,
+                                       int32_t palette_len, mgrad_dataset **out);
 
 /* Store v at index i of a buffer of dtype; returns 0 when the stored value
    is not finite (NaN, Inf, or too large for f32). */

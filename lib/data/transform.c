@@ -16,29 +16,95 @@ static mgrad_status check_writable(const mgrad_dataset *ds, const char *fn)
     return MGRAD_OK;
 }
 
-/* out[i] = (x[i] - shift[g]) * mul[g] with g the group of feature i, into a
-   new buffer swapped in only when every result is finite. */
-static mgrad_status apply_affine(mgrad_dataset *ds, const char *fn, const double *shift,
-                                 const double *mul, int64_t group_size, int64_t groups)
+/* Input value i (row-major), dense or compact. */
+static double input_value(const mgrad_dataset *ds, size_t i)
 {
+    mgrad_dtype dt = ds->ctx->dtype;
+    return ds->codes != NULL ? mgr_get_real(ds->palette, dt, ds->codes[i])
+                             : mgr_get_real(ds->inputs, dt, i);
+}
+
+/* What a transform does to an input value x of feature group g:
+   (x - shift[g]) * mul[g], or scale * x + offset when shift is NULL. */
+typedef struct value_map {
+    const double *shift, *mul;
+    double scale, offset;
+    int64_t group_size, groups; /* g = (feature / group_size) % groups */
+} value_map;
+
+static double map_value(const value_map *m, int64_t g, double x)
+{
+    return m->shift != NULL ? (x - m->shift[g]) * m->mul[g] : m->scale * x + m->offset;
+}
+
+static mgrad_status not_finite(mgrad_dataset *ds, const char *fn, size_t i, double v)
+{
+    return mgr_error(ds->ctx, MGRAD_ERR_NONFINITE,
+                     "%s: value %zu (example %lld) becomes "
+                     "%g, not finite in %s; the dataset is unchanged",
+                     fn, i, (long long)(i / (size_t)ds->features), v,
+                     mgr_dtype_name(ds->ctx->dtype));
+}
+
+/* A map that is the same for every feature, applied to the palette of a
+   compact dataset: each input then holds the bits the same map gives on
+   the dense inputs, since it is a function of the value alone. */
+static mgrad_status map_palette(mgrad_dataset *ds, const char *fn, const value_map *m)
+{
+    mgrad_context *ctx = ds->ctx;
+    size_t len = (size_t)ds->palette_len;
+    void *pal = mgr_alloc(ctx, len * mgr_dtype_size(ctx->dtype));
+    MGRAD_RETURN_IF(ctx, pal == NULL, MGRAD_ERR_NOMEM, "%s: out of memory for a palette", fn);
+    unsigned char bad[256] = {0};
+    int any_bad = 0;
+    for (size_t c = 0; c < len; c++) {
+        double v = map_value(m, 0, mgr_get_real(ds->palette, ctx->dtype, c));
+        if (!mgr_put_real(pal, ctx->dtype, c, v)) bad[c] = any_bad = 1;
+    }
+    if (any_bad) {
+        /* An error only where an input holds that value: loaders keep
+           palette entries no input uses. */
+        size_t count = (size_t)(ds->n * ds->features);
+        for (size_t i = 0; i < count; i++) {
+            if (bad[ds->codes[i]]) {
+                mgr_free(ctx, pal);
+                return not_finite(ds, fn, i, map_value(m, 0, input_value(ds, i)));
+            }
+        }
+        for (size_t c = 0; c < len; c++)
+            if (bad[c]) mgr_put_real(pal, ctx->dtype, c, 0.0);
+    }
+    mgr_free(ctx, ds->palette);
+    ds->palette = pal;
+    return MGRAD_OK;
+}
+
+/* Apply m to every input value, into a new buffer swapped in only when
+   every result is finite.  A compact dataset stays compact when m is the
+   same for every feature, and becomes dense otherwise. */
+static mgrad_status map_inputs(mgrad_dataset *ds, const char *fn, const value_map *m)
+{
+    if (ds->codes != NULL && m->groups == 1) return map_palette(ds, fn, m);
     mgrad_context *ctx = ds->ctx;
     size_t count = (size_t)(ds->n * ds->features);
     void *buf = mgr_alloc(ctx, count * mgr_dtype_size(ctx->dtype));
     MGRAD_RETURN_IF(ctx, buf == NULL, MGRAD_ERR_NOMEM,
                     "%s: out of memory for %zu values", fn, count);
     for (size_t i = 0; i < count; i++) {
-        int64_t g = ((int64_t)(i % (size_t)ds->features) / group_size) % groups;
-        double v = (mgr_get_real(ds->inputs, ctx->dtype, i) - shift[g]) * mul[g];
+        int64_t g = ((int64_t)(i % (size_t)ds->features) / m->group_size) % m->groups;
+        double v = map_value(m, g, input_value(ds, i));
         if (!mgr_put_real(buf, ctx->dtype, i, v)) {
             mgr_free(ctx, buf);
-            return mgr_error(ctx, MGRAD_ERR_NONFINITE, "%s: value %zu (example %lld) "
-                             "becomes %g, not finite in %s; the dataset is unchanged", fn,
-                             i, (long long)(i / (size_t)ds->features), v,
-                             mgr_dtype_name(ctx->dtype));
+            return not_finite(ds, fn, i, v);
         }
     }
     mgr_free(ctx, ds->inputs);
+    mgr_free(ctx, ds->codes);
+    mgr_free(ctx, ds->palette);
     ds->inputs = buf;
+    ds->codes = NULL;
+    ds->palette = NULL;
+    ds->palette_len = 0;
     return MGRAD_OK;
 }
 
@@ -49,23 +115,8 @@ mgrad_status mgrad_dataset_scale(mgrad_dataset *ds, double scale, double offset)
     MGRAD_RETURN_IF(ds->ctx, !isfinite(scale) || !isfinite(offset), MGRAD_ERR_INVALID,
                     "%s: scale (%g) and offset (%g) must be finite", fn, scale, offset);
     MGRAD_FORWARD(check_writable(ds, fn));
-    mgrad_context *ctx = ds->ctx;
-    size_t count = (size_t)(ds->n * ds->features);
-    void *buf = mgr_alloc(ctx, count * mgr_dtype_size(ctx->dtype));
-    MGRAD_RETURN_IF(ctx, buf == NULL, MGRAD_ERR_NOMEM, "%s: out of memory for %zu values",
-                    fn, count);
-    for (size_t i = 0; i < count; i++) {
-        double v = scale * mgr_get_real(ds->inputs, ctx->dtype, i) + offset;
-        if (!mgr_put_real(buf, ctx->dtype, i, v)) {
-            mgr_free(ctx, buf);
-            return mgr_error(ctx, MGRAD_ERR_NONFINITE, "%s: value %zu becomes %g, not "
-                             "finite in %s; the dataset is unchanged", fn, i, v,
-                             mgr_dtype_name(ctx->dtype));
-        }
-    }
-    mgr_free(ctx, ds->inputs);
-    ds->inputs = buf;
-    return MGRAD_OK;
+    value_map m = {NULL, NULL, scale, offset, ds->features, 1};
+    return map_inputs(ds, fn, &m);
 }
 
 mgrad_status mgrad_dataset_normalize(mgrad_dataset *ds, const mgrad_dataset *ref,
@@ -98,15 +149,15 @@ mgrad_status mgrad_dataset_normalize(mgrad_dataset *ds, const mgrad_dataset *ref
                                     sizeof *stats, "normalisation statistics"));
     double *mean = stats, *mul = stats + groups;
     size_t count = (size_t)(ref->n * ref->features);
-    /* Two passes (mean, then squared deviations) for accuracy. */
+    /* Two passes (mean, then squared deviations) for accuracy, over every
+       value in index order, compact or not: the same sums either way. */
     for (size_t i = 0; i < count; i++)
-        mean[(i % (size_t)ref->features) / (size_t)group_size] +=
-            mgr_get_real(ref->inputs, ctx->dtype, i);
+        mean[(i % (size_t)ref->features) / (size_t)group_size] += input_value(ref, i);
     double per_group = (double)count / (double)groups;
     for (int64_t g = 0; g < groups; g++) mean[g] /= per_group;
     for (size_t i = 0; i < count; i++) {
         size_t g = (i % (size_t)ref->features) / (size_t)group_size;
-        double d = mgr_get_real(ref->inputs, ctx->dtype, i) - mean[g];
+        double d = input_value(ref, i) - mean[g];
         mul[g] += d * d;
     }
     for (int64_t g = 0; g < groups; g++) {
@@ -114,20 +165,28 @@ mgrad_status mgrad_dataset_normalize(mgrad_dataset *ds, const mgrad_dataset *ref
         /* A constant group: rounding leaves a tiny sd; centre it only. */
         mul[g] = sd > 1e-10 * fabs(mean[g]) && sd > 0 ? 1.0 / sd : 1.0;
     }
-    mgrad_status s = apply_affine(ds, fn, mean, mul, group_size, groups);
+    value_map m = {mean, mul, 0, 0, group_size, groups};
+    mgrad_status s = map_inputs(ds, fn, &m);
     mgr_free(ctx, stats);
     return s;
 }
 
-/* A new dataset of `rows` of ds, in order. */
+/* A new dataset of `rows` of ds, in order; compact when ds is, with a copy
+   of its palette. */
 static mgrad_status copy_rows(const mgrad_dataset *ds, const char *fn, const int64_t *rows,
                               int64_t n, mgrad_dataset **out)
 {
     mgrad_context *ctx = ds->ctx;
     mgrad_dataset *c = NULL;
-    MGRAD_FORWARD(mgr_dataset_alloc(ctx, fn, n, ds->ndim, ds->shape, ds->labels != NULL,
-                                    &c));
-    size_t esize = mgr_dtype_size(ctx->dtype), row_bytes = (size_t)ds->features * esize;
+    size_t esize = mgr_dtype_size(ctx->dtype), F = (size_t)ds->features;
+    if (ds->codes != NULL) {
+        MGRAD_FORWARD(mgr_dataset_alloc_compact(ctx, fn, n, ds->ndim, ds->shape,
+                                                ds->labels != NULL, ds->palette_len, &c));
+        memcpy(c->palette, ds->palette, (size_t)ds->palette_len * esize);
+    } else {
+        MGRAD_FORWARD(
+            mgr_dataset_alloc(ctx, fn, n, ds->ndim, ds->shape, ds->labels != NULL, &c));
+    }
     if (ds->targets != NULL)
         c->targets = mgr_alloc(ctx, (size_t)n * (size_t)ds->target_dim * esize);
     if (ds->weights != NULL) c->weights = mgr_alloc(ctx, (size_t)n * esize);
@@ -140,8 +199,10 @@ static mgrad_status copy_rows(const mgrad_dataset *ds, const char *fn, const int
     size_t tbytes = (size_t)ds->target_dim * esize;
     for (int64_t i = 0; i < n; i++) {
         int64_t r = rows[i];
-        memcpy((char *)c->inputs + (size_t)i * row_bytes,
-               (const char *)ds->inputs + (size_t)r * row_bytes, row_bytes);
+        if (ds->codes != NULL)
+            memcpy(c->codes + (size_t)i * F, ds->codes + (size_t)r * F, F);
+        else
+            mgr_dataset_copy_row(ds, r, (char *)c->inputs + (size_t)i * F * esize);
         if (ds->labels != NULL) c->labels[i] = ds->labels[r];
         if (ds->targets != NULL)
             memcpy((char *)c->targets + (size_t)i * tbytes,
@@ -253,7 +314,18 @@ mgrad_status mgrad_dataset_get_inputs(const mgrad_dataset *ds, mgrad_dtype dtype
     MGRAD_RETURN_IF(ctx, count != ds->n * ds->features, MGRAD_ERR_SIZE,
                     "%s: count = %lld but the dataset holds %lld values", fn,
                     (long long)count, (long long)(ds->n * ds->features));
-    mgr_convert(out, dtype, ds->inputs, ctx->dtype, (size_t)count, 0);
+    if (ds->codes == NULL) {
+        mgr_convert(out, dtype, ds->inputs, ctx->dtype, (size_t)count, 0);
+        return MGRAD_OK;
+    }
+    /* Convert the palette, then look each value up: the same conversion of
+       the same bits as on dense inputs. */
+    unsigned char pal[256 * sizeof(double)];
+    size_t es = mgr_dtype_size(dtype);
+    mgr_convert(pal, dtype, ds->palette, ctx->dtype, (size_t)ds->palette_len, 0);
+    unsigned char *o = out;
+    for (size_t i = 0; i < (size_t)count; i++)
+        memcpy(o + i * es, pal + (size_t)ds->codes[i] * es, es);
     return MGRAD_OK;
 }
 

@@ -131,7 +131,6 @@ static int gather(const mgrad_run *run, engine *e, const chunk *c)
 {
     const mgrad_dataset *ds = c->ds;
     size_t F = e->features, C = (size_t)run->classes;
-    const real *X = ds->inputs;
     const real *dsw = ds->weights;
     const real *mw = c->wmeta != NULL ? c->wmeta->value : NULL;
     const mgrad_meta *soft = c->is_train ? run->meta_soft : NULL;
@@ -139,12 +138,13 @@ static int gather(const mgrad_run *run, engine *e, const chunk *c)
     for (size_t r = 0; r < c->count; r++) {
         int64_t i = c->rows[r];
         e->rows[r] = i;
-        const real *src = X + (size_t)i * F;
         if (c->is_train && run->input_meta != NULL && run->input_meta[i] >= 0) {
             const mgrad_meta *m = run->metas[run->input_meta[i]];
-            src = (const real *)m->value + (size_t)run->input_row[i] * F;
+            memcpy(e->x + r * F, (const real *)m->value + (size_t)run->input_row[i] * F,
+                   F * sizeof(real));
+        } else {
+            mgr_dataset_copy_row(ds, i, e->x + r * F);
         }
-        memcpy(e->x + r * F, src, F * sizeof(real));
         e->w[r] = mw != NULL ? mw[i] : (dsw != NULL ? dsw[i] : (real)1);
         if (e->w[r] != 0) all_zero = 0;
         if (soft != NULL)

@@ -39,18 +39,18 @@ static int gather_rows(const mgrad_run *run, session *s, int64_t start, size_t c
 {
     const mgrad_dataset *ds = run->train;
     size_t F = (size_t)run->features, C = (size_t)run->classes;
-    const real *X = ds->inputs;
     const real *dsw = ds->weights;
     const mgrad_meta *soft = run->meta_soft;
     int all_zero = 1;
     for (size_t r = 0; r < count; r++) {
         int64_t i = start + (int64_t)r;
-        const real *src = X + (size_t)i * F;
         if (run->input_meta != NULL && run->input_meta[i] >= 0) {
             const mgrad_meta *m = run->metas[run->input_meta[i]];
-            src = (const real *)m->value + (size_t)run->input_row[i] * F;
+            memcpy(s->x + r * F, (const real *)m->value + (size_t)run->input_row[i] * F,
+                   F * sizeof(real));
+        } else {
+            mgr_dataset_copy_row(ds, i, s->x + r * F);
         }
-        memcpy(s->x + r * F, src, F * sizeof(real));
         s->w[r] = dsw != NULL ? dsw[i] : (real)1;
         if (s->w[r] != 0) all_zero = 0;
         if (soft != NULL)

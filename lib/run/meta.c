@@ -167,7 +167,7 @@ static void initial_value(mgrad_run *run, mgrad_meta *m, const mgrad_meta_option
         size_t R = (size_t)(m->size / (int64_t)F);
         for (size_t r = 0; r < R; r++) {
             size_t i = o->rows != NULL ? (size_t)o->rows[r] : r;
-            memcpy((char *)m->value + r * F * es, (const char *)tr->inputs + i * F * es, F * es);
+            mgr_dataset_copy_row(tr, (int64_t)i, (char *)m->value + r * F * es);
         }
         return;
     }

@@ -385,6 +385,7 @@ FUNCTIONS = [
     ("mgrad_dataset_set_weights", [_vp, c_enum, _vp, _i64], c_enum, _st),
     ("mgrad_dataset_size", [_vp, _pi64], c_enum, _st),
     ("mgrad_dataset_features", [_vp, _pi64], c_enum, _st),
+    ("mgrad_dataset_compact", [_vp, _pi64], c_enum, _st),
     # metagrad/run.h
     ("mgrad_run_options_init", [ctypes.POINTER(RunOptions), _u32], c_enum, _st),
     ("mgrad_run_create", [_pp, _vp, _vp, ctypes.POINTER(RunOptions)], c_enum, _st),

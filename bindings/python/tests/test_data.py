@@ -228,6 +228,46 @@ def test_loaded_dataset_trains(ctx, tmp_path):
         assert w.grad.shape == (14,)
 
 
+def test_compact(tmp_path):
+    """compact(): one byte per value when there are at most 256 distinct
+    values, the same bits back, the same run; more values: left dense."""
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 40, size=(30, 5)) * 0.1 - 2.0
+    x[0, 0] = -0.0  # not the same value as 0.0
+    y = (np.arange(30) % 3).astype(np.int32)
+    results = []
+    for compact in (False, True):
+        with mg.Context(dtype="f64", seed=3) as ctx:
+            ds = mg.Dataset(ctx, x, labels=y)
+            val = mg.Dataset(ctx, x[:10], labels=y[:10])
+            if compact:
+                before = ctx.memory()[0]
+                k = len(np.unique(x.view(np.int64)))
+                assert ds.compact() == 30 * 5 + k * 8
+                assert before - ctx.memory()[0] == 30 * 5 * 8 - (30 * 5 + k * 8)
+                assert ds.compact() == 30 * 5 + k * 8  # already compact
+                val.compact()
+            assert ds.get_inputs().view(np.int64).tolist() == x.view(np.int64).tolist()
+            with mg.Run(mg.Model(ctx, 5).dense(3), ds, validation=val, steps=4,
+                        batch_size=6) as run:
+                w = run.add_meta("data_weights")
+                with pytest.raises(mg.OrderError):
+                    ds.compact()
+                phi = run.train()
+                run.reverse()
+                results.append((phi, w.grad.tolist()))
+    assert results[0] == results[1]
+    with mg.Context(dtype="f32") as ctx:
+        many = mg.Dataset(ctx, np.arange(300.0).reshape(100, 3))
+        assert many.compact() == 300 * 4  # 300 distinct values: dense
+        images = rng.integers(0, 256, size=(7, 3, 4), dtype=np.uint8)
+        ip = write(tmp_path / "img", idx_bytes(images, 0x08, ">u1"))
+        loaded = mg.Dataset.load_idx(ctx, ip, scale=1 / 255)
+        assert loaded.compact() == 7 * 12 + 256 * 4  # byte images load compact
+        want = (images * (1 / 255)).astype(np.float32)  # as the loader scales
+        assert loaded.get_inputs("f32").view(np.int32).tolist() == want.view(np.int32).tolist()
+
+
 @pytest.mark.skipif(not os.path.isdir(FMNIST), reason="Fashion-MNIST not installed "
                     "(Debian package dataset-fashion-mnist)")
 def test_fashion_mnist_real_files():
