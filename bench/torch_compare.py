@@ -104,9 +104,15 @@ def child_ours(cfg):
     T, B = cfg["steps"], cfg["batch"]
     p = cfg["paths"]
     ctx = mg.Context(dtype=cfg["dtype"], threads=cfg["threads"])
-    train = mg.Dataset.load_npy(ctx, p["xtr"], p["ytr"], num_classes=10)
-    if cfg.get("compact", True):
-        train.compact()  # exact: pixels take 256 values, stored as byte codes
+    if cfg.get("compact", True) and cfg["n"] == 60000:
+        # Straight from the Debian package's IDX files: stored compact as
+        # loaded (one byte per pixel; the values, b / 255 in f32, are those
+        # of the .npy file the torch side reads, bit for bit).
+        train = mg.Dataset.load_fashion_mnist(ctx, "train", dir=DATA_DIR)
+    else:
+        train = mg.Dataset.load_npy(ctx, p["xtr"], p["ytr"], num_classes=10)
+        if cfg.get("compact", True):
+            train.compact()  # exact; the dense copy has already counted in the peak
     val = mg.Dataset.load_npy(ctx, p["xv"], p["yv"], num_classes=10)
     batches = np.load(p["batches"])[:T]
     if cfg["mode"] == "mlp":
@@ -347,7 +353,7 @@ def main():
                 for rep in range(args.repeats):
                     cfg = dict(mode=args.mode, steps=T, batch=args.batch, hidden=args.hidden,
                                lr=args.lr, threads=args.threads, paths=paths,
-                               dtype=args.dtype, compact=not args.dense,
+                               dtype=args.dtype, compact=not args.dense, n=n,
                                budget_mib=args.budget_mib,
                                schedule=sched, plain=args.plain,
                                out=os.path.join(tmp, "%s-%s-%d" % (side, sched, T)))
