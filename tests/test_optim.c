@@ -41,17 +41,17 @@ typedef struct opt_case {
     mgr_hyper h;
 } opt_case;
 
-/* kind, lr, weight_decay, momentum/β1, β2, eps, eps_root, nesterov */
+/* kind, lr, weight_decay, momentum/β1, β2, eps, eps_root, nesterov, skip_adjoints */
 static const opt_case CASES[] = {
-    { "sgd", { MGRAD_OPTIMIZER_SGD, 0.1, 0.0, 0.0, 0.0, 0.0, 0.0, 0 } },
-    { "sgd-momentum", { MGRAD_OPTIMIZER_SGD, 0.1, 0.0, 0.9, 0.0, 0.0, 0.0, 0 } },
-    { "sgd-nesterov", { MGRAD_OPTIMIZER_SGD, 0.05, 0.01, 0.8, 0.0, 0.0, 0.0, 1 } },
-    { "sgd-wd", { MGRAD_OPTIMIZER_SGD, 0.1, 0.05, 0.5, 0.0, 0.0, 0.0, 0 } },
-    { "adam-eps-root", { MGRAD_OPTIMIZER_ADAM, 0.05, 0.02, 0.9, 0.999, 1e-8, 1e-3, 0 } },
-    { "adam", { MGRAD_OPTIMIZER_ADAM, 0.05, 0.0, 0.9, 0.999, 1e-8, 0.0, 0 } },
-    { "adam-wd", { MGRAD_OPTIMIZER_ADAM, 0.05, 0.1, 0.8, 0.99, 1e-3, 0.0, 0 } },
-    { "adamw", { MGRAD_OPTIMIZER_ADAMW, 0.05, 0.1, 0.9, 0.999, 1e-8, 0.0, 0 } },
-    { "adamw-eps-root", { MGRAD_OPTIMIZER_ADAMW, 0.05, 0.3, 0.85, 0.98, 1e-6, 1e-4, 0 } },
+    { "sgd", { MGRAD_OPTIMIZER_SGD, 0.1, 0.0, 0.0, 0.0, 0.0, 0.0, 0, 0u } },
+    { "sgd-momentum", { MGRAD_OPTIMIZER_SGD, 0.1, 0.0, 0.9, 0.0, 0.0, 0.0, 0, 0u } },
+    { "sgd-nesterov", { MGRAD_OPTIMIZER_SGD, 0.05, 0.01, 0.8, 0.0, 0.0, 0.0, 1, 0u } },
+    { "sgd-wd", { MGRAD_OPTIMIZER_SGD, 0.1, 0.05, 0.5, 0.0, 0.0, 0.0, 0, 0u } },
+    { "adam-eps-root", { MGRAD_OPTIMIZER_ADAM, 0.05, 0.02, 0.9, 0.999, 1e-8, 1e-3, 0, 0u } },
+    { "adam", { MGRAD_OPTIMIZER_ADAM, 0.05, 0.0, 0.9, 0.999, 1e-8, 0.0, 0, 0u } },
+    { "adam-wd", { MGRAD_OPTIMIZER_ADAM, 0.05, 0.1, 0.8, 0.99, 1e-3, 0.0, 0, 0u } },
+    { "adamw", { MGRAD_OPTIMIZER_ADAMW, 0.05, 0.1, 0.9, 0.999, 1e-8, 0.0, 0, 0u } },
+    { "adamw-eps-root", { MGRAD_OPTIMIZER_ADAMW, 0.05, 0.3, 0.85, 0.98, 1e-6, 1e-4, 0, 0u } },
 };
 #define NCASES ((int)(sizeof(CASES) / sizeof(CASES[0])))
 
@@ -304,6 +304,44 @@ START_TEST(test_reverse_from_next_state)
 }
 END_TEST
 
+/* Skipping unwanted hyperparameter adjoints changes nothing else: state
+   adjoints, u and the wanted adjoints are bit-identical; skipped ones add 0
+   (SGD and the shared reverse_post; Adam computes all of them anyway). */
+START_TEST(test_skip_adjoints)
+{
+    const mgr_hyper *h = &CASES[_i].h;
+    uint64_t rng = 515 + (uint64_t)_i;
+    const size_t n = 9, len = mgr_optim_state_len(h->kind, n);
+    quartic q;
+    quartic_init(&q, n, &rng);
+    double s[MAXS], g[MAXP], abar[MAXS], hu[MAXP];
+    random_state(h, n, &rng, s);
+    tu_fill(abar, len, &rng, 1.0);
+    quartic_grad(&q, s, g);
+    for (unsigned skip = 1; skip < 8; skip++) {
+        mgr_hyper hs = *h;
+        hs.skip_adjoints = skip;
+        double sb[2][MAXS], u[2][MAXP];
+        mgr_hyper_grad hg[2] = {{0, 0, 0, 0}, {0, 0, 0, 0}};
+        for (int k = 0; k < 2; k++) {
+            const mgr_hyper *hk = k == 0 ? h : &hs;
+            memcpy(sb[k], abar, len * sizeof(double));
+            mgr_optim_reverse_pre_f64(hk, 2, n, s, g, NULL, sb[k], u[k], &hg[k]);
+            quartic_hvp(&q, s, u[k], hu);
+            mgr_optim_reverse_post_f64(hk, n, s, u[k], hu, sb[k], &hg[k]);
+        }
+        ck_assert(memcmp(sb[0], sb[1], len * sizeof(double)) == 0);
+        ck_assert(memcmp(u[0], u[1], n * sizeof(double)) == 0);
+        int sgd = h->kind == MGRAD_OPTIMIZER_SGD;
+        ck_assert(hg[1].lr == ((skip & MGR_SKIP_LR) && sgd ? 0.0 : hg[0].lr));
+        ck_assert(hg[1].momentum == ((skip & MGR_SKIP_MOMENTUM) && sgd ? 0.0 : hg[0].momentum));
+        ck_assert(hg[1].beta2 == hg[0].beta2);
+        if (!(skip & MGR_SKIP_WEIGHT_DECAY) || h->kind == MGRAD_OPTIMIZER_ADAMW)
+            ck_assert(hg[1].weight_decay == hg[0].weight_decay);
+    }
+}
+END_TEST
+
 /* hg is accumulated into, never overwritten; SGD leaves β̄2 alone. */
 START_TEST(test_reverse_accumulates)
 {
@@ -478,7 +516,7 @@ END_TEST
    adjoint takes the continuous extension v̂̄ = 0 and stays finite. */
 START_TEST(test_adam_r_zero)
 {
-    const mgr_hyper h = { MGRAD_OPTIMIZER_ADAM, 0.01, 0.0, 0.9, 0.999, 1e-8, 0.0, 0 };
+    const mgr_hyper h = { MGRAD_OPTIMIZER_ADAM, 0.01, 0.0, 0.9, 0.999, 1e-8, 0.0, 0, 0u };
     const size_t n = 4;
     /* θ, m, v; elements 0 and 2 have θ = m = v = 0, hence g = 0 and r = 0 */
     double s[12] = { 0, 0.5, 0, -0.3, 0, 0.1, 0, 0.2, 0, 0.01, 0, 0.3 };
@@ -511,6 +549,7 @@ Suite *make_suite(void)
     tcase_add_loop_test(tc, test_reverse_fd, 0, NCASES);
     tcase_add_loop_test(tc, test_reverse_accumulates, 0, NCASES);
     tcase_add_loop_test(tc, test_reverse_from_next_state, 0, NCASES);
+    tcase_add_loop_test(tc, test_skip_adjoints, 0, NCASES);
     tcase_add_loop_test(tc, test_step_matches_torch, 0, NCASES);
     tcase_add_loop_test(tc, test_f32_matches_f64, 0, NCASES);
     tcase_add_test(tc, test_adam_r_zero);

@@ -35,7 +35,13 @@ typedef struct mgr_hyper {
     double eps;
     double eps_root;
     int nesterov;
+    /* MGR_SKIP_* bits: adjoints nobody reads (their hyperparameter is not a
+       metaparameter), whose O(P) double-precision sums the reverse may then
+       skip.  0, the default, computes every adjoint. */
+    unsigned skip_adjoints;
 } mgr_hyper;
+
+enum { MGR_SKIP_LR = 1u, MGR_SKIP_MOMENTUM = 2u, MGR_SKIP_WEIGHT_DECAY = 4u };
 
 /* Adjoints of the hyperparameters, accumulated (+=) by the reverse. */
 typedef struct mgr_hyper_grad {

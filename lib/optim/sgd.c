@@ -67,6 +67,10 @@ void R(mgr_sgd_reverse_pre)(const mgr_hyper *h, size_t num_params,
     /* Reductions in double, in index order: results do not depend on how the
        loop is compiled. */
     double s_lr = 0.0, s_mu = 0.0;
+    /* Sums nobody reads are skipped: the compiler unswitches the loops on
+       these invariant flags, and the versions without sums vectorise. */
+    const int want_lr = !(h->skip_adjoints & MGR_SKIP_LR);
+    const int want_mu = !(h->skip_adjoints & MGR_SKIP_MOMENTUM);
 
     if (h->nesterov) {
         for (size_t i = 0; i < n; i++) {
@@ -76,8 +80,8 @@ void R(mgr_sgd_reverse_pre)(const mgr_hyper *h, size_t num_params,
             real d = g + mu * mn;
             real dbar = -lr * a;
             real mm = mbar[i] + mu * dbar;
-            s_lr += (double)a * (double)d;
-            s_mu += (double)dbar * (double)mn + (double)mm * (double)m[i];
+            if (want_lr) s_lr += (double)a * (double)d;
+            if (want_mu) s_mu += (double)dbar * (double)mn + (double)mm * (double)m[i];
             mbar[i] = mu * mm;
             ub[i] = dbar + mm;
         }
@@ -86,8 +90,8 @@ void R(mgr_sgd_reverse_pre)(const mgr_hyper *h, size_t num_params,
         for (size_t i = 0; i < n; i++) {
             real a = abar[i];
             real mm = mbar[i] - lr * a;
-            s_lr += (double)a * (double)mnext[i];
-            s_mu += (double)mm * (double)m[i];
+            if (want_lr) s_lr += (double)a * (double)mnext[i];
+            if (want_mu) s_mu += (double)mm * (double)m[i];
             mbar[i] = mu * mm;
             ub[i] = mm;
         }
@@ -97,8 +101,8 @@ void R(mgr_sgd_reverse_pre)(const mgr_hyper *h, size_t num_params,
             real g = gr[i] + wd * th[i];
             real mn = mu * m[i] + g;
             real mm = mbar[i] - lr * a;
-            s_lr += (double)a * (double)mn;
-            s_mu += (double)mm * (double)m[i];
+            if (want_lr) s_lr += (double)a * (double)mn;
+            if (want_mu) s_mu += (double)mm * (double)m[i];
             mbar[i] = mu * mm;
             ub[i] = mm;
         }

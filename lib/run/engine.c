@@ -195,8 +195,9 @@ static mgr_cb_chunk cb_chunk(const mgrad_run *run, const engine *e, const chunk 
 }
 
 /* Forward (and, unless skip_backward, backward into grad += ..., or with
-   grad == NULL only the adjoints the R-op pass reads) of one chunk at theta.  *loss = the chunk's weighted loss scale Σ w_i ℓ_i; leaves
-   what model_rop needs in the workspace. */
+   grad == NULL only the adjoints the R-op pass reads) of one chunk at
+   theta.  *loss = the chunk's weighted loss scale Σ w_i ℓ_i; leaves what
+   model_rop needs in the workspace. */
 static mgrad_status model_value_grad(const mgrad_run *run, engine *e, const chunk *c,
                                      const real *theta, real *grad, int skip_backward,
                                      double *loss)
@@ -366,6 +367,9 @@ static mgr_hyper hyper_at(const mgrad_run *run, int64_t t)
     h.eps = o->eps;
     h.eps_root = o->eps_root;
     h.nesterov = o->nesterov;
+    h.skip_adjoints = (run->meta_lr == NULL ? MGR_SKIP_LR : 0u) |
+                      (run->meta_momentum == NULL ? MGR_SKIP_MOMENTUM : 0u) |
+                      (run->meta_wd == NULL ? MGR_SKIP_WEIGHT_DECAY : 0u);
     return h;
 }
 
