@@ -104,10 +104,12 @@ def child_ours(cfg):
     T, B = cfg["steps"], cfg["batch"]
     p = cfg["paths"]
     ctx = mg.Context(dtype=cfg["dtype"], threads=cfg["threads"])
-    if cfg.get("compact", True) and cfg["n"] == 60000:
+    if cfg.get("compact", True) and cfg["n"] == 60000 and cfg["dtype"] == "f32":
         # Straight from the Debian package's IDX files: stored compact as
         # loaded (one byte per pixel; the values, b / 255 in f32, are those
-        # of the .npy file the torch side reads, bit for bit).
+        # of the .npy file the torch side reads, bit for bit).  Not in f64:
+        # there the loader's b / 255 in double differs from the f32 .npy
+        # values both sides would otherwise share.
         train = mg.Dataset.load_fashion_mnist(ctx, "train", dir=DATA_DIR)
     else:
         train = mg.Dataset.load_npy(ctx, p["xtr"], p["ytr"], num_classes=10)
