@@ -24,6 +24,7 @@
  * Rules: docs/derivations.md, "Conv2d".
  */
 #include <assert.h>
+#include <string.h>
 
 #include "graph/ops.h"
 
@@ -87,7 +88,12 @@ static void im2col(const conv_dims *d, const real *x, real *col)
                     /* x[c, h, ow s + j − p] for ow in [lo, hi); ow s + j >= p there */
                     const real *xr = x + (c * d->H + oh * d->s + i - d->p) * d->W;
                     for (size_t ow = 0; ow < lo; ow++) out[ow] = 0;
-                    for (size_t ow = lo; ow < hi; ow++) out[ow] = xr[ow * d->s + j - d->p];
+                    if (d->s == 1) { /* contiguous: one copy; lo + j >= p when lo < hi */
+                        if (hi > lo)
+                            memcpy(out + lo, xr + (lo + j - d->p), (hi - lo) * sizeof(real));
+                    } else {
+                        for (size_t ow = lo; ow < hi; ow++) out[ow] = xr[ow * d->s + j - d->p];
+                    }
                     for (size_t ow = hi; ow < d->OW; ow++) out[ow] = 0;
                 }
             }
@@ -106,9 +112,17 @@ static void col2im_add(const conv_dims *d, const real *col, real *x)
                 valid_cols(d, j, &lo, &hi);
                 for (size_t oh = 0; oh < d->OH; oh++) {
                     if (oh * d->s + i < d->p || oh * d->s + i - d->p >= d->H) continue;
-                    const real *in = row + oh * d->OW;
+                    const real *restrict in = row + oh * d->OW;
                     real *xr = x + (c * d->H + oh * d->s + i - d->p) * d->W;
-                    for (size_t ow = lo; ow < hi; ow++) xr[ow * d->s + j - d->p] += in[ow];
+                    if (d->s == 1) { /* contiguous: a loop the compiler vectorises */
+                        if (hi > lo) {
+                            real *restrict xo = xr + (lo + j - d->p);
+                            const real *restrict io = in + lo;
+                            for (size_t t = 0; t < hi - lo; t++) xo[t] += io[t];
+                        }
+                    } else {
+                        for (size_t ow = lo; ow < hi; ow++) xr[ow * d->s + j - d->p] += in[ow];
+                    }
                 }
             }
         }
