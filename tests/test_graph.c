@@ -594,16 +594,8 @@ START_TEST(test_backward_rop)
             ck_assert_msg(memcmp(xbd[0], xbd[1], nx * sizeof(double)) == 0,
                           "variant %d want_x %d: input adjoint tangent differs", variant, want_x);
             for (size_t j = 0; j < P; j++) ck_assert(isfinite(hu[1][j]));
-            free(theta);
-            free(u);
-            free(x);
-            free(grad);
-            free(hu[0]);
-            free(hu[1]);
-            free(xbd[0]);
-            free(xbd[1]);
-            free(obd);
-            free(obar);
+            double *bufs[] = {theta, u, x, grad, hu[0], hu[1], xbd[0], xbd[1], obd, obar};
+            for (size_t j = 0; j < sizeof bufs / sizeof bufs[0]; j++) free(bufs[j]);
             mlp_teardown(&m);
         }
 }

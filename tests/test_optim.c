@@ -269,6 +269,18 @@ START_TEST(test_reverse_fd)
 }
 END_TEST
 
+/* A reverse problem of size n: loss q, state s, adjoint abar of the next
+   state, g = ∇q(θ). */
+static void reverse_problem(const mgr_hyper *h, uint64_t seed, size_t n, quartic *q,
+                            double *s, double *abar, double *g)
+{
+    uint64_t rng = seed;
+    quartic_init(q, n, &rng);
+    random_state(h, n, &rng, s);
+    tu_fill(abar, mgr_optim_state_len(h->kind, n), &rng, 1.0);
+    quartic_grad(q, s, g);
+}
+
 /* Where the reverse does not need g (SGD without Nesterov), reverse_pre given
    m_{t+1} from s_{t+1} instead of g returns what it returns given g: the
    adjoints bit for bit (they do not involve m_{t+1}), η̄ to rounding of the
@@ -278,14 +290,10 @@ START_TEST(test_reverse_from_next_state)
     const mgr_hyper *h = &CASES[_i].h;
     ck_assert_int_eq(mgr_optim_reverse_needs_grad(h), is_adam(h) || h->nesterov);
     if (mgr_optim_reverse_needs_grad(h)) return;
-    uint64_t rng = 4242 + (uint64_t)_i;
     const size_t n = 11, len = mgr_optim_state_len(h->kind, n);
     quartic q;
-    quartic_init(&q, n, &rng);
     double s[MAXS], s1[MAXS], g[MAXP], abar[MAXS];
-    random_state(h, n, &rng, s);
-    tu_fill(abar, len, &rng, 1.0);
-    quartic_grad(&q, s, g);
+    reverse_problem(h, 4242 + (uint64_t)_i, n, &q, s, abar, g);
     memcpy(s1, s, len * sizeof(double));
     mgr_optim_step_f64(h, 3, n, s1, g);
     double sbar_a[MAXS], sbar_b[MAXS], u_a[MAXP], u_b[MAXP];
@@ -310,14 +318,10 @@ END_TEST
 START_TEST(test_skip_adjoints)
 {
     const mgr_hyper *h = &CASES[_i].h;
-    uint64_t rng = 515 + (uint64_t)_i;
     const size_t n = 9, len = mgr_optim_state_len(h->kind, n);
     quartic q;
-    quartic_init(&q, n, &rng);
     double s[MAXS], g[MAXP], abar[MAXS], hu[MAXP];
-    random_state(h, n, &rng, s);
-    tu_fill(abar, len, &rng, 1.0);
-    quartic_grad(&q, s, g);
+    reverse_problem(h, 515 + (uint64_t)_i, n, &q, s, abar, g);
     for (unsigned skip = 1; skip < 8; skip++) {
         mgr_hyper hs = *h;
         hs.skip_adjoints = skip;
