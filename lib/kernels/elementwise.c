@@ -1,7 +1,8 @@
 /*
  * elementwise.c - vector kernels.  Loops are kept plain so that gcc
- * vectorises them; reductions run in index order in double so that results
- * are the same whatever the thread count.
+ * vectorises them; reductions run in double in a fixed order (index order,
+ * or mgr_dot's four fixed lanes) so that results are the same whatever the
+ * thread count.
  */
 #include <math.h>
 #include <stdint.h>
@@ -9,11 +10,22 @@
 
 #include "kernels/kernels.h"
 
+/* Four partial sums, element i going to lane i mod 4 (the tail to lane 0),
+   added in a fixed order at the end: the result depends on n and the data
+   only, as an index-order sum does, but the four independent chains run
+   about four times faster than one (and vectorise). */
 double R(mgr_dot)(size_t n, const real *x, const real *y)
 {
-    double acc = 0;
-    for (size_t i = 0; i < n; i++) acc += (double)x[i] * (double)y[i];
-    return acc;
+    double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        a0 += (double)x[i] * (double)y[i];
+        a1 += (double)x[i + 1] * (double)y[i + 1];
+        a2 += (double)x[i + 2] * (double)y[i + 2];
+        a3 += (double)x[i + 3] * (double)y[i + 3];
+    }
+    for (; i < n; i++) a0 += (double)x[i] * (double)y[i];
+    return (a0 + a1) + (a2 + a3);
 }
 
 double R(mgr_sum)(size_t n, const real *x)

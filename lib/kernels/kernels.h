@@ -25,7 +25,7 @@ void R(mgr_gemm_naive)(int trans_a, int trans_b, size_t m, size_t n, size_t k,
                        real alpha, const real *a, size_t lda, const real *b,
                        size_t ldb, real beta, real *c, size_t ldc);
 
-/* Σ x_i y_i, accumulated in double. */
+/* Σ x_i y_i, accumulated in double in four fixed lanes (deterministic). */
 double R(mgr_dot)(size_t n, const real *x, const real *y);
 /* Σ x_i, accumulated in double. */
 double R(mgr_sum)(size_t n, const real *x);

@@ -6,6 +6,7 @@
 #ifndef MGRAD_OPTIM_IMPL_H
 #define MGRAD_OPTIM_IMPL_H
 
+#include "kernels/kernels.h"
 #include "optim/optim.h"
 
 void R(mgr_sgd_step)(const mgr_hyper *h, size_t num_params, real *state,

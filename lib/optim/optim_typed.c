@@ -75,7 +75,6 @@ void R(mgr_optim_reverse_post)(const mgr_hyper *h, size_t num_params,
     const real wd = (real)h->weight_decay;
     double s_wd = 0.0;
     for (size_t i = 0; i < n; i++) tb[i] += hub[i] + wd * ub[i];
-    if (!(h->skip_adjoints & MGR_SKIP_WEIGHT_DECAY))
-        for (size_t i = 0; i < n; i++) s_wd += (double)ub[i] * (double)th[i];
+    if (!(h->skip_adjoints & MGR_SKIP_WEIGHT_DECAY)) s_wd = R(mgr_dot)(n, ub, th);
     hg->weight_decay += s_wd;
 }

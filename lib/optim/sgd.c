@@ -64,11 +64,10 @@ void R(mgr_sgd_reverse_pre)(const mgr_hyper *h, size_t num_params,
     real *restrict ub = u;
     const real lr = (real)h->lr, wd = (real)h->weight_decay, mu = (real)h->momentum;
     const real *restrict abar = state_bar; /* θ̄' = θ̄: the θ part stays as is */
-    /* Reductions in double, in index order: results do not depend on how the
-       loop is compiled. */
+    /* Reductions in double in a fixed order (index order, or mgr_dot's fixed
+       lanes): results do not depend on how the loops are compiled.  Sums
+       nobody reads are skipped. */
     double s_lr = 0.0, s_mu = 0.0;
-    /* Sums nobody reads are skipped: the compiler unswitches the loops on
-       these invariant flags, and the versions without sums vectorise. */
     const int want_lr = !(h->skip_adjoints & MGR_SKIP_LR);
     const int want_mu = !(h->skip_adjoints & MGR_SKIP_MOMENTUM);
 
@@ -85,27 +84,21 @@ void R(mgr_sgd_reverse_pre)(const mgr_hyper *h, size_t num_params,
             mbar[i] = mu * mm;
             ub[i] = dbar + mm;
         }
-    } else if (gr == NULL) {
-        const real *restrict mnext = next_m;
-        for (size_t i = 0; i < n; i++) {
-            real a = abar[i];
-            real mm = mbar[i] - lr * a;
-            if (want_lr) s_lr += (double)a * (double)mnext[i];
-            if (want_mu) s_mu += (double)mm * (double)m[i];
-            mbar[i] = mu * mm;
-            ub[i] = mm;
-        }
     } else {
+        /* m' from s_{t+1}, or recomputed from g into u (used as scratch
+           until M overwrites it); the same bits either way. */
+        const real *mn = next_m;
+        if (gr != NULL) {
+            for (size_t i = 0; i < n; i++) ub[i] = mu * m[i] + (gr[i] + wd * th[i]);
+            mn = ub;
+        }
+        if (want_lr) s_lr = R(mgr_dot)(n, abar, mn);     /* η̄ = −⟨θ̄', m'⟩ */
         for (size_t i = 0; i < n; i++) {
-            real a = abar[i];
-            real g = gr[i] + wd * th[i];
-            real mn = mu * m[i] + g;
-            real mm = mbar[i] - lr * a;
-            if (want_lr) s_lr += (double)a * (double)mn;
-            if (want_mu) s_mu += (double)mm * (double)m[i];
+            real mm = mbar[i] - lr * abar[i];
             mbar[i] = mu * mm;
             ub[i] = mm;
         }
+        if (want_mu) s_mu = R(mgr_dot)(n, ub, m);         /* μ̄ = ⟨M, m⟩ */
     }
     hg->lr -= s_lr;
     hg->momentum += s_mu;
