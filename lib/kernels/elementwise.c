@@ -10,10 +10,11 @@
 
 #include "kernels/kernels.h"
 
-/* Four partial sums, element i going to lane i mod 4 (the tail to lane 0),
-   added in a fixed order at the end: the result depends on n and the data
-   only, as an index-order sum does, but the four independent chains run
-   about four times faster than one (and vectorise). */
+/* Four partial sums, element i going to lane i mod 4, added as
+   (l0 + l1) + (l2 + l3) at the end (the rule of MGR_LANE_SUM in
+   optim_impl.h): the result depends on n and the data only, as an
+   index-order sum does, but four independent chains run about four times
+   faster than one (and vectorise). */
 double R(mgr_dot)(size_t n, const real *x, const real *y)
 {
     double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
@@ -24,7 +25,9 @@ double R(mgr_dot)(size_t n, const real *x, const real *y)
         a2 += (double)x[i + 2] * (double)y[i + 2];
         a3 += (double)x[i + 3] * (double)y[i + 3];
     }
-    for (; i < n; i++) a0 += (double)x[i] * (double)y[i];
+    if (i < n) a0 += (double)x[i] * (double)y[i];
+    if (i + 1 < n) a1 += (double)x[i + 1] * (double)y[i + 1];
+    if (i + 2 < n) a2 += (double)x[i + 2] * (double)y[i + 2];
     return (a0 + a1) + (a2 + a3);
 }
 

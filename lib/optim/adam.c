@@ -101,8 +101,19 @@ void R(mgr_adam_reverse_pre)(const mgr_hyper *h, int64_t t, size_t num_params,
     const real b2 = (real)h->beta2, omb2 = (real)(1.0 - h->beta2);
     const real ic1 = (real)(1.0 / c.c1), ic2 = (real)(1.0 / c.c2);
     const real wd = (real)c.wd_grad, decay = (real)c.decay;
-    /* Reductions in double, in index order (deterministic). */
-    double s_lr = 0.0, s_c1 = 0.0, s_c2 = 0.0, s_b1 = 0.0, s_b2 = 0.0, s_at = 0.0;
+    /* Reductions in double in fixed lanes (deterministic); those of
+       adjoints nobody reads are skipped. */
+    MGR_LANES(s_lr);
+    MGR_LANES(s_c1);
+    MGR_LANES(s_c2);
+    MGR_LANES(s_b1);
+    MGR_LANES(s_b2);
+    MGR_LANES(s_at);
+    const int want_lr = !(h->skip_adjoints & MGR_SKIP_LR);
+    const int want_b1 = !(h->skip_adjoints & MGR_SKIP_MOMENTUM);
+    const int want_b2 = !(h->skip_adjoints & MGR_SKIP_BETA2);
+    const int want_wd = !(h->skip_adjoints & MGR_SKIP_WEIGHT_DECAY);
+    const int want_at = h->kind == MGRAD_OPTIMIZER_ADAMW && (want_lr || want_wd);
 
     for (size_t i = 0; i < n; i++) {
         const real a = thbar[i], mb = mbar[i], vb = vbar[i];
@@ -123,12 +134,16 @@ void R(mgr_adam_reverse_pre)(const mgr_hyper *h, int64_t t, size_t num_params,
         const real mm = mb + mhb * ic1;        /* M */
         const real vv = vb + vhb * ic2;        /* V */
 
-        s_lr += (double)a * (double)q;
-        s_c1 += (double)mhb * (double)mn;
-        s_c2 += (double)vhb * (double)vn;
-        s_b1 += (double)mm * ((double)m[i] - (double)g);
-        s_b2 += (double)vv * ((double)v[i] - (double)g * (double)g);
-        s_at += (double)a * (double)th[i];
+        if (want_lr) MGR_LANE_ADD(s_lr, i, (double)a * (double)q);
+        if (want_b1) {
+            MGR_LANE_ADD(s_c1, i, (double)mhb * (double)mn);
+            MGR_LANE_ADD(s_b1, i, (double)mm * ((double)m[i] - (double)g));
+        }
+        if (want_b2) {
+            MGR_LANE_ADD(s_c2, i, (double)vhb * (double)vn);
+            MGR_LANE_ADD(s_b2, i, (double)vv * ((double)v[i] - (double)g * (double)g));
+        }
+        if (want_at) MGR_LANE_ADD(s_at, i, (double)a * (double)th[i]);
 
         thbar[i] = a * decay;
         mbar[i] = b1 * mm;
@@ -136,11 +151,11 @@ void R(mgr_adam_reverse_pre)(const mgr_hyper *h, int64_t t, size_t num_params,
         ub[i] = omb1 * mm + 2 * omb2 * g * vv;
     }
 
-    hg->lr -= s_lr;
-    hg->momentum += c.dc1 * s_c1 / (c.c1 * c.c1) + s_b1;
-    hg->beta2 += c.dc2 * s_c2 / (c.c2 * c.c2) + s_b2;
-    if (h->kind == MGRAD_OPTIMIZER_ADAMW) {
-        hg->lr -= h->weight_decay * s_at;
-        hg->weight_decay -= h->lr * s_at;
+    if (want_lr) hg->lr -= MGR_LANE_SUM(s_lr);
+    if (want_b1) hg->momentum += c.dc1 * MGR_LANE_SUM(s_c1) / (c.c1 * c.c1) + MGR_LANE_SUM(s_b1);
+    if (want_b2) hg->beta2 += c.dc2 * MGR_LANE_SUM(s_c2) / (c.c2 * c.c2) + MGR_LANE_SUM(s_b2);
+    if (want_at) {
+        if (want_lr) hg->lr -= h->weight_decay * MGR_LANE_SUM(s_at);
+        if (want_wd) hg->weight_decay -= h->lr * MGR_LANE_SUM(s_at);
     }
 }

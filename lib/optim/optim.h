@@ -41,7 +41,7 @@ typedef struct mgr_hyper {
     unsigned skip_adjoints;
 } mgr_hyper;
 
-enum { MGR_SKIP_LR = 1u, MGR_SKIP_MOMENTUM = 2u, MGR_SKIP_WEIGHT_DECAY = 4u };
+enum { MGR_SKIP_LR = 1u, MGR_SKIP_MOMENTUM = 2u, MGR_SKIP_WEIGHT_DECAY = 4u, MGR_SKIP_BETA2 = 8u };
 
 /* Adjoints of the hyperparameters, accumulated (+=) by the reverse. */
 typedef struct mgr_hyper_grad {

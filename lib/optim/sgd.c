@@ -72,6 +72,8 @@ void R(mgr_sgd_reverse_pre)(const mgr_hyper *h, size_t num_params,
     const int want_mu = !(h->skip_adjoints & MGR_SKIP_MOMENTUM);
 
     if (h->nesterov) {
+        MGR_LANES(l_lr);
+        MGR_LANES(l_mu);
         for (size_t i = 0; i < n; i++) {
             real a = abar[i];
             real g = gr[i] + wd * th[i];
@@ -79,11 +81,14 @@ void R(mgr_sgd_reverse_pre)(const mgr_hyper *h, size_t num_params,
             real d = g + mu * mn;
             real dbar = -lr * a;
             real mm = mbar[i] + mu * dbar;
-            if (want_lr) s_lr += (double)a * (double)d;
-            if (want_mu) s_mu += (double)dbar * (double)mn + (double)mm * (double)m[i];
+            if (want_lr) MGR_LANE_ADD(l_lr, i, (double)a * (double)d);
+            if (want_mu)
+                MGR_LANE_ADD(l_mu, i, (double)dbar * (double)mn + (double)mm * (double)m[i]);
             mbar[i] = mu * mm;
             ub[i] = dbar + mm;
         }
+        s_lr = MGR_LANE_SUM(l_lr);
+        s_mu = MGR_LANE_SUM(l_mu);
     } else {
         /* m' from s_{t+1}, or recomputed from g into u (used as scratch
            until M overwrites it); the same bits either way. */

@@ -369,7 +369,8 @@ static mgr_hyper hyper_at(const mgrad_run *run, int64_t t)
     h.nesterov = o->nesterov;
     h.skip_adjoints = (run->meta_lr == NULL ? MGR_SKIP_LR : 0u) |
                       (run->meta_momentum == NULL ? MGR_SKIP_MOMENTUM : 0u) |
-                      (run->meta_wd == NULL ? MGR_SKIP_WEIGHT_DECAY : 0u);
+                      (run->meta_wd == NULL ? MGR_SKIP_WEIGHT_DECAY : 0u) |
+                      (run->meta_beta2 == NULL ? MGR_SKIP_BETA2 : 0u);
     return h;
 }
 
