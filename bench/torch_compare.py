@@ -369,6 +369,10 @@ def main():
                     continue
                 med = {k: float(np.median([r[k] for r in ok])) for k in ok[0]}
                 med["out"] = cfg["out"]
+                if len(runs) > 1:  # medians hide spread: show every repeat
+                    med["per_repeat"] = ", ".join(
+                        "%.2f s %.0f MiB" % (r["total_s"], r["rss"] / 2**20)
+                        if "error" not in r else r["error"] for r in runs)
                 res[(side, sched)] = med
             report(args, T, n, res)
 
@@ -391,6 +395,8 @@ def report(args, T, n, res):
             T * B / r["total_s"]))
         if "plain_s" in r:
             print("  %-18s plain training %.0f images/s" % ("", T * B / r["plain_s"]))
+        if "per_repeat" in r:
+            print("  %-18s repeats: %s" % ("", r["per_repeat"]))
         if "slots" in r:
             print("  %-18s %d checkpoint slots, %d steps recomputed" % (
                 "", r["slots"], r["recomputed"]))
