@@ -28,7 +28,8 @@
  * (Σ over the elements sharing the parameter.)  The derivation is in
  * docs/derivations.md, "Batch and layer normalisation"; tests/test_conv.c
  * checks it against finite differences.  Statistics are recomputed from x in
- * every pass; group sums accumulate in double.
+ * every pass; group sums accumulate in double, in four fixed lanes by the
+ * spatial index (MGR_LANES: deterministic, and not one serial chain).
  */
 #include <assert.h>
 
@@ -50,15 +51,16 @@ typedef struct group {
 /* The group's μ and s = 1/√(v + ε), two-pass in double. */
 static void group_stats(const group *gr, const real *x, double eps, real *mu, real *s)
 {
-    double sum = 0, sq = 0;
-    GROUP_LOOP(gr) sum += x[G_ELEM(gr)];
-    double mean = sum / gr->m;
+    MGR_LANES(sum);
+    MGR_LANES(sq);
+    GROUP_LOOP(gr) MGR_LANE_ADD(sum, j_, x[G_ELEM(gr)]);
+    double mean = MGR_LANE_SUM(sum) / gr->m;
     GROUP_LOOP(gr) {
         double c = x[G_ELEM(gr)] - mean;
-        sq += c * c;
+        MGR_LANE_ADD(sq, j_, c * c);
     }
     *mu = (real)mean;
-    *s = (real)(1.0 / sqrt(sq / gr->m + eps));
+    *s = (real)(1.0 / sqrt(MGR_LANE_SUM(sq) / gr->m + eps));
 }
 
 /* The per-op view: γ, β and their directions, the group of index i. */
@@ -138,14 +140,15 @@ static void norm_backward(const R(mgr_op_args) *a)
             }
         }
         if (a->xbar == NULL) continue;
-        double sg = 0, sxg = 0;
+        MGR_LANES(sg);
+        MGR_LANES(sxg);
         GROUP_LOOP(&gr) {
             size_t e = G_ELEM(&gr);
             double g = (double)gamma[G_PARAM(&gr)] * yb[e];
-            sg += g;
-            sxg += g * (s * (x[e] - mu));
+            MGR_LANE_ADD(sg, j_, g);
+            MGR_LANE_ADD(sxg, j_, g * (s * (x[e] - mu)));
         }
-        real mg = (real)(sg / gr.m), mxg = (real)(sxg / gr.m);
+        real mg = (real)(MGR_LANE_SUM(sg) / gr.m), mxg = (real)(MGR_LANE_SUM(sxg) / gr.m);
         GROUP_LOOP(&gr) {
             size_t e = G_ELEM(&gr);
             real xh = s * (x[e] - mu), g = gamma[G_PARAM(&gr)] * yb[e];
@@ -158,14 +161,15 @@ static void norm_backward(const R(mgr_op_args) *a)
 static void xdot_means(const group *gr, const real *x, const real *xd, real mu, real s,
                        real *mxd, real *ma)
 {
-    double sd = 0, sa = 0;
+    MGR_LANES(sd);
+    MGR_LANES(sa);
     GROUP_LOOP(gr) {
         size_t e = G_ELEM(gr);
-        sd += xd[e];
-        sa += (double)xd[e] * (s * (x[e] - mu));
+        MGR_LANE_ADD(sd, j_, xd[e]);
+        MGR_LANE_ADD(sa, j_, (double)xd[e] * (s * (x[e] - mu)));
     }
-    *mxd = (real)(sd / gr->m);
-    *ma = (real)(sa / gr->m);
+    *mxd = (real)(MGR_LANE_SUM(sd) / gr->m);
+    *ma = (real)(MGR_LANE_SUM(sa) / gr->m);
 }
 
 /* ẏ = γ s P(ẋ) + γ̇ x̂ + β̇ */
@@ -213,23 +217,27 @@ static void norm_tangent_backward(const R(mgr_op_args) *a)
         }
         if (a->xbardot == NULL) continue;
         /* Group means of g, x̂ g, ġ, x̂ ġ and ẋ g. */
-        double sg = 0, sxg = 0, sgd = 0, sxgd = 0, sdg = 0;
+        MGR_LANES(sg);
+        MGR_LANES(sxg);
+        MGR_LANES(sgd);
+        MGR_LANES(sxgd);
+        MGR_LANES(sdg);
         GROUP_LOOP(&gr) {
             size_t e = G_ELEM(&gr), k = G_PARAM(&gr);
             double xh = s * (x[e] - mu);
             double g = (double)gamma[k] * yb[e];
             double gd = (double)gamma[k] * ybd[e] + (u != NULL ? (double)u[k] * yb[e] : 0);
-            sg += g;
-            sxg += xh * g;
-            sgd += gd;
-            sxgd += xh * gd;
-            if (xd != NULL) sdg += (double)xd[e] * g;
+            MGR_LANE_ADD(sg, j_, g);
+            MGR_LANE_ADD(sxg, j_, xh * g);
+            MGR_LANE_ADD(sgd, j_, gd);
+            MGR_LANE_ADD(sxgd, j_, xh * gd);
+            if (xd != NULL) MGR_LANE_ADD(sdg, j_, (double)xd[e] * g);
         }
         double m = gr.m;
-        real mg = (real)(sg / m), mxg = (real)(sxg / m);
-        real mgd = (real)(sgd / m), mxgd = (real)(sxgd / m);
+        real mg = (real)(MGR_LANE_SUM(sg) / m), mxg = (real)(MGR_LANE_SUM(sxg) / m);
+        real mgd = (real)(MGR_LANE_SUM(sgd) / m), mxgd = (real)(MGR_LANE_SUM(sxgd) / m);
         /* mean(d g) = mean(ẋ g) − mean(ẋ) mean(g) − a mean(x̂ g) */
-        real mdg = (real)(sdg / m) - mxd * mg - ma * mxg;
+        real mdg = (real)(MGR_LANE_SUM(sdg) / m) - mxd * mg - ma * mxg;
         GROUP_LOOP(&gr) {
             size_t e = G_ELEM(&gr), k = G_PARAM(&gr);
             real xh = s * (x[e] - mu);

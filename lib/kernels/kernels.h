@@ -25,6 +25,14 @@ void R(mgr_gemm_naive)(int trans_a, int trans_b, size_t m, size_t n, size_t k,
                        real alpha, const real *a, size_t lda, const real *b,
                        size_t ldb, real beta, real *c, size_t ldc);
 
+/* Deterministic sums inside elementwise loops: element i adds to lane
+   i mod 4, the lanes add up as (l0 + l1) + (l2 + l3) -- the order of
+   mgr_dot, so a sum written either way has the same bits.  Four chains
+   instead of one keep a loop from waiting on each addition. */
+#define MGR_LANES(name) double name[4] = { 0.0, 0.0, 0.0, 0.0 }
+#define MGR_LANE_ADD(name, i, term) ((name)[(i) & 3] += (term))
+#define MGR_LANE_SUM(name) (((name)[0] + (name)[1]) + ((name)[2] + (name)[3]))
+
 /* Σ x_i y_i, accumulated in double in four fixed lanes (deterministic). */
 double R(mgr_dot)(size_t n, const real *x, const real *y);
 /* Σ x_i, accumulated in double. */

@@ -9,14 +9,6 @@
 #include "kernels/kernels.h"
 #include "optim/optim.h"
 
-/* Deterministic sums inside elementwise loops: element i adds to lane
-   i mod 4, the lanes add up as (l0 + l1) + (l2 + l3) -- the order of
-   mgr_dot, so a sum written either way has the same bits.  Four chains
-   instead of one keep the loops from waiting on each addition. */
-#define MGR_LANES(name) double name[4] = { 0.0, 0.0, 0.0, 0.0 }
-#define MGR_LANE_ADD(name, i, term) ((name)[(i) & 3] += (term))
-#define MGR_LANE_SUM(name) (((name)[0] + (name)[1]) + ((name)[2] + (name)[3]))
-
 void R(mgr_sgd_step)(const mgr_hyper *h, size_t num_params, real *state,
                      const real *grad);
 void R(mgr_sgd_reverse_pre)(const mgr_hyper *h, size_t num_params,
