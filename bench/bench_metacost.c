@@ -70,13 +70,7 @@ int main(int argc, char **argv)
     if (mgrad_context_create(&ctx, &co) != MGRAD_OK) return EXIT_FAILURE;
     mgrad_model *model = NULL;
     mgrad_dataset *train = NULL, *val = NULL;
-    int64_t shape[1] = {F};
-    CHECK(mgrad_model_create(&model, ctx, 1, shape));
-    CHECK(mgrad_model_add_dense(model, width, MGRAD_INIT_DEFAULT));
-    CHECK(mgrad_model_add_activation(model, MGRAD_ACTIVATION_RELU));
-    CHECK(mgrad_model_add_dense(model, width, MGRAD_INIT_DEFAULT));
-    CHECK(mgrad_model_add_activation(model, MGRAD_ACTIVATION_RELU));
-    CHECK(mgrad_model_add_dense(model, C, MGRAD_INIT_DEFAULT));
+    if (bench_mlp(ctx, F, width, 2, MGRAD_ACTIVATION_RELU, C, &model)) return EXIT_FAILURE;
     if (bench_random_datasets(ctx, N, NV, F, C, 11, &train, &val)) return EXIT_FAILURE;
 
     mgrad_run *runs[KINDS];

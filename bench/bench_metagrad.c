@@ -41,13 +41,7 @@ int main(int argc, char **argv)
     mgrad_dataset *train = NULL, *val = NULL;
     mgrad_run *run = NULL;
     mgrad_meta *lr = NULL, *w = NULL;
-    int64_t shape[1] = {F};
-    CHECK(mgrad_model_create(&model, ctx, 1, shape));
-    CHECK(mgrad_model_add_dense(model, width, MGRAD_INIT_DEFAULT));
-    CHECK(mgrad_model_add_activation(model, MGRAD_ACTIVATION_TANH));
-    CHECK(mgrad_model_add_dense(model, width, MGRAD_INIT_DEFAULT));
-    CHECK(mgrad_model_add_activation(model, MGRAD_ACTIVATION_TANH));
-    CHECK(mgrad_model_add_dense(model, C, MGRAD_INIT_DEFAULT));
+    if (bench_mlp(ctx, F, width, 2, MGRAD_ACTIVATION_TANH, C, &model)) return EXIT_FAILURE;
     if (bench_random_datasets(ctx, N, NV, F, C, 3, &train, &val)) return EXIT_FAILURE;
     mgrad_run_options o = MGRAD_RUN_OPTIONS_INIT;
     o.steps = steps;

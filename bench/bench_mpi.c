@@ -29,6 +29,8 @@
 
 #include <metagrad.h>
 
+#include "bench_util.h"
+
 enum { F = 784, C = 10, N = 2048, NVAL = 512, B = 256, T = 8 };
 
 static int rank, size;
@@ -93,13 +95,8 @@ static void make(setup *s, int threads, int width, int parallel)
     co.threads = threads;
     co.seed = 3;
     if (mgrad_context_create(&s->ctx, &co) != MGRAD_OK) MPI_Abort(MPI_COMM_WORLD, 1);
-    int64_t shape[1] = {F};
-    CHECK(mgrad_model_create(&s->model, s->ctx, 1, shape), s->ctx);
-    CHECK(mgrad_model_add_dense(s->model, width, MGRAD_INIT_DEFAULT), s->ctx);
-    CHECK(mgrad_model_add_activation(s->model, MGRAD_ACTIVATION_TANH), s->ctx);
-    CHECK(mgrad_model_add_dense(s->model, width, MGRAD_INIT_DEFAULT), s->ctx);
-    CHECK(mgrad_model_add_activation(s->model, MGRAD_ACTIVATION_TANH), s->ctx);
-    CHECK(mgrad_model_add_dense(s->model, C, MGRAD_INIT_DEFAULT), s->ctx);
+    if (bench_mlp(s->ctx, F, width, 2, MGRAD_ACTIVATION_TANH, C, &s->model))
+        MPI_Abort(MPI_COMM_WORLD, 1);
     s->train = make_data(s->ctx, N, 1);
     s->val = make_data(s->ctx, NVAL, 2);
     mgrad_run_options o = MGRAD_RUN_OPTIONS_INIT;

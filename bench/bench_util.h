@@ -68,6 +68,24 @@ static inline unsigned long long bench_peak_rss(void)
     return kb * 1024ull;
 }
 
+/* The benchmarks' MLP: features -> `hidden` dense layers of `width` units,
+   each followed by `activation` -> classes (default initialisers).
+   Returns 0, or 1 after printing the library's message. */
+static inline int bench_mlp(mgrad_context *ctx, int64_t features, int64_t width, int hidden,
+                            mgrad_activation activation, int64_t classes, mgrad_model **out)
+{
+    int64_t shape[1] = {features};
+    mgrad_status s = mgrad_model_create(out, ctx, 1, shape);
+    for (int l = 0; l < hidden && s == MGRAD_OK; l++) {
+        s = mgrad_model_add_dense(*out, width, MGRAD_INIT_DEFAULT);
+        if (s == MGRAD_OK) s = mgrad_model_add_activation(*out, activation);
+    }
+    if (s == MGRAD_OK) s = mgrad_model_add_dense(*out, classes, MGRAD_INIT_DEFAULT);
+    if (s == MGRAD_OK) return 0;
+    fprintf(stderr, "bench model: %s\n", mgrad_context_last_error(ctx));
+    return 1;
+}
+
 /* Random training and validation sets of `features` uniform [0, 1) inputs
    and labels in [0, classes), drawn with srand(seed) in a fixed order (so
    every benchmark of a given seed sees the same data).  Returns 0, or 1
