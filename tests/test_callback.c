@@ -713,12 +713,28 @@ START_TEST(test_unsupported_and_stats_versions)
     ck_assert_int_eq(v1.st.steps_run, T);
     const unsigned char *tail = (const unsigned char *)&v1.st.approximate;
     for (size_t i = 0; i < sizeof v1.st.approximate; i++) ck_assert_uint_eq(tail[i], 0xab);
-    mgrad_run_stats v2 = MGRAD_RUN_STATS_INIT;
-    ck_assert_uint_eq(v2.version, 2);
-    ck_assert_int_eq(mgrad_run_get_stats(fx.run, &v2), MGRAD_OK);
-    ck_assert_int_eq(v2.steps_run, T);
-    v2.version = 3;
-    ck_assert_int_eq(mgrad_run_get_stats(fx.run, &v2), MGRAD_ERR_VERSION);
+    /* a version-2 caller: up to `approximate`, nothing of version 3 */
+    struct {
+        mgrad_run_stats st;
+        char guard[64];
+    } v2;
+    memset(&v2, 0xab, sizeof v2);
+    v2.st.version = 2;
+    ck_assert_int_eq(mgrad_run_get_stats(fx.run, &v2.st), MGRAD_OK);
+    ck_assert_int_eq(v2.st.steps_run, T);
+    ck_assert_int_eq(v2.st.approximate, 0);
+    tail = (const unsigned char *)&v2.st.memo_bytes;
+    for (size_t i = 0; i < 2 * sizeof(int64_t); i++) ck_assert_uint_eq(tail[i], 0xab);
+    mgrad_run_stats v3 = MGRAD_RUN_STATS_INIT;
+    ck_assert_uint_eq(v3.version, 3);
+    ck_assert_int_eq(mgrad_run_get_stats(fx.run, &v3), MGRAD_OK);
+    ck_assert_int_eq(v3.steps_run, T);
+    ck_assert_int_eq(v3.memo_bytes, 0); /* a callback model has no memo */
+    ck_assert_int_eq(v3.memo_hits, 0);
+    v3.version = 4;
+    ck_assert_int_eq(mgrad_run_get_stats(fx.run, &v3), MGRAD_ERR_VERSION);
+    v3.version = 0;
+    ck_assert_int_eq(mgrad_run_get_stats(fx.run, &v3), MGRAD_ERR_VERSION);
     teardown(&fx);
 }
 END_TEST

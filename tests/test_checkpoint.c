@@ -14,6 +14,11 @@
  * Griewank–Walther closed form for binomial, a simulation of the schedule
  * for REPLAY), reverse steps, the policy and slots reported, peak bytes.
  *
+ * Every (optimizer, dtype, T) runs twice: with batch 6, where the forward
+ * memo is off (it would cost more than a quarter of a state), and with
+ * batch 2, where every slot carries one (docs/checkpointing.md, "Forward
+ * memo"); the memo's size and hits are checked against the schedule.
+ *
  * Also: budgets too small are MGRAD_ERR_BUDGET at mgrad_run_create with a
  * message naming the minimum, and the issue's "done when" run: T = 4096 with
  * 24 binomial slots on an 8-16-3 MLP (batch 4) equals store-all bit for bit.
@@ -32,7 +37,9 @@
 #include "store/schedule.h"
 #include "testutil.h"
 
-enum { NTRAIN = 24, NVAL = 16, NPOOL = 10, F = 6, C = 3, B = 6, MAXMETAS = 12 };
+enum { NTRAIN = 24, NVAL = 16, NPOOL = 10, F = 6, H = 8, C = 3, B = 6, MAXMETAS = 12 };
+/* The batch sizes of the two worlds: no memo, memo. */
+static const int64_t BATCHES[] = {B, 2};
 
 typedef struct config {
     const char *name;
@@ -62,7 +69,10 @@ typedef struct world {
     const config *cfg;
     mgrad_dtype dtype;
     int64_t T;
+    int64_t batch;
     uint64_t state_bytes;   /* one optimizer state */
+    uint64_t memo_bytes;    /* the forward memo each RAM slot carries */
+    uint64_t slot_bytes;    /* a RAM slot: state + memo */
 } world;
 
 static void make_data(mgrad_context *ctx, int n, uint64_t seed, mgrad_dataset **out)
@@ -83,13 +93,14 @@ static void world_init(world *w, const config *cfg, mgrad_dtype dtype, int64_t T
     w->cfg = cfg;
     w->dtype = dtype;
     w->T = T;
+    w->batch = B;
     mgrad_context_options co = MGRAD_CONTEXT_OPTIONS_INIT;
     co.dtype = dtype;
     co.seed = 7;
     ck_assert_int_eq(mgrad_context_create(&w->ctx, &co), MGRAD_OK);
     int64_t shape[1] = {F};
     ck_assert_int_eq(mgrad_model_create(&w->model, w->ctx, 1, shape), MGRAD_OK);
-    ck_assert_int_eq(mgrad_model_add_dense(w->model, 8, MGRAD_INIT_DEFAULT), MGRAD_OK);
+    ck_assert_int_eq(mgrad_model_add_dense(w->model, H, MGRAD_INIT_DEFAULT), MGRAD_OK);
     ck_assert_int_eq(mgrad_model_add_activation(w->model, MGRAD_ACTIVATION_TANH), MGRAD_OK);
     ck_assert_int_eq(mgrad_model_add_dense(w->model, C, MGRAD_INIT_DEFAULT), MGRAD_OK);
     make_data(w->ctx, NTRAIN, 11, &w->train);
@@ -111,7 +122,7 @@ static mgrad_run_options base_options(const world *w)
     const config *cfg = w->cfg;
     mgrad_run_options o = MGRAD_RUN_OPTIONS_INIT;
     o.steps = w->T;
-    o.batch_size = B;
+    o.batch_size = w->batch;
     o.shuffle_seed = 5;
     o.optimizer = cfg->opt;
     o.lr = cfg->lr;
@@ -228,7 +239,7 @@ static void run_schedule(const world *w, const sched *sc, result *r)
     o.checkpoint = sc->policy;
     o.checkpoint_slots = sc->slots;
     o.checkpoint_k = sc->k;
-    o.checkpoint_budget_bytes = (uint64_t)sc->budget_states * w->state_bytes;
+    o.checkpoint_budget_bytes = (uint64_t)sc->budget_states * w->slot_bytes;
     char dir[] = "/tmp/mgrad-ckpt-test-XXXXXX";
     if (sc->spill) {
         ck_assert_ptr_nonnull(mkdtemp(dir));
@@ -388,7 +399,9 @@ static void check_stats(const world *w, const sched *sc, const mgrad_run_stats *
 
     /* Memory: never more than the slots, exactly the slots the schedule
        touched when nothing spills, within the RAM budget when spilling. */
-    uint64_t sb = w->state_bytes;
+    uint64_t sb = w->slot_bytes;
+    ck_assert_msg(st->memo_bytes == (int64_t)w->memo_bytes, "%s: memo %lld bytes, want %llu",
+                  nm, (long long)st->memo_bytes, (unsigned long long)w->memo_bytes);
     ck_assert_msg(st->peak_state_bytes <= (uint64_t)st->checkpoint_slots * sb,
                   "%s: peak %llu bytes > %lld slots × %llu", nm,
                   (unsigned long long)st->peak_state_bytes, (long long)st->checkpoint_slots,
@@ -398,7 +411,7 @@ static void check_stats(const world *w, const sched *sc, const mgrad_run_stats *
         ck_assert_msg(st->peak_state_bytes == (uint64_t)ram * sb,
                       "%s: peak RAM %llu, budget %lld states", nm,
                       (unsigned long long)st->peak_state_bytes, (long long)ram);
-        ck_assert_msg(st->spilled_bytes == (int64_t)((uint64_t)(T - ram) * sb),
+        ck_assert_msg(st->spilled_bytes == (int64_t)((uint64_t)(T - ram) * w->state_bytes),
                       "%s: spilled %lld bytes, want %lld states", nm,
                       (long long)st->spilled_bytes, (long long)(T - ram));
     } else {
@@ -407,6 +420,19 @@ static void check_stats(const world *w, const sched *sc, const mgrad_run_stats *
                       (unsigned long long)st->peak_state_bytes, (long long)sim_used);
         ck_assert_int_eq(st->spilled_bytes, 0);
     }
+
+    /* Memo hits.  Store-all: every reverse step starts from a restored slot
+       whose memo its forward phase filled; spilled slots carry none.  Every
+       other schedule starts its advances and reverses from slots too. */
+    int64_t hits = st->memo_hits;
+    if (w->memo_bytes == 0)
+        ck_assert_msg(hits == 0, "%s: %lld memo hits without a memo", nm, (long long)hits);
+    else if (st->checkpoint == MGRAD_CHECKPOINT_STORE_ALL)
+        ck_assert_msg(hits == (sc->spill ? (sc->budget_states < T ? sc->budget_states : T) : T),
+                      "%s: %lld memo hits", nm, (long long)hits);
+    else
+        ck_assert_msg(hits > 0 && hits <= st->steps_run + st->reverse_steps,
+                      "%s: %lld memo hits", nm, (long long)hits);
 }
 
 /* ---- bit-identity ------------------------------------------------------- */
@@ -463,18 +489,26 @@ static int make_schedules(int64_t T, sched *out)
     return n;
 }
 
-/* _i = config × dtype × T. */
+/* _i = config × dtype × T × batch. */
 START_TEST(test_bit_identical)
 {
     const config *cfg = &CONFIGS[_i % NCONFIGS];
     mgrad_dtype dtype = DTYPES[(_i / NCONFIGS) % 2];
-    int64_t T = STEPS[_i / (2 * NCONFIGS)];
+    int64_t T = STEPS[(_i / (2 * NCONFIGS)) % NSTEPS];
     world w;
     world_init(&w, cfg, dtype, T);
+    w.batch = BATCHES[_i / (2 * NCONFIGS * NSTEPS)];
     int64_t P = 0;
     ck_assert_int_eq(mgrad_model_num_params(w.model, &P), MGRAD_OK);
-    w.state_bytes = (uint64_t)mgr_optim_state_len(cfg->opt, (size_t)P) *
-                    (dtype == MGRAD_DTYPE_F32 ? 4u : 8u);
+    uint64_t es = dtype == MGRAD_DTYPE_F32 ? 4u : 8u;
+    w.state_bytes = (uint64_t)mgr_optim_state_len(cfg->opt, (size_t)P) * es;
+    /* The memo: both dense layers' outputs for the batch, when at most a
+       quarter of a state. */
+    uint64_t memo = (uint64_t)w.batch * (H + C) * es;
+    w.memo_bytes = 4 * memo <= w.state_bytes ? memo : 0;
+    w.slot_bytes = w.state_bytes + w.memo_bytes;
+    ck_assert_msg((w.memo_bytes > 0) == (w.batch != B), "batch %lld: memo %llu bytes",
+                  (long long)w.batch, (unsigned long long)w.memo_bytes);
 
     sched ref_s;
     memset(&ref_s, 0, sizeof ref_s);
@@ -510,10 +544,11 @@ START_TEST(test_bit_identical)
         run_schedule(&w, &scheds[i], &r);
         check_stats(&w, &scheds[i], &r.stats);
         assert_same(&scheds[i], &ref, &r, P);
-        printf("%-8s %s T=%-3lld %-30s slots %3lld  recomputed %5lld  peak %7llu B  "
-               "spilled %lld B: bit-identical\n", cfg->name,
-               dtype == MGRAD_DTYPE_F32 ? "f32" : "f64", (long long)T, scheds[i].name,
-               (long long)r.stats.checkpoint_slots, (long long)r.stats.steps_recomputed,
+        printf("%-8s %s T=%-3lld B=%lld %-30s slots %3lld  recomputed %5lld  memo hits %4lld  "
+               "peak %7llu B  spilled %lld B: bit-identical\n", cfg->name,
+               dtype == MGRAD_DTYPE_F32 ? "f32" : "f64", (long long)T, (long long)w.batch,
+               scheds[i].name, (long long)r.stats.checkpoint_slots,
+               (long long)r.stats.steps_recomputed, (long long)r.stats.memo_hits,
                (unsigned long long)r.stats.peak_state_bytes, (long long)r.stats.spilled_bytes);
         result_free(&r);
     }
@@ -772,7 +807,7 @@ Suite *make_suite(void)
     Suite *s = suite_create("checkpoint");
     TCase *tc = tcase_create("bit-identical");
     tcase_set_timeout(tc, 600);
-    tcase_add_loop_test(tc, test_bit_identical, 0, NCONFIGS * 2 * NSTEPS);
+    tcase_add_loop_test(tc, test_bit_identical, 0, NCONFIGS * 2 * NSTEPS * 2);
     tcase_add_test(tc, test_reverse_twice_binomial);
     tcase_add_test(tc, test_budget_too_small);
     suite_add_tcase(s, tc);

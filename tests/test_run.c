@@ -26,29 +26,35 @@ typedef struct config {
     double smoothing;
     int residual;
     int relu;          /* ReLU for both hidden activations (else tanh, GELU) */
+    int batch;         /* 0: B */
+    int slots;         /* > 0: binomial checkpointing with these slots */
 } config;
 
 static const config CONFIGS[] = {
-    {"sgd", MGRAD_OPTIMIZER_SGD, 0.3, 0.0, 0.01, 0, 0, MGRAD_LOSS_CROSS_ENTROPY, 0, 0, 0},
-    {"momentum", MGRAD_OPTIMIZER_SGD, 0.2, 0.9, 0.01, 0, 0, MGRAD_LOSS_CROSS_ENTROPY, 0, 0, 0},
-    {"nesterov", MGRAD_OPTIMIZER_SGD, 0.2, 0.8, 0.01, 0, 1, MGRAD_LOSS_CROSS_ENTROPY, 0, 0, 0},
-    {"adam", MGRAD_OPTIMIZER_ADAM, 0.02, 0.9, 0.01, 1e-4, 0, MGRAD_LOSS_CROSS_ENTROPY, 0, 0, 0},
-    {"adamw", MGRAD_OPTIMIZER_ADAMW, 0.02, 0.9, 0.05, 1e-4, 0, MGRAD_LOSS_CROSS_ENTROPY, 0, 0, 0},
+    {"sgd", MGRAD_OPTIMIZER_SGD, 0.3, 0.0, 0.01, 0, 0, MGRAD_LOSS_CROSS_ENTROPY, 0, 0, 0, 0, 0},
+    {"momentum", MGRAD_OPTIMIZER_SGD, 0.2, 0.9, 0.01, 0, 0, MGRAD_LOSS_CROSS_ENTROPY, 0, 0, 0, 0, 0},
+    {"nesterov", MGRAD_OPTIMIZER_SGD, 0.2, 0.8, 0.01, 0, 1, MGRAD_LOSS_CROSS_ENTROPY, 0, 0, 0, 0, 0},
+    {"adam", MGRAD_OPTIMIZER_ADAM, 0.02, 0.9, 0.01, 1e-4, 0, MGRAD_LOSS_CROSS_ENTROPY, 0, 0, 0, 0, 0},
+    {"adamw", MGRAD_OPTIMIZER_ADAMW, 0.02, 0.9, 0.05, 1e-4, 0, MGRAD_LOSS_CROSS_ENTROPY, 0, 0, 0, 0, 0},
 };
 #define NCONFIGS ((int)(sizeof CONFIGS / sizeof CONFIGS[0]))
 
 static const config SQUARED = {"squared", MGRAD_OPTIMIZER_SGD, 0.1, 0.5, 0.01, 0, 0,
-                               MGRAD_LOSS_SQUARED_ERROR, 0, 1, 0};
+                               MGRAD_LOSS_SQUARED_ERROR, 0, 1, 0, 0, 0};
 static const config SMOOTHED = {"smoothed", MGRAD_OPTIMIZER_SGD, 0.3, 0.5, 0.01, 0, 0,
-                                MGRAD_LOSS_CROSS_ENTROPY, 0.1, 1, 0};
+                                MGRAD_LOSS_CROSS_ENTROPY, 0.1, 1, 0, 0, 0};
 
 /* ReLU networks take the R-op's reduced backward (no input-side adjoints,
    graph_exec.c); with momentum the reverse also skips g (optim.h). */
 static const config RELU_CONFIGS[] = {
     {"relu-mom-res", MGRAD_OPTIMIZER_SGD, 0.2, 0.9, 0.01, 0, 0, MGRAD_LOSS_CROSS_ENTROPY, 0, 1,
-     1},
+     1, 0, 0},
     {"relu-adam", MGRAD_OPTIMIZER_ADAM, 0.02, 0.9, 0.01, 1e-4, 0, MGRAD_LOSS_CROSS_ENTROPY, 0,
-     0, 1},
+     0, 1, 0, 0},
+    /* Batch 2 with momentum: the forward memo is on (a quarter of a state at
+       most), and binomial checkpointing serves most forwards from it. */
+    {"relu-memo", MGRAD_OPTIMIZER_SGD, 0.2, 0.9, 0.01, 0, 0, MGRAD_LOSS_CROSS_ENTROPY, 0, 1,
+     1, 2, 3},
 };
 #define NRELU ((int)(sizeof RELU_CONFIGS / sizeof RELU_CONFIGS[0]))
 
@@ -104,7 +110,11 @@ static void setup(fixture *fx, const config *cfg, mgrad_dtype dtype)
 
     mgrad_run_options o = MGRAD_RUN_OPTIONS_INIT;
     o.steps = T;
-    o.batch_size = B;
+    o.batch_size = cfg->batch > 0 ? cfg->batch : B;
+    if (cfg->slots > 0) {
+        o.checkpoint = MGRAD_CHECKPOINT_BINOMIAL;
+        o.checkpoint_slots = cfg->slots;
+    }
     o.shuffle_seed = 5;
     o.optimizer = cfg->opt;
     o.lr = cfg->lr;
@@ -221,8 +231,16 @@ static void check_config(const config *cfg)
         mgrad_meta *m = add_meta(&fx, KINDS[k], k == 1);
         double dir = 0;
         double err = fd_check(&fx, m, 1000 + (uint64_t)k, &dir);
-        printf("fd %-9s %-18s <g,v> = %+.10e  rel err %.2e\n", cfg->name, KIND_NAMES[k],
-               dir, err);
+        /* the statistics of a train + reverse (fd_check ends on a train) */
+        ck_assert_int_eq(mgrad_run_train(fx.run, NULL), MGRAD_OK);
+        ck_assert_int_eq(mgrad_run_reverse(fx.run), MGRAD_OK);
+        mgrad_run_stats st = MGRAD_RUN_STATS_INIT;
+        ck_assert_int_eq(mgrad_run_get_stats(fx.run, &st), MGRAD_OK);
+        printf("fd %-9s %-18s <g,v> = %+.10e  rel err %.2e  (memo hits %lld)\n", cfg->name,
+               KIND_NAMES[k], dir, err, (long long)st.memo_hits);
+        if (cfg->batch > 0 && cfg->batch < B)
+            ck_assert_msg(st.memo_bytes > 0 && st.memo_hits > 0, "%s: memo %lld B, %lld hits",
+                          cfg->name, (long long)st.memo_bytes, (long long)st.memo_hits);
         ck_assert_msg(err <= 1e-6, "%s / %s: metagradient %.12e vs finite differences, "
                       "relative error %.3e", cfg->name, KIND_NAMES[k], dir, err);
         teardown(&fx);

@@ -56,7 +56,7 @@ START_TEST(test_ram_round_trip)
 {
     mgrad_context *ctx = new_ctx();
     mgr_store *st;
-    ck_assert_int_eq(mgr_store_create(ctx, 4, BYTES, 0, NULL, &st), MGRAD_OK);
+    ck_assert_int_eq(mgr_store_create(ctx, 4, BYTES, 0, 0, NULL, &st), MGRAD_OK);
     ck_assert_uint_eq(mgr_store_peak_bytes(st), 0); /* nothing until first use */
 
     uint64_t rng = 1;
@@ -139,9 +139,9 @@ START_TEST(test_spill_identical)
     make_tmpdir(dir, sizeof dir);
 
     mgr_store *ram, *spill;
-    ck_assert_int_eq(mgr_store_create(ctx, 6, BYTES, 0, NULL, &ram), MGRAD_OK);
+    ck_assert_int_eq(mgr_store_create(ctx, 6, BYTES, 0, 0, NULL, &ram), MGRAD_OK);
     /* room for 2 slots (and a bit) in RAM: 4 spill */
-    ck_assert_int_eq(mgr_store_create(ctx, 6, BYTES, 2 * BYTES + 100, dir, &spill), MGRAD_OK);
+    ck_assert_int_eq(mgr_store_create(ctx, 6, BYTES, 0, 2 * BYTES + 100, dir, &spill), MGRAD_OK);
     /* the spill file is unlinked at once: nothing visible, even mid-run */
     ck_assert_int_eq(dir_entries(dir), 0);
     same_as_ram(ram, spill, 6);
@@ -167,8 +167,8 @@ START_TEST(test_spill_everything)
     char dir[512];
     make_tmpdir(dir, sizeof dir);
     mgr_store *ram, *spill;
-    ck_assert_int_eq(mgr_store_create(ctx, 3, BYTES, 0, NULL, &ram), MGRAD_OK);
-    ck_assert_int_eq(mgr_store_create(ctx, 3, BYTES, 1, dir, &spill), MGRAD_OK);
+    ck_assert_int_eq(mgr_store_create(ctx, 3, BYTES, 0, 0, NULL, &ram), MGRAD_OK);
+    ck_assert_int_eq(mgr_store_create(ctx, 3, BYTES, 0, 1, dir, &spill), MGRAD_OK);
     same_as_ram(ram, spill, 3);
     ck_assert_uint_eq(mgr_store_peak_bytes(spill), 0);
     ck_assert_uint_eq(mgr_store_spilled_bytes(spill), 3 * BYTES);
@@ -184,7 +184,7 @@ START_TEST(test_spill_dir_unused)
 {
     mgrad_context *ctx = new_ctx();
     mgr_store *st;
-    ck_assert_int_eq(mgr_store_create(ctx, 3, BYTES, 0, "/nonexistent/mgrad", &st), MGRAD_OK);
+    ck_assert_int_eq(mgr_store_create(ctx, 3, BYTES, 0, 0, "/nonexistent/mgrad", &st), MGRAD_OK);
     double a[NDBL] = {1.0};
     ck_assert_int_eq(mgr_store_save(st, 2, 1, a), MGRAD_OK);
     ck_assert_uint_eq(mgr_store_spilled_bytes(st), 0);
@@ -198,7 +198,7 @@ START_TEST(test_unwritable_dir)
     mgrad_context *ctx = new_ctx();
     mgr_store *st = (mgr_store *)1;
     /* missing directory */
-    ck_assert_int_eq(mgr_store_create(ctx, 4, BYTES, BYTES, "/nonexistent/mgrad-spill", &st),
+    ck_assert_int_eq(mgr_store_create(ctx, 4, BYTES, 0, BYTES, "/nonexistent/mgrad-spill", &st),
                      MGRAD_ERR_IO);
     ck_assert_ptr_null(st);
     const char *msg = mgrad_context_last_error(ctx);
@@ -212,7 +212,7 @@ START_TEST(test_unwritable_dir)
     FILE *f = fopen(file, "w");
     ck_assert_ptr_nonnull(f);
     fclose(f);
-    ck_assert_int_eq(mgr_store_create(ctx, 4, BYTES, BYTES, file, &st), MGRAD_ERR_IO);
+    ck_assert_int_eq(mgr_store_create(ctx, 4, BYTES, 0, BYTES, file, &st), MGRAD_ERR_IO);
     msg = mgrad_context_last_error(ctx);
     ck_assert_msg(strstr(msg, strerror(ENOTDIR)) != NULL, "%s", msg);
 
@@ -221,7 +221,7 @@ START_TEST(test_unwritable_dir)
         char ro[600];
         snprintf(ro, sizeof ro, "%s/ro", dir);
         ck_assert_int_eq(mkdir(ro, 0500), 0);
-        ck_assert_int_eq(mgr_store_create(ctx, 4, BYTES, BYTES, ro, &st), MGRAD_ERR_IO);
+        ck_assert_int_eq(mgr_store_create(ctx, 4, BYTES, 0, BYTES, ro, &st), MGRAD_ERR_IO);
         msg = mgrad_context_last_error(ctx);
         ck_assert_msg(strstr(msg, strerror(EACCES)) != NULL, "%s", msg);
         ck_assert_int_eq(rmdir(ro), 0);
@@ -240,7 +240,7 @@ START_TEST(test_failed_write)
     char dir[512];
     make_tmpdir(dir, sizeof dir);
     mgr_store *st;
-    ck_assert_int_eq(mgr_store_create(ctx, 3, BYTES, BYTES, dir, &st), MGRAD_OK);
+    ck_assert_int_eq(mgr_store_create(ctx, 3, BYTES, 0, BYTES, dir, &st), MGRAD_OK);
 
     double a[NDBL], out[NDBL];
     uint64_t rng = 3;
@@ -282,19 +282,19 @@ START_TEST(test_create_errors)
     mgrad_context *ctx = new_ctx();
     mgr_store *st = NULL;
     /* over budget without a spill directory: the message names the need */
-    ck_assert_int_eq(mgr_store_create(ctx, 10, 1000, 5000, NULL, &st), MGRAD_ERR_BUDGET);
+    ck_assert_int_eq(mgr_store_create(ctx, 10, 1000, 0, 5000, NULL, &st), MGRAD_ERR_BUDGET);
     ck_assert_ptr_null(st);
     const char *msg = mgrad_context_last_error(ctx);
     ck_assert_msg(strstr(msg, "10 state slots of 1000 bytes") != NULL, "%s", msg);
     ck_assert_msg(strstr(msg, "10000 bytes") != NULL, "%s", msg);
     ck_assert_msg(strstr(msg, "options.spill_dir") != NULL, "%s", msg);
     /* exactly enough is fine */
-    ck_assert_int_eq(mgr_store_create(ctx, 10, 1000, 10000, NULL, &st), MGRAD_OK);
+    ck_assert_int_eq(mgr_store_create(ctx, 10, 1000, 0, 10000, NULL, &st), MGRAD_OK);
     mgr_store_destroy(st);
 
-    ck_assert_int_eq(mgr_store_create(ctx, 0, 1000, 0, NULL, &st), MGRAD_ERR_INVALID);
-    ck_assert_int_eq(mgr_store_create(ctx, 4, 0, 0, NULL, &st), MGRAD_ERR_INVALID);
-    ck_assert_int_eq(mgr_store_create(ctx, 4, 8, 0, NULL, NULL), MGRAD_ERR_NULL);
+    ck_assert_int_eq(mgr_store_create(ctx, 0, 1000, 0, 0, NULL, &st), MGRAD_ERR_INVALID);
+    ck_assert_int_eq(mgr_store_create(ctx, 4, 0, 0, 0, NULL, &st), MGRAD_ERR_INVALID);
+    ck_assert_int_eq(mgr_store_create(ctx, 4, 8, 0, 0, NULL, NULL), MGRAD_ERR_NULL);
     ck_assert_uint_eq(mgr_store_peak_bytes(NULL), 0);
     ck_assert_uint_eq(mgr_store_spilled_bytes(NULL), 0);
     mgrad_context_destroy(ctx);

@@ -169,7 +169,7 @@ MGRAD_API mgrad_status mgrad_run_set_shuffle_seed(mgrad_run *run, uint64_t seed)
 MGRAD_API mgrad_status mgrad_run_example_losses(mgrad_run *run, const mgrad_dataset *dataset,
                                                 mgrad_dtype dtype, void *out, int64_t count);
 
-#define MGRAD_RUN_STATS_VERSION 2
+#define MGRAD_RUN_STATS_VERSION 3
 
 /**
  * What a run did.  Set `version` before the call; fields only appended.
@@ -191,12 +191,20 @@ typedef struct mgrad_run_stats {
         differences of gradients (a callback model without hvp,
         metagrad/callback.h); 0 for exact metagradients. */
     int32_t approximate;
+    /** Version 3: bytes of the forward memo each checkpoint slot carries
+        (0: none; docs/checkpointing.md, "Forward memo"), counted in
+        peak_state_bytes and in the budget. */
+    int64_t memo_bytes;
+    /** Version 3: forward passes of the batch, in the last train + reverse,
+        that copied their GEMM outputs from a memo instead of recomputing
+        them. */
+    int64_t memo_hits;
 } mgrad_run_stats;
 
 #define MGRAD_RUN_STATS_INIT { MGRAD_RUN_STATS_VERSION, 0, 0, 0, 0, 0.0, 0.0, \
-                               MGRAD_CHECKPOINT_STORE_ALL, 0, 0, 0 }
+                               MGRAD_CHECKPOINT_STORE_ALL, 0, 0, 0, 0, 0 }
 
-/** Copy the statistics (version 1 or 2).  MGRAD_ERR_NULL, MGRAD_ERR_VERSION. */
+/** Copy the statistics (version 1, 2 or 3).  MGRAD_ERR_NULL, MGRAD_ERR_VERSION. */
 MGRAD_API mgrad_status mgrad_run_get_stats(const mgrad_run *run, mgrad_run_stats *out);
 
 #ifdef __cplusplus

@@ -342,3 +342,11 @@ mgrad_status mgr_graph_append(mgrad_context *ctx, mgr_graph *g, mgr_node node)
     g->num_params += param_count;
     return MGRAD_OK;
 }
+
+size_t mgr_graph_memo_elems(const mgr_graph *g, size_t rows)
+{
+    size_t n = 0;
+    for (int32_t k = 1; k < g->num_nodes; k++)
+        if (mgr_node_memoised(&g->nodes[k])) n += rows * (size_t)g->nodes[k].size;
+    return n;
+}

@@ -89,6 +89,16 @@ static inline const mgr_node *mgr_graph_output(const mgr_graph *g)
 {
     return &g->nodes[g->num_nodes - 1];
 }
+/* The forward memo (docs/architecture.md, "Forward memo"): a node is
+   memoised when its forward is a GEMM (dense, conv2d) and it has no other
+   side effects, so that copying its values back replaces the product.
+   Elements of a memo for `rows` examples: Σ over memoised nodes of
+   rows × size, laid out in node order. */
+static inline int mgr_node_memoised(const mgr_node *nd)
+{
+    return nd->kind == MGR_OP_DENSE || nd->kind == MGR_OP_CONV2D;
+}
+size_t mgr_graph_memo_elems(const mgr_graph *g, size_t rows);
 /* Fill theta[num_params] with every node's initialiser from `seed`.
    MGRAD_ERR_NOMEM or MGRAD_ERR_INTERNAL (LAPACKE failure) on error. */
 mgrad_status mgr_graph_init_params(mgrad_context *ctx, const mgr_graph *g,

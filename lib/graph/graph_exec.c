@@ -197,15 +197,31 @@ static void fill_args(R(mgr_op_args) *a, const mgr_graph *g, const R(mgr_graph_w
     a->row0 = ws->row0;
 }
 
-void R(mgr_graph_forward)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
-                          const real *theta, const real *x)
+void R(mgr_graph_forward_memo)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
+                               const real *theta, const real *x, const real *memo_in,
+                               real *memo_out)
 {
     assert(rows <= ws->max_rows && ws->num_nodes == g->num_nodes);
     R(mgr_op_args) a;
+    size_t off = 0;
     for (int32_t k = 1; k < g->num_nodes; k++) {
-        fill_args(&a, g, ws, k, rows, theta, x);
-        R(mgr_op_table)[g->nodes[k].kind].forward(&a);
+        const mgr_node *nd = &g->nodes[k];
+        size_t n = mgr_node_memoised(nd) ? rows * (size_t)nd->size : 0;
+        if (n > 0 && memo_in != NULL) {
+            memcpy(ws->val[k], memo_in + off, n * sizeof(real));
+        } else {
+            fill_args(&a, g, ws, k, rows, theta, x);
+            R(mgr_op_table)[nd->kind].forward(&a);
+        }
+        if (n > 0 && memo_out != NULL) memcpy(memo_out + off, ws->val[k], n * sizeof(real));
+        off += n;
     }
+}
+
+void R(mgr_graph_forward)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
+                          const real *theta, const real *x)
+{
+    R(mgr_graph_forward_memo)(g, ws, rows, theta, x, NULL, NULL);
 }
 
 /* The adjoint buffer that node k's consumers accumulate into; for node 0 the

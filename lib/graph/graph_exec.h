@@ -97,6 +97,14 @@ void R(mgr_graph_ws_destroy)(mgrad_context *ctx, R(mgr_graph_ws) *ws);
 /* x [rows, input size]. Output values: ws->val[g->num_nodes - 1]. */
 void R(mgr_graph_forward)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
                           const real *theta, const real *x);
+/* The forward pass with the memo (graph.h, mgr_graph_memo_elems): with
+   memo_in, the memoised nodes take their values from it instead of
+   computing them (the caller guarantees they are those values: same θ, x,
+   rows); with memo_out, their values are also copied there.  Either may be
+   NULL; both NULL is mgr_graph_forward. */
+void R(mgr_graph_forward_memo)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
+                               const real *theta, const real *x, const real *memo_in,
+                               real *memo_out);
 /* obar [rows, output size]: the loss adjoint.  grad[P] += θ̄ (NULL: not
    wanted); xbar [rows, input size] += x̄ (NULL: not wanted). */
 void R(mgr_graph_backward)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,

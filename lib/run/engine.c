@@ -21,6 +21,12 @@
  *        labels); the batch chunk's forward values are still in the
  *        workspace from step 1, so it is not recomputed;
  *     4. optimizer reverse_post: θ̄_t += H u (+ λ u).
+ *
+ * Forward memo (docs/architecture.md): a step that starts from the state
+ * of a checkpoint slot (just saved or restored) stores the batch's
+ * GEMM-computed node values in that slot's memo, and a later step starting
+ * from the same saved state, in an advance or a reverse, copies them back
+ * instead of multiplying again.  Same θ, same rows, same code: same bits.
  */
 #include <string.h>
 
@@ -55,6 +61,12 @@ typedef struct engine {
     mgr_store *store;
     mgr_schedule *sched;
     int64_t cur;          /* step of the current state */
+    int64_t cur_slot;     /* the slot the current state was saved to or
+                             restored from, -1 once it has advanced */
+    int64_t memo_slot;    /* the step being computed starts from this slot's
+                             state (-1: from none) ... */
+    int64_t memo_t;       /* ... and is step memo_t */
+    int64_t memo_hits;    /* forward passes served from a memo */
     int64_t next_rev;     /* next step to reverse */
     int in_reverse;
     int have_pending;
@@ -194,6 +206,27 @@ static mgr_cb_chunk cb_chunk(const mgrad_run *run, const engine *e, const chunk 
     return k;
 }
 
+/* The forward memo for chunk c: *in when the slot the step starts from
+   already holds this step's values, else *out to fill it (both NULL: the
+   chunk is not the batch, the step starts from no slot, or the slot has no
+   memo). */
+static void batch_memo(engine *e, const chunk *c, const real **in, real **out)
+{
+    *in = NULL;
+    *out = NULL;
+    if (!c->is_batch || e->memo_slot < 0) return;
+    int64_t held = -1;
+    real *memo = mgr_store_memo(e->store, e->memo_slot, &held);
+    if (memo == NULL) return;
+    if (held == e->memo_t) {
+        *in = memo;
+        e->memo_hits++;
+    } else {
+        *out = memo;
+        mgr_store_memo_set(e->store, e->memo_slot, e->memo_t);
+    }
+}
+
 /* Forward (and, unless skip_backward, backward into grad += ..., or with
    grad == NULL only the adjoints the R-op pass reads) of one chunk at
    theta.  *loss = the chunk's weighted loss scale Σ w_i ℓ_i; leaves what
@@ -207,7 +240,10 @@ static mgrad_status model_value_grad(const mgrad_run *run, engine *e, const chun
         return mgr_cb_value_grad(run, &k, theta, skip_backward ? NULL : grad, e->ell, loss);
     }
     e->ws->row0 = (int64_t)c->row0; /* dropout masks of the whole chunk's rows */
-    R(mgr_graph_forward)(&run->graph, e->ws, c->count, theta, e->x);
+    const real *memo_in = NULL;
+    real *memo_out = NULL;
+    batch_memo(e, c, &memo_in, &memo_out);
+    R(mgr_graph_forward_memo)(&run->graph, e->ws, c->count, theta, e->x, memo_in, memo_out);
     const real *o = e->ws->val[run->graph.num_nodes - 1];
     R(mgr_loss_batch) lb = loss_of(run, e, c);
     *loss = R(mgr_loss_forward)(&lb, o, e->prob, e->ell);
@@ -554,7 +590,11 @@ static mgrad_status drive(mgrad_run *run, engine *e)
             MGRAD_RETURN_IF(run->ctx, a.count < 1 || e->cur + a.count > run->steps,
                             MGRAD_ERR_INTERNAL, "checkpoint schedule advanced past T");
             for (int64_t i = 0; i < a.count; i++) {
-                MGRAD_FORWARD(forward_step(run, e, e->cur));
+                e->memo_slot = i == 0 ? e->cur_slot : -1;
+                e->memo_t = e->cur;
+                mgrad_status st = forward_step(run, e, e->cur);
+                e->memo_slot = e->cur_slot = -1;
+                MGRAD_FORWARD(st);
                 e->cur++;
                 run->stats.steps_run++;
                 if (e->in_reverse) run->stats.steps_recomputed++;
@@ -562,11 +602,14 @@ static mgrad_status drive(mgrad_run *run, engine *e)
             break;
         case MGR_ACTION_SAVE:
             MGRAD_FORWARD(mgr_store_save(e->store, a.slot, e->cur, e->state));
+            e->cur_slot = a.slot;
             break;
         case MGR_ACTION_RESTORE: {
             int64_t step = -1;
+            e->cur_slot = -1;
             MGRAD_FORWARD(mgr_store_load(e->store, a.slot, &step, e->state));
             e->cur = step;
+            e->cur_slot = a.slot;
             break;
         }
         case MGR_ACTION_REVERSE:
@@ -574,7 +617,11 @@ static mgrad_status drive(mgrad_run *run, engine *e)
                             MGRAD_ERR_INTERNAL, "checkpoint schedule reversed step %lld "
                             "with state %lld current", (long long)e->next_rev,
                             (long long)e->cur);
-            MGRAD_FORWARD(reverse_step(run, e, e->next_rev));
+            e->memo_slot = e->cur_slot;
+            e->memo_t = e->next_rev;
+            mgrad_status st = reverse_step(run, e, e->next_rev);
+            e->memo_slot = e->cur_slot = -1;
+            MGRAD_FORWARD(st);
             e->next_rev--;
             run->stats.reverse_steps++;
             break;
@@ -596,6 +643,7 @@ static mgrad_status train_body(mgrad_run *run, double *phi)
     const real *theta0 = run->meta_theta0 != NULL ? run->meta_theta0->value : run->theta0;
     R(mgr_optim_init_state)(run->opts.optimizer, P, theta0, e->state);
     e->cur = 0;
+    e->cur_slot = e->memo_slot = -1;
     e->perm_epoch = -1;   /* the shuffle seed may have changed since */
     e->next_rev = run->steps - 1;
     e->in_reverse = 0;
@@ -603,6 +651,7 @@ static mgrad_status train_body(mgrad_run *run, double *phi)
     run->stats.steps_run = 0;
     run->stats.steps_recomputed = 0;
     run->stats.reverse_steps = 0;
+    e->memo_hits = 0;
     MGRAD_FORWARD(drive(run, e));
     R(mgr_copy)(P, e->state, e->theta_T);
     if (!e->reverse_grad) R(mgr_copy)(P, e->state + P, e->buf_T);
@@ -615,6 +664,7 @@ static mgrad_status train_body(mgrad_run *run, double *phi)
     e->in_reverse = 1;
     run->stats.seconds_forward = mgr_seconds() - t0;
     run->stats.peak_state_bytes = mgr_store_peak_bytes(e->store);
+    run->stats.memo_hits = e->memo_hits;
     if (phi != NULL) *phi = value;
     return MGRAD_OK;
 }
@@ -648,6 +698,7 @@ static mgrad_status reverse_body(mgrad_run *run)
     uint64_t peak = mgr_store_peak_bytes(e->store);
     if (peak > run->stats.peak_state_bytes) run->stats.peak_state_bytes = peak;
     run->stats.spilled_bytes = (int64_t)mgr_store_spilled_bytes(e->store);
+    run->stats.memo_hits = e->memo_hits;
     return MGRAD_OK;
 }
 
@@ -719,6 +770,7 @@ static mgrad_status engine_create(mgrad_run *run)
     e->max_rows = rows;
     e->features = F;
     e->perm_epoch = -1;
+    e->cur_slot = e->memo_slot = -1;
     mgr_hyper h0; /* the kind and Nesterov flag are all it reads; fixed per run */
     memset(&h0, 0, sizeof h0);
     h0.kind = run->opts.optimizer;
@@ -760,7 +812,7 @@ static mgrad_status engine_create(mgrad_run *run)
                                 run->opts.checkpoint_k > 0 ? run->opts.checkpoint_k : 4,
                                 &e->sched);
     if (s == MGRAD_OK)
-        s = mgr_store_create(ctx, run->slots, S * sizeof(real),
+        s = mgr_store_create(ctx, run->slots, S * sizeof(real), run->memo_bytes,
                              run->opts.checkpoint_budget_bytes, run->opts.spill_dir,
                              &e->store);
     if (s != MGRAD_OK) engine_destroy(run);

@@ -216,10 +216,19 @@ mgrad_status mgr_run_build(mgrad_run **out, mgrad_context *ctx, const char *fn,
         if (opts->batches != NULL)
             memcpy(run->batches, opts->batches, T * (size_t)run->batch * sizeof(int64_t));
     }
-    /* Checkpointing: the budget counts whole optimizer states.  With a spill
-       directory the budget limits RAM only, so the schedule is unconstrained. */
+    /* The forward memo of each checkpoint slot (engine.c): the batch's
+       GEMM-computed node values, kept only while they cost at most a
+       quarter of a state, so that they never crowd out many slots. */
+    if (s == MGRAD_OK && graph != NULL) {
+        size_t memo = mgr_graph_memo_elems(&run->graph, (size_t)run->batch) * esize;
+        if (memo > 0 && memo <= run->state_len * esize / 4) run->memo_bytes = memo;
+    }
+    run->stats.memo_bytes = (int64_t)run->memo_bytes;
+    /* Checkpointing: the budget counts whole slots (an optimizer state and
+       its memo).  With a spill directory the budget limits RAM only, so the
+       schedule is unconstrained. */
     if (s == MGRAD_OK) {
-        uint64_t state_bytes = (uint64_t)run->state_len * esize;
+        uint64_t state_bytes = (uint64_t)run->state_len * esize + run->memo_bytes;
         int64_t max_slots = 0;
         if (opts->checkpoint_budget_bytes > 0 && opts->spill_dir == NULL) {
             max_slots = (int64_t)(opts->checkpoint_budget_bytes / state_bytes);
@@ -398,11 +407,12 @@ mgrad_status mgrad_run_get_stats(const mgrad_run *run, mgrad_run_stats *out)
     if (run == NULL) return MGRAD_ERR_NULL;
     MGRAD_RETURN_IF(run->ctx, out == NULL, MGRAD_ERR_NULL,
                     "mgrad_run_get_stats: out must not be NULL");
-    MGRAD_RETURN_IF(run->ctx, out->version != MGRAD_RUN_STATS_VERSION && out->version != 1,
+    MGRAD_RETURN_IF(run->ctx, out->version < 1 || out->version > MGRAD_RUN_STATS_VERSION,
                     MGRAD_ERR_VERSION, "mgrad_run_get_stats: stats version %u unknown; "
                     "initialise with MGRAD_RUN_STATS_INIT", (unsigned)out->version);
-    if (out->version == 1) {
-        /* A version-1 caller's struct ends before `approximate`. */
+    if (out->version < MGRAD_RUN_STATS_VERSION) {
+        /* An older caller's struct ends before the fields of later versions
+           (version 1 before `approximate`, version 2 before `memo_bytes`). */
         const mgrad_run_stats *st = &run->stats;
         out->steps_run = st->steps_run;
         out->steps_recomputed = st->steps_recomputed;
@@ -413,6 +423,7 @@ mgrad_status mgrad_run_get_stats(const mgrad_run *run, mgrad_run_stats *out)
         out->checkpoint = st->checkpoint;
         out->checkpoint_slots = st->checkpoint_slots;
         out->spilled_bytes = st->spilled_bytes;
+        if (out->version >= 2) out->approximate = st->approximate;
         return MGRAD_OK;
     }
     *out = run->stats;

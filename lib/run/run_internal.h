@@ -69,6 +69,8 @@ struct mgrad_run {
     mgrad_checkpoint policy;
     int64_t slots;
     size_t state_len;         /* reals per optimizer state */
+    size_t memo_bytes;        /* per checkpoint slot: the forward memo of the
+                                 batch (0: none; engine.c "Forward memo") */
 
     mgrad_run_stats stats;
     void *engine;             /* typed engine state */

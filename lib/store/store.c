@@ -28,14 +28,16 @@
 
 typedef struct slot_info {
     int64_t step;
+    int64_t memo_step; /* the step the memo holds, -1: none */
     int saved;
-    void *ram;        /* RAM slots: NULL until first save */
+    void *ram;        /* RAM slots: NULL until first save; the memo follows
+                         the state's slot_bytes */
 } slot_info;
 
 struct mgr_store {
     mgrad_context *ctx;
     int64_t slots, ram_slots;
-    size_t slot_bytes;
+    size_t slot_bytes, memo_bytes;
     slot_info *info;
     int fd;                  /* spill file, -1 when none */
     char *spill_path;        /* for messages; the file itself is unlinked */
@@ -44,8 +46,8 @@ struct mgr_store {
 };
 
 mgrad_status mgr_store_create(mgrad_context *ctx, int64_t slots, size_t slot_bytes,
-                              uint64_t ram_budget_bytes, const char *spill_dir,
-                              mgr_store **out)
+                              size_t memo_bytes, uint64_t ram_budget_bytes,
+                              const char *spill_dir, mgr_store **out)
 {
     MGRAD_RETURN_IF(ctx, out == NULL, MGRAD_ERR_NULL, "mgr_store_create: NULL out");
     *out = NULL;
@@ -56,15 +58,20 @@ mgrad_status mgr_store_create(mgrad_context *ctx, int64_t slots, size_t slot_byt
     MGRAD_RETURN_IF(ctx, (uint64_t)slots > SIZE_MAX / sizeof(slot_info), MGRAD_ERR_INVALID,
                     "checkpoint store: %lld slots is too many", (long long)slots);
 
+    MGRAD_RETURN_IF(ctx, memo_bytes > SIZE_MAX - slot_bytes, MGRAD_ERR_INVALID,
+                    "checkpoint store: slot of %zu + %zu bytes is too large", slot_bytes,
+                    memo_bytes);
+    uint64_t ram_slot_bytes = (uint64_t)slot_bytes + memo_bytes;
     int64_t ram_slots = slots;
-    if (ram_budget_bytes > 0 && ram_budget_bytes / slot_bytes < (uint64_t)slots)
-        ram_slots = (int64_t)(ram_budget_bytes / slot_bytes);
+    if (ram_budget_bytes > 0 && ram_budget_bytes / ram_slot_bytes < (uint64_t)slots)
+        ram_slots = (int64_t)(ram_budget_bytes / ram_slot_bytes);
     if (ram_slots < slots && spill_dir == NULL) {
         return mgr_error(ctx, MGRAD_ERR_BUDGET,
                          "the checkpoint schedule needs %lld state slots of %zu bytes "
                          "(%.0f bytes) but options.checkpoint_budget_bytes = %llu holds %lld; "
                          "raise the budget, use fewer slots, or set options.spill_dir",
-                         (long long)slots, slot_bytes, (double)slots * (double)slot_bytes,
+                         (long long)slots, (size_t)ram_slot_bytes,
+                         (double)slots * (double)ram_slot_bytes,
                          (unsigned long long)ram_budget_bytes, (long long)ram_slots);
     }
     /* off_t must hold the whole spill file. */
@@ -80,6 +87,7 @@ mgrad_status mgr_store_create(mgrad_context *ctx, int64_t slots, size_t slot_byt
     s->slots = slots;
     s->ram_slots = ram_slots;
     s->slot_bytes = slot_bytes;
+    s->memo_bytes = memo_bytes;
     s->fd = -1;
     s->info = mgr_calloc(ctx, (size_t)slots, sizeof *s->info);
     if (s->info == NULL) {
@@ -157,11 +165,11 @@ mgrad_status mgr_store_save(mgr_store *store, int64_t slot, int64_t step, const 
 
     if (slot < store->ram_slots) {
         if (si->ram == NULL) {
-            si->ram = mgr_alloc(store->ctx, store->slot_bytes);
+            size_t bytes = store->slot_bytes + store->memo_bytes;
+            si->ram = mgr_alloc(store->ctx, bytes);
             MGRAD_RETURN_IF(store->ctx, si->ram == NULL, MGRAD_ERR_NOMEM,
-                            "out of memory for a checkpoint state of %zu bytes",
-                            store->slot_bytes);
-            store->ram_bytes += store->slot_bytes;
+                            "out of memory for a checkpoint state of %zu bytes", bytes);
+            store->ram_bytes += bytes;
             if (store->ram_bytes > store->peak_bytes) store->peak_bytes = store->ram_bytes;
         }
         memcpy(si->ram, state, store->slot_bytes);
@@ -190,6 +198,7 @@ mgrad_status mgr_store_save(mgr_store *store, int64_t slot, int64_t step, const 
         if (end > store->spill_extent) store->spill_extent = end;
     }
     si->step = step;
+    si->memo_step = -1;
     si->saved = 1;
     return MGRAD_OK;
 }
@@ -226,6 +235,22 @@ mgrad_status mgr_store_load(mgr_store *store, int64_t slot, int64_t *step, void 
     }
     if (step != NULL) *step = si->step;
     return MGRAD_OK;
+}
+
+void *mgr_store_memo(mgr_store *store, int64_t slot, int64_t *step)
+{
+    *step = -1;
+    if (store == NULL || store->memo_bytes == 0 || slot < 0 || slot >= store->ram_slots)
+        return NULL;
+    slot_info *si = &store->info[slot];
+    if (!si->saved) return NULL;
+    *step = si->memo_step;
+    return (char *)si->ram + store->slot_bytes;
+}
+
+void mgr_store_memo_set(mgr_store *store, int64_t slot, int64_t step)
+{
+    if (store != NULL && slot >= 0 && slot < store->ram_slots) store->info[slot].memo_step = step;
 }
 
 uint64_t mgr_store_peak_bytes(const mgr_store *store)

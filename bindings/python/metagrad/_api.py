@@ -24,6 +24,7 @@ from ._lib import (Activation, CallbackModel as _CallbackModelStruct, Checkpoint
                    OutputsFn, ProgressFn, Projection, RunOptions, RunStats, MpiInfo, lib,
                    CALLBACK_MODEL_VERSION, CONTEXT_OPTIONS_VERSION, META_OPTIONS_VERSION,
                    MGD_OPTIONS_VERSION, MPI_INFO_VERSION, RUN_OPTIONS_VERSION, RUN_STATS_V2_FIELDS,
+                   RUN_STATS_V3_FIELDS,
                    RUN_STATS_VERSION)
 
 __all__ = ["Context", "Model", "Dataset", "Run", "Meta", "CallbackModel", "MGD"]
@@ -953,13 +954,20 @@ class Run(_Handle):
         st = RunStats()
         st.version = RUN_STATS_VERSION
         skip = {"version"}
-        try:
-            lib.mgrad_run_get_stats(ptr, ctypes.byref(st))
-        except VersionError:  # a library that knows version 1 only
-            st.version = 1
-            skip.update(RUN_STATS_V2_FIELDS)
-            self._call(lib.mgrad_run_get_stats, ptr, ctypes.byref(st))
-        except MetagradError:
+        # Ask for the newest version first; an older library refuses it, and
+        # the fields it does not know are left out.
+        for version, newer in ((RUN_STATS_VERSION, ()), (2, RUN_STATS_V3_FIELDS),
+                               (1, RUN_STATS_V2_FIELDS + RUN_STATS_V3_FIELDS)):
+            st.version = version
+            try:
+                lib.mgrad_run_get_stats(ptr, ctypes.byref(st))
+            except VersionError:
+                continue
+            except MetagradError:
+                self._call(lib.mgrad_run_get_stats, ptr, ctypes.byref(st))  # raise with message
+            skip.update(newer)
+            break
+        else:
             self._call(lib.mgrad_run_get_stats, ptr, ctypes.byref(st))  # raise with message
         out = {name: getattr(st, name) for name, _ in RunStats._fields_ if name not in skip}
         if "approximate" in out:

@@ -163,7 +163,7 @@ OutputsFn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int64, ctyp
 
 CONTEXT_OPTIONS_VERSION = 1
 RUN_OPTIONS_VERSION = 1
-RUN_STATS_VERSION = 2
+RUN_STATS_VERSION = 3
 META_OPTIONS_VERSION = 1
 MGD_OPTIONS_VERSION = 1
 CALLBACK_MODEL_VERSION = 1
@@ -229,6 +229,9 @@ class RunStats(ctypes.Structure):
         ("spilled_bytes", ctypes.c_int64),
         # version 2
         ("approximate", ctypes.c_int32),
+        # version 3
+        ("memo_bytes", ctypes.c_int64),
+        ("memo_hits", ctypes.c_int64),
     ]
 
 class MpiInfo(ctypes.Structure):
@@ -249,6 +252,7 @@ MPI_INFO_VERSION = 1
 #: Fields each mgrad_run_stats version adds (a library of version 1 is asked
 #: for version 1 and writes only its fields).
 RUN_STATS_V2_FIELDS = ("approximate",)
+RUN_STATS_V3_FIELDS = ("memo_bytes", "memo_hits")
 
 
 class MetaOptions(ctypes.Structure):

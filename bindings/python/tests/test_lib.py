@@ -72,7 +72,9 @@ def test_version_mismatch_refused(tmp_path):
 
 
 # Fields newer than some headers these bindings accept.
-GUARDS = {("mgrad_run_stats", "approximate"): "MGRAD_RUN_STATS_VERSION >= 2"}
+GUARDS = {("mgrad_run_stats", "approximate"): "MGRAD_RUN_STATS_VERSION >= 2",
+          ("mgrad_run_stats", "memo_bytes"): "MGRAD_RUN_STATS_VERSION >= 3",
+          ("mgrad_run_stats", "memo_hits"): "MGRAD_RUN_STATS_VERSION >= 3"}
 
 STRUCTS = {
     "mgrad_context_options": _lib.ContextOptions,
