@@ -1,7 +1,9 @@
 /*
  * test_store.c - the snapshot store: round trips in RAM and through the
  * spill file, identical bytes either way, no files left behind, I/O errors
- * reported as MGRAD_ERR_IO, peak-byte accounting.
+ * reported as MGRAD_ERR_IO, peak-byte accounting, and the memo that RAM
+ * slots carry (invalidated by a save, none on spilled slots, counted in the
+ * budget and the peak).
  */
 #include <check.h>
 #include <dirent.h>
@@ -277,6 +279,70 @@ START_TEST(test_failed_write)
 }
 END_TEST
 
+START_TEST(test_memo)
+{
+    mgrad_context *ctx = new_ctx();
+    char dir[256];
+    make_tmpdir(dir, sizeof dir);
+    enum { MEMO = 40 };
+    /* Budget: two slots of state + memo in RAM, the third spills. */
+    mgr_store *st;
+    ck_assert_int_eq(mgr_store_create(ctx, 3, BYTES, MEMO, 2 * (BYTES + MEMO) + 1, dir, &st),
+                     MGRAD_OK);
+    uint64_t rng = 3;
+    double a[NDBL], out[NDBL];
+    tu_fill(a, NDBL, &rng, 1.0);
+    int64_t held = 7;
+    ck_assert_ptr_null(mgr_store_memo(st, 0, &held)); /* never saved */
+    ck_assert_int_eq(held, -1);
+    for (int64_t k = 0; k < 3; k++) ck_assert_int_eq(mgr_store_save(st, k, 10 + k, a), MGRAD_OK);
+    ck_assert_uint_eq(mgr_store_peak_bytes(st), 2 * (BYTES + MEMO));
+    ck_assert_uint_eq(mgr_store_spilled_bytes(st), BYTES); /* the memo never spills */
+    ck_assert_ptr_null(mgr_store_memo(st, 2, &held));
+    ck_assert_int_eq(held, -1);
+    ck_assert_ptr_null(mgr_store_memo(st, 3, &held)); /* outside the store */
+
+    /* A fresh save holds no memo; a memo round-trips with its step; it
+       does not touch the state; a new save invalidates it. */
+    unsigned char *m = mgr_store_memo(st, 1, &held);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(held, -1);
+    for (int i = 0; i < MEMO; i++) m[i] = (unsigned char)(3 * i + 1);
+    mgr_store_memo_set(st, 1, 11);
+    unsigned char *m2 = mgr_store_memo(st, 1, &held);
+    ck_assert_ptr_eq(m2, m);
+    ck_assert_int_eq(held, 11);
+    for (int i = 0; i < MEMO; i++) ck_assert_uint_eq(m2[i], (unsigned char)(3 * i + 1));
+    int64_t step = -1;
+    ck_assert_int_eq(mgr_store_load(st, 1, &step, out), MGRAD_OK);
+    ck_assert_int_eq(step, 11);
+    ck_assert(memcmp(out, a, BYTES) == 0);
+    ck_assert_ptr_nonnull(mgr_store_memo(st, 1, &held)); /* loading keeps it */
+    ck_assert_int_eq(held, 11);
+    ck_assert_int_eq(mgr_store_save(st, 1, 12, a), MGRAD_OK);
+    ck_assert_ptr_nonnull(mgr_store_memo(st, 1, &held));
+    ck_assert_int_eq(held, -1);
+    mgr_store_memo_set(st, 2, 5); /* a spilled slot: ignored */
+    ck_assert_ptr_null(mgr_store_memo(st, 2, &held));
+    ck_assert_int_eq(held, -1);
+    mgr_store_destroy(st);
+    ck_assert_int_eq(rmdir(dir), 0);
+
+    /* Without a spill directory the memo counts in the budget. */
+    ck_assert_int_eq(mgr_store_create(ctx, 2, BYTES, MEMO, 2 * BYTES, NULL, &st),
+                     MGRAD_ERR_BUDGET);
+    ck_assert_int_eq(mgr_store_create(ctx, 2, BYTES, MEMO, 2 * (BYTES + MEMO), NULL, &st),
+                     MGRAD_OK);
+    mgr_store_destroy(st);
+    /* No memo: mgr_store_memo is always NULL. */
+    ck_assert_int_eq(mgr_store_create(ctx, 1, BYTES, 0, 0, NULL, &st), MGRAD_OK);
+    ck_assert_int_eq(mgr_store_save(st, 0, 0, a), MGRAD_OK);
+    ck_assert_ptr_null(mgr_store_memo(st, 0, &held));
+    mgr_store_destroy(st);
+    mgrad_context_destroy(ctx);
+}
+END_TEST
+
 START_TEST(test_create_errors)
 {
     mgrad_context *ctx = new_ctx();
@@ -312,6 +378,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_unwritable_dir);
     tcase_add_test(tc, test_failed_write);
     tcase_add_test(tc, test_create_errors);
+    tcase_add_test(tc, test_memo);
     suite_add_tcase(s, tc);
     return s;
 }
