@@ -44,6 +44,28 @@ void mgr_dataset_copy_row(const mgrad_dataset *ds, int64_t i, void *dst)
         for (size_t j = 0; j < F; j++) memcpy(d + 8 * j, pal + 8 * (size_t)code[j], 8);
 }
 
+void mgr_dataset_prefetch_row(const mgrad_dataset *ds, int64_t i)
+{
+#if defined(__GNUC__)
+    size_t F = (size_t)ds->features;
+    const char *p;
+    size_t bytes;
+    if (ds->codes != NULL) {
+        p = (const char *)(ds->codes + (size_t)i * F);
+        bytes = F;
+    } else {
+        size_t es = mgr_dtype_size(ds->ctx->dtype);
+        p = (const char *)ds->inputs + (size_t)i * F * es;
+        bytes = F * es;
+    }
+    for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off, 0, 0);
+    __builtin_prefetch(p + bytes - 1, 0, 0);
+#else
+    (void)ds;
+    (void)i;
+#endif
+}
+
 int64_t mgr_dataset_input_bytes(const mgrad_dataset *ds)
 {
     int64_t es = (int64_t)mgr_dtype_size(ds->ctx->dtype), count = ds->n * ds->features;

@@ -47,6 +47,11 @@ void mgr_dataset_release(mgrad_dataset *ds);
    a copy when dense, a palette lookup when compact. */
 void mgr_dataset_copy_row(const mgrad_dataset *ds, int64_t i, void *dst);
 
+/* Ask the cache for input row i ahead of mgr_dataset_copy_row: batches
+   read rows scattered over the set, and a row's first lines would
+   otherwise each wait for memory. */
+void mgr_dataset_prefetch_row(const mgrad_dataset *ds, int64_t i);
+
 /* Bytes the inputs occupy: n * features * dtype size when dense, n *
    features + palette_len * dtype size when compact. */
 int64_t mgr_dataset_input_bytes(const mgrad_dataset *ds);

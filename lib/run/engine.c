@@ -147,9 +147,13 @@ static int gather(const mgrad_run *run, engine *e, const chunk *c)
     const real *mw = c->wmeta != NULL ? c->wmeta->value : NULL;
     const mgrad_meta *soft = c->is_train ? run->meta_soft : NULL;
     int all_zero = 1;
+    enum { AHEAD = 2 }; /* rows prefetched ahead of the one copied */
+    for (size_t r = 0; r < AHEAD && r < c->count; r++)
+        mgr_dataset_prefetch_row(ds, c->rows[r]);
     for (size_t r = 0; r < c->count; r++) {
         int64_t i = c->rows[r];
         e->rows[r] = i;
+        if (r + AHEAD < c->count) mgr_dataset_prefetch_row(ds, c->rows[r + AHEAD]);
         if (c->is_train && run->input_meta != NULL && run->input_meta[i] >= 0) {
             const mgrad_meta *m = run->metas[run->input_meta[i]];
             memcpy(e->x + r * F, (const real *)m->value + (size_t)run->input_row[i] * F,
