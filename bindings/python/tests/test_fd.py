@@ -11,7 +11,7 @@ import math
 import pytest
 
 import metagrad as mg
-from _common import B, CONFIGS, NTRAIN, T, F, Fixture, SplitMix, rel_err
+from _common import B, C, CONFIGS, NTRAIN, T, F, Fixture, SplitMix, rel_err
 
 KINDS = [
     ("data_weights", 0), ("data_weights[4,9)", 1), ("pool_weights@7", 0),
@@ -165,3 +165,32 @@ def _lr_grad(fx):
     fx.run.train()
     fx.run.reverse()
     return lr.grad
+
+
+def test_forward_memo_stats():
+    """Batch 2: every slot carries a forward memo (docs/checkpointing.md);
+    store-all serves every reverse step from it, binomial most restores, and
+    the metagradients stay bit-identical."""
+    cfg = CONFIGS[1]
+    fx = Fixture(cfg)
+    grads, stats = {}, {}
+    try:
+        for checkpoint, extra in (("store_all", {}), ("binomial", {"checkpoint_slots": 3})):
+            run = mg.Run(fx.model, fx.train, validation=fx.val, steps=T, batch_size=2,
+                         shuffle_seed=5, lr=cfg.lr, momentum=cfg.momentum,
+                         weight_decay=cfg.weight_decay, checkpoint=checkpoint, **extra)
+            with run:
+                lr = run.add_meta("lr_schedule")
+                run.train()
+                run.reverse()
+                grads[checkpoint] = flat(lr.grad)
+                stats[checkpoint] = run.stats
+    finally:
+        fx.close()
+    memo = 2 * (8 + 8 + C) * 8  # batch × dense outputs × f64
+    for st in stats.values():
+        assert st["memo_bytes"] == memo
+    assert stats["store_all"]["memo_hits"] == T
+    assert 0 < stats["binomial"]["memo_hits"] <= T + stats["binomial"]["steps_recomputed"]
+    assert grads["binomial"] == grads["store_all"]
+    assert any(g != 0 for g in grads["store_all"])
