@@ -10,13 +10,17 @@ explicit batches, metaparameters = data weights (one per training image) and
 the per-step LR.  φ = mean validation cross-entropy at θ_T.
   ours:  mgrad_run_train + mgrad_run_reverse, binomial checkpointing with
          2⌈log2 T⌉ slots (and store-all when --store-all is given, and the
-         auto schedule in a state budget of N MiB with --budget-mib N);
+         auto schedule in a state budget of N MiB for each N of
+         --budget-mib N ...);
          the training set in compact storage (Dataset.compact: exact, one
          byte per pixel; --dense keeps 4-byte floats);
   torch: the T steps unrolled with torch.autograd.grad(create_graph=True),
          then φ.backward().
-Reports time and peak RSS of each side, their ratios, and the relative error
-‖a − b‖/‖b‖ of the two LR and data-weight metagradients.
+Repeats run interleaved (torch, then each of ours, then torch again ...), so
+that a slow spell of the machine hits every side of a repeat alike.
+Reports time and peak RSS of each side (medians), the time ratio of every
+repeat and their median, and the relative error ‖a − b‖/‖b‖ of the two LR
+and data-weight metagradients.
 
 cnn mode: the small ResNet of examples/small_resnet.c (same layers in both)
 on Fashion-MNIST, batch 64: images/s of plain training and of the
@@ -129,7 +133,7 @@ def child_ours(cfg):
                 batches=batches)
     if cfg["schedule"] == "store-all":
         opts.update(checkpoint="store_all")
-    elif cfg["schedule"] == "budget":
+    elif cfg["schedule"].startswith("budget"):
         opts.update(checkpoint="auto", checkpoint_budget_bytes=cfg["budget_mib"] << 20)
     else:
         slots = 2 * max(1, math.ceil(math.log2(T)))
@@ -155,7 +159,8 @@ def child_ours(cfg):
     out.update(phi=phi, train_s=t1 - t0, reverse_s=t2 - t1, total_s=t2 - t0,
                ctx_peak=ctx.memory()[1], rss=peak_rss(),
                slots=run.stats["checkpoint_slots"],
-               recomputed=run.stats["steps_recomputed"])
+               recomputed=run.stats["steps_recomputed"],
+               memo_hits=run.stats["memo_hits"])
     np.save(cfg["out"] + ".lr.npy", np.asarray(lrm.grad, dtype=np.float64))
     np.save(cfg["out"] + ".w.npy", np.asarray(wm.grad, dtype=np.float64))
     return out
@@ -320,8 +325,9 @@ def main():
                     help="element type of both sides (f64: to separate rounding from "
                          "disagreement)")
     ap.add_argument("--store-all", action="store_true", help="also run ours with store-all")
-    ap.add_argument("--budget-mib", type=int, default=0,
-                    help="also run ours with the auto schedule in this state budget")
+    ap.add_argument("--budget-mib", type=int, nargs="*", default=[],
+                    help="also run ours with the auto schedule in each of these state "
+                         "budgets (MiB)")
     ap.add_argument("--dense", action="store_true",
                     help="keep our training set as 4-byte floats (no Dataset.compact)")
     ap.add_argument("--plain", action="store_true", help="also time plain training (mlp)")
@@ -343,63 +349,66 @@ def main():
                          torch.__version__, args.repeats))
     with tempfile.TemporaryDirectory() as tmp:
         paths, n = prepare(tmp, args)
-        sides = [("torch", "unrolled"), ("ours", "binomial")]
+        sides = [("torch", "unrolled", 0), ("ours", "binomial", 0)]
         if args.store_all:
-            sides.append(("ours", "store-all"))
-        if args.budget_mib > 0:
-            sides.append(("ours", "budget"))
+            sides.append(("ours", "store-all", 0))
+        for mib in args.budget_mib:
+            sides.append(("ours", "budget %d MiB" % mib, mib))
         for T in args.steps:
-            res = {}
-            for side, sched in sides:
-                runs = []
-                for rep in range(args.repeats):
+            runs = {(side, sched): [] for side, sched, _ in sides}
+            for rep in range(args.repeats):  # interleaved: see the docstring
+                for side, sched, mib in sides:
+                    done = runs[(side, sched)]
+                    if done and "error" in done[-1]:
+                        continue
                     cfg = dict(mode=args.mode, steps=T, batch=args.batch, hidden=args.hidden,
                                lr=args.lr, threads=args.threads, paths=paths,
                                dtype=args.dtype, compact=not args.dense, n=n,
-                               budget_mib=args.budget_mib,
-                               schedule=sched, plain=args.plain,
-                               out=os.path.join(tmp, "%s-%s-%d" % (side, sched, T)))
+                               budget_mib=mib, schedule=sched, plain=args.plain,
+                               out=os.path.join(tmp, "%s-%s-%d" % (side, sched.replace(" ", "_"), T)))
                     r = run_child(side, cfg, args.timeout)
-                    runs.append(r)
-                    if "error" in r:
-                        break
-                ok = [r for r in runs if "error" not in r]
+                    r["out"] = cfg["out"]
+                    done.append(r)
+            res = {}
+            for key, rs in runs.items():
+                ok = [r for r in rs if "error" not in r]
                 if not ok:
-                    res[(side, sched)] = runs[-1]
+                    res[key] = rs[-1]
                     continue
-                med = {k: float(np.median([r[k] for r in ok])) for k in ok[0]}
-                med["out"] = cfg["out"]
-                if len(runs) > 1:  # medians hide spread: show every repeat
+                med = {k: float(np.median([r[k] for r in ok])) for k in ok[0] if k != "out"}
+                med["out"] = ok[0]["out"]
+                med["runs"] = rs
+                if len(rs) > 1:  # medians hide spread: show every repeat
                     med["per_repeat"] = ", ".join(
                         "%.2f s %.0f MiB" % (r["total_s"], r["rss"] / 2**20)
-                        if "error" not in r else r["error"] for r in runs)
-                res[(side, sched)] = med
+                        if "error" not in r else r["error"] for r in rs)
+                res[key] = med
             report(args, T, n, res)
 
 
 def report(args, T, n, res):
     B = args.batch
     print("\nT = %d (%d images/step, %d training images)" % (T, B, n))
-    print("  %-18s %9s %9s %9s %9s %11s %10s %10s" % (
+    print("  %-22s %9s %9s %9s %9s %11s %10s %10s" % (
         "side", "train s", "reverse s", "total s", "plain s", "peak RSS", "ctx peak",
         "meta img/s"))
     for (side, sched), r in res.items():
         name = "%s %s" % (side, sched)
         if "error" in r:
-            print("  %-18s %s" % (name, r["error"]))
+            print("  %-22s %s" % (name, r["error"]))
             continue
-        print("  %-18s %9.2f %9.2f %9.2f %9s %8.0f MiB %6s MiB %10.0f" % (
+        print("  %-22s %9.2f %9.2f %9.2f %9s %8.0f MiB %6s MiB %10.0f" % (
             name, r["train_s"], r["reverse_s"], r["total_s"],
             "%.2f" % r["plain_s"] if "plain_s" in r else "-", r["rss"] / 2**20,
             "%.0f" % (r["ctx_peak"] / 2**20) if "ctx_peak" in r else "-",
             T * B / r["total_s"]))
         if "plain_s" in r:
-            print("  %-18s plain training %.0f images/s" % ("", T * B / r["plain_s"]))
+            print("  %-22s plain training %.0f images/s" % ("", T * B / r["plain_s"]))
         if "per_repeat" in r:
-            print("  %-18s repeats: %s" % ("", r["per_repeat"]))
+            print("  %-22s repeats: %s" % ("", r["per_repeat"]))
         if "slots" in r:
-            print("  %-18s %d checkpoint slots, %d steps recomputed" % (
-                "", r["slots"], r["recomputed"]))
+            print("  %-22s %d checkpoint slots, %d steps recomputed, %d forward passes "
+                  "from the memo" % ("", r["slots"], r["recomputed"], r["memo_hits"]))
     t = res.get(("torch", "unrolled"), {})
     for key, r in res.items():
         if key[0] != "ours" or "error" in r:
@@ -410,6 +419,12 @@ def report(args, T, n, res):
             continue
         line = "  %s / torch: time %.3fx, peak RSS %.3fx" % (
             name, r["total_s"] / t["total_s"], r["rss"] / t["rss"])
+        pairs = [(a["total_s"] / b["total_s"]) for a, b in zip(r.get("runs", []),
+                                                                t.get("runs", []))
+                 if "error" not in a and "error" not in b]
+        if len(pairs) > 1:
+            line += " (per repeat %s; median %.3fx)" % (
+                " ".join("%.3f" % x for x in pairs), float(np.median(pairs)))
         if args.mode == "mlp":
             lr_a, lr_b = np.load(r["out"] + ".lr.npy"), np.load(t["out"] + ".lr.npy")
             w_a, w_b = np.load(r["out"] + ".w.npy"), np.load(t["out"] + ".w.npy")
