@@ -143,21 +143,26 @@ def test_checkpoint_schedules_bit_identical(checkpoint, extra):
         ref.close()
     fx = Fixture(cfg)
     try:
-        run = mg.Run(fx.model, fx.train, validation=fx.val, steps=T, batch_size=B,
-                     shuffle_seed=5, lr=cfg.lr, momentum=cfg.momentum,
-                     weight_decay=cfg.weight_decay, checkpoint=checkpoint, **extra)
-        with run:
-            lr = run.add_meta("lr_schedule")
-            run.train()
-            run.reverse()
-            assert flat(lr.grad) == g_ref
-            st = run.stats
-            assert st["reverse_steps"] == T
-            assert st["checkpoint"] in ("store_all", "replay", "binomial")
-            if checkpoint != "auto":
-                assert st["checkpoint"] == checkpoint and st["steps_recomputed"] > 0
+        g, st = _lr_grad_of_run(fx, cfg, checkpoint, B, **extra)
+        assert g == g_ref
+        assert st["reverse_steps"] == T
+        assert st["checkpoint"] in ("store_all", "replay", "binomial")
+        if checkpoint != "auto":
+            assert st["checkpoint"] == checkpoint and st["steps_recomputed"] > 0
     finally:
         fx.close()
+
+
+def _lr_grad_of_run(fx, cfg, checkpoint, batch_size, **extra):
+    """dφ/dη of a new run on fx's model and data, and the run's stats."""
+    run = mg.Run(fx.model, fx.train, validation=fx.val, steps=T, batch_size=batch_size,
+                 shuffle_seed=5, lr=cfg.lr, momentum=cfg.momentum,
+                 weight_decay=cfg.weight_decay, checkpoint=checkpoint, **extra)
+    with run:
+        lr = run.add_meta("lr_schedule")
+        run.train()
+        run.reverse()
+        return flat(lr.grad), run.stats
 
 
 def _lr_grad(fx):
@@ -176,15 +181,8 @@ def test_forward_memo_stats():
     grads, stats = {}, {}
     try:
         for checkpoint, extra in (("store_all", {}), ("binomial", {"checkpoint_slots": 3})):
-            run = mg.Run(fx.model, fx.train, validation=fx.val, steps=T, batch_size=2,
-                         shuffle_seed=5, lr=cfg.lr, momentum=cfg.momentum,
-                         weight_decay=cfg.weight_decay, checkpoint=checkpoint, **extra)
-            with run:
-                lr = run.add_meta("lr_schedule")
-                run.train()
-                run.reverse()
-                grads[checkpoint] = flat(lr.grad)
-                stats[checkpoint] = run.stats
+            grads[checkpoint], stats[checkpoint] = _lr_grad_of_run(fx, cfg, checkpoint, 2,
+                                                                   **extra)
     finally:
         fx.close()
     memo = 2 * (8 + 8 + C) * 8  # batch × dense outputs × f64
