@@ -100,6 +100,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (app_prepare_out(o.out) != 0) return 2;
     if (o.select < 1 || o.select >= o.pool || o.seeds < 1 || o.seeds > 16 ||
         o.meta_steps < 1 || o.meta_steps > 500) {
         fprintf(stderr, "need 1 <= select < pool, 1 <= seeds <= 16, 1 <= meta-steps <= 500\n");
@@ -249,9 +250,12 @@ int main(int argc, char **argv)
     }
     char path[4096];
     snprintf(path, sizeof path, "%s/data_selection.csv", o.out);
+    int failures = 0;
     if (app_write_csv(path, "method(0=whole,1=random,2=small_loss,3=mgd),test_accuracy_mean,"
-                      "test_accuracy_std,defective_share", rows, 4, 4) != 0)
+                      "test_accuracy_std,defective_share", rows, 4, 4) != 0) {
         perror(path);
+        failures++;
+    }
     double pct[4], pct_sd[4];
     for (int k = 0; k < 4; k++) {
         pct[k] = 100 * mean[k];
@@ -259,12 +263,16 @@ int main(int argc, char **argv)
     }
     snprintf(path, sizeof path, "%s/data_selection.png", o.out);
     if (ex_plot_bars(path, "Data selection on a defective Fashion-MNIST pool",
-                     "test accuracy (%)", names, pct, pct_sd, 4) != 0)
+                     "test accuracy (%)", names, pct, pct_sd, 4) != 0) {
         perror(path);
-    app_plot_progress(o.out, "data_selection_progress.png", "MGD data selection", log,
-                      o.meta_steps);
-    printf("wrote %s/data_selection.csv, data_selection.png, data_selection_progress.png\n",
-           o.out);
+        failures++;
+    }
+    if (app_plot_progress(o.out, "data_selection_progress.png", "MGD data selection", log,
+                          o.meta_steps) != 0)
+        failures++;
+    int status = app_outputs_done(
+        o.out, "data_selection.csv, data_selection.png, data_selection_progress.png",
+        failures);
 
     free(log); free(counts); free(sel); free(random_sel);
     free(ident); free(defect); free(labels); free(x); free(perm);
@@ -274,5 +282,5 @@ int main(int argc, char **argv)
     mgrad_dataset_destroy(all);
     mgrad_dataset_destroy(test);
     mgrad_context_destroy(ctx);
-    return 0;
+    return status;
 }

@@ -131,6 +131,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (app_prepare_out(out) != 0) return 2;
     if (meta_steps < 1 || meta_steps > 1000 || seeds < 1 || seeds > 16) {
         fprintf(stderr, "need 1 <= meta-steps <= 1000 and 1 <= seeds <= 16\n");
         return 2;
@@ -224,19 +225,26 @@ int main(int argc, char **argv)
         for (int k = 0; k < NMETHODS; k++) rows[t * (NMETHODS + 1) + 1 + k] = sched[k][t];
     }
     snprintf(path, sizeof path, "%s/lr_schedule.csv", out);
+    int failures = 0;
     if (app_write_csv(path, "step,constant,step_decay,cosine,one_cycle,mgd", rows, (int)T,
-                      NMETHODS + 1) != 0)
+                      NMETHODS + 1) != 0) {
         perror(path);
+        failures++;
+    }
     ex_series series[NMETHODS];
     for (int k = 0; k < NMETHODS; k++)
         series[k] = (ex_series){names[k], steps, sched[k], (int)T};
     snprintf(path, sizeof path, "%s/lr_schedule.png", out);
     if (ex_plot_lines(path, "Learning-rate schedules (tuned on held-out data)", "step",
-                      "learning rate", series, NMETHODS) != 0)
+                      "learning rate", series, NMETHODS) != 0) {
         perror(path);
-    app_plot_progress(out, "lr_schedule_progress.png", "MGD on the learning-rate schedule", log,
-                      meta_steps);
-    printf("wrote %s/lr_schedule.csv, lr_schedule.png, lr_schedule_progress.png\n", out);
+        failures++;
+    }
+    if (app_plot_progress(out, "lr_schedule_progress.png", "MGD on the learning-rate schedule",
+                          log, meta_steps) != 0)
+        failures++;
+    int status = app_outputs_done(out, "lr_schedule.csv, lr_schedule.png, "
+                                  "lr_schedule_progress.png", failures);
 
     for (int k = 0; k < NMETHODS; k++) free(sched[k]);
     free(basis); free(rows); free(steps); free(log);
@@ -246,5 +254,5 @@ int main(int argc, char **argv)
     mgrad_dataset_destroy(s.test);
     mgrad_dataset_destroy(all);
     mgrad_context_destroy(ctx);
-    return 0;
+    return status;
 }

@@ -63,6 +63,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (app_prepare_out(out) != 0) return 2;
     if (meta_steps < 1 || meta_steps > 2000 || seeds < 1 || seeds > 16) {
         fprintf(stderr, "need 1 <= meta-steps <= 2000 and 1 <= seeds <= 16\n");
         return 2;
@@ -172,16 +173,23 @@ int main(int argc, char **argv)
         pct_sd[k] = 100 * sd[k];
     }
     snprintf(path, sizeof path, "%s/poisoning.csv", out);
+    int failures = 0;
     if (app_write_csv(path, "attack(0=clean,1=noise,2=label_flip,3=mgd),test_accuracy_mean,"
-                      "test_accuracy_std,drop", table, NATTACKS, 4) != 0)
+                      "test_accuracy_std,drop", table, NATTACKS, 4) != 0) {
         perror(path);
+        failures++;
+    }
     snprintf(path, sizeof path, "%s/poisoning.png", out);
     if (ex_plot_bars(path, "Victim accuracy after poisoning 2.5% of the training images",
-                     "test accuracy (%)", names, pct, pct_sd, NATTACKS) != 0)
+                     "test accuracy (%)", names, pct, pct_sd, NATTACKS) != 0) {
         perror(path);
-    app_plot_progress(out, "poisoning_progress.png", "MGD poisoning: loss the attacker raises",
-                      log, meta_steps);
-    printf("wrote %s/poisoning.csv, poisoning.png, poisoning_progress.png\n", out);
+        failures++;
+    }
+    if (app_plot_progress(out, "poisoning_progress.png",
+                          "MGD poisoning: loss the attacker raises", log, meta_steps) != 0)
+        failures++;
+    int status = app_outputs_done(out, "poisoning.csv, poisoning.png, poisoning_progress.png",
+                                  failures);
 
     for (int k = 1; k < NATTACKS; k++) mgrad_dataset_destroy(sets[k]);
     free(xa); free(ya); free(poison); free(log);
@@ -192,5 +200,5 @@ int main(int argc, char **argv)
     mgrad_dataset_destroy(test);
     mgrad_dataset_destroy(all);
     mgrad_context_destroy(ctx);
-    return 0;
+    return status;
 }

@@ -5,9 +5,11 @@
 
 #include "plot.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #ifndef APP_FMNIST_DIR
@@ -155,6 +157,49 @@ int app_progress(int64_t step, double phi, double score, double seconds, void *l
            (long long)step, phi, score, seconds);
     fflush(stdout);
     return 0;
+}
+
+int app_prepare_out(const char *dir)
+{
+    char path[4096];
+    int n = snprintf(path, sizeof path, "%s", dir);
+    if (n <= 0 || (size_t)n >= sizeof path) {
+        fprintf(stderr, "output directory name too long or empty: \"%s\"\n", dir);
+        return -1;
+    }
+    /* mkdir -p: each prefix ending before a '/', then the whole path */
+    for (char *p = path + 1; ; p++) {
+        if (*p != '/' && *p != '\0') continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(path, 0777) != 0 && errno != EEXIST) {
+            fprintf(stderr, "cannot create output directory %s: %s\n", path, strerror(errno));
+            return -1;
+        }
+        *p = c;
+        if (c == '\0') break;
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "output directory %s is not a directory\n", dir);
+        return -1;
+    }
+    if (access(dir, W_OK | X_OK) != 0) {
+        fprintf(stderr, "cannot write to output directory %s: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int app_outputs_done(const char *dir, const char *files, int failures)
+{
+    if (failures == 0) {
+        printf("wrote %s/%s\n", dir, files);
+        return 0;
+    }
+    fprintf(stderr, "%d output file(s) in %s could not be written (see above)\n", failures,
+            dir);
+    return 1;
 }
 
 int app_plot_progress(const char *dir, const char *name, const char *title,

@@ -78,6 +78,17 @@ int app_plot_progress(const char *dir, const char *name, const char *title,
 
 void app_mean_std(const double *x, int n, double *mean, double *std);
 
+/* Make DIR and its parents if missing and check that files can be created
+   in it, so that a bad --out fails before the computation rather than after;
+   prints why not to stderr and returns -1. */
+int app_prepare_out(const char *dir);
+
+/* After writing the outputs FILES (for the message) into DIR: "wrote ..." when
+   failures == 0, else a line naming the directory (perror said why).
+   Returns the program's exit status: 0, or 1 when something was not
+   written. */
+int app_outputs_done(const char *dir, const char *files, int failures);
+
 /* Write a CSV (header + rows of doubles); returns 0 or -1. */
 int app_write_csv(const char *path, const char *header, const double *rows, int nrows,
                   int ncols);
