@@ -601,6 +601,66 @@ START_TEST(test_backward_rop)
 }
 END_TEST
 
+/* The forward memo (mgr_graph_forward_memo): memo_out records the dense
+   nodes' values; memo_in replaces their products, so a forward at another θ
+   with the memo reproduces every node of the first forward bit for bit
+   (the other nodes depend on θ only through the dense ones here). */
+START_TEST(test_forward_memo)
+{
+    for (int variant = 0; variant < 2; variant++) {
+        mlp m;
+        mlp_setup_variant(&m, (uint64_t)_i + 23, variant);
+        const mgr_graph *g = &m.t.g;
+        size_t P = m.P, nx = m.rows * m.nin, want = 0;
+        for (int32_t k = 1; k < g->num_nodes; k++)
+            if (g->nodes[k].kind == MGR_OP_DENSE) want += m.rows * (size_t)g->nodes[k].size;
+        ck_assert_uint_eq(mgr_graph_memo_elems(g, m.rows), want);
+        uint64_t st = (uint64_t)_i * 104729 + 17;
+        double *theta = dalloc(P), *other = dalloc(P), *x = dalloc(nx), *memo = dalloc(want);
+        tu_fill(theta, P, &st, 0.8);
+        tu_fill(x, nx, &st, 1.5);
+        for (size_t j = 0; j < P; j++) other[j] = theta[j] + 0.25;
+        /* plain forward: the reference values of every node */
+        mgr_graph_forward_f64(g, m.ws, m.rows, theta, x);
+        double *ref[MAX_NODES] = {0};
+        for (int32_t k = 1; k < g->num_nodes; k++) {
+            size_t n = m.rows * (size_t)g->nodes[k].size;
+            ref[k] = dalloc(n);
+            memcpy(ref[k], m.ws->val[k], n * sizeof(double));
+        }
+        /* memo_out: same values, and the memo holds the dense ones in order */
+        for (size_t j = 0; j < want; j++) memo[j] = NAN;
+        mgr_graph_forward_memo_f64(g, m.ws, m.rows, theta, x, NULL, memo);
+        size_t off = 0;
+        for (int32_t k = 1; k < g->num_nodes; k++) {
+            size_t n = m.rows * (size_t)g->nodes[k].size;
+            ck_assert(memcmp(m.ws->val[k], ref[k], n * sizeof(double)) == 0);
+            if (g->nodes[k].kind != MGR_OP_DENSE) continue;
+            ck_assert(memcmp(memo + off, ref[k], n * sizeof(double)) == 0);
+            off += n;
+        }
+        /* memo_in at another θ: the products are not recomputed */
+        mgr_graph_forward_memo_f64(g, m.ws, m.rows, other, x, memo, NULL);
+        for (int32_t k = 1; k < g->num_nodes; k++) {
+            size_t n = m.rows * (size_t)g->nodes[k].size;
+            ck_assert_msg(memcmp(m.ws->val[k], ref[k], n * sizeof(double)) == 0,
+                          "variant %d: node %d differs with the memo", variant, (int)k);
+        }
+        /* without it, the other θ gives other values (the test can fail) */
+        mgr_graph_forward_f64(g, m.ws, m.rows, other, x);
+        int32_t last = g->num_nodes - 1;
+        ck_assert(memcmp(m.ws->val[last], ref[last],
+                         m.rows * (size_t)g->nodes[last].size * sizeof(double)) != 0);
+        for (int32_t k = 1; k < g->num_nodes; k++) free(ref[k]);
+        free(theta);
+        free(other);
+        free(x);
+        free(memo);
+        mlp_teardown(&m);
+    }
+}
+END_TEST
+
 /* The same pass on one buffer set twice gives identical results: backward
    and tangent_backward zero what they accumulate into. */
 START_TEST(test_mlp_repeatable)
@@ -821,6 +881,7 @@ Suite *make_suite(void)
 
     tc = tcase_create("graph");
     tcase_add_loop_test(tc, test_backward_rop, 0, 4);
+    tcase_add_loop_test(tc, test_forward_memo, 0, 4);
     tcase_add_loop_test(tc, test_mlp_hvp, 0, 4);
     tcase_add_test(tc, test_mlp_repeatable);
     tcase_add_test(tc, test_null_directions);
