@@ -758,9 +758,19 @@ END_TEST
 START_TEST(test_gemm_vs_naive)
 {
     int ta = _i & 1, tb = (_i >> 1) & 1;
-    for (uint64_t seed = 1; seed <= 6; seed++) {
+    /* Products between OpenBLAS's one-thread size and 2 M multiply-adds,
+       which mgr_gemm cuts into pieces: by rows, by rows with a short last
+       piece, by columns, and a single row. */
+    static const size_t big[][3] = {{128, 10, 256}, {33, 257, 97}, {10, 300, 128},
+                                    {1, 2000, 600}};
+    for (uint64_t seed = 1; seed <= 10; seed++) {
         uint64_t st = seed * 104729 + (uint64_t)_i;
         size_t m = (size_t)tu_rand_int(&st, 1, 9), n = (size_t)tu_rand_int(&st, 1, 9), k = (size_t)tu_rand_int(&st, 1, 9);
+        if (seed > 6) {
+            m = big[seed - 7][0];
+            n = big[seed - 7][1];
+            k = big[seed - 7][2];
+        }
         /* Row strides larger than needed check lda/ldb/ldc handling. */
         size_t arows = ta ? k : m, acols = ta ? m : k;
         size_t brows = tb ? n : k, bcols = tb ? k : n;

@@ -5,20 +5,20 @@
 #include <cblas.h>
 
 #include "kernels/kernels.h"
-#include "mgrad_config.h"
 
-#if MGRAD_HAVE_OPENBLAS
-int openblas_get_num_threads(void);
-void openblas_set_num_threads(int num_threads);
-
-/* Products below this many multiply-adds run on one thread: waking and
-   joining OpenBLAS's other threads costs more than they save (measured on
-   2 cores: 128x10x256 takes 11 us on one thread and 26 us on two; the
-   break-even is near 128x64x256).  The thread count is process-wide; it is
-   restored right after the call.  Results do not depend on it: OpenBLAS
-   splits the rows and columns of C between threads, never k. */
-#define MGR_GEMM_ONE_THREAD_BELOW 2.0e6
-#endif
+/* OpenBLAS multiplies on one thread when m·n·k <= 65536 × its
+   GEMM_MULTITHREAD_THRESHOLD (4 unless built otherwise: 262144), and
+   otherwise on all its threads.  Just above that, waking and joining the
+   other threads costs more than they save (measured on 2 cores:
+   128x10x256 takes 12 us on one thread and 30 us on two; the break-even is
+   near 128x64x256, 2 M multiply-adds).  Products between the two sizes are
+   therefore cut along their longer output side into pieces at most that
+   threshold, which OpenBLAS runs on the calling thread.  The process-wide
+   thread count is never touched (other threads of the caller may be using
+   BLAS at the same time), and each element of C is still one dot product,
+   computed the same way every time. */
+#define MGR_GEMM_ONE_THREAD_MNK 262144.0
+#define MGR_GEMM_SPLIT_BELOW_MNK 2.0e6
 
 static void gemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, real alpha,
                  const real *a, size_t lda, const real *b, size_t ldb, real beta, real *c,
@@ -48,16 +48,29 @@ void R(mgr_gemm)(int trans_a, int trans_b, size_t m, size_t n, size_t k, real al
                 c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j];
         return;
     }
-#if MGRAD_HAVE_OPENBLAS
-    if ((double)m * (double)n * (double)k < MGR_GEMM_ONE_THREAD_BELOW) {
-        int threads = openblas_get_num_threads();
-        if (threads > 1) {
-            openblas_set_num_threads(1);
-            gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-            openblas_set_num_threads(threads);
+    double mnk = (double)m * (double)n * (double)k;
+    if (mnk > MGR_GEMM_ONE_THREAD_MNK && mnk < MGR_GEMM_SPLIT_BELOW_MNK) {
+        /* pieces of whole rows of C (op(A) rows), else of whole columns */
+        size_t rows = (size_t)(MGR_GEMM_ONE_THREAD_MNK / ((double)n * (double)k));
+        size_t cols = (size_t)(MGR_GEMM_ONE_THREAD_MNK / ((double)m * (double)k));
+        if (rows >= 8 && rows < m) {
+            rows -= rows % 8;
+            for (size_t i = 0; i < m; i += rows) {
+                size_t mi = m - i < rows ? m - i : rows;
+                gemm(trans_a, trans_b, mi, n, k, alpha, trans_a ? a + i : a + i * lda, lda, b,
+                     ldb, beta, c + i * ldc, ldc);
+            }
+            return;
+        }
+        if (cols >= 8 && cols < n) {
+            cols -= cols % 8;
+            for (size_t j = 0; j < n; j += cols) {
+                size_t nj = n - j < cols ? n - j : cols;
+                gemm(trans_a, trans_b, m, nj, k, alpha, a, lda, trans_b ? b + j * ldb : b + j,
+                     ldb, beta, c + j, ldc);
+            }
             return;
         }
     }
-#endif
     gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
