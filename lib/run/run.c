@@ -228,16 +228,19 @@ mgrad_status mgr_run_build(mgrad_run **out, mgrad_context *ctx, const char *fn,
        its memo).  With a spill directory the budget limits RAM only, so the
        schedule is unconstrained. */
     if (s == MGRAD_OK) {
-        uint64_t state_bytes = (uint64_t)run->state_len * esize + run->memo_bytes;
+        uint64_t slot_bytes = (uint64_t)run->state_len * esize + run->memo_bytes;
         int64_t max_slots = 0;
         if (opts->checkpoint_budget_bytes > 0 && opts->spill_dir == NULL) {
-            max_slots = (int64_t)(opts->checkpoint_budget_bytes / state_bytes);
+            max_slots = (int64_t)(opts->checkpoint_budget_bytes / slot_bytes);
             if (max_slots == 0)
                 s = mgr_error(ctx, MGRAD_ERR_BUDGET, "%s: "
-                              "options.checkpoint_budget_bytes = %llu holds no optimizer "
-                              "state; one state takes %llu bytes and at least 1 slot is "
-                              "needed", fn, (unsigned long long)opts->checkpoint_budget_bytes,
-                              (unsigned long long)state_bytes);
+                              "options.checkpoint_budget_bytes = %llu holds no checkpoint "
+                              "slot; one slot takes %llu bytes (optimizer state %llu, "
+                              "forward memo %llu) and at least 1 slot is needed", fn,
+                              (unsigned long long)opts->checkpoint_budget_bytes,
+                              (unsigned long long)slot_bytes,
+                              (unsigned long long)(run->state_len * esize),
+                              (unsigned long long)run->memo_bytes);
         }
         if (s == MGRAD_OK)
             s = mgr_schedule_plan(ctx, opts->checkpoint, run->steps, opts->checkpoint_slots,
