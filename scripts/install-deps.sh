@@ -2,10 +2,15 @@
 # Install what building, testing and the demos need on Debian 12 (as root).
 # Skips apt when every package is already installed.
 set -eu
+# clang + libclang-rt-14-dev: the libFuzzer targets (tests/fuzz).
+# libblas-dev, libblas3, liblapack3: the reference-BLAS build the tests also run.
+# python3-mesonpy, python3-venv, python3-pip: `pip install` of the bindings.
 PACKAGES="build-essential g++ meson ninja-build pkg-config libopenblas-dev liblapacke-dev
 check zlib1g-dev python3 python3-numpy python3-pytest python3-setuptools
 python3-matplotlib valgrind dataset-fashion-mnist
-libopenmpi-dev openmpi-bin"
+libopenmpi-dev openmpi-bin
+clang libclang-rt-14-dev libblas-dev libblas3 liblapack3
+python3-mesonpy python3-venv python3-pip"
 missing=""
 for p in $PACKAGES; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
