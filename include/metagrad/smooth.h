@@ -5,9 +5,9 @@
  * model, Lanczos extremes).  docs/smoothness.md defines them and lists the
  * choices that raise metasmoothness.
  *
- * Metagradients only help when training is metasmooth (PAPER_NOTES.md,
- * "Smooth model training").  Writing A(z) for θ_T as a function of the
- * metaparameter z and φ(z) for the output function, with three training
+ * Metagradients only help when training is metasmooth (Engstrom et al.
+ * 2025, "Smooth model training").  Writing A(z) for θ_T as a function of
+ * the metaparameter z and φ(z) for the output function, with three training
  * runs and no metagradient:
  *     θ_0 = A(z),  θ_h = A(z + hv),  θ_2h = A(z + 2hv),  d = |θ_2h − θ_0|,
  *     Ŝ = Σ_i d_i sign(θ_h − θ_0)_i sign(θ_2h − θ_h)_i / Σ_i d_i   ∈ [−1, 1],
