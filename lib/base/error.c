@@ -42,8 +42,7 @@ mgrad_status mgr_error(mgrad_context *ctx, mgrad_status status, const char *fmt,
         va_start(ap, fmt);
         vsnprintf(ctx->last_error, sizeof ctx->last_error, fmt, ap);
         va_end(ap);
-        if (ctx->log_fn != NULL && ctx->log_level <= MGRAD_LOG_ERROR)
-            ctx->log_fn(MGRAD_LOG_ERROR, ctx->last_error, ctx->log_user_data);
+        mgr_log(ctx, MGRAD_LOG_ERROR, "%s", ctx->last_error);
     }
     return status;
 }

@@ -43,11 +43,6 @@ void R(mgr_axpy)(size_t n, real a, const real *x, real *y)
     for (size_t i = 0; i < n; i++) y[i] += a * x[i];
 }
 
-void R(mgr_scal)(size_t n, real a, real *x)
-{
-    for (size_t i = 0; i < n; i++) x[i] *= a;
-}
-
 void R(mgr_copy)(size_t n, const real *x, real *y)
 {
     if (n > 0 && x != y) memcpy(y, x, n * sizeof(real));
@@ -95,10 +90,3 @@ void R(mgr_add_colsum)(size_t rows, size_t cols, const real *x, real *out)
     }
 }
 
-void R(mgr_add_rowvec)(size_t rows, size_t cols, const real *b, real *y)
-{
-    for (size_t r = 0; r < rows; r++) {
-        real *row = y + r * cols;
-        for (size_t j = 0; j < cols; j++) row[j] += b[j];
-    }
-}

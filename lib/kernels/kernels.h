@@ -39,8 +39,6 @@ double R(mgr_dot)(size_t n, const real *x, const real *y);
 double R(mgr_sum)(size_t n, const real *x);
 /* y += a x */
 void R(mgr_axpy)(size_t n, real a, const real *x, real *y);
-/* x *= a */
-void R(mgr_scal)(size_t n, real a, real *x);
 /* y = x */
 void R(mgr_copy)(size_t n, const real *x, real *y);
 /* x = 0 */
@@ -49,7 +47,5 @@ void R(mgr_zero)(size_t n, real *x);
 long long R(mgr_first_nonfinite)(size_t n, const real *x);
 /* out[j] += Σ_rows x[r, j]  (column sums of x [rows, cols]) */
 void R(mgr_add_colsum)(size_t rows, size_t cols, const real *x, real *out);
-/* y[r, :] += b  for every row r of y [rows, cols] */
-void R(mgr_add_rowvec)(size_t rows, size_t cols, const real *b, real *y);
 
 #endif /* MGRAD_KERNELS_H */
