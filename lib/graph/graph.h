@@ -8,6 +8,8 @@
  * b [size]; a conv2d node W [out_c, in_c, k, k] then b [out_c] (torch's
  * layout); batch norm γ [channels] then β [channels]; layer norm γ [size]
  * then β [size].  Shapes per example are [C, H, W] for image features.
+ * What each op is (shapes, parameters, passes) is its definition in the op
+ * table (op.h); the code here and in graph_exec.c never asks for a kind.
  */
 #ifndef MGRAD_GRAPH_H
 #define MGRAD_GRAPH_H
@@ -15,32 +17,13 @@
 #include <stdint.h>
 
 #include "base/base.h"
+#include "graph/op.h"
 #include "metagrad/model.h"
 
-typedef enum mgr_op_kind {
-    MGR_OP_INPUT = 0,
-    MGR_OP_DENSE = 1,
-    MGR_OP_TANH = 2,
-    MGR_OP_SIGMOID = 3,
-    MGR_OP_RELU = 4,
-    MGR_OP_GELU = 5,
-    MGR_OP_SOFTPLUS = 6,
-    MGR_OP_SCALE = 7,
-    MGR_OP_ADD = 8,
-    MGR_OP_CONV2D = 9,
-    MGR_OP_AVG_POOL = 10,
-    MGR_OP_MAX_POOL = 11,
-    MGR_OP_GLOBAL_AVG_POOL = 12,
-    MGR_OP_BATCH_NORM = 13,
-    MGR_OP_LAYER_NORM = 14,
-    MGR_OP_DROPOUT = 15,
-    MGR_OP_FLATTEN = 16,
-    MGR_OP_COUNT = 17
-} mgr_op_kind;
 
 #define MGR_MAX_NDIM 3
 
-typedef struct mgr_node {
+struct mgr_node {
     mgr_op_kind kind;
     int32_t in0, in1;             /* producer nodes, -1 when unused */
     int32_t ndim;                 /* output shape per example */
@@ -55,14 +38,14 @@ typedef struct mgr_node {
     int32_t padding;              /* CONV2D: zero padding on each side */
     double eps;                   /* BATCH_NORM, LAYER_NORM: added to the variance */
     double rate;                  /* DROPOUT: probability p of zeroing an element */
-} mgr_node;
+};
 
-typedef struct mgr_graph {
+struct mgr_graph {
     int32_t num_nodes;
     int32_t capacity;
     mgr_node *nodes;              /* nodes[0] is the input */
     int64_t num_params;
-} mgr_graph;
+};
 
 /* The model object (internal view).  A run copies graph (mgr_graph_copy)
    and theta at creation, so the model is never frozen by runs. */
@@ -90,13 +73,14 @@ static inline const mgr_node *mgr_graph_output(const mgr_graph *g)
     return &g->nodes[g->num_nodes - 1];
 }
 /* The forward memo (docs/architecture.md, "Forward memo"): a node is
-   memoised when its forward is a GEMM (dense, conv2d) and it has no other
-   side effects, so that copying its values back replaces the product.
-   Elements of a memo for `rows` examples: Σ over memoised nodes of
-   rows × size, laid out in node order. */
+   memoised when its op says so (MGR_OP_FLAG_MEMOISED: its forward is a
+   GEMM, dense or conv2d, with no other side effects), so that copying its
+   values back replaces the product.  Elements of a memo for `rows`
+   examples: Σ over memoised nodes of rows × size, laid out in node order. */
 static inline int mgr_node_memoised(const mgr_node *nd)
 {
-    return nd->kind == MGR_OP_DENSE || nd->kind == MGR_OP_CONV2D;
+    const mgr_op_def *def = mgr_op_def_of(nd->kind);
+    return def != NULL && (def->flags & MGR_OP_FLAG_MEMOISED) != 0;
 }
 size_t mgr_graph_memo_elems(const mgr_graph *g, size_t rows);
 /* Fill theta[num_params] with every node's initialiser from `seed`.
@@ -107,5 +91,9 @@ mgrad_status mgr_graph_init_params(mgrad_context *ctx, const mgr_graph *g,
    a no-op for parameter-free nodes.  Same draws as mgr_graph_init_params. */
 mgrad_status mgr_graph_init_node(mgrad_context *ctx, const mgr_graph *g, int32_t node,
                                  uint64_t seed, double *theta);
+
+/* The first node whose op couples the rows of a batch
+   (MGR_OP_FLAG_COUPLES_ROWS: batch norm), or -1 when none does. */
+int32_t mgr_graph_first_row_coupling(const mgr_graph *g);
 
 #endif /* MGRAD_GRAPH_H */

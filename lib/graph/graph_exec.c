@@ -1,6 +1,7 @@
 /*
- * graph_exec.c - typed execution of a graph: the workspace, the op dispatch
- * table and the four graph-level passes (see graph_exec.h for the contract).
+ * graph_exec.c - typed execution of a graph: the workspace and the four
+ * graph-level passes (see graph_exec.h for the contract), a driver over the
+ * op table (op.h) that never asks for an op's kind.
  *
  * Buffers of node k are ws->val[k], ->tan[k], ->adj[k], ->tadj[k], each
  * [rows, size_k] row-major.  Node 0 (the input) owns no buffers: its value,
@@ -12,32 +13,6 @@
 #include <string.h>
 
 #include "graph/graph_exec.h"
-#include "graph/ops.h"
-
-#define MGR_OP_ENTRY(name)                                                     \
-    { R(mgr_##name##_forward), R(mgr_##name##_backward), R(mgr_##name##_tangent), \
-      R(mgr_##name##_tangent_backward) }
-
-const R(mgr_op_vt) R(mgr_op_table)[MGR_OP_COUNT] = {
-    [MGR_OP_INPUT] = { NULL, NULL, NULL, NULL },
-    [MGR_OP_DENSE] = MGR_OP_ENTRY(dense),
-    [MGR_OP_TANH] = MGR_OP_ENTRY(tanh),
-    [MGR_OP_SIGMOID] = MGR_OP_ENTRY(sigmoid),
-    [MGR_OP_RELU] = MGR_OP_ENTRY(relu),
-    [MGR_OP_GELU] = MGR_OP_ENTRY(gelu),
-    [MGR_OP_SOFTPLUS] = MGR_OP_ENTRY(softplus),
-    [MGR_OP_SCALE] = MGR_OP_ENTRY(scale),
-    [MGR_OP_ADD] = MGR_OP_ENTRY(add),
-    [MGR_OP_CONV2D] = MGR_OP_ENTRY(conv2d),
-    [MGR_OP_AVG_POOL] = MGR_OP_ENTRY(avg_pool),
-    [MGR_OP_MAX_POOL] = MGR_OP_ENTRY(max_pool),
-    [MGR_OP_GLOBAL_AVG_POOL] = MGR_OP_ENTRY(global_avg_pool),
-    [MGR_OP_BATCH_NORM] = MGR_OP_ENTRY(batch_norm),
-    [MGR_OP_LAYER_NORM] = MGR_OP_ENTRY(layer_norm),
-    [MGR_OP_DROPOUT] = MGR_OP_ENTRY(dropout),
-    [MGR_OP_FLATTEN] = MGR_OP_ENTRY(flatten),
-};
-#undef MGR_OP_ENTRY
 
 /* ---- workspace ---------------------------------------------------------- */
 
@@ -69,17 +44,10 @@ mgrad_status R(mgr_graph_ws_create)(mgrad_context *ctx, const mgr_graph *g,
     /* One scratch area, shared by the nodes in turn (ops run one at a time). */
     size_t scratch = 0;
     for (size_t k = 1; k < n; k++) {
-        const mgr_node *nd = &g->nodes[k];
-        if (nd->kind == MGR_OP_CONV2D) {
-            /* 2 K N without overflow, K = in_c k k, N = oh ow (sizes that fit) */
-            size_t K = (size_t)g->nodes[nd->in0].shape[0];
-            size_t kk = (size_t)nd->kernel * (size_t)nd->kernel;
-            size_t N = (size_t)nd->shape[1] * (size_t)nd->shape[2];
-            if (kk != 0 && K > SIZE_MAX / 4 / kk) goto too_large;
-            K *= kk;
-            if (N != 0 && K > SIZE_MAX / sizeof(real) / 2 / N) goto too_large;
-        }
         size_t need = mgr_op_scratch(g, (int32_t)k);
+        /* SIZE_MAX: the op's count overflows; the margin keeps the padding
+           to a cache line below from overflowing too. */
+        if (need > SIZE_MAX / sizeof(real) - 64) goto too_large;
         if (need > scratch) scratch = need;
     }
     scratch = padded_count(scratch);
@@ -211,7 +179,7 @@ void R(mgr_graph_forward_memo)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t r
             memcpy(ws->val[k], memo_in + off, n * sizeof(real));
         } else {
             fill_args(&a, g, ws, k, rows, theta, x);
-            R(mgr_op_table)[nd->kind].forward(&a);
+            R(mgr_op_passes_of)(nd->kind)->forward(&a);
         }
         if (n > 0 && memo_out != NULL) memcpy(memo_out + off, ws->val[k], n * sizeof(real));
         off += n;
@@ -258,39 +226,33 @@ void R(mgr_graph_backward)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
         a.xbar = node_adj(ws, nd->in0, xbar);
         a.x1bar = nd->in1 >= 0 ? node_adj(ws, nd->in1, xbar) : NULL;
         a.pbar = nd->param_count > 0 && grad != NULL ? grad + nd->param_offset : NULL;
-        R(mgr_op_table)[nd->kind].backward(&a);
+        R(mgr_op_passes_of)(nd->kind)->backward(&a);
     }
 }
 
 /* Whether node k's tangent_backward reads its primal adjoint ȳ when run by
    the R-op (u on every parameter, hu wanted, xdot = NULL): 1 = yes,
    0 = no, -1 = not analysed (the caller then runs the full adjoint pass).
-   Dense reads ȳ for ȳ U (when x̄˙ is wanted) and ȳᵀ ẋ (when ẋ ≠ 0); smooth
-   activations for ȳ f''(x) ẋ; ReLU and the linear ops never do. */
+   Each op answers with a rule (op.h, mgr_ybar_reads); this applies it to
+   the node: (x̄)˙ is wanted unless the node reads the input and the caller
+   does not want x̄˙, and ẋ is zero when no parameter direction reaches the
+   input. */
 static int tb_reads_ybar(const mgr_graph *g, int32_t k, int want_xbardot)
 {
     const mgr_node *nd = &g->nodes[k];
     int has_xbardot = nd->in0 != 0 || want_xbardot;
-    switch (nd->kind) {
-    case MGR_OP_DENSE:
-        return has_xbardot || !tan_known_zero(g, nd->in0, 1, 0, 0);
-    case MGR_OP_TANH:
-    case MGR_OP_SIGMOID:
-    case MGR_OP_GELU:
-    case MGR_OP_SOFTPLUS:
-        return has_xbardot;
-    case MGR_OP_RELU:
-    case MGR_OP_SCALE:
-    case MGR_OP_ADD:
-    case MGR_OP_AVG_POOL:
-    case MGR_OP_MAX_POOL:
-    case MGR_OP_GLOBAL_AVG_POOL:
-    case MGR_OP_DROPOUT:
-    case MGR_OP_FLATTEN:
+    switch (mgr_op_def_of(nd->kind)->ybar_reads) {
+    case MGR_YBAR_NEVER:
         return 0;
-    default:
-        return -1;
+    case MGR_YBAR_FOR_XBARDOT:
+        return has_xbardot;
+    case MGR_YBAR_FOR_XBARDOT_OR_XDOT:
+        return has_xbardot || !tan_known_zero(g, nd->in0, 1, 0, 0);
+    case MGR_YBAR_ALL:
+    case MGR_YBAR_UNANSWERED: /* refused by mgr_graph_append; be safe anyway */
+        break;
     }
+    return -1;
 }
 
 void R(mgr_graph_backward_rop)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
@@ -328,7 +290,7 @@ void R(mgr_graph_backward_rop)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t r
         a.ybar = ws->adj[k];
         a.xbar = xb;
         a.x1bar = x1b;
-        R(mgr_op_table)[nd->kind].backward(&a);
+        R(mgr_op_passes_of)(nd->kind)->backward(&a);
     }
 }
 
@@ -350,7 +312,7 @@ void R(mgr_graph_tangent)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
         a.xdot = node_tan(g, ws, nd->in0, u, xdot);
         a.x1dot = nd->in1 >= 0 ? node_tan(g, ws, nd->in1, u, xdot) : NULL;
         a.u = nd->param_count > 0 && u != NULL ? u + nd->param_offset : NULL;
-        R(mgr_op_table)[nd->kind].tangent(&a);
+        R(mgr_op_passes_of)(nd->kind)->tangent(&a);
     }
 }
 
@@ -389,6 +351,6 @@ void R(mgr_graph_tangent_backward)(const mgr_graph *g, R(mgr_graph_ws) *ws,
         a.x1bardot = nd->in1 >= 0 ? node_tadj(ws, nd->in1, xbardot) : NULL;
         a.u = nd->param_count > 0 && u != NULL ? u + nd->param_offset : NULL;
         a.pbardot = nd->param_count > 0 && hu != NULL ? hu + nd->param_offset : NULL;
-        R(mgr_op_table)[nd->kind].tangent_backward(&a);
+        R(mgr_op_passes_of)(nd->kind)->tangent_backward(&a);
     }
 }

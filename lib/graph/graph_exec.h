@@ -49,15 +49,27 @@ typedef struct R(mgr_op_args) {
     int64_t row0;                 /* dropout: mask row of the chunk's row 0 */
 } R(mgr_op_args);
 
-typedef struct R(mgr_op_vt) {
+/* An op's four passes (its definition, op.h, points at the f32 and f64
+   tables).  Each op's file defines them with MGR_OP_PASS_TABLE. */
+typedef struct R(mgr_op_passes) {
     void (*forward)(const R(mgr_op_args) *a);
     void (*backward)(const R(mgr_op_args) *a);
     void (*tangent)(const R(mgr_op_args) *a);
     void (*tangent_backward)(const R(mgr_op_args) *a);
-} R(mgr_op_vt);
+} R(mgr_op_passes);
 
-/* Dispatch table keyed by mgr_op_kind (the input node's entry is unused). */
-extern const R(mgr_op_vt) R(mgr_op_table)[MGR_OP_COUNT];
+/* The pass table of op `name` from its four functions, named
+   <prefix>_forward, _backward, _tangent and _tangent_backward. */
+#define MGR_OP_PASS_TABLE(name, prefix)                                    \
+    const R(mgr_op_passes) R(mgr_##name##_passes) = {                      \
+        prefix##_forward, prefix##_backward, prefix##_tangent,             \
+        prefix##_tangent_backward }
+
+/* The passes of op `kind` (not the input). */
+static inline const R(mgr_op_passes) *R(mgr_op_passes_of)(mgr_op_kind kind)
+{
+    return mgr_op_def_of(kind)->R(passes);
+}
 
 /* Workspace for batches of up to max_rows rows. */
 typedef struct R(mgr_graph_ws) {
@@ -79,15 +91,12 @@ typedef struct R(mgr_graph_ws) {
 } R(mgr_graph_ws);
 
 /* Elements of scratch node k needs, whatever the number of rows (per-row
-   work reuses it): conv2d keeps one im2col matrix [in_c k k, oh ow]. */
+   work reuses it; conv2d keeps one im2col matrix [in_c k k, oh ow]): its
+   op's answer (op.h), 0 for ops that need none, SIZE_MAX on overflow. */
 static inline size_t mgr_op_scratch(const mgr_graph *g, int32_t k)
 {
-    const mgr_node *nd = &g->nodes[k];
-    if (nd->kind != MGR_OP_CONV2D) return 0;
-    const mgr_node *x = &g->nodes[nd->in0];
-    size_t K = (size_t)x->shape[0] * (size_t)nd->kernel * (size_t)nd->kernel;
-    size_t N = (size_t)nd->shape[1] * (size_t)nd->shape[2];
-    return K * N;
+    const mgr_op_def *def = mgr_op_def_of(g->nodes[k].kind);
+    return def->scratch != NULL ? def->scratch(g, k) : 0;
 }
 
 mgrad_status R(mgr_graph_ws_create)(mgrad_context *ctx, const mgr_graph *g,

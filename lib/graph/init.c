@@ -29,6 +29,10 @@
  * (torch's layout flattened): fan_in = in_c k k, fan_out = out_c k k, b has
  * out_c values drawn at counters out_c * fan_in + i; so DEFAULT is torch.nn.Conv2d's default, U(±1/sqrt(fan_in))
  * for W and b.  Batch and layer norm: γ = 1, β = 0 (no draws).
+ *
+ * Which initialiser a node gets is its op's (op.h, mgr_op_def.init): the
+ * dense and conv2d definitions call mgr_init_weights with their matrix
+ * shape and fans, the norms' fill γ and β themselves.
  */
 #include <lapacke.h>
 #include <math.h>
@@ -151,44 +155,18 @@ done:
     return status;
 }
 
-mgrad_status mgr_graph_init_node(mgrad_context *ctx, const mgr_graph *g, int32_t node,
-                                 uint64_t seed, double *theta)
+mgrad_status mgr_init_weights(mgrad_context *ctx, mgrad_init init, int32_t node,
+                              int64_t rows, int64_t cols, int64_t fan_out, uint64_t seed,
+                              double *w)
 {
-    MGRAD_RETURN_IF(ctx, g == NULL, MGRAD_ERR_NULL, "init: graph is NULL");
-    MGRAD_RETURN_IF(ctx, node < 0 || node >= g->num_nodes, MGRAD_ERR_INTERNAL,
-                    "init: node %d out of range", (int)node);
-    const mgr_node *nd = &g->nodes[node];
-    if (nd->param_count == 0) return MGRAD_OK;
-    MGRAD_RETURN_IF(ctx, theta == NULL, MGRAD_ERR_NULL, "init: parameter buffer is NULL");
-
-    if (nd->kind == MGR_OP_BATCH_NORM || nd->kind == MGR_OP_LAYER_NORM) {
-        /* γ = 1 then β = 0, as torch. */
-        int64_t half = nd->param_count / 2;
-        double *gamma = theta + nd->param_offset;
-        for (int64_t i = 0; i < half; i++) gamma[i] = 1.0;
-        memset(gamma + half, 0, (size_t)half * sizeof *gamma);
-        return MGRAD_OK;
-    }
-    MGRAD_RETURN_IF(ctx, nd->kind != MGR_OP_DENSE && nd->kind != MGR_OP_CONV2D,
-                    MGRAD_ERR_INTERNAL, "init: node %d has parameters but no initialiser",
-                    (int)node);
-
-    /* W as a matrix [rows, cols]: dense [out, in]; conv [out_c, in_c k k].
-       fan_in = cols; fan_out = out (dense) or out_c k k (conv, as torch). */
-    int64_t rows = nd->kind == MGR_OP_CONV2D ? nd->shape[0] : nd->size;
-    int64_t cols = nd->kind == MGR_OP_CONV2D
-                       ? g->nodes[nd->in0].shape[0] * nd->kernel * nd->kernel
-                       : g->nodes[nd->in0].size;
     int64_t fan_in = cols;
-    int64_t fan_out = nd->kind == MGR_OP_CONV2D ? rows * nd->kernel * nd->kernel : rows;
     int64_t nw = rows * cols;
-    double *w = theta + nd->param_offset;
     double *b = w + nw;
     int64_t nb = rows;
     uint64_t s = init_stream(node);
     double dfi = (double)fan_in, dfo = (double)fan_out;
 
-    switch (nd->init) {
+    switch (init) {
     case MGRAD_INIT_DEFAULT:
         fill_uniform(w, nw, 1.0 / sqrt(dfi), seed, s, 0);
         fill_uniform(b, nb, 1.0 / sqrt(dfi), seed, s, (uint64_t)nw);
@@ -213,10 +191,25 @@ mgrad_status mgr_graph_init_node(mgrad_context *ctx, const mgr_graph *g, int32_t
         break;
     default:
         return mgr_error(ctx, MGRAD_ERR_INTERNAL, "init: node %d has unknown initialiser %d",
-                         (int)node, (int)nd->init);
+                         (int)node, (int)init);
     }
     memset(b, 0, (size_t)nb * sizeof *b);
     return MGRAD_OK;
+}
+
+mgrad_status mgr_graph_init_node(mgrad_context *ctx, const mgr_graph *g, int32_t node,
+                                 uint64_t seed, double *theta)
+{
+    MGRAD_RETURN_IF(ctx, g == NULL, MGRAD_ERR_NULL, "init: graph is NULL");
+    MGRAD_RETURN_IF(ctx, node < 0 || node >= g->num_nodes, MGRAD_ERR_INTERNAL,
+                    "init: node %d out of range", (int)node);
+    const mgr_node *nd = &g->nodes[node];
+    if (nd->param_count == 0) return MGRAD_OK;
+    MGRAD_RETURN_IF(ctx, theta == NULL, MGRAD_ERR_NULL, "init: parameter buffer is NULL");
+    const mgr_op_def *def = mgr_op_def_of(nd->kind);
+    MGRAD_RETURN_IF(ctx, def == NULL || def->init == NULL, MGRAD_ERR_INTERNAL,
+                    "init: node %d has parameters but no initialiser", (int)node);
+    return def->init(ctx, g, node, seed, theta);
 }
 
 mgrad_status mgr_graph_init_params(mgrad_context *ctx, const mgr_graph *g,

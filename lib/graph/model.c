@@ -122,18 +122,14 @@ mgrad_status mgrad_model_add_dense(mgrad_model *model, int64_t units, mgrad_init
 mgrad_status mgrad_model_add_activation(mgrad_model *model, mgrad_activation activation)
 {
     if (model == NULL) return MGRAD_ERR_NULL;
-    mgr_op_kind kind;
-    switch (activation) {
-    case MGRAD_ACTIVATION_TANH: kind = MGR_OP_TANH; break;
-    case MGRAD_ACTIVATION_SIGMOID: kind = MGR_OP_SIGMOID; break;
-    case MGRAD_ACTIVATION_RELU: kind = MGR_OP_RELU; break;
-    case MGRAD_ACTIVATION_GELU: kind = MGR_OP_GELU; break;
-    case MGRAD_ACTIVATION_SOFTPLUS: kind = MGR_OP_SOFTPLUS; break;
-    default:
-        return mgr_error(model->ctx, MGRAD_ERR_INVALID,
-                         "mgrad_model_add_activation: unknown activation %d (use an "
-                         "MGRAD_ACTIVATION_* value)", (int)activation);
-    }
+    /* The op whose definition offers this activation (op.h). */
+    mgr_op_kind kind = MGR_OP_INPUT;
+    for (int k = MGR_OP_INPUT + 1; k < MGR_OP_COUNT && kind == MGR_OP_INPUT; k++)
+        if (activation != 0 && mgr_op_def_of((mgr_op_kind)k)->activation == (int32_t)activation)
+            kind = (mgr_op_kind)k;
+    MGRAD_RETURN_IF(model->ctx, kind == MGR_OP_INPUT, MGRAD_ERR_INVALID,
+                    "mgrad_model_add_activation: unknown activation %d (use an "
+                    "MGRAD_ACTIVATION_* value)", (int)activation);
     return model_append(model, node_after_output(model, kind));
 }
 

@@ -8,9 +8,50 @@
  *
  * Each activation supplies σ, σ' and σ'' as inline functions of x and of
  * y = σ(x) (whichever is cheaper and more accurate); one macro stamps out the
- * four passes so that every loop is the same simple loop.
+ * four passes so that every loop is the same simple loop, another the op's
+ * definition.  Adding one: docs/architecture.md, "Ops".
  * Rules: docs/derivations.md, "Elementwise activations".
+ *
+ * Like every ops_<family>.c, this file is compiled three times: without
+ * MGRAD_REAL_BITS it gives the ops' definitions (op.h), with 32 and 64
+ * their passes.
  */
+/* Whether σ'' can be nonzero (both halves read this).  tangent_backward
+   reads ȳ only in ȳ σ''(x) ẋ, so an activation with σ'' = 0 (ReLU) never
+   reads it and the R-op's backward can skip computing it. */
+#define tanh_has_d2 1
+#define sigmoid_has_d2 1
+#define relu_has_d2 0
+#define gelu_has_d2 1
+#define softplus_has_d2 1
+
+#ifndef MGRAD_REAL_BITS
+/* ---- the definitions (untyped, compiled once) ---------------------------- */
+
+#include "graph/graph.h"
+
+/* An activation: same shape as its input, no parameters, no scratch.
+   `activation` is the MGRAD_ACTIVATION_* value that selects it in
+   mgrad_model_add_activation (0: none). */
+#define MGR_ACTIVATION_DEF(op, label, activation_value)                         \
+    const mgr_op_def mgr_op_##op = {                                            \
+        .name = label,                                                          \
+        .inputs = 1,                                                            \
+        .activation = activation_value,                                         \
+        .infer = mgr_infer_same_shape,                                          \
+        .ybar_reads = op##_has_d2 ? MGR_YBAR_FOR_XBARDOT : MGR_YBAR_NEVER,      \
+        MGR_OP_PASSES(op),                                                      \
+    };
+
+MGR_ACTIVATION_DEF(tanh, "tanh", MGRAD_ACTIVATION_TANH)
+MGR_ACTIVATION_DEF(sigmoid, "sigmoid", MGRAD_ACTIVATION_SIGMOID)
+MGR_ACTIVATION_DEF(relu, "relu", MGRAD_ACTIVATION_RELU)
+MGR_ACTIVATION_DEF(gelu, "gelu", MGRAD_ACTIVATION_GELU)
+MGR_ACTIVATION_DEF(softplus, "softplus", MGRAD_ACTIVATION_SOFTPLUS)
+
+#else
+/* ---- the passes (typed, compiled for f32 and f64) ------------------------ */
+
 #include <assert.h>
 
 #include "graph/ops.h"
@@ -64,16 +105,8 @@ static inline real softplus_d2(real x, real y)
     return s * (1 - s);
 }
 
-/* Whether f'' can be nonzero: ReLU's tangent-backward then never reads ȳ,
-   which lets the R-op's backward skip computing it (graph_exec.c). */
-#define tanh_has_d2 1
-#define sigmoid_has_d2 1
-#define relu_has_d2 0
-#define gelu_has_d2 1
-#define softplus_has_d2 1
-
 #define MGR_ELEMENTWISE_OP(name)                                                  \
-    void R(mgr_##name##_forward)(const R(mgr_op_args) *a)                         \
+    static void name##_forward(const R(mgr_op_args) *a)                           \
     {                                                                             \
         assert(a->in_size == (size_t)a->node->size);                              \
         size_t n = a->rows * a->in_size;                                          \
@@ -81,7 +114,7 @@ static inline real softplus_d2(real x, real y)
         real *restrict y = a->y;                                                  \
         for (size_t i = 0; i < n; i++) y[i] = name##_f(x[i]);                     \
     }                                                                             \
-    void R(mgr_##name##_backward)(const R(mgr_op_args) *a)                        \
+    static void name##_backward(const R(mgr_op_args) *a)                          \
     {                                                                             \
         if (a->xbar == NULL) return;                                              \
         size_t n = a->rows * a->in_size;                                          \
@@ -90,7 +123,7 @@ static inline real softplus_d2(real x, real y)
         real *restrict xb = a->xbar;                                              \
         for (size_t i = 0; i < n; i++) xb[i] += yb[i] * name##_d1(x[i], y[i]);    \
     }                                                                             \
-    void R(mgr_##name##_tangent)(const R(mgr_op_args) *a)                         \
+    static void name##_tangent(const R(mgr_op_args) *a)                           \
     {                                                                             \
         size_t n = a->rows * a->in_size;                                          \
         const real *restrict x = a->x, *restrict y = a->y;                        \
@@ -102,7 +135,7 @@ static inline real softplus_d2(real x, real y)
         }                                                                         \
         for (size_t i = 0; i < n; i++) yd[i] = name##_d1(x[i], y[i]) * xd[i];     \
     }                                                                             \
-    void R(mgr_##name##_tangent_backward)(const R(mgr_op_args) *a)                \
+    static void name##_tangent_backward(const R(mgr_op_args) *a)                  \
     {                                                                             \
         if (a->xbardot == NULL) return;                                           \
         size_t n = a->rows * a->in_size;                                          \
@@ -117,10 +150,13 @@ static inline real softplus_d2(real x, real y)
         for (size_t i = 0; i < n; i++)                                            \
             xbd[i] += ybd[i] * name##_d1(x[i], y[i]) +                            \
                       yb[i] * name##_d2(x[i], y[i]) * xd[i];                      \
-    }
+    }                                                                             \
+    MGR_OP_PASS_TABLE(name, name);
 
 MGR_ELEMENTWISE_OP(tanh)
 MGR_ELEMENTWISE_OP(sigmoid)
 MGR_ELEMENTWISE_OP(relu)
 MGR_ELEMENTWISE_OP(gelu)
 MGR_ELEMENTWISE_OP(softplus)
+
+#endif

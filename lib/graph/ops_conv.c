@@ -20,9 +20,90 @@
  *                (W̄)˙ += (ȳ)˙ col(x)ᵀ + ȳ col(ẋ)ᵀ;   (b̄)˙ += Σ_N (ȳ)˙
  *
  * Examples are processed one at a time so that the scratch (one [K, N]
- * matrix, a->scratch; see mgr_op_scratch) does not grow with the batch.
+ * matrix, a->scratch; see conv2d_scratch) does not grow with the batch.
  * Rules: docs/derivations.md, "Conv2d".
+ *
+ * Like every ops_<family>.c, this file is compiled three times: without
+ * MGRAD_REAL_BITS it gives the op's definition (op.h), with 32 and 64 its
+ * passes.
  */
+#ifndef MGRAD_REAL_BITS
+/* ---- the definition (untyped, compiled once) ----------------------------- */
+
+#include "graph/graph.h"
+
+/* The caller sets shape[0] = out channels, kernel, stride, padding, init. */
+static mgrad_status conv2d_infer(mgrad_context *ctx, const mgr_graph *g, mgr_node *node,
+                                 int64_t *param_count)
+{
+    const mgr_node *x = &g->nodes[node->in0];
+    int64_t oc = node->shape[0], oh = 0, ow = 0;
+    MGRAD_RETURN_IF(ctx, oc < 1 || oc > INT32_MAX, MGRAD_ERR_INVALID,
+                    "conv2d: out_channels must be 1 to %d (got %lld)", (int)INT32_MAX,
+                    (long long)oc);
+    MGRAD_RETURN_IF(ctx, !mgr_init_known(node->init), MGRAD_ERR_INVALID,
+                    "conv2d: unknown initialiser %d (use an mgrad_init value)",
+                    (int)node->init);
+    MGRAD_FORWARD(mgr_infer_window(ctx, g, node, &oh, &ow));
+    /* W [oc, ic, k, k] plus b [oc]; every factor is bounded by sizes that
+       already fit, so only the products need checks. */
+    int64_t kk = (int64_t)node->kernel * node->kernel;
+    MGRAD_RETURN_IF(ctx, x->shape[0] > INT64_MAX / kk, MGRAD_ERR_INVALID,
+                    "conv2d: kernel %d is too large", (int)node->kernel);
+    int64_t fan_in = x->shape[0] * kk;
+    MGRAD_RETURN_IF(ctx, fan_in > INT64_MAX / (oc + 1) || oh * ow > INT64_MAX / oc,
+                    MGRAD_ERR_INVALID,
+                    "conv2d: %lld output channels is too many for this input",
+                    (long long)oc);
+    int64_t count = oc * fan_in + oc;
+    MGRAD_FORWARD(mgr_check_param_total(ctx, g, node, count));
+    mgr_node_set_shape3(node, oc, oh, ow);
+    *param_count = count;
+    return MGRAD_OK;
+}
+
+/* One im2col matrix [K, N], K = in_c k k, N = oh ow. */
+static size_t conv2d_scratch(const mgr_graph *g, int32_t k)
+{
+    const mgr_node *nd = &g->nodes[k];
+    size_t K = (size_t)g->nodes[nd->in0].shape[0];
+    size_t kk = (size_t)nd->kernel * (size_t)nd->kernel;
+    size_t N = (size_t)nd->shape[1] * (size_t)nd->shape[2];
+    if (kk != 0 && K > SIZE_MAX / kk) return SIZE_MAX;
+    K *= kk;
+    if (N != 0 && K > SIZE_MAX / N) return SIZE_MAX;
+    return K * N;
+}
+
+/* W as the matrix [out_c, in_c k k]: fan_in = in_c k k, fan_out = out_c k k
+   (as torch). */
+static mgrad_status conv2d_init(mgrad_context *ctx, const mgr_graph *g, int32_t k,
+                                uint64_t seed, double *theta)
+{
+    const mgr_node *nd = &g->nodes[k];
+    int64_t kk = (int64_t)nd->kernel * nd->kernel;
+    int64_t rows = nd->shape[0], cols = g->nodes[nd->in0].shape[0] * kk;
+    return mgr_init_weights(ctx, nd->init, k, rows, cols, rows * kk, seed,
+                            theta + nd->param_offset);
+}
+
+const mgr_op_def mgr_op_conv2d = {
+    .name = "conv2d",
+    .inputs = 1,
+    .flags = MGR_OP_FLAG_MEMOISED,
+    .infer = conv2d_infer,
+    .scratch = conv2d_scratch,
+    /* Like the dense layer's, its tangent_backward reads ȳ for (x̄)˙ (Uᵀ ȳ)
+       and, with ẋ ≠ 0, for (W̄)˙ (ȳ col(ẋ)ᵀ); not yet analysed, so the
+       R-op's backward keeps every adjoint. */
+    .ybar_reads = MGR_YBAR_ALL,
+    .init = conv2d_init,
+    MGR_OP_PASSES(conv2d),
+};
+
+#else
+/* ---- the passes (typed, compiled for f32 and f64) ------------------------ */
+
 #include <assert.h>
 #include <string.h>
 
@@ -148,7 +229,7 @@ static void add_channel_sums(const conv_dims *d, size_t rows, const real *y, rea
 }
 
 /* y = W col(x) + b */
-void R(mgr_conv2d_forward)(const R(mgr_op_args) *a)
+static void conv2d_forward(const R(mgr_op_args) *a)
 {
     conv_dims d = dims_of(a);
     const real *W = a->p, *b = W + d.OC * d.K;
@@ -163,7 +244,7 @@ void R(mgr_conv2d_forward)(const R(mgr_op_args) *a)
 }
 
 /* x̄ += col2im(Wᵀ ȳ);  W̄ += ȳ col(x)ᵀ;  b̄ += Σ_N ȳ */
-void R(mgr_conv2d_backward)(const R(mgr_op_args) *a)
+static void conv2d_backward(const R(mgr_op_args) *a)
 {
     conv_dims d = dims_of(a);
     const real *W = a->p;
@@ -185,7 +266,7 @@ void R(mgr_conv2d_backward)(const R(mgr_op_args) *a)
 }
 
 /* ẏ = W col(ẋ) + U col(x) + u_b */
-void R(mgr_conv2d_tangent)(const R(mgr_op_args) *a)
+static void conv2d_tangent(const R(mgr_op_args) *a)
 {
     conv_dims d = dims_of(a);
     const real *W = a->p, *U = a->u;
@@ -208,7 +289,7 @@ void R(mgr_conv2d_tangent)(const R(mgr_op_args) *a)
 
 /* (x̄)˙ += col2im(Wᵀ (ȳ)˙ + Uᵀ ȳ);  (W̄)˙ += (ȳ)˙ col(x)ᵀ + ȳ col(ẋ)ᵀ;
    (b̄)˙ += Σ_N (ȳ)˙ */
-void R(mgr_conv2d_tangent_backward)(const R(mgr_op_args) *a)
+static void conv2d_tangent_backward(const R(mgr_op_args) *a)
 {
     conv_dims d = dims_of(a);
     const real *W = a->p, *U = a->u;
@@ -234,3 +315,7 @@ void R(mgr_conv2d_tangent_backward)(const R(mgr_op_args) *a)
     if (a->pbardot != NULL)
         add_channel_sums(&d, a->rows, a->ybardot, a->pbardot + d.OC * d.K);
 }
+
+MGR_OP_PASS_TABLE(conv2d, conv2d);
+
+#endif

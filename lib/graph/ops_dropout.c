@@ -15,7 +15,37 @@
  * p = 0 the op is the identity.  The seed, step and training flag come from
  * the workspace (R(mgr_graph_ws)); the engine sets them.
  * Rules: docs/derivations.md, "Dropout".
+ *
+ * Like every ops_<family>.c, this file is compiled three times: without
+ * MGRAD_REAL_BITS it gives the op's definition (op.h), with 32 and 64 its
+ * passes.
  */
+#ifndef MGRAD_REAL_BITS
+/* ---- the definition (untyped, compiled once) ----------------------------- */
+
+#include "graph/graph.h"
+
+/* The caller sets rate = p. */
+static mgrad_status dropout_infer(mgrad_context *ctx, const mgr_graph *g, mgr_node *node,
+                                  int64_t *param_count)
+{
+    MGRAD_RETURN_IF(ctx, !(node->rate >= 0 && node->rate < 1), MGRAD_ERR_INVALID,
+                    "dropout: p must be in [0, 1) (got %g)", node->rate);
+    return mgr_infer_same_shape(ctx, g, node, param_count);
+}
+
+const mgr_op_def mgr_op_dropout = {
+    .name = "dropout",
+    .inputs = 1,
+    .infer = dropout_infer,
+    /* A fixed linear map within a step: no second-order term. */
+    .ybar_reads = MGR_YBAR_NEVER,
+    MGR_OP_PASSES(dropout),
+};
+
+#else
+/* ---- the passes (typed, compiled for f32 and f64) ------------------------ */
+
 #include "base/rng.h"
 #include "graph/ops.h"
 
@@ -53,16 +83,20 @@ static void apply_mask(const R(mgr_op_args) *a, const real *src, real *dst, int 
     }
 }
 
-void R(mgr_dropout_forward)(const R(mgr_op_args) *a) { apply_mask(a, a->x, a->y, 0); }
+static void dropout_forward(const R(mgr_op_args) *a) { apply_mask(a, a->x, a->y, 0); }
 
-void R(mgr_dropout_backward)(const R(mgr_op_args) *a)
+static void dropout_backward(const R(mgr_op_args) *a)
 {
     if (a->xbar != NULL) apply_mask(a, a->ybar, a->xbar, 1);
 }
 
-void R(mgr_dropout_tangent)(const R(mgr_op_args) *a) { apply_mask(a, a->xdot, a->ydot, 0); }
+static void dropout_tangent(const R(mgr_op_args) *a) { apply_mask(a, a->xdot, a->ydot, 0); }
 
-void R(mgr_dropout_tangent_backward)(const R(mgr_op_args) *a)
+static void dropout_tangent_backward(const R(mgr_op_args) *a)
 {
     if (a->xbardot != NULL) apply_mask(a, a->ybardot, a->xbardot, 1);
 }
+
+MGR_OP_PASS_TABLE(dropout, dropout);
+
+#endif

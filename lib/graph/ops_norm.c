@@ -30,7 +30,73 @@
  * checks it against finite differences.  Statistics are recomputed from x in
  * every pass; group sums accumulate in double, in four fixed lanes by the
  * spatial index (MGR_LANES: deterministic, and not one serial chain).
+ *
+ * Like every ops_<family>.c, this file is compiled three times: without
+ * MGRAD_REAL_BITS it gives the ops' definitions (op.h), with 32 and 64
+ * their passes.
  */
+#ifndef MGRAD_REAL_BITS
+/* ---- the definitions (untyped, compiled once) ---------------------------- */
+
+#include <math.h>
+#include <string.h>
+
+#include "graph/graph.h"
+
+/* The caller sets eps.  Batch norm: γ, β per channel (the first dimension);
+   layer norm: per element of the example. */
+static mgrad_status norm_infer(mgrad_context *ctx, const mgr_graph *g, mgr_node *node,
+                               int64_t *param_count)
+{
+    const mgr_node *x = &g->nodes[node->in0];
+    MGRAD_RETURN_IF(ctx, !(node->eps > 0) || !isfinite(node->eps), MGRAD_ERR_INVALID,
+                    "%s: eps must be positive and finite (got %g; torch uses 1e-5)",
+                    mgr_op_name(node->kind), node->eps);
+    int64_t count = 2 * (node->kind == MGR_OP_BATCH_NORM ? x->shape[0] : x->size);
+    MGRAD_FORWARD(mgr_check_param_total(ctx, g, node, count));
+    MGRAD_FORWARD(mgr_infer_same_shape(ctx, g, node, param_count));
+    *param_count = count;
+    return MGRAD_OK;
+}
+
+/* γ = 1 then β = 0, as torch (no draws). */
+static mgrad_status norm_init(mgrad_context *ctx, const mgr_graph *g, int32_t k,
+                              uint64_t seed, double *theta)
+{
+    (void)ctx;
+    (void)seed;
+    const mgr_node *nd = &g->nodes[k];
+    int64_t half = nd->param_count / 2;
+    double *gamma = theta + nd->param_offset;
+    for (int64_t i = 0; i < half; i++) gamma[i] = 1.0;
+    memset(gamma + half, 0, (size_t)half * sizeof *gamma);
+    return MGRAD_OK;
+}
+
+/* tangent_backward reads ȳ in g = γ ȳ for (x̄)˙ and in ȳ x̂˙ for (γ̄)˙;
+   not yet analysed, so the R-op's backward keeps every adjoint. */
+const mgr_op_def mgr_op_batch_norm = {
+    .name = "batch norm",
+    .inputs = 1,
+    .flags = MGR_OP_FLAG_COUPLES_ROWS,
+    .infer = norm_infer,
+    .ybar_reads = MGR_YBAR_ALL,
+    .init = norm_init,
+    MGR_OP_PASSES(batch_norm),
+};
+
+const mgr_op_def mgr_op_layer_norm = {
+    .name = "layer norm",
+    .inputs = 1,
+    .infer = norm_infer,
+    .ybar_reads = MGR_YBAR_ALL,
+    .init = norm_init,
+    MGR_OP_PASSES(layer_norm),
+};
+
+#else
+/* ---- the passes (typed, compiled for f32 and f64) ------------------------ */
+
 #include <assert.h>
 
 #include "graph/ops.h"
@@ -254,18 +320,8 @@ static void norm_tangent_backward(const R(mgr_op_args) *a)
     }
 }
 
-void R(mgr_batch_norm_forward)(const R(mgr_op_args) *a) { norm_forward(a); }
-void R(mgr_batch_norm_backward)(const R(mgr_op_args) *a) { norm_backward(a); }
-void R(mgr_batch_norm_tangent)(const R(mgr_op_args) *a) { norm_tangent(a); }
-void R(mgr_batch_norm_tangent_backward)(const R(mgr_op_args) *a)
-{
-    norm_tangent_backward(a);
-}
+/* Both ops run the same passes; op_of tells them apart by the node's kind. */
+MGR_OP_PASS_TABLE(batch_norm, norm);
+MGR_OP_PASS_TABLE(layer_norm, norm);
 
-void R(mgr_layer_norm_forward)(const R(mgr_op_args) *a) { norm_forward(a); }
-void R(mgr_layer_norm_backward)(const R(mgr_op_args) *a) { norm_backward(a); }
-void R(mgr_layer_norm_tangent)(const R(mgr_op_args) *a) { norm_tangent(a); }
-void R(mgr_layer_norm_tangent_backward)(const R(mgr_op_args) *a)
-{
-    norm_tangent_backward(a);
-}
+#endif

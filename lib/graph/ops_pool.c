@@ -16,7 +16,71 @@
  *
  * m is recomputed from x in every pass (no stored indices).
  * Rules: docs/derivations.md, "Pooling".
+ *
+ * Like every ops_<family>.c, this file is compiled three times: without
+ * MGRAD_REAL_BITS it gives the ops' definitions (op.h), with 32 and 64
+ * their passes.  All three are linear in x for fixed window maxima, so none
+ * reads ȳ in its tangent-of-backward (MGR_YBAR_NEVER).
  */
+#ifndef MGRAD_REAL_BITS
+/* ---- the definitions (untyped, compiled once) ---------------------------- */
+
+#include "graph/graph.h"
+
+/* The caller sets kernel and stride; there is no padding. */
+static mgrad_status pool_infer(mgrad_context *ctx, const mgr_graph *g, mgr_node *node,
+                               int64_t *param_count)
+{
+    int64_t oh = 0, ow = 0;
+    node->padding = 0;
+    MGRAD_FORWARD(mgr_infer_window(ctx, g, node, &oh, &ow));
+    mgr_node_set_shape3(node, g->nodes[node->in0].shape[0], oh, ow);
+    *param_count = 0;
+    return MGRAD_OK;
+}
+
+const mgr_op_def mgr_op_avg_pool = {
+    .name = "average pooling",
+    .inputs = 1,
+    .infer = pool_infer,
+    .ybar_reads = MGR_YBAR_NEVER,
+    MGR_OP_PASSES(avg_pool),
+};
+
+const mgr_op_def mgr_op_max_pool = {
+    .name = "max pooling",
+    .inputs = 1,
+    .infer = pool_infer,
+    .ybar_reads = MGR_YBAR_NEVER,
+    MGR_OP_PASSES(max_pool),
+};
+
+/* [C, H, W] (or [C, L]) -> [C] */
+static mgrad_status global_avg_pool_infer(mgrad_context *ctx, const mgr_graph *g,
+                                          mgr_node *node, int64_t *param_count)
+{
+    const mgr_node *x = &g->nodes[node->in0];
+    MGRAD_RETURN_IF(ctx, x->ndim < 2, MGRAD_ERR_SHAPE,
+                    "global average pooling: the input must be [channels, height, "
+                    "width] (or [channels, length]) but node %d is 1-D; use it "
+                    "after conv2d and before flatten or dense layers",
+                    (int)node->in0);
+    mgr_node_set_shape1(node, x->shape[0]);
+    *param_count = 0;
+    return MGRAD_OK;
+}
+
+const mgr_op_def mgr_op_global_avg_pool = {
+    .name = "global average pooling",
+    .inputs = 1,
+    .infer = global_avg_pool_infer,
+    .ybar_reads = MGR_YBAR_NEVER,
+    MGR_OP_PASSES(global_avg_pool),
+};
+
+#else
+/* ---- the passes (typed, compiled for f32 and f64) ------------------------ */
+
 #include <assert.h>
 
 #include "graph/ops.h"
@@ -84,20 +148,20 @@ static void avg_adjoint(const pool_dims *d, size_t rows, const real *yb, real *x
     }
 }
 
-void R(mgr_avg_pool_forward)(const R(mgr_op_args) *a)
+static void avg_pool_forward(const R(mgr_op_args) *a)
 {
     pool_dims d = dims_of(a);
     avg_apply(&d, a->rows, a->x, a->y);
 }
 
-void R(mgr_avg_pool_backward)(const R(mgr_op_args) *a)
+static void avg_pool_backward(const R(mgr_op_args) *a)
 {
     if (a->xbar == NULL) return;
     pool_dims d = dims_of(a);
     avg_adjoint(&d, a->rows, a->ybar, a->xbar);
 }
 
-void R(mgr_avg_pool_tangent)(const R(mgr_op_args) *a)
+static void avg_pool_tangent(const R(mgr_op_args) *a)
 {
     pool_dims d = dims_of(a);
     if (a->xdot == NULL)
@@ -106,12 +170,14 @@ void R(mgr_avg_pool_tangent)(const R(mgr_op_args) *a)
         avg_apply(&d, a->rows, a->xdot, a->ydot);
 }
 
-void R(mgr_avg_pool_tangent_backward)(const R(mgr_op_args) *a)
+static void avg_pool_tangent_backward(const R(mgr_op_args) *a)
 {
     if (a->xbardot == NULL) return;
     pool_dims d = dims_of(a);
     avg_adjoint(&d, a->rows, a->ybardot, a->xbardot);
 }
+
+MGR_OP_PASS_TABLE(avg_pool, avg_pool);
 
 /* ---- max pooling -------------------------------------------------------- */
 
@@ -155,14 +221,14 @@ static void max_pass(const R(mgr_op_args) *a, int mode, const real *src, real *d
     }
 }
 
-void R(mgr_max_pool_forward)(const R(mgr_op_args) *a) { max_pass(a, 0, a->x, a->y); }
+static void max_pool_forward(const R(mgr_op_args) *a) { max_pass(a, 0, a->x, a->y); }
 
-void R(mgr_max_pool_backward)(const R(mgr_op_args) *a)
+static void max_pool_backward(const R(mgr_op_args) *a)
 {
     if (a->xbar != NULL) max_pass(a, 1, a->ybar, a->xbar);
 }
 
-void R(mgr_max_pool_tangent)(const R(mgr_op_args) *a)
+static void max_pool_tangent(const R(mgr_op_args) *a)
 {
     if (a->xdot == NULL)
         R(mgr_zero)(a->rows * (size_t)a->node->size, a->ydot);
@@ -170,10 +236,12 @@ void R(mgr_max_pool_tangent)(const R(mgr_op_args) *a)
         max_pass(a, 0, a->xdot, a->ydot);
 }
 
-void R(mgr_max_pool_tangent_backward)(const R(mgr_op_args) *a)
+static void max_pool_tangent_backward(const R(mgr_op_args) *a)
 {
     if (a->xbardot != NULL) max_pass(a, 1, a->ybardot, a->xbardot);
 }
+
+MGR_OP_PASS_TABLE(max_pool, max_pool);
 
 /* ---- global average pooling --------------------------------------------- */
 
@@ -194,20 +262,20 @@ static void gap_adjoint(size_t n, size_t S, const real *yb, real *xb)
     }
 }
 
-void R(mgr_global_avg_pool_forward)(const R(mgr_op_args) *a)
+static void global_avg_pool_forward(const R(mgr_op_args) *a)
 {
     size_t C = (size_t)a->node->size, S = a->in_size / C;
     gap_apply(a->rows * C, S, a->x, a->y);
 }
 
-void R(mgr_global_avg_pool_backward)(const R(mgr_op_args) *a)
+static void global_avg_pool_backward(const R(mgr_op_args) *a)
 {
     if (a->xbar == NULL) return;
     size_t C = (size_t)a->node->size, S = a->in_size / C;
     gap_adjoint(a->rows * C, S, a->ybar, a->xbar);
 }
 
-void R(mgr_global_avg_pool_tangent)(const R(mgr_op_args) *a)
+static void global_avg_pool_tangent(const R(mgr_op_args) *a)
 {
     size_t C = (size_t)a->node->size, S = a->in_size / C;
     if (a->xdot == NULL)
@@ -216,9 +284,13 @@ void R(mgr_global_avg_pool_tangent)(const R(mgr_op_args) *a)
         gap_apply(a->rows * C, S, a->xdot, a->ydot);
 }
 
-void R(mgr_global_avg_pool_tangent_backward)(const R(mgr_op_args) *a)
+static void global_avg_pool_tangent_backward(const R(mgr_op_args) *a)
 {
     if (a->xbardot == NULL) return;
     size_t C = (size_t)a->node->size, S = a->in_size / C;
     gap_adjoint(a->rows * C, S, a->ybardot, a->xbardot);
 }
+
+MGR_OP_PASS_TABLE(global_avg_pool, global_avg_pool);
+
+#endif
