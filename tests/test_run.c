@@ -419,6 +419,220 @@ START_TEST(test_divergence_reported)
 }
 END_TEST
 
+/* The last error contains `text`. */
+static void assert_error_has(mgrad_context *ctx, const char *text)
+{
+    const char *msg = mgrad_context_last_error(ctx);
+    ck_assert_msg(strstr(msg, text) != NULL, "expected \"%s\" in: %s", text, msg);
+}
+
+/* A negative learning rate is refused wherever it enters: options.lr,
+   options.lr_schedule, an LR_SCHEDULE value.  Failed calls change nothing. */
+START_TEST(test_negative_lr_refused)
+{
+    fixture fx;
+    setup(&fx, &CONFIGS[0], MGRAD_DTYPE_F64);
+    mgrad_run_options o = MGRAD_RUN_OPTIONS_INIT;
+    o.steps = T;
+    o.batch_size = B;
+    o.validation = fx.val;
+    o.lr = -0.25;
+    mgrad_run *sentinel = (mgrad_run *)&o, *r = sentinel;
+    ck_assert_int_eq(mgrad_run_create(&r, fx.model, fx.train, &o), MGRAD_ERR_INVALID);
+    ck_assert_ptr_eq(r, sentinel);
+    assert_error_has(fx.ctx, "options.lr = -0.25");
+    assert_error_has(fx.ctx, ">= 0");
+    double sched[T];
+    for (int t = 0; t < T; t++) sched[t] = 0.1;
+    sched[4] = -0.5;
+    o.lr = 0.1;
+    o.lr_schedule = sched;
+    ck_assert_int_eq(mgrad_run_create(&r, fx.model, fx.train, &o), MGRAD_ERR_INVALID);
+    ck_assert_ptr_eq(r, sentinel);
+    assert_error_has(fx.ctx, "options.lr_schedule[4] = -0.5");
+    sched[4] = 0; /* a zero rate is a legitimate step (no update) */
+    ck_assert_int_eq(mgrad_run_create(&r, fx.model, fx.train, &o), MGRAD_OK);
+    mgrad_run_destroy(r);
+
+    /* through the metaparameter: refused before anything is written, so the
+       trajectory of the old values stays valid */
+    mgrad_meta *lr = add_meta(&fx, MGRAD_META_LR_SCHEDULE, 0);
+    train_phi(&fx);
+    double before[T], z[T], after[T];
+    ck_assert_int_eq(mgrad_meta_get_value(lr, MGRAD_DTYPE_F64, before, T), MGRAD_OK);
+    memcpy(z, before, sizeof z);
+    z[7] = -1e-3;
+    ck_assert_int_eq(mgrad_meta_set_value(lr, MGRAD_DTYPE_F64, z, T), MGRAD_ERR_INVALID);
+    assert_error_has(fx.ctx, "LR_SCHEDULE value 7");
+    assert_error_has(fx.ctx, "-0.001");
+    ck_assert_int_eq(mgrad_meta_get_value(lr, MGRAD_DTYPE_F64, after, T), MGRAD_OK);
+    ck_assert(memcmp(before, after, sizeof before) == 0);
+    ck_assert_int_eq(mgrad_run_reverse(fx.run), MGRAD_OK);
+    teardown(&fx);
+}
+END_TEST
+
+/* Batch norm over one value per channel (one row, no spatial positions)
+   is refused for the training batch, a pool and a dataset's last chunk;
+   one row with spatial positions is not. */
+START_TEST(test_batch_norm_needs_two_values)
+{
+    fixture fx;
+    setup(&fx, &CONFIGS[0], MGRAD_DTYPE_F64);
+    mgrad_context *ctx = fx.ctx;
+    int64_t shape[1] = {F};
+    mgrad_model *m = NULL;
+    ck_assert_int_eq(mgrad_model_create(&m, ctx, 1, shape), MGRAD_OK);
+    ck_assert_int_eq(mgrad_model_add_dense(m, 4, MGRAD_INIT_DEFAULT), MGRAD_OK);
+    ck_assert_int_eq(mgrad_model_add_batch_norm(m, 1e-5), MGRAD_OK);
+    ck_assert_int_eq(mgrad_model_add_dense(m, C, MGRAD_INIT_DEFAULT), MGRAD_OK);
+    mgrad_run_options o = MGRAD_RUN_OPTIONS_INIT;
+    o.steps = 3;
+    o.batch_size = 1;
+    o.validation = fx.val;
+    mgrad_run *sentinel = (mgrad_run *)&o, *r = sentinel;
+    ck_assert_int_eq(mgrad_run_create(&r, m, fx.train, &o), MGRAD_ERR_INVALID);
+    ck_assert_ptr_eq(r, sentinel);
+    assert_error_has(ctx, "options.batch_size");
+    assert_error_has(ctx, "more than 1 value per channel");
+
+    o.batch_size = 2;
+    ck_assert_int_eq(mgrad_run_create(&r, m, fx.train, &o), MGRAD_OK);
+    ck_assert_int_eq(mgrad_run_train(r, NULL), MGRAD_OK);
+    /* a pool of one row, and one of 257 rows (chunks of 256: the last has 1) */
+    double x[257 * F];
+    int32_t labels[257];
+    for (int i = 0; i < 257 * F; i++) x[i] = (double)(i % 7) - 3;
+    for (int i = 0; i < 257; i++) labels[i] = i % C;
+    mgrad_dataset *p1 = NULL, *p257 = NULL;
+    ck_assert_int_eq(mgrad_dataset_create(&p1, ctx, 1, 1, shape, MGRAD_DTYPE_F64, x), MGRAD_OK);
+    ck_assert_int_eq(mgrad_dataset_set_labels(p1, labels, 1, C), MGRAD_OK);
+    ck_assert_int_eq(mgrad_dataset_create(&p257, ctx, 257, 1, shape, MGRAD_DTYPE_F64, x),
+                     MGRAD_OK);
+    ck_assert_int_eq(mgrad_dataset_set_labels(p257, labels, 257, C), MGRAD_OK);
+    mgrad_meta_options mo = MGRAD_META_OPTIONS_INIT;
+    mo.step = 1;
+    mo.pool = p1;
+    mgrad_meta *msent = (mgrad_meta *)&mo, *pm = msent;
+    ck_assert_int_eq(mgrad_run_add_meta(&pm, r, MGRAD_META_POOL_WEIGHTS, &mo),
+                     MGRAD_ERR_INVALID);
+    ck_assert_ptr_eq(pm, msent);
+    assert_error_has(ctx, "the pool = 1 row");
+    mo.pool = p257;
+    ck_assert_int_eq(mgrad_run_add_meta(&pm, r, MGRAD_META_POOL_WEIGHTS, &mo),
+                     MGRAD_ERR_INVALID);
+    ck_assert_ptr_eq(pm, msent);
+    assert_error_has(ctx, "last chunk of 1 row");
+    /* the failed registrations left the trajectory valid */
+    ck_assert_int_eq(mgrad_run_reverse(r), MGRAD_OK);
+    double loss = 7, acc = 7;
+    ck_assert_int_eq(mgrad_run_evaluate(r, p257, &loss, &acc), MGRAD_ERR_INVALID);
+    ck_assert_double_eq(loss, 7);
+    assert_error_has(ctx, "mgrad_run_evaluate");
+    mgrad_run_destroy(r);
+
+    /* one row of a 2x2 image: 4 values per channel */
+    int64_t img[3] = {1, 2, 2};
+    mgrad_model *cm = NULL;
+    ck_assert_int_eq(mgrad_model_create(&cm, ctx, 3, img), MGRAD_OK);
+    ck_assert_int_eq(mgrad_model_add_conv2d(cm, 2, 1, 1, 0, MGRAD_INIT_DEFAULT), MGRAD_OK);
+    ck_assert_int_eq(mgrad_model_add_batch_norm(cm, 1e-5), MGRAD_OK);
+    ck_assert_int_eq(mgrad_model_add_flatten(cm), MGRAD_OK);
+    ck_assert_int_eq(mgrad_model_add_dense(cm, C, MGRAD_INIT_DEFAULT), MGRAD_OK);
+    mgrad_dataset *imgs = NULL;
+    ck_assert_int_eq(mgrad_dataset_create(&imgs, ctx, 8, 3, img, MGRAD_DTYPE_F64, x),
+                     MGRAD_OK);
+    ck_assert_int_eq(mgrad_dataset_set_labels(imgs, labels, 8, C), MGRAD_OK);
+    o.validation = imgs;
+    o.batch_size = 1;
+    ck_assert_int_eq(mgrad_run_create(&r, cm, imgs, &o), MGRAD_OK);
+    mgrad_run_destroy(r);
+    mgrad_dataset_destroy(imgs);
+    mgrad_model_destroy(cm);
+    mgrad_dataset_destroy(p1);
+    mgrad_dataset_destroy(p257);
+    mgrad_model_destroy(m);
+    teardown(&fx);
+}
+END_TEST
+
+/* SGD whose adjoint overflows f32 while training stays finite (linear
+   model, η = 3: the state and its adjoint double every step, θ0 = 1e-10):
+   the message speaks of the learning rate, not of Adam. */
+START_TEST(test_reverse_divergence_message)
+{
+    mgrad_context_options co = MGRAD_CONTEXT_OPTIONS_INIT;
+    co.dtype = MGRAD_DTYPE_F32;
+    mgrad_context *ctx = NULL;
+    ck_assert_int_eq(mgrad_context_create(&ctx, &co), MGRAD_OK);
+    int64_t shape[1] = {1};
+    mgrad_model *m = NULL;
+    ck_assert_int_eq(mgrad_model_create(&m, ctx, 1, shape), MGRAD_OK);
+    ck_assert_int_eq(mgrad_model_add_dense(m, 1, MGRAD_INIT_DEFAULT), MGRAD_OK);
+    double p[2] = {1e-10, 0}, x[4] = {1, 1, 1, 1}, y[4] = {0, 0, 0, 0};
+    ck_assert_int_eq(mgrad_model_set_params(m, MGRAD_DTYPE_F64, p, 2), MGRAD_OK);
+    mgrad_dataset *d = NULL;
+    ck_assert_int_eq(mgrad_dataset_create(&d, ctx, 4, 1, shape, MGRAD_DTYPE_F64, x), MGRAD_OK);
+    ck_assert_int_eq(mgrad_dataset_set_targets(d, MGRAD_DTYPE_F64, y, 4, 1), MGRAD_OK);
+    mgrad_run_options o = MGRAD_RUN_OPTIONS_INIT;
+    o.steps = 60;
+    o.batch_size = 2;
+    o.lr = 3;
+    o.loss = MGRAD_LOSS_SQUARED_ERROR;
+    o.validation = d;
+    mgrad_run *r = NULL;
+    ck_assert_int_eq(mgrad_run_create(&r, m, d, &o), MGRAD_OK);
+    mgrad_meta *lr = NULL;
+    ck_assert_int_eq(mgrad_run_add_meta(&lr, r, MGRAD_META_LR_SCHEDULE, NULL), MGRAD_OK);
+    double phi = 0;
+    ck_assert_int_eq(mgrad_run_train(r, &phi), MGRAD_OK);
+    ck_assert(isfinite(phi));
+    ck_assert_int_eq(mgrad_run_reverse(r), MGRAD_ERR_NONFINITE);
+    assert_error_has(ctx, "the reverse pass diverged at step");
+    assert_error_has(ctx, "smaller learning rate");
+    ck_assert_ptr_null(strstr(mgrad_context_last_error(ctx), "Adam"));
+    double g[60];
+    ck_assert_int_eq(mgrad_meta_get_grad(lr, MGRAD_DTYPE_F64, g, 60), MGRAD_ERR_ORDER);
+    mgrad_run_destroy(r);
+    mgrad_dataset_destroy(d);
+    mgrad_model_destroy(m);
+    mgrad_context_destroy(ctx);
+}
+END_TEST
+
+/* Registering a metaparameter after training invalidates the trajectory;
+   the calls that need one say so, not that a value was set. */
+START_TEST(test_add_meta_after_train)
+{
+    fixture fx;
+    setup(&fx, &CONFIGS[1], MGRAD_DTYPE_F64);
+    mgrad_meta *lr = add_meta(&fx, MGRAD_META_LR_SCHEDULE, 0);
+    train_phi(&fx);
+    add_meta(&fx, MGRAD_META_WEIGHT_DECAY, 0);
+    ck_assert_int_eq(mgrad_run_reverse(fx.run), MGRAD_ERR_ORDER);
+    assert_error_has(fx.ctx, "mgrad_run_reverse");
+    assert_error_has(fx.ctx, "mgrad_run_add_meta");
+    assert_error_has(fx.ctx, "mgrad_run_train again");
+    ck_assert_ptr_null(strstr(mgrad_context_last_error(fx.ctx), "mgrad_meta_set_value"));
+    double theta[256];
+    int64_t P = 0;
+    ck_assert_int_eq(mgrad_run_num_params(fx.run, &P), MGRAD_OK);
+    ck_assert_int_le(P, 256);
+    ck_assert_int_eq(mgrad_run_get_params(fx.run, MGRAD_DTYPE_F64, theta, P), MGRAD_ERR_ORDER);
+    assert_error_has(fx.ctx, "mgrad_run_add_meta");
+    /* a changed value names mgrad_meta_set_value */
+    train_phi(&fx);
+    double z[T];
+    ck_assert_int_eq(mgrad_meta_get_value(lr, MGRAD_DTYPE_F64, z, T), MGRAD_OK);
+    ck_assert_int_eq(mgrad_meta_set_value(lr, MGRAD_DTYPE_F64, z, T), MGRAD_OK);
+    ck_assert_int_eq(mgrad_run_reverse(fx.run), MGRAD_ERR_ORDER);
+    assert_error_has(fx.ctx, "mgrad_meta_set_value");
+    train_phi(&fx);
+    ck_assert_int_eq(mgrad_run_reverse(fx.run), MGRAD_OK);
+    teardown(&fx);
+}
+END_TEST
+
 Suite *make_suite(void)
 {
     Suite *s = suite_create("run");
@@ -433,6 +647,10 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_all_metas_together);
     tcase_add_test(tc, test_reverse_repeatable);
     tcase_add_test(tc, test_divergence_reported);
+    tcase_add_test(tc, test_negative_lr_refused);
+    tcase_add_test(tc, test_batch_norm_needs_two_values);
+    tcase_add_test(tc, test_reverse_divergence_message);
+    tcase_add_test(tc, test_add_meta_after_train);
     suite_add_tcase(s, tc);
     return s;
 }

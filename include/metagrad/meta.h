@@ -17,7 +17,7 @@
  *                              N rows when rows is NULL); F = features.
  *   SOFT_LABELS     [N, C]     target distributions replacing the labels (or
  *                              targets, for squared error).
- *   LR_SCHEDULE     [T]        η_t.
+ *   LR_SCHEDULE     [T]        η_t (>= 0).
  *   WEIGHT_DECAY    [1]        λ.
  *   MOMENTUM        [1]        SGD μ, or Adam β1.
  *   BETA2           [1]        Adam β2.
@@ -25,7 +25,10 @@
  * Each kind may be registered once, except DATA_WEIGHTS (disjoint windows),
  * POOL_WEIGHTS (any number, any steps) and INPUTS (disjoint rows).
  *
- * Setting a value invalidates the trajectory: train again before reverse.
+ * Setting a value, or registering a metaparameter, invalidates the
+ * trajectory: train again before reverse (mgrad_run_reverse otherwise fails
+ * with MGRAD_ERR_ORDER, naming the call).  A refused set or registration
+ * changes nothing.
  * Thread safety: as the run's context.
  */
 #ifndef METAGRAD_META_H
@@ -75,9 +78,13 @@ MGRAD_API mgrad_status mgrad_meta_options_init(mgrad_meta_options *opts,
  * setting (the LR schedule, θ0, the dataset's inputs, ...).
  * @param[out] out  borrowed handle, valid until the run is destroyed.
  * @param opts      NULL for the defaults.
+ * Registering invalidates the run's trajectory, like setting a value: call
+ * mgrad_run_train before mgrad_run_reverse.
  * @return MGRAD_OK; MGRAD_ERR_NULL; MGRAD_ERR_INVALID (unknown kind, window or
  *         step out of range, a row out of range, a kind not applicable to the
- *         run's optimizer or loss, an overlap with a registered one);
+ *         run's optimizer or loss, an overlap with a registered one; a
+ *         POOL_WEIGHTS pool that gives batch norm one value per channel in a
+ *         chunk: one row, or a last chunk of one row);
  *         MGRAD_ERR_VERSION; MGRAD_ERR_NOMEM.
  */
 MGRAD_API mgrad_status mgrad_run_add_meta(mgrad_meta **out, mgrad_run *run,
@@ -96,8 +103,12 @@ MGRAD_API mgrad_status mgrad_meta_get_value(const mgrad_meta *meta, mgrad_dtype 
 
 /**
  * Set the value (converted from dtype); count must equal the size.  Refuses
- * non-finite values (MGRAD_ERR_NONFINITE) and, for scalars, values outside
- * their range (MGRAD_ERR_INVALID: λ >= 0, 0 <= μ, β < 1).
+ * non-finite values (MGRAD_ERR_NONFINITE) and values outside their range
+ * (MGRAD_ERR_INVALID: learning rates η_t >= 0, λ >= 0, 0 <= μ, β < 1; the
+ * message names the entry).  There is no opt-in to negative learning rates:
+ * metagradient descent on a schedule keeps it >= 0 with a projection
+ * (metagrad/mgd.h).  A refused call changes nothing (the value, and the
+ * trajectory trained with it, stay valid).
  */
 MGRAD_API mgrad_status mgrad_meta_set_value(mgrad_meta *meta, mgrad_dtype dtype,
                                             const void *values, int64_t count);

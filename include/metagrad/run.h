@@ -67,8 +67,11 @@ typedef struct mgrad_run_options {
     mgrad_loss loss;           /**< default MGRAD_LOSS_CROSS_ENTROPY */
     double label_smoothing;    /**< α in [0, 1); cross-entropy only; default 0 */
     mgrad_optimizer optimizer; /**< default MGRAD_OPTIMIZER_SGD */
-    double lr;                 /**< η for every step; default 0.1 */
-    const double *lr_schedule; /**< per-step η [steps]; NULL (default): lr */
+    double lr;                 /**< η >= 0 for every step; default 0.1 */
+    /** Per-step η [steps], each finite and >= 0; NULL (default): lr (which
+        is then not read).  Negative rates are refused (MGRAD_ERR_INVALID),
+        as torch.optim refuses them. */
+    const double *lr_schedule;
     double momentum;           /**< SGD μ, default 0 */
     int32_t nesterov;          /**< SGD: 1 for Nesterov momentum; default 0 */
     double weight_decay;       /**< λ, default 0 */
@@ -102,7 +105,11 @@ MGRAD_API mgrad_status mgrad_run_options_init(mgrad_run_options *opts,
  * afterwards); those datasets become read-only while the run lives.
  * @param[out] out  the run, owned by the caller (mgrad_run_destroy).
  * @return MGRAD_OK; MGRAD_ERR_NULL; MGRAD_ERR_VERSION; MGRAD_ERR_INVALID (a
- *         value out of range; the message names the field); MGRAD_ERR_SHAPE
+ *         value out of range, e.g. a negative learning rate; the message
+ *         names the field; batch norm in the model with one value per channel
+ *         in a chunk: batch_size = 1 after a dense layer, or a validation set
+ *         whose last chunk of max(batch_size, 256) rows has one row);
+ *         MGRAD_ERR_SHAPE
  *         (model input/output sizes do not fit the data); MGRAD_ERR_ORDER
  *         (empty model, labels or targets missing, no validation set);
  *         MGRAD_ERR_BUDGET; MGRAD_ERR_NOMEM.
@@ -126,7 +133,11 @@ MGRAD_API mgrad_status mgrad_run_train(mgrad_run *run, double *out);
 /**
  * Reverse pass: fill the gradient dφ/dz of every registered metaparameter.
  * Needs a completed mgrad_run_train since the last change of a
- * metaparameter value (MGRAD_ERR_ORDER otherwise); may be repeated.
+ * metaparameter value or registration of a metaparameter (MGRAD_ERR_ORDER
+ * otherwise, with a message naming the call that invalidated the
+ * trajectory); may be repeated.  A failure (MGRAD_ERR_NONFINITE: the message
+ * names the step and a remedy that fits the run's optimizer) leaves the run
+ * needing mgrad_run_train again.
  * @return MGRAD_OK; MGRAD_ERR_NULL; MGRAD_ERR_ORDER; MGRAD_ERR_NONFINITE;
  *         MGRAD_ERR_NOMEM; MGRAD_ERR_IO.
  */

@@ -508,9 +508,20 @@ static mgrad_status reverse_step(mgrad_run *run, engine *e, int64_t t)
     e->hyper_mom += hg.momentum;
     e->hyper_beta2 += hg.beta2;
     long long bad = R(mgr_first_nonfinite)(run->state_len, e->state_bar);
-    MGRAD_RETURN_IF(run->ctx, bad >= 0, MGRAD_ERR_NONFINITE,
-                    "the reverse pass diverged at step %lld: an adjoint is NaN or Inf "
-                    "(with Adam, set eps_root > 0)", (long long)t);
+    if (bad >= 0) {
+        /* Adam without eps_root divides by √v̂, whose derivative is unbounded
+           where v̂ = 0; otherwise the adjoint grows through products of
+           (I − η H) over the steps. */
+        int adam_root = run->opts.optimizer != MGRAD_OPTIMIZER_SGD && run->opts.eps_root == 0;
+        return mgr_error(run->ctx, MGRAD_ERR_NONFINITE,
+                         "the reverse pass diverged at step %lld: an adjoint is NaN or Inf "
+                         "(%s)", (long long)t,
+                         adam_root ? "Adam's √v̂ has an unbounded derivative at 0: set "
+                                     "options.eps_root > 0"
+                                   : "the adjoint grows with the learning rate, the "
+                                     "curvature and the number of steps: try a smaller "
+                                     "learning rate or fewer steps");
+    }
     return MGRAD_OK;
 }
 

@@ -85,6 +85,8 @@ static mgrad_status check_meta(mgrad_run *run, mgrad_meta_kind kind,
             MGRAD_RETURN_IF(ctx, pool->targets == NULL || pool->target_dim != run->classes,
                             MGRAD_ERR_SHAPE, "%s: the pool needs targets of dimension %lld",
                             fn, (long long)run->classes);
+        /* its chunks are evaluated in training mode, like the batch */
+        MGRAD_FORWARD(mgr_run_check_norm_rows(run, fn, "the pool", pool->n, 1));
         *size = pool->n;
         return MGRAD_OK;
     }
@@ -282,7 +284,7 @@ mgrad_status mgrad_run_add_meta(mgrad_meta **out, mgrad_run *run, mgrad_meta_kin
     case MGRAD_META_INITIAL_PARAMS: run->meta_theta0 = m; break;
     default: break;
     }
-    mgr_run_invalidate(run);
+    mgr_run_invalidate(run, MGR_STALE_META_ADDED);
     *out = m;
     return MGRAD_OK;
 }
@@ -344,6 +346,14 @@ mgrad_status mgrad_meta_set_value(mgrad_meta *meta, mgrad_dtype dtype, const voi
                         MGRAD_ERR_NONFINITE, "%s: value %lld = %g overflows the context's "
                         "f32", fn, (long long)i, v);
         switch (meta->kind) {
+        case MGRAD_META_LR_SCHEDULE:
+            /* as options.lr (run.c, mgr_check_lr); MGD reaches here too */
+            MGRAD_RETURN_IF(ctx, v < 0, MGRAD_ERR_INVALID,
+                            "%s: LR_SCHEDULE value %lld (the learning rate of step %lld) = "
+                            "%g: a learning rate must be >= 0 (metagradient descent on a "
+                            "schedule keeps it so with a projection, e.g. "
+                            "MGRAD_PROJECT_NONNEGATIVE)", fn, (long long)i, (long long)i, v);
+            break;
         case MGRAD_META_WEIGHT_DECAY:
             MGRAD_RETURN_IF(ctx, v < 0, MGRAD_ERR_INVALID,
                             "%s: weight decay %g must be >= 0", fn, v);
@@ -357,7 +367,7 @@ mgrad_status mgrad_meta_set_value(mgrad_meta *meta, mgrad_dtype dtype, const voi
         }
     }
     mgr_convert(meta->value, ctx->dtype, values, dtype, (size_t)count, 0);
-    mgr_run_invalidate(meta->run);
+    mgr_run_invalidate(meta->run, MGR_STALE_VALUE_SET);
     return MGRAD_OK;
 }
 

@@ -300,7 +300,7 @@ static mgrad_status set_comm(mgrad_run *run, MPI_Comm comm, const char *fn)
     c->info.size = size;
     mgr_comm_free(run);
     run->comm = c;
-    mgr_run_invalidate(run);
+    mgr_run_invalidate(run, MGR_STALE_COMMUNICATOR);
     return MGRAD_OK;
 }
 
@@ -309,7 +309,7 @@ mgrad_status mgrad_run_set_communicator(mgrad_run *run, const void *mpi_comm)
     if (run == NULL) return MGRAD_ERR_NULL;
     if (mpi_comm == NULL) {
         mgr_comm_free(run);
-        mgr_run_invalidate(run);
+        mgr_run_invalidate(run, MGR_STALE_COMMUNICATOR);
         return MGRAD_OK;
     }
     return set_comm(run, *(const MPI_Comm *)mpi_comm, "mgrad_run_set_communicator");

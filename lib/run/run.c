@@ -3,6 +3,7 @@
  * dispatch to the typed engine.
  */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "graph/graph.h"
@@ -40,8 +41,8 @@ static mgrad_status check_options(mgrad_context *ctx, const char *fn,
                     o->optimizer != MGRAD_OPTIMIZER_ADAMW, MGRAD_ERR_INVALID,
                     "%s: options.optimizer = %d is not an mgrad_optimizer", fn,
                     (int)o->optimizer);
-    MGRAD_RETURN_IF(ctx, !isfinite(o->lr), MGRAD_ERR_INVALID,
-                    "%s: options.lr must be finite", fn);
+    if (o->lr_schedule == NULL) /* else options.lr is not read */
+        MGRAD_FORWARD(mgr_check_lr(ctx, fn, "options.lr", o->lr));
     MGRAD_RETURN_IF(ctx, !(o->momentum >= 0 && o->momentum < 1), MGRAD_ERR_INVALID,
                     "%s: options.momentum = %g must be in [0, 1)", fn, o->momentum);
     MGRAD_RETURN_IF(ctx, o->nesterov != 0 && o->nesterov != 1, MGRAD_ERR_INVALID,
@@ -78,9 +79,11 @@ static mgrad_status check_options(mgrad_context *ctx, const char *fn,
     MGRAD_RETURN_IF(ctx, o->validation->ctx != ctx || train->ctx != ctx, MGRAD_ERR_INVALID,
                     "%s: the model and datasets must come from the same context", fn);
     if (o->lr_schedule != NULL)
-        for (int64_t t = 0; t < o->steps; t++)
-            MGRAD_RETURN_IF(ctx, !isfinite(o->lr_schedule[t]), MGRAD_ERR_INVALID,
-                            "%s: options.lr_schedule[%lld] is not finite", fn, (long long)t);
+        for (int64_t t = 0; t < o->steps; t++) {
+            char where[48];
+            snprintf(where, sizeof where, "options.lr_schedule[%lld]", (long long)t);
+            MGRAD_FORWARD(mgr_check_lr(ctx, fn, where, o->lr_schedule[t]));
+        }
     if (o->batches != NULL)
         for (int64_t j = 0; j < o->steps * o->batch_size; j++)
             MGRAD_RETURN_IF(ctx, o->batches[j] < 0 || o->batches[j] >= train->n,
@@ -115,6 +118,81 @@ static mgrad_status check_data(mgrad_context *ctx, const char *fn, const mgrad_d
                         (long long)classes);
     }
     return MGRAD_OK;
+}
+
+mgrad_status mgr_check_lr(mgrad_context *ctx, const char *fn, const char *where, double lr)
+{
+    MGRAD_RETURN_IF(ctx, !isfinite(lr), MGRAD_ERR_INVALID, "%s: %s = %g: a learning rate "
+                    "must be finite", fn, where, lr);
+    /* η < 0 steps uphill; torch.optim refuses it too.  Optimising a schedule
+       by MGD keeps it >= 0 with a projection (metagrad/mgd.h). */
+    MGRAD_RETURN_IF(ctx, lr < 0, MGRAD_ERR_INVALID, "%s: %s = %g: a learning rate must be "
+                    ">= 0", fn, where, lr);
+    return MGRAD_OK;
+}
+
+/* Values per channel of a row at the batch-norm node with the fewest: its
+   spatial positions (1 after a dense layer); 0 without batch norm. */
+static int64_t norm_positions(const mgr_graph *g)
+{
+    int64_t fewest = 0;
+    for (int32_t k = 0; k < g->num_nodes; k++) {
+        const mgr_node *n = &g->nodes[k];
+        if (n->kind != MGR_OP_BATCH_NORM) continue;
+        int64_t per_row = n->size / n->shape[0];
+        if (fewest == 0 || per_row < fewest) fewest = per_row;
+    }
+    return fewest;
+}
+
+mgrad_status mgr_run_check_norm_rows(const mgrad_run *run, const char *fn, const char *what,
+                                     int64_t rows, int chunked)
+{
+    if (norm_positions(&run->graph) != 1) return MGRAD_OK;
+    int64_t per = (int64_t)mgr_run_chunk_rows(run);
+    int64_t last = chunked && rows > per ? rows % per : rows;
+    MGRAD_RETURN_IF(run->ctx, rows == 1, MGRAD_ERR_INVALID,
+                    "%s: %s = 1 row: batch norm needs more than 1 value per channel (it "
+                    "normalises each channel over the rows of a chunk; with one value the "
+                    "output is constant and every gradient through it is zero)", fn, what);
+    MGRAD_RETURN_IF(run->ctx, last == 1, MGRAD_ERR_INVALID,
+                    "%s: %s = %lld rows, taken in chunks of %lld, leaves a last chunk of 1 "
+                    "row: batch norm needs more than 1 value per channel (it normalises each "
+                    "channel over the rows of a chunk)", fn, what, (long long)rows,
+                    (long long)per);
+    return MGRAD_OK;
+}
+
+mgrad_status mgr_run_need_trajectory(const mgrad_run *run, const char *fn)
+{
+    if (run->phase != MGR_PHASE_FRESH) return MGRAD_OK;
+    const char *why = "the run has not been trained; did you forget mgrad_run_train?";
+    switch (run->stale) {
+    case MGR_STALE_UNTRAINED: break;
+    case MGR_STALE_VALUE_SET:
+        why = "a metaparameter value changed (mgrad_meta_set_value) after the last "
+              "mgrad_run_train; call mgrad_run_train again";
+        break;
+    case MGR_STALE_META_ADDED:
+        why = "a metaparameter was registered (mgrad_run_add_meta) after the last "
+              "mgrad_run_train, which invalidates the trajectory; call mgrad_run_train "
+              "again";
+        break;
+    case MGR_STALE_SHUFFLE_SEED:
+        why = "the shuffle seed changed (mgrad_run_set_shuffle_seed) after the last "
+              "mgrad_run_train; call mgrad_run_train again";
+        break;
+    case MGR_STALE_COMMUNICATOR:
+        why = "the communicator changed (mgrad_run_set_communicator) after the last "
+              "mgrad_run_train; call mgrad_run_train again";
+        break;
+    case MGR_STALE_FAILED:
+        why = "the last mgrad_run_train or mgrad_run_reverse failed; call mgrad_run_train "
+              "again";
+        break;
+    }
+    return mgr_error(run->ctx, MGRAD_ERR_ORDER, "%s: no trajectory for the current "
+                     "metaparameters: %s", fn, why);
 }
 
 static void run_free(mgrad_run *run)
@@ -202,6 +280,12 @@ mgrad_status mgr_run_build(mgrad_run **out, mgrad_context *ctx, const char *fn,
     size_t esize = mgr_dtype_size(ctx->dtype);
     size_t T = (size_t)run->steps, P = (size_t)run->num_params;
     mgrad_status s = graph != NULL ? mgr_graph_copy(ctx, graph, &run->graph) : MGRAD_OK;
+    /* batch norm on the training batch (and POOL_WEIGHTS pools, meta.c) and on
+       the chunks of the validation set */
+    if (s == MGRAD_OK)
+        s = mgr_run_check_norm_rows(run, fn, "options.batch_size", run->batch, 0);
+    if (s == MGRAD_OK)
+        s = mgr_run_check_norm_rows(run, fn, "the validation set", run->val->n, 1);
     if (s == MGRAD_OK)
         s = mgr_alloc_or_fail(ctx, (void **)&run->lr, T, sizeof(double), "the LR schedule");
     if (s == MGRAD_OK)
@@ -269,9 +353,10 @@ void mgrad_run_destroy(mgrad_run *run)
     if (run != NULL) run_free(run);
 }
 
-void mgr_run_invalidate(mgrad_run *run)
+void mgr_run_invalidate(mgrad_run *run, mgr_stale_cause why)
 {
     run->phase = MGR_PHASE_FRESH;
+    run->stale = why;
     run->has_grads = 0;
 }
 
@@ -279,8 +364,7 @@ mgrad_status mgrad_run_train(mgrad_run *run, double *out)
 {
     if (run == NULL) return MGRAD_ERR_NULL;
     double phi = 0;
-    run->phase = MGR_PHASE_FRESH;
-    run->has_grads = 0;
+    mgr_run_invalidate(run, MGR_STALE_FAILED); /* until it succeeds */
     mgrad_status s = mgr_engine_of(run)->train(run, &phi);
     if (s != MGRAD_OK) return s;
     run->phase = MGR_PHASE_TRAINED;
@@ -291,10 +375,7 @@ mgrad_status mgrad_run_train(mgrad_run *run, double *out)
 mgrad_status mgrad_run_reverse(mgrad_run *run)
 {
     if (run == NULL) return MGRAD_ERR_NULL;
-    MGRAD_RETURN_IF(run->ctx, run->phase == MGR_PHASE_FRESH, MGRAD_ERR_ORDER,
-                    "mgrad_run_reverse: no trajectory for the current metaparameter "
-                    "values; did you forget to call mgrad_run_train (after the last "
-                    "mgrad_meta_set_value)?");
+    MGRAD_FORWARD(mgr_run_need_trajectory(run, "mgrad_run_reverse"));
     const mgr_engine_vt *vt = mgr_engine_of(run);
     if (run->phase == MGR_PHASE_REVERSED) {
         /* The schedule consumed its checkpoints: replay the forward phase,
@@ -304,7 +385,7 @@ mgrad_status mgrad_run_reverse(mgrad_run *run)
     run->has_grads = 0;
     mgrad_status s = vt->reverse(run);
     if (s != MGRAD_OK) {
-        run->phase = MGR_PHASE_FRESH;
+        mgr_run_invalidate(run, MGR_STALE_FAILED);
         return s;
     }
     run->phase = MGR_PHASE_REVERSED;
@@ -333,8 +414,7 @@ mgrad_status mgrad_run_get_params(const mgrad_run *run, mgrad_dtype dtype, void 
     MGRAD_RETURN_IF(ctx, count != run->num_params, MGRAD_ERR_SIZE,
                     "mgrad_run_get_params: count = %lld but the model has %lld parameters",
                     (long long)count, (long long)run->num_params);
-    MGRAD_RETURN_IF(ctx, run->phase == MGR_PHASE_FRESH, MGRAD_ERR_ORDER,
-                    "mgrad_run_get_params: no θ_T yet; did you forget mgrad_run_train?");
+    MGRAD_FORWARD(mgr_run_need_trajectory(run, "mgrad_run_get_params"));
     void *tmp = NULL;
     MGRAD_FORWARD(mgr_alloc_or_fail(ctx, &tmp, (size_t)count, mgr_dtype_size(ctx->dtype),
                                     "a parameter copy"));
@@ -353,10 +433,11 @@ mgrad_status mgrad_run_evaluate(mgrad_run *run, const mgrad_dataset *ds, double 
                     "mgrad_run_evaluate: dataset must not be NULL");
     MGRAD_RETURN_IF(ctx, ds->ctx != ctx, MGRAD_ERR_INVALID,
                     "mgrad_run_evaluate: the dataset comes from another context");
-    MGRAD_RETURN_IF(ctx, run->phase == MGR_PHASE_FRESH, MGRAD_ERR_ORDER,
-                    "mgrad_run_evaluate: no θ_T yet; did you forget mgrad_run_train?");
+    MGRAD_FORWARD(mgr_run_need_trajectory(run, "mgrad_run_evaluate"));
     MGRAD_FORWARD(check_data(ctx, "mgrad_run_evaluate", ds, "evaluation", run->opts.loss,
                              run->features, run->classes));
+    MGRAD_FORWARD(mgr_run_check_norm_rows(run, "mgrad_run_evaluate", "the dataset", ds->n,
+                                          1));
     double l = 0, a = 0;
     MGRAD_FORWARD(mgr_engine_of(run)->evaluate(run, ds, &l, &a));
     if (loss != NULL) *loss = l;
@@ -371,7 +452,7 @@ mgrad_status mgrad_run_set_shuffle_seed(mgrad_run *run, uint64_t seed)
                     "mgrad_run_set_shuffle_seed: the run has explicit batches "
                     "(options.batches); there is no shuffle to reseed");
     run->opts.shuffle_seed = seed;
-    mgr_run_invalidate(run);
+    mgr_run_invalidate(run, MGR_STALE_SHUFFLE_SEED);
     return MGRAD_OK;
 }
 
@@ -390,10 +471,10 @@ mgrad_status mgrad_run_example_losses(mgrad_run *run, const mgrad_dataset *ds,
     MGRAD_RETURN_IF(ctx, count != ds->n, MGRAD_ERR_SIZE,
                     "%s: count = %lld but the dataset has %lld examples", fn,
                     (long long)count, (long long)ds->n);
-    MGRAD_RETURN_IF(ctx, run->phase == MGR_PHASE_FRESH, MGRAD_ERR_ORDER,
-                    "%s: no θ_T yet; did you forget mgrad_run_train?", fn);
+    MGRAD_FORWARD(mgr_run_need_trajectory(run, fn));
     MGRAD_FORWARD(check_data(ctx, fn, ds, "evaluation", run->opts.loss, run->features,
                              run->classes));
+    MGRAD_FORWARD(mgr_run_check_norm_rows(run, fn, "the dataset", ds->n, 1));
     void *tmp = NULL;
     mgrad_status s = mgr_alloc_or_fail(ctx, &tmp, (size_t)count, mgr_dtype_size(ctx->dtype),
                                        "per-example losses");

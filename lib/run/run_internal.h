@@ -40,6 +40,17 @@ typedef enum mgr_run_phase {
     MGR_PHASE_REVERSED = 2  /* reverse done; gradients valid */
 } mgr_run_phase;
 
+/* Why a run has no trajectory for its current metaparameters (phase
+   FRESH): the calls that need one name the cause in their message. */
+typedef enum mgr_stale_cause {
+    MGR_STALE_UNTRAINED = 0,     /* never trained */
+    MGR_STALE_VALUE_SET,         /* a metaparameter value changed */
+    MGR_STALE_META_ADDED,        /* a metaparameter was registered */
+    MGR_STALE_SHUFFLE_SEED,      /* the batch order changed */
+    MGR_STALE_COMMUNICATOR,      /* the ranks of the run changed */
+    MGR_STALE_FAILED             /* the last train or reverse failed */
+} mgr_stale_cause;
+
 struct mgrad_run {
     mgrad_context *ctx;
     mgr_graph graph;          /* built-in model; empty for callback runs */
@@ -57,6 +68,7 @@ struct mgrad_run {
     void *theta0;             /* [P] in ctx dtype */
     int has_grads;            /* gradients of the metas are valid */
     mgr_run_phase phase;
+    mgr_stale_cause stale;    /* why, while phase == MGR_PHASE_FRESH */
 
     int num_metas;
     mgrad_meta *metas[MGR_MAX_METAS];
@@ -97,8 +109,33 @@ static inline const mgr_engine_vt *mgr_engine_of(const mgrad_run *run)
     return run->ctx->dtype == MGRAD_DTYPE_F32 ? &mgr_engine_f32 : &mgr_engine_f64;
 }
 
-/* Metas whose values changed: the trajectory is stale. */
-void mgr_run_invalidate(mgrad_run *run);
+/* The trajectory no longer matches the run: train again. */
+void mgr_run_invalidate(mgrad_run *run, mgr_stale_cause why);
+
+/* MGRAD_ERR_ORDER, with a message naming `fn` and why there is no
+   trajectory, unless the run has one (phase TRAINED or REVERSED). */
+mgrad_status mgr_run_need_trajectory(const mgrad_run *run, const char *fn);
+
+/* Rows per chunk of the evaluation passes and of POOL_WEIGHTS pools:
+   max(B, 256).  The engine and the H u sessions size their buffers by it. */
+static inline size_t mgr_run_chunk_rows(const mgrad_run *run)
+{
+    return run->batch > 256 ? (size_t)run->batch : 256;
+}
+
+/* Batch norm normalises each channel over the values of one chunk (rows ×
+   spatial positions): with a single value, x̂ = 0, the output is β whatever
+   the input, and every gradient through it vanishes.  MGRAD_ERR_INVALID,
+   naming `fn` and `what` (e.g. "options.batch_size"), when the graph has
+   batch norm and a chunk of `rows` rows would give it one value per
+   channel; chunked = 1: a dataset of `rows` rows cut into chunks of
+   mgr_run_chunk_rows (the last may hold one row). */
+mgrad_status mgr_run_check_norm_rows(const mgrad_run *run, const char *fn, const char *what,
+                                     int64_t rows, int chunked);
+
+/* MGRAD_ERR_INVALID when the learning rate `lr` is negative or not finite
+   (message: `fn`, then `where`, e.g. "options.lr_schedule[3]"). */
+mgrad_status mgr_check_lr(mgrad_context *ctx, const char *fn, const char *where, double lr);
 
 /* The creation path shared by mgrad_run_create and
    mgrad_run_create_callback (run.c): validates options and data against

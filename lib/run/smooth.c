@@ -118,7 +118,7 @@ mgrad_status mgrad_meta_metasmoothness(mgrad_meta *meta, const double *direction
     if (s == MGRAD_OK) s = train_at(meta, z1, "z + hv", thh, &phih);
     if (s != MGRAD_OK) goto done;
     memcpy(meta->value, saved, n * esize);
-    mgr_run_invalidate(run);
+    mgr_run_invalidate(run, MGR_STALE_VALUE_SET);
     s = mgrad_run_train(run, &phi0);
     if (s != MGRAD_OK) {
         s = wrap_error(ctx, s, fn, "training at z failed");
@@ -138,7 +138,7 @@ mgrad_status mgrad_meta_metasmoothness(mgrad_meta *meta, const double *direction
 done:
     if (s != MGRAD_OK) {
         memcpy(meta->value, saved, n * esize);
-        mgr_run_invalidate(run);
+        mgr_run_invalidate(run, MGR_STALE_VALUE_SET);
     }
     mgr_free(ctx, saved);
     mgr_free(ctx, buf);
@@ -149,10 +149,9 @@ done:
 
 static mgrad_status check_trained(const mgrad_run *run, const char *fn)
 {
-    MGRAD_RETURN_IF(run->ctx, run->phase == MGR_PHASE_FRESH, MGRAD_ERR_ORDER,
-                    "%s: no θ_T for the current metaparameter values; did you forget "
-                    "mgrad_run_train?", fn);
-    return MGRAD_OK;
+    MGRAD_FORWARD(mgr_run_need_trajectory(run, fn));
+    /* H u takes the training set in chunks (hessian.h) */
+    return mgr_run_check_norm_rows(run, fn, "the training set", run->train->n, 1);
 }
 
 /* Products in double through a session in the context's dtype. */

@@ -199,6 +199,32 @@ def test_divergence(ctx):
         fx.close()
 
 
+def test_bad_run_input_surfaces(ctx):
+    """Refused input reaches Python as the right exception with the library's
+    message, and the failed call changes nothing."""
+    with pytest.raises(mg.InvalidError, match=r"options\.lr = -0\.1: a learning rate must be >= 0"):
+        run_of(ctx, lr=-0.1)
+    r = run_of(ctx)
+    lr = r.add_meta("lr_schedule")
+    r.train()
+    before = lr.value.copy()
+    bad = before.copy()
+    bad[2] = -0.5
+    with pytest.raises(mg.InvalidError, match="LR_SCHEDULE value 2"):
+        lr.value = bad
+    assert np.array_equal(lr.value, before)
+    r.reverse()  # the failed set left the trajectory valid
+    r.add_meta("weight_decay")
+    with pytest.raises(mg.OrderError, match="mgrad_run_add_meta") as e:
+        r.reverse()
+    assert "mgrad_meta_set_value" not in e.value.message
+    x, y = small(ctx)
+    tr = mg.Dataset(ctx, x, labels=y, num_classes=C)
+    bn = mg.Model(ctx, F).dense(4).batch_norm().dense(C)
+    with pytest.raises(mg.InvalidError, match="more than 1 value per channel"):
+        mg.Run(bn, tr, validation=tr, steps=2, batch_size=1)
+
+
 def test_wrong_order(ctx):
     x, y = small(ctx)
     tr = mg.Dataset(ctx, x, labels=y, num_classes=C)
