@@ -451,8 +451,22 @@ FUNCTIONS = [
 
 # ---------------------------------------------------------------- discovery
 
-_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))))
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(_PACKAGE_DIR)))
+
+
+def _installed_candidates():
+    """Where `meson install` put the library, as recorded beside the package
+    (metagrad/_installed.py, written at configure time; absent in a wheel and
+    in the source tree): the absolute libdir, then the same place relative to
+    the package, which holds when the whole prefix was moved."""
+    try:
+        from . import _installed
+    except ImportError:
+        return
+    yield "meson install libdir", os.path.join(_installed.LIBDIR, _installed.SONAME)
+    yield "meson install libdir, relative to the package", os.path.normpath(
+        os.path.join(_PACKAGE_DIR, _installed.LIBDIR_FROM_PACKAGE, _installed.SONAME))
 
 
 def _candidates():
@@ -470,6 +484,12 @@ def _candidates():
                 yield "METAGRAD_BUILD_DIR", path
         if not found:
             yield "METAGRAD_BUILD_DIR", os.path.join(build_dir, "lib", "libmetagrad.so")
+    # Bundled in the package: a wheel built by `pip install .` (meson-python).
+    for path in sorted(glob.glob(os.path.join(_PACKAGE_DIR, "libmetagrad.so*")), key=len):
+        yield "bundled with the package", path
+    # Installed by `meson install` together with this package.
+    for how, path in _installed_candidates():
+        yield how, path
     # A source checkout: bindings/python/metagrad/_lib.py under the repo root.
     if os.path.exists(os.path.join(_REPO_ROOT, "include", "metagrad.h")):
         pattern = os.path.join(_REPO_ROOT, "build*", "lib", "libmetagrad.so*")
@@ -499,8 +519,9 @@ def _load():
             tried.append("%s: %s (%s)" % (how, path, e))
     raise ImportError(
         "metagrad: cannot find libmetagrad.  Tried, in order:\n  " + "\n  ".join(tried) +
-        "\nBuild it (meson setup build && ninja -C build), install it, or point "
-        "METAGRAD_LIBRARY at libmetagrad.so.")
+        "\nInstall the package with its library (pip install . from the libmetagrad "
+        "source tree), install libmetagrad (meson install), or point METAGRAD_LIBRARY "
+        "at libmetagrad.so (docs/install.md).")
 
 
 class _Lib:
