@@ -10,8 +10,11 @@
 // A second run without the hvp callback uses the library's approximate mode
 // (central differences of gradients) and is compared with the exact one.
 //
-// Build against an installed library (only the public header and pkg-config):
-//     c++ -std=c++11 callback_model.cpp $(pkg-config --cflags --libs metagrad)
+// Build against an installed library (only the public header and pkg-config;
+// from examples/, with common/flags.c, the examples' command line, here only
+// --help, compiled as C++):
+//     c++ -std=c++11 callback_model.cpp -x c++ common/flags.c
+//         $(pkg-config --cflags --libs metagrad)        (one command line)
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -23,6 +26,8 @@
 #include <vector>
 
 #include <metagrad.h>
+
+#include "common/flags.h"
 
 namespace {
 
@@ -205,7 +210,12 @@ struct Check {
 
 }  // namespace
 
-int main() {
+int main(int argc, char **argv) {
+    const app_cmdline cmd = {"Train a hand-written C++ model through callbacks and rank the "
+                             "training examples by the metagradient of the validation loss.",
+                             nullptr, 0, nullptr, 0};
+    int rc = app_parse_flags(&cmd, argc, argv);
+    if (rc != APP_FLAGS_RUN) return rc;
     mgrad_context *ctx = nullptr;
     mgrad_context_options co = MGRAD_CONTEXT_OPTIONS_INIT;
     co.dtype = MGRAD_DTYPE_F64;  // the callbacks above compute in double

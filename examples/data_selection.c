@@ -17,11 +17,14 @@
  *                 step-k relaxation, exchange of counts each meta-step, the
  *                 best iterate chosen on a held-out split
  *
- * Prints a table and writes data_selection.csv and data_selection.png (test
- * accuracy per method) and data_selection_progress.png (MGD's objective).
+ * Prints a table and writes into --out: data_selection.csv (test accuracy
+ * per method, mean and std over the retrainings, and the defective share of
+ * each selection), data_selection_progress.csv (MGD's objective per
+ * meta-step) and data_selection.json (a summary);
+ * examples/python/plot_results.py draws the figures from them.
  *
  * Usage: data_selection [--quick | --smoke] [--pool N] [--select K] [--meta-steps M]
- *                       [--seeds S] [--out DIR]
+ *                       [--seeds S] [--out DIR]   (--help: all options)
  */
 #include <math.h>
 #include <stdio.h>
@@ -31,7 +34,7 @@
 #include <metagrad.h>
 
 #include "common/apputil.h"
-#include "common/plot.h"
+#include "common/flags.h"
 
 typedef struct options {
     int64_t pool, select, target, heldout;
@@ -82,30 +85,39 @@ int main(int argc, char **argv)
     /* A smooth training setup (moderate step size, light momentum): the
        metagradient is only informative when training is metasmooth. */
     options o = {4000, 2000, 1000, 1000, 40, 3, 40, 0.25, 0.10, ".", {400, 64, 0.02, 0.5, 128}};
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--quick")) {
-            o.pool = 2000; o.select = 1000; o.meta_steps = 25; o.exchange = 25;
-            o.target = 500; o.heldout = 500;
-        } else if (!strcmp(argv[i], "--smoke")) {  /* a tiny configuration: seconds */
-            o.pool = 200; o.select = 100; o.meta_steps = 2; o.exchange = 10;
-            o.target = 100; o.heldout = 100; o.seeds = 1; o.train.steps = 30;
-        } else if (!strcmp(argv[i], "--pool") && i + 1 < argc) o.pool = atoll(argv[++i]);
-        else if (!strcmp(argv[i], "--select") && i + 1 < argc) o.select = atoll(argv[++i]);
-        else if (!strcmp(argv[i], "--meta-steps") && i + 1 < argc) o.meta_steps = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--seeds") && i + 1 < argc) o.seeds = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--out") && i + 1 < argc) o.out = argv[++i];
-        else {
-            fprintf(stderr, "usage: %s [--quick | --smoke] [--pool N] [--select K] "
-                    "[--meta-steps M] [--seeds S] [--out DIR]\n", argv[0]);
-            return 2;
-        }
+    int quick = 0, smoke = 0;
+    int64_t pool_flag = 0, select_flag = 0, meta_flag = 0, seeds_flag = 0;  /* 0: the mode's default */
+    const app_flag flags[] = {
+        {"--quick", APP_FLAG_SWITCH, &quick, NULL, "a compact configuration (minutes)", 0, 0},
+        {"--smoke", APP_FLAG_SWITCH, &smoke, NULL, "a tiny configuration (seconds; the tests)",
+         0, 0},
+        {"--pool", APP_FLAG_INT, &pool_flag, "N", "candidates in the pool", 2, 50000},
+        {"--select", APP_FLAG_INT, &select_flag, "K", "candidates to select, fewer than N", 1, 49999},
+        {"--meta-steps", APP_FLAG_INT, &meta_flag, "M", "MGD meta-steps", 1, 500},
+        {"--seeds", APP_FLAG_INT, &seeds_flag, "S", "retrainings per method, with unseen seeds", 1,
+         16},
+        {"--out", APP_FLAG_PATH, &o.out, "DIR", "where the CSV and JSON files go (created)",
+         0, 0},
+    };
+    const app_cmdline cmd = {"Select a training subset of a defective Fashion-MNIST pool by "
+                             "metagradient descent.", flags, (int)(sizeof flags / sizeof *flags),
+                             NULL, 0};
+    int rc = app_parse_flags(&cmd, argc, argv);
+    if (rc != APP_FLAGS_RUN) return rc;
+    if (quick && smoke) return app_usage_error(&cmd, argv[0], "--quick and --smoke exclude each other");
+    if (quick) {
+        o.pool = 2000; o.select = 1000; o.meta_steps = 25; o.exchange = 25;
+        o.target = 500; o.heldout = 500;
+    } else if (smoke) {  /* a tiny configuration: seconds */
+        o.pool = 200; o.select = 100; o.meta_steps = 2; o.exchange = 10;
+        o.target = 100; o.heldout = 100; o.seeds = 1; o.train.steps = 30;
     }
+    if (pool_flag) o.pool = pool_flag;
+    if (select_flag) o.select = select_flag;
+    if (meta_flag) o.meta_steps = (int)meta_flag;
+    if (seeds_flag) o.seeds = (int)seeds_flag;
+    if (o.select >= o.pool) return app_usage_error(&cmd, argv[0], "need --select below --pool");
     if (app_prepare_out(o.out) != 0) return 2;
-    if (o.select < 1 || o.select >= o.pool || o.seeds < 1 || o.seeds > 16 ||
-        o.meta_steps < 1 || o.meta_steps > 500) {
-        fprintf(stderr, "need 1 <= select < pool, 1 <= seeds <= 16, 1 <= meta-steps <= 500\n");
-        return 2;
-    }
     if (app_require_fmnist(argv[0]) != 0) return APP_EXIT_SKIP;
     mgrad_context *ctx = NULL;
     if (mgrad_context_create(&ctx, NULL) != MGRAD_OK) return 1;
@@ -238,40 +250,34 @@ int main(int argc, char **argv)
 
     printf("\n%-12s %10s  %s  %s\n", "method", "examples", "test accuracy (mean ± std, "
            "retrained with unseen seeds)", "defective share");
-    double rows[4 * 4];
+    double rows[4 * 5];
     for (int k = 0; k < 4; k++) {
         int64_t size = k == 0 ? N : K;
         printf("%-12s %10lld  %6.2f%% ± %.2f%%  (%d seeds)            %5.1f%%\n", names[k],
                (long long)size, 100 * mean[k], 100 * sd[k], o.seeds, 100 * bad_share[k]);
-        rows[4 * k] = k;
-        rows[4 * k + 1] = mean[k];
-        rows[4 * k + 2] = sd[k];
-        rows[4 * k + 3] = bad_share[k];
+        rows[5 * k] = (double)size;
+        rows[5 * k + 1] = mean[k];
+        rows[5 * k + 2] = sd[k];
+        rows[5 * k + 3] = o.seeds;
+        rows[5 * k + 4] = bad_share[k];
     }
     char path[4096];
-    snprintf(path, sizeof path, "%s/data_selection.csv", o.out);
     int failures = 0;
-    if (app_write_csv(path, "method(0=whole,1=random,2=small_loss,3=mgd),test_accuracy_mean,"
-                      "test_accuracy_std,defective_share", rows, 4, 4) != 0) {
-        perror(path);
-        failures++;
-    }
-    double pct[4], pct_sd[4];
-    for (int k = 0; k < 4; k++) {
-        pct[k] = 100 * mean[k];
-        pct_sd[k] = 100 * sd[k];
-    }
-    snprintf(path, sizeof path, "%s/data_selection.png", o.out);
-    if (ex_plot_bars(path, "Data selection on a defective Fashion-MNIST pool",
-                     "test accuracy (%)", names, pct, pct_sd, 4) != 0) {
-        perror(path);
-        failures++;
-    }
-    if (app_plot_progress(o.out, "data_selection_progress.png", "MGD data selection", log,
-                          o.meta_steps) != 0)
-        failures++;
+    snprintf(path, sizeof path, "%s/data_selection.csv", o.out);
+    failures += app_write_named_csv(path, "method,examples,test_accuracy_mean,"
+                                    "test_accuracy_std,seeds,defective_share",
+                                    names, rows, 4, 5) != 0;
+    failures += app_write_progress(o.out, "data_selection_progress.csv", log,
+                                   o.meta_steps) != 0;
+    const app_number fields[] = {
+        {"pool", (double)N}, {"select", (double)K}, {"flipped_labels", (double)nflip},
+        {"noise_images", (double)nnoise}, {"meta_steps", o.meta_steps}, {"seeds", o.seeds},
+        {"train_steps", (double)o.train.steps}, {"batch", (double)o.train.batch}};
+    snprintf(path, sizeof path, "%s/data_selection.json", o.out);
+    failures += app_write_summary(path, "data_selection", quick ? "quick" : smoke ? "smoke" : "full",
+                                  fields, 8, names, mean, sd, 4) != 0;
     int status = app_outputs_done(
-        o.out, "data_selection.csv, data_selection.png, data_selection_progress.png",
+        o.out, "data_selection.csv, data_selection_progress.csv, data_selection.json",
         failures);
 
     free(log); free(counts); free(sel); free(random_sel);

@@ -11,8 +11,14 @@
 
 #include <metagrad.h>
 
-int main(void)
+#include "common/flags.h"
+
+int main(int argc, char **argv)
 {
+    const app_cmdline cmd = {"Load Fashion-MNIST, split off a validation set, standardise, and "
+                             "print what was loaded.", NULL, 0, NULL, 0};
+    int rc = app_parse_flags(&cmd, argc, argv);
+    if (rc != APP_FLAGS_RUN) return rc;
     mgrad_context *ctx = NULL;
     mgrad_dataset *all = NULL, *train = NULL, *val = NULL, *test = NULL;
     if (mgrad_context_create(&ctx, NULL) != MGRAD_OK) return EXIT_FAILURE;

@@ -12,10 +12,15 @@
  * loss on a target split; the best iterate chosen on the held-out split).  Each schedule is then retrained with seeds no
  * method saw and scored on the official test split.
  *
- * Prints a table; writes lr_schedule.csv (the schedules, per step) and
- * lr_schedule.png (their plot), lr_schedule_progress.png.
+ * Prints a table and writes into --out: lr_schedule.csv (per schedule: the
+ * trainings used to tune it, its held-out loss, test accuracy mean and std
+ * over the retrainings), lr_schedule_steps.csv (the schedules, per step),
+ * lr_schedule_progress.csv (MGD's objective per meta-step) and
+ * lr_schedule.json (a summary); examples/python/plot_results.py draws the
+ * figures from them.
  *
  * Usage: lr_schedule [--quick | --smoke] [--meta-steps M] [--seeds S] [--out DIR]
+ *        (--help: all options)
  */
 #include <math.h>
 #include <stdio.h>
@@ -25,7 +30,7 @@
 #include <metagrad.h>
 
 #include "common/apputil.h"
-#include "common/plot.h"
+#include "common/flags.h"
 
 enum { NMETHODS = 5 };
 
@@ -112,30 +117,39 @@ int main(int argc, char **argv)
     int64_t ntrain = 4000;
     const char *out = ".";
     setup s = {NULL, {300, 64, 0.05, 0.9, 128}, NULL, NULL, NULL, NULL};
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--quick")) {
-            meta_steps = 25;
-            ntrain = 2000;
-            s.cfg.steps = 200;
-        } else if (!strcmp(argv[i], "--smoke")) {  /* a tiny configuration: seconds */
-            meta_steps = 2;
-            ntrain = 200;
-            seeds = 1;
-            s.cfg.steps = 30;
-        } else if (!strcmp(argv[i], "--meta-steps") && i + 1 < argc) meta_steps = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--seeds") && i + 1 < argc) seeds = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
-        else {
-            fprintf(stderr, "usage: %s [--quick | --smoke] [--meta-steps M] [--seeds S] "
-                    "[--out DIR]\n", argv[0]);
-            return 2;
-        }
+    int quick = 0, smoke = 0;
+    int64_t meta_flag = 0, seeds_flag = 0;  /* 0: the mode's default */
+    const app_flag flags[] = {
+        {"--quick", APP_FLAG_SWITCH, &quick, NULL, "a compact configuration (minutes)", 0, 0},
+        {"--smoke", APP_FLAG_SWITCH, &smoke, NULL, "a tiny configuration (seconds; the tests)",
+         0, 0},
+        {"--meta-steps", APP_FLAG_INT, &meta_flag, "M", "MGD meta-steps on the schedule", 1,
+         1000},
+        {"--seeds", APP_FLAG_INT, &seeds_flag, "S", "retrainings per schedule, with unseen seeds",
+         1, 16},
+        {"--out", APP_FLAG_PATH, &out, "DIR", "where the CSV and JSON files go (created)", 0,
+         0},
+    };
+    const app_cmdline cmd = {"Learn a learning-rate schedule by metagradient descent and "
+                             "compare it with tuned hand-designed schedules (Fashion-MNIST).",
+                             flags, (int)(sizeof flags / sizeof *flags), NULL, 0};
+    int rc = app_parse_flags(&cmd, argc, argv);
+    if (rc != APP_FLAGS_RUN) return rc;
+    if (quick && smoke)
+        return app_usage_error(&cmd, argv[0], "--quick and --smoke exclude each other");
+    if (quick) {
+        meta_steps = 25;
+        ntrain = 2000;
+        s.cfg.steps = 200;
+    } else if (smoke) {  /* a tiny configuration: seconds */
+        meta_steps = 2;
+        ntrain = 200;
+        seeds = 1;
+        s.cfg.steps = 30;
     }
+    if (meta_flag) meta_steps = (int)meta_flag;
+    if (seeds_flag) seeds = (int)seeds_flag;
     if (app_prepare_out(out) != 0) return 2;
-    if (meta_steps < 1 || meta_steps > 1000 || seeds < 1 || seeds > 16) {
-        fprintf(stderr, "need 1 <= meta-steps <= 1000 and 1 <= seeds <= 16\n");
-        return 2;
-    }
     if (app_require_fmnist(argv[0]) != 0) return APP_EXIT_SKIP;
     if (mgrad_context_create(&s.ctx, NULL) != MGRAD_OK) return 1;
     mgrad_context *ctx = s.ctx;
@@ -204,7 +218,7 @@ int main(int argc, char **argv)
 
     printf("\n%-11s %9s %14s  %s\n", "schedule", "trainings", "held-out loss",
            "test accuracy (mean ± std over unseen seeds)");
-    double mean[NMETHODS], sd[NMETHODS];
+    double mean[NMETHODS], sd[NMETHODS], table[NMETHODS * 5];
     for (int k = 0; k < NMETHODS; k++) {
         double acc[16];
         for (int r = 0; r < seeds; r++)
@@ -214,40 +228,42 @@ int main(int argc, char **argv)
         app_mean_std(acc, seeds, &mean[k], &sd[k]);
         printf("%-11s %9d %14.4f  %6.2f%% ± %.2f%%\n", names[k], tried[k], tuned_loss[k],
                100 * mean[k], 100 * sd[k]);
+        table[5 * k] = tried[k];
+        table[5 * k + 1] = tuned_loss[k];
+        table[5 * k + 2] = mean[k];
+        table[5 * k + 3] = sd[k];
+        table[5 * k + 4] = seeds;
     }
 
     char path[4096];
+    int failures = 0;
+    snprintf(path, sizeof path, "%s/lr_schedule.csv", out);
+    failures += app_write_named_csv(path, "schedule,trainings,heldout_loss,test_accuracy_mean,"
+                                    "test_accuracy_std,seeds", names, table, NMETHODS, 5) != 0;
     double *rows = malloc(sizeof(double) * (size_t)(T * (NMETHODS + 1)));
-    double *steps = malloc(sizeof(double) * (size_t)T);
+    if (rows == NULL) return 1;
     for (int64_t t = 0; t < T; t++) {
-        steps[t] = (double)t;
         rows[t * (NMETHODS + 1)] = (double)t;
         for (int k = 0; k < NMETHODS; k++) rows[t * (NMETHODS + 1) + 1 + k] = sched[k][t];
     }
-    snprintf(path, sizeof path, "%s/lr_schedule.csv", out);
-    int failures = 0;
+    snprintf(path, sizeof path, "%s/lr_schedule_steps.csv", out);
     if (app_write_csv(path, "step,constant,step_decay,cosine,one_cycle,mgd", rows, (int)T,
                       NMETHODS + 1) != 0) {
         perror(path);
         failures++;
     }
-    ex_series series[NMETHODS];
-    for (int k = 0; k < NMETHODS; k++)
-        series[k] = (ex_series){names[k], steps, sched[k], (int)T};
-    snprintf(path, sizeof path, "%s/lr_schedule.png", out);
-    if (ex_plot_lines(path, "Learning-rate schedules (tuned on held-out data)", "step",
-                      "learning rate", series, NMETHODS) != 0) {
-        perror(path);
-        failures++;
-    }
-    if (app_plot_progress(out, "lr_schedule_progress.png", "MGD on the learning-rate schedule",
-                          log, meta_steps) != 0)
-        failures++;
-    int status = app_outputs_done(out, "lr_schedule.csv, lr_schedule.png, "
-                                  "lr_schedule_progress.png", failures);
+    failures += app_write_progress(out, "lr_schedule_progress.csv", log, meta_steps) != 0;
+    const app_number fields[] = {
+        {"train", (double)ntrain}, {"train_steps", (double)T}, {"batch", (double)s.cfg.batch},
+        {"meta_steps", meta_steps}, {"knots", KNOTS}, {"seeds", seeds}};
+    snprintf(path, sizeof path, "%s/lr_schedule.json", out);
+    failures += app_write_summary(path, "lr_schedule", quick ? "quick" : smoke ? "smoke" : "full",
+                                  fields, 6, names, mean, sd, NMETHODS) != 0;
+    int status = app_outputs_done(out, "lr_schedule.csv, lr_schedule_steps.csv, "
+                                  "lr_schedule_progress.csv, lr_schedule.json", failures);
 
     for (int k = 0; k < NMETHODS; k++) free(sched[k]);
-    free(basis); free(rows); free(steps); free(log);
+    free(basis); free(rows); free(log);
     mgrad_dataset_destroy(s.train);
     mgrad_dataset_destroy(s.target);
     mgrad_dataset_destroy(s.heldout);

@@ -19,6 +19,8 @@
 
 #include <metagrad.h>
 
+#include "common/flags.h"
+
 enum { F = 32, C = 4, N = 512, NVAL = 128, B = 64, T = 20, WIDTH = 128 };
 
 static int rank, size;
@@ -68,6 +70,12 @@ static mgrad_dataset *make_data(mgrad_context *ctx, int n, uint64_t seed)
 
 int main(int argc, char **argv)
 {
+    /* before MPI_Init: --help and a bad command line need no MPI (every rank
+       answers alike under mpirun) */
+    const app_cmdline cmd = {"A data-parallel metagradient over MPI ranks; run it under "
+                             "mpirun -np R.", NULL, 0, NULL, 0};
+    int rc = app_parse_flags(&cmd, argc, argv);
+    if (rc != APP_FLAGS_RUN) return rc;
     MPI_Init(&argc, &argv);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);

@@ -11,10 +11,14 @@
  * the attacker never saw; the table reports its test accuracy and the drop
  * against clean data.
  *
- * Writes poisoning.csv, poisoning.png (accuracy per attack) and
- * poisoning_progress.png (the attacker's objective).
+ * Writes into --out: poisoning.csv (victim accuracy per attack, mean and std
+ * over the retrainings, and the drop against clean data),
+ * poisoning_progress.csv (the attacker's objective per meta-step) and
+ * poisoning.json (a summary); examples/python/plot_results.py draws the
+ * figures from them.
  *
  * Usage: poisoning [--quick | --smoke] [--meta-steps M] [--seeds S] [--out DIR]
+ *        (--help: all options)
  */
 #include <math.h>
 #include <stdio.h>
@@ -24,7 +28,7 @@
 #include <metagrad.h>
 
 #include "common/apputil.h"
-#include "common/plot.h"
+#include "common/flags.h"
 
 enum { F = 784, NATTACKS = 4 };
 
@@ -44,30 +48,39 @@ int main(int argc, char **argv)
     double share = 0.025;
     const char *out = ".";
     app_train cfg = {400, 64, 0.02, 0.5, 128};
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--quick")) {
-            meta_steps = 20;
-            N = 2000;
-            cfg.steps = 250;
-        } else if (!strcmp(argv[i], "--smoke")) {  /* a tiny configuration: seconds */
-            meta_steps = 2;
-            N = 200;
-            seeds = 1;
-            cfg.steps = 30;
-        } else if (!strcmp(argv[i], "--meta-steps") && i + 1 < argc) meta_steps = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--seeds") && i + 1 < argc) seeds = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
-        else {
-            fprintf(stderr, "usage: %s [--quick | --smoke] [--meta-steps M] [--seeds S] "
-                    "[--out DIR]\n", argv[0]);
-            return 2;
-        }
+    int quick = 0, smoke = 0;
+    int64_t meta_flag = 0, seeds_flag = 0;  /* 0: the mode's default */
+    const app_flag flags[] = {
+        {"--quick", APP_FLAG_SWITCH, &quick, NULL, "a compact configuration (minutes)", 0, 0},
+        {"--smoke", APP_FLAG_SWITCH, &smoke, NULL, "a tiny configuration (seconds; the tests)",
+         0, 0},
+        {"--meta-steps", APP_FLAG_INT, &meta_flag, "M", "MGD meta-steps of the attack", 1,
+         2000},
+        {"--seeds", APP_FLAG_INT, &seeds_flag, "S", "victim retrainings, with unseen seeds", 1,
+         16},
+        {"--out", APP_FLAG_PATH, &out, "DIR", "where the CSV and JSON files go (created)", 0,
+         0},
+    };
+    const app_cmdline cmd = {"Degrade a victim's accuracy by changing 2.5% of its Fashion-MNIST "
+                             "training images (metagradient ascent).",
+                             flags, (int)(sizeof flags / sizeof *flags), NULL, 0};
+    int rc = app_parse_flags(&cmd, argc, argv);
+    if (rc != APP_FLAGS_RUN) return rc;
+    if (quick && smoke)
+        return app_usage_error(&cmd, argv[0], "--quick and --smoke exclude each other");
+    if (quick) {
+        meta_steps = 20;
+        N = 2000;
+        cfg.steps = 250;
+    } else if (smoke) {  /* a tiny configuration: seconds */
+        meta_steps = 2;
+        N = 200;
+        seeds = 1;
+        cfg.steps = 30;
     }
+    if (meta_flag) meta_steps = (int)meta_flag;
+    if (seeds_flag) seeds = (int)seeds_flag;
     if (app_prepare_out(out) != 0) return 2;
-    if (meta_steps < 1 || meta_steps > 2000 || seeds < 1 || seeds > 16) {
-        fprintf(stderr, "need 1 <= meta-steps <= 2000 and 1 <= seeds <= 16\n");
-        return 2;
-    }
     if (app_require_fmnist(argv[0]) != 0) return APP_EXIT_SKIP;
     mgrad_context *ctx = NULL;
     if (mgrad_context_create(&ctx, NULL) != MGRAD_OK) return 1;
@@ -163,32 +176,25 @@ int main(int argc, char **argv)
     }
 
     char path[4096];
-    double table[NATTACKS * 4], pct[NATTACKS], pct_sd[NATTACKS];
+    double table[NATTACKS * 4];
     for (int k = 0; k < NATTACKS; k++) {
-        table[4 * k] = k;
-        table[4 * k + 1] = mean[k];
-        table[4 * k + 2] = sd[k];
+        table[4 * k] = mean[k];
+        table[4 * k + 1] = sd[k];
+        table[4 * k + 2] = seeds;
         table[4 * k + 3] = mean[k] - mean[0];
-        pct[k] = 100 * mean[k];
-        pct_sd[k] = 100 * sd[k];
     }
-    snprintf(path, sizeof path, "%s/poisoning.csv", out);
     int failures = 0;
-    if (app_write_csv(path, "attack(0=clean,1=noise,2=label_flip,3=mgd),test_accuracy_mean,"
-                      "test_accuracy_std,drop", table, NATTACKS, 4) != 0) {
-        perror(path);
-        failures++;
-    }
-    snprintf(path, sizeof path, "%s/poisoning.png", out);
-    if (ex_plot_bars(path, "Victim accuracy after poisoning 2.5% of the training images",
-                     "test accuracy (%)", names, pct, pct_sd, NATTACKS) != 0) {
-        perror(path);
-        failures++;
-    }
-    if (app_plot_progress(out, "poisoning_progress.png",
-                          "MGD poisoning: loss the attacker raises", log, meta_steps) != 0)
-        failures++;
-    int status = app_outputs_done(out, "poisoning.csv, poisoning.png, poisoning_progress.png",
+    snprintf(path, sizeof path, "%s/poisoning.csv", out);
+    failures += app_write_named_csv(path, "attack,test_accuracy_mean,test_accuracy_std,seeds,"
+                                    "drop", names, table, NATTACKS, 4) != 0;
+    failures += app_write_progress(out, "poisoning_progress.csv", log, meta_steps) != 0;
+    const app_number fields[] = {
+        {"train", (double)N}, {"poisoned", (double)npoison}, {"meta_steps", meta_steps},
+        {"seeds", seeds}, {"train_steps", (double)cfg.steps}, {"batch", (double)cfg.batch}};
+    snprintf(path, sizeof path, "%s/poisoning.json", out);
+    failures += app_write_summary(path, "poisoning", quick ? "quick" : smoke ? "smoke" : "full",
+                                  fields, 6, names, mean, sd, NATTACKS) != 0;
+    int status = app_outputs_done(out, "poisoning.csv, poisoning_progress.csv, poisoning.json",
                                   failures);
 
     for (int k = 1; k < NATTACKS; k++) mgrad_dataset_destroy(sets[k]);

@@ -7,14 +7,17 @@
  * A negative entry says that a larger learning rate at that step would have
  * lowered the validation loss.
  *
- * Build against an installed library:
- *     cc quickstart.c $(pkg-config --cflags --libs metagrad)
+ * Build against an installed library (from examples/; common/flags.c is the
+ * examples' command line, here only --help):
+ *     cc quickstart.c common/flags.c $(pkg-config --cflags --libs metagrad)
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include <metagrad.h>
+
+#include "common/flags.h"
 
 enum { N_TRAIN = 512, N_VAL = 256, FEATURES = 16, CLASSES = 4, STEPS = 100, BATCH = 32 };
 
@@ -49,8 +52,14 @@ static void make_data(int n, unsigned seed, double *x, int32_t *y)
     }
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    const app_cmdline cmd = {"Train a small MLP on generated data and print the metagradient "
+                             "of the validation loss with respect to the learning-rate schedule.",
+                             NULL, 0, NULL, 0};
+    int rc = app_parse_flags(&cmd, argc, argv);
+    if (rc != APP_FLAGS_RUN) return rc;
+
     static double x_train[N_TRAIN * FEATURES], x_val[N_VAL * FEATURES];
     static int32_t y_train[N_TRAIN], y_val[N_VAL];
     make_data(N_TRAIN, 1, x_train, y_train);

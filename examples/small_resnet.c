@@ -24,12 +24,15 @@
  * program runs anywhere.
  *
  * Usage: small_resnet [--quick] [--synthetic] [--train N] [--steps T] [--batch B]
+ *        (--help: all options)
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <metagrad.h>
+
+#include "common/flags.h"
 
 #define CHECK(call)                                                            \
     do {                                                                       \
@@ -73,27 +76,31 @@ static mgrad_status synthetic(mgrad_dataset **out, mgrad_context *ctx, int64_t n
 int main(int argc, char **argv)
 {
     int64_t n_train = 2048, n_val = 512, steps = 200, batch = 64;
-    int use_synthetic = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--quick") == 0) {
-            n_train = 256;
-            n_val = 128;
-            steps = 12;
-            batch = 16;
-        } else if (strcmp(argv[i], "--synthetic") == 0) {
-            use_synthetic = 1;
-        } else if (strcmp(argv[i], "--train") == 0 && i + 1 < argc) {
-            n_train = atoll(argv[++i]);
-        } else if (strcmp(argv[i], "--steps") == 0 && i + 1 < argc) {
-            steps = atoll(argv[++i]);
-        } else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc) {
-            batch = atoll(argv[++i]);
-        } else {
-            fprintf(stderr, "usage: %s [--quick] [--synthetic] [--train N] [--steps T] "
-                            "[--batch B]\n", argv[0]);
-            return EXIT_FAILURE;
-        }
+    int64_t train_flag = 0, steps_flag = 0, batch_flag = 0;  /* 0: the mode's default */
+    int quick = 0, use_synthetic = 0;
+    const app_flag flags[] = {
+        {"--quick", APP_FLAG_SWITCH, &quick, NULL, "a few steps on 256 images (seconds)", 0, 0},
+        {"--synthetic", APP_FLAG_SWITCH, &use_synthetic, NULL,
+         "generated images even when Fashion-MNIST is installed", 0, 0},
+        {"--train", APP_FLAG_INT, &train_flag, "N", "training images", 1, 50000},
+        {"--steps", APP_FLAG_INT, &steps_flag, "T", "training steps", 1, 100000},
+        {"--batch", APP_FLAG_INT, &batch_flag, "B", "batch size, at most N", 1, 50000},
+    };
+    const app_cmdline cmd = {"Train a small ResNet and compute the metagradient of its "
+                             "validation loss with respect to every training example's weight.",
+                             flags, (int)(sizeof flags / sizeof *flags), NULL, 0};
+    int rc = app_parse_flags(&cmd, argc, argv);
+    if (rc != APP_FLAGS_RUN) return rc;
+    if (quick) {
+        n_train = 256;
+        n_val = 128;
+        steps = 12;
+        batch = 16;
     }
+    if (train_flag) n_train = train_flag;
+    if (steps_flag) steps = steps_flag;
+    if (batch_flag) batch = batch_flag;
+    if (batch > n_train) return app_usage_error(&cmd, argv[0], "need --batch at most --train");
 
     mgrad_context_options co = MGRAD_CONTEXT_OPTIONS_INIT;
     co.dtype = MGRAD_DTYPE_F32;

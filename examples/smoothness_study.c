@@ -15,8 +15,10 @@
  *      share of meta-steps that lowered φ (how reliable each metagradient
  *      step is, whatever the room left to improve).
  * Then the table, the Spearman rank correlations of Ŝ and of the curvature
- * with the improvement and with the descent fraction, and a CSV
- * for examples/python/plot_smoothness.py.
+ * with the improvement and with the descent fraction; the rows go to a CSV
+ * and the correlations to a JSON summary beside it (the CSV's name with
+ * .json for .csv), and examples/python/plot_results.py draws the figure
+ * from the CSV.
  *
  * Data: subsets of Fashion-MNIST (N_TRAIN training and N_VAL validation
  * images from the training split), average-pooled 2x2 to 14x14 so that the
@@ -24,8 +26,9 @@
  * installed (Debian package dataset-fashion-mnist) it falls back to
  * generated data and says so.
  *
- * Usage: smoothness_study [out.csv] [fashion-mnist dir]
- *        (default smoothness_study.csv; the dataset's default directory)
+ * Usage: smoothness_study [OUT.csv] [DIR]
+ *        (default smoothness_study.csv; DIR: the Fashion-MNIST files, by
+ *        default the dataset's directory; --help: this)
  */
 #include <math.h>
 #include <stdio.h>
@@ -34,6 +37,9 @@
 #include <time.h>
 
 #include <metagrad.h>
+
+#include "common/apputil.h"
+#include "common/flags.h"
 
 enum {
     N_TRAIN = 1024, N_VAL = 512, SIDE = 14, CLASSES = 10, STEPS = 64, META_STEPS = 8
@@ -292,8 +298,23 @@ static const char *POOL_NAMES[] = {"-", "avg", "max"};
 
 int main(int argc, char **argv)
 {
-    const char *csv_path = argc > 1 ? argv[1] : "smoothness_study.csv";
-    const char *dir = argc > 2 ? argv[2] : NULL;
+    const char *csv_path = "smoothness_study.csv";
+    const char *dir = NULL;
+    const app_positional args[] = {
+        {"OUT.csv", &csv_path, "the table, one row per configuration (default "
+                               "smoothness_study.csv; the summary goes to OUT.json)"},
+        {"DIR", &dir, "the Fashion-MNIST files (default: the dataset's directory)"},
+    };
+    const app_cmdline cmd = {"Metasmoothness against what metagradient descent achieves, over a "
+                             "grid of training choices (minutes).", NULL, 0, args, 2};
+    int rc = app_parse_flags(&cmd, argc, argv);
+    if (rc != APP_FLAGS_RUN) return rc;
+    /* the summary: OUT.json beside OUT.csv */
+    char json_path[4096];
+    size_t len = strlen(csv_path);
+    if (len >= 4 && strcmp(csv_path + len - 4, ".csv") == 0) len -= 4;
+    if (len + 6 > sizeof json_path) return app_usage_error(&cmd, argv[0], "OUT.csv: name too long");
+    snprintf(json_path, sizeof json_path, "%.*s.json", (int)len, csv_path);
     mgrad_context *ctx = NULL;
     mgrad_context_options co = MGRAD_CONTEXT_OPTIONS_INIT;
     co.dtype = MGRAD_DTYPE_F32;
@@ -379,7 +400,8 @@ int main(int argc, char **argv)
             if (strcmp(c->model, "mlp") == 0) nmlp = nok;
         }
     }
-    fclose(csv);
+    int csv_failed = fclose(csv) != 0;
+    if (csv_failed) perror(csv_path);
     printf("\n%d of %d configurations measured\n", nok, nc);
     printf("Spearman rank correlation (all %d):\n", nok);
     printf("  S         vs improvement: %+.3f    S         vs descent: %+.3f\n",
@@ -391,10 +413,28 @@ int main(int argc, char **argv)
            spearman(S, imp, nmlp), spearman(S, desc, nmlp));
     printf("  curvature vs improvement: %+.3f    curvature vs descent: %+.3f\n",
            spearman(curv, imp, nmlp), spearman(curv, desc, nmlp));
-    printf("CSV: %s\n", csv_path);
+    const app_number corr[] = {
+        {"configurations", nc},
+        {"measured", nok},
+        {"mlps_measured", nmlp},
+        {"spearman_S_improvement", spearman(S, imp, nok)},
+        {"spearman_S_descent", spearman(S, desc, nok)},
+        {"spearman_curvature_improvement", spearman(curv, imp, nok)},
+        {"spearman_curvature_descent", spearman(curv, desc, nok)},
+        {"mlp_spearman_S_improvement", spearman(S, imp, nmlp)},
+        {"mlp_spearman_S_descent", spearman(S, desc, nmlp)},
+        {"mlp_spearman_curvature_improvement", spearman(curv, imp, nmlp)},
+        {"mlp_spearman_curvature_descent", spearman(curv, desc, nmlp)},
+    };
+    int status = csv_failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    if (app_write_summary(json_path, "smoothness_study",
+                          real_data ? "fashion-mnist" : "generated", corr,
+                          (int)(sizeof corr / sizeof *corr), NULL, NULL, NULL, 0) != 0)
+        status = EXIT_FAILURE;
+    printf("CSV: %s, summary: %s\n", csv_path, json_path);
 
     mgrad_dataset_destroy(train);
     mgrad_dataset_destroy(val);
     mgrad_context_destroy(ctx);
-    return EXIT_SUCCESS;
+    return status;
 }

@@ -3,8 +3,6 @@
  */
 #include "apputil.h"
 
-#include "plot.h"
-
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -202,25 +200,23 @@ int app_outputs_done(const char *dir, const char *files, int failures)
     return 1;
 }
 
-int app_plot_progress(const char *dir, const char *name, const char *title,
-                      const double *log, int steps)
+int app_write_progress(const char *dir, const char *name, const double *log, int steps)
 {
-    double *xs = malloc(sizeof(double) * (size_t)steps * 3);
-    if (xs == NULL) return -1;
-    double *phi = xs + steps, *held = xs + 2 * steps;
-    for (int i = 0; i < steps; i++) {
-        xs[i] = i;
-        phi[i] = log[2 * i];
-        held[i] = log[2 * i + 1];
-    }
-    ex_series series[2] = {{"target loss (phi)", xs, phi, steps},
-                           {"held-out loss", xs, held, steps}};
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    int rc = ex_plot_lines(path, title, "meta-step", "validation loss", series, 2);
-    if (rc != 0) perror(path);
-    free(xs);
-    return rc;
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        perror(path);
+        return -1;
+    }
+    fprintf(f, "meta_step,target_loss,heldout_loss\n");
+    for (int i = 0; i < steps; i++)
+        fprintf(f, "%d,%.10g,%.10g\n", i, log[2 * i], log[2 * i + 1]);
+    if (fclose(f) != 0) {
+        perror(path);
+        return -1;
+    }
+    return 0;
 }
 
 void app_mean_std(const double *x, int n, double *mean, double *std)
@@ -243,4 +239,68 @@ int app_write_csv(const char *path, const char *header, const double *rows, int 
         for (int c = 0; c < ncols; c++)
             fprintf(f, "%.10g%s", rows[r * ncols + c], c + 1 < ncols ? "," : "\n");
     return fclose(f) == 0 ? 0 : -1;
+}
+
+int app_write_named_csv(const char *path, const char *header, const char *const *names,
+                        const double *rows, int nrows, int ncols)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        perror(path);
+        return -1;
+    }
+    fprintf(f, "%s\n", header);
+    for (int r = 0; r < nrows; r++) {
+        fprintf(f, "%s", names[r]);
+        for (int c = 0; c < ncols; c++) fprintf(f, ",%.10g", rows[r * ncols + c]);
+        fprintf(f, "\n");
+    }
+    if (fclose(f) != 0) {
+        perror(path);
+        return -1;
+    }
+    return 0;
+}
+
+/* JSON has no NaN or infinity: null stands for them. */
+static void json_number(FILE *f, double v)
+{
+    if (isfinite(v))
+        fprintf(f, "%.10g", v);
+    else
+        fprintf(f, "null");
+}
+
+int app_write_summary(const char *path, const char *program, const char *mode,
+                      const app_number *fields, int nfields, const char *const *names,
+                      const double *mean, const double *sd, int n)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        perror(path);
+        return -1;
+    }
+    fprintf(f, "{\n  \"program\": \"%s\",\n  \"mode\": \"%s\"", program, mode);
+    for (int i = 0; i < nfields; i++) {
+        fprintf(f, ",\n  \"%s\": ", fields[i].key);
+        json_number(f, fields[i].value);
+    }
+    if (n > 0) {
+        fprintf(f, ",\n  \"results\": [");
+        for (int k = 0; k < n; k++) {
+            fprintf(f, "%s\n    {\"name\": \"%s\", \"test_accuracy_mean\": ", k ? "," : "",
+                    names[k]);
+            json_number(f, mean[k]);
+            fprintf(f, ", \"test_accuracy_std\": ");
+            json_number(f, sd[k]);
+            fprintf(f, "}");
+        }
+        fprintf(f, "\n  ]");
+    }
+    fprintf(f, "\n}\n");
+    if (fclose(f) != 0) {
+        perror(path);
+        return -1;
+    }
+    return 0;
 }

@@ -1,7 +1,9 @@
 /*
  * apputil.h - shared plumbing of the application examples (not part of the
  * library): Fashion-MNIST loading with a helpful message, datasets from
- * arrays, the default model, retraining with fresh seeds, statistics.
+ * arrays, the default model, retraining with fresh seeds, statistics, and
+ * the result files (CSV and a JSON summary; examples/python/plot_results.py
+ * draws the figures from them).
  */
 #ifndef EXAMPLES_APPUTIL_H
 #define EXAMPLES_APPUTIL_H
@@ -72,9 +74,9 @@ int app_run(mgrad_context *ctx, const app_train *cfg, mgrad_dataset *train,
    score. */
 int app_progress(int64_t step, double phi, double score, double seconds, void *log);
 
-/* Plot what app_progress recorded into DIR/NAME; returns 0 or -1. */
-int app_plot_progress(const char *dir, const char *name, const char *title,
-                      const double *log, int steps);
+/* Write what app_progress recorded into DIR/NAME as a CSV
+   (meta_step,target_loss,heldout_loss); returns 0, or -1 after perror. */
+int app_write_progress(const char *dir, const char *name, const double *log, int steps);
 
 void app_mean_std(const double *x, int n, double *mean, double *std);
 
@@ -92,5 +94,28 @@ int app_outputs_done(const char *dir, const char *files, int failures);
 /* Write a CSV (header + rows of doubles); returns 0 or -1. */
 int app_write_csv(const char *path, const char *header, const double *rows, int nrows,
                   int ncols);
+
+/* Write a CSV whose first column is a name: the header, then per row
+   names[r] and ncols doubles.  Names must need no quoting (no comma or
+   quote).  Returns 0, or -1 after perror. */
+int app_write_named_csv(const char *path, const char *header, const char *const *names,
+                        const double *rows, int nrows, int ncols);
+
+/* A number of the JSON summary. */
+typedef struct app_number {
+    const char *key;
+    double value;
+} app_number;
+
+/* Write the JSON summary of a program's results to PATH (MODE names the
+   configuration: "full", "quick", "smoke", or the data used):
+     {"program": P, "mode": M, KEY: VALUE for each of fields,
+      "results": [{"name": names[k], "test_accuracy_mean": mean[k],
+                   "test_accuracy_std": sd[k]}, ...]}
+   ("results" only when n > 0; a non-finite number is written as null).
+   Names and keys must need no escaping.  Returns 0, or -1 after perror. */
+int app_write_summary(const char *path, const char *program, const char *mode,
+                      const app_number *fields, int nfields, const char *const *names,
+                      const double *mean, const double *sd, int n);
 
 #endif

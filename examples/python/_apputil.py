@@ -1,16 +1,20 @@
 """_apputil.py - shared plumbing of the Python application examples
 (data_selection.py, poisoning.py, lr_schedule.py); the counterpart of
-examples/common/apputil.c plus the plots (examples/common/plot.c), which
-here are drawn with matplotlib when it is installed.
+examples/common/apputil.c and examples/common/flags.c.
 
 Not part of the library: Fashion-MNIST loading with a helpful message (exit
 77, meson's skip code, when the files are absent), datasets from arrays, the
-default model, retraining with fresh seeds, statistics, the CSV, the
-command line shared by the three programs and the PNG plots.
+default model, retraining with fresh seeds, statistics, the command line
+shared by the three programs (the C programs' contract: --help exits 0, a
+bad command line exits 2), the result files (the C programs' CSV and JSON
+formats), and the figures, which plot_results.py draws from those files
+when matplotlib is installed.
 """
 
 import argparse
 import collections
+import json
+import math
 import os
 import sys
 import time
@@ -18,6 +22,8 @@ import time
 import numpy as np
 
 import metagrad as mg
+
+import plot_results
 
 #: Where the Debian package dataset-fashion-mnist installs its files (the
 #: library's MGRAD_FASHION_MNIST_DIR).
@@ -124,17 +130,58 @@ def mean_std(xs):
 
 
 def write_csv(path, header, rows):
-    """A CSV: the header, then rows of numbers as %.10g.  Prints the error
-    and returns False when the file cannot be written."""
+    """A CSV: the header, then rows whose first item may be a name (written
+    as is: no comma or quote in it) and whose numbers are written as %.10g.
+    Prints the error and returns False when the file cannot be written."""
     try:
         with open(path, "w") as f:
             f.write(header + "\n")
             for row in rows:
-                f.write(",".join("%.10g" % v for v in row) + "\n")
+                f.write(",".join(v if isinstance(v, str) else "%.10g" % v for v in row) + "\n")
         return True
     except OSError as e:
         print("%s: %s" % (path, e), file=sys.stderr)
         return False
+
+
+def write_progress(path, log):
+    """What a Progress recorded, as apputil.c's app_write_progress writes it."""
+    return write_csv(path, "meta_step,target_loss,heldout_loss",
+                     [(k, p, s) for k, (p, s) in enumerate(zip(log.phi, log.score))])
+
+
+def write_summary(path, program, mode, fields, names, mean, sd):
+    """The JSON summary, as apputil.c's app_write_summary writes it."""
+    def number(v):
+        return v if math.isfinite(v) else None
+    doc = {"program": program, "mode": mode}
+    doc.update((k, number(float(v))) for k, v in fields)
+    doc["results"] = [{"name": n, "test_accuracy_mean": number(m), "test_accuracy_std": number(d)}
+                      for n, m, d in zip(names, mean, sd)]
+    try:
+        with open(path, "w") as f:
+            json.dump(doc, f, indent=2)
+            f.write("\n")
+        return True
+    except OSError as e:
+        print("%s: %s" % (path, e), file=sys.stderr)
+        return False
+
+
+def draw_figures(table):
+    """The figures of the results CSV `table` (and its siblings), by
+    plot_results.py; says so when matplotlib is absent.  Returns the names
+    of the PNGs written."""
+    if not plot_results.matplotlib_available():
+        print("note: matplotlib is not installed (apt-get install python3-matplotlib); "
+              "no figures drawn (the CSVs are written)")
+        return []
+    try:
+        written = plot_results.render_file(table)
+    except (OSError, ValueError, KeyError, IndexError) as e:
+        print("%s: no figure: %s" % (table, e), file=sys.stderr)
+        return []
+    return [os.path.basename(w) for w in written]
 
 
 class Progress:
@@ -155,18 +202,19 @@ class Progress:
         return False
 
 
-def parser(description, usage_extra=""):
+def parser(description):
     """The command line shared by the three programs."""
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--quick", action="store_true",
-                   help="a smaller configuration (minutes), as the C program's --quick")
-    p.add_argument("--smoke", action="store_true",
-                   help="a tiny configuration that finishes in seconds (a smoke test)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true",
+                      help="a smaller configuration (minutes), as the C program's --quick")
+    mode.add_argument("--smoke", action="store_true",
+                      help="a tiny configuration that finishes in seconds (a smoke test)")
     p.add_argument("--meta-steps", type=int, default=None, metavar="M")
     p.add_argument("--seeds", type=int, default=None, metavar="S",
                    help="retrainings per method, with seeds no method saw")
-    p.add_argument("--out", default=".", metavar="DIR",
-                   help="where the CSV and the PNG plots go (created if absent)")
+    p.add_argument("--out", default=".", metavar="DIR", type=plot_results.not_an_option,
+                   help="where the CSV, JSON and PNG files go (created if absent)")
     return p
 
 
@@ -177,17 +225,23 @@ def finish_options(p, a, o, max_meta_steps):
         if getattr(a, key) is not None:
             o[key] = getattr(a, key)
     o["out"] = a.out
+    o["mode"] = "quick" if a.quick else "smoke" if a.smoke else "full"
     if not (1 <= o["meta_steps"] <= max_meta_steps and 1 <= o["seeds"] <= 16):
         p.error("need 1 <= meta-steps <= %d and 1 <= seeds <= 16" % max_meta_steps)
     return type("Options", (), o)
 
 
 def prepare_out(out):
+    """Create the output directory; exit 2 (a bad --out, as in C) when it
+    cannot be created or written."""
     try:
         os.makedirs(out, exist_ok=True)
     except OSError as e:
         print("%s: %s" % (out, e), file=sys.stderr)
-        sys.exit(1)
+        sys.exit(2)
+    if not os.access(out, os.W_OK | os.X_OK):
+        print("cannot write to output directory %s" % out, file=sys.stderr)
+        sys.exit(2)
 
 
 class Timer:
@@ -196,87 +250,3 @@ class Timer:
 
     def __str__(self):
         return "%.1f s" % (time.monotonic() - self.t0)
-
-
-# ---------------------------------------------------------------- plots
-
-_plt = None
-_plt_missing = False
-
-
-def _pyplot():
-    """matplotlib.pyplot with the Agg backend, imported on first use; None
-    (after a note) when matplotlib is not installed."""
-    global _plt, _plt_missing
-    if _plt is None and not _plt_missing:
-        try:
-            import matplotlib
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-            _plt = plt
-        except ImportError:
-            _plt_missing = True
-            print("note: matplotlib is not installed (apt-get install python3-matplotlib); "
-                  "skipping the plots")
-    return _plt
-
-
-def plots_skipped():
-    """True when matplotlib was found missing (the plots are skipped)."""
-    return _pyplot() is None
-
-
-def plot_bars(path, title, ylabel, names, values, errors):
-    """A bar chart with error bars, the value printed above each bar.
-    Returns True when the PNG was written."""
-    plt = _pyplot()
-    if plt is None:
-        return False
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    pos = np.arange(len(names))
-    ax.bar(pos, values, yerr=errors, capsize=6, color=colors[:len(names)],
-           edgecolor="black", linewidth=0.6, error_kw={"elinewidth": 1.2})
-    ax.set_xticks(pos)
-    ax.set_xticklabels(names)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    lo = min(v - e for v, e in zip(values, errors))
-    hi = max(v + e for v, e in zip(values, errors))
-    span = max(hi - lo, 1.0)
-    ax.set_ylim(max(0.0, lo - 0.6 * span), hi + 0.25 * span)
-    for x, v, e in zip(pos, values, errors):
-        ax.annotate("%.2f" % v, (x, v + e), textcoords="offset points", xytext=(0, 3),
-                    ha="center", va="bottom", fontsize=9)
-    ax.grid(axis="y", alpha=0.3)
-    ax.set_axisbelow(True)
-    return _save(fig, path)
-
-
-def plot_lines(path, title, xlabel, ylabel, series, markers=False):
-    """Line plots of (label, xs, ys) series.  Returns True when written."""
-    plt = _pyplot()
-    if plt is None:
-        return False
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-    for label, xs, ys in series:
-        ax.plot(xs, ys, label=label, marker="o" if markers else None, markersize=3,
-                linewidth=1.6)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    return _save(fig, path)
-
-
-def _save(fig, path):
-    try:
-        fig.tight_layout()
-        fig.savefig(path)
-        return True
-    except OSError as e:
-        print("%s: %s" % (path, e), file=sys.stderr)
-        return False
-    finally:
-        _plt.close(fig)

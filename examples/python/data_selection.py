@@ -24,9 +24,11 @@ training split, which candidates get which defect, the random selection)
 come from numpy's Generator with fixed seeds, so they are not the C
 program's draws and the numbers differ a little from its numbers.
 
-Prints a table; writes data_selection.csv, data_selection.png (test
-accuracy per method) and data_selection_progress.png (MGD's objective), the
-plots with matplotlib when it is installed.  Exits 77 (meson's skip code)
+Prints a table; writes the C program's files (data_selection.csv: test
+accuracy per method and the defective share of each selection;
+data_selection_progress.csv: MGD's objective; data_selection.json) and,
+when matplotlib is installed, the figures of plot_results.py
+(data_selection.png, data_selection_progress.png).  Exits 77 (meson's skip code)
 when Fashion-MNIST (Debian's dataset-fashion-mnist) is not installed.
 
 Usage: data_selection.py [--quick | --smoke] [--pool N] [--select K]
@@ -78,6 +80,7 @@ def options():
         if getattr(a, key) is not None:
             o[key] = getattr(a, key)
     o["out"] = a.out
+    o["mode"] = "quick" if a.quick else "smoke" if a.smoke else "full"
     if not (1 <= o["select"] < o["pool"] and 1 <= o["seeds"] <= 16
             and 1 <= o["meta_steps"] <= 500):
         p.error("need 1 <= select < pool, 1 <= seeds <= 16, 1 <= meta-steps <= 500")
@@ -164,25 +167,24 @@ def main():
         size = N if k == 0 else K
         print("%-12s %10d  %6.2f%% ± %.2f%%  (%d seeds)            %5.1f%%"
               % (NAMES[k], size, 100 * mean[k], 100 * sd[k], o.seeds, 100 * bad_share[k]))
-        rows.append((k, mean[k], sd[k], bad_share[k]))
-    app.write_csv(os.path.join(o.out, "data_selection.csv"),
-                  "method(0=whole,1=random,2=small_loss,3=mgd),test_accuracy_mean,"
-                  "test_accuracy_std,defective_share", rows)
-    app.plot_bars(os.path.join(o.out, "data_selection.png"),
-                  "Data selection on a defective Fashion-MNIST pool", "test accuracy (%)",
-                  NAMES, [100 * m for m in mean], [100 * s for s in sd])
-    steps = list(range(o.meta_steps))
-    app.plot_lines(os.path.join(o.out, "data_selection_progress.png"), "MGD data selection",
-                   "meta-step", "validation loss",
-                   [("target loss (phi)", steps, log.phi), ("held-out loss", steps, log.score)],
-                   markers=o.meta_steps <= 30)
-    print("wrote %s/data_selection.csv%s (%s)"
-          % (o.out, "" if app.plots_skipped() else
-             ", data_selection.png, data_selection_progress.png", timer))
+        rows.append((NAMES[k], size, mean[k], sd[k], o.seeds, bad_share[k]))
+    table = os.path.join(o.out, "data_selection.csv")
+    ok = app.write_csv(table, "method,examples,test_accuracy_mean,test_accuracy_std,seeds,"
+                       "defective_share", rows)
+    ok &= app.write_progress(os.path.join(o.out, "data_selection_progress.csv"), log)
+    ok &= app.write_summary(os.path.join(o.out, "data_selection.json"), "data_selection",
+                            o.mode, [("pool", N), ("select", K), ("flipped_labels", nflip),
+                                     ("noise_images", nnoise), ("meta_steps", o.meta_steps),
+                                     ("seeds", o.seeds), ("train_steps", o.train.steps),
+                                     ("batch", o.train.batch)], NAMES, mean, sd)
+    figures = app.draw_figures(table) if ok else []
+    print("wrote %s/%s (%s)" % (o.out, ", ".join(
+        ["data_selection.csv", "data_selection_progress.csv", "data_selection.json"] + figures),
+        timer))
     for d in (pool, target, heldout, all_set, test):
         d.close()
     ctx.close()
-    return 0
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -20,9 +20,12 @@ program draws no random numbers of its own (every draw is the library's,
 from the same seeds as in C), so it should print the C program's numbers up
 to floating-point summation order.
 
-Prints a table; writes lr_schedule.csv (the schedules, per step),
-lr_schedule.png (their plot) and lr_schedule_progress.png, the plots with
-matplotlib when it is installed.  Exits 77 (meson's skip code) when
+Prints a table; writes the C program's files (lr_schedule.csv: per
+schedule the trainings used to tune it, its held-out loss and test
+accuracy; lr_schedule_steps.csv: the schedules per step;
+lr_schedule_progress.csv: MGD's objective; lr_schedule.json) and, when
+matplotlib is installed, the figures of plot_results.py (lr_schedule.png,
+lr_schedule_progress.png).  Exits 77 (meson's skip code) when
 Fashion-MNIST (Debian's dataset-fashion-mnist) is not installed.
 
 Usage: lr_schedule.py [--quick | --smoke] [--meta-steps M] [--seeds S] [--out DIR]
@@ -159,25 +162,27 @@ def main():
         print("%-11s %9d %14.4f  %6.2f%% ± %.2f%%"
               % (NAMES[k], tried[k], tuned_loss[k], 100 * mean[k], 100 * sd[k]), flush=True)
 
-    steps = np.arange(T)
-    app.write_csv(os.path.join(o.out, "lr_schedule.csv"),
-                  "step,constant,step_decay,cosine,one_cycle,mgd",
-                  [[t] + [sched[k][t] for k in range(len(NAMES))] for t in range(T)])
-    app.plot_lines(os.path.join(o.out, "lr_schedule.png"),
-                   "Learning-rate schedules (tuned on held-out data)", "step", "learning rate",
-                   [(NAMES[k], steps, sched[k]) for k in range(len(NAMES))])
-    ms = list(range(o.meta_steps))
-    app.plot_lines(os.path.join(o.out, "lr_schedule_progress.png"),
-                   "MGD on the learning-rate schedule", "meta-step", "validation loss",
-                   [("target loss (phi)", ms, log.phi), ("held-out loss", ms, log.score)],
-                   markers=o.meta_steps <= 30)
-    print("wrote %s/lr_schedule.csv%s (%s)"
-          % (o.out, "" if app.plots_skipped() else ", lr_schedule.png, lr_schedule_progress.png",
-             timer))
+    table = os.path.join(o.out, "lr_schedule.csv")
+    ok = app.write_csv(table, "schedule,trainings,heldout_loss,test_accuracy_mean,"
+                       "test_accuracy_std,seeds",
+                       [(NAMES[k], tried[k], tuned_loss[k], mean[k], sd[k], o.seeds)
+                        for k in range(len(NAMES))])
+    ok &= app.write_csv(os.path.join(o.out, "lr_schedule_steps.csv"),
+                        "step,constant,step_decay,cosine,one_cycle,mgd",
+                        [[t] + [sched[k][t] for k in range(len(NAMES))] for t in range(T)])
+    ok &= app.write_progress(os.path.join(o.out, "lr_schedule_progress.csv"), log)
+    ok &= app.write_summary(os.path.join(o.out, "lr_schedule.json"), "lr_schedule", o.mode,
+                            [("train", o.ntrain), ("train_steps", T), ("batch", s.cfg.batch),
+                             ("meta_steps", o.meta_steps), ("knots", KNOTS),
+                             ("seeds", o.seeds)], NAMES, mean, sd)
+    figures = app.draw_figures(table) if ok else []
+    print("wrote %s/%s (%s)" % (o.out, ", ".join(
+        ["lr_schedule.csv", "lr_schedule_steps.csv", "lr_schedule_progress.csv",
+         "lr_schedule.json"] + figures), timer))
     for d in (s.train, s.target, s.heldout, s.test, all_set):
         d.close()
     ctx.close()
-    return 0
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -18,9 +18,10 @@ split), training setup, MGD settings and library seeds; the random draws
 numpy's Generator with fixed seeds, so they are not the C program's draws
 and the numbers differ a little from its numbers.
 
-Writes poisoning.csv, poisoning.png (accuracy per attack) and
-poisoning_progress.png (the attacker's objective), the plots with
-matplotlib when it is installed.  Exits 77 (meson's skip code) when
+Writes the C program's files (poisoning.csv: victim accuracy per attack
+and the drop against clean data; poisoning_progress.csv: the attacker's
+objective; poisoning.json) and, when matplotlib is installed, the figures
+of plot_results.py (poisoning.png, poisoning_progress.png).  Exits 77 (meson's skip code) when
 Fashion-MNIST (Debian's dataset-fashion-mnist) is not installed.
 
 Usage: poisoning.py [--quick | --smoke] [--meta-steps M] [--seeds S] [--out DIR]
@@ -110,25 +111,22 @@ def main():
               % (NAMES[k], 100 * mean[k], 100 * sd[k], o.seeds, 100 * (mean[k] - mean[0])),
               flush=True)
 
-    app.write_csv(os.path.join(o.out, "poisoning.csv"),
-                  "attack(0=clean,1=noise,2=label_flip,3=mgd),test_accuracy_mean,"
-                  "test_accuracy_std,drop",
-                  [(k, mean[k], sd[k], mean[k] - mean[0]) for k in range(len(NAMES))])
-    app.plot_bars(os.path.join(o.out, "poisoning.png"),
-                  "Victim accuracy after poisoning 2.5% of the training images",
-                  "test accuracy (%)", NAMES, [100 * m for m in mean], [100 * s for s in sd])
-    steps = list(range(o.meta_steps))
-    app.plot_lines(os.path.join(o.out, "poisoning_progress.png"),
-                   "MGD poisoning: loss the attacker raises", "meta-step", "validation loss",
-                   [("target loss (phi)", steps, log.phi), ("held-out loss", steps, log.score)],
-                   markers=o.meta_steps <= 30)
-    print("wrote %s/poisoning.csv%s (%s)"
-          % (o.out, "" if app.plots_skipped() else ", poisoning.png, poisoning_progress.png",
-             timer))
+    table = os.path.join(o.out, "poisoning.csv")
+    ok = app.write_csv(table, "attack,test_accuracy_mean,test_accuracy_std,seeds,drop",
+                       [(NAMES[k], mean[k], sd[k], o.seeds, mean[k] - mean[0])
+                        for k in range(len(NAMES))])
+    ok &= app.write_progress(os.path.join(o.out, "poisoning_progress.csv"), log)
+    ok &= app.write_summary(os.path.join(o.out, "poisoning.json"), "poisoning", o.mode,
+                            [("train", N), ("poisoned", npoison), ("meta_steps", o.meta_steps),
+                             ("seeds", o.seeds), ("train_steps", cfg.steps),
+                             ("batch", cfg.batch)], NAMES, mean, sd)
+    figures = app.draw_figures(table) if ok else []
+    print("wrote %s/%s (%s)" % (o.out, ", ".join(
+        ["poisoning.csv", "poisoning_progress.csv", "poisoning.json"] + figures), timer))
     for d in sets[1:] + [train, target, heldout, test, all_set]:
         d.close()
     ctx.close()
-    return 0
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ Run from the source tree after building:
         python3 examples/python/quickstart.py
 """
 
+import argparse
 import ctypes
 import ctypes.util
 import math
@@ -52,6 +53,10 @@ def make_data(n, seed):
 
 
 def main():
+    # no options: --help prints the usage (exit 0), anything else exits 2
+    argparse.ArgumentParser(
+        description="Train a small MLP on generated data and print the metagradient of the "
+                    "validation loss with respect to the learning-rate schedule.").parse_args()
     x_train, y_train = make_data(N_TRAIN, 1)
     x_val, y_val = make_data(N_VAL, 2)
 
