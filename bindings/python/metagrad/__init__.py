@@ -18,10 +18,10 @@ directory (METAGRAD_BUILD_DIR, or build*/ of the source checkout), then the
 system loader; see docs/python.md.
 """
 
-from ._errors import (BudgetError, CallbackError, CancelledError, ClosedError, DtypeError,
-                      FileIOError, FormatError, InternalError, InvalidError, MetagradError,
-                      NoMemoryError, NonFiniteError, NullError, OrderError, ShapeError,
-                      SizeError, UnsupportedError, VersionError)
+from ._errors import (BudgetError, BusyError, CallbackError, CancelledError, ClosedError,
+                      DtypeError, FileIOError, FormatError, InternalError, InvalidError,
+                      MetagradError, NoMemoryError, NonFiniteError, NullError, OrderError,
+                      ShapeError, SizeError, UnsupportedError, VersionError)
 from ._lib import (VERSION as __version__, Activation, Checkpoint, Dtype, Init, LogLevel, Loss,
                    MetaKind, MgdMethod, Normalize, Optimizer, Projection, Status,
                    lib as _lib_handle)
@@ -53,7 +53,7 @@ __all__ = [
     "Status", "Dtype", "Init", "Activation", "Loss", "Optimizer", "Checkpoint", "MetaKind",
     "LogLevel", "Normalize", "MgdMethod", "Projection",
     "MetagradError", "NullError", "InvalidError", "SizeError", "ShapeError", "OrderError",
-    "ClosedError", "NonFiniteError", "NoMemoryError", "DtypeError", "BudgetError",
+    "ClosedError", "BusyError", "NonFiniteError", "NoMemoryError", "DtypeError", "BudgetError",
     "FileIOError", "CallbackError", "CancelledError", "UnsupportedError", "FormatError",
     "VersionError", "InternalError",
 ]

@@ -10,13 +10,31 @@ A Meta keeps its Run (its C parent) alive; an MGD keeps its Meta.
 Python callables that C may call (log, progress, callback models) are held
 as CFUNCTYPE objects by the object whose C side calls them, until it is
 freed; exceptions raised in them never cross into C (see _Pending).
+
+Threads (docs/python.md "Threads").  The C library lets one thread at a time
+use a context and everything made from it, and different contexts run in
+parallel; ctypes releases the GIL during every call.  So each C context has
+one lock, _Guard, and every call into C goes through _invoke, which holds
+the lock of the handles' context for the whole call: calls on objects of
+one context are serialised (a second thread waits), calls on different
+contexts run in parallel.  The lock is re-entrant, so callables that C
+calls back (progress, callback models, log) may call into the library on
+their own thread; there a call that would modify an object in use by the
+call in progress below it raises BusyError, while read-only calls (those
+whose C function takes the object as const: getters, value, grad, stats,
+...) are allowed.  close() and collection never block and never free under
+a running call: the handle is closed at once, and its C object is freed
+when no call of its context is in flight (at once when none is, else by the
+thread whose outermost call ends).
 """
 
+import collections
 import ctypes
 import os
+import threading
 
 from . import _buffers as B
-from ._errors import (ClosedError, InvalidError, MetagradError, SizeError,
+from ._errors import (BusyError, ClosedError, InvalidError, MetagradError, SizeError,
                       VersionError, make_error)
 from ._lib import (Activation, CallbackModel as _CallbackModelStruct, Checkpoint,
                    ContextOptions, Dtype, HvpFn, Init, LogFn, LogLevel, Loss, LossGradFn,
@@ -28,6 +46,8 @@ from ._lib import (Activation, CallbackModel as _CallbackModelStruct, Checkpoint
                    RUN_STATS_VERSION)
 
 __all__ = ["Context", "Model", "Dataset", "Run", "Meta", "CallbackModel", "MGD"]
+
+_get_ident = threading.get_ident
 
 
 def _enum(cls, value, what):
@@ -64,9 +84,94 @@ def _dtype(value):
     raise DtypeError("dtype: expected 'f32' or 'f64', got %r" % (value,), status=-8)
 
 
+# ---------------------------------------------------------------- threads
+
+class _Guard:
+    """The lock of one C context: re-entrant, with frees deferred to the end
+    of the outermost call.
+
+    Only the thread that holds the lock changes `_owner`, `_depth` or any
+    handle's `_busy` count, so reading them needs no further lock.  Frees
+    (close() and __del__) never wait: `defer` queues them, and they run
+    under the lock when nobody else holds it, either at once or when the
+    holder's outermost call ends; that covers a __del__ run by the garbage
+    collector on the holder's own thread in the middle of a call."""
+    __slots__ = ("_lock", "_owner", "_depth", "_deferred", "_count_lock", "waiting")
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._owner = None
+        self._depth = 0
+        self._deferred = collections.deque()
+        self._count_lock = threading.Lock()
+        self.waiting = 0  # threads blocked in __enter__ (tests wait on it)
+
+    @property
+    def depth(self):
+        """Nesting of this thread's calls under the lock (0: not held by it)."""
+        return self._depth if self._owner == _get_ident() else 0
+
+    def __enter__(self):
+        me = _get_ident()
+        if self._owner == me:
+            self._depth += 1
+            return self
+        if not self._lock.acquire(False):
+            with self._count_lock:
+                self.waiting += 1
+            try:
+                self._lock.acquire()
+            finally:
+                with self._count_lock:
+                    self.waiting -= 1
+        self._owner = me
+        self._depth = 1
+        self._drain()
+        return self
+
+    def __exit__(self, *exc):
+        if self._depth > 1:
+            self._depth -= 1
+            return
+        try:
+            self._drain()
+        finally:
+            self._depth = 0
+            self._owner = None
+            self._lock.release()
+        # A free queued by another thread between our drain and our release
+        # found the lock taken: run it now unless somebody else holds it.
+        while self._deferred and self._take_idle():
+            self.__exit__()
+
+    def _take_idle(self):
+        """Take the lock when no thread holds it (this one included)."""
+        if self._owner == _get_ident() or not self._lock.acquire(False):
+            return False
+        self._owner = _get_ident()
+        self._depth = 1
+        return True
+
+    def _drain(self):
+        while self._deferred:
+            action = self._deferred.popleft()
+            try:
+                action()
+            except Exception:  # a destroy function returns nothing; never lose the lock
+                pass
+
+    def defer(self, action):
+        """Run `action` (a free) under the lock, now when no call of the
+        context is in flight, else when the outermost one ends."""
+        self._deferred.append(action)
+        if self._take_idle():
+            self.__exit__()
+
+
 class _ContextCore:
-    """The C context and its log callback, freed when the last user releases it."""
-    __slots__ = ("ptr", "refs", "log_callback")
+    """The C context, its lock and its log callback, freed when the last
+    user releases it.  acquire() and release() are called under the lock."""
+    __slots__ = ("ptr", "refs", "log_callback", "guard")
     _destroy = staticmethod(lib.mgrad_context_destroy)
     _last_error = staticmethod(lib.mgrad_context_last_error)
 
@@ -74,6 +179,7 @@ class _ContextCore:
         self.ptr = ptr
         self.refs = 1
         self.log_callback = log_callback  # C may call it until the context is freed
+        self.guard = _Guard()
 
     def acquire(self):
         self.refs += 1
@@ -93,37 +199,172 @@ class _ContextCore:
         return msg.decode("utf-8", "replace") if msg else ""
 
 
-class _Handle:
+# C functions that take every handle they are given as const (the headers):
+# allowed on an object in use by the call in progress below a callback.
+_READ_ONLY = frozenset((
+    "mgrad_context_dtype", "mgrad_context_last_error", "mgrad_context_clear_error",
+    "mgrad_context_memory",
+    "mgrad_model_mark", "mgrad_model_num_params", "mgrad_model_output_size",
+    "mgrad_model_get_params",
+    "mgrad_dataset_size", "mgrad_dataset_features", "mgrad_dataset_shape",
+    "mgrad_dataset_num_classes", "mgrad_dataset_get_inputs", "mgrad_dataset_get_labels",
+    "mgrad_run_num_params", "mgrad_run_get_params", "mgrad_run_get_stats",
+    "mgrad_run_mpi_info",
+    "mgrad_meta_kind_of", "mgrad_meta_size", "mgrad_meta_get_value", "mgrad_meta_get_grad",
+    "mgrad_meta_gather_grad",
+    "mgrad_mgd_best", "mgrad_mgd_steps"))
+
+# Positions (in the C argument list) of the const handles of functions that
+# modify their other handles.
+_CONST_ARGS = {
+    "mgrad_dataset_normalize": (1,), "mgrad_dataset_split": (2,), "mgrad_dataset_subset": (1,),
+    "mgrad_run_evaluate": (1,), "mgrad_run_example_losses": (1,),
+}
+
+
+def _core_of(obj):
+    core = obj._core
+    if core is None:
+        raise ClosedError("%s is closed" % type(obj).__name__, status=-5)
+    return core
+
+
+def _invoke(core, fn, args, uses=(), pending=(), check=None):
+    """The one way into C for the objects of a context: call `fn(*args)`
+    holding the context's lock, and raise for a failed status with the
+    context's message (read before anyone else can overwrite it).
+
+    Handles (_Guarded) among `args` are replaced by their pointers, checked
+    open under the lock: a handle closed by another thread while this one
+    waited raises ClosedError instead of reaching C.  `uses`: further
+    handles the call reads through an options struct (checked the same way).
+    A call from a callback that would modify a handle in use by the call in
+    progress below it raises BusyError (see _READ_ONLY).  `pending`: pairs
+    (owning handle, _Pending) of the callbacks this call may run, in the
+    order of _raise_from_c's arguments; an exception one of them raised is
+    re-raised.  `check`:
+    a further test run under the lock."""
+    name = getattr(fn, "__name__", "?")
+    read_only = name in _READ_ONLY
+    const_at = _CONST_ARGS.get(name, ())
+    taken = None
+    with core.guard:
+        if check is not None:
+            check()
+        cargs = []
+        touched = []   # (busy target, modified by this call)
+        for i, a in enumerate(args):
+            if isinstance(a, _Guarded):
+                cargs.append(a._handle())
+                _same_context(a, core, name)
+                touched.append((a._busy_target(), not read_only and i not in const_at))
+            else:
+                cargs.append(a)
+        for h in uses:
+            if h is not None:
+                h._handle()
+                _same_context(h, core, name)
+                touched.append((h._busy_target(), False))
+        for target, modified in touched:
+            if modified and target is not None and target._busy:
+                raise BusyError("%s: the %s is in use by the call in progress on this thread "
+                                "(this call came from a callback inside it); only read-only "
+                                "calls are allowed here" % (name, type(target).__name__),
+                                function=name)
+        # a nested read-only call must not clear or steal what the outer
+        # call's callbacks left pending
+        mine = [p if p is not None and not owner._busy else None for owner, p in pending]
+        for p in mine:
+            if p is not None:
+                p.exc = None
+        targets = [t for t, _ in touched if t is not None]
+        for t in targets:
+            t._busy += 1
+        try:
+            return fn(*cargs)
+        except MetagradError as e:
+            err = make_error(e.status, core.last_error() or e.message, e.function)
+            taken = [p.take() if p is not None else None for p in mine]
+        finally:
+            for t in targets:
+                t._busy -= 1
+    _raise_from_c(err, *taken)
+
+
+def _same_context(h, core, name):
+    if h._core is not core:
+        raise InvalidError("%s: the %s comes from another context" % (name, type(h).__name__))
+
+
+def _create(core, fn, args, uses=(), count=1):
+    """Call a C constructor `fn(&out_1 .. &out_count, *args)` under the lock;
+    each new C object holds a reference on `core`.  Returns the pointers."""
+    ptrs = [ctypes.c_void_p() for _ in range(count)]
+    with core.guard:
+        _invoke(core, fn, tuple(ctypes.byref(p) for p in ptrs) + tuple(args), uses=uses)
+        for _ in ptrs:
+            core.acquire()
+    return ptrs
+
+
+# close() takes the pointer out of the handle under this lock, so that two
+# threads closing one handle cannot both free it.  Re-entrant: a __del__ run
+# by the collector while this thread holds it closes another handle.
+_TAKE = threading.RLock()
+
+
+class _Guarded:
+    """What _invoke accepts as a handle argument."""
+    _busy = 0       # calls in progress that use it (changed under the lock)
+
+    def _busy_target(self):
+        return self
+
+
+class _Handle(_Guarded):
     """Base of the handle classes: close() once, context manager, safe __del__."""
     _ptr = None
     _core = None
     _destroy = None  # staticmethod of the C destroy function
 
     def _handle(self):
-        if self._ptr is None:
+        ptr = self._ptr
+        if ptr is None:
             raise ClosedError("%s is closed" % type(self).__name__, status=-5)
-        return self._ptr
+        return ptr
 
-    def _call(self, fn, *args):
-        """Call a status-returning C function; errors carry the context's message."""
-        try:
-            return fn(*args)
-        except MetagradError as e:
-            msg = self._core.last_error() if self._core is not None else ""
-            raise make_error(e.status, msg or e.message, e.function) from None
+    def _call(self, fn, *args, uses=(), pending=(), check=None):
+        """Call a C function on this handle's context (see _invoke); pass
+        handles, not pointers, among `args`."""
+        return _invoke(_core_of(self), fn, args, uses, pending, check)
 
     @property
     def closed(self):
         return self._ptr is None
 
+    def _keep_until_freed(self):
+        """Objects C may still call until the C object is freed; the handle
+        drops them (override)."""
+        return None
+
     def close(self):
-        """Free the C object.  Idempotent."""
-        ptr, self._ptr = self._ptr, None
-        if ptr is not None and self._destroy is not None:
-            self._destroy(ptr)
-        core, self._core = self._core, None
-        if core is not None:
+        """Free the C object.  Idempotent; never blocks: called while a call
+        of the same context is in flight (another thread's, or from a
+        callback), the handle is closed at once and the C object is freed
+        when that call has returned."""
+        with _TAKE:
+            ptr, self._ptr = self._ptr, None
+            core, self._core = self._core, None
+            keep = self._keep_until_freed()
+        if core is None:
+            return
+        destroy = self._destroy
+
+        def free(keep=keep):
+            if ptr is not None and destroy is not None:
+                destroy(ptr)
             core.release()
+        core.guard.defer(free)
 
     def __enter__(self):
         self._handle()
@@ -184,34 +425,34 @@ class Context(_Handle):
 
     def close(self):
         """Release the Context.  Objects made from it stay usable; the C
-        context is freed when the last of them is closed.  Idempotent."""
-        self._ptr = None
-        core, self._core = self._core, None
-        if core is not None:
-            core.release()
+        context is freed when the last of them is closed.  Idempotent; never
+        blocks (see _Handle.close)."""
+        super().close()
 
-    def _core_for_child(self):
-        self._handle()
-        return self._core.acquire()
+    def _busy_target(self):
+        return None  # creating objects from a context never conflicts with a call
 
     @property
     def dtype(self):
         """'f32' or 'f64'."""
-        return "f64" if lib.mgrad_context_dtype(self._handle()) == Dtype.F64 else "f32"
+        return "f64" if self._call(lib.mgrad_context_dtype, self) == Dtype.F64 else "f32"
 
     @property
     def last_error(self):
-        """The message of the last failed call on this context or its objects."""
-        self._handle()
-        return self._core.last_error()
+        """The message of the last failed call on this context or its objects
+        (in any thread: read it in the thread that made the call, before
+        another call of the context runs, or catch the exception, which
+        carries it)."""
+        msg = self._call(lib.mgrad_context_last_error, self)
+        return msg.decode("utf-8", "replace") if msg else ""
 
     def clear_error(self):
-        lib.mgrad_context_clear_error(self._handle())
+        self._call(lib.mgrad_context_clear_error, self)
 
     def memory(self):
         """(current, peak) bytes allocated through the context."""
         cur, peak = ctypes.c_uint64(), ctypes.c_uint64()
-        self._call(lib.mgrad_context_memory, self._handle(), ctypes.byref(cur), ctypes.byref(peak))
+        self._call(lib.mgrad_context_memory, self, ctypes.byref(cur), ctypes.byref(peak))
         return cur.value, peak.value
 
     def __repr__(self):
@@ -247,45 +488,38 @@ class Model(_Handle):
             raise TypeError("ctx: expected a metagrad.Context")
         self.input_shape = _shape_arg(input_shape, "input_shape")
         dims = (ctypes.c_int64 * len(self.input_shape))(*self.input_shape)
-        core = ctx._core_for_child()
-        ptr = ctypes.c_void_p()
-        try:
-            _call_core(core, lib.mgrad_model_create, ctypes.byref(ptr), ctx._ptr,
-                       len(self.input_shape), dims)
-        except BaseException:
-            core.release()
-            raise
-        self._core = core
-        self._ptr = ptr
+        core = _core_of(ctx)
+        ptr, = _create(core, lib.mgrad_model_create, (ctx, len(self.input_shape), dims))
+        self._core, self._ptr = core, ptr
 
     def dense(self, units, init="default"):
         """Append y = x Wᵀ + b with `units` outputs; init: 'default',
         'kaiming_uniform', 'kaiming_normal', 'xavier_uniform', 'xavier_normal',
         'orthogonal' or 'zeros'."""
         init = _enum(Init, init, "init")
-        self._call(lib.mgrad_model_add_dense, self._handle(), B.int_scalar(units, "units"), init)
+        self._call(lib.mgrad_model_add_dense, self, B.int_scalar(units, "units"), init)
         return self
 
     def activation(self, name):
         """Append 'tanh', 'sigmoid', 'relu', 'gelu' or 'softplus'."""
         act = _enum(Activation, name, "activation")
-        self._call(lib.mgrad_model_add_activation, self._handle(), act)
+        self._call(lib.mgrad_model_add_activation, self, act)
         return self
 
     def scale(self, factor):
         """Append y = factor * x."""
-        self._call(lib.mgrad_model_add_scale, self._handle(), B.finite_real(factor, "factor"))
+        self._call(lib.mgrad_model_add_scale, self, B.finite_real(factor, "factor"))
         return self
 
     def mark(self):
         """The id of the current output, for residual()."""
         out = ctypes.c_int32()
-        self._call(lib.mgrad_model_mark, self._handle(), ctypes.byref(out))
+        self._call(lib.mgrad_model_mark, self, ctypes.byref(out))
         return out.value
 
     def residual(self, from_id):
         """Append y = x + (output of node `from_id`)."""
-        self._call(lib.mgrad_model_add_residual, self._handle(),
+        self._call(lib.mgrad_model_add_residual, self,
                    B.int_scalar(from_id, "from_id", 32))
         return self
 
@@ -296,7 +530,7 @@ class Model(_Handle):
         """Append a 2-D convolution (torch.nn.Conv2d, groups 1, with bias):
         [C, H, W] -> [out_channels, OH, OW]; padding in [0, kernel − 1]."""
         init = _enum(Init, init, "init")
-        self._call(lib.mgrad_model_add_conv2d, self._handle(),
+        self._call(lib.mgrad_model_add_conv2d, self,
                    B.int_scalar(out_channels, "out_channels"), B.int_scalar(kernel, "kernel", 32),
                    B.int_scalar(stride, "stride", 32), B.int_scalar(padding, "padding", 32), init)
         return self
@@ -304,60 +538,60 @@ class Model(_Handle):
     def avg_pool(self, kernel, stride=0):
         """Append average pooling over kernel x kernel windows (stride 0:
         stride = kernel, torch's default)."""
-        self._call(lib.mgrad_model_add_avg_pool, self._handle(),
+        self._call(lib.mgrad_model_add_avg_pool, self,
                    B.int_scalar(kernel, "kernel", 32), B.int_scalar(stride, "stride", 32))
         return self
 
     def max_pool(self, kernel, stride=0):
         """Append max pooling (stride 0: stride = kernel)."""
-        self._call(lib.mgrad_model_add_max_pool, self._handle(),
+        self._call(lib.mgrad_model_add_max_pool, self,
                    B.int_scalar(kernel, "kernel", 32), B.int_scalar(stride, "stride", 32))
         return self
 
     def global_avg_pool(self):
         """Append global average pooling: [C, H, W] (or [C, L]) -> [C]."""
-        self._call(lib.mgrad_model_add_global_avg_pool, self._handle())
+        self._call(lib.mgrad_model_add_global_avg_pool, self)
         return self
 
     def batch_norm(self, eps=1e-5):
         """Append batch normalisation in training mode (learnable γ, β per
         channel; statistics of the chunk, no running averages)."""
-        self._call(lib.mgrad_model_add_batch_norm, self._handle(), B.real_scalar(eps, "eps"))
+        self._call(lib.mgrad_model_add_batch_norm, self, B.real_scalar(eps, "eps"))
         return self
 
     def layer_norm(self, eps=1e-5):
         """Append layer normalisation over each whole example."""
-        self._call(lib.mgrad_model_add_layer_norm, self._handle(), B.real_scalar(eps, "eps"))
+        self._call(lib.mgrad_model_add_layer_norm, self, B.real_scalar(eps, "eps"))
         return self
 
     def dropout(self, p):
         """Append inverted dropout with drop probability p in [0, 1) (identity
         outside training steps; the masks replay exactly)."""
-        self._call(lib.mgrad_model_add_dropout, self._handle(), B.real_scalar(p, "p"))
+        self._call(lib.mgrad_model_add_dropout, self, B.real_scalar(p, "p"))
         return self
 
     def flatten(self):
         """Append a flatten: [C, H, W] -> [C H W]."""
-        self._call(lib.mgrad_model_add_flatten, self._handle())
+        self._call(lib.mgrad_model_add_flatten, self)
         return self
 
     def resnet_block(self, channels, stride=1):
         """Append a ResNet BasicBlock (two 3x3 conv + batch norm, relu, a
         projection shortcut when the shape changes)."""
-        self._call(lib.mgrad_model_add_resnet_block, self._handle(),
+        self._call(lib.mgrad_model_add_resnet_block, self,
                    B.int_scalar(channels, "channels"), B.int_scalar(stride, "stride", 32))
         return self
 
     @property
     def num_params(self):
         out = ctypes.c_int64()
-        self._call(lib.mgrad_model_num_params, self._handle(), ctypes.byref(out))
+        self._call(lib.mgrad_model_num_params, self, ctypes.byref(out))
         return out.value
 
     @property
     def output_size(self):
         out = ctypes.c_int64()
-        self._call(lib.mgrad_model_output_size, self._handle(), ctypes.byref(out))
+        self._call(lib.mgrad_model_output_size, self, ctypes.byref(out))
         return out.value
 
     @property
@@ -365,18 +599,18 @@ class Model(_Handle):
         """θ0 as float64 [num_params] (a copy)."""
         n = self.num_params
         out = B.RealOut((n,))
-        self._call(lib.mgrad_model_get_params, self._handle(), Dtype.F64, out.ptr, n)
+        self._call(lib.mgrad_model_get_params, self, Dtype.F64, out.ptr, n)
         return out.result()
 
     @params.setter
     def params(self, values):
         n = self.num_params
         buf = B.real_in(values, "params", (n,))
-        self._call(lib.mgrad_model_set_params, self._handle(), buf.dtype, buf.ptr, buf.count)
+        self._call(lib.mgrad_model_set_params, self, buf.dtype, buf.ptr, buf.count)
 
     def init_params(self, seed):
         """Redraw every layer's parameters from `seed`."""
-        self._call(lib.mgrad_model_init_params, self._handle(),
+        self._call(lib.mgrad_model_init_params, self,
                    B.int_scalar(seed, "seed", 64, unsigned=True))
         return self
 
@@ -394,13 +628,6 @@ def _path(value, name):
         return os.fsencode(value)
     except TypeError:
         raise B.DtypeError("%s: expected a path, got %s" % (name, type(value).__name__)) from None
-
-
-def _call_core(core, fn, *args):
-    try:
-        return fn(*args)
-    except MetagradError as e:
-        raise make_error(e.status, core.last_error() or e.message, e.function) from None
 
 
 # ---------------------------------------------------------------- Dataset
@@ -427,16 +654,10 @@ class Dataset(_Handle):
         n = int(buf.shape[0])
         self.shape = tuple(int(d) for d in buf.shape[1:])
         dims = (ctypes.c_int64 * len(self.shape))(*self.shape)
-        core = ctx._core_for_child()
-        ptr = ctypes.c_void_p()
-        try:
-            _call_core(core, lib.mgrad_dataset_create, ctypes.byref(ptr), ctx._ptr, n,
-                       len(self.shape), dims, buf.dtype, buf.ptr)
-        except BaseException:
-            core.release()
-            raise
-        self._core = core
-        self._ptr = ptr
+        core = _core_of(ctx)
+        ptr, = _create(core, lib.mgrad_dataset_create,
+                       (ctx, n, len(self.shape), dims, buf.dtype, buf.ptr))
+        self._core, self._ptr = core, ptr
         self._n = n
         if labels is not None:
             self.set_labels(labels, num_classes)
@@ -454,7 +675,7 @@ class Dataset(_Handle):
             top = B.int_max(buf)
             num_classes = 1 if top is None else top + 1
         num_classes = B.int_scalar(num_classes, "num_classes", 32)
-        self._call(lib.mgrad_dataset_set_labels, self._handle(), buf.ptr, buf.count, num_classes)
+        self._call(lib.mgrad_dataset_set_labels, self, buf.ptr, buf.count, num_classes)
         return self
 
     def set_targets(self, targets):
@@ -466,21 +687,21 @@ class Dataset(_Handle):
         dim = 1 if len(buf.shape) == 1 else int(buf.shape[1])
         if dim < 1:
             raise B.ShapeError("targets: dimension 0")
-        self._call(lib.mgrad_dataset_set_targets, self._handle(), buf.dtype, buf.ptr,
+        self._call(lib.mgrad_dataset_set_targets, self, buf.dtype, buf.ptr,
                    self._n, dim)
         return self
 
     def set_weights(self, weights):
         """Fixed per-example loss weights [N] (default 1)."""
         buf = B.real_in(weights, "weights", (self._n,))
-        self._call(lib.mgrad_dataset_set_weights, self._handle(), buf.dtype, buf.ptr, self._n)
+        self._call(lib.mgrad_dataset_set_weights, self, buf.dtype, buf.ptr, self._n)
         return self
 
     @property
     def size(self):
         """Number of examples."""
         out = ctypes.c_int64()
-        self._call(lib.mgrad_dataset_size, self._handle(), ctypes.byref(out))
+        self._call(lib.mgrad_dataset_size, self, ctypes.byref(out))
         return out.value
 
     def __len__(self):
@@ -490,7 +711,7 @@ class Dataset(_Handle):
     def features(self):
         """Values per example (the product of the shape)."""
         out = ctypes.c_int64()
-        self._call(lib.mgrad_dataset_features, self._handle(), ctypes.byref(out))
+        self._call(lib.mgrad_dataset_features, self, ctypes.byref(out))
         return out.value
 
     def compact(self):
@@ -501,7 +722,7 @@ class Dataset(_Handle):
         Fashion-MNIST load compact already.  Returns the bytes the inputs now
         occupy.  OrderError while a run uses the dataset."""
         out = ctypes.c_int64()
-        self._call(lib.mgrad_dataset_compact, self._handle(), ctypes.byref(out))
+        self._call(lib.mgrad_dataset_compact, self, ctypes.byref(out))
         return out.value
 
     # ---- metagrad/data.h: loaders, transforms, splits, reading back
@@ -515,10 +736,10 @@ class Dataset(_Handle):
         self._ptr = ptr
         try:
             n = ctypes.c_int64()
-            self._call(lib.mgrad_dataset_size, ptr, ctypes.byref(n))
+            self._call(lib.mgrad_dataset_size, self, ctypes.byref(n))
             ndim = ctypes.c_int32()
             dims = (ctypes.c_int64 * 3)()
-            self._call(lib.mgrad_dataset_shape, ptr, ctypes.byref(ndim), dims)
+            self._call(lib.mgrad_dataset_shape, self, ctypes.byref(ndim), dims)
         except BaseException:
             self.close()
             raise
@@ -530,13 +751,8 @@ class Dataset(_Handle):
     def _load(cls, ctx, fn, *args):
         if not isinstance(ctx, Context):
             raise TypeError("ctx: expected a metagrad.Context")
-        core = ctx._core_for_child()
-        ptr = ctypes.c_void_p()
-        try:
-            _call_core(core, fn, ctypes.byref(ptr), ctx._ptr, *args)
-        except BaseException:
-            core.release()
-            raise
+        core = _core_of(ctx)
+        ptr, = _create(core, fn, (ctx,) + args)
         return cls._adopt(core, ptr)
 
     @classmethod
@@ -579,76 +795,60 @@ class Dataset(_Handle):
         `reference` (default: this set); mode 'global', 'per_feature' or
         'per_channel'.  Returns the dataset."""
         mode = _enum(Normalize, mode, "mode")
-        ref = None
-        if reference is not None:
-            if not isinstance(reference, Dataset):
-                raise TypeError("reference: expected a metagrad.Dataset")
-            ref = reference._handle()
-        self._call(lib.mgrad_dataset_normalize, self._handle(), ref, mode)
+        if reference is not None and not isinstance(reference, Dataset):
+            raise TypeError("reference: expected a metagrad.Dataset")
+        self._call(lib.mgrad_dataset_normalize, self, reference, mode)
         return self
 
     def scale(self, factor, offset=0.0):
         """x <- factor * x + offset for every input value, in place.  Returns
         the dataset."""
-        self._call(lib.mgrad_dataset_scale, self._handle(), B.real_scalar(factor, "factor"),
+        self._call(lib.mgrad_dataset_scale, self, B.real_scalar(factor, "factor"),
                    B.real_scalar(offset, "offset"))
         return self
 
     def split(self, n_first, seed=0):
         """(first, second): n_first rows drawn by a seeded permutation, and the
         rest, each in their original order."""
-        ptr = self._handle()
         n_first = B.int_scalar(n_first, "n_first")
         seed = B.int_scalar(seed, "seed", 64, unsigned=True)
-        a, b = ctypes.c_void_p(), ctypes.c_void_p()
-        core_a, core_b = self._core.acquire(), self._core.acquire()
-        try:
-            self._call(lib.mgrad_dataset_split, ctypes.byref(a), ctypes.byref(b), ptr,
-                       n_first, seed)
-        except BaseException:
-            core_a.release()
-            core_b.release()
-            raise
-        first = Dataset._adopt(core_a, a)
-        return first, Dataset._adopt(core_b, b)
+        core = _core_of(self)
+        a, b = _create(core, lib.mgrad_dataset_split, (self, n_first, seed), count=2)
+        first = Dataset._adopt(core, a)
+        return first, Dataset._adopt(core, b)
 
     def subset(self, rows):
         """A new dataset of the given rows, in that order (repeats allowed)."""
-        ptr = self._handle()
+        self._handle()
         buf = B.int_in(rows, "rows", 64)
         if len(buf.shape) != 1:
             raise B.ShapeError("rows: expected a 1-D sequence of row indices, got shape %s"
                                % B._shape_str(buf.shape))
-        out = ctypes.c_void_p()
-        core = self._core.acquire()
-        try:
-            self._call(lib.mgrad_dataset_subset, ctypes.byref(out), ptr, buf.ptr, buf.count)
-        except BaseException:
-            core.release()
-            raise
+        core = _core_of(self)
+        out, = _create(core, lib.mgrad_dataset_subset, (self, buf.ptr, buf.count))
         return Dataset._adopt(core, out)
 
     @property
     def num_classes(self):
         """The number of classes; 0 without labels."""
         out = ctypes.c_int32()
-        self._call(lib.mgrad_dataset_num_classes, self._handle(), ctypes.byref(out))
+        self._call(lib.mgrad_dataset_num_classes, self, ctypes.byref(out))
         return out.value
 
     def get_inputs(self, dtype="f64"):
         """A copy of the inputs, [N, *shape]: a numpy array of `dtype`
         (float64 by default, or 'f32'), or nested lists without numpy."""
-        ptr = self._handle()
+        self._handle()
         out = B.RealOut((self._n,) + tuple(self.shape), _dtype(dtype))
-        self._call(lib.mgrad_dataset_get_inputs, ptr, out.dtype, out.ptr, out.count)
+        self._call(lib.mgrad_dataset_get_inputs, self, out.dtype, out.ptr, out.count)
         return out.result()
 
     def get_labels(self):
         """A copy of the labels [N] (int32 array, or a list); OrderError
         without labels."""
-        ptr = self._handle()
+        self._handle()
         out = B.Int32Out(self._n)
-        self._call(lib.mgrad_dataset_get_labels, ptr, out.ptr, self._n)
+        self._call(lib.mgrad_dataset_get_labels, self, out.ptr, self._n)
         return out.result()
 
     def __repr__(self):
@@ -669,7 +869,7 @@ def _run_options(validation, steps, batch_size, optimizer=None, lr=None, lr_sche
     lib.mgrad_run_options_init(ctypes.byref(o), RUN_OPTIONS_VERSION)
     o.steps = B.int_scalar(steps, "steps")
     o.batch_size = B.int_scalar(batch_size, "batch_size")
-    o.validation = validation._handle()
+    o.validation = validation._handle()  # checked again under the lock (uses)
     keep = []
     if optimizer is not None:
         o.optimizer = _enum(Optimizer, optimizer, "optimizer")
@@ -733,16 +933,14 @@ class _Pending:
         return exc
 
 
-def _raise_from_c(err, pending_callback=None, pending_progress=None):
+def _raise_from_c(err, callback_exc=None, progress_exc=None):
     """Raise for a failed C call `err` (made with the context's message),
-    given what callbacks left pending.
+    given the exceptions callbacks left pending (taken from _Pending).
 
     A progress callback's exception is re-raised as it is.  A model
     callback's exception becomes the cause of the CallbackError (whose
     message says where the library called it); KeyboardInterrupt and other
     non-Exception BaseExceptions are re-raised as they are."""
-    progress_exc = pending_progress.take() if pending_progress is not None else None
-    callback_exc = pending_callback.take() if pending_callback is not None else None
     if progress_exc is not None:
         raise progress_exc
     if callback_exc is not None:
@@ -771,27 +969,22 @@ class Run(_Handle):
         if not isinstance(model, Model):
             raise TypeError("model: expected a metagrad.Model")
         _check_sets(train, validation)
-        model_ptr, train_ptr = model._handle(), train._handle()
+        model._handle()
         if model._core is not train._core or model._core is not validation._core:
             raise InvalidError("Run: the model and datasets come from different contexts")
         o, keep = _run_options(validation, steps, batch_size, **options)
-        core = model._core.acquire()
-        ptr = ctypes.c_void_p()
-        try:
-            _call_core(core, lib.mgrad_run_create, ctypes.byref(ptr), model_ptr, train_ptr,
-                       ctypes.byref(o))
-        except BaseException:
-            core.release()
-            raise
+        core = _core_of(model)
+        classes, features = model.output_size, train.features
+        ptr, = _create(core, lib.mgrad_run_create, (model, train, ctypes.byref(o)),
+                       uses=(validation,))
         del keep
-        self._adopt(core, ptr, o, train, model.output_size)
+        self._adopt(core, ptr, o, train, classes, features)
 
-    def _adopt(self, core, ptr, o, train, classes):
-        self._core = core
-        self._ptr = ptr
+    def _adopt(self, core, ptr, o, train, classes, features):
+        self._core, self._ptr = core, ptr
         self.steps = o.steps
         self.batch_size = o.batch_size
-        self._features = train.features
+        self._features = features
         self._train_n = train._n
         self._classes = classes
         self._trained = False
@@ -808,7 +1001,6 @@ class Run(_Handle):
             raise TypeError("model: expected a metagrad.CallbackModel")
         ctx._handle()
         _check_sets(train, validation)
-        train_ptr = train._handle()
         if train._core is not ctx._core or validation._core is not ctx._core:
             raise InvalidError("Run.from_callbacks: the datasets come from another context")
         theta = B.f64_in(theta0, "theta0")
@@ -816,56 +1008,51 @@ class Run(_Handle):
             raise SizeError("theta0: expected %d values (num_params), got shape %s"
                             % (model.num_params, B._shape_str(theta.shape)))
         o, keep = _run_options(validation, steps, batch_size, **options)
-        dtype = Dtype.F64 if lib.mgrad_context_dtype(ctx._ptr) == Dtype.F64 else Dtype.F32
+        dtype = Dtype.F64 if ctx.dtype == "f64" else Dtype.F32
+        features = train.features
         pending = _Pending()
         cm, callbacks = model._struct(dtype, pending)
-        core = ctx._core_for_child()
-        ptr = ctypes.c_void_p()
+        core = _core_of(ctx)
         self = cls.__new__(cls)
         self._pending = pending
         self._callbacks = callbacks  # set first: __del__ may never see them half-made
-        try:
-            _call_core(core, lib.mgrad_run_create_callback, ctypes.byref(ptr), ctx._ptr,
-                       ctypes.byref(cm), B.as_pointer(theta), train_ptr, ctypes.byref(o))
-        except BaseException:
-            core.release()
-            raise
+        ptr, = _create(core, lib.mgrad_run_create_callback,
+                       (ctx, ctypes.byref(cm), B.as_pointer(theta), train, ctypes.byref(o)),
+                       uses=(validation,))
         del keep
-        self._adopt(core, ptr, o, train, model.num_outputs)
+        self._adopt(core, ptr, o, train, model.num_outputs, features)
         return self
 
     def close(self):
         """Free the C run (and, for a callback run, release its callables
-        once C can no longer call them).  Idempotent."""
+        once C can no longer call them).  Idempotent; never blocks: closed
+        while a call of its context is in flight (in another thread, or
+        from a callback), the run is freed when that call has returned, and
+        a train() or reverse() in progress completes normally."""
         super().close()
-        self._callbacks = None
 
-    def _call(self, fn, *args):
+    def _keep_until_freed(self):
+        callbacks, self._callbacks = self._callbacks, None
+        return callbacks
+
+    def _call(self, fn, *args, uses=(), check=None):
         """As _Handle._call, raising what a callback left pending."""
-        pending = self._pending
-        if pending is not None:
-            pending.exc = None
-        try:
-            return fn(*args)
-        except MetagradError as e:
-            msg = self._core.last_error() if self._core is not None else ""
-            err = make_error(e.status, msg or e.message, e.function)
-        _raise_from_c(err, pending)
+        return _invoke(_core_of(self), fn, args, uses, ((self, self._pending),), check)
 
     def train(self):
         """Run the T steps from θ0 and return φ, the validation loss at θ_T."""
         phi = ctypes.c_double()
-        self._call(lib.mgrad_run_train, self._handle(), ctypes.byref(phi))
+        self._call(lib.mgrad_run_train, self, ctypes.byref(phi))
         return phi.value
 
     def reverse(self):
         """Fill dφ/dz of every metaparameter (after train(); may be repeated)."""
-        self._call(lib.mgrad_run_reverse, self._handle())
+        self._call(lib.mgrad_run_reverse, self)
 
     @property
     def num_params(self):
         out = ctypes.c_int64()
-        self._call(lib.mgrad_run_num_params, self._handle(), ctypes.byref(out))
+        self._call(lib.mgrad_run_num_params, self, ctypes.byref(out))
         return out.value
 
     @property
@@ -873,7 +1060,7 @@ class Run(_Handle):
         """θ_T as float64 [num_params] (after train())."""
         n = self.num_params
         out = B.RealOut((n,))
-        self._call(lib.mgrad_run_get_params, self._handle(), Dtype.F64, out.ptr, n)
+        self._call(lib.mgrad_run_get_params, self, Dtype.F64, out.ptr, n)
         return out.result()
 
     def evaluate(self, dataset):
@@ -882,8 +1069,8 @@ class Run(_Handle):
         if not isinstance(dataset, Dataset):
             raise TypeError("dataset: expected a metagrad.Dataset")
         loss, acc = ctypes.c_double(), ctypes.c_double()
-        self._call(lib.mgrad_run_evaluate, self._handle(), dataset._handle(),
-                   ctypes.byref(loss), ctypes.byref(acc))
+        self._call(lib.mgrad_run_evaluate, self, dataset, ctypes.byref(loss),
+                   ctypes.byref(acc))
         return loss.value, acc.value
 
     def set_communicator(self, comm):
@@ -891,7 +1078,7 @@ class Run(_Handle):
         integer Fortran handle, MPI_Comm_c2f).  Collective; raises
         UnsupportedError when the library was built without MPI."""
         handle = comm.py2f() if hasattr(comm, "py2f") else comm
-        self._call(lib.mgrad_run_set_communicator_fortran, self._handle(),
+        self._call(lib.mgrad_run_set_communicator_fortran, self,
                    B.int_scalar(handle, "comm", 64))
 
     @property
@@ -899,22 +1086,22 @@ class Run(_Handle):
         """This rank's view of the run's communicator, as a dict."""
         info = MpiInfo()
         info.version = MPI_INFO_VERSION
-        self._call(lib.mgrad_run_mpi_info, self._handle(), ctypes.byref(info))
+        self._call(lib.mgrad_run_mpi_info, self, ctypes.byref(info))
         return {name: getattr(info, name) for name, _ in MpiInfo._fields_ if name != "version"}
 
     def set_shuffle_seed(self, seed):
         """Reseed the epoch shuffles (runs without explicit batches); the
         trajectory must be trained again."""
-        self._call(lib.mgrad_run_set_shuffle_seed, self._handle(),
+        self._call(lib.mgrad_run_set_shuffle_seed, self,
                    B.int_scalar(seed, "seed", 64, unsigned=True))
 
     def example_losses(self, dataset):
         """Per-example losses ℓ_i(θ_T) of `dataset` (unweighted), float64 [N]."""
         if not isinstance(dataset, Dataset):
             raise TypeError("dataset: expected a metagrad.Dataset")
-        ptr, ds = self._handle(), dataset._handle()
+        self._handle()
         out = B.RealOut((dataset.size,))
-        self._call(lib.mgrad_run_example_losses, ptr, ds, Dtype.F64, out.ptr, out.count)
+        self._call(lib.mgrad_run_example_losses, self, dataset, Dtype.F64, out.ptr, out.count)
         return out.result()
 
     # ---- metagrad/smooth.h: the Hessian of the training loss at θ_T
@@ -922,35 +1109,35 @@ class Run(_Handle):
     def hvp(self, u):
         """H u, H the Hessian of the training loss (1/N) Σ w_i ℓ_i at θ_T (after
         train()), as float64 [num_params]."""
-        ptr = self._handle()
+        self._handle()
         n = self.num_params
         buf = B.f64_in(u, "u", (n,))
         out = B.RealOut((n,))
-        self._call(lib.mgrad_run_hvp, ptr, Dtype.F64, buf.ptr, out.ptr, n)
+        self._call(lib.mgrad_run_hvp, self, Dtype.F64, buf.ptr, out.ptr, n)
         return out.result()
 
     def hessian_spectrum(self):
         """All eigenvalues of that Hessian, ascending, float64 [num_params]
         (small models: at most 4096 parameters)."""
-        ptr = self._handle()
+        self._handle()
         n = self.num_params
         out = B.RealOut((n,))
-        self._call(lib.mgrad_run_hessian_spectrum, ptr, B.as_pointer(out), n)
+        self._call(lib.mgrad_run_hessian_spectrum, self, B.as_pointer(out), n)
         return out.result()
 
     def hessian_lanczos(self, iterations, seed=0):
         """(smallest, largest) Ritz values of that Hessian after `iterations`
         Lanczos steps from a random start drawn from `seed`."""
-        ptr = self._handle()
+        self._handle()
         out = (ctypes.c_double * 2)()
-        self._call(lib.mgrad_run_hessian_lanczos, ptr, B.int_scalar(iterations, "iterations"),
+        self._call(lib.mgrad_run_hessian_lanczos, self, B.int_scalar(iterations, "iterations"),
                    B.int_scalar(seed, "seed", 64, unsigned=True), out)
         return out[0], out[1]
 
     @property
     def stats(self):
         """What the last train and reverse did, as a dict."""
-        ptr = self._handle()
+        self._handle()
         st = RunStats()
         st.version = RUN_STATS_VERSION
         skip = {"version"}
@@ -960,15 +1147,13 @@ class Run(_Handle):
                                (1, RUN_STATS_V2_FIELDS + RUN_STATS_V3_FIELDS)):
             st.version = version
             try:
-                lib.mgrad_run_get_stats(ptr, ctypes.byref(st))
+                self._call(lib.mgrad_run_get_stats, self, ctypes.byref(st))
             except VersionError:
                 continue
-            except MetagradError:
-                self._call(lib.mgrad_run_get_stats, ptr, ctypes.byref(st))  # raise with message
             skip.update(newer)
             break
         else:
-            self._call(lib.mgrad_run_get_stats, ptr, ctypes.byref(st))  # raise with message
+            self._call(lib.mgrad_run_get_stats, self, ctypes.byref(st))  # raise with message
         out = {name: getattr(st, name) for name, _ in RunStats._fields_ if name not in skip}
         if "approximate" in out:
             out["approximate"] = bool(out["approximate"])
@@ -987,7 +1172,7 @@ class Run(_Handle):
         'momentum', 'beta2' or 'initial_params'.
         """
         kind = _enum(MetaKind, kind, "kind")
-        run_ptr = self._handle()
+        self._handle()
         mo = MetaOptions()
         lib.mgrad_meta_options_init(ctypes.byref(mo), META_OPTIONS_VERSION)
         if step_begin is not None:
@@ -999,7 +1184,7 @@ class Run(_Handle):
         if pool is not None:
             if not isinstance(pool, Dataset):
                 raise TypeError("pool: expected a metagrad.Dataset")
-            mo.pool = pool._handle()
+            mo.pool = pool._handle()  # checked again under the lock (uses)
         keep = None
         if rows is not None:
             keep = B.int_in(rows, "rows", 64)
@@ -1008,7 +1193,8 @@ class Run(_Handle):
             mo.rows = keep.ptr
             mo.num_rows = keep.count
         ptr = ctypes.c_void_p()
-        self._call(lib.mgrad_run_add_meta, ctypes.byref(ptr), run_ptr, kind, ctypes.byref(mo))
+        self._call(lib.mgrad_run_add_meta, ctypes.byref(ptr), self, kind, ctypes.byref(mo),
+                   uses=(pool,))
         return Meta(self, ptr)
 
     def __repr__(self):
@@ -1035,22 +1221,24 @@ def _tolist(buf):
 _SCALAR_KINDS = (MetaKind.WEIGHT_DECAY, MetaKind.MOMENTUM, MetaKind.BETA2)
 
 
-class Meta:
+class Meta(_Guarded):
     """A metaparameter z of a run: `.value` (get/set) and `.grad` = dφ/dz.
 
     It belongs to its run (which it keeps alive) and has no close() of its
     own; once the run is closed every access raises ClosedError.  Scalar
     kinds (weight_decay, momentum, beta2) read and write plain floats.
+    Threads: as its run (a call in progress on the run makes `value = ...`
+    from a callback raise BusyError; `value` and `grad` may be read).
     """
 
     def __init__(self, run, ptr):
         self._run = run
         self._ptr = ptr
         k = ctypes.c_int()
-        run._call(lib.mgrad_meta_kind_of, ptr, ctypes.byref(k))
+        run._call(lib.mgrad_meta_kind_of, self, ctypes.byref(k))
         self._kind = MetaKind(k.value)
         n = ctypes.c_int64()
-        run._call(lib.mgrad_meta_size, ptr, ctypes.byref(n))
+        run._call(lib.mgrad_meta_size, self, ctypes.byref(n))
         self.size = n.value
         if self._kind == MetaKind.INPUTS:
             self.shape = (self.size // run._features, run._features)
@@ -1065,6 +1253,13 @@ class Meta:
         return self._ptr
 
     @property
+    def _core(self):
+        return self._run._core
+
+    def _busy_target(self):
+        return self._run  # the C metaparameter is part of its run
+
+    @property
     def kind(self):
         """'data_weights', 'lr_schedule', ..."""
         return self._kind.name.lower()
@@ -1074,9 +1269,9 @@ class Meta:
         return self._run
 
     def _get(self, fn):
-        ptr = self._handle()
+        self._handle()
         out = B.RealOut(self.shape)
-        self._run._call(fn, ptr, Dtype.F64, out.ptr, self.size)
+        self._run._call(fn, self, Dtype.F64, out.ptr, self.size)
         result = out.result()
         if self._kind in _SCALAR_KINDS:
             return float(result[0])
@@ -1089,7 +1284,7 @@ class Meta:
 
     @value.setter
     def value(self, values):
-        ptr = self._handle()
+        self._handle()
         if self._kind in _SCALAR_KINDS and not hasattr(values, "__len__") and not (
                 B.HAVE_NUMPY and isinstance(values, B.np.ndarray)):
             values = [B.real_scalar(values, "value")]
@@ -1097,7 +1292,7 @@ class Meta:
         if tuple(buf.shape) != tuple(self.shape) and tuple(buf.shape) != (self.size,):
             raise B.ShapeError("value: expected shape %s, got %s"
                                % (B._shape_str(self.shape), B._shape_str(buf.shape)))
-        self._run._call(lib.mgrad_meta_set_value, ptr, buf.dtype, buf.ptr, buf.count)
+        self._run._call(lib.mgrad_meta_set_value, self, buf.dtype, buf.ptr, buf.count)
 
     @property
     def grad(self):
@@ -1107,9 +1302,9 @@ class Meta:
     def gather_grad(self, root=-1):
         """dφ/dz summed over the ranks of the run's communicator, on `root`
         (or on every rank with -1); the plain gradient without one."""
-        ptr = self._handle()
+        self._handle()
         out = B.RealOut(self.shape)
-        self._run._call(lib.mgrad_meta_gather_grad, ptr, B.int_scalar(root, "root", 32),
+        self._run._call(lib.mgrad_meta_gather_grad, self, B.int_scalar(root, "root", 32),
                         Dtype.F64, out.ptr, self.size)
         result = out.result()
         if self._kind in _SCALAR_KINDS:
@@ -1134,7 +1329,7 @@ class Meta:
         with step h, and |φ(z+2hv) − 2φ(z+hv) + φ(z)| / h² (metagrad/smooth.h).
         Trains the run three times; afterwards the value is z again and the run
         is trained at z."""
-        ptr = self._handle()
+        self._handle()
         h = B.real_scalar(h, "h")
         seed = B.int_scalar(seed, "seed", 64, unsigned=True)
         dptr = None
@@ -1142,7 +1337,7 @@ class Meta:
             buf = self._flat_f64(direction, "direction")
             dptr = B.as_pointer(buf)
         S, curv = ctypes.c_double(), ctypes.c_double()
-        self._run._call(lib.mgrad_meta_metasmoothness, ptr, dptr, seed, h, ctypes.byref(S),
+        self._run._call(lib.mgrad_meta_metasmoothness, self, dptr, seed, h, ctypes.byref(S),
                         ctypes.byref(curv))
         return S.value, curv.value
 
@@ -1305,8 +1500,7 @@ class MGD(_Handle):
                  maximize=False, basis=None, coefficients=None, reshuffle=False):
         if not isinstance(meta, Meta):
             raise TypeError("meta: expected a metagrad.Meta")
-        meta_ptr = meta._handle()
-        run = meta._run
+        meta._handle()
         o = MgdOptions()
         lib.mgrad_mgd_options_init(ctypes.byref(o), MGD_OPTIONS_VERSION)
         if method is not None:
@@ -1361,40 +1555,30 @@ class MGD(_Handle):
                     return 1
             callback = ProgressFn(trampoline)
             o.progress = callback
-        core = run._core.acquire()
-        ptr = ctypes.c_void_p()
-        try:
-            _call_core(core, lib.mgrad_mgd_create, ctypes.byref(ptr), meta_ptr, ctypes.byref(o))
-        except BaseException:
-            core.release()
-            raise
-        del keep
-        self._core = core
-        self._ptr = ptr
-        self._progress_cb = callback  # C may call it while the optimiser lives
+        core = _core_of(meta)
         self._meta = meta
         self._gradient_from = gradient_from
         self._heldout = heldout
+        self._progress_cb = callback  # C may call it while the optimiser lives
+        ptr, = _create(core, lib.mgrad_mgd_create, (meta, ctypes.byref(o)),
+                       uses=(gradient_from, heldout))
+        del keep
+        self._core, self._ptr = core, ptr
 
-    def _ready(self):
-        """The C handle, after checking that what it points to is still open."""
-        ptr = self._handle()
-        self._meta._handle()
+    def _check_heldout(self):
         if self._heldout is not None and self._heldout.closed:
             raise ClosedError("MGD: its heldout Dataset is closed", status=-5)
-        return ptr
 
-    def _call(self, fn, *args):
-        run_pending = self._meta._run._pending
-        if run_pending is not None:
-            run_pending.exc = None
-        self._progress_pending.exc = None
-        try:
-            return fn(*args)
-        except MetagradError as e:
-            msg = self._core.last_error() if self._core is not None else ""
-            err = make_error(e.status, msg or e.message, e.function)
-        _raise_from_c(err, run_pending, self._progress_pending)
+    def _train(self, fn, *args):
+        """A call that trains the run: checks (under the lock) that the
+        metaparameter's run and the held-out set are still open, since the C
+        optimiser holds plain pointers to them, and raises what the run's
+        callbacks or the progress callable left pending."""
+        run = self._meta._run
+        return _invoke(_core_of(self), fn, (self,) + args,
+                       uses=(self._meta, self._gradient_from, self._heldout),
+                       pending=((run, run._pending), (self, self._progress_pending)),
+                       check=self._check_heldout)
 
     @property
     def meta(self):
@@ -1404,21 +1588,21 @@ class MGD(_Handle):
         """One meta-step; returns φ of the iterate before the update.  (The
         progress callable is called by run() only.)"""
         phi = ctypes.c_double()
-        self._call(lib.mgrad_mgd_step, self._ready(), ctypes.byref(phi))
+        self._train(lib.mgrad_mgd_step, ctypes.byref(phi))
         return phi.value
 
     def run(self, steps):
         """`steps` meta-steps with the progress callable, then one more
         training so that the final iterate is scored too."""
-        self._call(lib.mgrad_mgd_run, self._ready(), B.int_scalar(steps, "steps"))
+        self._train(lib.mgrad_mgd_run, B.int_scalar(steps, "steps"))
 
     def best(self):
         """(value, score) of the best iterate so far (a value like Meta.value)."""
-        ptr = self._handle()
+        self._handle()
         meta = self._meta
         out = B.RealOut(meta.shape)
         score = ctypes.c_double()
-        self._call(lib.mgrad_mgd_best, ptr, Dtype.F64, out.ptr, meta.size, ctypes.byref(score))
+        self._call(lib.mgrad_mgd_best, self, Dtype.F64, out.ptr, meta.size, ctypes.byref(score))
         value = out.result()
         if meta._kind in _SCALAR_KINDS:
             value = float(value[0])
@@ -1428,13 +1612,18 @@ class MGD(_Handle):
     def steps(self):
         """Meta-steps taken."""
         out = ctypes.c_int64()
-        self._call(lib.mgrad_mgd_steps, self._handle(), ctypes.byref(out))
+        self._call(lib.mgrad_mgd_steps, self, ctypes.byref(out))
         return out.value
 
     def close(self):
-        """Free the C optimiser (the metaparameter keeps its value).  Idempotent."""
+        """Free the C optimiser (the metaparameter keeps its value).
+        Idempotent; never blocks (closed during a step or run() in flight,
+        the optimiser is freed when that call has returned)."""
         super().close()
-        self._progress_cb = None
+
+    def _keep_until_freed(self):
+        callback, self._progress_cb = self._progress_cb, None
+        return callback
 
     def __repr__(self):
         if self.closed:

@@ -11,7 +11,7 @@ __all__ = [
     "MetagradError", "NullError", "InvalidError", "SizeError", "ShapeError",
     "OrderError", "NonFiniteError", "NoMemoryError", "DtypeError", "BudgetError",
     "FileIOError", "CallbackError", "CancelledError", "UnsupportedError",
-    "FormatError", "VersionError", "InternalError", "ClosedError",
+    "FormatError", "VersionError", "InternalError", "ClosedError", "BusyError",
 ]
 
 
@@ -67,6 +67,14 @@ class OrderError(MetagradError, RuntimeError):
 
 class ClosedError(OrderError):
     """A method was called on a handle after close() (status MGRAD_ERR_ORDER)."""
+
+
+class BusyError(OrderError):
+    """A call from a callback (progress, callback model, log) would modify an
+    object that the call in progress below it on the same thread uses, e.g.
+    run.train() or meta.value = ... from inside train() or MGD.run() of that
+    run (status MGRAD_ERR_ORDER).  Read-only calls are allowed there; calls
+    from other threads wait instead (docs/python.md, "Threads")."""
 
 
 class NonFiniteError(MetagradError, ArithmeticError):
