@@ -24,8 +24,13 @@ fi
 pcdir=$(dirname "$pc")
 echo "installed $pc"
 
-# Only the installed .pc: no source or build tree paths.
+# Only the installed .pc: no source or build tree paths.  PKG_CONFIG_LIBDIR
+# replaces the system's search path, so no other package's .pc file is
+# visible: linking against libmetagrad.so needs none (it records its own
+# dependencies), and a Requires or Requires.private on openblas, lapacke,
+# zlib or MPI would make even `pkg-config --cflags metagrad` fail here.
 export PKG_CONFIG_PATH="$pcdir"
+export PKG_CONFIG_LIBDIR="$pcdir"
 export PKG_CONFIG_SYSROOT_DIR="$dest"
 flags=$("$pkgconfig" --cflags --libs metagrad)
 echo "pkg-config --cflags --libs metagrad: $flags"
