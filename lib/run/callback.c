@@ -83,7 +83,7 @@ mgrad_status mgrad_run_create_callback(mgrad_run **out, mgrad_context *ctx,
 
 mgrad_status mgr_cb_check_meta(mgrad_run *run, mgrad_meta_kind kind)
 {
-    if (!run->is_callback) return MGRAD_OK;
+    if (run->model_kind != MGR_MODEL_CALLBACK) return MGRAD_OK;
     const char *fn = "mgrad_run_add_meta";
     MGRAD_RETURN_IF(run->ctx, kind == MGRAD_META_SOFT_LABELS, MGRAD_ERR_UNSUPPORTED,
                     "%s: SOFT_LABELS is not available for callback models: their loss "

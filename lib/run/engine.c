@@ -1,6 +1,7 @@
 /*
- * engine.c - the trajectory (typed): batches, the step function, the driver
- * that executes a checkpoint schedule, and the reverse pass.
+ * engine.c - the trajectory (typed): the chunk evaluator (evaluator.h), the
+ * step function, the driver that executes a checkpoint schedule, and the
+ * reverse pass.
  *
  * Training step t (DESIGN.md section 2): the loss L_t is a sum of chunks,
  * each a set of rows of one dataset with weights and a scale:
@@ -27,18 +28,25 @@
  * GEMM-computed node values in that slot's memo, and a later step starting
  * from the same saved state, in an advance or a reverse, copies them back
  * instead of multiplying again.  Same θ, same rows, same code: same bits.
+ * The driver passes the slot to the step; the step hands the memo to the
+ * batch chunk's value pass.
  */
 #include <string.h>
 
 #include "base/rng.h"
-#include "graph/graph_exec.h"
 #include "optim/optim.h"
-#include "run/run_internal.h"
+#include "run/evaluator.h"
 
+typedef R(mgr_chunk) chunk;
+typedef R(mgr_memo_use) memo_use;
+typedef R(mgr_eval) evaluator;
+
+enum { NO_SLOT = -1 };
+
+/* The trajectory: optimizer states and their adjoints, the batches, the
+   store and the schedule, and where the driver stands. */
 typedef struct engine {
-    R(mgr_graph_ws) *ws;
-    size_t max_rows;
-    size_t features;
+    evaluator *ev;
     real *state;          /* [S] current optimizer state */
     real *state_bar;      /* [S] its adjoint during the reverse */
     real *theta_T;        /* [P] */
@@ -46,51 +54,273 @@ typedef struct engine {
     real *buf_T;          /* [P] the momentum buffer of s_T (SGD, when the
                              reverse does not recompute g; else unused) */
     real *next_m;         /* [P] in the reverse of step t: m_{t+1} of s_{t+1} */
-    int reverse_grad;     /* the reverse recomputes g (mgr_optim_reverse_needs_grad) */
-    real *x;              /* [max_rows, F] gathered inputs */
-    real *xbardot;        /* [max_rows, F] tangent of the input adjoints */
-    real *targets;        /* [max_rows, C] */
-    int32_t *labels;      /* [max_rows] */
-    real *w;              /* [max_rows] */
-    int64_t *rows;        /* [max_rows] dataset rows of the chunk */
-    real *prob, *obar, *obardot; /* [max_rows, C] */
-    real *ell, *elldot;   /* [max_rows] */
-    int64_t *batch_idx;   /* [B] for shuffled batches */
+    bool reverse_grad;    /* the reverse recomputes g (mgr_optim_reverse_needs_grad) */
+    int64_t *batch_rows;  /* [B] rows of a shuffled batch */
     int64_t *perm;        /* [N] permutation of epoch perm_epoch */
     int64_t perm_epoch;
     mgr_store *store;
     mgr_schedule *sched;
     int64_t cur;          /* step of the current state */
     int64_t cur_slot;     /* the slot the current state was saved to or
-                             restored from, -1 once it has advanced */
-    int64_t memo_slot;    /* the step being computed starts from this slot's
-                             state (-1: from none) ... */
-    int64_t memo_t;       /* ... and is step memo_t */
+                             restored from; NO_SLOT once it has advanced */
     int64_t memo_hits;    /* forward passes served from a memo */
     int64_t next_rev;     /* next step to reverse */
-    int in_reverse;
-    int have_pending;
-    mgr_action pending;
+    bool in_reverse;      /* the forward phase is done (s_T reached) */
     double hyper_wd, hyper_mom, hyper_beta2; /* accumulated hyper adjoints */
-    const char *site;     /* where the seam is called, for callback failures */
-    int64_t site_step;    /* its step, or -1 */
 } engine;
-
-/* A set of rows of one dataset entering a loss with weights and a scale. */
-typedef struct chunk {
-    const mgrad_dataset *ds;
-    int is_train;               /* training-set rows: input / label metas apply */
-    const int64_t *rows;        /* dataset rows */
-    size_t count;
-    real scale;
-    const mgrad_meta *wmeta;    /* weights from this meta's value, else the set's */
-    int is_batch;               /* the training batch B_t of the step */
-    size_t row0;                /* scale-out: position of rows[0] in the whole chunk */
-} chunk;
 
 #define E(run) ((engine *)(run)->engine)
 
-/* ---- batches ------------------------------------------------------------ */
+/* ==== the chunk evaluator (evaluator.h) ================================== */
+
+static void gather_row(const mgrad_run *run, evaluator *ev, const chunk *c, size_t r)
+{
+    const mgrad_dataset *ds = c->ds;
+    size_t F = ev->features, C = ev->classes;
+    int64_t i = c->rows[r];
+    ev->rows[r] = i;
+    if (c->train_rows && run->input_meta != NULL && run->input_meta[i] >= 0) {
+        const mgrad_meta *m = run->metas[run->input_meta[i]];
+        memcpy(ev->x + r * F, (const real *)m->value + (size_t)run->input_row[i] * F,
+               F * sizeof(real));
+    } else {
+        mgr_dataset_copy_row(ds, i, ev->x + r * F);
+    }
+    const real *mw = c->wmeta != NULL ? c->wmeta->value : NULL;
+    const real *dsw = ds->weights;
+    ev->w[r] = mw != NULL ? mw[i] : (dsw != NULL ? dsw[i] : (real)1);
+    const mgrad_meta *soft = c->train_rows ? run->meta_soft : NULL;
+    if (soft != NULL)
+        memcpy(ev->targets + r * C, (const real *)soft->value + (size_t)i * C,
+               C * sizeof(real));
+    else if (ds->targets != NULL && run->opts.loss == MGRAD_LOSS_SQUARED_ERROR)
+        memcpy(ev->targets + r * C, (const real *)ds->targets + (size_t)i * C,
+               C * sizeof(real));
+    if (ds->labels != NULL) ev->labels[r] = ds->labels[i];
+}
+
+bool R(mgr_eval_gather)(const mgrad_run *run, evaluator *ev, const chunk *c)
+{
+    enum { AHEAD = 2 }; /* rows prefetched ahead of the one copied */
+    for (size_t r = 0; r < AHEAD && r < c->count; r++)
+        mgr_dataset_prefetch_row(c->ds, c->rows[r]);
+    bool all_zero = true;
+    for (size_t r = 0; r < c->count; r++) {
+        if (r + AHEAD < c->count) mgr_dataset_prefetch_row(c->ds, c->rows[r + AHEAD]);
+        gather_row(run, ev, c, r);
+        if (ev->w[r] != 0) all_zero = false;
+    }
+    return all_zero;
+}
+
+chunk R(mgr_eval_dataset_chunk)(const mgrad_run *run, evaluator *ev, const mgrad_dataset *ds,
+                                int64_t start, real scale, bool train_rows)
+{
+    int64_t count = ds->n - start;
+    if (count > (int64_t)ev->max_rows) count = (int64_t)ev->max_rows;
+    size_t lo = 0, hi = 0;
+    mgr_shard(run, (size_t)count, &lo, &hi);
+    for (size_t r = lo; r < hi; r++) ev->ids[r - lo] = start + (int64_t)r;
+    return (chunk){.ds = ds, .rows = ev->ids, .count = hi - lo, .scale = scale,
+                   .train_rows = train_rows, .row0 = lo};
+}
+
+/* ---- the graph seam ---------------------------------------------------- */
+
+static R(mgr_loss_batch) loss_of(const mgrad_run *run, const evaluator *ev, const chunk *c)
+{
+    bool soft = c->train_rows && run->meta_soft != NULL;
+    return (R(mgr_loss_batch)){
+        .kind = run->opts.loss,
+        .rows = c->count,
+        .classes = ev->classes,
+        .smoothing = run->opts.label_smoothing,
+        .labels = ev->labels,
+        .targets = (soft || run->opts.loss == MGRAD_LOSS_SQUARED_ERROR) ? ev->targets
+                                                                        : NULL,
+        .weights = ev->w,
+        .scale = c->scale,
+    };
+}
+
+static mgrad_status graph_value_grad(const mgrad_run *run, evaluator *ev, const chunk *c,
+                                     const real *theta, mgr_backward bw, real *grad,
+                                     memo_use memo, double *loss)
+{
+    const mgr_graph *g = &run->graph;
+    ev->ws->row0 = (int64_t)c->row0; /* dropout masks of the whole chunk's rows */
+    R(mgr_graph_forward_memo)(g, ev->ws, c->count, theta, ev->x, memo.in, memo.out);
+    const real *o = ev->ws->val[g->num_nodes - 1];
+    R(mgr_loss_batch) lb = loss_of(run, ev, c);
+    *loss = R(mgr_loss_forward)(&lb, o, ev->prob, ev->ell);
+    if (bw == MGR_BACKWARD_NONE) return MGRAD_OK;
+    R(mgr_loss_backward)(&lb, o, ev->prob, ev->obar);
+    if (bw == MGR_BACKWARD_GRAD)
+        R(mgr_graph_backward)(g, ev->ws, c->count, theta, ev->x, ev->obar, grad, NULL);
+    else /* only what the R-op pass along u reads (input adjoints: input metas) */
+        R(mgr_graph_backward_rop)(g, ev->ws, c->count, theta, ev->x, ev->obar,
+                                  c->train_rows && run->input_meta != NULL);
+    return MGRAD_OK;
+}
+
+static mgrad_status graph_rop(const mgrad_run *run, evaluator *ev, const chunk *c,
+                              const real *theta, const real *u, bool all_zero, real *hu,
+                              real *xbardot, const real **odot_out)
+{
+    const mgr_graph *g = &run->graph;
+    size_t rows = c->count;
+    ev->ws->row0 = (int64_t)c->row0;
+    R(mgr_graph_tangent)(g, ev->ws, rows, theta, u, ev->x, NULL);
+    const real *o = ev->ws->val[g->num_nodes - 1];
+    const real *odot = ev->ws->tan[g->num_nodes - 1];
+    R(mgr_loss_batch) lb = loss_of(run, ev, c);
+    R(mgr_loss_tangent)(&lb, o, ev->prob, odot, ev->elldot);
+    if (!all_zero) {
+        R(mgr_loss_tangent_backward)(&lb, o, ev->prob, odot, ev->obardot);
+        if (xbardot != NULL) R(mgr_zero)(rows * ev->features, xbardot);
+        R(mgr_graph_tangent_backward)(g, ev->ws, rows, theta, u, ev->x, NULL, ev->obardot,
+                                      hu, xbardot);
+    }
+    *odot_out = odot;
+    return MGRAD_OK;
+}
+
+static mgrad_status graph_outputs(const mgrad_run *run, evaluator *ev, const chunk *c,
+                                  const real *theta, const real **out)
+{
+    (void)c;
+    (void)theta;
+    *out = ev->ws->val[run->graph.num_nodes - 1];
+    return MGRAD_OK;
+}
+
+static const R(mgr_model_seam) graph_seam = {
+    .value_grad = graph_value_grad,
+    .rop = graph_rop,
+    .outputs = graph_outputs,
+    .rop_needs_value_pass = true,
+};
+
+/* ---- the callback seam (callback.c) ------------------------------------ */
+
+static mgr_cb_chunk cb_chunk(const mgrad_run *run, const evaluator *ev, const chunk *c)
+{
+    return (mgr_cb_chunk){
+        .rows = c->count,
+        .x = ev->x,
+        .labels = run->opts.loss == MGRAD_LOSS_CROSS_ENTROPY ? ev->labels : NULL,
+        .targets = run->opts.loss == MGRAD_LOSS_SQUARED_ERROR ? ev->targets : NULL,
+        .w = ev->w,
+        .scale = (double)c->scale,
+        .site = ev->site,
+        .step = ev->site_step,
+    };
+}
+
+static mgrad_status cb_value_grad(const mgrad_run *run, evaluator *ev, const chunk *c,
+                                  const real *theta, mgr_backward bw, real *grad,
+                                  memo_use memo, double *loss)
+{
+    (void)memo; /* callback runs have no memo (run.c sizes it for graphs) */
+    mgr_cb_chunk k = cb_chunk(run, ev, c);
+    return mgr_cb_value_grad(run, &k, theta, bw == MGR_BACKWARD_GRAD ? grad : NULL, ev->ell,
+                             loss);
+}
+
+static mgrad_status cb_rop(const mgrad_run *run, evaluator *ev, const chunk *c,
+                           const real *theta, const real *u, bool all_zero, real *hu,
+                           real *xbardot, const real **odot_out)
+{
+    mgr_cb_chunk k = cb_chunk(run, ev, c);
+    *odot_out = NULL;
+    return mgr_cb_rop(run, &k, theta, u, all_zero ? NULL : hu, ev->elldot,
+                      all_zero ? NULL : xbardot);
+}
+
+static mgrad_status cb_outputs(const mgrad_run *run, evaluator *ev, const chunk *c,
+                               const real *theta, const real **out)
+{
+    mgr_cb_chunk k = cb_chunk(run, ev, c);
+    int have = 0;
+    MGRAD_FORWARD(mgr_cb_outputs(run, &k, theta, ev->prob, &have));
+    *out = have ? ev->prob : NULL;
+    return MGRAD_OK;
+}
+
+static const R(mgr_model_seam) callback_seam = {
+    .value_grad = cb_value_grad,
+    .rop = cb_rop,
+    .outputs = cb_outputs,
+    .rop_needs_value_pass = false, /* a callback's hvp evaluates the chunk itself */
+};
+
+/* ---- evaluator lifetime ------------------------------------------------ */
+
+void R(mgr_eval_destroy)(mgrad_run *run, evaluator *ev)
+{
+    if (ev == NULL) return;
+    mgrad_context *ctx = run->ctx;
+    R(mgr_graph_ws_destroy)(ctx, ev->ws);
+    void *bufs[] = {ev->x, ev->xbardot, ev->targets, ev->labels, ev->w, ev->rows, ev->ids,
+                    ev->prob, ev->obar, ev->obardot, ev->ell, ev->elldot};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) mgr_free(ctx, bufs[i]);
+    mgr_free(ctx, ev);
+}
+
+mgrad_status R(mgr_eval_create)(mgrad_run *run, evaluator **out)
+{
+    mgrad_context *ctx = run->ctx;
+    evaluator *ev = NULL;
+    *out = NULL;
+    MGRAD_FORWARD(mgr_alloc_or_fail(ctx, (void **)&ev, 1, sizeof *ev, "a chunk evaluator"));
+    size_t rows = mgr_run_chunk_rows(run), C = (size_t)run->classes;
+    size_t F = (size_t)run->train->features;
+    ev->seam = run->model_kind == MGR_MODEL_CALLBACK ? &callback_seam : &graph_seam;
+    ev->max_rows = rows;
+    ev->features = F;
+    ev->classes = C;
+    ev->site_step = -1;
+    struct { void **p; size_t n, size; const char *what; } allocs[] = {
+        {(void **)&ev->x, rows * F, sizeof(real), "chunk inputs"},
+        {(void **)&ev->xbardot, rows * F, sizeof(real), "input adjoint tangents"},
+        {(void **)&ev->targets, rows * C, sizeof(real), "chunk targets"},
+        {(void **)&ev->labels, rows, sizeof(int32_t), "chunk labels"},
+        {(void **)&ev->w, rows, sizeof(real), "chunk weights"},
+        {(void **)&ev->rows, rows, sizeof(int64_t), "chunk rows"},
+        {(void **)&ev->ids, rows, sizeof(int64_t), "chunk row indices"},
+        {(void **)&ev->prob, rows * C, sizeof(real), "probabilities"},
+        {(void **)&ev->obar, rows * C, sizeof(real), "output adjoints"},
+        {(void **)&ev->obardot, rows * C, sizeof(real), "output adjoint tangents"},
+        {(void **)&ev->ell, rows, sizeof(real), "losses"},
+        {(void **)&ev->elldot, rows, sizeof(real), "loss tangents"},
+    };
+    mgrad_status s = MGRAD_OK;
+    for (size_t i = 0; i < sizeof allocs / sizeof allocs[0] && s == MGRAD_OK; i++)
+        s = mgr_alloc_or_fail(ctx, allocs[i].p, allocs[i].n, allocs[i].size, allocs[i].what);
+    if (s == MGRAD_OK && ev->seam == &graph_seam) {
+        s = R(mgr_graph_ws_create)(ctx, &run->graph, rows, &ev->ws);
+        if (s == MGRAD_OK) {
+            ev->ws->seed = ctx->seed; /* dropout masks */
+            ev->ws->training = 0;
+        }
+    }
+    if (s != MGRAD_OK) {
+        R(mgr_eval_destroy)(run, ev);
+        return s;
+    }
+    *out = ev;
+    return MGRAD_OK;
+}
+
+/* Dropout's mode and key: masks of step t in training mode, or none. */
+static void set_training(evaluator *ev, bool training, int64_t t)
+{
+    if (ev->ws == NULL) return;
+    ev->ws->training = training;
+    if (training) ev->ws->step = t;
+}
+
+/* ==== the chunks of a step ============================================== */
 
 static void epoch_perm(const mgrad_run *run, engine *e, int64_t epoch)
 {
@@ -120,12 +350,10 @@ static const int64_t *batch_rows(const mgrad_run *run, engine *e, int64_t t)
     for (int64_t j = 0; j < B; j++) {
         int64_t p = t * B + j;
         epoch_perm(run, e, p / n);
-        e->batch_idx[j] = e->perm[p % n];
+        e->batch_rows[j] = e->perm[p % n];
     }
-    return e->batch_idx;
+    return e->batch_rows;
 }
-
-/* ---- chunks ------------------------------------------------------------- */
 
 static const mgrad_meta *data_weights_at(const mgrad_run *run, int64_t t)
 {
@@ -137,293 +365,151 @@ static const mgrad_meta *data_weights_at(const mgrad_run *run, int64_t t)
     return NULL;
 }
 
-/* Gather inputs, targets and weights of a chunk into the engine buffers.
-   Returns 1 when every weight is zero (the chunk adds nothing to g). */
-static int gather(const mgrad_run *run, engine *e, const chunk *c)
+/* The batch B_t: this rank's share of it (scale-out; all of it without a
+   communicator). */
+static chunk batch_chunk(const mgrad_run *run, engine *e, int64_t t)
 {
-    const mgrad_dataset *ds = c->ds;
-    size_t F = e->features, C = (size_t)run->classes;
-    const real *dsw = ds->weights;
-    const real *mw = c->wmeta != NULL ? c->wmeta->value : NULL;
-    const mgrad_meta *soft = c->is_train ? run->meta_soft : NULL;
-    int all_zero = 1;
-    enum { AHEAD = 2 }; /* rows prefetched ahead of the one copied */
-    for (size_t r = 0; r < AHEAD && r < c->count; r++)
-        mgr_dataset_prefetch_row(ds, c->rows[r]);
-    for (size_t r = 0; r < c->count; r++) {
-        int64_t i = c->rows[r];
-        e->rows[r] = i;
-        if (r + AHEAD < c->count) mgr_dataset_prefetch_row(ds, c->rows[r + AHEAD]);
-        if (c->is_train && run->input_meta != NULL && run->input_meta[i] >= 0) {
-            const mgrad_meta *m = run->metas[run->input_meta[i]];
-            memcpy(e->x + r * F, (const real *)m->value + (size_t)run->input_row[i] * F,
-                   F * sizeof(real));
-        } else {
-            mgr_dataset_copy_row(ds, i, e->x + r * F);
-        }
-        e->w[r] = mw != NULL ? mw[i] : (dsw != NULL ? dsw[i] : (real)1);
-        if (e->w[r] != 0) all_zero = 0;
-        if (soft != NULL)
-            memcpy(e->targets + r * C, (const real *)soft->value + (size_t)i * C,
-                   C * sizeof(real));
-        else if (ds->targets != NULL && run->opts.loss == MGRAD_LOSS_SQUARED_ERROR)
-            memcpy(e->targets + r * C, (const real *)ds->targets + (size_t)i * C,
-                   C * sizeof(real));
-        if (ds->labels != NULL) e->labels[r] = ds->labels[i];
-    }
-    return all_zero;
-}
-
-static R(mgr_loss_batch) loss_of(const mgrad_run *run, const engine *e, const chunk *c)
-{
-    R(mgr_loss_batch) lb;
-    memset(&lb, 0, sizeof lb);
-    lb.kind = run->opts.loss;
-    lb.rows = c->count;
-    lb.classes = (size_t)run->classes;
-    lb.smoothing = run->opts.label_smoothing;
-    lb.labels = e->labels;
-    int soft = c->is_train && run->meta_soft != NULL;
-    lb.targets = (soft || run->opts.loss == MGRAD_LOSS_SQUARED_ERROR) ? e->targets : NULL;
-    lb.weights = e->w;
-    lb.scale = c->scale;
-    return lb;
-}
-
-/* ---- the model seam -----------------------------------------------------
-   Everything the trajectory asks of the model and its loss on a gathered
-   chunk (e->x, e->labels, e->targets, e->w) goes through these three
-   functions; a model of another kind plugs in here.  Callback models
-   (metagrad/callback.h) branch to callback.c. */
-
-static mgr_cb_chunk cb_chunk(const mgrad_run *run, const engine *e, const chunk *c)
-{
-    mgr_cb_chunk k;
-    k.rows = c->count;
-    k.x = e->x;
-    k.labels = run->opts.loss == MGRAD_LOSS_CROSS_ENTROPY ? e->labels : NULL;
-    k.targets = run->opts.loss == MGRAD_LOSS_SQUARED_ERROR ? e->targets : NULL;
-    k.w = e->w;
-    k.scale = (double)c->scale;
-    k.site = e->site;
-    k.step = e->site_step;
-    return k;
-}
-
-/* The forward memo for chunk c: *in when the slot the step starts from
-   already holds this step's values, else *out to fill it (both NULL: the
-   chunk is not the batch, the step starts from no slot, or the slot has no
-   memo). */
-static void batch_memo(engine *e, const chunk *c, const real **in, real **out)
-{
-    *in = NULL;
-    *out = NULL;
-    if (!c->is_batch || e->memo_slot < 0) return;
-    int64_t held = -1;
-    real *memo = mgr_store_memo(e->store, e->memo_slot, &held);
-    if (memo == NULL) return;
-    if (held == e->memo_t) {
-        *in = memo;
-        e->memo_hits++;
-    } else {
-        *out = memo;
-        mgr_store_memo_set(e->store, e->memo_slot, e->memo_t);
-    }
-}
-
-/* Forward (and, unless skip_backward, backward into grad += ..., or with
-   grad == NULL only the adjoints the R-op pass reads) of one chunk at
-   theta.  *loss = the chunk's weighted loss scale Σ w_i ℓ_i; leaves what
-   model_rop needs in the workspace. */
-static mgrad_status model_value_grad(const mgrad_run *run, engine *e, const chunk *c,
-                                     const real *theta, real *grad, int skip_backward,
-                                     double *loss)
-{
-    if (run->is_callback) {
-        mgr_cb_chunk k = cb_chunk(run, e, c);
-        return mgr_cb_value_grad(run, &k, theta, skip_backward ? NULL : grad, e->ell, loss);
-    }
-    e->ws->row0 = (int64_t)c->row0; /* dropout masks of the whole chunk's rows */
-    const real *memo_in = NULL;
-    real *memo_out = NULL;
-    batch_memo(e, c, &memo_in, &memo_out);
-    R(mgr_graph_forward_memo)(&run->graph, e->ws, c->count, theta, e->x, memo_in, memo_out);
-    const real *o = e->ws->val[run->graph.num_nodes - 1];
-    R(mgr_loss_batch) lb = loss_of(run, e, c);
-    *loss = R(mgr_loss_forward)(&lb, o, e->prob, e->ell);
-    if (!skip_backward) {
-        R(mgr_loss_backward)(&lb, o, e->prob, e->obar);
-        if (grad != NULL)
-            R(mgr_graph_backward)(&run->graph, e->ws, c->count, theta, e->x, e->obar, grad,
-                                  NULL);
-        else /* only what the R-op pass along u reads (input adjoints: input metas) */
-            R(mgr_graph_backward_rop)(&run->graph, e->ws, c->count, theta, e->x, e->obar,
-                                      c->is_train && run->input_meta != NULL);
-    }
-    return MGRAD_OK;
-}
-
-/* The R-op pass along u on the chunk last passed to model_value_grad:
-   e->elldot = ℓ̇_i (unweighted); unless the chunk's weights are all zero
-   (then its backward was skipped and adds nothing), hu += H u and, when
-   xbardot is not NULL, xbardot = (x̄_i)˙.  *odot = ȯ, the outputs' tangent
-   [rows, classes] (NULL for callback models, which do not expose it). */
-static mgrad_status model_rop(const mgrad_run *run, engine *e, const chunk *c,
-                              const real *theta, const real *u, int all_zero, real *hu,
-                              real *xbardot, const real **odot_out)
-{
-    if (run->is_callback) {
-        mgr_cb_chunk k = cb_chunk(run, e, c);
-        *odot_out = NULL;
-        return mgr_cb_rop(run, &k, theta, u, all_zero ? NULL : hu, e->elldot,
-                          all_zero ? NULL : xbardot);
-    }
-    const mgr_graph *g = &run->graph;
-    size_t rows = c->count;
-    e->ws->row0 = (int64_t)c->row0;
-    R(mgr_graph_tangent)(g, e->ws, rows, theta, u, e->x, NULL);
-    const real *o = e->ws->val[g->num_nodes - 1];
-    const real *odot = e->ws->tan[g->num_nodes - 1];
-    R(mgr_loss_batch) lb = loss_of(run, e, c);
-    R(mgr_loss_tangent)(&lb, o, e->prob, odot, e->elldot);
-    if (!all_zero) {
-        R(mgr_loss_tangent_backward)(&lb, o, e->prob, odot, e->obardot);
-        if (xbardot != NULL) R(mgr_zero)(rows * e->features, xbardot);
-        R(mgr_graph_tangent_backward)(g, e->ws, rows, theta, u, e->x, NULL, e->obardot, hu,
-                                      xbardot);
-    }
-    *odot_out = odot;
-    return MGRAD_OK;
-}
-
-/* The model's outputs [rows, classes] for the chunk last evaluated (at
-   theta); *out = NULL when a callback model gives no outputs. */
-static mgrad_status model_outputs(const mgrad_run *run, engine *e, const chunk *c,
-                                  const real *theta, const real **out)
-{
-    if (run->is_callback) {
-        mgr_cb_chunk k = cb_chunk(run, e, c);
-        int have = 0;
-        MGRAD_FORWARD(mgr_cb_outputs(run, &k, theta, e->prob, &have));
-        *out = have ? e->prob : NULL;
-        return MGRAD_OK;
-    }
-    *out = e->ws->val[run->graph.num_nodes - 1];
-    return MGRAD_OK;
-}
-
-/* Visit the chunks of step t.  The gradient pass visits the batch last and
-   the R-op pass visits it first, so that the batch's forward values stay
-   resident in the workspace between the two.  fn returns a status. */
-typedef mgrad_status (*chunk_fn)(mgrad_run *run, engine *e, const chunk *c, int64_t t,
-                                 void *arg);
-
-static mgrad_status for_each_chunk(mgrad_run *run, engine *e, int64_t t, int batch_first,
-                                   chunk_fn fn, void *arg)
-{
-    /* Scale-out: each rank visits its share [lo, hi) of every chunk (all of
-       it without a communicator); empty shares are skipped. */
     size_t lo = 0, hi = 0;
     mgr_shard(run, (size_t)run->batch, &lo, &hi);
-    chunk batch = {run->train, 1, batch_rows(run, e, t) + lo, hi - lo,
-                   (real)(1.0 / (double)run->batch), data_weights_at(run, t), 1, lo};
-    if (batch_first && batch.count > 0) MGRAD_FORWARD(fn(run, e, &batch, t, arg));
-    for (int i = 0; i < run->num_metas; i++) {
-        const mgrad_meta *m = run->metas[i];
-        if (m->kind != MGRAD_META_POOL_WEIGHTS || m->step != t) continue;
-        const mgrad_dataset *pool = m->pool;
-        for (int64_t start = 0; start < pool->n; start += (int64_t)e->max_rows) {
-            int64_t count = pool->n - start;
-            if (count > (int64_t)e->max_rows) count = (int64_t)e->max_rows;
-            size_t plo = 0, phi = 0;
-            mgr_shard(run, (size_t)count, &plo, &phi);
-            if (phi == plo) continue;
-            int64_t *ids = e->batch_idx + run->batch; /* scratch after the batch */
-            for (size_t r = plo; r < phi; r++) ids[r - plo] = start + (int64_t)r;
-            chunk c = {pool, pool == run->train, ids, phi - plo,
-                       (real)(1.0 / (double)run->batch), m, 0, plo};
-            MGRAD_FORWARD(fn(run, e, &c, t, arg));
-        }
-    }
-    return batch_first || batch.count == 0 ? MGRAD_OK : fn(run, e, &batch, t, arg);
+    return (chunk){.ds = run->train, .rows = batch_rows(run, e, t) + lo, .count = hi - lo,
+                   .scale = (real)(1.0 / (double)run->batch),
+                   .wmeta = data_weights_at(run, t), .train_rows = true, .is_batch = true,
+                   .row0 = lo};
 }
 
-/* ---- forward ------------------------------------------------------------ */
+/* Position in the POOL_WEIGHTS chunks of a step. */
+typedef struct pool_cursor {
+    int meta;        /* index into run->metas */
+    int64_t start;   /* first pool row of the next chunk */
+} pool_cursor;
 
-typedef struct grad_acc {
-    double loss;
-    int batch_resident;   /* the batch chunk's passes are in the workspace */
-    int want_grad;        /* accumulate g; else forward + node adjoints only */
-} grad_acc;
-
-static mgrad_status grad_chunk(mgrad_run *run, engine *e, const chunk *c, int64_t t,
-                               void *arg)
+/* The next nonempty share of a POOL_WEIGHTS chunk of step t (rows in
+   ev->ids); false after the last. */
+static bool next_pool_chunk(const mgrad_run *run, evaluator *ev, int64_t t, pool_cursor *pc,
+                            chunk *out)
 {
-    grad_acc *acc = arg;
-    (void)t;
-    int all_zero = gather(run, e, c);
-    acc->batch_resident = 0;
-    if (all_zero) return MGRAD_OK;
-    double loss = 0;
-    MGRAD_FORWARD(model_value_grad(run, e, c, e->state, acc->want_grad ? e->grad : NULL, 0,
-                                   &loss));
-    acc->loss += loss;
-    acc->batch_resident = c->is_batch;
+    for (; pc->meta < run->num_metas; pc->meta++, pc->start = 0) {
+        const mgrad_meta *m = run->metas[pc->meta];
+        if (m->kind != MGRAD_META_POOL_WEIGHTS || m->step != t) continue;
+        while (pc->start < m->pool->n) {
+            chunk c = R(mgr_eval_dataset_chunk)(run, ev, m->pool, pc->start,
+                                                (real)(1.0 / (double)run->batch),
+                                                m->pool == run->train);
+            pc->start += (int64_t)ev->max_rows;
+            if (c.count == 0) continue;
+            c.wmeta = m;
+            *out = c;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ==== forward ============================================================ */
+
+/* The forward memo of checkpoint slot `slot` for chunk c of step t: only
+   the batch has one (none for NO_SLOT or a slot without memo); read it when
+   the slot holds step t's values, else fill it. */
+static memo_use memo_for(engine *e, int64_t slot, const chunk *c, int64_t t)
+{
+    memo_use none = {NULL, NULL};
+    if (!c->is_batch || slot == NO_SLOT) return none;
+    int64_t held = -1;
+    real *memo = mgr_store_memo(e->store, slot, &held);
+    if (memo == NULL) return none;
+    if (held == t) {
+        e->memo_hits++;
+        return (memo_use){.in = memo};
+    }
+    mgr_store_memo_set(e->store, slot, t);
+    return (memo_use){.out = memo};
+}
+
+/* One chunk of the gradient pass at θ_t = e->state: *loss += its loss; with
+   want_grad e->grad += its gradient, else only the node adjoints the R-op
+   pass reads.  A chunk whose weights are all zero adds nothing and is not
+   evaluated (*evaluated = false).  memo_slot: the checkpoint slot whose
+   forward memo serves this chunk (the batch's), or NO_SLOT. */
+static mgrad_status grad_chunk(const mgrad_run *run, engine *e, const chunk *c, int64_t t,
+                               bool want_grad, int64_t memo_slot, double *loss,
+                               bool *evaluated)
+{
+    evaluator *ev = e->ev;
+    *evaluated = false;
+    if (R(mgr_eval_gather)(run, ev, c)) return MGRAD_OK;
+    double l = 0;
+    MGRAD_FORWARD(ev->seam->value_grad(run, ev, c, e->state,
+                                       want_grad ? MGR_BACKWARD_GRAD : MGR_BACKWARD_FOR_ROP,
+                                       e->grad, memo_for(e, memo_slot, c, t), &l));
+    *loss += l;
+    *evaluated = true;
     return MGRAD_OK;
 }
 
-/* g = ∇L_t(θ_t) into e->grad; without want_grad only the passes that the
-   R-op pass reads (forward values and node adjoints) and the loss. */
-static mgrad_status compute_grad(mgrad_run *run, engine *e, int64_t t, int want_grad,
-                                 grad_acc *acc)
+/* g = ∇L_t(θ_t) into e->grad (want_grad; else only what the R-op pass
+   reads) and *loss = L_t.  The batch goes last, so that its passes stay in
+   the workspace for the R-op pass; *batch_resident says they are there.
+   slot: the checkpoint slot θ_t came from (the batch's memo), or NO_SLOT. */
+static mgrad_status compute_grad(mgrad_run *run, engine *e, int64_t t, bool want_grad,
+                                 int64_t slot, double *loss, bool *batch_resident)
 {
+    evaluator *ev = e->ev;
     size_t P = want_grad ? (size_t)run->num_params : 0;
     R(mgr_zero)(P, e->grad);
-    acc->loss = 0;
-    acc->batch_resident = 0;
-    acc->want_grad = want_grad;
-    if (e->ws != NULL) { /* dropout's key: masks of step t, in training mode */
-        e->ws->step = t;
-        e->ws->training = 1;
+    *loss = 0;
+    *batch_resident = false;
+    set_training(ev, true, t);
+    mgrad_status s = MGRAD_OK;
+    bool evaluated = false;
+    chunk c;
+    pool_cursor pc = {0, 0};
+    while (s == MGRAD_OK && next_pool_chunk(run, ev, t, &pc, &c))
+        s = grad_chunk(run, e, &c, t, want_grad, NO_SLOT, loss, &evaluated);
+    chunk batch = batch_chunk(run, e, t);
+    if (s == MGRAD_OK && batch.count > 0) {
+        s = grad_chunk(run, e, &batch, t, want_grad, slot, loss, &evaluated);
+        *batch_resident = s == MGRAD_OK && evaluated;
     }
-    mgrad_status s = for_each_chunk(run, e, t, 0, grad_chunk, acc);
-    return mgr_reduce_sum(run, e->grad, P, &acc->loss, 1, s); /* scale-out seam */
+    return mgr_reduce_sum(run, e->grad, P, loss, 1, s); /* scale-out seam */
 }
 
 static mgr_hyper hyper_at(const mgrad_run *run, int64_t t)
 {
     const mgrad_run_options *o = &run->opts;
+    const real *lr = run->meta_lr != NULL ? run->meta_lr->value : NULL;
+    const real *wd = run->meta_wd != NULL ? run->meta_wd->value : NULL;
+    const real *mom = run->meta_momentum != NULL ? run->meta_momentum->value : NULL;
+    const real *beta2 = run->meta_beta2 != NULL ? run->meta_beta2->value : NULL;
+    double mom0 = o->optimizer == MGRAD_OPTIMIZER_SGD ? o->momentum : o->beta1;
     mgr_hyper h;
     memset(&h, 0, sizeof h);
     h.kind = o->optimizer;
-    h.lr = run->meta_lr != NULL ? (double)((const real *)run->meta_lr->value)[t] : run->lr[t];
-    h.weight_decay = run->meta_wd != NULL ? (double)((const real *)run->meta_wd->value)[0]
-                                          : o->weight_decay;
-    double mom = o->optimizer == MGRAD_OPTIMIZER_SGD ? o->momentum : o->beta1;
-    h.momentum = run->meta_momentum != NULL
-                     ? (double)((const real *)run->meta_momentum->value)[0] : mom;
-    h.beta2 = run->meta_beta2 != NULL ? (double)((const real *)run->meta_beta2->value)[0]
-                                      : o->beta2;
+    h.lr = lr != NULL ? (double)lr[t] : run->lr[t];
+    h.weight_decay = wd != NULL ? (double)wd[0] : o->weight_decay;
+    h.momentum = mom != NULL ? (double)mom[0] : mom0;
+    h.beta2 = beta2 != NULL ? (double)beta2[0] : o->beta2;
     h.eps = o->eps;
     h.eps_root = o->eps_root;
     h.nesterov = o->nesterov;
-    h.skip_adjoints = (run->meta_lr == NULL ? MGR_SKIP_LR : 0u) |
-                      (run->meta_momentum == NULL ? MGR_SKIP_MOMENTUM : 0u) |
-                      (run->meta_wd == NULL ? MGR_SKIP_WEIGHT_DECAY : 0u) |
-                      (run->meta_beta2 == NULL ? MGR_SKIP_BETA2 : 0u);
+    h.skip_adjoints = (lr == NULL ? MGR_SKIP_LR : 0u) | (mom == NULL ? MGR_SKIP_MOMENTUM : 0u) |
+                      (wd == NULL ? MGR_SKIP_WEIGHT_DECAY : 0u) |
+                      (beta2 == NULL ? MGR_SKIP_BETA2 : 0u);
     return h;
 }
 
-static mgrad_status forward_step(mgrad_run *run, engine *e, int64_t t)
+/* s_{t+1} = step(s_t) in e->state; `slot`: the checkpoint slot s_t came
+   from (its memo), or NO_SLOT. */
+static mgrad_status forward_step(mgrad_run *run, engine *e, int64_t t, int64_t slot)
 {
     size_t P = (size_t)run->num_params;
-    grad_acc acc;
-    e->site = "training step";
-    e->site_step = t;
-    MGRAD_FORWARD(compute_grad(run, e, t, 1, &acc));
-    MGRAD_RETURN_IF(run->ctx, !isfinite(acc.loss), MGRAD_ERR_NONFINITE,
+    e->ev->site = "training step";
+    e->ev->site_step = t;
+    double loss = 0;
+    bool resident = false;
+    MGRAD_FORWARD(compute_grad(run, e, t, true, slot, &loss, &resident));
+    MGRAD_RETURN_IF(run->ctx, !isfinite(loss), MGRAD_ERR_NONFINITE,
                     "training diverged at step %lld: the batch loss is %g (try a smaller "
-                    "learning rate)", (long long)t, acc.loss);
+                    "learning rate)", (long long)t, loss);
     mgr_hyper h = hyper_at(run, t);
     R(mgr_optim_step)(&h, t, P, e->state, e->grad);
     long long bad = R(mgr_first_nonfinite)(P, e->state);
@@ -433,75 +519,80 @@ static mgrad_status forward_step(mgrad_run *run, engine *e, int64_t t)
     return MGRAD_OK;
 }
 
-/* ---- reverse ------------------------------------------------------------ */
+/* ==== reverse ============================================================ */
 
-typedef struct rop_arg {
-    int batch_resident;   /* the batch's passes are still in the workspace */
-} rop_arg;
-
-/* One chunk's R-op pass along e->u: H u into e->hu, and the graph-input
-   metagradients. */
-static mgrad_status rop_chunk(mgrad_run *run, engine *e, const chunk *c, int64_t t,
-                              void *arg)
+/* One chunk's R-op pass along e->u at θ_t: H u into e->hu, and the
+   metagradients of the chunk's weights, inputs and soft labels.
+   resident: the chunk's value pass is still in the workspace. */
+static mgrad_status rop_chunk(mgrad_run *run, engine *e, const chunk *c, bool resident)
 {
-    rop_arg *ra = arg;
-    (void)t;
-    int all_zero;
-    if (c->is_batch && ra->batch_resident) {
-        all_zero = 0;    /* resident means it was computed, so not all zero */
-    } else {
-        all_zero = gather(run, e, c);
+    evaluator *ev = e->ev;
+    bool all_zero = false; /* a resident chunk was evaluated, so not all zero */
+    if (!resident) {
+        all_zero = R(mgr_eval_gather)(run, ev, c);
         double loss = 0;
-        /* a callback's hvp evaluates the chunk itself */
-        if (!run->is_callback)
-            MGRAD_FORWARD(model_value_grad(run, e, c, e->state, NULL, all_zero, &loss));
+        if (ev->seam->rop_needs_value_pass)
+            MGRAD_FORWARD(ev->seam->value_grad(
+                run, ev, c, e->state, all_zero ? MGR_BACKWARD_NONE : MGR_BACKWARD_FOR_ROP,
+                NULL, (memo_use){NULL, NULL}, &loss));
     }
-    size_t rows = c->count, C = (size_t)run->classes, F = e->features;
-    int want_x = c->is_train && run->input_meta != NULL && !all_zero;
+    size_t rows = c->count, C = (size_t)run->classes, F = ev->features;
+    bool want_x = c->train_rows && run->input_meta != NULL && !all_zero;
     const real *odot = NULL;
-    MGRAD_FORWARD(model_rop(run, e, c, e->state, e->u, all_zero, e->hu,
-                            want_x ? e->xbardot : NULL, &odot));
+    MGRAD_FORWARD(ev->seam->rop(run, ev, c, e->state, e->u, all_zero, e->hu,
+                                want_x ? ev->xbardot : NULL, &odot));
     /* weights: w̄_i += scale ℓ̇_i */
     if (c->wmeta != NULL) {
         real *wg = c->wmeta->grad;
-        for (size_t r = 0; r < rows; r++) wg[e->rows[r]] += c->scale * e->elldot[r];
+        for (size_t r = 0; r < rows; r++) wg[ev->rows[r]] += c->scale * ev->elldot[r];
     }
     /* inputs: x̄_i += (x̄_i)˙ */
     if (want_x) {
         for (size_t r = 0; r < rows; r++) {
-            int64_t i = e->rows[r];
+            int64_t i = ev->rows[r];
             if (run->input_meta[i] < 0) continue;
             const mgrad_meta *m = run->metas[run->input_meta[i]];
-            R(mgr_axpy)(F, 1, e->xbardot + r * F,
+            R(mgr_axpy)(F, 1, ev->xbardot + r * F,
                         (real *)m->grad + (size_t)run->input_row[i] * F);
         }
     }
     /* soft labels / targets: q̄_i += −scale w_i ȯ_i */
-    if (c->is_train && run->meta_soft != NULL) {
+    if (c->train_rows && run->meta_soft != NULL) {
         real *qg = run->meta_soft->grad;
         for (size_t r = 0; r < rows; r++)
-            R(mgr_axpy)(C, -c->scale * e->w[r], odot + r * C, qg + (size_t)e->rows[r] * C);
+            R(mgr_axpy)(C, -c->scale * ev->w[r], odot + r * C, qg + (size_t)ev->rows[r] * C);
     }
     return MGRAD_OK;
 }
 
-static mgrad_status reverse_step(mgrad_run *run, engine *e, int64_t t)
+/* Reverse step t with s_t in e->state (from checkpoint `slot`, or NO_SLOT)
+   and the adjoint of s_{t+1} in e->state_bar; leaves that of s_t. */
+static mgrad_status reverse_step(mgrad_run *run, engine *e, int64_t t, int64_t slot)
 {
     size_t P = (size_t)run->num_params;
-    grad_acc acc;
-    e->site = "the reverse of step";
-    e->site_step = t;
-    MGRAD_FORWARD(compute_grad(run, e, t, e->reverse_grad, &acc));
+    evaluator *ev = e->ev;
+    ev->site = "the reverse of step";
+    ev->site_step = t;
+    /* 1. the gradient pass (batch last) */
+    double loss = 0;
+    bool resident = false;
+    MGRAD_FORWARD(compute_grad(run, e, t, e->reverse_grad, slot, &loss, &resident));
+    /* 2. the optimizer's part: u = ḡ */
     mgr_hyper h = hyper_at(run, t);
     mgr_hyper_grad hg = {0, 0, 0, 0};
     R(mgr_optim_reverse_pre)(&h, t, P, e->state, e->reverse_grad ? e->grad : NULL, e->next_m,
                              e->state_bar, e->u, &hg);
-    /* m_t is m_{t+1} of the step reversed next */
-    if (!e->reverse_grad) R(mgr_copy)(P, e->state + P, e->next_m);
+    if (!e->reverse_grad) R(mgr_copy)(P, e->state + P, e->next_m); /* m_{t+1} of step t-1 */
+    /* 3. the R-op pass along u (batch first, while resident) */
     R(mgr_zero)(P, e->hu);
-    rop_arg ra = {acc.batch_resident};
-    mgrad_status s = for_each_chunk(run, e, t, 1, rop_chunk, &ra);
+    mgrad_status s = MGRAD_OK;
+    chunk batch = batch_chunk(run, e, t);
+    if (batch.count > 0) s = rop_chunk(run, e, &batch, resident);
+    chunk c;
+    pool_cursor pc = {0, 0};
+    while (s == MGRAD_OK && next_pool_chunk(run, ev, t, &pc, &c)) s = rop_chunk(run, e, &c, false);
     MGRAD_FORWARD(mgr_reduce_sum(run, e->hu, P, NULL, 0, s)); /* scale-out seam */
+    /* 4. θ̄_t += H u */
     R(mgr_optim_reverse_post)(&h, P, e->state, e->u, e->hu, e->state_bar, &hg);
     if (run->meta_lr != NULL) ((real *)run->meta_lr->grad)[t] = (real)hg.lr;
     e->hyper_wd += hg.weight_decay;
@@ -512,7 +603,7 @@ static mgrad_status reverse_step(mgrad_run *run, engine *e, int64_t t)
         /* Adam without eps_root divides by √v̂, whose derivative is unbounded
            where v̂ = 0; otherwise the adjoint grows through products of
            (I − η H) over the steps. */
-        int adam_root = run->opts.optimizer != MGRAD_OPTIMIZER_SGD && run->opts.eps_root == 0;
+        bool adam_root = run->opts.optimizer != MGRAD_OPTIMIZER_SGD && run->opts.eps_root == 0;
         return mgr_error(run->ctx, MGRAD_ERR_NONFINITE,
                          "the reverse pass diverged at step %lld: an adjoint is NaN or Inf "
                          "(%s)", (long long)t,
@@ -525,46 +616,33 @@ static mgrad_status reverse_step(mgrad_run *run, engine *e, int64_t t)
     return MGRAD_OK;
 }
 
-/* ---- validation --------------------------------------------------------- */
-
-/* The rows [start, start + max_rows) of `ds` that this rank evaluates, as a
-   chunk with scale 1/N and no metaparameters (count 0: an empty share). */
-static chunk eval_chunk(const mgrad_run *run, engine *e, const mgrad_dataset *ds,
-                        int64_t start)
-{
-    int64_t count = ds->n - start;
-    if (count > (int64_t)e->max_rows) count = (int64_t)e->max_rows;
-    size_t lo = 0, hi = 0;
-    mgr_shard(run, (size_t)count, &lo, &hi);
-    int64_t *ids = e->batch_idx + run->batch;
-    for (size_t r = lo; r < hi; r++) ids[r - lo] = start + (int64_t)r;
-    chunk c = {ds, 0, ids, hi - lo, (real)(1.0 / (double)ds->n), NULL, 0, lo};
-    return c;
-}
+/* ==== dataset passes ===================================================== */
 
 /* *out = mean weighted loss of `ds` at theta; with grad != NULL (zero on
    entry on a data-parallel run) also += its gradient.  correct (may be NULL)
    counts argmax hits, or becomes -1 when the model gives no outputs.  Each
    rank takes its share of every chunk; one reduction sums the shares. */
-static mgrad_status dataset_pass(mgrad_run *run, engine *e, const mgrad_dataset *ds,
+static mgrad_status dataset_pass(mgrad_run *run, evaluator *ev, const mgrad_dataset *ds,
                                  const real *theta, real *grad, int64_t *correct,
                                  double *out)
 {
     double total = 0, hits = 0, no_outputs = 0;
     size_t C = (size_t)run->classes;
     mgrad_status s = MGRAD_OK;
-    if (e->ws != NULL) e->ws->training = 0; /* dropout is the identity here */
-    for (int64_t start = 0; start < ds->n && s == MGRAD_OK; start += (int64_t)e->max_rows) {
-        chunk c = eval_chunk(run, e, ds, start);
+    set_training(ev, false, -1); /* dropout is the identity here */
+    mgr_backward bw = grad != NULL ? MGR_BACKWARD_GRAD : MGR_BACKWARD_NONE;
+    for (int64_t start = 0; start < ds->n && s == MGRAD_OK; start += (int64_t)ev->max_rows) {
+        chunk c = R(mgr_eval_dataset_chunk)(run, ev, ds, start, (real)(1.0 / (double)ds->n),
+                                            false);
         if (c.count == 0) continue;
-        gather(run, e, &c);
+        R(mgr_eval_gather)(run, ev, &c);
         double loss = 0;
-        s = model_value_grad(run, e, &c, theta, grad, grad == NULL, &loss);
+        s = ev->seam->value_grad(run, ev, &c, theta, bw, grad, (memo_use){NULL, NULL}, &loss);
         if (s != MGRAD_OK) break;
         total += loss;
         if (correct != NULL && no_outputs == 0 && ds->labels != NULL) {
             const real *o = NULL;
-            s = model_outputs(run, e, &c, theta, &o);
+            s = ev->seam->outputs(run, ev, &c, theta, &o);
             if (s != MGRAD_OK) break;
             if (o == NULL) {
                 no_outputs = 1;
@@ -586,30 +664,25 @@ static mgrad_status dataset_pass(mgrad_run *run, engine *e, const mgrad_dataset 
     return MGRAD_OK;
 }
 
-/* ---- the driver --------------------------------------------------------- */
+/* ==== the driver ========================================================= */
 
-/* Execute schedule actions.  In the forward phase (!e->in_reverse) stop as
-   soon as s_T is current; in the reverse phase run to the end. */
+/* Execute schedule actions: to s_T (the forward phase, !e->in_reverse), or
+   to the end (the reverse phase).  The driver tracks which checkpoint slot
+   the current state came from and passes it to the step that starts there. */
 static mgrad_status drive(mgrad_run *run, engine *e)
 {
     for (;;) {
+        if (!e->in_reverse && e->cur == run->steps) return MGRAD_OK; /* s_T reached */
         mgr_action a;
-        if (e->have_pending) {
-            a = e->pending;
-            e->have_pending = 0;
-        } else if (!mgr_schedule_next(e->sched, &a)) {
-            break;
-        }
+        if (!mgr_schedule_next(e->sched, &a)) break;
         switch (a.kind) {
         case MGR_ACTION_ADVANCE:
             MGRAD_RETURN_IF(run->ctx, a.count < 1 || e->cur + a.count > run->steps,
                             MGRAD_ERR_INTERNAL, "checkpoint schedule advanced past T");
             for (int64_t i = 0; i < a.count; i++) {
-                e->memo_slot = i == 0 ? e->cur_slot : -1;
-                e->memo_t = e->cur;
-                mgrad_status st = forward_step(run, e, e->cur);
-                e->memo_slot = e->cur_slot = -1;
-                MGRAD_FORWARD(st);
+                int64_t slot = e->cur_slot; /* only the first step starts from it */
+                e->cur_slot = NO_SLOT;
+                MGRAD_FORWARD(forward_step(run, e, e->cur, slot));
                 e->cur++;
                 run->stats.steps_run++;
                 if (e->in_reverse) run->stats.steps_recomputed++;
@@ -621,27 +694,25 @@ static mgrad_status drive(mgrad_run *run, engine *e)
             break;
         case MGR_ACTION_RESTORE: {
             int64_t step = -1;
-            e->cur_slot = -1;
+            e->cur_slot = NO_SLOT;
             MGRAD_FORWARD(mgr_store_load(e->store, a.slot, &step, e->state));
             e->cur = step;
             e->cur_slot = a.slot;
             break;
         }
-        case MGR_ACTION_REVERSE:
+        case MGR_ACTION_REVERSE: {
             MGRAD_RETURN_IF(run->ctx, !e->in_reverse || e->cur != e->next_rev,
                             MGRAD_ERR_INTERNAL, "checkpoint schedule reversed step %lld "
                             "with state %lld current", (long long)e->next_rev,
                             (long long)e->cur);
-            e->memo_slot = e->cur_slot;
-            e->memo_t = e->next_rev;
-            mgrad_status st = reverse_step(run, e, e->next_rev);
-            e->memo_slot = e->cur_slot = -1;
-            MGRAD_FORWARD(st);
+            int64_t slot = e->cur_slot;
+            e->cur_slot = NO_SLOT;
+            MGRAD_FORWARD(reverse_step(run, e, e->next_rev, slot));
             e->next_rev--;
             run->stats.reverse_steps++;
             break;
         }
-        if (!e->in_reverse && e->cur == run->steps) return MGRAD_OK;
+        }
     }
     MGRAD_RETURN_IF(run->ctx, !e->in_reverse || e->next_rev != -1, MGRAD_ERR_INTERNAL,
                     "checkpoint schedule ended early (next step to reverse: %lld)",
@@ -649,6 +720,7 @@ static mgrad_status drive(mgrad_run *run, engine *e)
     return MGRAD_OK;
 }
 
+/* The forward phase: θ0 → s_T through the schedule, then φ(θ_T). */
 static mgrad_status train_body(mgrad_run *run, double *phi)
 {
     engine *e = E(run);
@@ -658,11 +730,10 @@ static mgrad_status train_body(mgrad_run *run, double *phi)
     const real *theta0 = run->meta_theta0 != NULL ? run->meta_theta0->value : run->theta0;
     R(mgr_optim_init_state)(run->opts.optimizer, P, theta0, e->state);
     e->cur = 0;
-    e->cur_slot = e->memo_slot = -1;
+    e->cur_slot = NO_SLOT;
     e->perm_epoch = -1;   /* the shuffle seed may have changed since */
     e->next_rev = run->steps - 1;
-    e->in_reverse = 0;
-    e->have_pending = 0;
+    e->in_reverse = false;
     run->stats.steps_run = 0;
     run->stats.steps_recomputed = 0;
     run->stats.reverse_steps = 0;
@@ -671,12 +742,12 @@ static mgrad_status train_body(mgrad_run *run, double *phi)
     R(mgr_copy)(P, e->state, e->theta_T);
     if (!e->reverse_grad) R(mgr_copy)(P, e->state + P, e->buf_T);
     double value = 0;
-    e->site = "the output function";
-    e->site_step = -1;
-    MGRAD_FORWARD(dataset_pass(run, e, run->val, e->theta_T, NULL, NULL, &value));
+    e->ev->site = "the output function";
+    e->ev->site_step = -1;
+    MGRAD_FORWARD(dataset_pass(run, e->ev, run->val, e->theta_T, NULL, NULL, &value));
     MGRAD_RETURN_IF(run->ctx, !isfinite(value), MGRAD_ERR_NONFINITE,
                     "the output function (validation loss) is %g at θ_T", value);
-    e->in_reverse = 1;
+    e->in_reverse = true;
     run->stats.seconds_forward = mgr_seconds() - t0;
     run->stats.peak_state_bytes = mgr_store_peak_bytes(e->store);
     run->stats.memo_hits = e->memo_hits;
@@ -684,26 +755,23 @@ static mgrad_status train_body(mgrad_run *run, double *phi)
     return MGRAD_OK;
 }
 
-static void zero_meta_grads(mgrad_run *run)
-{
-    for (int i = 0; i < run->num_metas; i++)
-        R(mgr_zero)((size_t)run->metas[i]->size, run->metas[i]->grad);
-}
-
+/* The reverse phase: θ̄_T = ∇φ(θ_T) (buffer adjoints 0), then the reverse
+   steps T−1 … 0 through the schedule; the metagradients are left in the
+   metaparameters. */
 static mgrad_status reverse_body(mgrad_run *run)
 {
     engine *e = E(run);
     size_t P = (size_t)run->num_params;
     double t0 = mgr_seconds();
-    zero_meta_grads(run);
+    for (int i = 0; i < run->num_metas; i++)
+        R(mgr_zero)((size_t)run->metas[i]->size, run->metas[i]->grad);
     e->hyper_wd = e->hyper_mom = e->hyper_beta2 = 0;
     R(mgr_zero)(run->state_len, e->state_bar);
     if (!e->reverse_grad) R(mgr_copy)(P, e->buf_T, e->next_m);
-    /* θ̄_T = ∇φ(θ_T); buffer adjoints start at 0. */
     double value = 0;
-    e->site = "the gradient of the output function";
-    e->site_step = -1;
-    MGRAD_FORWARD(dataset_pass(run, e, run->val, e->theta_T, e->state_bar, NULL, &value));
+    e->ev->site = "the gradient of the output function";
+    e->ev->site_step = -1;
+    MGRAD_FORWARD(dataset_pass(run, e->ev, run->val, e->theta_T, e->state_bar, NULL, &value));
     MGRAD_FORWARD(drive(run, e));
     if (run->meta_theta0 != NULL) R(mgr_copy)(P, e->state_bar, run->meta_theta0->grad);
     if (run->meta_wd != NULL) ((real *)run->meta_wd->grad)[0] = (real)e->hyper_wd;
@@ -716,6 +784,8 @@ static mgrad_status reverse_body(mgrad_run *run)
     run->stats.memo_hits = e->memo_hits;
     return MGRAD_OK;
 }
+
+/* ==== entry points (run_internal.h) ====================================== */
 
 /* Scale-out: each entry point ends with mgr_reduce_finish, so that a rank's
    local failure reaches every rank (reduce.c). */
@@ -741,9 +811,9 @@ static mgrad_status engine_evaluate(mgrad_run *run, const mgrad_dataset *ds, dou
     engine *e = E(run);
     int64_t correct = 0;
     double l = 0;
-    e->site = "mgrad_run_evaluate";
-    e->site_step = -1;
-    MGRAD_FORWARD(mgr_reduce_finish(run, dataset_pass(run, e, ds, e->theta_T, NULL,
+    e->ev->site = "mgrad_run_evaluate";
+    e->ev->site_step = -1;
+    MGRAD_FORWARD(mgr_reduce_finish(run, dataset_pass(run, e->ev, ds, e->theta_T, NULL,
                                                       &correct, &l)));
     if (loss != NULL) *loss = l;
     if (accuracy != NULL)
@@ -752,21 +822,45 @@ static mgrad_status engine_evaluate(mgrad_run *run, const mgrad_dataset *ds, dou
     return MGRAD_OK;
 }
 
-/* ---- lifetime ----------------------------------------------------------- */
+/* Per-example losses ℓ_i (unweighted) of `ds` at θ_T into out [ds->n]. */
+static mgrad_status engine_example_losses(mgrad_run *run, const mgrad_dataset *ds,
+                                          void *out)
+{
+    engine *e = E(run);
+    evaluator *ev = e->ev;
+    real *dst = out;
+    ev->site = "mgrad_run_example_losses";
+    ev->site_step = -1;
+    set_training(ev, false, -1); /* an evaluation pass: no dropout */
+    /* Scale-out: each rank fills its shares, zeros elsewhere; the sum of the
+       ranks' vectors is then exact. */
+    if (run->comm != NULL) R(mgr_zero)((size_t)ds->n, dst);
+    mgrad_status s = MGRAD_OK;
+    for (int64_t start = 0; start < ds->n && s == MGRAD_OK; start += (int64_t)ev->max_rows) {
+        chunk c = R(mgr_eval_dataset_chunk)(run, ev, ds, start, (real)(1.0 / (double)ds->n),
+                                            false);
+        if (c.count == 0) continue;
+        R(mgr_eval_gather)(run, ev, &c);
+        double loss = 0;
+        s = ev->seam->value_grad(run, ev, &c, e->theta_T, MGR_BACKWARD_NONE, NULL,
+                                 (memo_use){NULL, NULL}, &loss);
+        if (s == MGRAD_OK) R(mgr_copy)(c.count, ev->ell, dst + c.rows[0]);
+    }
+    s = mgr_reduce_sum(run, dst, (size_t)ds->n, NULL, 0, s);
+    return mgr_reduce_finish(run, s);
+}
 
 static void engine_destroy(mgrad_run *run)
 {
     engine *e = E(run);
     if (e == NULL) return;
     mgrad_context *ctx = run->ctx;
-    R(mgr_graph_ws_destroy)(ctx, e->ws);
+    R(mgr_eval_destroy)(run, e->ev);
     mgr_store_destroy(e->store);
     mgr_schedule_destroy(ctx, e->sched);
     mgr_cb_scratch_destroy(run);
     void *bufs[] = {e->state, e->state_bar, e->theta_T, e->grad, e->u, e->hu, e->buf_T,
-                    e->next_m, e->x,
-                    e->xbardot, e->targets, e->labels, e->w, e->rows, e->prob, e->obar,
-                    e->obardot, e->ell, e->elldot, e->batch_idx, e->perm};
+                    e->next_m, e->batch_rows, e->perm};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) mgr_free(ctx, bufs[i]);
     mgr_free(ctx, e);
     run->engine = NULL;
@@ -778,14 +872,9 @@ static mgrad_status engine_create(mgrad_run *run)
     engine *e = NULL;
     MGRAD_FORWARD(mgr_alloc_or_fail(ctx, (void **)&e, 1, sizeof *e, "the run engine"));
     run->engine = e;
-    size_t P = (size_t)run->num_params, S = run->state_len;
-    size_t B = (size_t)run->batch, C = (size_t)run->classes;
-    size_t F = (size_t)run->train->features;
-    size_t rows = B > 256 ? B : 256;
-    e->max_rows = rows;
-    e->features = F;
+    size_t P = (size_t)run->num_params, S = run->state_len, B = (size_t)run->batch;
     e->perm_epoch = -1;
-    e->cur_slot = e->memo_slot = -1;
+    e->cur_slot = NO_SLOT;
     mgr_hyper h0; /* the kind and Nesterov flag are all it reads; fixed per run */
     memset(&h0, 0, sizeof h0);
     h0.kind = run->opts.optimizer;
@@ -802,26 +891,14 @@ static mgrad_status engine_create(mgrad_run *run)
         {(void **)&e->hu, P, sizeof(real), "H u"},
         {(void **)&e->buf_T, PM, sizeof(real), "the momentum of s_T"},
         {(void **)&e->next_m, PM, sizeof(real), "the momentum of s_{t+1}"},
-        {(void **)&e->x, rows * F, sizeof(real), "batch inputs"},
-        {(void **)&e->xbardot, rows * F, sizeof(real), "input adjoint tangents"},
-        {(void **)&e->targets, rows * C, sizeof(real), "batch targets"},
-        {(void **)&e->labels, rows, sizeof(int32_t), "batch labels"},
-        {(void **)&e->w, rows, sizeof(real), "batch weights"},
-        {(void **)&e->rows, rows, sizeof(int64_t), "batch rows"},
-        {(void **)&e->prob, rows * C, sizeof(real), "probabilities"},
-        {(void **)&e->obar, rows * C, sizeof(real), "output adjoints"},
-        {(void **)&e->obardot, rows * C, sizeof(real), "output adjoint tangents"},
-        {(void **)&e->ell, rows, sizeof(real), "losses"},
-        {(void **)&e->elldot, rows, sizeof(real), "loss tangents"},
-        {(void **)&e->batch_idx, B + rows, sizeof(int64_t), "batch indices"},
+        {(void **)&e->batch_rows, B, sizeof(int64_t), "batch indices"},
         {(void **)&e->perm, (size_t)run->train->n, sizeof(int64_t), "the epoch permutation"},
     };
     for (size_t i = 0; i < sizeof allocs / sizeof allocs[0] && s == MGRAD_OK; i++)
         s = mgr_alloc_or_fail(ctx, allocs[i].p, allocs[i].n, allocs[i].size, allocs[i].what);
-    if (s == MGRAD_OK)
-        s = run->is_callback ? mgr_cb_scratch_create(run, rows)
-                             : R(mgr_graph_ws_create)(ctx, &run->graph, rows, &e->ws);
-    if (s == MGRAD_OK && e->ws != NULL) e->ws->seed = ctx->seed; /* dropout masks */
+    if (s == MGRAD_OK) s = R(mgr_eval_create)(run, &e->ev);
+    if (s == MGRAD_OK && run->model_kind == MGR_MODEL_CALLBACK)
+        s = mgr_cb_scratch_create(run, mgr_run_chunk_rows(run));
     if (s == MGRAD_OK)
         s = mgr_schedule_create(ctx, run->policy, run->steps, run->slots,
                                 run->opts.checkpoint_k > 0 ? run->opts.checkpoint_k : 4,
@@ -834,32 +911,12 @@ static mgrad_status engine_create(mgrad_run *run)
     return s;
 }
 
-/* Per-example losses ℓ_i (unweighted) of `ds` at θ_T into out [ds->n]. */
-static mgrad_status engine_example_losses(mgrad_run *run, const mgrad_dataset *ds,
-                                          void *out)
-{
-    engine *e = E(run);
-    real *dst = out;
-    e->site = "mgrad_run_example_losses";
-    e->site_step = -1;
-    if (e->ws != NULL) e->ws->training = 0; /* an evaluation pass: no dropout */
-    /* Scale-out: each rank fills its shares, zeros elsewhere; the sum of the
-       ranks' vectors is then exact. */
-    if (run->comm != NULL) R(mgr_zero)((size_t)ds->n, dst);
-    mgrad_status s = MGRAD_OK;
-    for (int64_t start = 0; start < ds->n && s == MGRAD_OK; start += (int64_t)e->max_rows) {
-        chunk c = eval_chunk(run, e, ds, start);
-        if (c.count == 0) continue;
-        gather(run, e, &c);
-        double loss = 0;
-        s = model_value_grad(run, e, &c, e->theta_T, NULL, 1, &loss);
-        if (s == MGRAD_OK) R(mgr_copy)(c.count, e->ell, dst + c.rows[0]);
-    }
-    s = mgr_reduce_sum(run, dst, (size_t)ds->n, NULL, 0, s);
-    return mgr_reduce_finish(run, s);
-}
-
 const mgr_engine_vt R(mgr_engine) = {
-    engine_create, engine_destroy, engine_train, engine_reverse, engine_get_params,
-    engine_evaluate, engine_example_losses,
+    .create = engine_create,
+    .destroy = engine_destroy,
+    .train = engine_train,
+    .reverse = engine_reverse,
+    .get_params = engine_get_params,
+    .evaluate = engine_evaluate,
+    .example_losses = engine_example_losses,
 };

@@ -376,7 +376,7 @@ mgrad_status mgrad_meta_get_grad(const mgrad_meta *meta, mgrad_dtype dtype, void
 {
     if (meta == NULL) return MGRAD_ERR_NULL;
     MGRAD_FORWARD(check_buffer(meta, "mgrad_meta_get_grad", dtype, out, count));
-    MGRAD_RETURN_IF(meta->run->ctx, !meta->run->has_grads, MGRAD_ERR_ORDER,
+    MGRAD_RETURN_IF(meta->run->ctx, meta->run->phase != MGR_PHASE_REVERSED, MGRAD_ERR_ORDER,
                     "mgrad_meta_get_grad: no gradient for the current values; did you "
                     "forget mgrad_run_train and mgrad_run_reverse?");
     mgr_convert(out, dtype, meta->grad, meta->run->ctx->dtype, (size_t)count, 0);

@@ -240,8 +240,8 @@ static void fingerprint(const mgrad_run *run, int64_t fp[FP_LEN])
     int64_t v[FP_LEN] = {run->ctx->dtype, run->num_params, run->steps, run->batch,
                          run->train->n, run->val->n, run->classes, run->features,
                          run->opts.optimizer, run->opts.loss, run->num_metas, kinds,
-                         (int64_t)run->state_len, run->is_callback, run->policy,
-                         run->slots};
+                         (int64_t)run->state_len, run->model_kind == MGR_MODEL_CALLBACK,
+                         run->policy, run->slots};
     memcpy(fp, v, sizeof v);
 }
 
@@ -258,7 +258,7 @@ static mgrad_status set_comm(mgrad_run *run, MPI_Comm comm, const char *fn)
     MPI_Comm_rank(comm, &rank);
     /* Local refusals first, then one exchange so that all ranks agree. */
     mgrad_status s = MGRAD_OK;
-    if (size > 1 && !run->is_callback)
+    if (size > 1 && run->model_kind != MGR_MODEL_CALLBACK)
         for (int32_t k = 0; k < run->graph.num_nodes && s == MGRAD_OK; k++)
             if (run->graph.nodes[k].kind == MGR_OP_BATCH_NORM)
                 s = mgr_error(ctx, MGRAD_ERR_UNSUPPORTED,
@@ -395,7 +395,7 @@ mgrad_status mgrad_meta_gather_grad(const mgrad_meta *meta, int32_t root, mgrad_
     MGRAD_RETURN_IF(ctx, count != meta->size, MGRAD_ERR_SIZE,
                     "%s: count = %lld but the metaparameter has %lld values", fn,
                     (long long)count, (long long)meta->size);
-    MGRAD_RETURN_IF(ctx, !run->has_grads, MGRAD_ERR_ORDER,
+    MGRAD_RETURN_IF(ctx, run->phase != MGR_PHASE_REVERSED, MGRAD_ERR_ORDER,
                     "%s: no gradient for the current values; did you forget "
                     "mgrad_run_train and mgrad_run_reverse?", fn);
     if (run->comm == NULL) {

@@ -266,7 +266,7 @@ mgrad_status mgr_run_build(mgrad_run **out, mgrad_context *ctx, const char *fn,
     run->features = features;
     run->num_params = num_params;
     if (cb != NULL) {
-        run->is_callback = 1;
+        run->model_kind = MGR_MODEL_CALLBACK;
         run->cb = *cb;
         run->stats.approximate = cb->hvp == NULL;
     }
@@ -357,7 +357,6 @@ void mgr_run_invalidate(mgrad_run *run, mgr_stale_cause why)
 {
     run->phase = MGR_PHASE_FRESH;
     run->stale = why;
-    run->has_grads = 0;
 }
 
 mgrad_status mgrad_run_train(mgrad_run *run, double *out)
@@ -382,14 +381,13 @@ mgrad_status mgrad_run_reverse(mgrad_run *run)
            which is bit-exact, then reverse again. */
         MGRAD_FORWARD(vt->train(run, NULL));
     }
-    run->has_grads = 0;
+    run->phase = MGR_PHASE_TRAINED; /* the gradients are being overwritten */
     mgrad_status s = vt->reverse(run);
     if (s != MGRAD_OK) {
         mgr_run_invalidate(run, MGR_STALE_FAILED);
         return s;
     }
     run->phase = MGR_PHASE_REVERSED;
-    run->has_grads = 1;
     return MGRAD_OK;
 }
 

@@ -4,7 +4,9 @@
  *
  * run.c / meta.c (untyped) own validation and the public API; engine.c
  * (typed) owns the trajectory: batches, the step function, the driver that
- * executes a checkpoint schedule, and the reverse pass.
+ * executes a checkpoint schedule, and the reverse pass; it evaluates every
+ * chunk through the chunk evaluator (evaluator.h), which hessian.c uses
+ * too.
  */
 #ifndef MGRAD_RUN_INTERNAL_H
 #define MGRAD_RUN_INTERNAL_H
@@ -34,10 +36,19 @@ struct mgrad_meta {
 
 /* Where the run stands: metagradients need a trajectory of the current
    metaparameter values. */
+/* The model of a run: the built-in graph, or the caller's callbacks
+   (callback.c).  Fixed at creation; the chunk evaluator picks its model
+   seam from it once (evaluator.h). */
+typedef enum mgr_model_kind {
+    MGR_MODEL_GRAPH = 0,
+    MGR_MODEL_CALLBACK = 1
+} mgr_model_kind;
+
 typedef enum mgr_run_phase {
     MGR_PHASE_FRESH = 0,    /* nothing trained, or values changed since */
     MGR_PHASE_TRAINED = 1,  /* forward phase done; schedule paused at s_T */
-    MGR_PHASE_REVERSED = 2  /* reverse done; gradients valid */
+    MGR_PHASE_REVERSED = 2  /* reverse done; the metaparameters' gradients are
+                               valid (and only then) */
 } mgr_run_phase;
 
 /* Why a run has no trajectory for its current metaparameters (phase
@@ -54,7 +65,7 @@ typedef enum mgr_stale_cause {
 struct mgrad_run {
     mgrad_context *ctx;
     mgr_graph graph;          /* built-in model; empty for callback runs */
-    int is_callback;          /* the model is `cb` (callback.c), not `graph` */
+    mgr_model_kind model_kind; /* which model seam the engine uses (evaluator.h) */
     mgrad_callback_model cb;  /* copy, callback runs */
     void *cb_scratch;         /* callback.c's buffers (approximate mode) */
     int64_t features;         /* values per example */
@@ -66,7 +77,6 @@ struct mgrad_run {
     int64_t *batches;         /* [T*B] explicit batches, or NULL */
     double *lr;               /* [T] base schedule */
     void *theta0;             /* [P] in ctx dtype */
-    int has_grads;            /* gradients of the metas are valid */
     mgr_run_phase phase;
     mgr_stale_cause stale;    /* why, while phase == MGR_PHASE_FRESH */
 
