@@ -99,23 +99,14 @@ class _Guard:
     __slots__ = ("_lock", "_owner", "_depth", "_deferred", "_count_lock", "waiting")
 
     def __init__(self):
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._owner = None
         self._depth = 0
         self._deferred = collections.deque()
         self._count_lock = threading.Lock()
         self.waiting = 0  # threads blocked in __enter__ (tests wait on it)
 
-    @property
-    def depth(self):
-        """Nesting of this thread's calls under the lock (0: not held by it)."""
-        return self._depth if self._owner == _get_ident() else 0
-
     def __enter__(self):
-        me = _get_ident()
-        if self._owner == me:
-            self._depth += 1
-            return self
         if not self._lock.acquire(False):
             with self._count_lock:
                 self.waiting += 1
@@ -124,17 +115,21 @@ class _Guard:
             finally:
                 with self._count_lock:
                     self.waiting -= 1
-        self._owner = me
-        self._depth = 1
-        self._drain()
+        self._depth += 1
+        if self._depth == 1:
+            self._owner = _get_ident()
+            if self._deferred:
+                self._drain()
         return self
 
     def __exit__(self, *exc):
         if self._depth > 1:
             self._depth -= 1
+            self._lock.release()
             return
         try:
-            self._drain()
+            if self._deferred:
+                self._drain()
         finally:
             self._depth = 0
             self._owner = None
@@ -229,6 +224,20 @@ def _core_of(obj):
     return core
 
 
+# id(C function) -> (function, name, read-only, positions of const handles);
+# ctypes functions are not hashable, and the function itself is kept so its
+# id cannot be reused
+_FN_INFO = {}
+
+
+def _fn_info(fn):
+    info = _FN_INFO.get(id(fn))
+    if info is None or info[0] is not fn:
+        name = getattr(fn, "__name__", "?")
+        info = _FN_INFO[id(fn)] = (fn, name, name in _READ_ONLY, _CONST_ARGS.get(name, ()))
+    return info
+
+
 def _invoke(core, fn, args, uses=(), pending=(), check=None):
     """The one way into C for the objects of a context: call `fn(*args)`
     holding the context's lock, and raise for a failed status with the
@@ -242,42 +251,39 @@ def _invoke(core, fn, args, uses=(), pending=(), check=None):
     progress below it raises BusyError (see _READ_ONLY).  `pending`: pairs
     (owning handle, _Pending) of the callbacks this call may run, in the
     order of _raise_from_c's arguments; an exception one of them raised is
-    re-raised.  `check`:
-    a further test run under the lock."""
-    name = getattr(fn, "__name__", "?")
-    read_only = name in _READ_ONLY
-    const_at = _CONST_ARGS.get(name, ())
-    taken = None
+    re-raised.  `check`: a further test run under the lock."""
+    _, name, read_only, const_at = _fn_info(fn)
     with core.guard:
         if check is not None:
             check()
-        cargs = []
-        touched = []   # (busy target, modified by this call)
+        cargs = list(args)
+        targets = []
         for i, a in enumerate(args):
             if isinstance(a, _Guarded):
-                cargs.append(a._handle())
-                _same_context(a, core, name)
-                touched.append((a._busy_target(), not read_only and i not in const_at))
-            else:
-                cargs.append(a)
+                cargs[i] = a._handle()
+                if a._core is not core:
+                    _other_context(a, name)
+                t = a._busy_target()
+                if t is not None:
+                    if t._busy and not read_only and i not in const_at:
+                        _busy_error(t, name)
+                    targets.append(t)
         for h in uses:
             if h is not None:
                 h._handle()
-                _same_context(h, core, name)
-                touched.append((h._busy_target(), False))
-        for target, modified in touched:
-            if modified and target is not None and target._busy:
-                raise BusyError("%s: the %s is in use by the call in progress on this thread "
-                                "(this call came from a callback inside it); only read-only "
-                                "calls are allowed here" % (name, type(target).__name__),
-                                function=name)
-        # a nested read-only call must not clear or steal what the outer
-        # call's callbacks left pending
-        mine = [p if p is not None and not owner._busy else None for owner, p in pending]
-        for p in mine:
-            if p is not None:
-                p.exc = None
-        targets = [t for t, _ in touched if t is not None]
+                if h._core is not core:
+                    _other_context(h, name)
+                t = h._busy_target()
+                if t is not None:
+                    targets.append(t)
+        mine = ()
+        if pending and not read_only:  # read-only functions call no callback
+            # a nested call must not clear or steal what the outer call's
+            # callbacks left pending
+            mine = [p if p is not None and not owner._busy else None for owner, p in pending]
+            for p in mine:
+                if p is not None:
+                    p.exc = None
         for t in targets:
             t._busy += 1
         try:
@@ -291,9 +297,14 @@ def _invoke(core, fn, args, uses=(), pending=(), check=None):
     _raise_from_c(err, *taken)
 
 
-def _same_context(h, core, name):
-    if h._core is not core:
-        raise InvalidError("%s: the %s comes from another context" % (name, type(h).__name__))
+def _other_context(h, name):
+    raise InvalidError("%s: the %s comes from another context" % (name, type(h).__name__))
+
+
+def _busy_error(target, name):
+    raise BusyError("%s: the %s is in use by the call in progress on this thread (this call "
+                    "came from a callback inside it); only read-only calls are allowed here"
+                    % (name, type(target).__name__), function=name)
 
 
 def _create(core, fn, args, uses=(), count=1):
@@ -336,7 +347,10 @@ class _Handle(_Guarded):
     def _call(self, fn, *args, uses=(), pending=(), check=None):
         """Call a C function on this handle's context (see _invoke); pass
         handles, not pointers, among `args`."""
-        return _invoke(_core_of(self), fn, args, uses, pending, check)
+        core = self._core
+        if core is None:
+            self._handle()  # raises ClosedError
+        return _invoke(core, fn, args, uses, pending, check)
 
     @property
     def closed(self):
