@@ -1,7 +1,9 @@
 #!/bin/sh
 # Install dependencies, build, and run the whole test suite:
 #  1. release build: the C suites, the header/ABI checks, the examples, the
-#     data-loader fuzzers (libFuzzer, bounded time) and the Python bindings;
+#     data-loader fuzzers (libFuzzer, bounded time), the Python bindings and
+#     the code blocks of README.md and docs/tutorial.md; then every
+#     documented install route (tests/install/routes.sh);
 #  2. the C suites again under other OpenBLAS kernels this CPU can execute
 #     (OPENBLAS_CORETYPE): rounding differs between kernels, and a test must
 #     not depend on it;
@@ -22,7 +24,9 @@ setup() {
 }
 
 stage "release build, every test"
-setup build --buildtype=release
+# MPI is off by default (a program that does not ask for it does not link
+# it); the test build turns it on so that the MPI suite runs.
+setup build --buildtype=release -Dmpi=enabled
 ninja -C build
 meson test -C build --print-errorlogs
 # The fuzzers skip themselves (exit 77) where clang cannot link libFuzzer;
@@ -38,6 +42,13 @@ then
     echo "test.sh: the libFuzzer targets did not all run (is clang installed?)" >&2
     exit 1
 fi
+
+# Every documented install route, from a copy of this checkout: meson install
+# to a prefix + pkg-config + the installed Python package, the default
+# prefix's Python directory, pip install into a venv, and no MPI in a
+# default build (docs/install.md).
+stage "install routes"
+./tests/install/routes.sh
 
 # Debian's OpenBLAS selects its kernels at run time.  Force up to three
 # other kernels whose instructions this CPU has, so that a test which holds
