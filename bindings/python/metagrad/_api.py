@@ -407,6 +407,10 @@ class Context(_Handle):
                    raises are swallowed (they cannot cross into C).
         log_level: least severe level passed to `log`: 'debug', 'info',
                    'warning' (default) or 'error'.
+
+    Threads: the context and every object made from it share one lock;
+    calls from two threads on them run one after the other, while
+    different contexts run in parallel (docs/python.md, "Threads").
     """
 
     def __init__(self, dtype="f32", threads=0, seed=0, log=None, log_level="warning"):
@@ -974,6 +978,9 @@ class Run(_Handle):
     checkpoint, checkpoint_slots, checkpoint_k, checkpoint_budget_bytes,
     spill_dir.  The run copies what it needs: model and datasets may be closed
     afterwards.  Run.from_callbacks makes a run whose model is Python code.
+    Threads: calls on a run (and on anything of its context) from another
+    thread wait for the call in progress; close() does not wait, and frees
+    the run when that call has returned (docs/python.md, "Threads").
     """
     _destroy = staticmethod(lib.mgrad_run_destroy)
     _pending = None     # _Pending of a callback run
@@ -1394,7 +1401,10 @@ class CallbackModel:
     [rows].  An exception in a callable makes it return nonzero to C; the call
     into the library then raises CallbackError from that exception.
     Callables must be pure functions of their arguments (checkpointing
-    recomputes steps and relies on the same bits).
+    recomputes steps and relies on the same bits).  They run on the thread
+    of the call into the library, which holds the context's lock: they may
+    make read-only calls on the run (params, stats, Meta.value, ...); calls
+    that modify it raise BusyError.
     """
 
     def __init__(self, num_params, input_shape, num_outputs, loss_grad, hvp=None,
@@ -1498,7 +1508,9 @@ class MGD(_Handle):
         progress:      callable(step, phi, score, seconds) -> bool, called by
                        run() after every step; a true result stops run() with
                        CancelledError; an exception it raises stops run() and
-                       is re-raised.
+                       is re-raised.  It may make read-only calls (meta.value,
+                       run.params, best(), ...); calls that modify the run or
+                       this MGD raise BusyError there.
         maximize:      True to maximise φ.
         basis, coefficients: optimise c in z = basis · c, basis [size, dim],
                        starting from coefficients [dim].

@@ -493,3 +493,32 @@ def test_calls_from_a_callback():
         assert fx.ctx.memory()[0] == fx.train_bytes
     finally:
         fx.close()
+
+
+def test_calls_from_mgd_progress():
+    """The same from an MGD's progress callable, between meta-steps inside
+    mgrad_mgd_run: the optimiser and its run may be read, not changed."""
+    seen_ref, best_ref, value_ref, _ = reference_mgd(3)
+    got = {}
+
+    def pause():
+        got["steps"] = fx.mgd.steps
+        got["best"] = fx.mgd.best()
+        got["value"] = fx.lr.value
+        for name, call in (("step", fx.mgd.step), ("run", lambda: fx.mgd.run(1)),
+                           ("train", fx.run.train),
+                           ("set", lambda: setattr(fx.lr, "value", np.zeros(T)))):
+            with pytest.raises(mg.BusyError):
+                call()
+            got[name] = True
+    fx = BuiltinFx(pause_at=1, pause=pause)
+    try:
+        fx.mgd.run(3)
+        assert fx.seen == seen_ref and np.array_equal(fx.lr.value, value_ref)
+        assert got["steps"] == 2 and all(got[k] for k in ("step", "run", "train", "set"))
+        assert got["best"][1] == min(score for _, _, score in seen_ref[:2])
+        assert got["value"].shape == (T,)
+        best, score = fx.mgd.best()
+        assert np.array_equal(best, best_ref[0]) and score == best_ref[1]
+    finally:
+        fx.close()
