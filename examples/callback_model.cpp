@@ -210,7 +210,8 @@ struct Check {
 
 }  // namespace
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     const app_cmdline cmd = {"Train a hand-written C++ model through callbacks and rank the "
                              "training examples by the metagradient of the validation loss.",
                              nullptr, 0, nullptr, 0};

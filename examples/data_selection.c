@@ -86,31 +86,44 @@ int main(int argc, char **argv)
        metagradient is only informative when training is metasmooth. */
     options o = {4000, 2000, 1000, 1000, 40, 3, 40, 0.25, 0.10, ".", {400, 64, 0.02, 0.5, 128}};
     int quick = 0, smoke = 0;
-    int64_t pool_flag = 0, select_flag = 0, meta_flag = 0, seeds_flag = 0;  /* 0: the mode's default */
+    int64_t pool_flag = 0, select_flag = 0, meta_flag = 0,
+            seeds_flag = 0; /* 0: the mode's default */
     const app_flag flags[] = {
         {"--quick", APP_FLAG_SWITCH, &quick, NULL, "a compact configuration (minutes)", 0, 0},
         {"--smoke", APP_FLAG_SWITCH, &smoke, NULL, "a tiny configuration (seconds; the tests)",
          0, 0},
         {"--pool", APP_FLAG_INT, &pool_flag, "N", "candidates in the pool", 2, 50000},
-        {"--select", APP_FLAG_INT, &select_flag, "K", "candidates to select, fewer than N", 1, 49999},
+        {"--select", APP_FLAG_INT, &select_flag, "K", "candidates to select, fewer than N", 1,
+         49999},
         {"--meta-steps", APP_FLAG_INT, &meta_flag, "M", "MGD meta-steps", 1, 500},
-        {"--seeds", APP_FLAG_INT, &seeds_flag, "S", "retrainings per method, with unseen seeds", 1,
-         16},
-        {"--out", APP_FLAG_PATH, &o.out, "DIR", "where the CSV and JSON files go (created)",
-         0, 0},
+        {"--seeds", APP_FLAG_INT, &seeds_flag, "S", "retrainings per method, with unseen seeds",
+         1, 16},
+        {"--out", APP_FLAG_PATH, &o.out, "DIR", "where the CSV and JSON files go (created)", 0,
+         0},
     };
     const app_cmdline cmd = {"Select a training subset of a defective Fashion-MNIST pool by "
-                             "metagradient descent.", flags, (int)(sizeof flags / sizeof *flags),
-                             NULL, 0};
+                             "metagradient descent.",
+                             flags, (int)(sizeof flags / sizeof *flags), NULL, 0};
     int rc = app_parse_flags(&cmd, argc, argv);
     if (rc != APP_FLAGS_RUN) return rc;
-    if (quick && smoke) return app_usage_error(&cmd, argv[0], "--quick and --smoke exclude each other");
+    if (quick && smoke)
+        return app_usage_error(&cmd, argv[0], "--quick and --smoke exclude each other");
     if (quick) {
-        o.pool = 2000; o.select = 1000; o.meta_steps = 25; o.exchange = 25;
-        o.target = 500; o.heldout = 500;
-    } else if (smoke) {  /* a tiny configuration: seconds */
-        o.pool = 200; o.select = 100; o.meta_steps = 2; o.exchange = 10;
-        o.target = 100; o.heldout = 100; o.seeds = 1; o.train.steps = 30;
+        o.pool = 2000;
+        o.select = 1000;
+        o.meta_steps = 25;
+        o.exchange = 25;
+        o.target = 500;
+        o.heldout = 500;
+    } else if (smoke) { /* a tiny configuration: seconds */
+        o.pool = 200;
+        o.select = 100;
+        o.meta_steps = 2;
+        o.exchange = 10;
+        o.target = 100;
+        o.heldout = 100;
+        o.seeds = 1;
+        o.train.steps = 30;
     }
     if (pool_flag) o.pool = pool_flag;
     if (select_flag) o.select = select_flag;
@@ -264,17 +277,25 @@ int main(int argc, char **argv)
     char path[4096];
     int failures = 0;
     snprintf(path, sizeof path, "%s/data_selection.csv", o.out);
-    failures += app_write_named_csv(path, "method,examples,test_accuracy_mean,"
+    failures += app_write_named_csv(path,
+                                    "method,examples,test_accuracy_mean,"
                                     "test_accuracy_std,seeds,defective_share",
                                     names, rows, 4, 5) != 0;
-    failures += app_write_progress(o.out, "data_selection_progress.csv", log,
-                                   o.meta_steps) != 0;
-    const app_number fields[] = {
-        {"pool", (double)N}, {"select", (double)K}, {"flipped_labels", (double)nflip},
-        {"noise_images", (double)nnoise}, {"meta_steps", o.meta_steps}, {"seeds", o.seeds},
-        {"train_steps", (double)o.train.steps}, {"batch", (double)o.train.batch}};
+    failures +=
+        app_write_progress(o.out, "data_selection_progress.csv", log, o.meta_steps) != 0;
+    const app_number fields[] = {{"pool", (double)N},
+                                 {"select", (double)K},
+                                 {"flipped_labels", (double)nflip},
+                                 {"noise_images", (double)nnoise},
+                                 {"meta_steps", o.meta_steps},
+                                 {"seeds", o.seeds},
+                                 {"train_steps", (double)o.train.steps},
+                                 {"batch", (double)o.train.batch}};
     snprintf(path, sizeof path, "%s/data_selection.json", o.out);
-    failures += app_write_summary(path, "data_selection", quick ? "quick" : smoke ? "smoke" : "full",
+    failures += app_write_summary(path, "data_selection",
+                                  quick   ? "quick"
+                                  : smoke ? "smoke"
+                                          : "full",
                                   fields, 8, names, mean, sd, 4) != 0;
     int status = app_outputs_done(
         o.out, "data_selection.csv, data_selection_progress.csv, data_selection.json",

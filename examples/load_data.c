@@ -16,7 +16,8 @@
 int main(int argc, char **argv)
 {
     const app_cmdline cmd = {"Load Fashion-MNIST, split off a validation set, standardise, and "
-                             "print what was loaded.", NULL, 0, NULL, 0};
+                             "print what was loaded.",
+                             NULL, 0, NULL, 0};
     int rc = app_parse_flags(&cmd, argc, argv);
     if (rc != APP_FLAGS_RUN) return rc;
     mgrad_context *ctx = NULL;

@@ -9,8 +9,8 @@
  * to a peak, then linear decay to 0).  MGD starts from a flat schedule and
  * runs Adam on a piecewise-linear schedule (11 knots) with the metagradient
  * dφ/dη_t mapped onto the knots, each meta-step on a new batch order (φ:
- * loss on a target split; the best iterate chosen on the held-out split).  Each schedule is then retrained with seeds no
- * method saw and scored on the official test split.
+ * loss on a target split; the best iterate chosen on the held-out split).  Each schedule is
+ * then retrained with seeds no method saw and scored on the official test split.
  *
  * Prints a table and writes into --out: lr_schedule.csv (per schedule: the
  * trainings used to tune it, its held-out loss, test accuracy mean and std
@@ -118,15 +118,15 @@ int main(int argc, char **argv)
     const char *out = ".";
     setup s = {NULL, {300, 64, 0.05, 0.9, 128}, NULL, NULL, NULL, NULL};
     int quick = 0, smoke = 0;
-    int64_t meta_flag = 0, seeds_flag = 0;  /* 0: the mode's default */
+    int64_t meta_flag = 0, seeds_flag = 0; /* 0: the mode's default */
     const app_flag flags[] = {
         {"--quick", APP_FLAG_SWITCH, &quick, NULL, "a compact configuration (minutes)", 0, 0},
         {"--smoke", APP_FLAG_SWITCH, &smoke, NULL, "a tiny configuration (seconds; the tests)",
          0, 0},
         {"--meta-steps", APP_FLAG_INT, &meta_flag, "M", "MGD meta-steps on the schedule", 1,
          1000},
-        {"--seeds", APP_FLAG_INT, &seeds_flag, "S", "retrainings per schedule, with unseen seeds",
-         1, 16},
+        {"--seeds", APP_FLAG_INT, &seeds_flag, "S",
+         "retrainings per schedule, with unseen seeds", 1, 16},
         {"--out", APP_FLAG_PATH, &out, "DIR", "where the CSV and JSON files go (created)", 0,
          0},
     };
@@ -141,7 +141,7 @@ int main(int argc, char **argv)
         meta_steps = 25;
         ntrain = 2000;
         s.cfg.steps = 200;
-    } else if (smoke) {  /* a tiny configuration: seconds */
+    } else if (smoke) { /* a tiny configuration: seconds */
         meta_steps = 2;
         ntrain = 200;
         seeds = 1;
@@ -238,8 +238,10 @@ int main(int argc, char **argv)
     char path[4096];
     int failures = 0;
     snprintf(path, sizeof path, "%s/lr_schedule.csv", out);
-    failures += app_write_named_csv(path, "schedule,trainings,heldout_loss,test_accuracy_mean,"
-                                    "test_accuracy_std,seeds", names, table, NMETHODS, 5) != 0;
+    failures += app_write_named_csv(path,
+                                    "schedule,trainings,heldout_loss,test_accuracy_mean,"
+                                    "test_accuracy_std,seeds",
+                                    names, table, NMETHODS, 5) != 0;
     double *rows = malloc(sizeof(double) * (size_t)(T * (NMETHODS + 1)));
     if (rows == NULL) return 1;
     for (int64_t t = 0; t < T; t++) {
@@ -254,16 +256,23 @@ int main(int argc, char **argv)
     }
     failures += app_write_progress(out, "lr_schedule_progress.csv", log, meta_steps) != 0;
     const app_number fields[] = {
-        {"train", (double)ntrain}, {"train_steps", (double)T}, {"batch", (double)s.cfg.batch},
-        {"meta_steps", meta_steps}, {"knots", KNOTS}, {"seeds", seeds}};
+        {"train", (double)ntrain},  {"train_steps", (double)T}, {"batch", (double)s.cfg.batch},
+        {"meta_steps", meta_steps}, {"knots", KNOTS},           {"seeds", seeds}};
     snprintf(path, sizeof path, "%s/lr_schedule.json", out);
-    failures += app_write_summary(path, "lr_schedule", quick ? "quick" : smoke ? "smoke" : "full",
+    failures += app_write_summary(path, "lr_schedule",
+                                  quick   ? "quick"
+                                  : smoke ? "smoke"
+                                          : "full",
                                   fields, 6, names, mean, sd, NMETHODS) != 0;
-    int status = app_outputs_done(out, "lr_schedule.csv, lr_schedule_steps.csv, "
-                                  "lr_schedule_progress.csv, lr_schedule.json", failures);
+    int status = app_outputs_done(out,
+                                  "lr_schedule.csv, lr_schedule_steps.csv, "
+                                  "lr_schedule_progress.csv, lr_schedule.json",
+                                  failures);
 
     for (int k = 0; k < NMETHODS; k++) free(sched[k]);
-    free(basis); free(rows); free(log);
+    free(basis);
+    free(rows);
+    free(log);
     mgrad_dataset_destroy(s.train);
     mgrad_dataset_destroy(s.target);
     mgrad_dataset_destroy(s.heldout);

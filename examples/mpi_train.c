@@ -73,7 +73,8 @@ int main(int argc, char **argv)
     /* before MPI_Init: --help and a bad command line need no MPI (every rank
        answers alike under mpirun) */
     const app_cmdline cmd = {"A data-parallel metagradient over MPI ranks; run it under "
-                             "mpirun -np R.", NULL, 0, NULL, 0};
+                             "mpirun -np R.",
+                             NULL, 0, NULL, 0};
     int rc = app_parse_flags(&cmd, argc, argv);
     if (rc != APP_FLAGS_RUN) return rc;
     MPI_Init(&argc, &argv);

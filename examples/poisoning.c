@@ -49,7 +49,7 @@ int main(int argc, char **argv)
     const char *out = ".";
     app_train cfg = {400, 64, 0.02, 0.5, 128};
     int quick = 0, smoke = 0;
-    int64_t meta_flag = 0, seeds_flag = 0;  /* 0: the mode's default */
+    int64_t meta_flag = 0, seeds_flag = 0; /* 0: the mode's default */
     const app_flag flags[] = {
         {"--quick", APP_FLAG_SWITCH, &quick, NULL, "a compact configuration (minutes)", 0, 0},
         {"--smoke", APP_FLAG_SWITCH, &smoke, NULL, "a tiny configuration (seconds; the tests)",
@@ -61,9 +61,10 @@ int main(int argc, char **argv)
         {"--out", APP_FLAG_PATH, &out, "DIR", "where the CSV and JSON files go (created)", 0,
          0},
     };
-    const app_cmdline cmd = {"Degrade a victim's accuracy by changing 2.5% of its Fashion-MNIST "
-                             "training images (metagradient ascent).",
-                             flags, (int)(sizeof flags / sizeof *flags), NULL, 0};
+    const app_cmdline cmd = {
+        "Degrade a victim's accuracy by changing 2.5% of its Fashion-MNIST "
+        "training images (metagradient ascent).",
+        flags, (int)(sizeof flags / sizeof *flags), NULL, 0};
     int rc = app_parse_flags(&cmd, argc, argv);
     if (rc != APP_FLAGS_RUN) return rc;
     if (quick && smoke)
@@ -72,7 +73,7 @@ int main(int argc, char **argv)
         meta_steps = 20;
         N = 2000;
         cfg.steps = 250;
-    } else if (smoke) {  /* a tiny configuration: seconds */
+    } else if (smoke) { /* a tiny configuration: seconds */
         meta_steps = 2;
         N = 200;
         seeds = 1;
@@ -185,14 +186,19 @@ int main(int argc, char **argv)
     }
     int failures = 0;
     snprintf(path, sizeof path, "%s/poisoning.csv", out);
-    failures += app_write_named_csv(path, "attack,test_accuracy_mean,test_accuracy_std,seeds,"
-                                    "drop", names, table, NATTACKS, 4) != 0;
+    failures += app_write_named_csv(path,
+                                    "attack,test_accuracy_mean,test_accuracy_std,seeds,"
+                                    "drop",
+                                    names, table, NATTACKS, 4) != 0;
     failures += app_write_progress(out, "poisoning_progress.csv", log, meta_steps) != 0;
     const app_number fields[] = {
-        {"train", (double)N}, {"poisoned", (double)npoison}, {"meta_steps", meta_steps},
-        {"seeds", seeds}, {"train_steps", (double)cfg.steps}, {"batch", (double)cfg.batch}};
+        {"train", (double)N}, {"poisoned", (double)npoison},      {"meta_steps", meta_steps},
+        {"seeds", seeds},     {"train_steps", (double)cfg.steps}, {"batch", (double)cfg.batch}};
     snprintf(path, sizeof path, "%s/poisoning.json", out);
-    failures += app_write_summary(path, "poisoning", quick ? "quick" : smoke ? "smoke" : "full",
+    failures += app_write_summary(path, "poisoning",
+                                  quick   ? "quick"
+                                  : smoke ? "smoke"
+                                          : "full",
                                   fields, 6, names, mean, sd, NATTACKS) != 0;
     int status = app_outputs_done(out, "poisoning.csv, poisoning_progress.csv, poisoning.json",
                                   failures);

@@ -54,9 +54,10 @@ static void make_data(int n, unsigned seed, double *x, int32_t *y)
 
 int main(int argc, char **argv)
 {
-    const app_cmdline cmd = {"Train a small MLP on generated data and print the metagradient "
-                             "of the validation loss with respect to the learning-rate schedule.",
-                             NULL, 0, NULL, 0};
+    const app_cmdline cmd = {
+        "Train a small MLP on generated data and print the metagradient "
+        "of the validation loss with respect to the learning-rate schedule.",
+        NULL, 0, NULL, 0};
     int rc = app_parse_flags(&cmd, argc, argv);
     if (rc != APP_FLAGS_RUN) return rc;
 

@@ -76,7 +76,7 @@ static mgrad_status synthetic(mgrad_dataset **out, mgrad_context *ctx, int64_t n
 int main(int argc, char **argv)
 {
     int64_t n_train = 2048, n_val = 512, steps = 200, batch = 64;
-    int64_t train_flag = 0, steps_flag = 0, batch_flag = 0;  /* 0: the mode's default */
+    int64_t train_flag = 0, steps_flag = 0, batch_flag = 0; /* 0: the mode's default */
     int quick = 0, use_synthetic = 0;
     const app_flag flags[] = {
         {"--quick", APP_FLAG_SWITCH, &quick, NULL, "a few steps on 256 images (seconds)", 0, 0},

@@ -301,19 +301,23 @@ int main(int argc, char **argv)
     const char *csv_path = "smoothness_study.csv";
     const char *dir = NULL;
     const app_positional args[] = {
-        {"OUT.csv", &csv_path, "the table, one row per configuration (default "
-                               "smoothness_study.csv; the summary goes to OUT.json)"},
+        {"OUT.csv", &csv_path,
+         "the table, one row per configuration (default "
+         "smoothness_study.csv; the summary goes to OUT.json)"},
         {"DIR", &dir, "the Fashion-MNIST files (default: the dataset's directory)"},
     };
-    const app_cmdline cmd = {"Metasmoothness against what metagradient descent achieves, over a "
-                             "grid of training choices (minutes).", NULL, 0, args, 2};
+    const app_cmdline cmd = {
+        "Metasmoothness against what metagradient descent achieves, over a "
+        "grid of training choices (minutes).",
+        NULL, 0, args, 2};
     int rc = app_parse_flags(&cmd, argc, argv);
     if (rc != APP_FLAGS_RUN) return rc;
     /* the summary: OUT.json beside OUT.csv */
     char json_path[4096];
     size_t len = strlen(csv_path);
     if (len >= 4 && strcmp(csv_path + len - 4, ".csv") == 0) len -= 4;
-    if (len + 6 > sizeof json_path) return app_usage_error(&cmd, argv[0], "OUT.csv: name too long");
+    if (len + 6 > sizeof json_path)
+        return app_usage_error(&cmd, argv[0], "OUT.csv: name too long");
     snprintf(json_path, sizeof json_path, "%.*s.json", (int)len, csv_path);
     mgrad_context *ctx = NULL;
     mgrad_context_options co = MGRAD_CONTEXT_OPTIONS_INIT;

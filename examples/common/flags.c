@@ -70,8 +70,10 @@ static int set_value(const app_cmdline *cmd, const char *argv0, const app_flag *
     char *end = NULL;
     if (o->kind == APP_FLAG_PATH) {
         if (text[0] == '\0' || text[0] == '-') {
-            snprintf(msg, sizeof msg, "%s: '%s' is not a path (one starting with '-' "
-                     "is taken for a mistyped option; write ./%s)", o->name, text, text);
+            snprintf(msg, sizeof msg,
+                     "%s: '%s' is not a path (one starting with '-' "
+                     "is taken for a mistyped option; write ./%s)",
+                     o->name, text, text);
             return app_usage_error(cmd, argv0, msg);
         }
         *(const char **)o->value = text;

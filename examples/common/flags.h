@@ -34,12 +34,12 @@ typedef enum app_flag_kind {
 } app_flag_kind;
 
 typedef struct app_flag {
-    const char *name;    /* "--pool" */
+    const char *name; /* "--pool" */
     app_flag_kind kind;
     void *value;         /* written only when the option is given */
     const char *metavar; /* "N" in "--pool N" (unused for a switch) */
     const char *help;
-    double min, max;     /* accepted range of INT and REAL values */
+    double min, max; /* accepted range of INT and REAL values */
 } app_flag;
 
 /* An optional argument without a name, filled in order. */
@@ -50,10 +50,10 @@ typedef struct app_positional {
 } app_positional;
 
 typedef struct app_cmdline {
-    const char *summary;                /* what the program does, one line */
+    const char *summary; /* what the program does, one line */
     const app_flag *flags;
     int nflags;
-    const app_positional *positionals;  /* may be NULL */
+    const app_positional *positionals; /* may be NULL */
     int npositionals;
 } app_cmdline;
 

@@ -178,15 +178,15 @@ def plot_poisoning(path, out_dir):
     ys = list(range(len(names)))[::-1]
     ax2.barh(ys, drop, color=["tab:red" if i == mgd else "tab:gray" for i in range(len(names))])
     for y, v in zip(ys, drop):
-        ax2.annotate("%+.2f" % v, (v, y), xytext=(-4 if v < 0 else 4, 0),
+        ax2.annotate("%+.2f" % v, (v, y), xytext=(-4 if v <= 0 else 4, 0),
                      textcoords="offset points", va="center",
-                     ha="right" if v < 0 else "left", fontsize=9)
+                     ha="right" if v <= 0 else "left", fontsize=9)
     ax2.axvline(0, color="black", linewidth=0.8)
     ax2.set_yticks(ys)
     ax2.set_yticklabels(names)
-    low = min(drop + [0.0])
-    ax2.set_xlim(low * 1.35 - 0.3, max(drop + [0.0]) + 0.3)
-    ax2.set_xlabel("change against clean data (points; difference of means)")
+    low, high = min(drop + [0.0]), max(drop + [0.0])
+    ax2.set_xlim(low - 0.3 * (high - low) - 0.3, high + 0.2 * (high - low) + 0.1)
+    ax2.set_xlabel("change of the mean against clean (points)")
     ax2.set_title("Damage")
     ax2.grid(axis="x", alpha=0.3)
     fig.suptitle("Poisoning 2.5% of the training images (labels unchanged)")
