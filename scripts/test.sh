@@ -57,7 +57,7 @@ stage "C suites under other OpenBLAS kernels"
 default_core=$(OPENBLAS_VERBOSE=2 ./build/tests/test_base 2>&1 | sed -n 's/^Core: *//p' | head -n 1)
 cpu_flags=$(grep -m 1 '^flags' /proc/cpuinfo 2>/dev/null || true)
 forced=0
-for pair in SkylakeX:avx512f Haswell:avx2 SandyBridge:avx Nehalem:sse4_2 Prescott:sse3; do
+for pair in SandyBridge:avx Atom:ssse3 Haswell:avx2 Nehalem:sse4_2 Prescott:sse3; do
     core=${pair%%:*}
     flag=${pair#*:}
     [ "$forced" -lt 3 ] || break
@@ -66,7 +66,12 @@ for pair in SkylakeX:avx512f Haswell:avx2 SandyBridge:avx Nehalem:sse4_2 Prescot
         continue
     fi
     stage "C suites with OPENBLAS_CORETYPE=$core (default kernel here: ${default_core:-unknown})"
-    OPENBLAS_CORETYPE=$core meson test -C build --no-rebuild --suite c --print-errorlogs
+    OPENBLAS_CORETYPE=$core meson test -C build --no-rebuild --suite c --suite mpi \
+        --print-errorlogs
+    # The bindings' tests compare against BLAS results too; once is enough.
+    if [ "$forced" -eq 0 ]; then
+        OPENBLAS_CORETYPE=$core meson test -C build --no-rebuild --print-errorlogs python
+    fi
     forced=$((forced + 1))
 done
 if [ "$forced" -lt 2 ]; then
