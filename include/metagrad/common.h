@@ -59,6 +59,28 @@ typedef enum mgrad_dtype {
     MGRAD_DTYPE_F64 = 2
 } mgrad_dtype;
 
+/* The loss, optimizer and checkpoint kinds live here rather than in run.h
+   because the library's internal modules (optimizers, store, graph) need
+   them without the run API. */
+typedef enum mgrad_loss {
+    MGRAD_LOSS_CROSS_ENTROPY = 1,  /**< softmax cross-entropy on labels */
+    MGRAD_LOSS_SQUARED_ERROR = 2   /**< ½‖f(x) − y‖² on real targets */
+} mgrad_loss;
+
+typedef enum mgrad_optimizer {
+    MGRAD_OPTIMIZER_SGD = 1,   /**< momentum, Nesterov, coupled weight decay */
+    MGRAD_OPTIMIZER_ADAM = 2,  /**< coupled weight decay (torch.optim.Adam) */
+    MGRAD_OPTIMIZER_ADAMW = 3  /**< decoupled weight decay (torch.optim.AdamW) */
+} mgrad_optimizer;
+
+/** How optimizer states are kept for the reverse pass (docs/checkpointing.md). */
+typedef enum mgrad_checkpoint {
+    MGRAD_CHECKPOINT_STORE_ALL = 0, /**< keep every state: no recomputation */
+    MGRAD_CHECKPOINT_REPLAY = 1,    /**< the paper's lazy k-ary tree */
+    MGRAD_CHECKPOINT_BINOMIAL = 2,  /**< Revolve-optimal for the given slots */
+    MGRAD_CHECKPOINT_AUTO = 3       /**< cheapest that fits the budget */
+} mgrad_checkpoint;
+
 /** A short, static, English description of a status.  Never NULL. */
 MGRAD_API const char *mgrad_status_string(mgrad_status status);
 

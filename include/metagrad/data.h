@@ -1,6 +1,7 @@
 /*
  * metagrad/data.h - loading datasets from files (IDX, NPY, CSV,
- * Fashion-MNIST), normalising them, splitting them, and reading them back.
+ * Fashion-MNIST), normalising them and splitting them.  Reading a dataset
+ * back (shape, labels, inputs) is in dataset.h with the other getters.
  *
  * Loaders copy the file's values into a new mgrad_dataset in the context's
  * dtype.  Every read is bounded and checked: a truncated, corrupt or
@@ -206,43 +207,6 @@ MGRAD_API mgrad_status mgrad_dataset_split(mgrad_dataset **first, mgrad_dataset 
 MGRAD_API mgrad_status mgrad_dataset_subset(mgrad_dataset **out,
                                             const mgrad_dataset *dataset,
                                             const int64_t *rows, int64_t n);
-
-/**
- * The shape of one example.
- * @param[out] ndim   1 to 3.
- * @param[out] shape  ndim dimensions; room for 3.  Entries past ndim are set to 1.
- * @return MGRAD_OK; MGRAD_ERR_NULL.
- */
-MGRAD_API mgrad_status mgrad_dataset_shape(const mgrad_dataset *dataset, int32_t *ndim,
-                                           int64_t *shape);
-
-/**
- * The number of classes, 0 when the dataset has no labels.
- * @return MGRAD_OK; MGRAD_ERR_NULL.
- */
-MGRAD_API mgrad_status mgrad_dataset_num_classes(const mgrad_dataset *dataset,
-                                                 int32_t *out);
-
-/**
- * Copy all inputs ([size, features], row-major) into the caller's buffer,
- * converted to `dtype`.
- * @param[out] out  room for `count` values.
- * @param count     size * features.
- * @return MGRAD_OK; MGRAD_ERR_NULL; MGRAD_ERR_DTYPE; MGRAD_ERR_SIZE (count).
- */
-MGRAD_API mgrad_status mgrad_dataset_get_inputs(const mgrad_dataset *dataset,
-                                                mgrad_dtype dtype, void *out,
-                                                int64_t count);
-
-/**
- * Copy the labels into the caller's buffer.
- * @param[out] out  room for n labels.
- * @param n         the dataset's size.
- * @return MGRAD_OK; MGRAD_ERR_NULL; MGRAD_ERR_SIZE (n); MGRAD_ERR_ORDER (the
- *         dataset has no labels).
- */
-MGRAD_API mgrad_status mgrad_dataset_get_labels(const mgrad_dataset *dataset,
-                                                int32_t *out, int64_t n);
 
 #ifdef __cplusplus
 }

@@ -67,6 +67,43 @@ MGRAD_API mgrad_status mgrad_dataset_features(const mgrad_dataset *dataset,
                                               int64_t *out);
 
 /**
+ * The shape of one example.
+ * @param[out] ndim   1 to 3.
+ * @param[out] shape  ndim dimensions; room for 3.  Entries past ndim are set to 1.
+ * @return MGRAD_OK; MGRAD_ERR_NULL.
+ */
+MGRAD_API mgrad_status mgrad_dataset_shape(const mgrad_dataset *dataset, int32_t *ndim,
+                                           int64_t *shape);
+
+/**
+ * The number of classes, 0 when the dataset has no labels.
+ * @return MGRAD_OK; MGRAD_ERR_NULL.
+ */
+MGRAD_API mgrad_status mgrad_dataset_num_classes(const mgrad_dataset *dataset,
+                                                 int32_t *out);
+
+/**
+ * Copy all inputs ([size, features], row-major) into the caller's buffer,
+ * converted to `dtype`.
+ * @param[out] out  room for `count` values.
+ * @param count     size * features.
+ * @return MGRAD_OK; MGRAD_ERR_NULL; MGRAD_ERR_DTYPE; MGRAD_ERR_SIZE (count).
+ */
+MGRAD_API mgrad_status mgrad_dataset_get_inputs(const mgrad_dataset *dataset,
+                                                mgrad_dtype dtype, void *out,
+                                                int64_t count);
+
+/**
+ * Copy the labels into the caller's buffer.
+ * @param[out] out  room for n labels.
+ * @param n         the dataset's size.
+ * @return MGRAD_OK; MGRAD_ERR_NULL; MGRAD_ERR_SIZE (n); MGRAD_ERR_ORDER (the
+ *         dataset has no labels).
+ */
+MGRAD_API mgrad_status mgrad_dataset_get_labels(const mgrad_dataset *dataset,
+                                                int32_t *out, int64_t n);
+
+/**
  * Store the inputs compactly when they take at most 256 distinct values
  * (compared bit for bit in the context's dtype, so -0.0 and 0.0 differ):
  * one byte per value indexing a palette of those values.  Exact: every

@@ -30,25 +30,6 @@ extern "C" {
 
 typedef struct mgrad_run mgrad_run;
 
-typedef enum mgrad_loss {
-    MGRAD_LOSS_CROSS_ENTROPY = 1,  /**< softmax cross-entropy on labels */
-    MGRAD_LOSS_SQUARED_ERROR = 2   /**< ½‖f(x) − y‖² on real targets */
-} mgrad_loss;
-
-typedef enum mgrad_optimizer {
-    MGRAD_OPTIMIZER_SGD = 1,   /**< momentum, Nesterov, coupled weight decay */
-    MGRAD_OPTIMIZER_ADAM = 2,  /**< coupled weight decay (torch.optim.Adam) */
-    MGRAD_OPTIMIZER_ADAMW = 3  /**< decoupled weight decay (torch.optim.AdamW) */
-} mgrad_optimizer;
-
-/** How optimizer states are kept for the reverse pass (docs/checkpointing.md). */
-typedef enum mgrad_checkpoint {
-    MGRAD_CHECKPOINT_STORE_ALL = 0, /**< keep every state: no recomputation */
-    MGRAD_CHECKPOINT_REPLAY = 1,    /**< the paper's lazy k-ary tree */
-    MGRAD_CHECKPOINT_BINOMIAL = 2,  /**< Revolve-optimal for the given slots */
-    MGRAD_CHECKPOINT_AUTO = 3       /**< cheapest that fits the budget */
-} mgrad_checkpoint;
-
 #define MGRAD_RUN_OPTIONS_VERSION 1
 
 /**
@@ -114,7 +95,7 @@ MGRAD_API mgrad_status mgrad_run_options_init(mgrad_run_options *opts,
  *         (empty model, labels or targets missing, no validation set);
  *         MGRAD_ERR_BUDGET; MGRAD_ERR_NOMEM.
  */
-MGRAD_API mgrad_status mgrad_run_create(mgrad_run **out, mgrad_model *model,
+MGRAD_API mgrad_status mgrad_run_create(mgrad_run **out, const mgrad_model *model,
                                         mgrad_dataset *train,
                                         const mgrad_run_options *opts);
 

@@ -20,7 +20,7 @@
 
 #include "graph/graph.h"
 #include "kernels/kernels.h"
-#include "metagrad/run.h"
+#include "metagrad/common.h"
 
 /* Arguments of one op pass.  Pointers are for the op's node; the input
    pointers come from node in0 (x*) and in1 (x1*, MGR_OP_ADD only).

@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "metagrad/run.h"
+#include "metagrad/common.h"
 
 /* Hyperparameters of one step. */
 typedef struct mgr_hyper {

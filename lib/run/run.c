@@ -220,7 +220,7 @@ static void run_free(mgrad_run *run)
     mgr_context_release(ctx);
 }
 
-mgrad_status mgrad_run_create(mgrad_run **out, mgrad_model *model, mgrad_dataset *train,
+mgrad_status mgrad_run_create(mgrad_run **out, const mgrad_model *model, mgrad_dataset *train,
                               const mgrad_run_options *opts)
 {
     if (model == NULL) return train != NULL ? mgr_error(train->ctx, MGRAD_ERR_NULL,

@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 #include "base/base.h"
-#include "metagrad/run.h"
+#include "metagrad/common.h"
 
 typedef enum mgr_action_kind {
     MGR_ACTION_ADVANCE = 1,
