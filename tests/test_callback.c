@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "fixtures.h"
 #include "metagrad.h"
 #include "testutil.h"
 
@@ -216,18 +217,6 @@ typedef struct fixture {
     mlp user;
 } fixture;
 
-static void make_data(mgrad_context *ctx, int n, uint64_t seed, mgrad_dataset **out)
-{
-    double x[NTRAIN * F];
-    int32_t labels[NTRAIN];
-    uint64_t s = seed;
-    tu_fill(x, (size_t)n * F, &s, 1.5);
-    for (int i = 0; i < n; i++) labels[i] = (int32_t)((tu_rand(&s) + 1) * 1.5) % C;
-    int64_t shape[1] = {F};
-    ck_assert_int_eq(mgrad_dataset_create(out, ctx, n, 1, shape, MGRAD_DTYPE_F64, x), MGRAD_OK);
-    ck_assert_int_eq(mgrad_dataset_set_labels(*out, labels, n, C), MGRAD_OK);
-}
-
 static mgrad_callback_model callback_model(mlp *user, variant v)
 {
     mgrad_callback_model cb = MGRAD_CALLBACK_MODEL_INIT;
@@ -249,13 +238,8 @@ static mgrad_run_options run_options(const fixture *fx, const config *cfg)
     o.steps = T;
     o.batch_size = B;
     o.shuffle_seed = 5;
-    o.optimizer = cfg->opt;
-    o.lr = cfg->lr;
-    o.momentum = cfg->opt == MGRAD_OPTIMIZER_SGD ? cfg->momentum : 0;
-    o.beta1 = cfg->opt == MGRAD_OPTIMIZER_SGD ? 0.9 : cfg->momentum;
-    o.nesterov = cfg->nesterov;
-    o.weight_decay = cfg->weight_decay;
-    o.eps_root = cfg->eps_root;
+    tf_optimizer(&o, cfg->opt, cfg->lr, cfg->momentum, cfg->nesterov, cfg->weight_decay,
+                 cfg->eps_root);
     o.validation = fx->val;
     return o;
 }
@@ -268,14 +252,10 @@ static void setup_opts(fixture *fx, const config *cfg, variant v, const mgrad_ru
     co.dtype = MGRAD_DTYPE_F64; /* the callbacks below compute in double */
     co.seed = 7;
     ck_assert_int_eq(mgrad_context_create(&fx->ctx, &co), MGRAD_OK);
-    int64_t shape[1] = {F};
-    ck_assert_int_eq(mgrad_model_create(&fx->model, fx->ctx, 1, shape), MGRAD_OK);
-    ck_assert_int_eq(mgrad_model_add_dense(fx->model, H, MGRAD_INIT_DEFAULT), MGRAD_OK);
-    ck_assert_int_eq(mgrad_model_add_activation(fx->model, MGRAD_ACTIVATION_TANH), MGRAD_OK);
-    ck_assert_int_eq(mgrad_model_add_dense(fx->model, C, MGRAD_INIT_DEFAULT), MGRAD_OK);
-    make_data(fx->ctx, NTRAIN, 11, &fx->train);
-    make_data(fx->ctx, NVAL, 23, &fx->val);
-    make_data(fx->ctx, NPOOL, 37, &fx->pool);
+    tf_mlp(fx->ctx, F, H, C, &fx->model);
+    tf_labelled_data(fx->ctx, NTRAIN, F, C, 11, &fx->train);
+    tf_labelled_data(fx->ctx, NVAL, F, C, 23, &fx->val);
+    tf_labelled_data(fx->ctx, NPOOL, F, C, 37, &fx->pool);
     mgrad_run_options o = ro != NULL ? *ro : run_options(fx, cfg);
     o.validation = fx->val;
     mgrad_status s;
@@ -301,12 +281,7 @@ static void setup(fixture *fx, const config *cfg, variant v)
 
 static void teardown(fixture *fx)
 {
-    mgrad_run_destroy(fx->run);
-    mgrad_dataset_destroy(fx->train);
-    mgrad_dataset_destroy(fx->val);
-    mgrad_dataset_destroy(fx->pool);
-    mgrad_model_destroy(fx->model);
-    mgrad_context_destroy(fx->ctx);
+    tf_destroy(fx->ctx, fx->model, fx->run, fx->train, fx->val, fx->pool);
 }
 
 static const mgrad_meta_kind KINDS[] = {

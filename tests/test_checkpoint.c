@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fixtures.h"
 #include "metagrad.h"
 #include "optim/optim.h"
 #include "store/schedule.h"
@@ -75,18 +76,6 @@ typedef struct world {
     uint64_t slot_bytes;    /* a RAM slot: state + memo */
 } world;
 
-static void make_data(mgrad_context *ctx, int n, uint64_t seed, mgrad_dataset **out)
-{
-    double x[NTRAIN * F];
-    int32_t labels[NTRAIN];
-    uint64_t s = seed;
-    tu_fill(x, (size_t)n * F, &s, 1.5);
-    for (int i = 0; i < n; i++) labels[i] = (int32_t)((tu_rand(&s) + 1) * 1.5) % C;
-    int64_t shape[1] = {F};
-    ck_assert_int_eq(mgrad_dataset_create(out, ctx, n, 1, shape, MGRAD_DTYPE_F64, x), MGRAD_OK);
-    ck_assert_int_eq(mgrad_dataset_set_labels(*out, labels, n, C), MGRAD_OK);
-}
-
 static void world_init(world *w, const config *cfg, mgrad_dtype dtype, int64_t T)
 {
     memset(w, 0, sizeof *w);
@@ -98,23 +87,15 @@ static void world_init(world *w, const config *cfg, mgrad_dtype dtype, int64_t T
     co.dtype = dtype;
     co.seed = 7;
     ck_assert_int_eq(mgrad_context_create(&w->ctx, &co), MGRAD_OK);
-    int64_t shape[1] = {F};
-    ck_assert_int_eq(mgrad_model_create(&w->model, w->ctx, 1, shape), MGRAD_OK);
-    ck_assert_int_eq(mgrad_model_add_dense(w->model, H, MGRAD_INIT_DEFAULT), MGRAD_OK);
-    ck_assert_int_eq(mgrad_model_add_activation(w->model, MGRAD_ACTIVATION_TANH), MGRAD_OK);
-    ck_assert_int_eq(mgrad_model_add_dense(w->model, C, MGRAD_INIT_DEFAULT), MGRAD_OK);
-    make_data(w->ctx, NTRAIN, 11, &w->train);
-    make_data(w->ctx, NVAL, 23, &w->val);
-    make_data(w->ctx, NPOOL, 37, &w->pool);
+    tf_mlp(w->ctx, F, H, C, &w->model);
+    tf_labelled_data(w->ctx, NTRAIN, F, C, 11, &w->train);
+    tf_labelled_data(w->ctx, NVAL, F, C, 23, &w->val);
+    tf_labelled_data(w->ctx, NPOOL, F, C, 37, &w->pool);
 }
 
 static void world_free(world *w)
 {
-    mgrad_dataset_destroy(w->train);
-    mgrad_dataset_destroy(w->val);
-    mgrad_dataset_destroy(w->pool);
-    mgrad_model_destroy(w->model);
-    mgrad_context_destroy(w->ctx);
+    tf_destroy(w->ctx, w->model, NULL, w->train, w->val, w->pool);
 }
 
 static mgrad_run_options base_options(const world *w)
@@ -124,12 +105,7 @@ static mgrad_run_options base_options(const world *w)
     o.steps = w->T;
     o.batch_size = w->batch;
     o.shuffle_seed = 5;
-    o.optimizer = cfg->opt;
-    o.lr = cfg->lr;
-    o.momentum = cfg->opt == MGRAD_OPTIMIZER_SGD ? cfg->momentum : 0;
-    o.beta1 = cfg->opt == MGRAD_OPTIMIZER_SGD ? 0.9 : cfg->momentum;
-    o.weight_decay = cfg->weight_decay;
-    o.eps_root = cfg->eps_root;
+    tf_optimizer(&o, cfg->opt, cfg->lr, cfg->momentum, 0, cfg->weight_decay, cfg->eps_root);
     o.validation = w->val;
     return o;
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixtures.h"
 #include "metagrad.h"
 #include "testutil.h"
 
@@ -41,11 +42,7 @@ static void setup(fixture *fx, double flip)
     mgrad_context_options co = MGRAD_CONTEXT_OPTIONS_INIT;
     co.dtype = MGRAD_DTYPE_F64;
     ck_assert_int_eq(mgrad_context_create(&fx->ctx, &co), MGRAD_OK);
-    int64_t shape[1] = {F};
-    ck_assert_int_eq(mgrad_model_create(&fx->model, fx->ctx, 1, shape), MGRAD_OK);
-    ck_assert_int_eq(mgrad_model_add_dense(fx->model, 16, MGRAD_INIT_DEFAULT), MGRAD_OK);
-    ck_assert_int_eq(mgrad_model_add_activation(fx->model, MGRAD_ACTIVATION_TANH), MGRAD_OK);
-    ck_assert_int_eq(mgrad_model_add_dense(fx->model, C, MGRAD_INIT_DEFAULT), MGRAD_OK);
+    tf_mlp(fx->ctx, F, 16, C, &fx->model);
     data(fx->ctx, N, 3, flip, &fx->train);
     data(fx->ctx, NV, 4, 0, &fx->val);
     mgrad_run_options o = MGRAD_RUN_OPTIONS_INIT;
@@ -59,11 +56,7 @@ static void setup(fixture *fx, double flip)
 
 static void teardown(fixture *fx)
 {
-    mgrad_run_destroy(fx->run);
-    mgrad_dataset_destroy(fx->train);
-    mgrad_dataset_destroy(fx->val);
-    mgrad_model_destroy(fx->model);
-    mgrad_context_destroy(fx->ctx);
+    tf_destroy(fx->ctx, fx->model, fx->run, fx->train, fx->val, NULL);
 }
 
 /* The metagradient of the LR schedule at value z (on a twin run). */

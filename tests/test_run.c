@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixtures.h"
 #include "metagrad.h"
 #include "testutil.h"
 
@@ -65,21 +66,11 @@ typedef struct fixture {
     mgrad_run *run;
 } fixture;
 
+/* Targets are always drawn, so that both losses see the same features. */
 static void make_data(mgrad_context *ctx, int n, uint64_t seed, mgrad_loss loss,
                       mgrad_dataset **out)
 {
-    double x[NTRAIN * F], y[NTRAIN * C];
-    int32_t labels[NTRAIN];
-    uint64_t s = seed;
-    tu_fill(x, (size_t)n * F, &s, 1.5);
-    tu_fill(y, (size_t)n * C, &s, 1.0);
-    for (int i = 0; i < n; i++) labels[i] = (int32_t)((tu_rand(&s) + 1) * 1.5) % C;
-    int64_t shape[1] = {F};
-    ck_assert_int_eq(mgrad_dataset_create(out, ctx, n, 1, shape, MGRAD_DTYPE_F64, x), MGRAD_OK);
-    if (loss == MGRAD_LOSS_CROSS_ENTROPY)
-        ck_assert_int_eq(mgrad_dataset_set_labels(*out, labels, n, C), MGRAD_OK);
-    else
-        ck_assert_int_eq(mgrad_dataset_set_targets(*out, MGRAD_DTYPE_F64, y, n, C), MGRAD_OK);
+    tf_data(ctx, n, F, C, seed, 1, loss != MGRAD_LOSS_CROSS_ENTROPY, out);
 }
 
 static void setup(fixture *fx, const config *cfg, mgrad_dtype dtype)
@@ -116,13 +107,8 @@ static void setup(fixture *fx, const config *cfg, mgrad_dtype dtype)
         o.checkpoint_slots = cfg->slots;
     }
     o.shuffle_seed = 5;
-    o.optimizer = cfg->opt;
-    o.lr = cfg->lr;
-    o.momentum = cfg->opt == MGRAD_OPTIMIZER_SGD ? cfg->momentum : 0;
-    o.beta1 = cfg->opt == MGRAD_OPTIMIZER_SGD ? 0.9 : cfg->momentum;
-    o.nesterov = cfg->nesterov;
-    o.weight_decay = cfg->weight_decay;
-    o.eps_root = cfg->eps_root;
+    tf_optimizer(&o, cfg->opt, cfg->lr, cfg->momentum, cfg->nesterov, cfg->weight_decay,
+                 cfg->eps_root);
     o.loss = cfg->loss;
     o.label_smoothing = cfg->smoothing;
     o.validation = fx->val;
@@ -131,12 +117,7 @@ static void setup(fixture *fx, const config *cfg, mgrad_dtype dtype)
 
 static void teardown(fixture *fx)
 {
-    mgrad_run_destroy(fx->run);
-    mgrad_dataset_destroy(fx->train);
-    mgrad_dataset_destroy(fx->val);
-    mgrad_dataset_destroy(fx->pool);
-    mgrad_model_destroy(fx->model);
-    mgrad_context_destroy(fx->ctx);
+    tf_destroy(fx->ctx, fx->model, fx->run, fx->train, fx->val, fx->pool);
 }
 
 static mgrad_meta *add_meta(fixture *fx, mgrad_meta_kind kind, int variant)
