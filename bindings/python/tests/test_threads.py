@@ -455,6 +455,9 @@ def test_calls_from_a_callback():
         got["value"] = fx.lr.value
         got["stats"] = run.stats
         got["len"] = len(fx.train)
+        with pytest.raises(mg.OrderError) as e:
+            run.params                # allowed, but there is no θ_T during train()
+        got["params"] = type(e.value)
         for name, call in (("train", run.train), ("reverse", run.reverse),
                            ("evaluate", lambda: run.evaluate(fx.val)),
                            ("set", lambda: setattr(fx.lr, "value", np.zeros(T))),
@@ -482,6 +485,7 @@ def test_calls_from_a_callback():
         phi = fx.run.train()
         assert phi == phi_ref
         assert got["num_params"] == Softmax.P and got["len"] == N
+        assert got["params"] is mg.OrderError  # C's answer, not BusyError
         assert got["spare"] == C * F + C
         assert np.array_equal(got["value"], np.full(T, 0.1))
         assert "steps_run" in got["stats"]
