@@ -8,7 +8,8 @@
 #     (OPENBLAS_CORETYPE): rounding differs between kernels, and a test must
 #     not depend on it;
 #  3. the C suites against the reference BLAS (-Dblas=reference);
-#  4. the C suites under AddressSanitizer + UndefinedBehaviorSanitizer;
+#  4. the C suites, and the Python thread tests, under AddressSanitizer +
+#     UndefinedBehaviorSanitizer;
 #  5. a fast subset under valgrind memcheck.
 set -eu
 cd "$(dirname "$0")/.."
@@ -99,6 +100,15 @@ ninja -C build-asan
 # Sanitizer findings fail the tests; leaks are reported by LeakSanitizer.
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     CK_FORK=no meson test -C build-asan --suite c --print-errorlogs
+# Python handles used from several threads, against the sanitized library
+# (CPython itself leaks by design, so no leak check; --capture=sys keeps an
+# ASan report visible).
+stage "Python thread tests under ASan + UBSan"
+LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" \
+    ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    METAGRAD_LIBRARY="$PWD/build-asan/lib/libmetagrad.so" PYTHONPATH=bindings/python \
+    PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m pytest -q -p no:cacheprovider --capture=sys \
+    bindings/python/tests/test_threads.py
 
 # Valgrind memcheck on the release build: zero errors, zero definite or
 # indirect leaks (the 'valgrind' test setup in meson.build).  A fast subset
