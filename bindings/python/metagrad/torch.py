@@ -149,6 +149,11 @@ class TorchModel:
         if not 1 <= len(self.input_shape) <= 3 or min(self.input_shape) < 1:
             raise InvalidError("input_shape: expected 1 to 3 positive sizes, got %r"
                                % (input_shape,))
+        for name, t in list(module.named_parameters()) + list(module.named_buffers()):
+            if t.device.type != "cpu":
+                raise InvalidError("metagrad.torch: %s is on %s; the bridge runs the module on "
+                                   "the CPU, on the library's host buffers (module.cpu())"
+                                   % (name, t.device))
         self.module = module
         self.loss = _loss_fn(loss)
         self.input_tangents = bool(input_tangents)
