@@ -6,6 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A sentinel that no API call ever writes into a handle. */
+#define SENTINEL_PTR ((void *)(uintptr_t)0x5e5e5e5e)
+
 /* Relative error |a - b| / max(|a|, |b|, floor). */
 static inline double tu_rel_err(double a, double b, double floor_)
 {
