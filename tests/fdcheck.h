@@ -1,6 +1,7 @@
 /*
  * fdcheck.h - the finite-difference harness shared by the op suites
- * (test_graph.c, test_conv.c), header-only: a graph at random (θ, x) with
+ * (test_graph.c, test_ops_*.c through imageops.h), header-only, its helpers
+ * inline so that a suite may use a few of them: a graph at random (θ, x) with
  * directions u, ẋ, ȳ, (ȳ)˙, and fd_check_graph, which checks all four
  * passes against central differences in f64.
  *
@@ -27,7 +28,7 @@
 
 static double fd_worst_err; /* largest error of the current test, for the log */
 
-static void check_err(const char *what, double err, double tol)
+static inline void check_err(const char *what, double err, double tol)
 {
     if (getenv("MGRAD_TEST_VERBOSE") != NULL)
         fprintf(stderr, "  %-60s rel err %.3e\n", what, err);
@@ -35,14 +36,14 @@ static void check_err(const char *what, double err, double tol)
     ck_assert_msg(err <= tol, "%s: relative error %.3e > %.1e", what, err, tol);
 }
 
-static double *dalloc(size_t n)
+static inline double *dalloc(size_t n)
 {
     double *p = calloc(n > 0 ? n : 1, sizeof(double));
     ck_assert_ptr_nonnull(p);
     return p;
 }
 
-static mgrad_context *new_ctx(void)
+static inline mgrad_context *new_ctx(void)
 {
     mgrad_context *ctx = NULL;
     ck_assert_int_eq(mgrad_context_create(&ctx, NULL), MGRAD_OK);
@@ -50,7 +51,7 @@ static mgrad_context *new_ctx(void)
 }
 
 /* Everything allocated through ctx was freed; destroy it. */
-static void finish_ctx(mgrad_context *ctx)
+static inline void finish_ctx(mgrad_context *ctx)
 {
     uint64_t cur = 1;
     ck_assert_int_eq(mgrad_context_memory(ctx, &cur, NULL), MGRAD_OK);
@@ -73,8 +74,8 @@ typedef struct fd_problem {
 /* Random θ, x and directions for `g` on `rows` rows; ctx stays the
    caller's.  Inputs closer to 0 than xmin_abs are pushed out to it (kinks).
    The dropout key (seed, step) is fixed so that masks replay exactly. */
-static void fd_setup(fd_problem *pb, mgrad_context *ctx, const mgr_graph *g, size_t rows,
-                     uint64_t seed, double xmin_abs)
+static inline void fd_setup(fd_problem *pb, mgrad_context *ctx, const mgr_graph *g,
+                            size_t rows, uint64_t seed, double xmin_abs)
 {
     uint64_t st = seed * 7919 + 17;
     memset(pb, 0, sizeof *pb);
@@ -104,7 +105,7 @@ static void fd_setup(fd_problem *pb, mgrad_context *ctx, const mgr_graph *g, siz
         if (fabs(pb->x[i]) < xmin_abs) pb->x[i] = pb->x[i] < 0 ? -xmin_abs : xmin_abs;
 }
 
-static void fd_teardown(fd_problem *pb)
+static inline void fd_teardown(fd_problem *pb)
 {
     mgr_graph_ws_destroy_f64(pb->ctx, pb->ws);
     free(pb->theta);
@@ -116,15 +117,16 @@ static void fd_teardown(fd_problem *pb)
 }
 
 /* y = f(θ, x) */
-static void eval_forward(fd_problem *pb, const double *theta, const double *x, double *y)
+static inline void eval_forward(fd_problem *pb, const double *theta, const double *x,
+                                double *y)
 {
     mgr_graph_forward_f64(pb->g, pb->ws, pb->rows, theta, x);
     memcpy(y, pb->ws->val[pb->g->num_nodes - 1], pb->rows * pb->nout * sizeof(double));
 }
 
 /* (θ̄, x̄) at (θ, x) for output adjoint ob; zeroed first. xbar may be NULL. */
-static void eval_backward(fd_problem *pb, const double *theta, const double *x,
-                          const double *ob, double *grad, double *xbar)
+static inline void eval_backward(fd_problem *pb, const double *theta, const double *x,
+                                 const double *ob, double *grad, double *xbar)
 {
     memset(grad, 0, pb->P * sizeof(double));
     if (xbar != NULL) memset(xbar, 0, pb->rows * pb->nin * sizeof(double));
@@ -134,7 +136,7 @@ static void eval_backward(fd_problem *pb, const double *theta, const double *x,
 
 /* The four-pass checks.  use_xdot = 0 runs the passes with ẋ = NULL and
    x̄, (x̄)˙ not wanted (the first layer of a training step). */
-static void fd_check_graph(fd_problem *pb, const char *name, int use_xdot)
+static inline void fd_check_graph(fd_problem *pb, const char *name, int use_xdot)
 {
     char what[256];
     size_t nx = pb->rows * pb->nin, ny = pb->rows * pb->nout, P = pb->P;

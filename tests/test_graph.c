@@ -2,6 +2,8 @@
  * test_graph.c - the graph module in f64: every op's four passes, the loss's
  * four passes and a whole MLP's Hessian-vector product against central
  * finite differences; the BLAS seam against its naive twin; the workspace.
+ * The image forms of flatten and add (ops_linear.c) are imageops.h's cases;
+ * the other image ops have one suite per family (test_ops_*.c).
  *
  * The finite-difference harness and its error budget: fdcheck.h.
  *
@@ -15,6 +17,7 @@
 #include <string.h>
 
 #include "fdcheck.h"
+#include "imageops.h"
 
 #define MAX_NODES 16
 
@@ -904,6 +907,7 @@ Suite *make_suite(void)
     tcase_add_loop_test(tc, test_op_fd, 0, (int)NUM_OPS);
     tcase_add_loop_test(tc, test_op_inner_fd, 0, (int)NUM_OPS);
     tcase_add_test(tc, test_activation_values);
+    tcase_add_loop_test(tc, test_image_op_fd, CASE_FLATTEN, NUM_CASES); /* imageops.h */
     suite_add_tcase(s, tc);
 
     tc = tcase_create("loss");

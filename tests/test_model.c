@@ -1,6 +1,8 @@
 /*
  * test_model.c - the model API (metagrad/model.h), the graph's shape and
- * parameter bookkeeping (graph.c) and the initialisers (init.c).
+ * parameter bookkeeping (graph.c) and the initialisers (init.c); the image
+ * layers' builders (conv, pooling, norms, dropout, ResNet block) refuse bad
+ * shapes and count their parameters.
  */
 #include <check.h>
 #include <math.h>
@@ -820,6 +822,84 @@ START_TEST(test_memory_returned)
 }
 END_TEST
 
+/* A zeroed double buffer (as fdcheck.h's, whose new_ctx this suite's
+   would clash with). */
+static double *dalloc(size_t n)
+{
+    double *p = calloc(n > 0 ? n : 1, sizeof(double));
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+/* ---- shape validation and the public builders ----------------------------- */
+
+START_TEST(test_shapes_and_api)
+{
+    mgrad_context_options co = MGRAD_CONTEXT_OPTIONS_INIT;
+    co.seed = 3;
+    mgrad_context *ctx = NULL;
+    ck_assert_int_eq(mgrad_context_create(&ctx, &co), MGRAD_OK);
+    mgrad_model *m = NULL;
+    int64_t shape[3] = {1, 28, 28}, n = 0;
+    ck_assert_int_eq(mgrad_model_create(&m, ctx, 3, shape), MGRAD_OK);
+    /* refusals leave the model unchanged and say what to fix */
+    ck_assert_int_eq(mgrad_model_add_conv2d(m, 0, 3, 1, 1, MGRAD_INIT_DEFAULT), MGRAD_ERR_INVALID);
+    ck_assert_int_eq(mgrad_model_add_conv2d(m, 4, 3, 0, 1, MGRAD_INIT_DEFAULT), MGRAD_ERR_INVALID);
+    ck_assert_int_eq(mgrad_model_add_conv2d(m, 4, 3, 1, 3, MGRAD_INIT_DEFAULT), MGRAD_ERR_INVALID);
+    ck_assert_int_eq(mgrad_model_add_conv2d(m, 4, 29, 1, 0, MGRAD_INIT_DEFAULT), MGRAD_ERR_SHAPE);
+    ck_assert_ptr_nonnull(strstr(mgrad_context_last_error(ctx), "window"));
+    ck_assert_int_eq(mgrad_model_add_batch_norm(m, 0), MGRAD_ERR_INVALID);
+    ck_assert_int_eq(mgrad_model_add_layer_norm(m, NAN), MGRAD_ERR_INVALID);
+    ck_assert_int_eq(mgrad_model_add_dropout(m, 1.0), MGRAD_ERR_INVALID);
+    ck_assert_int_eq(mgrad_model_add_dropout(m, -0.1), MGRAD_ERR_INVALID);
+    ck_assert_int_eq(mgrad_model_add_max_pool(m, 0, 0), MGRAD_ERR_INVALID);
+    ck_assert_int_eq(mgrad_model_add_resnet_block(m, 0, 1), MGRAD_ERR_INVALID);
+    ck_assert_int_eq(mgrad_model_num_params(m, &n), MGRAD_OK);
+    ck_assert_int_eq(n, 0);
+
+    /* a small ResNet: stem, two blocks (the second with a projection), head */
+    ck_assert_int_eq(mgrad_model_add_conv2d(m, 4, 3, 1, 1, MGRAD_INIT_DEFAULT), MGRAD_OK);
+    ck_assert_int_eq(mgrad_model_add_batch_norm(m, 1e-5), MGRAD_OK);
+    ck_assert_int_eq(mgrad_model_add_activation(m, MGRAD_ACTIVATION_RELU), MGRAD_OK);
+    ck_assert_int_eq(mgrad_model_add_max_pool(m, 2, 0), MGRAD_OK);   /* 4x14x14 */
+    ck_assert_int_eq(mgrad_model_add_resnet_block(m, 4, 1), MGRAD_OK);
+    ck_assert_int_eq(mgrad_model_add_resnet_block(m, 8, 2), MGRAD_OK); /* 8x7x7 */
+    int32_t mark = -1;
+    ck_assert_int_eq(mgrad_model_mark(m, &mark), MGRAD_OK);
+    ck_assert_int_eq(mgrad_model_add_avg_pool(m, 7, 0), MGRAD_OK);   /* 8x1x1 */
+    ck_assert_int_eq(mgrad_model_add_residual(m, mark), MGRAD_ERR_SHAPE);
+    ck_assert_int_eq(mgrad_model_add_flatten(m), MGRAD_OK);
+    ck_assert_int_eq(mgrad_model_add_global_avg_pool(m), MGRAD_ERR_SHAPE); /* 1-D now */
+    ck_assert_int_eq(mgrad_model_add_conv2d(m, 4, 1, 1, 0, MGRAD_INIT_DEFAULT), MGRAD_ERR_SHAPE);
+    ck_assert_int_eq(mgrad_model_add_layer_norm(m, 1e-5), MGRAD_OK);
+    ck_assert_int_eq(mgrad_model_add_dropout(m, 0.1), MGRAD_OK);
+    ck_assert_int_eq(mgrad_model_add_dense(m, 10, MGRAD_INIT_DEFAULT), MGRAD_OK);
+    ck_assert_int_eq(mgrad_model_add_scale(m, 0.5), MGRAD_OK);
+    ck_assert_int_eq(mgrad_model_output_size(m, &n), MGRAD_OK);
+    ck_assert_int_eq(n, 10);
+    /* stem 4·9+4, bn 8; block1 2·(4·36+4) + 2·8; block2 (8·36+8) + 16 +
+       (8·72+8) + 16 + projection (8·4+8) + 16; ln 16; dense 8·10+10 */
+    int64_t want = 40 + 8 + 2 * 148 + 16 + 296 + 16 + 584 + 16 + 40 + 16 + 16 + 90;
+    ck_assert_int_eq(mgrad_model_num_params(m, &n), MGRAD_OK);
+    ck_assert_int_eq(n, want);
+    /* γ = 1, β = 0 for the stem's batch norm; conv weights in ±1/sqrt(9) */
+    double *theta = dalloc((size_t)n);
+    ck_assert_int_eq(mgrad_model_get_params(m, MGRAD_DTYPE_F64, theta, n), MGRAD_OK);
+    for (int i = 0; i < 40; i++) ck_assert(fabs(theta[i]) <= 1.0 / 3.0);
+    for (int i = 40; i < 44; i++) ck_assert(theta[i] == 1.0);
+    for (int i = 44; i < 48; i++) ck_assert(theta[i] == 0.0);
+    /* redrawing with the same seed reproduces θ0 */
+    double *again = dalloc((size_t)n);
+    ck_assert_int_eq(mgrad_model_init_params(m, 3), MGRAD_OK);
+    ck_assert_int_eq(mgrad_model_get_params(m, MGRAD_DTYPE_F64, again, n), MGRAD_OK);
+    ck_assert(memcmp(theta, again, (size_t)n * sizeof(double)) == 0);
+    free(theta);
+    free(again);
+    mgrad_model_destroy(m);
+    mgrad_context_destroy(ctx);
+}
+END_TEST
+
 Suite *make_suite(void)
 {
     Suite *s = suite_create("model");
@@ -855,6 +935,10 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_out_of_memory_changes_nothing);
     tcase_add_test(tc, test_context_lifetime);
     tcase_add_test(tc, test_memory_returned);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("image");
+    tcase_add_test(tc, test_shapes_and_api);
     suite_add_tcase(s, tc);
     return s;
 }
