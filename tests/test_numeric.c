@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixtures.h"
 #include "metagrad.h"
 #include "testutil.h"
 
@@ -34,11 +35,8 @@ static void num_setup(num_fixture *fx, mgrad_dtype dtype)
     co.dtype = dtype;
     co.seed = 9;
     ck_assert_int_eq(mgrad_context_create(&fx->ctx, &co), MGRAD_OK);
+    tf_mlp(fx->ctx, NF, 5, 2, &fx->model);
     int64_t shape[1] = {NF};
-    ck_assert_int_eq(mgrad_model_create(&fx->model, fx->ctx, 1, shape), MGRAD_OK);
-    ck_assert_int_eq(mgrad_model_add_dense(fx->model, 5, MGRAD_INIT_DEFAULT), MGRAD_OK);
-    ck_assert_int_eq(mgrad_model_add_activation(fx->model, MGRAD_ACTIVATION_TANH), MGRAD_OK);
-    ck_assert_int_eq(mgrad_model_add_dense(fx->model, 2, MGRAD_INIT_DEFAULT), MGRAD_OK);
     double x[NN * NF], y[NN * 2];
     uint64_t s = 77;
     tu_fill(x, NN * NF, &s, 1.0);
@@ -67,11 +65,7 @@ static void num_setup(num_fixture *fx, mgrad_dtype dtype)
 
 static void num_teardown(num_fixture *fx)
 {
-    mgrad_run_destroy(fx->run);
-    mgrad_dataset_destroy(fx->train);
-    mgrad_dataset_destroy(fx->val);
-    mgrad_model_destroy(fx->model);
-    mgrad_context_destroy(fx->ctx);
+    tf_destroy(fx->ctx, fx->model, fx->run, fx->train, fx->val, NULL);
 }
 
 /* Train and reverse; return φ, θ_T and dφ/dη. */

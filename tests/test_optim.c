@@ -370,7 +370,8 @@ START_TEST(test_reverse_accumulates)
 END_TEST
 
 /* torch.optim's documented algorithms, written out plainly (ε_root added
-   inside the root as in DESIGN.md §2; with ε_root = 0 it is torch's line).
+   inside the root as in docs/optimizers.md, "ε_root"; with ε_root = 0 it
+   is torch's line).
    Steps are 1-based here as in torch's docs; lr[t] is η of step t. */
 static void torch_reference(const mgr_hyper *h, const quartic *q, int steps,
                             const double *lr, double *th, double *buf, double *exp_avg_sq)

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "fdcheck.h"
+#include "fixtures.h"
 #include "metagrad.h"
 
 /* ---- whole runs through the public API ----------------------------------- */
@@ -100,11 +101,7 @@ static void cnn_setup(cnn *f, int variant, mgrad_dtype dtype)
 
 static void cnn_teardown(cnn *f)
 {
-    mgrad_run_destroy(f->run);
-    mgrad_dataset_destroy(f->train);
-    mgrad_dataset_destroy(f->val);
-    mgrad_model_destroy(f->model);
-    mgrad_context_destroy(f->ctx);
+    tf_destroy(f->ctx, f->model, f->run, f->train, f->val, NULL);
 }
 
 static double train_phi(cnn *f)

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixtures.h"
 #include "metagrad.h"
 #include "testutil.h"
 
@@ -103,11 +104,7 @@ static void setup(fixture *fx, const spec *sp)
 
 static void teardown(fixture *fx)
 {
-    mgrad_run_destroy(fx->run);
-    mgrad_dataset_destroy(fx->train);
-    mgrad_dataset_destroy(fx->val);
-    mgrad_model_destroy(fx->model);
-    mgrad_context_destroy(fx->ctx);
+    tf_destroy(fx->ctx, fx->model, fx->run, fx->train, fx->val, NULL);
 }
 
 static mgrad_meta *add_meta(fixture *fx, mgrad_meta_kind kind)
