@@ -64,7 +64,12 @@ typedef enum mgrad_dtype {
    them without the run API. */
 typedef enum mgrad_loss {
     MGRAD_LOSS_CROSS_ENTROPY = 1,  /**< softmax cross-entropy on labels */
-    MGRAD_LOSS_SQUARED_ERROR = 2   /**< ½‖f(x) − y‖² on real targets */
+    MGRAD_LOSS_SQUARED_ERROR = 2,  /**< ½‖f(x) − y‖² on real targets */
+    /** Sequence models: the inputs are L + 1 token ids, the model's output
+        [L, V] logits (a sequence, metagrad/model.h); ℓ = the mean over
+        positions p < L of the softmax cross-entropy of token p + 1.  The
+        dataset needs no labels. */
+    MGRAD_LOSS_NEXT_TOKEN = 3
 } mgrad_loss;
 
 typedef enum mgrad_optimizer {

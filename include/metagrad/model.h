@@ -63,7 +63,9 @@ MGRAD_API mgrad_status mgrad_model_create(mgrad_model **out, mgrad_context *ctx,
 MGRAD_API void mgrad_model_destroy(mgrad_model *model);
 
 /**
- * Append a dense layer with `units` outputs; its input is flattened.  Its
+ * Append a dense layer with `units` outputs; its input is flattened, except
+ * on a sequence (below), where it applies to every position: [L, d] ->
+ * [L, units] with W [units, d], b [units].  Its
  * parameters are drawn now with `init` from the context's seed; those of
  * earlier layers are kept.  Runs copy the model, so it may grow at any time.
  * @return MGRAD_OK; MGRAD_ERR_NULL, MGRAD_ERR_INVALID (units < 1, unknown
@@ -170,7 +172,8 @@ MGRAD_API mgrad_status mgrad_model_add_max_pool(mgrad_model *model, int32_t kern
 MGRAD_API mgrad_status mgrad_model_add_global_avg_pool(mgrad_model *model);
 
 /**
- * Append batch normalisation in training mode (torch.nn.BatchNorm2d /
+ * Append batch normalisation in training mode (MGRAD_ERR_SHAPE on a
+ * sequence: use layer norm) (torch.nn.BatchNorm2d /
  * BatchNorm1d in train()): every channel (the first dimension of the
  * current output; each feature of a 1-D output) is normalised with the mean
  * and biased variance of its values over all rows of the chunk being
@@ -189,7 +192,9 @@ MGRAD_API mgrad_status mgrad_model_add_batch_norm(mgrad_model *model, double eps
  * Append layer normalisation over each whole example (torch.nn.LayerNorm
  * with normalized_shape = the current output's shape): mean and biased
  * variance of the example's values, then elementwise γ, β of the output's
- * size (initially 1 and 0).
+ * size (initially 1 and 0).  On a sequence [L, d] (below) it normalises
+ * every position over its d values instead, with γ, β [d]
+ * (torch.nn.LayerNorm(d)).
  * @param eps  > 0 (torch: 1e-5).
  */
 MGRAD_API mgrad_status mgrad_model_add_layer_norm(mgrad_model *model, double eps);
@@ -225,6 +230,86 @@ MGRAD_API mgrad_status mgrad_model_add_flatten(mgrad_model *model);
  */
 MGRAD_API mgrad_status mgrad_model_add_resnet_block(mgrad_model *model, int64_t channels,
                                                     int32_t stride);
+
+/* ---- sequence models ------------------------------------------------------
+ * An example is L + 1 integer token ids (input shape {L + 1}; the values
+ * are exact integers in the context's dtype, e.g. from
+ * mgrad_dataset_create_tokens).  A token embedding reads the first L of
+ * them and starts a *sequence*: an output of shape [L, d] whose positions
+ * are treated alike.  On a sequence, mgrad_model_add_dense and
+ * mgrad_model_add_layer_norm apply to each position (the last axis), and
+ * activations, dropout, scale and residual connections keep it a sequence;
+ * flatten ends it.  With the loss MGRAD_LOSS_NEXT_TOKEN (common.h) the
+ * model's output [L, V] gives the logits of token p + 1 at position p, so
+ * the dataset needs no labels.  Token ids have no derivative: the INPUTS
+ * metaparameter is refused with MGRAD_ERR_UNSUPPORTED for such models.
+ * Statuses, unless stated: MGRAD_OK; MGRAD_ERR_NULL; MGRAD_ERR_INVALID (an
+ * argument out of range); MGRAD_ERR_SHAPE (the current output is not what
+ * the layer needs: the message says what to change); MGRAD_ERR_NOMEM.  A
+ * failed call leaves the model unchanged.
+ */
+
+/**
+ * Append a token embedding (torch.nn.Embedding(vocab, width)) as the
+ * model's first layer: y[p] = E[x[p]] for p < context, E [vocab, width]
+ * drawn from N(0, 1) (torch's default; counter = element index, stream of
+ * the layer as in docs/api.md "Initialisers").  Output: a sequence
+ * [context, width].  The model's input must be 1-D with at least `context`
+ * values; an id outside [0, vocab) makes its position's output NaN (runs
+ * with the next-token loss refuse such data when they are created).
+ * MGRAD_ERR_ORDER when the model already has layers.
+ */
+MGRAD_API mgrad_status mgrad_model_add_token_embedding(mgrad_model *model, int64_t vocab,
+                                                       int64_t width, int64_t context);
+
+/**
+ * Append a learned positional embedding: y = x + P on the current sequence
+ * [L, d], P [L, d] drawn from N(0, 1) like the token embedding's table.
+ */
+MGRAD_API mgrad_status mgrad_model_add_positional_embedding(mgrad_model *model);
+
+/**
+ * Append causal multi-head self-attention on the current sequence [L, d]
+ * (3 layers): [Q | K | V] = a dense layer to 3d on every position; for each
+ * of `heads` heads of width e = d / heads, P = softmax(Q Kᵀ / √e) over the
+ * positions j <= i (the causal mask), attention dropout P' = P ⊙ mask /
+ * (1 − dropout) during training steps (masks keyed like
+ * mgrad_model_add_dropout's, so recomputed steps replay them), y = P' V;
+ * the heads side by side, then the output projection, a dense layer to d.
+ * As torch's nn.MultiheadAttention(d, heads, dropout, batch_first=True)
+ * with a causal mask: the first dense layer's W holds in_proj_weight (rows
+ * Q, K, V), the second out_proj.  Dense layers use MGRAD_INIT_DEFAULT.
+ * @param heads    divides d
+ * @param dropout  in [0, 1)
+ */
+MGRAD_API mgrad_status mgrad_model_add_causal_self_attention(mgrad_model *model,
+                                                             int32_t heads, double dropout);
+
+/**
+ * Append a pre-norm transformer block on the current sequence [L, d]
+ * (10 layers):
+ *
+ *     h = x + attn(LN(x))              (mgrad_model_add_causal_self_attention)
+ *     y = h + W2 gelu(W1 LN(h) + b1) + b2,   W1 [mlp_ratio d, d]
+ *
+ * Layer norms with eps = 1e-5, exact GELU, dense layers MGRAD_INIT_DEFAULT.
+ * @param mlp_ratio  >= 1 (GPT: 4)
+ */
+MGRAD_API mgrad_status mgrad_model_add_transformer_block(mgrad_model *model, int32_t heads,
+                                                         int32_t mlp_ratio, double dropout);
+
+/**
+ * Create a small GPT for the next-token loss: input {context + 1} token ids;
+ * token embedding (vocab, width), positional embedding, `layers` transformer
+ * blocks (heads, mlp_ratio 4, no dropout), a final layer norm and a dense
+ * layer to vocab on every position: output [context, vocab].  Parameters in
+ * that order (docs/api.md, "Sequence models").
+ * @param[out] out  the model, owned by the caller (mgrad_model_destroy).
+ * @param layers    >= 0; heads divides width.
+ */
+MGRAD_API mgrad_status mgrad_model_create_gpt(mgrad_model **out, mgrad_context *ctx,
+                                              int64_t vocab, int64_t context, int64_t width,
+                                              int32_t layers, int32_t heads);
 
 #ifdef __cplusplus
 }

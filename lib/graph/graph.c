@@ -118,6 +118,7 @@ mgrad_status mgr_infer_same_shape(mgrad_context *ctx, const mgr_graph *g, mgr_no
     for (int32_t d = 0; d < MGR_MAX_NDIM; d++)
         node->shape[d] = d < x->ndim ? x->shape[d] : 0;
     node->size = x->size;
+    node->positions = x->positions; /* a sequence stays one */
     *param_count = 0;
     return MGRAD_OK;
 }
@@ -236,6 +237,15 @@ int32_t mgr_graph_first_row_coupling(const mgr_graph *g)
     for (int32_t k = 1; k < g->num_nodes; k++)
         if (mgr_op_def_of(g->nodes[k].kind)->flags & MGR_OP_FLAG_COUPLES_ROWS) return k;
     return -1;
+}
+
+int mgr_graph_reads_tokens(const mgr_graph *g)
+{
+    for (int32_t k = 1; k < g->num_nodes; k++)
+        if ((mgr_op_def_of(g->nodes[k].kind)->flags & MGR_OP_FLAG_READS_TOKENS) &&
+            g->nodes[k].in0 == 0)
+            return 1;
+    return 0;
 }
 
 size_t mgr_graph_memo_elems(const mgr_graph *g, size_t rows)

@@ -37,7 +37,13 @@ struct mgr_node {
     int32_t stride;               /* CONV2D, AVG_POOL, MAX_POOL */
     int32_t padding;              /* CONV2D: zero padding on each side */
     double eps;                   /* BATCH_NORM, LAYER_NORM: added to the variance */
-    double rate;                  /* DROPOUT: probability p of zeroing an element */
+    double rate;                  /* DROPOUT, ATTENTION: probability p of zeroing an element */
+    /* Sequences (ops_embedding.c, ops_attention.c): positions > 0 says that
+       the output is a sequence [positions, shape[1]] whose positions the
+       position-wise ops treat alike; 0 for every other output. */
+    int64_t positions;
+    int64_t vocab;                /* TOKEN_EMBEDDING: number of token ids */
+    int32_t heads;                /* ATTENTION: number of heads */
 };
 
 struct mgr_graph {
@@ -91,6 +97,10 @@ mgrad_status mgr_graph_init_params(mgrad_context *ctx, const mgr_graph *g,
    a no-op for parameter-free nodes.  Same draws as mgr_graph_init_params. */
 mgrad_status mgr_graph_init_node(mgrad_context *ctx, const mgr_graph *g, int32_t node,
                                  uint64_t seed, double *theta);
+
+/* Whether a token embedding reads the graph's input (its inputs are then
+   token ids, which have no derivative); 0 for an empty graph. */
+int mgr_graph_reads_tokens(const mgr_graph *g);
 
 /* The first node whose op couples the rows of a batch
    (MGR_OP_FLAG_COUPLES_ROWS: batch norm), or -1 when none does. */

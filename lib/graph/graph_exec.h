@@ -150,6 +150,11 @@ typedef struct R(mgr_loss_batch) {
     const real *targets;        /* [rows, classes] soft labels / regression targets */
     const real *weights;        /* [rows] w_i; NULL = 1 */
     real scale;                 /* e.g. 1/B */
+    /* MGRAD_LOSS_NEXT_TOKEN: the output is [positions, classes / positions]
+       per row; the target of position p is tokens[i * token_stride + p + 1]
+       (the chunk's inputs). */
+    size_t positions, token_stride;
+    const real *tokens;
 } R(mgr_loss_batch);
 
 /* Per-example losses ell[rows] (unweighted) and, for cross-entropy, the

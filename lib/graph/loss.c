@@ -16,6 +16,12 @@
  *     tan-back:  (ō)˙ = scale w ṗ
  * Squared error against targets t:
  *     ℓ_i = ½‖o_i − t_i‖²;  ō = scale w (o − t);  ℓ̇ = ⟨o − t, ȯ⟩;  (ō)˙ = scale w ȯ
+ * Next token (sequence models): o_i is [L, V], one row of logits per
+ * position p, and the target of position p is the token x_i[p + 1] of the
+ * example's own inputs (smoothed like the labels when α > 0):
+ *     ℓ_i = (1/L) Σ_p CE(o_ip, x_i[p + 1]);  every pass is cross-entropy's
+ *     per position, times 1/L.  A target that is not an id in [0, V) gives
+ *     a NaN loss (runs validate the ids first).
  *
  * Row reductions (log Z, ⟨p, ȯ⟩, ℓ) run in double so that f32 losses are as
  * accurate as the stored logits allow.
@@ -40,6 +46,25 @@ static double ce_target(const R(mgr_loss_batch) *lb, size_t i, size_t j)
     return q;
 }
 
+/* Next token: the target id of position p of row i, or -1 when the value
+   is not an integer in [0, V). */
+static int64_t nt_label(const R(mgr_loss_batch) *lb, size_t i, size_t p, size_t V)
+{
+    double v = (double)lb->tokens[i * lb->token_stride + p + 1];
+    if (!(v >= 0 && v < (double)V) || v != floor(v)) return -1;
+    return (int64_t)v;
+}
+
+/* Next token: the target q_j of class j at a position whose target id is
+   `label` (NaN for an invalid id). */
+static double nt_target(const R(mgr_loss_batch) *lb, int64_t label, size_t j, size_t V)
+{
+    if (label < 0) return NAN;
+    double q = lb->smoothing / (double)V;
+    if ((int64_t)j == label) q += 1.0 - lb->smoothing;
+    return q;
+}
+
 /* log Z of one row of logits, shifted by the row maximum so exp never
    overflows and the largest term is exactly 1. */
 static double row_logsumexp(const real *o, size_t c)
@@ -60,7 +85,22 @@ double R(mgr_loss_forward)(const R(mgr_loss_batch) *lb, const real *o, real *pro
     for (size_t i = 0; i < rows; i++) {
         const real *oi = o + i * c;
         double li = 0;
-        if (lb->kind == MGRAD_LOSS_CROSS_ENTROPY) {
+        if (lb->kind == MGRAD_LOSS_NEXT_TOKEN) {
+            assert(prob != NULL && lb->tokens != NULL && lb->positions > 0);
+            size_t L = lb->positions, V = c / L;
+            for (size_t p = 0; p < L; p++) {
+                const real *op = oi + p * V;
+                int64_t label = nt_label(lb, i, p, V);
+                double lz = row_logsumexp(op, V), lp_sum = 0;
+                for (size_t j = 0; j < V; j++) {
+                    double lp = (double)op[j] - lz;
+                    prob[i * c + p * V + j] = (real)exp(lp);
+                    lp_sum -= nt_target(lb, label, j, V) * lp;
+                }
+                li += lp_sum;
+            }
+            li /= (double)L;
+        } else if (lb->kind == MGRAD_LOSS_CROSS_ENTROPY) {
             assert(prob != NULL && (lb->targets != NULL || lb->labels != NULL));
             double lz = row_logsumexp(oi, c), qsum = 0;
             /* log p_j = o_j − log Z, each term formed directly (no log of a
@@ -94,7 +134,17 @@ void R(mgr_loss_backward)(const R(mgr_loss_batch) *lb, const real *o,
     for (size_t i = 0; i < rows; i++) {
         double sw = (double)lb->scale * row_weight(lb, i);
         real *ob = obar + i * c;
-        if (lb->kind == MGRAD_LOSS_CROSS_ENTROPY) {
+        if (lb->kind == MGRAD_LOSS_NEXT_TOKEN) {
+            size_t L = lb->positions, V = c / L;
+            const real *pi = prob + i * c;
+            double f = sw / (double)L;
+            for (size_t p = 0; p < L; p++) {
+                int64_t label = nt_label(lb, i, p, V);
+                for (size_t j = 0; j < V; j++)
+                    ob[p * V + j] =
+                        (real)(f * ((double)pi[p * V + j] - nt_target(lb, label, j, V)));
+            }
+        } else if (lb->kind == MGRAD_LOSS_CROSS_ENTROPY) {
             const real *pi = prob + i * c;
             for (size_t j = 0; j < c; j++)
                 ob[j] = (real)(sw * ((double)pi[j] - ce_target(lb, i, j)));
@@ -113,7 +163,17 @@ void R(mgr_loss_tangent)(const R(mgr_loss_batch) *lb, const real *o,
     for (size_t i = 0; i < rows; i++) {
         const real *od = odot + i * c;
         double acc = 0;
-        if (lb->kind == MGRAD_LOSS_CROSS_ENTROPY) {
+        if (lb->kind == MGRAD_LOSS_NEXT_TOKEN) {
+            size_t L = lb->positions, V = c / L;
+            const real *pi = prob + i * c;
+            for (size_t p = 0; p < L; p++) {
+                int64_t label = nt_label(lb, i, p, V);
+                for (size_t j = 0; j < V; j++)
+                    acc += ((double)pi[p * V + j] - nt_target(lb, label, j, V)) *
+                           (double)od[p * V + j];
+            }
+            acc /= (double)L;
+        } else if (lb->kind == MGRAD_LOSS_CROSS_ENTROPY) {
             const real *pi = prob + i * c;
             for (size_t j = 0; j < c; j++)
                 acc += ((double)pi[j] - ce_target(lb, i, j)) * (double)od[j];
@@ -136,7 +196,18 @@ void R(mgr_loss_tangent_backward)(const R(mgr_loss_batch) *lb, const real *o,
         double sw = (double)lb->scale * row_weight(lb, i);
         const real *od = odot + i * c;
         real *obd = obardot + i * c;
-        if (lb->kind == MGRAD_LOSS_CROSS_ENTROPY) {
+        if (lb->kind == MGRAD_LOSS_NEXT_TOKEN) {
+            /* per position: (ō)˙ = (scale w / L) ṗ */
+            size_t L = lb->positions, V = c / L;
+            double f = sw / (double)L;
+            for (size_t p = 0; p < L; p++) {
+                const real *pp = prob + i * c + p * V, *odp = od + p * V;
+                double pod = 0;
+                for (size_t j = 0; j < V; j++) pod += (double)pp[j] * (double)odp[j];
+                for (size_t j = 0; j < V; j++)
+                    obd[p * V + j] = (real)(f * (double)pp[j] * ((double)odp[j] - pod));
+            }
+        } else if (lb->kind == MGRAD_LOSS_CROSS_ENTROPY) {
             /* (ō)˙ = scale w ṗ,  ṗ = p ⊙ (ȯ − ⟨p, ȯ⟩)  (the targets are constant) */
             const real *pi = prob + i * c;
             double pod = 0;

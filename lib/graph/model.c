@@ -112,7 +112,9 @@ mgrad_status mgrad_model_add_dense(mgrad_model *model, int64_t units, mgrad_init
                     MGRAD_ERR_INVALID,
                     "mgrad_model_add_dense: unknown initialiser %d (use an MGRAD_INIT_* "
                     "value)", (int)init);
-    mgr_node node = node_after_output(model, MGR_OP_DENSE);
+    /* On a sequence, the dense layer applies to every position. */
+    int seq = mgr_graph_output(&model->graph)->positions > 0;
+    mgr_node node = node_after_output(model, seq ? MGR_OP_SEQ_DENSE : MGR_OP_DENSE);
     node.ndim = 1;
     node.shape[0] = units;
     node.init = init;
@@ -291,14 +293,26 @@ static mgrad_status add_norm(mgrad_model *model, mgr_op_kind kind, double eps)
     return model_append(model, node);
 }
 
+static int output_is_sequence(const mgrad_model *model)
+{
+    return mgr_graph_output(&model->graph)->positions > 0;
+}
+
 mgrad_status mgrad_model_add_batch_norm(mgrad_model *model, double eps)
 {
+    if (model == NULL) return MGRAD_ERR_NULL;
+    MGRAD_RETURN_IF(model->ctx, output_is_sequence(model), MGRAD_ERR_SHAPE,
+                    "mgrad_model_add_batch_norm: the current output is a sequence; "
+                    "normalise sequences with mgrad_model_add_layer_norm");
     return add_norm(model, MGR_OP_BATCH_NORM, eps);
 }
 
 mgrad_status mgrad_model_add_layer_norm(mgrad_model *model, double eps)
 {
-    return add_norm(model, MGR_OP_LAYER_NORM, eps);
+    if (model == NULL) return MGRAD_ERR_NULL;
+    /* On a sequence, over the last axis of every position. */
+    return add_norm(model, output_is_sequence(model) ? MGR_OP_SEQ_LAYER_NORM
+                                                     : MGR_OP_LAYER_NORM, eps);
 }
 
 mgrad_status mgrad_model_add_dropout(mgrad_model *model, double p)
@@ -385,4 +399,143 @@ mgrad_status mgrad_model_add_resnet_block(mgrad_model *model, int64_t channels,
         g->num_params = saved_params;
     }
     return s;
+}
+
+/* ---- sequence models ------------------------------------------------------ */
+
+/* Multi-node builders append all their nodes or none: the graph returns to
+   its saved size (θ0 keeps its larger buffer, of which only the first
+   num_params values are used, as in mgrad_model_add_resnet_block). */
+typedef struct saved_graph {
+    int32_t nodes;
+    int64_t params;
+} saved_graph;
+
+static saved_graph save_graph(const mgrad_model *model)
+{
+    return (saved_graph){model->graph.num_nodes, model->graph.num_params};
+}
+
+static mgrad_status restore_on_failure(mgrad_model *model, saved_graph saved, mgrad_status s)
+{
+    if (s != MGRAD_OK) {
+        model->graph.num_nodes = saved.nodes;
+        model->graph.num_params = saved.params;
+    }
+    return s;
+}
+
+#define MGR_GPT_LN_EPS 1e-5
+
+mgrad_status mgrad_model_add_token_embedding(mgrad_model *model, int64_t vocab, int64_t width,
+                                             int64_t context)
+{
+    if (model == NULL) return MGRAD_ERR_NULL;
+    MGRAD_RETURN_IF(model->ctx, model->graph.num_nodes != 1, MGRAD_ERR_ORDER,
+                    "mgrad_model_add_token_embedding: the token embedding must be the "
+                    "model's first layer (it reads the input's token ids)");
+    mgr_node node = node_after_output(model, MGR_OP_TOKEN_EMBEDDING);
+    node.vocab = vocab;
+    node.positions = context;
+    node.shape[1] = width;
+    return model_append(model, node);
+}
+
+mgrad_status mgrad_model_add_positional_embedding(mgrad_model *model)
+{
+    if (model == NULL) return MGRAD_ERR_NULL;
+    return model_append(model, node_after_output(model, MGR_OP_POS_EMBEDDING));
+}
+
+mgrad_status mgrad_model_add_causal_self_attention(mgrad_model *model, int32_t heads,
+                                                   double dropout)
+{
+    if (model == NULL) return MGRAD_ERR_NULL;
+    const mgr_node *x = mgr_graph_output(&model->graph);
+    MGRAD_RETURN_IF(model->ctx, x->positions < 1, MGRAD_ERR_SHAPE,
+                    "mgrad_model_add_causal_self_attention: the current output must be a "
+                    "sequence [positions, width]; start the model with "
+                    "mgrad_model_add_token_embedding");
+    int64_t d = x->shape[1];
+    MGRAD_RETURN_IF(model->ctx, heads < 1 || d % heads != 0, MGRAD_ERR_INVALID,
+                    "mgrad_model_add_causal_self_attention: heads must divide the width "
+                    "%lld (got %d)", (long long)d, (int)heads);
+    MGRAD_RETURN_IF(model->ctx, !(dropout >= 0 && dropout < 1), MGRAD_ERR_INVALID,
+                    "mgrad_model_add_causal_self_attention: dropout must be in [0, 1) (got "
+                    "%g)", dropout);
+    MGRAD_RETURN_IF(model->ctx, d > INT64_MAX / 3, MGRAD_ERR_INVALID,
+                    "mgrad_model_add_causal_self_attention: width %lld is too large",
+                    (long long)d);
+    saved_graph saved = save_graph(model);
+    /* [Q | K | V] = x W_qkvᵀ + b, the heads, then the output projection. */
+    mgrad_status s = mgrad_model_add_dense(model, 3 * d, MGRAD_INIT_DEFAULT);
+    if (s == MGRAD_OK) {
+        mgr_node core = node_after_output(model, MGR_OP_ATTENTION);
+        core.heads = heads;
+        core.rate = dropout;
+        s = model_append(model, core);
+    }
+    if (s == MGRAD_OK) s = mgrad_model_add_dense(model, d, MGRAD_INIT_DEFAULT);
+    return restore_on_failure(model, saved, s);
+}
+
+mgrad_status mgrad_model_add_transformer_block(mgrad_model *model, int32_t heads,
+                                               int32_t mlp_ratio, double dropout)
+{
+    if (model == NULL) return MGRAD_ERR_NULL;
+    const mgr_node *x = mgr_graph_output(&model->graph);
+    MGRAD_RETURN_IF(model->ctx, x->positions < 1, MGRAD_ERR_SHAPE,
+                    "mgrad_model_add_transformer_block: the current output must be a "
+                    "sequence [positions, width]; start the model with "
+                    "mgrad_model_add_token_embedding");
+    MGRAD_RETURN_IF(model->ctx, mlp_ratio < 1, MGRAD_ERR_INVALID,
+                    "mgrad_model_add_transformer_block: mlp_ratio must be at least 1 (got "
+                    "%d)", (int)mlp_ratio);
+    int64_t d = x->shape[1];
+    MGRAD_RETURN_IF(model->ctx, d > INT64_MAX / mlp_ratio, MGRAD_ERR_INVALID,
+                    "mgrad_model_add_transformer_block: width %lld x mlp_ratio %d is too "
+                    "large", (long long)d, (int)mlp_ratio);
+    saved_graph saved = save_graph(model);
+    int32_t in = model->graph.num_nodes - 1;
+    /* x + attn(LN(x)) */
+    mgrad_status s = mgrad_model_add_layer_norm(model, MGR_GPT_LN_EPS);
+    if (s == MGRAD_OK) s = mgrad_model_add_causal_self_attention(model, heads, dropout);
+    if (s == MGRAD_OK) s = mgrad_model_add_residual(model, in);
+    /* h + MLP(LN(h)), MLP = dense(ratio d), GELU, dense(d) */
+    int32_t mid = model->graph.num_nodes - 1;
+    if (s == MGRAD_OK) s = mgrad_model_add_layer_norm(model, MGR_GPT_LN_EPS);
+    if (s == MGRAD_OK) s = mgrad_model_add_dense(model, mlp_ratio * d, MGRAD_INIT_DEFAULT);
+    if (s == MGRAD_OK) s = mgrad_model_add_activation(model, MGRAD_ACTIVATION_GELU);
+    if (s == MGRAD_OK) s = mgrad_model_add_dense(model, d, MGRAD_INIT_DEFAULT);
+    if (s == MGRAD_OK) s = mgrad_model_add_residual(model, mid);
+    return restore_on_failure(model, saved, s);
+}
+
+mgrad_status mgrad_model_create_gpt(mgrad_model **out, mgrad_context *ctx, int64_t vocab,
+                                    int64_t context, int64_t width, int32_t layers,
+                                    int32_t heads)
+{
+    if (ctx == NULL) return MGRAD_ERR_NULL;
+    MGRAD_RETURN_IF(ctx, out == NULL, MGRAD_ERR_NULL,
+                    "mgrad_model_create_gpt: out must not be NULL");
+    MGRAD_RETURN_IF(ctx, context < 1 || context == INT64_MAX, MGRAD_ERR_INVALID,
+                    "mgrad_model_create_gpt: context must be at least 1 (got %lld)",
+                    (long long)context);
+    MGRAD_RETURN_IF(ctx, layers < 0, MGRAD_ERR_INVALID,
+                    "mgrad_model_create_gpt: layers must be >= 0 (got %d)", (int)layers);
+    int64_t shape[1] = {context + 1};
+    mgrad_model *model = NULL;
+    MGRAD_FORWARD(mgrad_model_create(&model, ctx, 1, shape));
+    mgrad_status s = mgrad_model_add_token_embedding(model, vocab, width, context);
+    if (s == MGRAD_OK) s = mgrad_model_add_positional_embedding(model);
+    for (int32_t l = 0; l < layers && s == MGRAD_OK; l++)
+        s = mgrad_model_add_transformer_block(model, heads, 4, 0.0);
+    if (s == MGRAD_OK) s = mgrad_model_add_layer_norm(model, MGR_GPT_LN_EPS);
+    if (s == MGRAD_OK) s = mgrad_model_add_dense(model, vocab, MGRAD_INIT_DEFAULT);
+    if (s != MGRAD_OK) {
+        mgrad_model_destroy(model);
+        return s;
+    }
+    *out = model;
+    return MGRAD_OK;
 }

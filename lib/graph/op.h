@@ -41,7 +41,12 @@
     X(BATCH_NORM, batch_norm)           /* ops_norm.c */                    \
     X(LAYER_NORM, layer_norm)           /* ops_norm.c */                    \
     X(DROPOUT, dropout)                 /* ops_dropout.c */                 \
-    X(FLATTEN, flatten)                 /* ops_linear.c */
+    X(FLATTEN, flatten)                 /* ops_linear.c */                  \
+    X(TOKEN_EMBEDDING, token_embedding) /* ops_embedding.c */               \
+    X(POS_EMBEDDING, pos_embedding)     /* ops_embedding.c */               \
+    X(SEQ_DENSE, seq_dense)             /* ops_embedding.c */               \
+    X(SEQ_LAYER_NORM, seq_layer_norm)   /* ops_embedding.c */               \
+    X(ATTENTION, attention)             /* ops_attention.c */
 
 /* Node 0 is the input (MGR_OP_INPUT, no definition); the ops follow. */
 typedef enum mgr_op_kind {
@@ -87,7 +92,10 @@ enum {
     MGR_OP_FLAG_MEMOISED = 1,
     /* The op couples the rows of a batch (batch statistics): a rank of a
        data-parallel run cannot compute its share alone. */
-    MGR_OP_FLAG_COUPLES_ROWS = 2
+    MGR_OP_FLAG_COUPLES_ROWS = 2,
+    /* The op reads its input as integer token ids (token embedding): the
+       input has no derivative, and node->vocab says how many ids it knows. */
+    MGR_OP_FLAG_READS_TOKENS = 4
 };
 
 typedef struct mgr_op_def {

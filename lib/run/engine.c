@@ -140,6 +140,10 @@ static R(mgr_loss_batch) loss_of(const mgrad_run *run, const evaluator *ev, cons
                                                                         : NULL,
         .weights = ev->w,
         .scale = c->scale,
+        /* next token: the targets are the chunk's own input tokens */
+        .positions = (size_t)mgr_graph_output(&run->graph)->positions,
+        .token_stride = ev->features,
+        .tokens = ev->x,
     };
 }
 

@@ -77,7 +77,9 @@ static mgrad_status check_meta(mgrad_run *run, mgrad_meta_kind kind,
         MGRAD_RETURN_IF(ctx, pool->features != F, MGRAD_ERR_SHAPE,
                         "%s: the pool has %lld values per example but the model takes %lld",
                         fn, (long long)pool->features, (long long)F);
-        if (run->opts.loss == MGRAD_LOSS_CROSS_ENTROPY)
+        if (run->opts.loss == MGRAD_LOSS_NEXT_TOKEN)
+            MGRAD_FORWARD(mgr_run_check_tokens(ctx, fn, pool, "pool", F, run->classes));
+        else if (run->opts.loss == MGRAD_LOSS_CROSS_ENTROPY)
             MGRAD_RETURN_IF(ctx, pool->labels == NULL || pool->num_classes != run->classes,
                             MGRAD_ERR_SHAPE, "%s: the pool needs labels of %lld classes",
                             fn, (long long)run->classes);
@@ -91,6 +93,12 @@ static mgrad_status check_meta(mgrad_run *run, mgrad_meta_kind kind,
         return MGRAD_OK;
     }
     case MGRAD_META_INPUTS: {
+        /* Token ids are integers: no derivative to take (and a meta-step
+           would move them off the integers). */
+        MGRAD_RETURN_IF(ctx, run->opts.loss == MGRAD_LOSS_NEXT_TOKEN ||
+                        mgr_graph_reads_tokens(&run->graph), MGRAD_ERR_UNSUPPORTED,
+                        "%s: INPUTS: the model's inputs are token ids, which have no "
+                        "derivative; use DATA_WEIGHTS to weigh examples instead", fn);
         int64_t R = o->rows != NULL ? o->num_rows : N;
         MGRAD_RETURN_IF(ctx, o->rows != NULL && o->num_rows < 1, MGRAD_ERR_INVALID,
                         "%s: INPUTS: options.num_rows must be >= 1 with options.rows", fn);
@@ -114,6 +122,10 @@ static mgrad_status check_meta(mgrad_run *run, mgrad_meta_kind kind,
         return MGRAD_OK;
     }
     case MGRAD_META_SOFT_LABELS:
+        /* The next-token loss takes its targets from the inputs. */
+        MGRAD_RETURN_IF(ctx, run->opts.loss == MGRAD_LOSS_NEXT_TOKEN, MGRAD_ERR_UNSUPPORTED,
+                        "%s: SOFT_LABELS: the next-token loss has no labels (its targets "
+                        "are the input tokens); use DATA_WEIGHTS to weigh examples", fn);
         *size = N * run->classes;
         *cols = run->classes;
         break;

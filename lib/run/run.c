@@ -31,7 +31,8 @@ static mgrad_status check_options(mgrad_context *ctx, const char *fn,
     MGRAD_RETURN_IF(ctx, o->steps > INT64_MAX / o->batch_size, MGRAD_ERR_INVALID,
                     "%s: options.steps * options.batch_size overflows", fn);
     MGRAD_RETURN_IF(ctx, o->loss != MGRAD_LOSS_CROSS_ENTROPY &&
-                    o->loss != MGRAD_LOSS_SQUARED_ERROR, MGRAD_ERR_INVALID,
+                    o->loss != MGRAD_LOSS_SQUARED_ERROR &&
+                    o->loss != MGRAD_LOSS_NEXT_TOKEN, MGRAD_ERR_INVALID,
                     "%s: options.loss = %d is not an mgrad_loss", fn, (int)o->loss);
     MGRAD_RETURN_IF(ctx, !(o->label_smoothing >= 0 && o->label_smoothing < 1),
                     MGRAD_ERR_INVALID, "%s: options.label_smoothing = %g must be in [0, 1)",
@@ -101,7 +102,9 @@ static mgrad_status check_data(mgrad_context *ctx, const char *fn, const mgrad_d
     MGRAD_RETURN_IF(ctx, ds->features != features, MGRAD_ERR_SHAPE,
                     "%s: the %s set has %lld values per example but the model takes %lld",
                     fn, name, (long long)ds->features, (long long)features);
-    if (loss == MGRAD_LOSS_CROSS_ENTROPY) {
+    if (loss == MGRAD_LOSS_NEXT_TOKEN) {
+        return mgr_run_check_tokens(ctx, fn, ds, name, features, classes);
+    } else if (loss == MGRAD_LOSS_CROSS_ENTROPY) {
         MGRAD_RETURN_IF(ctx, ds->labels == NULL, MGRAD_ERR_ORDER,
                         "%s: the %s set has no labels; did you forget "
                         "mgrad_dataset_set_labels?", fn, name);
@@ -116,6 +119,67 @@ static mgrad_status check_data(mgrad_context *ctx, const char *fn, const mgrad_d
                         "%s: the %s set has %lld targets per example but the model has "
                         "%lld outputs", fn, name, (long long)ds->target_dim,
                         (long long)classes);
+    }
+    return MGRAD_OK;
+}
+
+mgrad_status mgr_run_check_tokens(mgrad_context *ctx, const char *fn, const mgrad_dataset *ds,
+                                  const char *name, int64_t features, int64_t classes)
+{
+    /* The model reads tokens 0 .. L-1 and predicts 1 .. L (mgr_run_build
+       checked features = L + 1 and classes = L V), so every value is a target
+       and must be an id in [0, V). */
+    int64_t L = features - 1, V = L > 0 ? classes / L : 0;
+    MGRAD_RETURN_IF(ctx, L < 1 || V < 1, MGRAD_ERR_SHAPE,
+                    "%s: the next-token loss needs examples of L + 1 >= 2 tokens", fn);
+    size_t esize = mgr_dtype_size(ctx->dtype);
+    void *row = NULL;
+    MGRAD_FORWARD(mgr_alloc_or_fail(ctx, &row, (size_t)features, esize, "a token row"));
+    mgrad_status s = MGRAD_OK;
+    for (int64_t i = 0; i < ds->n && s == MGRAD_OK; i++) {
+        mgr_dataset_copy_row(ds, i, row);
+        for (int64_t p = 0; p < features; p++) {
+            double v = ctx->dtype == MGRAD_DTYPE_F32 ? (double)((const float *)row)[p]
+                                                      : ((const double *)row)[p];
+            if (v >= 0 && v < (double)V && v == floor(v)) continue;
+            s = mgr_error(ctx, MGRAD_ERR_INVALID,
+                          "%s: the %s set's example %lld holds %g at position %lld, which "
+                          "is not a token id in [0, %lld) (the model's output has %lld "
+                          "classes per position)", fn, name, (long long)i, v, (long long)p,
+                          (long long)V, (long long)V);
+            break;
+        }
+    }
+    mgr_free(ctx, row);
+    return s;
+}
+
+/* The next-token loss on a graph model: its output must be a sequence of L
+   positions for inputs of L + 1 tokens, and a token embedding must know
+   every id of the output's vocabulary.  Callback models cannot carry it. */
+static mgrad_status check_next_token_model(mgrad_context *ctx, const char *fn,
+                                           const mgr_graph *graph, int64_t features)
+{
+    MGRAD_RETURN_IF(ctx, graph == NULL, MGRAD_ERR_UNSUPPORTED,
+                    "%s: the next-token loss needs a built-in model (mgrad_model_add_"
+                    "token_embedding ...); callback models give per-example losses on "
+                    "labels or targets", fn);
+    const mgr_node *out = mgr_graph_output(graph);
+    MGRAD_RETURN_IF(ctx, out->positions < 1 || out->positions != features - 1,
+                    MGRAD_ERR_SHAPE,
+                    "%s: the next-token loss needs a model whose output is a sequence of "
+                    "L positions for inputs of L + 1 tokens; the output has %lld "
+                    "position(s) and the input %lld values (build it with "
+                    "mgrad_model_create_gpt, or end with a dense layer on a sequence)",
+                    fn, (long long)out->positions, (long long)features);
+    int64_t V = out->size / out->positions;
+    for (int32_t k = 1; k < graph->num_nodes; k++) {
+        const mgr_node *nd = &graph->nodes[k];
+        MGRAD_RETURN_IF(ctx, (mgr_op_def_of(nd->kind)->flags & MGR_OP_FLAG_READS_TOKENS) &&
+                             nd->vocab < V,
+                        MGRAD_ERR_SHAPE,
+                        "%s: the token embedding (node %d) knows %lld ids but the output "
+                        "predicts %lld", fn, (int)k, (long long)nd->vocab, (long long)V);
     }
     return MGRAD_OK;
 }
@@ -248,6 +312,8 @@ mgrad_status mgr_run_build(mgrad_run **out, mgrad_context *ctx, const char *fn,
                            const mgrad_run_options *opts)
 {
     MGRAD_FORWARD(check_options(ctx, fn, opts, train));
+    if (opts->loss == MGRAD_LOSS_NEXT_TOKEN)
+        MGRAD_FORWARD(check_next_token_model(ctx, fn, graph, features));
     MGRAD_FORWARD(check_data(ctx, fn, train, "training", opts->loss, features, classes));
     MGRAD_FORWARD(check_data(ctx, fn, opts->validation, "validation", opts->loss, features,
                              classes));

@@ -140,6 +140,11 @@ static inline size_t mgr_run_chunk_rows(const mgrad_run *run)
    batch norm and a chunk of `rows` rows would give it one value per
    channel; chunked = 1: a dataset of `rows` rows cut into chunks of
    mgr_run_chunk_rows (the last may hold one row). */
+/* The next-token loss (common.h): every value of `ds` ([n, features], the
+   set called `name` in messages) is a token id in [0, classes / (features −
+   1)).  MGRAD_ERR_INVALID naming the first that is not; MGRAD_ERR_NOMEM. */
+mgrad_status mgr_run_check_tokens(mgrad_context *ctx, const char *fn, const mgrad_dataset *ds,
+                                  const char *name, int64_t features, int64_t classes);
 mgrad_status mgr_run_check_norm_rows(const mgrad_run *run, const char *fn, const char *what,
                                      int64_t rows, int chunked);
 
