@@ -664,6 +664,112 @@ static void w_dataset_get_labels(void)
     UNTOUCHED(mgrad_dataset_get_labels(A.val, (int32_t *)buf, n + 1), MGRAD_ERR_SIZE);
 }
 
+/* Token datasets and text corpora (dataset.h, data.h). */
+static void w_dataset_create_tokens(void)
+{
+    mgrad_dataset **out = (mgrad_dataset **)buf;
+    int32_t ids[6] = {0, 1, 2, 3, 4, 5};
+    UNTOUCHED_NOCTX(mgrad_dataset_create_tokens(out, NULL, 2, 3, ids, 256), MGRAD_ERR_NULL);
+    FAILS_MSG(mgrad_dataset_create_tokens(NULL, A.ctx, 2, 3, ids, 256), MGRAD_ERR_NULL);
+    UNTOUCHED(mgrad_dataset_create_tokens(out, A.ctx, 2, 3, NULL, 256), MGRAD_ERR_NULL);
+    UNTOUCHED(mgrad_dataset_create_tokens(out, A.ctx, 0, 3, ids, 256), MGRAD_ERR_INVALID);
+    UNTOUCHED(mgrad_dataset_create_tokens(out, A.ctx, 2, 1, ids, 256), MGRAD_ERR_INVALID);
+    UNTOUCHED(mgrad_dataset_create_tokens(out, A.ctx, INT64_MAX, 3, ids, 256),
+              MGRAD_ERR_INVALID);
+    UNTOUCHED(mgrad_dataset_create_tokens(out, A.ctx, 2, 3, ids, 1), MGRAD_ERR_INVALID);
+    UNTOUCHED(mgrad_dataset_create_tokens(out, A.ctx, 2, 3, ids, 5), MGRAD_ERR_INVALID);
+}
+static void w_dataset_vocab(void)
+{
+    UNTOUCHED_NOCTX(mgrad_dataset_vocab(NULL, (int32_t *)buf), MGRAD_ERR_NULL);
+    FAILS_MSG(mgrad_dataset_vocab(A.val, NULL), MGRAD_ERR_NULL);
+}
+static void w_dataset_get_tokens(void)
+{
+    UNTOUCHED_NOCTX(mgrad_dataset_get_tokens(NULL, (int32_t *)buf, 1), MGRAD_ERR_NULL);
+    FAILS_MSG(mgrad_dataset_get_tokens(A.val, NULL, 1), MGRAD_ERR_NULL);
+    /* not a token dataset */
+    UNTOUCHED(mgrad_dataset_get_tokens(A.val, (int32_t *)buf, SMALL.nval * SMALL.features),
+              MGRAD_ERR_ORDER);
+}
+static void w_text_corpus_create(void)
+{
+    mgrad_text_corpus **out = (mgrad_text_corpus **)buf;
+    UNTOUCHED_NOCTX(mgrad_text_corpus_create(out, NULL), MGRAD_ERR_NULL);
+    FAILS_MSG(mgrad_text_corpus_create(NULL, A.ctx), MGRAD_ERR_NULL);
+}
+static void w_text_corpus_destroy(void) { mgrad_text_corpus_destroy(NULL); }
+static void w_text_corpus_add_file(void)
+{
+    mgrad_text_corpus *c = NULL;
+    ck_assert_int_eq(mgrad_text_corpus_create(&c, A.ctx), MGRAD_OK);
+    int64_t *added = (int64_t *)buf;
+    UNTOUCHED_NOCTX(mgrad_text_corpus_add_file(NULL, "a", MGRAD_TEXT_SPLIT_FILE, 0, added),
+                    MGRAD_ERR_NULL);
+    UNTOUCHED(mgrad_text_corpus_add_file(c, NULL, MGRAD_TEXT_SPLIT_FILE, 0, added),
+              MGRAD_ERR_NULL);
+    UNTOUCHED(mgrad_text_corpus_add_file(c, "a", (mgrad_text_split)0, 0, added),
+              MGRAD_ERR_INVALID);
+    UNTOUCHED(mgrad_text_corpus_add_file(c, "a", MGRAD_TEXT_SPLIT_FILE, -1, added),
+              MGRAD_ERR_INVALID);
+    UNTOUCHED(mgrad_text_corpus_add_file(c, "/nonexistent/mgrad", MGRAD_TEXT_SPLIT_FILE, 0,
+                                         added), MGRAD_ERR_IO);
+    mgrad_text_corpus_destroy(c);
+}
+static void w_text_corpus_add_glob(void)
+{
+    mgrad_text_corpus *c = NULL;
+    ck_assert_int_eq(mgrad_text_corpus_create(&c, A.ctx), MGRAD_OK);
+    int64_t *added = (int64_t *)buf;
+    UNTOUCHED_NOCTX(mgrad_text_corpus_add_glob(NULL, "a", NULL, MGRAD_TEXT_SPLIT_FILE, 0, added),
+                    MGRAD_ERR_NULL);
+    UNTOUCHED(mgrad_text_corpus_add_glob(c, NULL, NULL, MGRAD_TEXT_SPLIT_FILE, 0, added),
+              MGRAD_ERR_NULL);
+    UNTOUCHED(mgrad_text_corpus_add_glob(c, "a", NULL, (mgrad_text_split)9, 0, added),
+              MGRAD_ERR_INVALID);
+    UNTOUCHED(mgrad_text_corpus_add_glob(c, "/nonexistent/mgrad*", NULL, MGRAD_TEXT_SPLIT_FILE,
+                                         0, added), MGRAD_ERR_IO);
+    mgrad_text_corpus_destroy(c);
+}
+static void w_text_corpus_size(void)
+{
+    UNTOUCHED_NOCTX(mgrad_text_corpus_size(NULL, (int64_t *)buf, (int64_t *)buf + 1),
+                    MGRAD_ERR_NULL);
+}
+static void w_text_corpus_document(void)
+{
+    mgrad_text_corpus *c = NULL;
+    ck_assert_int_eq(mgrad_text_corpus_create(&c, A.ctx), MGRAD_OK);
+    const char **path = (const char **)buf;
+    UNTOUCHED_NOCTX(mgrad_text_corpus_document(NULL, 0, path, NULL, NULL, NULL, NULL),
+                    MGRAD_ERR_NULL);
+    UNTOUCHED(mgrad_text_corpus_document(c, 0, path, NULL, NULL, NULL, NULL), MGRAD_ERR_INVALID);
+    mgrad_text_corpus_destroy(c);
+}
+static void w_text_corpus_count_examples(void)
+{
+    mgrad_text_corpus *c = NULL;
+    ck_assert_int_eq(mgrad_text_corpus_create(&c, A.ctx), MGRAD_OK);
+    int64_t *n = (int64_t *)buf;
+    UNTOUCHED_NOCTX(mgrad_text_corpus_count_examples(NULL, NULL, 0, 5, 0, n), MGRAD_ERR_NULL);
+    FAILS_MSG(mgrad_text_corpus_count_examples(c, NULL, 0, 5, 0, NULL), MGRAD_ERR_NULL);
+    UNTOUCHED(mgrad_text_corpus_count_examples(c, NULL, 0, 1, 0, n), MGRAD_ERR_INVALID);
+    UNTOUCHED(mgrad_text_corpus_count_examples(c, NULL, 0, 5, -1, n), MGRAD_ERR_INVALID);
+    mgrad_text_corpus_destroy(c);
+}
+static void w_text_corpus_examples(void)
+{
+    mgrad_text_corpus *c = NULL;
+    ck_assert_int_eq(mgrad_text_corpus_create(&c, A.ctx), MGRAD_OK);
+    mgrad_dataset **out = (mgrad_dataset **)buf;
+    UNTOUCHED_NOCTX(mgrad_text_corpus_examples(out, NULL, NULL, 0, 5, 0, NULL, 0),
+                    MGRAD_ERR_NULL);
+    FAILS_MSG(mgrad_text_corpus_examples(NULL, c, NULL, 0, 5, 0, NULL, 0), MGRAD_ERR_NULL);
+    /* an empty corpus */
+    UNTOUCHED(mgrad_text_corpus_examples(out, c, NULL, 0, 5, 0, NULL, 0), MGRAD_ERR_INVALID);
+    mgrad_text_corpus_destroy(c);
+}
+
 /* Layer types, per-example losses and smoothness (model.h, run.h,
    smooth.h): NULL handles and outputs. */
 static void w_model_add_conv2d(void)
@@ -689,37 +795,6 @@ static void w_model_add_flatten(void) { FAILS(mgrad_model_add_flatten(NULL), MGR
 static void w_model_add_resnet_block(void)
 {
     FAILS(mgrad_model_add_resnet_block(NULL, 4, 1), MGRAD_ERR_NULL);
-}
-static void w_model_add_token_embedding(void)
-{
-    FAILS(mgrad_model_add_token_embedding(NULL, 5, 4, 3), MGRAD_ERR_NULL);
-    /* the fixture's model already has layers */
-    FAILS_MSG(mgrad_model_add_token_embedding(A.model, 5, 4, 3), MGRAD_ERR_ORDER);
-}
-static void w_model_add_positional_embedding(void)
-{
-    FAILS(mgrad_model_add_positional_embedding(NULL), MGRAD_ERR_NULL);
-    FAILS_MSG(mgrad_model_add_positional_embedding(A.model), MGRAD_ERR_SHAPE);
-}
-static void w_model_add_causal_self_attention(void)
-{
-    FAILS(mgrad_model_add_causal_self_attention(NULL, 1, 0), MGRAD_ERR_NULL);
-    FAILS_MSG(mgrad_model_add_causal_self_attention(A.model, 1, 0), MGRAD_ERR_SHAPE);
-}
-static void w_model_add_transformer_block(void)
-{
-    FAILS(mgrad_model_add_transformer_block(NULL, 1, 4, 0), MGRAD_ERR_NULL);
-    FAILS_MSG(mgrad_model_add_transformer_block(A.model, 1, 4, 0), MGRAD_ERR_SHAPE);
-}
-static void w_model_create_gpt(void)
-{
-    mgrad_model **out = (mgrad_model **)buf;
-    UNTOUCHED_NOCTX(mgrad_model_create_gpt(out, NULL, 5, 3, 4, 1, 2), MGRAD_ERR_NULL);
-    FAILS_MSG(mgrad_model_create_gpt(NULL, A.ctx, 5, 3, 4, 1, 2), MGRAD_ERR_NULL);
-    UNTOUCHED(mgrad_model_create_gpt(out, A.ctx, 5, 0, 4, 1, 2), MGRAD_ERR_INVALID);
-    UNTOUCHED(mgrad_model_create_gpt(out, A.ctx, 0, 3, 4, 1, 2), MGRAD_ERR_INVALID);
-    UNTOUCHED(mgrad_model_create_gpt(out, A.ctx, 5, 3, 4, 1, 3), MGRAD_ERR_INVALID);
-    UNTOUCHED(mgrad_model_create_gpt(out, A.ctx, 5, 3, 4, -1, 2), MGRAD_ERR_INVALID);
 }
 static void w_run_example_losses(void)
 {
@@ -867,6 +942,17 @@ static const walk WALKS[] = {
     W(dataset_num_classes),
     W(dataset_get_inputs),
     W(dataset_get_labels),
+    W(dataset_create_tokens),
+    W(dataset_vocab),
+    W(dataset_get_tokens),
+    W(text_corpus_create),
+    W(text_corpus_destroy),
+    W(text_corpus_add_file),
+    W(text_corpus_add_glob),
+    W(text_corpus_size),
+    W(text_corpus_document),
+    W(text_corpus_count_examples),
+    W(text_corpus_examples),
     W(model_add_conv2d),
     W(model_add_avg_pool),
     W(model_add_max_pool),
@@ -876,11 +962,6 @@ static const walk WALKS[] = {
     W(model_add_dropout),
     W(model_add_flatten),
     W(model_add_resnet_block),
-    W(model_add_token_embedding),
-    W(model_add_positional_embedding),
-    W(model_add_causal_self_attention),
-    W(model_add_transformer_block),
-    W(model_create_gpt),
     W(run_example_losses),
     W(run_set_shuffle_seed),
     W(meta_metasmoothness),

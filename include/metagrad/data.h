@@ -1,6 +1,6 @@
 /*
  * metagrad/data.h - loading datasets from files (IDX, NPY, CSV,
- * Fashion-MNIST), normalising them and splitting them.  Reading a dataset
+ * Fashion-MNIST, text corpora), normalising them and splitting them.  Reading a dataset
  * back (shape, labels, inputs) is in dataset.h with the other getters.
  *
  * Loaders copy the file's values into a new mgrad_dataset in the context's
@@ -207,6 +207,172 @@ MGRAD_API mgrad_status mgrad_dataset_split(mgrad_dataset **first, mgrad_dataset 
 MGRAD_API mgrad_status mgrad_dataset_subset(mgrad_dataset **out,
                                             const mgrad_dataset *dataset,
                                             const int64_t *rows, int64_t n);
+
+/* ---- text corpora ----------------------------------------------------------
+ *
+ * A text corpus is a list of documents of bytes read from text files, each
+ * with a domain label; it cuts them into a token dataset of fixed-length
+ * byte sequences (vocabulary 256, one byte per token, see
+ * mgrad_dataset_create_tokens) and says which document every example came
+ * from, so that whole documents can be weighted or selected.  A mixed pool
+ * is built by adding several files or globs with different domains.
+ *
+ *     mgrad_text_corpus *c;
+ *     mgrad_text_corpus_create(&c, ctx);
+ *     mgrad_text_corpus_add_glob(c, "/usr/share/man/man2/[a-z]*.gz", NULL,
+ *                                MGRAD_TEXT_SPLIT_FILE, 0, NULL);      (man pages)
+ *     mgrad_text_corpus_add_glob(c, "/usr/share/games/fortunes/[a-z]*", "*.dat",
+ *                                MGRAD_TEXT_SPLIT_PERCENT, 1, NULL);   (fortunes)
+ *     int64_t n;
+ *     mgrad_text_corpus_count_examples(c, NULL, 0, 65, 0, &n);
+ *     int64_t *doc = malloc(n * sizeof *doc);
+ *     mgrad_dataset *ds;
+ *     mgrad_text_corpus_examples(&ds, c, NULL, 0, 65, 0, doc, n);
+ * *
+ * Files are read whole through the loaders' bounded reader (plain or gzip,
+ * every read checked, a gzip stream's CRC verified).  A file is text when it
+ * holds no NUL byte; one that does (a binary file such as fortune's .dat
+ * index) is refused.  Each file enters a corpus once: a file already added,
+ * under any name (a symbolic or hard link), is skipped, with the domain it
+ * was first added with.
+ */
+
+/** A list of text documents; thread safety as its context. */
+typedef struct mgrad_text_corpus mgrad_text_corpus;
+
+/** How a file is cut into documents.  Empty documents are skipped. */
+typedef enum mgrad_text_split {
+    /** The whole file is one document (a man page, a license, a source
+        file). */
+    MGRAD_TEXT_SPLIT_FILE = 1,
+    /** fortune's format: documents are separated by lines holding only "%"
+        ("%\n" or "%\r\n"); the separator lines belong to no document. */
+    MGRAD_TEXT_SPLIT_PERCENT = 2,
+    /** dictd dictionaries (dict-gcide's gcide.dict.dz): a document starts at
+        the file's first byte and at every line that follows an empty line
+        and begins with a byte other than space, tab, CR or LF (a headword;
+        definitions are indented).  The empty lines before a headword end
+        the previous document. */
+    MGRAD_TEXT_SPLIT_HEADWORD = 3
+} mgrad_text_split;
+
+/**
+ * Create an empty corpus.
+ * @param[out] out  the corpus, owned by the caller (mgrad_text_corpus_destroy).
+ * @return MGRAD_OK; MGRAD_ERR_NULL; MGRAD_ERR_NOMEM.
+ */
+MGRAD_API mgrad_status mgrad_text_corpus_create(mgrad_text_corpus **out,
+                                                mgrad_context *ctx);
+
+/** Destroy a corpus (datasets made from it are independent).  Accepts NULL. */
+MGRAD_API void mgrad_text_corpus_destroy(mgrad_text_corpus *corpus);
+
+/**
+ * Read one text file (plain or gzip) and add its documents.
+ * @param path       the file.
+ * @param split      an mgrad_text_split value.
+ * @param domain     a label >= 0 given to each of its documents.
+ * @param[out] documents_added  may be NULL: the documents added (0 for a
+ *                   file already in the corpus or without text).
+ * @return MGRAD_OK; MGRAD_ERR_NULL; MGRAD_ERR_INVALID (split, domain);
+ *         MGRAD_ERR_IO (missing, not a regular file, unreadable: the message
+ *         names the file); MGRAD_ERR_FORMAT (corrupt or truncated gzip, a
+ *         NUL byte: not text); MGRAD_ERR_NOMEM.  On failure the corpus is
+ *         unchanged.
+ */
+MGRAD_API mgrad_status mgrad_text_corpus_add_file(mgrad_text_corpus *corpus,
+                                                  const char *path, mgrad_text_split split,
+                                                  int32_t domain, int64_t *documents_added);
+
+/**
+ * Add every regular file that a glob(3) pattern matches, in byte order of
+ * their paths (independent of the locale).  Matches that are not regular
+ * files (directories) are skipped, and so are those whose last path
+ * component matches `exclude` (an fnmatch(3) pattern such as "*.dat", or
+ * NULL for none).  All or nothing: when one file fails, no file of this
+ * call stays in the corpus.
+ * @param[out] documents_added  may be NULL: the documents added.
+ * @return as mgrad_text_corpus_add_file, and MGRAD_ERR_IO when the pattern
+ *         matches no file (after `exclude`) or cannot be read.
+ */
+MGRAD_API mgrad_status mgrad_text_corpus_add_glob(mgrad_text_corpus *corpus,
+                                                  const char *pattern, const char *exclude,
+                                                  mgrad_text_split split, int32_t domain,
+                                                  int64_t *documents_added);
+
+/**
+ * The corpus's size.
+ * @param[out] documents  may be NULL: the number of documents.
+ * @param[out] bytes      may be NULL: their total length.
+ * @return MGRAD_OK; MGRAD_ERR_NULL (corpus).
+ */
+MGRAD_API mgrad_status mgrad_text_corpus_size(const mgrad_text_corpus *corpus,
+                                              int64_t *documents, int64_t *bytes);
+
+/**
+ * One document: where it comes from, its domain and its text.  Every
+ * output may be NULL.  The pointers stay valid until the corpus is
+ * destroyed or a file is added to it.
+ * @param document    0 <= document < the number of documents (in the order
+ *                    they were added; within a file, in file order).
+ * @param[out] path   the file's path, as it was given or matched.
+ * @param[out] part   the document's index among its file's documents.
+ * @param[out] domain the domain it was added with.
+ * @param[out] text   its bytes (not NUL-terminated).
+ * @param[out] bytes  its length, >= 1.
+ * @return MGRAD_OK; MGRAD_ERR_NULL (corpus); MGRAD_ERR_INVALID (document
+ *         out of range).
+ */
+MGRAD_API mgrad_status mgrad_text_corpus_document(const mgrad_text_corpus *corpus,
+                                                  int64_t document, const char **path,
+                                                  int64_t *part, int32_t *domain,
+                                                  const uint8_t **text, int64_t *bytes);
+
+/**
+ * The number of examples mgrad_text_corpus_examples makes with the same
+ * arguments.  A document of B >= length bytes gives
+ * (B - length) / stride + 1 examples; a shorter one gives none, and 0 is a
+ * valid count (an empty corpus, documents all too short).
+ * @param documents   the documents to cut, in this order (repeats allowed),
+ *                    or NULL for all of them.
+ * @param ndocuments  their count (ignored when documents is NULL).
+ * @param length      bytes per example, L + 1 >= 2.
+ * @param stride      bytes between the starts of consecutive examples of a
+ *                    document, >= 1, or 0 for length - 1 (L): consecutive
+ *                    examples then share one byte, and every byte after a
+ *                    document's first is predicted exactly once up to the
+ *                    dropped tail.
+ * @return MGRAD_OK; MGRAD_ERR_NULL; MGRAD_ERR_INVALID (length, stride, a
+ *         document index out of range, ndocuments < 1).
+ */
+MGRAD_API mgrad_status mgrad_text_corpus_count_examples(const mgrad_text_corpus *corpus,
+                                                        const int64_t *documents,
+                                                        int64_t ndocuments, int64_t length,
+                                                        int64_t stride, int64_t *out);
+
+/**
+ * Cut documents into a token dataset (vocabulary 256, one byte per token):
+ * each document of B bytes gives the examples that start at bytes 0,
+ * stride, 2 stride, ... and hold `length` bytes, in document order; the
+ * last (B - length) mod stride bytes of a document (fewer than stride) and
+ * documents shorter than `length` give no example (nothing is padded).
+ * @param[out] out       the dataset, owned by the caller.
+ * @param[out] document  may be NULL: for each example, the index of its
+ *                       document in the corpus.
+ * @param n              the number of examples (mgrad_text_corpus_count_examples);
+ *                       checked when document is not NULL.
+ * Other parameters as mgrad_text_corpus_count_examples.
+ * @return MGRAD_OK; MGRAD_ERR_NULL; MGRAD_ERR_INVALID (as
+ *         count_examples; an empty corpus; no selected document holds
+ *         `length` bytes: the message names the longest); MGRAD_ERR_SIZE (n);
+ *         MGRAD_ERR_NOMEM.  On failure neither *out nor document is written.
+ */
+MGRAD_API mgrad_status mgrad_text_corpus_examples(mgrad_dataset **out,
+                                                  const mgrad_text_corpus *corpus,
+                                                  const int64_t *documents,
+                                                  int64_t ndocuments, int64_t length,
+                                                  int64_t stride, int64_t *document,
+                                                  int64_t n);
 
 #ifdef __cplusplus
 }

@@ -123,6 +123,60 @@ MGRAD_API mgrad_status mgrad_dataset_get_labels(const mgrad_dataset *dataset,
  */
 MGRAD_API mgrad_status mgrad_dataset_compact(mgrad_dataset *dataset, int64_t *input_bytes);
 
+/* ---- token datasets -------------------------------------------------------
+ *
+ * A token dataset's examples are sequences of `length` = L + 1 integer ids
+ * in [0, vocab), held as its inputs (shape {length}) exactly in the
+ * context's dtype.  A sequence model reads the first L ids and its loss
+ * (MGRAD_LOSS_NEXT_TOKEN) predicts the id at position p + 1 from position
+ * p, so the labels come from the sequence itself: a token dataset needs
+ * none.  Weights (mgrad_dataset_set_weights) weight whole sequences, as any
+ * example.  Subsets and splits are token datasets with the same
+ * vocabulary; mgrad_dataset_normalize and mgrad_dataset_scale refuse them
+ * (MGRAD_ERR_INVALID), since scaled ids are no longer ids.
+ */
+
+/**
+ * Create a token dataset of `n` sequences of `length` ids each.  Every id is
+ * checked to lie in [0, vocab) before anything is stored.  With vocab <= 256
+ * (a byte-level vocabulary) the ids are stored compactly, one byte per token
+ * (a palette of the values 0..vocab-1, see mgrad_dataset_compact), so
+ * reading them back, by runs or mgrad_dataset_get_inputs, gives exactly
+ * (real)id; larger vocabularies are stored densely, also exactly.
+ * @param[out] out  the dataset, owned by the caller (mgrad_dataset_destroy).
+ * @param n         sequences, >= 1.
+ * @param length    ids per sequence (L + 1), >= 2.
+ * @param tokens    n * length ids, row-major (sequence after sequence);
+ *                  copied in.
+ * @param vocab     the vocabulary size: 2 to 2^24 in an f32 context (the
+ *                  integers f32 holds exactly), 2 to INT32_MAX in f64.
+ * @return MGRAD_OK; MGRAD_ERR_NULL; MGRAD_ERR_INVALID (n, length or vocab
+ *         out of range; an id outside [0, vocab): the message names its
+ *         example, position and value); MGRAD_ERR_NOMEM.  On failure *out
+ *         is untouched.
+ */
+MGRAD_API mgrad_status mgrad_dataset_create_tokens(mgrad_dataset **out, mgrad_context *ctx,
+                                                   int64_t n, int64_t length,
+                                                   const int32_t *tokens, int32_t vocab);
+
+/**
+ * The vocabulary of a token dataset, 0 for any other dataset (so that a run
+ * can check a sequence model's vocabulary against its data).
+ * @return MGRAD_OK; MGRAD_ERR_NULL.
+ */
+MGRAD_API mgrad_status mgrad_dataset_vocab(const mgrad_dataset *dataset, int32_t *out);
+
+/**
+ * Copy the ids of a token dataset ([size, length], row-major) into the
+ * caller's buffer.
+ * @param[out] out  room for `count` ids.
+ * @param count     size * length.
+ * @return MGRAD_OK; MGRAD_ERR_NULL; MGRAD_ERR_ORDER (not a token dataset);
+ *         MGRAD_ERR_SIZE (count).
+ */
+MGRAD_API mgrad_status mgrad_dataset_get_tokens(const mgrad_dataset *dataset, int32_t *out,
+                                                int64_t count);
+
 #ifdef __cplusplus
 }
 #endif

@@ -14,6 +14,12 @@
  *            not be distinct nor all used (the IDX loader indexes by the
  *            file's byte).
  * Outside lib/data, read inputs only through mgr_dataset_copy_row.
+ *
+ * A token dataset (mgrad_dataset_create_tokens, the text loader) has vocab
+ * >= 2: every input is an integer id in [0, vocab), held exactly in the
+ * context's dtype (compact with the identity palette 0..vocab-1 when vocab
+ * <= 256).  Transforms that would change the values refuse it; subsets and
+ * splits keep vocab.  Other datasets have vocab 0.
  */
 #ifndef MGRAD_DATASET_INTERNAL_H
 #define MGRAD_DATASET_INTERNAL_H
@@ -38,6 +44,7 @@ struct mgrad_dataset {
     void *targets;         /* [n, target_dim] in ctx->dtype, or NULL */
     int64_t target_dim;
     void *weights;         /* [n] in ctx->dtype, or NULL (all 1) */
+    int32_t vocab;         /* token dataset: ids are in [0, vocab); else 0 */
 };
 
 void mgr_dataset_retain(mgrad_dataset *ds);

@@ -22,7 +22,9 @@ mgrad_status mgr_reader_open(mgr_reader *r, mgrad_context *ctx, const char *fn,
     r->fn = fn;
     r->path = path;
     MGRAD_RETURN_IF(ctx, path == NULL, MGRAD_ERR_NULL, "%s: a file path is NULL", fn);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* Non-blocking, so that opening a FIFO without a writer returns at once
+       (and is then refused as not a regular file) instead of hanging. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     MGRAD_RETURN_IF(ctx, fd < 0, MGRAD_ERR_IO, "%s: %s: cannot open: %s", fn, path,
                     strerror(errno));
     struct stat st;
@@ -35,6 +37,13 @@ mgrad_status mgr_reader_open(mgr_reader *r, mgrad_context *ctx, const char *fn,
     if (!S_ISREG(st.st_mode)) {
         close(fd);
         return mgr_error(ctx, MGRAD_ERR_IO, "%s: %s: not a regular file", fn, path);
+    }
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+        int err = errno;
+        close(fd);
+        return mgr_error(ctx, MGRAD_ERR_IO, "%s: %s: cannot read: %s", fn, path,
+                         strerror(err));
     }
     r->file_bytes = (uint64_t)st.st_size;
     unsigned char magic[2] = {0, 0};

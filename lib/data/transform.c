@@ -16,6 +16,16 @@ static mgrad_status check_writable(const mgrad_dataset *ds, const char *fn)
     return MGRAD_OK;
 }
 
+/* Token ids are what the model embeds: scaling them would make them
+   something else, so the value transforms refuse a token dataset. */
+static mgrad_status check_not_tokens(const mgrad_dataset *ds, const char *fn)
+{
+    MGRAD_RETURN_IF(ds->ctx, ds->vocab > 0, MGRAD_ERR_INVALID,
+                    "%s: the dataset holds token ids (vocabulary %d), which must stay "
+                    "integers; it is unchanged", fn, (int)ds->vocab);
+    return MGRAD_OK;
+}
+
 /* Input value i (row-major), dense or compact. */
 static double input_value(const mgrad_dataset *ds, size_t i)
 {
@@ -112,6 +122,7 @@ mgrad_status mgrad_dataset_scale(mgrad_dataset *ds, double scale, double offset)
 {
     static const char fn[] = "mgrad_dataset_scale";
     if (ds == NULL) return MGRAD_ERR_NULL;
+    MGRAD_FORWARD(check_not_tokens(ds, fn));
     MGRAD_RETURN_IF(ds->ctx, !isfinite(scale) || !isfinite(offset), MGRAD_ERR_INVALID,
                     "%s: scale (%g) and offset (%g) must be finite", fn, scale, offset);
     MGRAD_FORWARD(check_writable(ds, fn));
@@ -125,6 +136,7 @@ mgrad_status mgrad_dataset_normalize(mgrad_dataset *ds, const mgrad_dataset *ref
     static const char fn[] = "mgrad_dataset_normalize";
     if (ds == NULL) return MGRAD_ERR_NULL;
     mgrad_context *ctx = ds->ctx;
+    MGRAD_FORWARD(check_not_tokens(ds, fn));
     if (ref == NULL) ref = ds;
     MGRAD_RETURN_IF(ctx, ref->ctx != ctx, MGRAD_ERR_INVALID,
                     "%s: reference belongs to another context", fn);
@@ -213,6 +225,7 @@ static mgrad_status copy_rows(const mgrad_dataset *ds, const char *fn, const int
     }
     c->num_classes = ds->num_classes;
     c->target_dim = ds->target_dim;
+    c->vocab = ds->vocab;
     *out = c;
     return MGRAD_OK;
 }
