@@ -796,6 +796,37 @@ static void w_model_add_resnet_block(void)
 {
     FAILS(mgrad_model_add_resnet_block(NULL, 4, 1), MGRAD_ERR_NULL);
 }
+static void w_model_add_token_embedding(void)
+{
+    FAILS(mgrad_model_add_token_embedding(NULL, 5, 4, 3), MGRAD_ERR_NULL);
+    /* the fixture's model already has layers */
+    FAILS_MSG(mgrad_model_add_token_embedding(A.model, 5, 4, 3), MGRAD_ERR_ORDER);
+}
+static void w_model_add_positional_embedding(void)
+{
+    FAILS(mgrad_model_add_positional_embedding(NULL), MGRAD_ERR_NULL);
+    FAILS_MSG(mgrad_model_add_positional_embedding(A.model), MGRAD_ERR_SHAPE);
+}
+static void w_model_add_causal_self_attention(void)
+{
+    FAILS(mgrad_model_add_causal_self_attention(NULL, 1, 0), MGRAD_ERR_NULL);
+    FAILS_MSG(mgrad_model_add_causal_self_attention(A.model, 1, 0), MGRAD_ERR_SHAPE);
+}
+static void w_model_add_transformer_block(void)
+{
+    FAILS(mgrad_model_add_transformer_block(NULL, 1, 4, 0), MGRAD_ERR_NULL);
+    FAILS_MSG(mgrad_model_add_transformer_block(A.model, 1, 4, 0), MGRAD_ERR_SHAPE);
+}
+static void w_model_create_gpt(void)
+{
+    mgrad_model **out = (mgrad_model **)buf;
+    UNTOUCHED_NOCTX(mgrad_model_create_gpt(out, NULL, 5, 3, 4, 1, 2), MGRAD_ERR_NULL);
+    FAILS_MSG(mgrad_model_create_gpt(NULL, A.ctx, 5, 3, 4, 1, 2), MGRAD_ERR_NULL);
+    UNTOUCHED(mgrad_model_create_gpt(out, A.ctx, 5, 0, 4, 1, 2), MGRAD_ERR_INVALID);
+    UNTOUCHED(mgrad_model_create_gpt(out, A.ctx, 0, 3, 4, 1, 2), MGRAD_ERR_INVALID);
+    UNTOUCHED(mgrad_model_create_gpt(out, A.ctx, 5, 3, 4, 1, 3), MGRAD_ERR_INVALID);
+    UNTOUCHED(mgrad_model_create_gpt(out, A.ctx, 5, 3, 4, -1, 2), MGRAD_ERR_INVALID);
+}
 static void w_run_example_losses(void)
 {
     int64_t n = SMALL.nval;
@@ -962,6 +993,11 @@ static const walk WALKS[] = {
     W(model_add_dropout),
     W(model_add_flatten),
     W(model_add_resnet_block),
+    W(model_add_token_embedding),
+    W(model_add_positional_embedding),
+    W(model_add_causal_self_attention),
+    W(model_add_transformer_block),
+    W(model_create_gpt),
     W(run_example_losses),
     W(run_set_shuffle_seed),
     W(meta_metasmoothness),
