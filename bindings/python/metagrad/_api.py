@@ -600,6 +600,53 @@ class Model(_Handle):
                    B.int_scalar(channels, "channels"), B.int_scalar(stride, "stride", 32))
         return self
 
+    # ---- sequence models (metagrad/model.h): an example is L + 1 token ids;
+    # on a sequence [L, d], dense() and layer_norm() apply to every position.
+
+    def token_embedding(self, vocab, width, context):
+        """Append a token embedding (the first layer): ids [0, vocab) at the
+        first `context` inputs -> a sequence [context, width]; E ~ N(0, 1)."""
+        self._call(lib.mgrad_model_add_token_embedding, self, B.int_scalar(vocab, "vocab"),
+                   B.int_scalar(width, "width"), B.int_scalar(context, "context"))
+        return self
+
+    def positional_embedding(self):
+        """Append y = x + P, P [L, d] learned (N(0, 1) at first)."""
+        self._call(lib.mgrad_model_add_positional_embedding, self)
+        return self
+
+    def causal_self_attention(self, heads, dropout=0.0):
+        """Append causal multi-head self-attention (QKV projection, softmax
+        of Q Kᵀ/√e over j <= i, attention dropout, output projection)."""
+        self._call(lib.mgrad_model_add_causal_self_attention, self,
+                   B.int_scalar(heads, "heads", 32), B.real_scalar(dropout, "dropout"))
+        return self
+
+    def transformer_block(self, heads, mlp_ratio=4, dropout=0.0):
+        """Append a pre-norm block: x + attn(LN(x)), then h + MLP(LN(h)) with
+        MLP = dense(mlp_ratio d), GELU, dense(d)."""
+        self._call(lib.mgrad_model_add_transformer_block, self,
+                   B.int_scalar(heads, "heads", 32), B.int_scalar(mlp_ratio, "mlp_ratio", 32),
+                   B.real_scalar(dropout, "dropout"))
+        return self
+
+    @classmethod
+    def gpt(cls, ctx, vocab, context, width, layers, heads):
+        """A small GPT for loss='next_token': input context + 1 token ids,
+        token and positional embeddings, `layers` transformer blocks (MLP
+        ratio 4, no dropout), final layer norm, dense to vocab per position."""
+        if not isinstance(ctx, Context):
+            raise TypeError("ctx: expected a metagrad.Context")
+        args = (ctx, B.int_scalar(vocab, "vocab"), B.int_scalar(context, "context"),
+                B.int_scalar(width, "width"), B.int_scalar(layers, "layers", 32),
+                B.int_scalar(heads, "heads", 32))
+        self = cls.__new__(cls)
+        core = _core_of(ctx)
+        ptr, = _create(core, lib.mgrad_model_create_gpt, args)
+        self._core, self._ptr = core, ptr
+        self.input_shape = (int(context) + 1,)
+        return self
+
     @property
     def num_params(self):
         out = ctypes.c_int64()

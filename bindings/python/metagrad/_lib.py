@@ -76,6 +76,7 @@ class Activation(enum.IntEnum):
 class Loss(enum.IntEnum):
     CROSS_ENTROPY = 1
     SQUARED_ERROR = 2
+    NEXT_TOKEN = 3
 
 
 class Optimizer(enum.IntEnum):
@@ -381,6 +382,11 @@ FUNCTIONS = [
     ("mgrad_model_add_dropout", [_vp, _dbl], c_enum, _st),
     ("mgrad_model_add_flatten", [_vp], c_enum, _st),
     ("mgrad_model_add_resnet_block", [_vp, _i64, _i32], c_enum, _st),
+    ("mgrad_model_add_token_embedding", [_vp, _i64, _i64, _i64], c_enum, _st),
+    ("mgrad_model_add_positional_embedding", [_vp], c_enum, _st),
+    ("mgrad_model_add_causal_self_attention", [_vp, _i32, _dbl], c_enum, _st),
+    ("mgrad_model_add_transformer_block", [_vp, _i32, _i32, _dbl], c_enum, _st),
+    ("mgrad_model_create_gpt", [_pp, _vp, _i64, _i64, _i64, _i32, _i32], c_enum, _st),
     # metagrad/dataset.h
     ("mgrad_dataset_create", [_pp, _vp, _i64, _i32, _pi64, c_enum, _vp], c_enum, _st),
     ("mgrad_dataset_destroy", [_vp], None, None),
