@@ -143,6 +143,43 @@ START_TEST(test_seq_op_fd)
 }
 END_TEST
 
+/* Attention dropout drops (training steps, keyed by the step) and is the
+   identity in evaluation passes: the FD checks above hold for any fixed
+   mask, so this shows that the mask is there and when. */
+START_TEST(test_attention_dropout_mask)
+{
+    mgrad_context *ctx = new_ctx();
+    mgr_graph g;
+    seq_graph(ctx, &g, 4, 6);
+    mgr_node n = mk(MGR_OP_ATTENTION, 0);
+    n.heads = 2;
+    n.rate = 0.5;
+    app(ctx, &g, n);
+    fd_problem pb;
+    fd_setup(&pb, ctx, &g, 2, 9, 0.0);
+    size_t ny = pb.rows * pb.nout;
+    double *y_off = dalloc(ny), *y_on = dalloc(ny), *y_step = dalloc(ny), *y_ref = dalloc(ny);
+    pb.ws->training = 0;
+    eval_forward(&pb, pb.theta, pb.x, y_off);
+    pb.ws->training = 1;
+    eval_forward(&pb, pb.theta, pb.x, y_on);
+    pb.ws->step = 6;
+    eval_forward(&pb, pb.theta, pb.x, y_step);
+    g.nodes[1].rate = 0; /* the same op without dropout, in training mode */
+    eval_forward(&pb, pb.theta, pb.x, y_ref);
+    ck_assert(memcmp(y_off, y_ref, ny * sizeof(double)) == 0);
+    ck_assert(memcmp(y_on, y_off, ny * sizeof(double)) != 0);
+    ck_assert(memcmp(y_on, y_step, ny * sizeof(double)) != 0);
+    free(y_off);
+    free(y_on);
+    free(y_step);
+    free(y_ref);
+    fd_teardown(&pb);
+    mgr_graph_free(ctx, &g);
+    finish_ctx(ctx);
+}
+END_TEST
+
 /* Token ids in [0, V) into every input of pb (as the dataset holds them). */
 static void fill_ids(fd_problem *pb, int64_t V, uint64_t seed)
 {
@@ -688,6 +725,7 @@ Suite *make_suite(void)
     Suite *s = suite_create("ops_seq");
     TCase *tc = tcase_create("ops");
     tcase_add_loop_test(tc, test_seq_op_fd, 0, NCASES);
+    tcase_add_test(tc, test_attention_dropout_mask);
     tcase_add_test(tc, test_token_embedding_fd);
     tcase_add_test(tc, test_gpt_graph_fd);
     tcase_add_test(tc, test_builders);
