@@ -855,6 +855,56 @@ class Dataset(_Handle):
         return cls._load(ctx, lib.mgrad_dataset_load_fashion_mnist, split.encode(),
                          _path(dir, "dir"))
 
+    @classmethod
+    def tokens(cls, ctx, tokens, vocab):
+        """A token dataset: N sequences of L + 1 integer ids in [0, vocab)
+        (a list of equal-length lists, or an [N, L + 1] integer array), for
+        sequence models whose next-token loss predicts id p + 1 from position
+        p (no labels needed).  Stored exactly; one byte per token when vocab
+        <= 256.  InvalidError names the first id out of range."""
+        buf = B.int_in(tokens, "tokens", 32)
+        if len(buf.shape) != 2:
+            raise B.ShapeError("tokens: expected [N, L + 1] ids, got shape %s"
+                               % B._shape_str(buf.shape))
+        n, length = int(buf.shape[0]), int(buf.shape[1])
+        return cls._load(ctx, lib.mgrad_dataset_create_tokens, n, length, buf.ptr,
+                         B.int_scalar(vocab, "vocab", 32))
+
+    @classmethod
+    def load_text(cls, ctx, paths, length, stride=0, split="file", domain=0, exclude=None):
+        """Read text files (plain or gzip; a path with *, ? or [ is a glob)
+        into documents (split 'file', 'percent' for fortune files or
+        'headword' for dictd dictionaries) and cut them into byte sequences
+        of `length` = L + 1 bytes, `stride` apart (0: L).  Returns
+        (dataset, documents): a token dataset (vocabulary 256) and, per
+        example, the index of its document (int64).  For several domains or
+        the documents' names, use TextCorpus."""
+        with TextCorpus(ctx) as corpus:
+            if isinstance(paths, (str, bytes, os.PathLike)):
+                paths = [paths]
+            for p in paths:
+                corpus.add(p, split=split, domain=domain, exclude=exclude)
+            return corpus.examples(length, stride)
+
+    @property
+    def vocab(self):
+        """The vocabulary of a token dataset; 0 for any other dataset."""
+        out = ctypes.c_int32()
+        self._call(lib.mgrad_dataset_vocab, self, ctypes.byref(out))
+        return out.value
+
+    def get_tokens(self):
+        """A copy of a token dataset's ids, [N, L + 1] int32 (nested lists
+        without numpy); OrderError for other datasets."""
+        self._handle()
+        count = self._n * self.shape[0]
+        out = B.Int32Out(count)
+        self._call(lib.mgrad_dataset_get_tokens, self, out.ptr, count)
+        flat = out.result()
+        if B.HAVE_NUMPY:
+            return flat.reshape(self._n, self.shape[0])
+        return [flat[i * self.shape[0]:(i + 1) * self.shape[0]] for i in range(self._n)]
+
     def normalize(self, reference=None, mode="global"):
         """Standardise the inputs in place with the means and deviations of
         `reference` (default: this set); mode 'global', 'per_feature' or
@@ -920,6 +970,145 @@ class Dataset(_Handle):
         if self.closed:
             return "<metagrad.Dataset closed>"
         return "<metagrad.Dataset n=%d shape=%s>" % (self._n, self.shape)
+
+
+# ---------------------------------------------------------------- TextCorpus
+
+_TEXT_SPLITS = {"file": 1, "percent": 2, "fortune": 2, "headword": 3, "dict": 3}
+
+
+def _int64_array(count):
+    """(buffer, pointer) of `count` int64 for C to fill."""
+    if B.HAVE_NUMPY:
+        arr = B.np.empty(count, dtype=B.np.int64)
+        return arr, arr.ctypes.data_as(ctypes.POINTER(ctypes.c_int64))
+    arr = (ctypes.c_int64 * max(count, 1))()
+    return arr, ctypes.cast(arr, ctypes.POINTER(ctypes.c_int64))
+
+
+class TextCorpus(_Handle):
+    """Documents of bytes read from text files (plain or gzip), each with a
+    domain label, cut into token datasets whose examples remember their
+    document (metagrad/data.h, mgrad_text_corpus_*).
+
+        corpus = TextCorpus(ctx)
+        corpus.add("/usr/share/man/man2/*.gz", domain=0)
+        corpus.add("/usr/share/games/fortunes/[a-z]*", split="percent",
+                   exclude="*.dat", domain=1)
+        data, doc = corpus.examples(65)        # L = 64
+        corpus.domains()[doc]                  # each example's domain
+    """
+    _destroy = staticmethod(lib.mgrad_text_corpus_destroy)
+
+    def __init__(self, ctx):
+        if not isinstance(ctx, Context):
+            raise TypeError("ctx: expected a metagrad.Context")
+        core = _core_of(ctx)
+        ptr, = _create(core, lib.mgrad_text_corpus_create, (ctx,))
+        self._core, self._ptr = core, ptr
+
+    def add(self, path, split="file", domain=0, exclude=None):
+        """Add a file, or every regular file a glob pattern (a path with *, ?
+        or [) matches, in byte order, skipping names that match `exclude`.
+        split: 'file' (one document), 'percent' (fortune's % lines) or
+        'headword' (dictd entries).  A file already in the corpus is skipped.
+        Returns the number of documents added; a failure adds nothing."""
+        if split not in _TEXT_SPLITS:
+            raise InvalidError("split: expected one of %s, got %r"
+                               % (", ".join(sorted(_TEXT_SPLITS)), split))
+        code = _TEXT_SPLITS[split]
+        domain = B.int_scalar(domain, "domain", 32)
+        raw = _path(path, "path")
+        added = ctypes.c_int64()
+        if any(ch in raw for ch in (b"*", b"?", b"[")):
+            self._call(lib.mgrad_text_corpus_add_glob, self, raw, _path(exclude, "exclude"),
+                       code, domain, ctypes.byref(added))
+        else:
+            if exclude is not None:
+                raise InvalidError("exclude: only meaningful with a glob pattern")
+            self._call(lib.mgrad_text_corpus_add_file, self, raw, code, domain,
+                       ctypes.byref(added))
+        return added.value
+
+    def __len__(self):
+        out = ctypes.c_int64()
+        self._call(lib.mgrad_text_corpus_size, self, ctypes.byref(out), None)
+        return out.value
+
+    @property
+    def bytes(self):
+        """The total length of the documents."""
+        out = ctypes.c_int64()
+        self._call(lib.mgrad_text_corpus_size, self, None, ctypes.byref(out))
+        return out.value
+
+    def document(self, index):
+        """Document `index`: a dict with path (str), part (its index in its
+        file), domain and text (bytes)."""
+        path, text = ctypes.c_char_p(), ctypes.c_void_p()
+        part, size, domain = ctypes.c_int64(), ctypes.c_int64(), ctypes.c_int32()
+        core = _core_of(self)
+        with core.guard:  # the text pointer stays valid until the lock is released
+            self._call(lib.mgrad_text_corpus_document, self, B.int_scalar(index, "index"),
+                       ctypes.byref(path), ctypes.byref(part), ctypes.byref(domain),
+                       ctypes.byref(text), ctypes.byref(size))
+            data = ctypes.string_at(text.value, size.value)
+        return {"path": os.fsdecode(path.value), "part": part.value, "domain": domain.value,
+                "text": data}
+
+    def domains(self):
+        """The domain of every document (int32 array, or a list)."""
+        n = len(self)
+        out = B.Int32Out(max(n, 1))
+        d = ctypes.c_int32()
+        for i in range(n):
+            self._call(lib.mgrad_text_corpus_document, self, i, None, None, ctypes.byref(d),
+                       None, None)
+            out._arr[i] = d.value
+        res = out.result()
+        return res[:n]
+
+    def count_examples(self, length, stride=0, documents=None):
+        """The examples examples() would make (0 when no document is long
+        enough)."""
+        sel, ptr, nsel = self._selection(documents)
+        out = ctypes.c_int64()
+        self._call(lib.mgrad_text_corpus_count_examples, self, ptr, nsel,
+                   B.int_scalar(length, "length"), B.int_scalar(stride, "stride"),
+                   ctypes.byref(out))
+        return out.value
+
+    def examples(self, length, stride=0, documents=None):
+        """(dataset, document): the documents (all, or the given indices in
+        that order) cut into token examples of `length` = L + 1 bytes
+        starting every `stride` bytes (0: L, so consecutive examples share
+        one byte); short documents and tails give nothing.  `document`
+        (int64) holds each example's document index."""
+        length = B.int_scalar(length, "length")
+        stride = B.int_scalar(stride, "stride")
+        sel, ptr, nsel = self._selection(documents)
+        core = _core_of(self)
+        with core.guard:
+            n = self.count_examples(length, stride, documents)
+            doc, doc_ptr = _int64_array(n)
+            out, = _create(core, lib.mgrad_text_corpus_examples,
+                           (self, ptr, nsel, length, stride, doc_ptr if n > 0 else None, n))
+        ds = Dataset._adopt(core, out)
+        return ds, (doc if B.HAVE_NUMPY else list(doc)[:n])
+
+    @staticmethod
+    def _selection(documents):
+        if documents is None:
+            return None, None, 0
+        buf = B.int_in(documents, "documents", 64)
+        if len(buf.shape) != 1:
+            raise B.ShapeError("documents: expected a 1-D sequence of document indices")
+        return buf, buf.ptr, buf.count
+
+    def __repr__(self):
+        if self.closed:
+            return "<metagrad.TextCorpus closed>"
+        return "<metagrad.TextCorpus documents=%d bytes=%d>" % (len(self), self.bytes)
 
 
 # ---------------------------------------------------------------- Run
