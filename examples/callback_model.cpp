@@ -37,7 +37,8 @@ const int kFeatures = 10, kClasses = 3, kTrain = 240, kVal = 120, kSteps = 100, 
 struct LinearSoftmax {
     int F, C;
     long long loss_calls;
-    LinearSoftmax(int f, int c) : F(f), C(c), loss_calls(0) {}
+    long long calls_in[4];  // loss_grad calls by mgrad_callback_phase
+    LinearSoftmax(int f, int c) : F(f), C(c), loss_calls(0), calls_in{0, 0, 0, 0} {}
     int64_t num_params() const { return (int64_t)C * F + C; }
 
     void logits(const double *th, const double *x, double *o) const {
@@ -129,42 +130,43 @@ int guarded(F &&f) {
     }
 }
 
-extern "C" int cb_loss_grad(const void *theta, int64_t rows, const void *inputs,
-                            const int32_t *labels, const void *targets, const void *weights,
-                            double scale, double *loss, void *grad, void *example_losses,
-                            void *user_data) {
-    (void)targets;
+// Each callback gets the chunk (rows, inputs, labels, weights, scale, and
+// where the library is: chunk->phase, chunk->step) and fills an output
+// struct; both are versioned, so the library can append fields without
+// breaking this code.
+extern "C" int cb_loss_grad(const mgrad_chunk *chunk, const void *theta,
+                            mgrad_loss_grad_out *out, void *user_data) {
     auto *m = static_cast<LinearSoftmax *>(user_data);
+    // a library newer than this program may report phases it does not know
+    if (chunk->phase >= 0 && chunk->phase < 4) m->calls_in[chunk->phase]++;
     return guarded([&] {
-        m->loss_grad(static_cast<const double *>(theta), rows,
-                     static_cast<const double *>(inputs), labels,
-                     static_cast<const double *>(weights), scale, loss,
-                     static_cast<double *>(grad), static_cast<double *>(example_losses));
+        m->loss_grad(static_cast<const double *>(theta), chunk->rows,
+                     static_cast<const double *>(chunk->inputs), chunk->labels,
+                     static_cast<const double *>(chunk->weights), chunk->scale, &out->loss,
+                     static_cast<double *>(out->grad),
+                     static_cast<double *>(out->example_losses));
     });
 }
 
-extern "C" int cb_hvp(const void *theta, const void *u, int64_t rows, const void *inputs,
-                      const int32_t *labels, const void *targets, const void *weights,
-                      double scale, void *hu, void *loss_tangents, void *input_grad_tangents,
-                      void *user_data) {
-    (void)targets;
+extern "C" int cb_hvp(const mgrad_chunk *chunk, const void *theta, const void *u,
+                      mgrad_hvp_out *out, void *user_data) {
     auto *m = static_cast<LinearSoftmax *>(user_data);
     return guarded([&] {
-        m->hvp(static_cast<const double *>(theta), static_cast<const double *>(u), rows,
-               static_cast<const double *>(inputs), labels,
-               static_cast<const double *>(weights), scale, static_cast<double *>(hu),
-               static_cast<double *>(loss_tangents),
-               static_cast<double *>(input_grad_tangents));
+        m->hvp(static_cast<const double *>(theta), static_cast<const double *>(u), chunk->rows,
+               static_cast<const double *>(chunk->inputs), chunk->labels,
+               static_cast<const double *>(chunk->weights), chunk->scale,
+               static_cast<double *>(out->hu), static_cast<double *>(out->loss_tangents),
+               static_cast<double *>(out->input_grad_tangents));
     });
 }
 
-extern "C" int cb_outputs(const void *theta, int64_t rows, const void *inputs, void *outputs,
+extern "C" int cb_outputs(const mgrad_chunk *chunk, const void *theta, void *outputs,
                           void *user_data) {
     auto *m = static_cast<LinearSoftmax *>(user_data);
     return guarded([&] {
-        for (int64_t i = 0; i < rows; i++)
+        for (int64_t i = 0; i < chunk->rows; i++)
             m->logits(static_cast<const double *>(theta),
-                      static_cast<const double *>(inputs) + i * m->F,
+                      static_cast<const double *>(chunk->inputs) + i * m->F,
                       static_cast<double *>(outputs) + i * m->C);
     });
 }
@@ -242,7 +244,7 @@ int main(int argc, char **argv)
     mgrad_callback_model cb = MGRAD_CALLBACK_MODEL_INIT;
     cb.num_params = model.num_params();
     cb.ndim = 1;
-    cb.input_shape[0] = kFeatures;
+    cb.input_shape = shape;  // copied by mgrad_run_create_callback
     cb.num_outputs = kClasses;
     cb.loss_grad = cb_loss_grad;
     cb.hvp = cb_hvp;
@@ -308,7 +310,12 @@ int main(int argc, char **argv)
     };
     double rel = std::max(max_rel(wgrad[1], wgrad[0]), max_rel(lrgrad[1], lrgrad[0]));
     std::printf("approximate vs exact metagradients: max relative difference %.1e\n", rel);
-    std::printf("(%lld loss_grad calls in all)\n", model.loss_calls);
+    std::printf("(%lld loss_grad calls in all: %lld in training steps, %lld in reverse "
+                "steps, %lld for the output function, %lld in evaluation)\n",
+                model.loss_calls, model.calls_in[MGRAD_CALLBACK_PHASE_TRAIN],
+                model.calls_in[MGRAD_CALLBACK_PHASE_REVERSE],
+                model.calls_in[MGRAD_CALLBACK_PHASE_OUTPUT],
+                model.calls_in[MGRAD_CALLBACK_PHASE_EVAL]);
 
     mgrad_dataset_destroy(train);
     mgrad_dataset_destroy(val);

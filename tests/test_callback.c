@@ -14,7 +14,9 @@
  *      and the run stays usable and exact;
  *   4. whole-run metagradients of the callback model agree with central
  *      finite differences of whole training runs;
- * plus the API rules: defaults, unsupported kinds, stats versions.
+ * plus the API rules: defaults, unsupported kinds, stats versions, the
+ * chunk every callback receives (its versions, phases and steps) and input
+ * shapes of any rank.
  */
 #include <check.h>
 #include <math.h>
@@ -33,10 +35,31 @@ enum { OW1 = 0, OB1 = H * F, OW2 = OB1 + H, OB2 = OW2 + C * H, P = OB2 + C };
 
 /* ---- the hand-written model ---------------------------------------------- */
 
+/* What a callback saw of its chunk (test_chunk_phases). */
+typedef struct seen {
+    char fn;                       /* 'l' loss_grad, 'h' hvp, 'o' outputs */
+    uint32_t version, out_version; /* the chunk's and the output struct's */
+    mgrad_callback_phase phase;
+    int64_t step, rows;
+    double scale;
+} seen;
+
+enum { MAX_SEEN = 256 };
+
 typedef struct mlp {
     int64_t loss_calls, hvp_calls;
     int64_t fail_loss_at, fail_hvp_at; /* fail on that call (1-based); 0: never */
+    seen *log;                         /* NULL, or [MAX_SEEN]: every call's chunk */
+    int64_t num_seen;
 } mlp;
+
+static void note(mlp *m, char fn, const mgrad_chunk *k, uint32_t out_version)
+{
+    if (m == NULL || m->log == NULL) return;
+    ck_assert_int_lt(m->num_seen, MAX_SEEN);
+    m->log[m->num_seen++] =
+        (seen){fn, k->version, out_version, k->phase, k->step, k->rows, k->scale};
+}
 
 /* h = tanh(W1 x + b1), o = W2 h + b2 */
 static void mlp_forward(const double *th, const double *x, double *h, double *o)
@@ -65,15 +88,16 @@ static double softmax_ce(const double *o, int32_t y, double *p)
     return lz - o[y];
 }
 
-static int mlp_loss_grad(const void *theta, int64_t rows, const void *inputs,
-                         const int32_t *labels, const void *targets, const void *weights,
-                         double scale, double *loss, void *grad, void *example_losses,
+static int mlp_loss_grad(const mgrad_chunk *chunk, const void *theta, mgrad_loss_grad_out *out,
                          void *user_data)
 {
     mlp *m = user_data;
-    const double *th = theta, *X = inputs, *w = weights;
-    double *g = grad, *ell = example_losses;
-    (void)targets;
+    const double *th = theta, *X = chunk->inputs, *w = chunk->weights;
+    const int32_t *labels = chunk->labels;
+    int64_t rows = chunk->rows;
+    double scale = chunk->scale;
+    double *g = out->grad, *ell = out->example_losses;
+    note(m, 'l', chunk, out->version);
     m->loss_calls++;
     if (m->fail_loss_at != 0 && m->loss_calls == m->fail_loss_at) return 42;
     double total = 0;
@@ -101,20 +125,21 @@ static int mlp_loss_grad(const void *theta, int64_t rows, const void *inputs,
             g[OB1 + k] += dh[k];
         }
     }
-    *loss = scale * total;
+    out->loss = scale * total;
     return 0;
 }
 
 /* Forward-over-reverse along u = (U1, v1, U2, v2), input tangents 0. */
-static int mlp_hvp(const void *theta, const void *dir, int64_t rows, const void *inputs,
-                   const int32_t *labels, const void *targets, const void *weights,
-                   double scale, void *hu, void *loss_tangents, void *input_grad_tangents,
-                   void *user_data)
+static int mlp_hvp(const mgrad_chunk *chunk, const void *theta, const void *dir,
+                   mgrad_hvp_out *out, void *user_data)
 {
     mlp *m = user_data;
-    const double *th = theta, *u = dir, *X = inputs, *w = weights;
-    double *hv = hu, *ld = loss_tangents, *xd = input_grad_tangents;
-    (void)targets;
+    const double *th = theta, *u = dir, *X = chunk->inputs, *w = chunk->weights;
+    const int32_t *labels = chunk->labels;
+    int64_t rows = chunk->rows;
+    double scale = chunk->scale;
+    double *hv = out->hu, *ld = out->loss_tangents, *xd = out->input_grad_tangents;
+    note(m, 'h', chunk, out->version);
     m->hvp_calls++;
     if (m->fail_hvp_at != 0 && m->hvp_calls == m->fail_hvp_at) return -3;
     for (int64_t i = 0; i < rows; i++) {
@@ -180,13 +205,13 @@ static int mlp_hvp(const void *theta, const void *dir, int64_t rows, const void 
     return 0;
 }
 
-static int mlp_outputs(const void *theta, int64_t rows, const void *inputs, void *outputs,
+static int mlp_outputs(const mgrad_chunk *chunk, const void *theta, void *outputs,
                        void *user_data)
 {
-    (void)user_data;
-    const double *X = inputs;
+    note(user_data, 'o', chunk, 0);
+    const double *X = chunk->inputs;
     double *O = outputs, h[H];
-    for (int64_t i = 0; i < rows; i++) mlp_forward(theta, X + i * F, h, O + i * C);
+    for (int64_t i = 0; i < chunk->rows; i++) mlp_forward(theta, X + i * F, h, O + i * C);
     return 0;
 }
 
@@ -221,8 +246,9 @@ static mgrad_callback_model callback_model(mlp *user, variant v)
 {
     mgrad_callback_model cb = MGRAD_CALLBACK_MODEL_INIT;
     cb.num_params = P;
+    static const int64_t shape[1] = {F};
     cb.ndim = 1;
-    cb.input_shape[0] = F;
+    cb.input_shape = shape;
     cb.num_outputs = C;
     cb.loss_grad = mlp_loss_grad;
     cb.hvp = v == APPROX ? NULL : mlp_hvp;
@@ -596,7 +622,8 @@ START_TEST(test_model_init)
     ck_assert_int_eq(mgrad_callback_model_init(&b, MGRAD_CALLBACK_MODEL_VERSION), MGRAD_OK);
     ck_assert_uint_eq(a.version, b.version);
     ck_assert(a.num_params == b.num_params && a.ndim == b.ndim && a.num_outputs == b.num_outputs);
-    for (int i = 0; i < 3; i++) ck_assert(a.input_shape[i] == b.input_shape[i]);
+    ck_assert_ptr_null(a.input_shape);
+    ck_assert_ptr_null(b.input_shape);
     ck_assert(a.loss_grad == b.loss_grad && a.hvp == b.hvp && a.outputs == b.outputs);
     ck_assert(a.input_tangents == b.input_tangents && a.user_data == b.user_data);
     ck_assert_int_eq(mgrad_callback_model_init(&b, 99), MGRAD_ERR_VERSION);
@@ -632,13 +659,32 @@ START_TEST(test_create_validation)
     ck_assert_int_eq(mgrad_run_create_callback(&run, fx.ctx, &cb, theta0, fx.train, &o),
                      MGRAD_ERR_INVALID);
     cb = callback_model(&user, EXACT);
-    cb.ndim = 4;
+    cb.version = 1; /* the positional callbacks of 0.1 */
+    ck_assert_int_eq(mgrad_run_create_callback(&run, fx.ctx, &cb, theta0, fx.train, &o),
+                     MGRAD_ERR_VERSION);
+    ck_assert_ptr_nonnull(strstr(mgrad_context_last_error(fx.ctx), "mgrad_chunk"));
+    cb = callback_model(&user, EXACT);
+    cb.ndim = 0;
     ck_assert_int_eq(mgrad_run_create_callback(&run, fx.ctx, &cb, theta0, fx.train, &o),
                      MGRAD_ERR_INVALID);
     cb = callback_model(&user, EXACT);
-    cb.input_shape[0] = F + 1;
+    cb.input_shape = NULL;
+    ck_assert_int_eq(mgrad_run_create_callback(&run, fx.ctx, &cb, theta0, fx.train, &o),
+                     MGRAD_ERR_NULL);
+    ck_assert_ptr_nonnull(strstr(mgrad_context_last_error(fx.ctx), "input_shape"));
+    const int64_t wider[1] = {F + 1}, zero_dim[4] = {1, 2, 0, 3};
+    const int64_t huge[4] = {INT64_MAX / 2, 1, 1, 3}; /* the product overflows */
+    cb = callback_model(&user, EXACT);
+    cb.input_shape = wider;
     ck_assert_int_eq(mgrad_run_create_callback(&run, fx.ctx, &cb, theta0, fx.train, &o),
                      MGRAD_ERR_SHAPE);
+    cb.ndim = 4;
+    cb.input_shape = zero_dim;
+    ck_assert_int_eq(mgrad_run_create_callback(&run, fx.ctx, &cb, theta0, fx.train, &o),
+                     MGRAD_ERR_INVALID);
+    cb.input_shape = huge;
+    ck_assert_int_eq(mgrad_run_create_callback(&run, fx.ctx, &cb, theta0, fx.train, &o),
+                     MGRAD_ERR_INVALID);
     cb = callback_model(&user, EXACT);
     cb.num_outputs = C + 1;
     ck_assert_int_eq(mgrad_run_create_callback(&run, fx.ctx, &cb, theta0, fx.train, &o),
@@ -740,6 +786,137 @@ START_TEST(test_evaluate_without_outputs)
 }
 END_TEST
 
+/* ---- the chunk the callbacks see ----------------------------------------- */
+
+/* Every call passes a chunk and an output struct of this library's versions,
+   and says where the library is: training steps 0 … T−1 in order, then the
+   output function; in the reverse pass, ∇φ first, then the products of
+   steps T−1 … 0; the queries at θ_T (evaluate, H u). */
+START_TEST(test_chunk_phases)
+{
+    fixture fx;
+    setup(&fx, &CONFIGS[0], EXACT);
+    seen log[MAX_SEEN];
+    fx.user.log = log;
+    add_meta(&fx, 4); /* lr_schedule */
+    train_phi(&fx);
+    int64_t n = fx.user.num_seen, val_rows = 0;
+    ck_assert_int_gt(n, T);
+    for (int64_t i = 0; i < n; i++) {
+        const seen *s = &log[i];
+        ck_assert_int_eq(s->fn, 'l');
+        ck_assert_uint_eq(s->version, MGRAD_CHUNK_VERSION);
+        ck_assert_uint_eq(s->out_version, MGRAD_LOSS_GRAD_OUT_VERSION);
+        if (i < T) { /* one chunk per step: the batch (no pools here) */
+            ck_assert_int_eq(s->phase, MGRAD_CALLBACK_PHASE_TRAIN);
+            ck_assert_int_eq(s->step, i);
+            ck_assert_int_eq(s->rows, B);
+            ck_assert_double_eq(s->scale, 1.0 / B);
+        } else {
+            ck_assert_int_eq(s->phase, MGRAD_CALLBACK_PHASE_OUTPUT);
+            ck_assert_int_eq(s->step, -1);
+            ck_assert_double_eq(s->scale, 1.0 / NVAL);
+            val_rows += s->rows;
+        }
+    }
+    ck_assert_int_eq(val_rows, NVAL);
+
+    fx.user.num_seen = 0;
+    ck_assert_int_eq(mgrad_run_reverse(fx.run), MGRAD_OK);
+    int64_t next = T - 1, grad_rows = 0;
+    for (int64_t i = 0; i < fx.user.num_seen; i++) {
+        const seen *s = &log[i];
+        ck_assert_uint_eq(s->version, MGRAD_CHUNK_VERSION);
+        if (s->fn == 'h') {
+            ck_assert_uint_eq(s->out_version, MGRAD_HVP_OUT_VERSION);
+            ck_assert_int_eq(s->phase, MGRAD_CALLBACK_PHASE_REVERSE);
+            ck_assert_int_eq(s->step, next);
+            ck_assert_int_eq(s->rows, B);
+            ck_assert_double_eq(s->scale, 1.0 / B);
+            next--;
+            continue;
+        }
+        ck_assert_int_eq(s->fn, 'l');
+        ck_assert_uint_eq(s->out_version, MGRAD_LOSS_GRAD_OUT_VERSION);
+        if (s->phase == MGRAD_CALLBACK_PHASE_OUTPUT) { /* ∇φ, before any step */
+            ck_assert_int_eq(next, T - 1);
+            ck_assert_int_eq(s->step, -1);
+            grad_rows += s->rows;
+        } else { /* the gradient of a step again, or a step recomputed */
+            ck_assert(s->phase == MGRAD_CALLBACK_PHASE_REVERSE ||
+                      s->phase == MGRAD_CALLBACK_PHASE_TRAIN);
+            ck_assert(s->step >= 0 && s->step < T);
+        }
+    }
+    ck_assert_int_eq(next, -1);
+    ck_assert_int_eq(grad_rows, NVAL);
+
+    fx.user.num_seen = 0;
+    double loss = 0, acc = 0, u[P], hu[P];
+    ck_assert_int_eq(mgrad_run_evaluate(fx.run, fx.train, &loss, &acc), MGRAD_OK);
+    for (int p = 0; p < P; p++) u[p] = 1.0 / (1 + p);
+    ck_assert_int_eq(mgrad_run_hvp(fx.run, MGRAD_DTYPE_F64, u, hu, P), MGRAD_OK);
+    int64_t rows_of[3] = {0, 0, 0}; /* loss_grad, outputs, hvp */
+    for (int64_t i = 0; i < fx.user.num_seen; i++) {
+        const seen *s = &log[i];
+        ck_assert_uint_eq(s->version, MGRAD_CHUNK_VERSION);
+        ck_assert_int_eq(s->phase, MGRAD_CALLBACK_PHASE_EVAL);
+        ck_assert_int_eq(s->step, -1);
+        ck_assert_double_eq(s->scale, 1.0 / NTRAIN);
+        rows_of[s->fn == 'l' ? 0 : s->fn == 'o' ? 1 : 2] += s->rows;
+    }
+    ck_assert_int_eq(rows_of[0], NTRAIN);
+    ck_assert_int_eq(rows_of[1], NTRAIN);
+    ck_assert_int_eq(rows_of[2], NTRAIN);
+    teardown(&fx);
+}
+END_TEST
+
+/* Input shapes of any rank: a 4-D shape with F values per example gives the
+   1-D run's bits (the library sees only F), and the run keeps its own copy
+   of the shape (the caller's array is freed before training; ASan builds
+   would catch a read of it). */
+START_TEST(test_input_shape_any_rank)
+{
+    const config *cfg = &CONFIGS[2];
+    fixture a, b;
+    setup(&a, cfg, EXACT);
+    setup(&b, cfg, EXACT);
+    mgrad_run_destroy(b.run);
+    b.run = NULL;
+    double theta0[P];
+    ck_assert_int_eq(mgrad_model_get_params(b.model, MGRAD_DTYPE_F64, theta0, P), MGRAD_OK);
+    mgrad_callback_model cb = callback_model(&b.user, EXACT);
+    int64_t *shape = malloc(4 * sizeof *shape);
+    ck_assert_ptr_nonnull(shape);
+    shape[0] = 1;
+    shape[1] = 2;
+    shape[2] = 3;
+    shape[3] = 1;
+    cb.ndim = 4;
+    cb.input_shape = shape;
+    mgrad_run_options o = run_options(&b, cfg);
+    mgrad_status s = mgrad_run_create_callback(&b.run, b.ctx, &cb, theta0, b.train, &o);
+    ck_assert_msg(s == MGRAD_OK, "create: %s", mgrad_context_last_error(b.ctx));
+    free(shape);
+    mgrad_meta *ma = add_meta(&a, 4), *mb = add_meta(&b, 4);
+    mgrad_meta *xa = add_meta(&a, 3), *xb = add_meta(&b, 3); /* inputs: [3, F] */
+    double phi_a = train_phi(&a), phi_b = train_phi(&b);
+    ck_assert(memcmp(&phi_a, &phi_b, sizeof phi_a) == 0);
+    ck_assert_int_eq(mgrad_run_reverse(a.run), MGRAD_OK);
+    ck_assert_int_eq(mgrad_run_reverse(b.run), MGRAD_OK);
+    double ga[T], gb[T], xga[3 * F], xgb[3 * F];
+    ck_assert_int_eq(mgrad_meta_get_grad(ma, MGRAD_DTYPE_F64, ga, T), MGRAD_OK);
+    ck_assert_int_eq(mgrad_meta_get_grad(mb, MGRAD_DTYPE_F64, gb, T), MGRAD_OK);
+    ck_assert_int_eq(mgrad_meta_get_grad(xa, MGRAD_DTYPE_F64, xga, 3 * F), MGRAD_OK);
+    ck_assert_int_eq(mgrad_meta_get_grad(xb, MGRAD_DTYPE_F64, xgb, 3 * F), MGRAD_OK);
+    ck_assert(memcmp(ga, gb, sizeof ga) == 0);
+    ck_assert(memcmp(xga, xgb, sizeof xga) == 0);
+    teardown(&a);
+    teardown(&b);
+}
+END_TEST
+
 Suite *make_suite(void)
 {
     Suite *s = suite_create("callback");
@@ -749,6 +926,8 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_create_validation);
     tcase_add_test(tc, test_unsupported_and_stats_versions);
     tcase_add_test(tc, test_evaluate_without_outputs);
+    tcase_add_test(tc, test_chunk_phases);
+    tcase_add_test(tc, test_input_shape_any_rank);
     tcase_add_loop_test(tc, test_matches_builtin, 0, NCONFIGS);
     tcase_add_test(tc, test_checkpointing_bit_exact);
     tcase_add_loop_test(tc, test_approximate_mode, 0, NCONFIGS);

@@ -21,6 +21,17 @@
  * The output function is φ(θ_T) = loss_grad on the validation set (scale
  * 1/N, its weights), and ∇φ is loss_grad's gradient there.
  *
+ * Arguments that can grow: every callback receives the chunk as a
+ * `const mgrad_chunk *` (rows, inputs, labels or targets, weights, scale,
+ * and where the library is: the phase and the step), and loss_grad and hvp
+ * receive what they fill as one struct (mgrad_loss_grad_out,
+ * mgrad_hvp_out).  Each of these structs starts with a `version` and only
+ * ever gains fields at its end, so a new library can pass more without
+ * breaking a compiled callback.  A callback built against a newer header
+ * than the library that calls it reads a field added in version v only when
+ * the struct's version is at least v.  The structs, like every buffer they
+ * point to, are valid only during the call.
+ *
  * Buffers: every `void *` holds values of the context's dtype (float for
  * MGRAD_DTYPE_F32 contexts, double for F64), row-major: theta, u, grad, hu
  * [num_params]; inputs [rows, F] with F the product of input_shape;
@@ -80,66 +91,115 @@
 extern "C" {
 #endif
 
-/**
- * The loss of one chunk: *loss = scale Σ_i weights[i] ℓ_i(theta).
- * @param theta           [num_params] parameters.
- * @param rows            number of examples in the chunk (>= 1).
- * @param inputs          [rows, F] the examples' inputs.
- * @param labels          [rows] class labels, or NULL (squared-error runs).
- * @param targets         [rows, num_outputs] real targets, or NULL
- *                        (cross-entropy runs).
- * @param weights         [rows] w_i (may be 0; never NULL).
- * @param scale           s, exactly representable in the dtype.
- * @param[out] loss       the weighted chunk loss, in double.
- * @param grad            NULL, or [num_params] to ADD ∇_θ (scale Σ w_i ℓ_i) to.
- * @param example_losses  NULL, or [rows] to SET to the unweighted ℓ_i.
- * @return 0 on success; nonzero for failure (MGRAD_ERR_CALLBACK).
- */
-typedef int (*mgrad_loss_grad_fn)(const void *theta, int64_t rows, const void *inputs,
-                                  const int32_t *labels, const void *targets,
-                                  const void *weights, double scale, double *loss,
-                                  void *grad, void *example_losses, void *user_data);
+/** Where the library is when it calls a callback (mgrad_chunk.phase). */
+typedef enum mgrad_callback_phase {
+    /** Training step `step`: its gradient (also when a checkpoint schedule
+        recomputes the step during the reverse pass). */
+    MGRAD_CALLBACK_PHASE_TRAIN = 0,
+    /** The reverse of step `step`: the products along u, and the step's
+        losses or gradient again where the reverse pass needs them. */
+    MGRAD_CALLBACK_PHASE_REVERSE = 1,
+    /** The output function φ(θ_T) or its gradient (the validation set). */
+    MGRAD_CALLBACK_PHASE_OUTPUT = 2,
+    /** A query at θ_T: mgrad_run_evaluate, mgrad_run_example_losses,
+        mgrad_run_hvp and what builds on them. */
+    MGRAD_CALLBACK_PHASE_EVAL = 3
+} mgrad_callback_phase;
+
+#define MGRAD_CHUNK_VERSION 1
 
 /**
- * The forward-over-reverse product of one chunk along u (arguments as in
- * mgrad_loss_grad_fn).
- * @param hu                   NULL, or [num_params] to ADD H u to, with
- *                             H = ∇²_θ (scale Σ w_i ℓ_i).
- * @param loss_tangents        [rows] to SET to ℓ̇_i = ⟨∇_θ ℓ_i, u⟩
- *                             (unweighted, unscaled); never NULL.
- * @param input_grad_tangents  NULL, or [rows, F] to SET to
- *                             scale w_i ∂⟨∇_θ ℓ_i, u⟩/∂x_i (only requested
- *                             when the model sets input_tangents = 1 and an
- *                             INPUTS metaparameter is registered).
- * @return 0 on success; nonzero for failure (MGRAD_ERR_CALLBACK).
+ * One chunk of examples, as every callback receives it (filled by the
+ * library; valid only during the call).  Fields are only ever appended;
+ * `version` is the version of the library's struct (see above).
  */
-typedef int (*mgrad_hvp_fn)(const void *theta, const void *u, int64_t rows,
-                            const void *inputs, const int32_t *labels, const void *targets,
-                            const void *weights, double scale, void *hu,
-                            void *loss_tangents, void *input_grad_tangents,
-                            void *user_data);
+typedef struct mgrad_chunk {
+    uint32_t version;           /**< MGRAD_CHUNK_VERSION of the calling library */
+    int64_t rows;               /**< examples in the chunk (>= 1) */
+    const void *inputs;         /**< [rows, F] the examples' inputs */
+    const int32_t *labels;      /**< [rows] class labels, or NULL (squared error) */
+    const void *targets;        /**< [rows, num_outputs] targets, or NULL
+                                     (cross-entropy) */
+    const void *weights;        /**< [rows] w_i (may be 0; never NULL) */
+    double scale;               /**< s, exactly representable in the dtype */
+    mgrad_callback_phase phase; /**< where the library is */
+    int64_t step;               /**< the step t of PHASE_TRAIN and PHASE_REVERSE;
+                                     -1 otherwise */
+} mgrad_chunk;
+
+#define MGRAD_LOSS_GRAD_OUT_VERSION 1
 
 /**
- * The model's outputs for `rows` examples: [rows, num_outputs] (logits for
- * cross-entropy; the accuracy of mgrad_run_evaluate takes their argmax).
+ * What loss_grad fills (the library sets `loss` to 0 and the pointers
+ * before the call; a NULL pointer is not wanted).  Fields are only ever
+ * appended; `version` is the version of the library's struct.
+ */
+typedef struct mgrad_loss_grad_out {
+    uint32_t version;     /**< MGRAD_LOSS_GRAD_OUT_VERSION of the calling library */
+    double loss;          /**< SET to scale Σ_i w_i ℓ_i(theta) */
+    void *grad;           /**< NULL, or [num_params] to ADD
+                               ∇_θ (scale Σ w_i ℓ_i) to */
+    void *example_losses; /**< NULL, or [rows] to SET to the unweighted ℓ_i */
+} mgrad_loss_grad_out;
+
+#define MGRAD_HVP_OUT_VERSION 1
+
+/**
+ * What hvp fills (a NULL pointer is not wanted).  Fields are only ever
+ * appended; `version` is the version of the library's struct.
+ */
+typedef struct mgrad_hvp_out {
+    uint32_t version;          /**< MGRAD_HVP_OUT_VERSION of the calling library */
+    void *hu;                  /**< NULL, or [num_params] to ADD H u to, with
+                                    H = ∇²_θ (scale Σ w_i ℓ_i) */
+    void *loss_tangents;       /**< [rows] to SET to ℓ̇_i = ⟨∇_θ ℓ_i, u⟩
+                                    (unweighted, unscaled); never NULL */
+    void *input_grad_tangents; /**< NULL, or [rows, F] to SET to
+                                    scale w_i ∂⟨∇_θ ℓ_i, u⟩/∂x_i (only
+                                    requested when the model sets
+                                    input_tangents = 1 and an INPUTS
+                                    metaparameter is registered) */
+} mgrad_hvp_out;
+
+/**
+ * The loss of one chunk at theta [num_params]: fills `out` (see
+ * mgrad_loss_grad_out).
  * @return 0 on success; nonzero for failure (MGRAD_ERR_CALLBACK).
  */
-typedef int (*mgrad_outputs_fn)(const void *theta, int64_t rows, const void *inputs,
-                                void *outputs, void *user_data);
+typedef int (*mgrad_loss_grad_fn)(const mgrad_chunk *chunk, const void *theta,
+                                  mgrad_loss_grad_out *out, void *user_data);
 
-#define MGRAD_CALLBACK_MODEL_VERSION 1
+/**
+ * The forward-over-reverse product of one chunk at theta along u (both
+ * [num_params]): fills `out` (see mgrad_hvp_out).
+ * @return 0 on success; nonzero for failure (MGRAD_ERR_CALLBACK).
+ */
+typedef int (*mgrad_hvp_fn)(const mgrad_chunk *chunk, const void *theta, const void *u,
+                            mgrad_hvp_out *out, void *user_data);
+
+/**
+ * The model's outputs for the chunk's examples: SET `outputs` [rows,
+ * num_outputs] (logits for cross-entropy; the accuracy of
+ * mgrad_run_evaluate takes their argmax).  One buffer, never NULL: other
+ * kinds of outputs would come as other callbacks of mgrad_callback_model.
+ * @return 0 on success; nonzero for failure (MGRAD_ERR_CALLBACK).
+ */
+typedef int (*mgrad_outputs_fn)(const mgrad_chunk *chunk, const void *theta, void *outputs,
+                                void *user_data);
+
+#define MGRAD_CALLBACK_MODEL_VERSION 2
 
 /**
  * A model given by callbacks.  Initialise with MGRAD_CALLBACK_MODEL_INIT or
  * mgrad_callback_model_init(); fields are only ever appended.  The run copies
- * the struct; user_data is passed to every callback and must stay valid
- * while the run lives.
+ * the struct and the input_shape array; user_data is passed to every
+ * callback and must stay valid while the run lives.
  */
 typedef struct mgrad_callback_model {
     uint32_t version;            /**< MGRAD_CALLBACK_MODEL_VERSION */
     int64_t num_params;          /**< P, the length of θ (>= 1) */
-    int32_t ndim;                /**< dimensions of one example's input, 1 to 3 */
-    int64_t input_shape[3];      /**< the first ndim entries: its shape */
+    int32_t ndim;                /**< dimensions of one example's input (>= 1) */
+    const int64_t *input_shape;  /**< [ndim] its shape, each >= 1 (copied) */
     int64_t num_outputs;         /**< classes (cross-entropy) or target size */
     mgrad_loss_grad_fn loss_grad; /**< required */
     mgrad_hvp_fn hvp;            /**< NULL: approximate mode (see above) */
@@ -149,23 +209,25 @@ typedef struct mgrad_callback_model {
 } mgrad_callback_model;
 
 #define MGRAD_CALLBACK_MODEL_INIT \
-    { MGRAD_CALLBACK_MODEL_VERSION, 0, 0, { 0, 0, 0 }, 0, NULL, NULL, 0, NULL, NULL }
+    { MGRAD_CALLBACK_MODEL_VERSION, 0, 0, NULL, 0, NULL, NULL, 0, NULL, NULL }
 
 /** Fill `model` with the defaults.  MGRAD_ERR_NULL, MGRAD_ERR_VERSION. */
 MGRAD_API mgrad_status mgrad_callback_model_init(mgrad_callback_model *model,
                                                  uint32_t version);
 
 /**
- * Create a run whose model is `model` (copied), with initial parameters
- * `theta0` ([model->num_params] doubles, copied and converted to the
- * context's dtype).  Options, datasets and checkpointing as in
- * mgrad_run_create; `train` and opts->validation must come from `ctx` and
- * have F = Π input_shape values per example and labels of num_outputs
- * classes (cross-entropy) or targets of num_outputs values (squared error).
- * Creating the run calls no callback.
+ * Create a run whose model is `model` (copied, input_shape included), with
+ * initial parameters `theta0` ([model->num_params] doubles, copied and
+ * converted to the context's dtype).  Options, datasets and checkpointing
+ * as in mgrad_run_create; `train` and opts->validation must come from `ctx`
+ * and have F = Π input_shape values per example (their own shapes may
+ * differ) and labels of num_outputs classes (cross-entropy) or targets of
+ * num_outputs values (squared error).  Creating the run calls no callback.
  * @param[out] out  the run, owned by the caller (mgrad_run_destroy).
  * @return MGRAD_OK; MGRAD_ERR_NULL (out, ctx, model, model->loss_grad,
- *         theta0, train or opts NULL); MGRAD_ERR_VERSION; MGRAD_ERR_INVALID
+ *         model->input_shape, theta0, train or opts NULL);
+ *         MGRAD_ERR_VERSION (also for a model of version 1: its callbacks
+ *         took positional arguments); MGRAD_ERR_INVALID
  *         (a model field or option out of range, label_smoothing != 0;
  *         the message names the field); MGRAD_ERR_NONFINITE (theta0);
  *         MGRAD_ERR_SHAPE; MGRAD_ERR_ORDER; MGRAD_ERR_BUDGET;

@@ -3,8 +3,9 @@
  * (metagrad/callback.h): creation, and the model seam of engine.c for them.
  *
  * Untyped: buffers are in the context's dtype and reach the callbacks as
- * they are.  Only approximate mode does arithmetic on them, elementwise, in
- * double.
+ * they are, described by an mgrad_chunk and filled through an
+ * mgrad_loss_grad_out / mgrad_hvp_out of this library's versions.  Only
+ * approximate mode does arithmetic on them, elementwise, in double.
  *
  * Approximate mode (no hvp): along u, with δ = ε_m^(1/3) max(1, ‖θ‖) and
  * ε = δ / ‖u‖,
@@ -44,10 +45,15 @@ mgrad_status mgrad_run_create_callback(mgrad_run **out, mgrad_context *ctx,
     MGRAD_RETURN_IF(ctx, out == NULL || model == NULL || theta0 == NULL || train == NULL ||
                     opts == NULL, MGRAD_ERR_NULL,
                     "%s: out, model, theta0, train and opts must not be NULL", fn);
+    MGRAD_RETURN_IF(ctx, model->version == 1, MGRAD_ERR_VERSION,
+                    "%s: callback model version 1 is no longer accepted: since version "
+                    "%d the callbacks receive a const mgrad_chunk * and an output struct "
+                    "and input_shape is a pointer (metagrad/callback.h)",
+                    fn, MGRAD_CALLBACK_MODEL_VERSION);
     MGRAD_RETURN_IF(ctx, model->version != MGRAD_CALLBACK_MODEL_VERSION, MGRAD_ERR_VERSION,
                     "%s: callback model version %u unknown (this library knows %d); "
-                    "initialise with MGRAD_CALLBACK_MODEL_INIT", fn,
-                    (unsigned)model->version, MGRAD_CALLBACK_MODEL_VERSION);
+                    "initialise with MGRAD_CALLBACK_MODEL_INIT",
+                    fn, (unsigned)model->version, MGRAD_CALLBACK_MODEL_VERSION);
     MGRAD_RETURN_IF(ctx, opts->version != MGRAD_RUN_OPTIONS_VERSION, MGRAD_ERR_VERSION,
                     "%s: options version %u unknown (this library knows %d); "
                     "initialise with MGRAD_RUN_OPTIONS_INIT", fn, (unsigned)opts->version,
@@ -58,8 +64,11 @@ mgrad_status mgrad_run_create_callback(mgrad_run **out, mgrad_context *ctx,
     MGRAD_RETURN_IF(ctx, model->num_params < 1 || model->num_params > INT64_MAX / 64,
                     MGRAD_ERR_INVALID, "%s: model->num_params = %lld is out of range", fn,
                     (long long)model->num_params);
-    MGRAD_RETURN_IF(ctx, model->ndim < 1 || model->ndim > 3, MGRAD_ERR_INVALID,
-                    "%s: model->ndim = %d must be 1, 2 or 3", fn, (int)model->ndim);
+    MGRAD_RETURN_IF(ctx, model->ndim < 1, MGRAD_ERR_INVALID,
+                    "%s: model->ndim = %d must be at least 1", fn, (int)model->ndim);
+    MGRAD_RETURN_IF(ctx, model->input_shape == NULL, MGRAD_ERR_NULL,
+                    "%s: model->input_shape is NULL; it must hold model->ndim = %d sizes", fn,
+                    (int)model->ndim);
     int64_t features = mgr_shape_product(model->ndim, model->input_shape);
     MGRAD_RETURN_IF(ctx, features < 1, MGRAD_ERR_INVALID,
                     "%s: model->input_shape has a dimension < 1 or its product overflows",
@@ -151,6 +160,23 @@ static void put(void *p, mgrad_dtype dt, size_t i, double v)
         ((double *)p)[i] = v;
 }
 
+/* The chunk as the callbacks see it. */
+static mgrad_chunk public_chunk(const mgr_cb_chunk *c)
+{
+    mgrad_chunk k;
+    memset(&k, 0, sizeof k);
+    k.version = MGRAD_CHUNK_VERSION;
+    k.rows = (int64_t)c->rows;
+    k.inputs = c->x;
+    k.labels = c->labels;
+    k.targets = c->targets;
+    k.weights = c->w;
+    k.scale = c->scale;
+    k.phase = c->phase;
+    k.step = c->step;
+    return k;
+}
+
 static mgrad_status failed(const mgrad_run *run, const mgr_cb_chunk *c, const char *which,
                            int rc)
 {
@@ -163,12 +189,21 @@ static mgrad_status failed(const mgrad_run *run, const mgr_cb_chunk *c, const ch
                      c->site, c->rows);
 }
 
+/* loss_grad on the chunk at theta; *loss is written only on success. */
 static int call_loss_grad(const mgrad_run *run, const mgr_cb_chunk *c, const void *theta,
                           void *grad, void *ell, double *loss)
 {
     const mgrad_callback_model *m = &run->cb;
-    return m->loss_grad(theta, (int64_t)c->rows, c->x, c->labels, c->targets, c->w,
-                        c->scale, loss, grad, ell, m->user_data);
+    mgrad_chunk k = public_chunk(c);
+    mgrad_loss_grad_out out;
+    memset(&out, 0, sizeof out);
+    out.version = MGRAD_LOSS_GRAD_OUT_VERSION;
+    out.loss = 0;
+    out.grad = grad;
+    out.example_losses = ell;
+    int rc = m->loss_grad(&k, theta, &out, m->user_data);
+    if (rc == 0) *loss = out.loss;
+    return rc;
 }
 
 mgrad_status mgr_cb_value_grad(const mgrad_run *run, const mgr_cb_chunk *c,
@@ -231,8 +266,14 @@ mgrad_status mgr_cb_rop(const mgrad_run *run, const mgr_cb_chunk *c, const void 
                         "input tangents requested from an approximate callback model");
         return rop_approx(run, c, theta, u, hu, elldot);
     }
-    int rc = m->hvp(theta, u, (int64_t)c->rows, c->x, c->labels, c->targets, c->w, c->scale,
-                    hu, elldot, xbardot, m->user_data);
+    mgrad_chunk k = public_chunk(c);
+    mgrad_hvp_out out;
+    memset(&out, 0, sizeof out);
+    out.version = MGRAD_HVP_OUT_VERSION;
+    out.hu = hu;
+    out.loss_tangents = elldot;
+    out.input_grad_tangents = xbardot;
+    int rc = m->hvp(&k, theta, u, &out, m->user_data);
     if (rc != 0) return failed(run, c, "hvp", rc);
     return MGRAD_OK;
 }
@@ -243,7 +284,8 @@ mgrad_status mgr_cb_outputs(const mgrad_run *run, const mgr_cb_chunk *c, const v
     const mgrad_callback_model *m = &run->cb;
     *have = 0;
     if (m->outputs == NULL) return MGRAD_OK;
-    int rc = m->outputs(theta, (int64_t)c->rows, c->x, outputs, m->user_data);
+    mgrad_chunk k = public_chunk(c);
+    int rc = m->outputs(&k, theta, outputs, m->user_data);
     if (rc != 0) return failed(run, c, "outputs", rc);
     *have = 1;
     return MGRAD_OK;

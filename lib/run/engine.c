@@ -217,6 +217,7 @@ static mgr_cb_chunk cb_chunk(const mgrad_run *run, const evaluator *ev, const ch
         .w = ev->w,
         .scale = (double)c->scale,
         .site = ev->site,
+        .phase = ev->site_phase,
         .step = ev->site_step,
     };
 }
@@ -507,6 +508,7 @@ static mgrad_status forward_step(mgrad_run *run, engine *e, int64_t t, int64_t s
 {
     size_t P = (size_t)run->num_params;
     e->ev->site = "training step";
+    e->ev->site_phase = MGRAD_CALLBACK_PHASE_TRAIN;
     e->ev->site_step = t;
     double loss = 0;
     bool resident = false;
@@ -576,6 +578,7 @@ static mgrad_status reverse_step(mgrad_run *run, engine *e, int64_t t, int64_t s
     size_t P = (size_t)run->num_params;
     evaluator *ev = e->ev;
     ev->site = "the reverse of step";
+    ev->site_phase = MGRAD_CALLBACK_PHASE_REVERSE;
     ev->site_step = t;
     /* 1. the gradient pass (batch last) */
     double loss = 0;
@@ -747,6 +750,7 @@ static mgrad_status train_body(mgrad_run *run, double *phi)
     if (!e->reverse_grad) R(mgr_copy)(P, e->state + P, e->buf_T);
     double value = 0;
     e->ev->site = "the output function";
+    e->ev->site_phase = MGRAD_CALLBACK_PHASE_OUTPUT;
     e->ev->site_step = -1;
     MGRAD_FORWARD(dataset_pass(run, e->ev, run->val, e->theta_T, NULL, NULL, &value));
     MGRAD_RETURN_IF(run->ctx, !isfinite(value), MGRAD_ERR_NONFINITE,
@@ -774,6 +778,7 @@ static mgrad_status reverse_body(mgrad_run *run)
     if (!e->reverse_grad) R(mgr_copy)(P, e->buf_T, e->next_m);
     double value = 0;
     e->ev->site = "the gradient of the output function";
+    e->ev->site_phase = MGRAD_CALLBACK_PHASE_OUTPUT;
     e->ev->site_step = -1;
     MGRAD_FORWARD(dataset_pass(run, e->ev, run->val, e->theta_T, e->state_bar, NULL, &value));
     MGRAD_FORWARD(drive(run, e));
@@ -816,6 +821,7 @@ static mgrad_status engine_evaluate(mgrad_run *run, const mgrad_dataset *ds, dou
     int64_t correct = 0;
     double l = 0;
     e->ev->site = "mgrad_run_evaluate";
+    e->ev->site_phase = MGRAD_CALLBACK_PHASE_EVAL;
     e->ev->site_step = -1;
     MGRAD_FORWARD(mgr_reduce_finish(run, dataset_pass(run, e->ev, ds, e->theta_T, NULL,
                                                       &correct, &l)));
@@ -834,6 +840,7 @@ static mgrad_status engine_example_losses(mgrad_run *run, const mgrad_dataset *d
     evaluator *ev = e->ev;
     real *dst = out;
     ev->site = "mgrad_run_example_losses";
+    ev->site_phase = MGRAD_CALLBACK_PHASE_EVAL;
     ev->site_step = -1;
     set_training(ev, false, -1); /* an evaluation pass: no dropout */
     /* Scale-out: each rank fills its shares, zeros elsewhere; the sum of the

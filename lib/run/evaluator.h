@@ -88,6 +88,7 @@ struct R(mgr_eval) {
     real *prob, *obar, *obardot; /* [max_rows, C] */
     real *ell, *elldot;   /* [max_rows] */
     const char *site;     /* where the seam is called, for callback failures */
+    mgrad_callback_phase site_phase; /* the same, for the callbacks (callback.h) */
     int64_t site_step;    /* its step, or -1 */
 };
 

@@ -27,6 +27,7 @@ static mgrad_status hvp_apply(mgrad_run *run, void *handle, const void *u_, void
     const mgrad_dataset *ds = run->train;
     real scale = (real)(1.0 / (double)ds->n);
     ev->site = "mgrad_run_hvp";
+    ev->site_phase = MGRAD_CALLBACK_PHASE_EVAL;
     ev->site_step = -1;
     R(mgr_zero)((size_t)run->num_params, hu);
     for (int64_t start = 0; start < ds->n; start += (int64_t)ev->max_rows) {

@@ -277,6 +277,7 @@ static void run_free(mgrad_run *run)
     mgr_free(ctx, run->batches);
     mgr_free(ctx, run->lr);
     mgr_free(ctx, run->theta0);
+    mgr_free(ctx, run->cb_shape);
     mgr_graph_free(ctx, &run->graph);
     if (run->train != NULL) mgr_dataset_release(run->train);
     if (run->val != NULL) mgr_dataset_release(run->val);
@@ -356,6 +357,10 @@ mgrad_status mgr_run_build(mgrad_run **out, mgrad_context *ctx, const char *fn,
         s = mgr_alloc_or_fail(ctx, (void **)&run->lr, T, sizeof(double), "the LR schedule");
     if (s == MGRAD_OK)
         s = mgr_alloc_or_fail(ctx, &run->theta0, P, esize, "θ0");
+    /* The caller's input_shape array need not outlive the call. */
+    if (s == MGRAD_OK && cb != NULL)
+        s = mgr_alloc_or_fail(ctx, (void **)&run->cb_shape, (size_t)cb->ndim, sizeof(int64_t),
+                              "the input shape");
     if (s == MGRAD_OK && opts->batches != NULL)
         s = mgr_alloc_or_fail(ctx, (void **)&run->batches, T * (size_t)run->batch,
                               sizeof(int64_t), "the batches");
@@ -363,6 +368,10 @@ mgrad_status mgr_run_build(mgrad_run **out, mgrad_context *ctx, const char *fn,
         for (size_t t = 0; t < T; t++)
             run->lr[t] = opts->lr_schedule != NULL ? opts->lr_schedule[t] : opts->lr;
         mgr_convert(run->theta0, ctx->dtype, theta0, MGRAD_DTYPE_F64, P, 0);
+        if (cb != NULL) {
+            memcpy(run->cb_shape, cb->input_shape, (size_t)cb->ndim * sizeof(int64_t));
+            run->cb.input_shape = run->cb_shape;
+        }
         if (opts->batches != NULL)
             memcpy(run->batches, opts->batches, T * (size_t)run->batch * sizeof(int64_t));
     }

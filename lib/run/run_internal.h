@@ -66,7 +66,8 @@ struct mgrad_run {
     mgrad_context *ctx;
     mgr_graph graph;          /* built-in model; empty for callback runs */
     mgr_model_kind model_kind; /* which model seam the engine uses (evaluator.h) */
-    mgrad_callback_model cb;  /* copy, callback runs */
+    mgrad_callback_model cb;  /* copy, callback runs; input_shape is cb_shape */
+    int64_t *cb_shape;        /* [cb.ndim] the run's copy of the input shape */
     void *cb_scratch;         /* callback.c's buffers (approximate mode) */
     int64_t features;         /* values per example */
     mgrad_dataset *train;
@@ -166,7 +167,7 @@ mgrad_status mgr_run_build(mgrad_run **out, mgrad_context *ctx, const char *fn,
 /* ---- callback models (callback.c) -----------------------------------------
    The model seam of engine.c calls these for callback runs.  Buffers are in
    the context's dtype.  `site` and `step` say where the call happens, for
-   the message of a failing callback. */
+   the message of a failing callback; `phase` says it to the callback. */
 typedef struct mgr_cb_chunk {
     size_t rows;
     const void *x;           /* [rows, F] */
@@ -176,6 +177,7 @@ typedef struct mgr_cb_chunk {
     double scale;
     const char *site;        /* "training step", "the reverse of step", ... */
     int64_t step;            /* or -1 */
+    mgrad_callback_phase phase;
 } mgr_cb_chunk;
 
 mgrad_status mgr_cb_scratch_create(mgrad_run *run, size_t max_rows);

@@ -1604,13 +1604,28 @@ class Meta(_Guarded):
 
 # ---------------------------------------------------------------- callback models
 
+def _callback_shape(shape):
+    """input_shape of a CallbackModel: an int or a sequence of one or more
+    ints (no cap on the rank: the library needs only their product)."""
+    if isinstance(shape, int) and not isinstance(shape, bool):
+        shape = (shape,)
+    try:
+        shape = tuple(B.int_scalar(d, "input_shape") for d in shape)
+    except TypeError:
+        raise InvalidError("input_shape: expected an int or a tuple of ints") from None
+    if not shape:
+        raise InvalidError("input_shape: at least one dimension")
+    return shape
+
+
 class CallbackModel:
     """A model given by Python callables (metagrad/callback.h), for
     Run.from_callbacks.  It owns no C object.
 
     Args:
         num_params:   P, the length of θ.
-        input_shape:  one example's shape (an int or 1 to 3 ints).
+        input_shape:  one example's shape (an int or a tuple of 1 or more ints;
+                      the datasets' examples must hold their product of values).
         num_outputs:  classes (cross-entropy) or target size (squared error).
         loss_grad:    required: loss_grad(theta, inputs, labels, targets,
                       weights, scale, grad, example_losses) -> float, the
@@ -1646,7 +1661,7 @@ class CallbackModel:
     def __init__(self, num_params, input_shape, num_outputs, loss_grad, hvp=None,
                  outputs=None, input_tangents=False):
         self.num_params = B.int_scalar(num_params, "num_params")
-        self.input_shape = _shape_arg(input_shape, "input_shape")
+        self.input_shape = _callback_shape(input_shape)
         self.num_outputs = B.int_scalar(num_outputs, "num_outputs")
         for name, fn, required in (("loss_grad", loss_grad, True), ("hvp", hvp, False),
                                    ("outputs", outputs, False)):
@@ -1661,55 +1676,61 @@ class CallbackModel:
         lib.mgrad_callback_model_init(ctypes.byref(cm), CALLBACK_MODEL_VERSION)
         cm.num_params = self.num_params
         cm.ndim = len(self.input_shape)
-        for i, d in enumerate(self.input_shape):
-            cm.input_shape[i] = d
+        c_shape = (ctypes.c_int64 * len(self.input_shape))(*self.input_shape)
+        cm.input_shape = c_shape  # C copies it when the run is created
         cm.num_outputs = self.num_outputs
         cm.input_tangents = 1 if self.input_tangents else 0
         P, K, shape = self.num_params, self.num_outputs, self.input_shape
         view = B.view
 
-        def chunk(rows, inputs, labels, targets, weights):
-            return (view(inputs, (rows,) + shape, dtype, False),
-                    view(labels, (rows,), "i32", False),
-                    view(targets, (rows, K), dtype, False),
-                    view(weights, (rows,), dtype, False))
+        # The trampolines unpack the library's mgrad_chunk and output structs
+        # (metagrad/callback.h) into the callables' positional arguments.
+        def chunk(c):
+            rows = c.rows
+            return rows, (view(c.inputs, (rows,) + shape, dtype, False),
+                          view(c.labels, (rows,), "i32", False),
+                          view(c.targets, (rows, K), dtype, False),
+                          view(c.weights, (rows,), dtype, False), c.scale)
 
-        def t_loss_grad(theta, rows, inputs, labels, targets, weights, scale, loss, grad,
-                        example_losses, user_data, _fn=self.loss_grad):
+        def t_loss_grad(c, theta, out, user_data, _fn=self.loss_grad):
             try:
-                x, y, t, w = chunk(rows, inputs, labels, targets, weights)
+                rows, (x, y, t, w, scale) = chunk(c.contents)
+                o = out.contents
                 value = _fn(view(theta, (P,), dtype, False), x, y, t, w, scale,
-                            view(grad, (P,), dtype, True),
-                            view(example_losses, (rows,), dtype, True))
-                loss[0] = float(value)
+                            view(o.grad, (P,), dtype, True),
+                            view(o.example_losses, (rows,), dtype, True))
+                o.loss = float(value)
                 return 0
             except BaseException as e:  # never unwind through C
                 pending.exc = e
                 return 1
 
-        def t_hvp(theta, u, rows, inputs, labels, targets, weights, scale, hu, loss_tangents,
-                  input_grad_tangents, user_data, _fn=self.hvp):
+        def t_hvp(c, theta, u, out, user_data, _fn=self.hvp):
             try:
-                x, y, t, w = chunk(rows, inputs, labels, targets, weights)
+                rows, (x, y, t, w, scale) = chunk(c.contents)
+                o = out.contents
                 _fn(view(theta, (P,), dtype, False), view(u, (P,), dtype, False), x, y, t, w,
-                    scale, view(hu, (P,), dtype, True), view(loss_tangents, (rows,), dtype, True),
-                    view(input_grad_tangents, (rows,) + shape, dtype, True))
+                    scale, view(o.hu, (P,), dtype, True),
+                    view(o.loss_tangents, (rows,), dtype, True),
+                    view(o.input_grad_tangents, (rows,) + shape, dtype, True))
                 return 0
             except BaseException as e:
                 pending.exc = e
                 return 1
 
-        def t_outputs(theta, rows, inputs, outputs, user_data, _fn=self.outputs):
+        def t_outputs(c, theta, outputs, user_data, _fn=self.outputs):
             try:
-                _fn(view(theta, (P,), dtype, False), view(inputs, (rows,) + shape, dtype, False),
+                rows = c.contents.rows
+                _fn(view(theta, (P,), dtype, False),
+                    view(c.contents.inputs, (rows,) + shape, dtype, False),
                     view(outputs, (rows, K), dtype, True))
                 return 0
             except BaseException as e:
                 pending.exc = e
                 return 1
 
-        keep = [LossGradFn(t_loss_grad)]
-        cm.loss_grad = keep[0]
+        keep = [c_shape, LossGradFn(t_loss_grad)]
+        cm.loss_grad = keep[1]
         if self.hvp is not None:
             keep.append(HvpFn(t_hvp))
             cm.hvp = keep[-1]

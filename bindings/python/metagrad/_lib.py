@@ -125,6 +125,14 @@ class MetaKind(enum.IntEnum):
     INITIAL_PARAMS = 9
 
 
+class CallbackPhase(enum.IntEnum):
+    """mgrad_callback_phase (metagrad/callback.h): mgrad_chunk.phase."""
+    TRAIN = 0
+    REVERSE = 1
+    OUTPUT = 2
+    EVAL = 3
+
+
 # ---------------------------------------------------------------- structs
 
 c_enum = ctypes.c_int  # every mgrad enum fits in an int
@@ -142,24 +150,56 @@ ProgressFn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int64, ctypes.c_double, cty
                               ctypes.c_double, ctypes.c_void_p)
 # metagrad/callback.h.  Every buffer is a void pointer (its element type is the
 # context's dtype); labels too, so that all arrive as plain addresses.
-# typedef int (*mgrad_loss_grad_fn)(const void *theta, int64_t rows, const void *inputs,
-#     const int32_t *labels, const void *targets, const void *weights, double scale,
-#     double *loss, void *grad, void *example_losses, void *user_data);
-LossGradFn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
-                              ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
-                              ctypes.c_double, ctypes.POINTER(ctypes.c_double),
-                              ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
-# typedef int (*mgrad_hvp_fn)(const void *theta, const void *u, int64_t rows,
-#     const void *inputs, const int32_t *labels, const void *targets, const void *weights,
-#     double scale, void *hu, void *loss_tangents, void *input_grad_tangents,
-#     void *user_data);
-HvpFn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
-                         ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
-                         ctypes.c_double, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
-                         ctypes.c_void_p)
-# typedef int (*mgrad_outputs_fn)(const void *theta, int64_t rows, const void *inputs,
+
+
+class Chunk(ctypes.Structure):
+    """struct mgrad_chunk (metagrad/callback.h): what every callback is
+    passed; fields are only ever appended (read one added in version v only
+    when `version` >= v)."""
+    _fields_ = [
+        ("version", ctypes.c_uint32),
+        ("rows", ctypes.c_int64),
+        ("inputs", ctypes.c_void_p),
+        ("labels", ctypes.c_void_p),
+        ("targets", ctypes.c_void_p),
+        ("weights", ctypes.c_void_p),
+        ("scale", ctypes.c_double),
+        ("phase", c_enum),
+        ("step", ctypes.c_int64),
+    ]
+
+
+class LossGradOut(ctypes.Structure):
+    """struct mgrad_loss_grad_out (metagrad/callback.h)."""
+    _fields_ = [
+        ("version", ctypes.c_uint32),
+        ("loss", ctypes.c_double),
+        ("grad", ctypes.c_void_p),
+        ("example_losses", ctypes.c_void_p),
+    ]
+
+
+class HvpOut(ctypes.Structure):
+    """struct mgrad_hvp_out (metagrad/callback.h)."""
+    _fields_ = [
+        ("version", ctypes.c_uint32),
+        ("hu", ctypes.c_void_p),
+        ("loss_tangents", ctypes.c_void_p),
+        ("input_grad_tangents", ctypes.c_void_p),
+    ]
+
+
+# typedef int (*mgrad_loss_grad_fn)(const mgrad_chunk *chunk, const void *theta,
+#     mgrad_loss_grad_out *out, void *user_data);
+LossGradFn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(Chunk), ctypes.c_void_p,
+                              ctypes.POINTER(LossGradOut), ctypes.c_void_p)
+# typedef int (*mgrad_hvp_fn)(const mgrad_chunk *chunk, const void *theta, const void *u,
+#     mgrad_hvp_out *out, void *user_data);
+HvpFn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(Chunk), ctypes.c_void_p,
+                         ctypes.c_void_p, ctypes.POINTER(HvpOut), ctypes.c_void_p)
+# typedef int (*mgrad_outputs_fn)(const mgrad_chunk *chunk, const void *theta,
 #     void *outputs, void *user_data);
-OutputsFn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
+OutputsFn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(Chunk), ctypes.c_void_p,
                              ctypes.c_void_p, ctypes.c_void_p)
 
 CONTEXT_OPTIONS_VERSION = 1
@@ -167,7 +207,10 @@ RUN_OPTIONS_VERSION = 1
 RUN_STATS_VERSION = 3
 META_OPTIONS_VERSION = 1
 MGD_OPTIONS_VERSION = 1
-CALLBACK_MODEL_VERSION = 1
+CALLBACK_MODEL_VERSION = 2
+CHUNK_VERSION = 1
+LOSS_GRAD_OUT_VERSION = 1
+HVP_OUT_VERSION = 1
 
 
 class ContextOptions(ctypes.Structure):
@@ -304,7 +347,7 @@ class CallbackModel(ctypes.Structure):
         ("version", ctypes.c_uint32),
         ("num_params", ctypes.c_int64),
         ("ndim", ctypes.c_int32),
-        ("input_shape", ctypes.c_int64 * 3),
+        ("input_shape", ctypes.POINTER(ctypes.c_int64)),
         ("num_outputs", ctypes.c_int64),
         ("loss_grad", LossGradFn),
         ("hvp", HvpFn),

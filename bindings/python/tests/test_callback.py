@@ -309,6 +309,49 @@ def test_callables_kept_alive():
         gc.collect()
 
 
+def test_input_shape_any_rank():
+    """A 4-D input_shape holding F values gives the 1-D model's bits (the
+    library sees only F; the callables get [rows, 1, 2, 3, 1] views)."""
+    mlp = NumpyMLP()
+    shape = (1, 2, 3, 1)
+
+    def flat(a):
+        return None if a is None else a.reshape(a.shape[0], -1)  # a view: writes go through
+
+    def loss_grad(theta, inputs, labels, targets, weights, scale, grad, example_losses):
+        assert inputs.shape[1:] == shape
+        return mlp.loss_grad(theta, flat(inputs), labels, targets, weights, scale, grad,
+                             example_losses)
+
+    def hvp(theta, u, inputs, labels, targets, weights, scale, hu, loss_tangents, igt):
+        assert inputs.shape[1:] == shape and (igt is None or igt.shape[1:] == shape)
+        mlp.hvp(theta, u, flat(inputs), labels, targets, weights, scale, hu, loss_tangents,
+                flat(igt))
+
+    def outputs(theta, inputs, out):
+        mlp.outputs(theta, flat(inputs), out)
+
+    class FourD:
+        def model(self, exact):
+            return mg.CallbackModel(P, shape, C, loss_grad, hvp=hvp, outputs=outputs,
+                                    input_tangents=True)
+
+    results = []
+    for fx in (Fx("adam", "exact"), Fx("adam", "exact", mlp=FourD())):
+        try:
+            metas = fx.add_all("adam")
+            phi = fx.run.train()
+            fx.run.reverse()
+            results.append((phi, {k: m.grad for k, m in metas.items()}, fx.run.evaluate(fx.val)))
+        finally:
+            fx.close()
+    (phi1, g1, ev1), (phi4, g4, ev4) = results
+    assert phi4 == phi1 and ev4 == ev1
+    for kind in g1:
+        assert np.array_equal(g4[kind], g1[kind]), kind
+    assert "(1, 2, 3, 1)" in repr(FourD().model(True))
+
+
 def test_bad_input():
     with mg.Context(dtype="f64") as ctx:
         tr = make_data(ctx, 8, 1, "cross_entropy")
@@ -319,7 +362,12 @@ def test_bad_input():
         with pytest.raises(TypeError):
             mg.CallbackModel(P, F, C, mlp.loss_grad, hvp=3)
         with pytest.raises(mg.InvalidError):
-            mg.CallbackModel(P, (1, 2, 3, 4), C, mlp.loss_grad)
+            mg.CallbackModel(P, (), C, mlp.loss_grad)
+        with pytest.raises(mg.InvalidError):
+            mg.CallbackModel(P, "six", C, mlp.loss_grad)
+        with pytest.raises(mg.InvalidError):  # C: a dimension < 1
+            mg.Run.from_callbacks(ctx, mg.CallbackModel(P, (F, 0), C, mlp.loss_grad),
+                                  np.zeros(P), tr, validation=tr, steps=2, batch_size=2)
         with pytest.raises(mg.SizeError):
             mg.Run.from_callbacks(ctx, good, np.zeros(P - 1), tr, validation=tr, steps=2,
                                   batch_size=2)
