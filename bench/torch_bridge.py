@@ -47,9 +47,14 @@ def child_lib(cfg):
     import metagrad as mg
     T, B = cfg["steps"], cfg["batch"]
     p = cfg["paths"]
-    ctx = mg.Context(dtype="f32", threads=cfg["threads"])
-    # as torch_compare's 'ours': the IDX files, stored compact (exact)
-    train = mg.Dataset.load_fashion_mnist(ctx, "train", dir=tc.DATA_DIR)
+    ctx = mg.Context(dtype=cfg["dtype"], threads=cfg["threads"])
+    if cfg["dtype"] == "f32":
+        # as torch_compare's 'ours': the IDX files, stored compact (exact)
+        train = mg.Dataset.load_fashion_mnist(ctx, "train", dir=tc.DATA_DIR)
+    else:  # the f32 values of the .npy file the torch side reads (the loader's b / 255
+        # in double would differ from them)
+        train = mg.Dataset.load_npy(ctx, p["xtr"], p["ytr"], num_classes=10)
+        train.compact()  # exact
     val = mg.Dataset.load_npy(ctx, p["xv"], p["yv"], num_classes=10)
     batches = np.load(p["batches"])[:T]
     theta0 = np.load(p["theta0"])
@@ -62,7 +67,7 @@ def child_lib(cfg):
         torch.set_num_threads(cfg["torch_threads"])
         net = torch.nn.Sequential(torch.nn.Linear(784, cfg["hidden"]), torch.nn.ReLU(),
                                   torch.nn.Linear(cfg["hidden"], 10))
-        tm = TorchModel(net, 784)
+        tm = TorchModel(net.double() if cfg["dtype"] == "f64" else net, 784)
         run = tm.run(ctx, train, theta0=theta0, **opts)
     else:
         model = mg.Model(ctx, [784]).dense(cfg["hidden"]).activation("relu").dense(10)
@@ -139,6 +144,40 @@ def rel(out_a, out_b, what):
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
 
+def overhead(args, base, tmp):
+    """Part 1; returns the best torch thread count for the bridge."""
+    T = args.overhead_steps
+    print("\npart 1: T = %d, binomial checkpointing, each side: train() twice (the "
+          "second timed), then train() + reverse() with both metaparameters" % T,
+          flush=True)
+    sides = [("builtin", dict(side="builtin"))]
+    sides += [("bridge torch x%d" % k, dict(side="bridge", torch_threads=k))
+              for k in args.torch_threads]
+    res = rounds(sides, dict(base, steps=T, train_only=True), args.repeats, args.timeout)
+    print("  %-22s %9s %9s %9s %9s %11s" % ("side", "train s", "meta s", "train x",
+                                             "meta x", "peak RSS"))
+    b = res["builtin"]
+    best, best_meta = None, float("inf")
+    for name, _ in sides:
+        rs = res[name]
+        tx, _ = ratio(rs, b, "plain_s")
+        mx, per = ratio(rs, b, "total_s")
+        print("  %-22s %9.3f %9.3f %9.2f %9.2f %8.0f MiB" % (
+            name, med(rs, "plain_s"), med(rs, "total_s"), tx, mx, med(rs, "rss") / 2**20))
+        if name != "builtin":
+            print("  %-22s per-step: train %.2f ms vs %.2f ms; meta ratios per repeat %s"
+                  % ("", 1e3 * med(rs, "plain_s") / T, 1e3 * med(b, "plain_s") / T,
+                     " ".join("%.2f" % x for x in per)))
+            if med(rs, "total_s") < best_meta:
+                best, best_meta = dict(sides)[name]["torch_threads"], med(rs, "total_s")
+            print("  %-22s rel. error vs built-in: LR metagradient %.2e, data-weight "
+                  "metagradient %.2e; phi %.6f vs %.6f"
+                  % ("", rel_out(tmp, name, "builtin", T, "lr"),
+                     rel_out(tmp, name, "builtin", T, "w"), med(rs, "phi"), med(b, "phi")))
+    print("  best torch thread count for the bridge: %s" % best, flush=True)
+    return best
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--overhead-steps", type=int, default=200)
@@ -152,6 +191,10 @@ def main():
                     help="torch thread counts tried for the bridge in part 1")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--dtype", choices=["f32", "f64"], default="f32",
+                    help="element type of every side (f64: agreement at T = 1000, where f32 "
+                         "trajectories part, docs/performance.md)")
+    ap.add_argument("--skip-overhead", action="store_true", help="part 2 only")
     ap.add_argument("--skip-unrolled", action="store_true",
                     help="part 2 without PyTorch's unrolled side")
     ap.add_argument("--timeout", type=int, default=1800)
@@ -164,48 +207,21 @@ def main():
         return
     import torch
     tmax = max(args.steps, args.overhead_steps)
-    print("metagrad.torch bridge: Fashion-MNIST MLP 784-%d-10 (ReLU), f32, batch %d, lr %g, "
+    print("metagrad.torch bridge: Fashion-MNIST MLP 784-%d-10 (ReLU), %s, batch %d, lr %g, "
           "momentum 0.9; torch %s; library threads %d; %d interleaved repeat(s), medians"
-          % (args.hidden, args.batch, args.lr, torch.__version__, args.threads, args.repeats),
-          flush=True)
+          % (args.hidden, args.dtype, args.batch, args.lr, torch.__version__, args.threads,
+             args.repeats), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         prep = argparse.Namespace(mode="mlp", train=0, val=args.val, seed=args.seed,
                                   steps=[tmax], batch=args.batch, hidden=args.hidden)
         paths, n = tc.prepare(tmp, prep)
         base = dict(mode="mlp", batch=args.batch, hidden=args.hidden, lr=args.lr,
-                    threads=args.threads, paths=paths, dtype="f32", n=n, compact=True,
+                    threads=args.threads, paths=paths, dtype=args.dtype, n=n, compact=True,
                     schedule="binomial", budget_mib=0, plain=False, tmp=tmp)
 
-        # part 1: overhead against the built-in model
-        T = args.overhead_steps
-        print("\npart 1: T = %d, binomial checkpointing, each side: train() twice (the "
-              "second timed), then train() + reverse() with both metaparameters" % T,
-              flush=True)
-        sides = [("builtin", dict(side="builtin"))]
-        sides += [("bridge torch x%d" % k, dict(side="bridge", torch_threads=k))
-                  for k in args.torch_threads]
-        res = rounds(sides, dict(base, steps=T, train_only=True), args.repeats, args.timeout)
-        print("  %-22s %9s %9s %9s %9s %11s" % ("side", "train s", "meta s", "train x",
-                                                 "meta x", "peak RSS"))
-        b = res["builtin"]
-        best, best_meta = None, float("inf")
-        for name, _ in sides:
-            rs = res[name]
-            tx, _ = ratio(rs, b, "plain_s")
-            mx, per = ratio(rs, b, "total_s")
-            print("  %-22s %9.3f %9.3f %9.2f %9.2f %8.0f MiB" % (
-                name, med(rs, "plain_s"), med(rs, "total_s"), tx, mx, med(rs, "rss") / 2**20))
-            if name != "builtin":
-                print("  %-22s per-step: train %.2f ms vs %.2f ms; meta ratios per repeat %s"
-                      % ("", 1e3 * med(rs, "plain_s") / T, 1e3 * med(b, "plain_s") / T,
-                         " ".join("%.2f" % x for x in per)))
-                if med(rs, "total_s") < best_meta:
-                    best, best_meta = dict(sides)[name]["torch_threads"], med(rs, "total_s")
-                print("  %-22s rel. error vs built-in: LR metagradient %.2e, data-weight "
-                      "metagradient %.2e; phi %.6f vs %.6f"
-                      % ("", rel_out(tmp, name, "builtin", T, "lr"),
-                         rel_out(tmp, name, "builtin", T, "w"), med(rs, "phi"), med(b, "phi")))
-        print("  best torch thread count for the bridge: %s" % best, flush=True)
+        best = args.torch_threads[0]
+        if not args.skip_overhead:
+            best = overhead(args, base, tmp)
 
         # part 2: against PyTorch unrolled
         T = args.steps
@@ -241,6 +257,11 @@ def main():
                   % (other, tx, " ".join("%.3f" % x for x in per), mx,
                      rel_out(tmp, "bridge", other, T, "lr"),
                      rel_out(tmp, "bridge", other, T, "w")))
+        if not args.skip_unrolled:
+            # the yardstick: in f32 any two implementations part over long horizons
+            print("  builtin vs torch unrolled: rel. error LR metagradient %.2e, data-weight "
+                  "metagradient %.2e" % (rel_out(tmp, "builtin", "torch unrolled", T, "lr"),
+                                         rel_out(tmp, "builtin", "torch unrolled", T, "w")))
 
 
 def rel_out(tmp, a, b, T, what):
