@@ -233,15 +233,12 @@ int main(int argc, char **argv)
         APP_CHECK(ctx, mgrad_run_add_meta(&pm, run, MGRAD_META_POOL_WEIGHTS, &mo));
         for (int64_t a = 0; a < K; a++) counts[random_sel[a]] = 1;  /* start: random */
         APP_CHECK(ctx, mgrad_meta_set_value(cm, MGRAD_DTYPE_F64, counts, N));
-        mgrad_mgd_options go = MGRAD_MGD_OPTIONS_INIT;
-        go.method = MGRAD_MGD_EXCHANGE;
-        go.lr = 1;
-        go.exchange = o.exchange;
-        go.gradient_from = pm;
-        go.heldout = heldout;
-        go.progress = app_progress;
-        go.user_data = log;
-        APP_CHECK(ctx, mgrad_mgd_create(&mgd, cm, &go));
+        APP_CHECK(ctx, mgrad_mgd_create(&mgd, cm, MGRAD_MGD_EXCHANGE));
+        APP_CHECK(ctx, mgrad_mgd_set_real(mgd, MGRAD_MGD_PARAM_LR, 1));
+        APP_CHECK(ctx, mgrad_mgd_set_int(mgd, MGRAD_MGD_PARAM_EXCHANGE, o.exchange));
+        APP_CHECK(ctx, mgrad_mgd_set_gradient_from(mgd, pm));
+        APP_CHECK(ctx, mgrad_mgd_set_heldout(mgd, heldout));
+        APP_CHECK(ctx, mgrad_mgd_set_progress(mgd, app_progress, log));
         printf("MGD (%d meta-steps):\n", o.meta_steps);
         APP_CHECK(ctx, mgrad_mgd_run(mgd, o.meta_steps));
         double best_score = 0;

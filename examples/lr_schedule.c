@@ -192,20 +192,15 @@ int main(int argc, char **argv)
         mgrad_mgd *mgd = NULL;
         if (app_run(ctx, &s.cfg, s.train, s.target, 1, 1, NULL, &m, &run)) return 1;
         APP_CHECK(ctx, mgrad_run_add_meta(&lr, run, MGRAD_META_LR_SCHEDULE, NULL));
-        mgrad_mgd_options go = MGRAD_MGD_OPTIONS_INIT;
-        go.method = MGRAD_MGD_ADAM;
-        go.lr = 0.005;
-        go.projection = MGRAD_PROJECT_BOX;
-        go.lo = 0;
-        go.hi = 0.5;
-        go.basis = basis;
-        go.basis_dim = KNOTS;
-        go.coefficients = knots;
-        go.reshuffle = 1;   /* a new batch order every meta-step: fit no single one */
-        go.heldout = s.heldout;
-        go.progress = app_progress;
-        go.user_data = log;
-        APP_CHECK(ctx, mgrad_mgd_create(&mgd, lr, &go));
+        double box[2] = {0, 0.5};
+        APP_CHECK(ctx, mgrad_mgd_create(&mgd, lr, MGRAD_MGD_ADAM));
+        APP_CHECK(ctx, mgrad_mgd_set_real(mgd, MGRAD_MGD_PARAM_LR, 0.005));
+        APP_CHECK(ctx, mgrad_mgd_set_projection(mgd, MGRAD_PROJECT_BOX, box, 2));
+        APP_CHECK(ctx, mgrad_mgd_set_basis(mgd, basis, KNOTS, knots));
+        /* a new batch order every meta-step: fit no single one */
+        APP_CHECK(ctx, mgrad_mgd_set_int(mgd, MGRAD_MGD_PARAM_RESHUFFLE, 1));
+        APP_CHECK(ctx, mgrad_mgd_set_heldout(mgd, s.heldout));
+        APP_CHECK(ctx, mgrad_mgd_set_progress(mgd, app_progress, log));
         printf("MGD from a flat schedule at %.3f, %d knots (%d meta-steps):\n", s.cfg.lr,
                KNOTS, meta_steps);
         APP_CHECK(ctx, mgrad_mgd_run(mgd, meta_steps));

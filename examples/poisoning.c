@@ -123,17 +123,14 @@ int main(int argc, char **argv)
         mo.rows = rows;
         mo.num_rows = npoison;
         APP_CHECK(ctx, mgrad_run_add_meta(&pix, run, MGRAD_META_INPUTS, &mo));
-        mgrad_mgd_options go = MGRAD_MGD_OPTIONS_INIT;
-        go.method = MGRAD_MGD_SIGN;
-        go.lr = 0.05;                 /* per-pixel step, like a PGD attack */
-        go.maximize = 1;
-        go.projection = MGRAD_PROJECT_BOX;
-        go.lo = 0;
-        go.hi = 1;
-        go.heldout = heldout;
-        go.progress = app_progress;
-        go.user_data = log;
-        APP_CHECK(ctx, mgrad_mgd_create(&mgd, pix, &go));
+        double box[2] = {0, 1};
+        APP_CHECK(ctx, mgrad_mgd_create(&mgd, pix, MGRAD_MGD_SIGN));
+        /* per-pixel step, like a PGD attack */
+        APP_CHECK(ctx, mgrad_mgd_set_real(mgd, MGRAD_MGD_PARAM_LR, 0.05));
+        APP_CHECK(ctx, mgrad_mgd_set_int(mgd, MGRAD_MGD_PARAM_MAXIMIZE, 1));
+        APP_CHECK(ctx, mgrad_mgd_set_projection(mgd, MGRAD_PROJECT_BOX, box, 2));
+        APP_CHECK(ctx, mgrad_mgd_set_heldout(mgd, heldout));
+        APP_CHECK(ctx, mgrad_mgd_set_progress(mgd, app_progress, log));
         printf("MGD poisoning (%d meta-steps, maximising the target loss):\n", meta_steps);
         APP_CHECK(ctx, mgrad_mgd_run(mgd, meta_steps));
         double best = 0;

@@ -233,13 +233,10 @@ static void measure(mgrad_context *ctx, mgrad_dataset *train, mgrad_dataset *val
     double h = 0.1 * c->lr * sqrt((double)STEPS);
     CHECK(mgrad_meta_metasmoothness(lr, NULL, 1, h, &res->S, &res->curvature));
 
-    mgrad_mgd_options mo = MGRAD_MGD_OPTIONS_INIT;
-    mo.method = MGRAD_MGD_ADAM;
-    mo.lr = 0.2 * c->lr;
-    mo.projection = MGRAD_PROJECT_NONNEGATIVE;
-    mo.progress = record_phi;
-    mo.user_data = res->phis;
-    CHECK(mgrad_mgd_create(&mgd, lr, &mo));
+    CHECK(mgrad_mgd_create(&mgd, lr, MGRAD_MGD_ADAM));
+    CHECK(mgrad_mgd_set_real(mgd, MGRAD_MGD_PARAM_LR, 0.2 * c->lr));
+    CHECK(mgrad_mgd_set_projection(mgd, MGRAD_PROJECT_NONNEGATIVE, NULL, 0));
+    CHECK(mgrad_mgd_set_progress(mgd, record_phi, res->phis));
     CHECK(mgrad_mgd_run(mgd, META_STEPS));
     CHECK(mgrad_mgd_best(mgd, MGRAD_DTYPE_F64, best, STEPS, &res->best));
     /* mgrad_mgd_run ends with the run trained at the last iterate */

@@ -563,19 +563,107 @@ static void w_run_create_callback(void)
     /* loss_grad is required */
     UNTOUCHED(mgrad_run_create_callback(out, A.ctx, &cm, theta0, A.train, &o), MGRAD_ERR_NULL);
 }
-static void w_mgd_options_init(void)
-{
-    FAILS(mgrad_mgd_options_init(NULL, MGRAD_MGD_OPTIONS_VERSION), MGRAD_ERR_NULL);
-    UNTOUCHED_NOCTX(mgrad_mgd_options_init((mgrad_mgd_options *)buf, 0), MGRAD_ERR_VERSION);
-}
 static void w_mgd_create(void)
 {
     mgrad_mgd **out = (mgrad_mgd **)buf;
-    UNTOUCHED_NOCTX(mgrad_mgd_create(out, NULL, NULL), MGRAD_ERR_NULL);
-    FAILS_MSG(mgrad_mgd_create(NULL, A.lr, NULL), MGRAD_ERR_NULL);
-    mgrad_mgd_options o = MGRAD_MGD_OPTIONS_INIT;
-    o.version = 0;
-    UNTOUCHED(mgrad_mgd_create(out, A.lr, &o), MGRAD_ERR_VERSION);
+    UNTOUCHED_NOCTX(mgrad_mgd_create(out, NULL, MGRAD_MGD_SIGN), MGRAD_ERR_NULL);
+    FAILS_MSG(mgrad_mgd_create(NULL, A.lr, MGRAD_MGD_SIGN), MGRAD_ERR_NULL);
+    UNTOUCHED(mgrad_mgd_create(out, A.lr, (mgrad_mgd_method)0), MGRAD_ERR_INVALID);
+}
+/* An optimiser of the fixture's LR schedule for the walks of its setters. */
+static mgrad_mgd *walk_mgd(void)
+{
+    mgrad_mgd *mgd = NULL;
+    ck_assert_int_eq(mgrad_mgd_create(&mgd, A.lr, MGRAD_MGD_SGD), MGRAD_OK);
+    return mgd;
+}
+static void w_mgd_method_of(void)
+{
+    UNTOUCHED_NOCTX(mgrad_mgd_method_of(NULL, (mgrad_mgd_method *)buf), MGRAD_ERR_NULL);
+    mgrad_mgd *mgd = walk_mgd();
+    FAILS_MSG(mgrad_mgd_method_of(mgd, NULL), MGRAD_ERR_NULL);
+    mgrad_mgd_destroy(mgd);
+}
+static void w_mgd_get_param_info(void)
+{
+    mgrad_mgd_param_info in = MGRAD_MGD_PARAM_INFO_INIT;
+    FAILS(mgrad_mgd_get_param_info(NULL, MGRAD_MGD_PARAM_LR, &in), MGRAD_ERR_NULL);
+    mgrad_mgd *mgd = walk_mgd();
+    FAILS_MSG(mgrad_mgd_get_param_info(mgd, MGRAD_MGD_PARAM_LR, NULL), MGRAD_ERR_NULL);
+    mgrad_mgd_destroy(mgd);
+}
+static void w_mgd_set_real(void)
+{
+    FAILS(mgrad_mgd_set_real(NULL, MGRAD_MGD_PARAM_LR, 0.1), MGRAD_ERR_NULL);
+    mgrad_mgd *mgd = walk_mgd();
+    FAILS_MSG(mgrad_mgd_set_real(mgd, MGRAD_MGD_PARAM_LR, -0.1), MGRAD_ERR_INVALID);
+    mgrad_mgd_destroy(mgd);
+}
+static void w_mgd_get_real(void)
+{
+    UNTOUCHED_NOCTX(mgrad_mgd_get_real(NULL, MGRAD_MGD_PARAM_LR, (double *)buf),
+                    MGRAD_ERR_NULL);
+    mgrad_mgd *mgd = walk_mgd();
+    FAILS_MSG(mgrad_mgd_get_real(mgd, MGRAD_MGD_PARAM_LR, NULL), MGRAD_ERR_NULL);
+    mgrad_mgd_destroy(mgd);
+}
+static void w_mgd_set_int(void)
+{
+    FAILS(mgrad_mgd_set_int(NULL, MGRAD_MGD_PARAM_MAXIMIZE, 1), MGRAD_ERR_NULL);
+    mgrad_mgd *mgd = walk_mgd();
+    FAILS_MSG(mgrad_mgd_set_int(mgd, MGRAD_MGD_PARAM_MAXIMIZE, 2), MGRAD_ERR_INVALID);
+    mgrad_mgd_destroy(mgd);
+}
+static void w_mgd_get_int(void)
+{
+    UNTOUCHED_NOCTX(mgrad_mgd_get_int(NULL, MGRAD_MGD_PARAM_MAXIMIZE, (int64_t *)buf),
+                    MGRAD_ERR_NULL);
+    mgrad_mgd *mgd = walk_mgd();
+    FAILS_MSG(mgrad_mgd_get_int(mgd, MGRAD_MGD_PARAM_MAXIMIZE, NULL), MGRAD_ERR_NULL);
+    mgrad_mgd_destroy(mgd);
+}
+static void w_mgd_set_seed(void) { FAILS(mgrad_mgd_set_seed(NULL, 1), MGRAD_ERR_NULL); }
+static void w_mgd_get_seed(void)
+{
+    UNTOUCHED_NOCTX(mgrad_mgd_get_seed(NULL, (uint64_t *)buf), MGRAD_ERR_NULL);
+    mgrad_mgd *mgd = walk_mgd();
+    FAILS_MSG(mgrad_mgd_get_seed(mgd, NULL), MGRAD_ERR_NULL);
+    mgrad_mgd_destroy(mgd);
+}
+static void w_mgd_set_projection(void)
+{
+    FAILS(mgrad_mgd_set_projection(NULL, MGRAD_PROJECT_NONE, NULL, 0), MGRAD_ERR_NULL);
+    mgrad_mgd *mgd = walk_mgd();
+    FAILS_MSG(mgrad_mgd_set_projection(mgd, MGRAD_PROJECT_BOX, NULL, 2), MGRAD_ERR_NULL);
+    mgrad_mgd_destroy(mgd);
+}
+static void w_mgd_get_projection(void)
+{
+    UNTOUCHED_NOCTX(mgrad_mgd_get_projection(NULL, (mgrad_projection *)buf, NULL, 0),
+                    MGRAD_ERR_NULL);
+    mgrad_mgd *mgd = walk_mgd();
+    FAILS_MSG(mgrad_mgd_get_projection(mgd, NULL, NULL, 0), MGRAD_ERR_NULL);
+    mgrad_mgd_destroy(mgd);
+}
+static void w_mgd_set_gradient_from(void)
+{
+    FAILS(mgrad_mgd_set_gradient_from(NULL, A.lr), MGRAD_ERR_NULL);
+}
+static void w_mgd_set_heldout(void)
+{
+    FAILS(mgrad_mgd_set_heldout(NULL, A.val), MGRAD_ERR_NULL);
+}
+static void w_mgd_set_progress(void)
+{
+    FAILS(mgrad_mgd_set_progress(NULL, NULL, NULL), MGRAD_ERR_NULL);
+}
+static void w_mgd_set_basis(void)
+{
+    FAILS(mgrad_mgd_set_basis(NULL, NULL, 0, NULL), MGRAD_ERR_NULL);
+    mgrad_mgd *mgd = walk_mgd();
+    double basis[1] = {1};
+    FAILS_MSG(mgrad_mgd_set_basis(mgd, basis, 1, NULL), MGRAD_ERR_NULL);
+    mgrad_mgd_destroy(mgd);
 }
 static void w_mgd_destroy(void) { mgrad_mgd_destroy(NULL); }
 static void w_mgd_step(void)
@@ -835,6 +923,26 @@ static void w_run_example_losses(void)
     UNTOUCHED(mgrad_run_example_losses(A.run, NULL, MGRAD_DTYPE_F64, buf, n), MGRAD_ERR_NULL);
     FAILS_MSG(mgrad_run_example_losses(A.run, A.val, MGRAD_DTYPE_F64, NULL, n), MGRAD_ERR_NULL);
 }
+static void w_run_context(void)
+{
+    UNTOUCHED_NOCTX(mgrad_run_context(NULL, (mgrad_context **)buf), MGRAD_ERR_NULL);
+    FAILS_MSG(mgrad_run_context(A.run, NULL), MGRAD_ERR_NULL);
+}
+static void w_run_has_batches(void)
+{
+    UNTOUCHED_NOCTX(mgrad_run_has_batches(NULL, (int32_t *)buf), MGRAD_ERR_NULL);
+    FAILS_MSG(mgrad_run_has_batches(A.run, NULL), MGRAD_ERR_NULL);
+}
+static void w_run_check_dataset(void)
+{
+    FAILS(mgrad_run_check_dataset(NULL, A.val), MGRAD_ERR_NULL);
+    FAILS_MSG(mgrad_run_check_dataset(A.run, NULL), MGRAD_ERR_NULL);
+}
+static void w_meta_run(void)
+{
+    UNTOUCHED_NOCTX(mgrad_meta_run(NULL, (mgrad_run **)buf), MGRAD_ERR_NULL);
+    FAILS_MSG(mgrad_meta_run(A.lr, NULL), MGRAD_ERR_NULL);
+}
 static void w_run_set_shuffle_seed(void)
 {
     FAILS(mgrad_run_set_shuffle_seed(NULL, 1), MGRAD_ERR_NULL);
@@ -954,9 +1062,22 @@ static const walk WALKS[] = {
     W(meta_get_grad),
     W(callback_model_init),
     W(run_create_callback),
-    W(mgd_options_init),
     W(mgd_create),
     W(mgd_destroy),
+    W(mgd_method_of),
+    W(mgd_get_param_info),
+    W(mgd_set_real),
+    W(mgd_get_real),
+    W(mgd_set_int),
+    W(mgd_get_int),
+    W(mgd_set_seed),
+    W(mgd_get_seed),
+    W(mgd_set_projection),
+    W(mgd_get_projection),
+    W(mgd_set_gradient_from),
+    W(mgd_set_heldout),
+    W(mgd_set_progress),
+    W(mgd_set_basis),
     W(mgd_step),
     W(mgd_run),
     W(mgd_best),
@@ -1000,6 +1121,10 @@ static const walk WALKS[] = {
     W(model_create_gpt),
     W(run_example_losses),
     W(run_set_shuffle_seed),
+    W(run_context),
+    W(run_has_batches),
+    W(run_check_dataset),
+    W(meta_run),
     W(meta_metasmoothness),
     W(run_hvp),
     W(run_hessian_spectrum),

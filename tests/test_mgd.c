@@ -1,7 +1,9 @@
 /*
  * test_mgd.c - metagradient descent: updates and projections exactly as
  * documented, φ decreases on a learnable LR-schedule task, best-iterate
- * tracking, cancellation, count-based data selection, misuse.
+ * tracking, cancellation, count-based data selection, settings (ranges as
+ * described, refusals change nothing, changes between steps keep the
+ * state), misuse.
  */
 #include <check.h>
 #include <math.h>
@@ -73,9 +75,26 @@ static void lr_grad_at(const double *z, double *g)
     teardown(&fx);
 }
 
+/* The settings of one_step: a method, its step size and a projection. */
+typedef struct step_cfg {
+    mgrad_mgd_method method;
+    double lr;
+    mgrad_projection projection;
+    double proj[2];
+} step_cfg;
+
+static void configure(mgrad_mgd *mgd, const step_cfg *o)
+{
+    static const int64_t nparams[] = {0, 2, 0, 1, 1};
+    ck_assert_int_eq(mgrad_mgd_set_real(mgd, MGRAD_MGD_PARAM_LR, o->lr), MGRAD_OK);
+    ck_assert_int_eq(
+        mgrad_mgd_set_projection(mgd, o->projection, o->proj, nparams[o->projection]),
+        MGRAD_OK);
+}
+
 /* One meta-step with `o` from the flat schedule 0.05; returns the new value
    and, through y, z − lr·g computed here from the twin run's gradient. */
-static void one_step(const mgrad_mgd_options *o, double *znew, double *y)
+static void one_step(const step_cfg *o, double *znew, double *y)
 {
     double z[T], g[T];
     for (int t = 0; t < T; t++) z[t] = 0.05;
@@ -86,7 +105,8 @@ static void one_step(const mgrad_mgd_options *o, double *znew, double *y)
     mgrad_meta *lr = NULL;
     ck_assert_int_eq(mgrad_run_add_meta(&lr, fx.run, MGRAD_META_LR_SCHEDULE, NULL), MGRAD_OK);
     mgrad_mgd *mgd = NULL;
-    ck_assert_int_eq(mgrad_mgd_create(&mgd, lr, o), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_create(&mgd, lr, o->method), MGRAD_OK);
+    configure(mgd, o);
     ck_assert_int_eq(mgrad_mgd_step(mgd, NULL), MGRAD_OK);
     ck_assert_int_eq(mgrad_meta_get_value(lr, MGRAD_DTYPE_F64, znew, T), MGRAD_OK);
     mgrad_mgd_destroy(mgd);
@@ -95,9 +115,7 @@ static void one_step(const mgrad_mgd_options *o, double *znew, double *y)
 
 START_TEST(test_sgd_update_exact)
 {
-    mgrad_mgd_options o = MGRAD_MGD_OPTIONS_INIT;
-    o.method = MGRAD_MGD_SGD;
-    o.lr = 0.01;
+    step_cfg o = {MGRAD_MGD_SGD, 0.01, MGRAD_PROJECT_NONE, {0, 0}};
     double z[T], y[T];
     one_step(&o, z, y);
     for (int t = 0; t < T; t++) ck_assert_double_eq(z[t], y[t]);
@@ -114,7 +132,7 @@ START_TEST(test_basis_chain_rule)
         double pos = (double)t / (T - 1) * (J - 1);
         for (int j = 0; j < J; j++) basis[t * J + j] = fmax(0, 1 - fabs(pos - j));
     }
-    for (int t = 0; t < T; t++) z[t] = 0.05;  /* basis · c: hats sum to 1 */
+    for (int t = 0; t < T; t++) z[t] = 0.05; /* basis · c: hats sum to 1 */
     lr_grad_at(z, g);
     double gc[J] = {0};
     for (int t = 0; t < T; t++)
@@ -123,52 +141,61 @@ START_TEST(test_basis_chain_rule)
         want[t] = 0;
         for (int j = 0; j < J; j++) want[t] += basis[t * J + j] * (c[j] - 0.01 * gc[j]);
     }
-    mgrad_mgd_options o = MGRAD_MGD_OPTIONS_INIT;
-    o.method = MGRAD_MGD_SGD;
-    o.lr = 0.01;
-    o.basis = basis;
-    o.basis_dim = J;
-    o.coefficients = c;
     fixture fx;
     setup(&fx, 0);
     mgrad_meta *lr = NULL;
     ck_assert_int_eq(mgrad_run_add_meta(&lr, fx.run, MGRAD_META_LR_SCHEDULE, NULL), MGRAD_OK);
     mgrad_mgd *mgd = NULL;
-    ck_assert_int_eq(mgrad_mgd_create(&mgd, lr, &o), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_create(&mgd, lr, MGRAD_MGD_SGD), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_set_real(mgd, MGRAD_MGD_PARAM_LR, 0.01), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_set_basis(mgd, basis, J, c), MGRAD_OK);
     ck_assert_int_eq(mgrad_mgd_step(mgd, NULL), MGRAD_OK);
     ck_assert_int_eq(mgrad_meta_get_value(lr, MGRAD_DTYPE_F64, z, T), MGRAD_OK);
     for (int t = 0; t < T; t++) ck_assert(fabs(z[t] - want[t]) < 1e-15);
     double best[T];
     ck_assert_int_eq(mgrad_mgd_best(mgd, MGRAD_DTYPE_F64, best, T, NULL), MGRAD_OK);
     for (int t = 0; t < T; t++) ck_assert(fabs(best[t] - 0.05) < 1e-15);
+    /* the optimised variable is fixed once stepping started */
+    ck_assert_int_eq(mgrad_mgd_set_basis(mgd, NULL, 0, NULL), MGRAD_ERR_ORDER);
     mgrad_mgd_destroy(mgd);
-    o.coefficients = NULL;
-    ck_assert_int_eq(mgrad_mgd_create(&mgd, lr, &o), MGRAD_ERR_INVALID);
+    ck_assert_int_eq(mgrad_mgd_create(&mgd, lr, MGRAD_MGD_SGD), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_set_basis(mgd, basis, J, NULL), MGRAD_ERR_NULL);
+    ck_assert_int_eq(mgrad_mgd_set_basis(mgd, basis, 0, c), MGRAD_ERR_INVALID);
+    /* TOP_K's k must fit the optimised variable, whichever is set first */
+    double k[1] = {J + 1};
+    ck_assert_int_eq(mgrad_mgd_set_projection(mgd, MGRAD_PROJECT_TOP_K, k, 1), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_set_basis(mgd, basis, J, c), MGRAD_ERR_INVALID);
+    mgrad_mgd_destroy(mgd);
+    ck_assert_int_eq(mgrad_mgd_create(&mgd, lr, MGRAD_MGD_EXCHANGE), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_set_basis(mgd, basis, J, c), MGRAD_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(mgrad_context_last_error(fx.ctx), "EXCHANGE"));
+    mgrad_mgd_destroy(mgd);
     teardown(&fx);
 }
 END_TEST
 
 START_TEST(test_projections)
 {
-    mgrad_mgd_options o = MGRAD_MGD_OPTIONS_INIT;
-    o.method = MGRAD_MGD_SGD;
-    o.lr = 2.0;  /* large, so that the projections bind */
+    step_cfg o = {MGRAD_MGD_SGD, 2.0, MGRAD_PROJECT_NONE, {0, 0}}; /* large lr: they bind */
     double z[T], y[T];
     /* box */
     o.projection = MGRAD_PROJECT_BOX;
-    o.lo = 0.04;
-    o.hi = 0.06;
+    o.proj[0] = 0.04;
+    o.proj[1] = 0.06;
     one_step(&o, z, y);
     for (int t = 0; t < T; t++) ck_assert_double_eq(z[t], fmin(fmax(y[t], 0.04), 0.06));
     /* fixed sum: compare with τ found by bisection on Σ max(y − τ, 0) = S */
     o.projection = MGRAD_PROJECT_FIXED_SUM;
-    o.sum = 1.0;
+    o.proj[0] = 1.0;
     one_step(&o, z, y);
     double lo = -10, hi = 10;
     for (int it = 0; it < 200; it++) {
         double tau = 0.5 * (lo + hi), s = 0;
         for (int t = 0; t < T; t++) s += fmax(y[t] - tau, 0);
-        if (s > 1.0) lo = tau; else hi = tau;
+        if (s > 1.0)
+            lo = tau;
+        else
+            hi = tau;
     }
     double sum = 0;
     for (int t = 0; t < T; t++) {
@@ -179,7 +206,7 @@ START_TEST(test_projections)
     ck_assert(fabs(sum - 1.0) < 1e-12);
     /* top-k: the k largest of y kept, the rest zero */
     o.projection = MGRAD_PROJECT_TOP_K;
-    o.k = 5;
+    o.proj[0] = 5;
     one_step(&o, z, y);
     int nonzero = 0;
     for (int t = 0; t < T; t++) {
@@ -220,16 +247,12 @@ START_TEST(test_lr_schedule_improves)
     mgrad_meta *lr = NULL;
     ck_assert_int_eq(mgrad_run_add_meta(&lr, fx.run, MGRAD_META_LR_SCHEDULE, NULL), MGRAD_OK);
     progress_log log = {0, 0, {0}};
-    mgrad_mgd_options o = MGRAD_MGD_OPTIONS_INIT;
-    o.method = MGRAD_MGD_ADAM;
-    o.lr = 0.02;
-    o.projection = MGRAD_PROJECT_BOX;
-    o.lo = 0;
-    o.hi = 1;
-    o.progress = on_progress;
-    o.user_data = &log;
     mgrad_mgd *mgd = NULL;
-    ck_assert_int_eq(mgrad_mgd_create(&mgd, lr, &o), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_create(&mgd, lr, MGRAD_MGD_ADAM), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_set_real(mgd, MGRAD_MGD_PARAM_LR, 0.02), MGRAD_OK);
+    double box[2] = {0, 1};
+    ck_assert_int_eq(mgrad_mgd_set_projection(mgd, MGRAD_PROJECT_BOX, box, 2), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_set_progress(mgd, on_progress, &log), MGRAD_OK);
     ck_assert_int_eq(mgrad_mgd_run(mgd, 15), MGRAD_OK);
     ck_assert_int_eq(log.calls, 15);
     double best[T], score = 0, phi_end = 0;
@@ -258,16 +281,14 @@ START_TEST(test_reshuffle)
     mgrad_meta *la = NULL, *lb = NULL;
     ck_assert_int_eq(mgrad_run_add_meta(&la, a.run, MGRAD_META_LR_SCHEDULE, NULL), MGRAD_OK);
     ck_assert_int_eq(mgrad_run_add_meta(&lb, b.run, MGRAD_META_LR_SCHEDULE, NULL), MGRAD_OK);
-    mgrad_mgd_options o = MGRAD_MGD_OPTIONS_INIT;
-    o.method = MGRAD_MGD_SGD;
     mgrad_mgd *ma = NULL, *mb = NULL;
-    ck_assert_int_eq(mgrad_mgd_create(&ma, la, &o), MGRAD_OK);
-    o.reshuffle = 1;
-    ck_assert_int_eq(mgrad_mgd_create(&mb, lb, &o), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_create(&ma, la, MGRAD_MGD_SGD), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_create(&mb, lb, MGRAD_MGD_SGD), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_set_int(mb, MGRAD_MGD_PARAM_RESHUFFLE, 1), MGRAD_OK);
     double pa = 0, pb = 0;
     ck_assert_int_eq(mgrad_mgd_step(ma, &pa), MGRAD_OK);
     ck_assert_int_eq(mgrad_mgd_step(mb, &pb), MGRAD_OK);
-    ck_assert(pa != pb);  /* another batch order gives another φ */
+    ck_assert(pa != pb); /* another batch order gives another φ */
     /* determinism: the same reshuffled step again gives the same φ */
     fixture c;
     setup(&c, 0);
@@ -275,13 +296,40 @@ START_TEST(test_reshuffle)
     mgrad_mgd *mc = NULL;
     double pc = 0;
     ck_assert_int_eq(mgrad_run_add_meta(&lc, c.run, MGRAD_META_LR_SCHEDULE, NULL), MGRAD_OK);
-    ck_assert_int_eq(mgrad_mgd_create(&mc, lc, &o), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_create(&mc, lc, MGRAD_MGD_SGD), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_set_int(mc, MGRAD_MGD_PARAM_RESHUFFLE, 1), MGRAD_OK);
     ck_assert_int_eq(mgrad_mgd_step(mc, &pc), MGRAD_OK);
     ck_assert_double_eq(pb, pc);
     mgrad_mgd_destroy(ma);
     mgrad_mgd_destroy(mb);
     mgrad_mgd_destroy(mc);
     ck_assert_int_eq(mgrad_run_set_shuffle_seed(NULL, 3), MGRAD_ERR_NULL);
+    /* explicit batches: refused, and the setting stays off */
+    int64_t batches[T * B];
+    for (int i = 0; i < T * B; i++) batches[i] = i % N;
+    mgrad_run_options o = MGRAD_RUN_OPTIONS_INIT;
+    o.steps = T;
+    o.batch_size = B;
+    o.batches = batches;
+    o.validation = a.val;
+    mgrad_run *fixed = NULL;
+    mgrad_meta *lf = NULL;
+    mgrad_mgd *mf = NULL;
+    int32_t has = -1;
+    ck_assert_int_eq(mgrad_run_create(&fixed, a.model, a.train, &o), MGRAD_OK);
+    ck_assert_int_eq(mgrad_run_has_batches(fixed, &has), MGRAD_OK);
+    ck_assert_int_eq(has, 1);
+    ck_assert_int_eq(mgrad_run_has_batches(a.run, &has), MGRAD_OK);
+    ck_assert_int_eq(has, 0);
+    ck_assert_int_eq(mgrad_run_add_meta(&lf, fixed, MGRAD_META_LR_SCHEDULE, NULL), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_create(&mf, lf, MGRAD_MGD_SGD), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_set_int(mf, MGRAD_MGD_PARAM_RESHUFFLE, 1), MGRAD_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(mgrad_context_last_error(a.ctx), "reshuffle"));
+    int64_t on = -1;
+    ck_assert_int_eq(mgrad_mgd_get_int(mf, MGRAD_MGD_PARAM_RESHUFFLE, &on), MGRAD_OK);
+    ck_assert_int_eq(on, 0);
+    mgrad_mgd_destroy(mf);
+    mgrad_run_destroy(fixed);
     teardown(&a);
     teardown(&b);
     teardown(&c);
@@ -295,11 +343,9 @@ START_TEST(test_cancel)
     mgrad_meta *lr = NULL;
     ck_assert_int_eq(mgrad_run_add_meta(&lr, fx.run, MGRAD_META_LR_SCHEDULE, NULL), MGRAD_OK);
     progress_log log = {0, 3, {0}};
-    mgrad_mgd_options o = MGRAD_MGD_OPTIONS_INIT;
-    o.progress = on_progress;
-    o.user_data = &log;
     mgrad_mgd *mgd = NULL;
-    ck_assert_int_eq(mgrad_mgd_create(&mgd, lr, &o), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_create(&mgd, lr, MGRAD_MGD_SIGN), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_set_progress(mgd, on_progress, &log), MGRAD_OK);
     ck_assert_int_eq(mgrad_mgd_run(mgd, 10), MGRAD_ERR_CANCELLED);
     ck_assert_ptr_nonnull(strstr(mgrad_context_last_error(fx.ctx), "cancelled"));
     ck_assert_int_eq(log.calls, 3);
@@ -316,26 +362,29 @@ START_TEST(test_data_selection_counts)
     fixture fx;
     setup(&fx, 0.25);
     mgrad_meta *counts = NULL, *pool = NULL;
-    ck_assert_int_eq(mgrad_run_add_meta(&counts, fx.run, MGRAD_META_DATA_WEIGHTS, NULL), MGRAD_OK);
+    ck_assert_int_eq(mgrad_run_add_meta(&counts, fx.run, MGRAD_META_DATA_WEIGHTS, NULL),
+                     MGRAD_OK);
     mgrad_meta_options mo = MGRAD_META_OPTIONS_INIT;
     mo.step = T - 5;
     ck_assert_int_eq(mgrad_run_add_meta(&pool, fx.run, MGRAD_META_POOL_WEIGHTS, &mo), MGRAD_OK);
-    mgrad_mgd_options o = MGRAD_MGD_OPTIONS_INIT;
-    o.method = MGRAD_MGD_SIGN;
-    o.lr = 1;
-    o.mask_prob = 0.5;
-    o.seed = 9;
-    o.projection = MGRAD_PROJECT_NONNEGATIVE;
-    o.gradient_from = pool;
     mgrad_mgd *mgd = NULL;
-    ck_assert_int_eq(mgrad_mgd_create(&mgd, counts, &o), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_create(&mgd, counts, MGRAD_MGD_SIGN), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_set_real(mgd, MGRAD_MGD_PARAM_LR, 1), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_set_real(mgd, MGRAD_MGD_PARAM_MASK_PROB, 0.5), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_set_seed(mgd, 9), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_set_projection(mgd, MGRAD_PROJECT_NONNEGATIVE, NULL, 0),
+                     MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_set_gradient_from(mgd, pool), MGRAD_OK);
     ck_assert_int_eq(mgrad_mgd_run(mgd, 6), MGRAD_OK);
     double c[N];
     ck_assert_int_eq(mgrad_meta_get_value(counts, MGRAD_DTYPE_F64, c, N), MGRAD_OK);
     double bad = 0, good = 0;
     for (int i = 0; i < N; i++) {
         ck_assert(c[i] >= 0 && c[i] == floor(c[i]));
-        if (i < N / 4) bad += c[i]; else good += c[i];
+        if (i < N / 4)
+            bad += c[i];
+        else
+            good += c[i];
     }
     ck_assert_msg(bad / (N / 4) < good / (N - N / 4),
                   "mislabelled rows kept %g per row, clean rows %g", bad / (N / 4),
@@ -350,13 +399,12 @@ START_TEST(test_exchange_keeps_total)
     fixture fx;
     setup(&fx, 0.25);
     mgrad_meta *counts = NULL;
-    ck_assert_int_eq(mgrad_run_add_meta(&counts, fx.run, MGRAD_META_DATA_WEIGHTS, NULL), MGRAD_OK);
-    mgrad_mgd_options o = MGRAD_MGD_OPTIONS_INIT;
-    o.method = MGRAD_MGD_EXCHANGE;
-    o.lr = 1;
-    o.exchange = 4;
+    ck_assert_int_eq(mgrad_run_add_meta(&counts, fx.run, MGRAD_META_DATA_WEIGHTS, NULL),
+                     MGRAD_OK);
     mgrad_mgd *mgd = NULL;
-    ck_assert_int_eq(mgrad_mgd_create(&mgd, counts, &o), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_create(&mgd, counts, MGRAD_MGD_EXCHANGE), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_set_real(mgd, MGRAD_MGD_PARAM_LR, 1), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_set_int(mgd, MGRAD_MGD_PARAM_EXCHANGE, 4), MGRAD_OK);
     ck_assert_int_eq(mgrad_mgd_run(mgd, 5), MGRAD_OK);
     double c[N], total = 0;
     ck_assert_int_eq(mgrad_meta_get_value(counts, MGRAD_DTYPE_F64, c, N), MGRAD_OK);
@@ -373,6 +421,242 @@ START_TEST(test_exchange_keeps_total)
 }
 END_TEST
 
+/* Every key as mgrad_mgd_get_param_info describes it: a new optimiser holds
+   the default; the setter accepts the closed ends and refuses the open ones
+   and the values just outside; a refusal names the key and keeps the value;
+   keys of another method are refused. */
+START_TEST(test_settings_ranges)
+{
+    fixture fx;
+    setup(&fx, 0);
+    mgrad_meta *counts = NULL;
+    ck_assert_int_eq(mgrad_run_add_meta(&counts, fx.run, MGRAD_META_DATA_WEIGHTS, NULL),
+                     MGRAD_OK);
+    const mgrad_mgd_method methods[] = {MGRAD_MGD_SIGN, MGRAD_MGD_ADAM, MGRAD_MGD_SGD,
+                                        MGRAD_MGD_EXCHANGE};
+    const char *names[] = {"lr",  "mask_prob", "beta1",    "beta2",
+                           "eps", "exchange",  "maximize", "reshuffle"};
+    for (int mi = 0; mi < 4; mi++) {
+        mgrad_mgd *mgd = NULL;
+        ck_assert_int_eq(mgrad_mgd_create(&mgd, counts, methods[mi]), MGRAD_OK);
+        mgrad_mgd_method got = 0;
+        ck_assert_int_eq(mgrad_mgd_method_of(mgd, &got), MGRAD_OK);
+        ck_assert_int_eq(got, methods[mi]);
+        for (int key = MGRAD_MGD_PARAM_LR; key <= MGRAD_MGD_PARAM_RESHUFFLE; key++) {
+            mgrad_mgd_param_info in = MGRAD_MGD_PARAM_INFO_INIT;
+            ck_assert_int_eq(mgrad_mgd_get_param_info(mgd, key, &in), MGRAD_OK);
+            ck_assert_str_eq(in.name, names[key - 1]);
+            double now = 0;
+            int64_t inow = 0;
+            if (in.is_int) {
+                ck_assert_int_eq(mgrad_mgd_get_int(mgd, key, &inow), MGRAD_OK);
+                now = (double)inow;
+            } else {
+                ck_assert_int_eq(mgrad_mgd_get_real(mgd, key, &now), MGRAD_OK);
+            }
+            ck_assert_double_eq(now, in.default_value);
+            ck_assert(in.min < in.max);
+            double lo_bad = in.is_int     ? in.min - 1
+                            : in.min_open ? in.min
+                                          : nextafter(in.min, -INFINITY);
+            double hi_bad = in.is_int     ? in.max + 1
+                            : in.max_open ? in.max
+                                          : nextafter(in.max, INFINITY);
+            double probes[4] = {in.min, in.max, lo_bad, hi_bad};
+            for (int p = 0; p < 4; p++) {
+                double v = probes[p];
+                if (isinf(v)) continue;
+                int want_ok =
+                    in.applies && p < 2 && !(p == 0 && in.min_open) && !(p == 1 && in.max_open);
+                /* RESHUFFLE = 1 needs shuffled batches: the fixture has them */
+                mgrad_status s = in.is_int ? mgrad_mgd_set_int(mgd, key, (int64_t)v)
+                                           : mgrad_mgd_set_real(mgd, key, v);
+                ck_assert_msg(s == (want_ok ? MGRAD_OK : MGRAD_ERR_INVALID),
+                              "method %d key %s value %g: status %d", (int)methods[mi], in.name,
+                              v, (int)s);
+                if (!want_ok) {
+                    ck_assert_ptr_nonnull(strstr(mgrad_context_last_error(fx.ctx), in.name));
+                    double after = 0;
+                    if (in.is_int) {
+                        ck_assert_int_eq(mgrad_mgd_get_int(mgd, key, &inow), MGRAD_OK);
+                        after = (double)inow;
+                    } else {
+                        ck_assert_int_eq(mgrad_mgd_get_real(mgd, key, &after), MGRAD_OK);
+                    }
+                    ck_assert_double_eq(after, now);
+                } else {
+                    now = v;
+                }
+            }
+            /* NaN is in no range; the wrong-typed setter is refused */
+            if (!in.is_int) {
+                ck_assert_int_eq(mgrad_mgd_set_real(mgd, key, NAN), MGRAD_ERR_INVALID);
+                ck_assert_int_eq(mgrad_mgd_set_int(mgd, key, 1), MGRAD_ERR_INVALID);
+            } else {
+                ck_assert_int_eq(mgrad_mgd_set_real(mgd, key, 1), MGRAD_ERR_INVALID);
+            }
+            ck_assert_int_eq(in.applies,
+                             key == MGRAD_MGD_PARAM_MASK_PROB ? methods[mi] == MGRAD_MGD_SIGN
+                             : key >= MGRAD_MGD_PARAM_BETA1 && key <= MGRAD_MGD_PARAM_EPS
+                                 ? methods[mi] == MGRAD_MGD_ADAM
+                             : key == MGRAD_MGD_PARAM_EXCHANGE
+                                 ? methods[mi] == MGRAD_MGD_EXCHANGE
+                                 : 1);
+            if (key == MGRAD_MGD_PARAM_EXCHANGE) ck_assert_double_eq(in.max, N / 2);
+        }
+        /* the documented defaults */
+        mgrad_mgd_param_info in = MGRAD_MGD_PARAM_INFO_INIT;
+        const double defaults[] = {0.01, 1, 0.9, 0.999, 1e-8, 1, 0, 0};
+        mgrad_mgd *fresh = NULL;
+        ck_assert_int_eq(mgrad_mgd_create(&fresh, counts, methods[mi]), MGRAD_OK);
+        for (int key = MGRAD_MGD_PARAM_LR; key <= MGRAD_MGD_PARAM_RESHUFFLE; key++) {
+            ck_assert_int_eq(mgrad_mgd_get_param_info(fresh, key, &in), MGRAD_OK);
+            ck_assert_double_eq(in.default_value, defaults[key - 1]);
+        }
+        uint64_t seed = 1;
+        ck_assert_int_eq(mgrad_mgd_get_seed(fresh, &seed), MGRAD_OK);
+        ck_assert_uint_eq(seed, 0);
+        ck_assert_int_eq(mgrad_mgd_set_seed(fresh, UINT64_MAX), MGRAD_OK);
+        ck_assert_int_eq(mgrad_mgd_get_seed(fresh, &seed), MGRAD_OK);
+        ck_assert(seed == UINT64_MAX);
+        mgrad_projection kind = MGRAD_PROJECT_BOX;
+        ck_assert_int_eq(mgrad_mgd_get_projection(fresh, &kind, NULL, 0), MGRAD_OK);
+        ck_assert_int_eq(kind, MGRAD_PROJECT_NONE);
+        mgrad_mgd_destroy(fresh);
+        mgrad_mgd_destroy(mgd);
+    }
+    teardown(&fx);
+}
+END_TEST
+
+/* Projection settings: defaults, counts, ranges; a refusal keeps the old. */
+START_TEST(test_projection_settings)
+{
+    fixture fx;
+    setup(&fx, 0);
+    mgrad_meta *lr = NULL;
+    ck_assert_int_eq(mgrad_run_add_meta(&lr, fx.run, MGRAD_META_LR_SCHEDULE, NULL), MGRAD_OK);
+    mgrad_mgd *mgd = NULL;
+    ck_assert_int_eq(mgrad_mgd_create(&mgd, lr, MGRAD_MGD_SGD), MGRAD_OK);
+    mgrad_projection kind = MGRAD_PROJECT_NONE;
+    double p[2] = {-1, -1};
+    ck_assert_int_eq(mgrad_mgd_set_projection(mgd, MGRAD_PROJECT_BOX, NULL, 0), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_get_projection(mgd, &kind, p, 2), MGRAD_OK);
+    ck_assert(kind == MGRAD_PROJECT_BOX && p[0] == 0 && p[1] == 1);
+    ck_assert_int_eq(mgrad_mgd_get_projection(mgd, &kind, p, 1), MGRAD_ERR_SIZE);
+    double box[2] = {0.2, 0.1}, one[1] = {0};
+    ck_assert_int_eq(mgrad_mgd_set_projection(mgd, MGRAD_PROJECT_BOX, box, 2),
+                     MGRAD_ERR_INVALID);
+    ck_assert_int_eq(mgrad_mgd_set_projection(mgd, MGRAD_PROJECT_BOX, box, 1), MGRAD_ERR_SIZE);
+    ck_assert_int_eq(mgrad_mgd_set_projection(mgd, MGRAD_PROJECT_FIXED_SUM, one, 1),
+                     MGRAD_ERR_INVALID);
+    one[0] = 2.5;
+    ck_assert_int_eq(mgrad_mgd_set_projection(mgd, MGRAD_PROJECT_TOP_K, one, 1),
+                     MGRAD_ERR_INVALID);
+    one[0] = T + 1;
+    ck_assert_int_eq(mgrad_mgd_set_projection(mgd, MGRAD_PROJECT_TOP_K, one, 1),
+                     MGRAD_ERR_INVALID);
+    ck_assert_int_eq(mgrad_mgd_set_projection(mgd, (mgrad_projection)9, NULL, 0),
+                     MGRAD_ERR_INVALID);
+    ck_assert_int_eq(mgrad_mgd_set_projection(mgd, MGRAD_PROJECT_NONNEGATIVE, one, 1),
+                     MGRAD_ERR_SIZE);
+    ck_assert_int_eq(mgrad_mgd_get_projection(mgd, &kind, p, 2), MGRAD_OK);
+    ck_assert(kind == MGRAD_PROJECT_BOX && p[0] == 0 && p[1] == 1);
+    one[0] = T;
+    ck_assert_int_eq(mgrad_mgd_set_projection(mgd, MGRAD_PROJECT_TOP_K, one, 1), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_get_projection(mgd, &kind, p, 2), MGRAD_OK);
+    ck_assert(kind == MGRAD_PROJECT_TOP_K && p[0] == T);
+    mgrad_mgd_destroy(mgd);
+    teardown(&fx);
+}
+END_TEST
+
+/* Settings changed between steps apply from the next step and keep the
+   state: two Adam steps with another lr and β1 for the second equal the
+   update written out here with the moments of both gradients. */
+START_TEST(test_change_between_steps)
+{
+    double z0[T], z1[T], z2[T], g1[T], g2[T];
+    for (int t = 0; t < T; t++) z0[t] = 0.05;
+    lr_grad_at(z0, g1);
+    fixture fx;
+    setup(&fx, 0);
+    mgrad_meta *lr = NULL;
+    ck_assert_int_eq(mgrad_run_add_meta(&lr, fx.run, MGRAD_META_LR_SCHEDULE, NULL), MGRAD_OK);
+    mgrad_mgd *mgd = NULL;
+    ck_assert_int_eq(mgrad_mgd_create(&mgd, lr, MGRAD_MGD_ADAM), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_set_real(mgd, MGRAD_MGD_PARAM_LR, 0.002), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_step(mgd, NULL), MGRAD_OK);
+    ck_assert_int_eq(mgrad_meta_get_value(lr, MGRAD_DTYPE_F64, z1, T), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_set_real(mgd, MGRAD_MGD_PARAM_LR, 0.001), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_set_real(mgd, MGRAD_MGD_PARAM_BETA1, 0.5), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_step(mgd, NULL), MGRAD_OK);
+    ck_assert_int_eq(mgrad_meta_get_value(lr, MGRAD_DTYPE_F64, z2, T), MGRAD_OK);
+    lr_grad_at(z1, g2);
+    double c1 = 1 - pow(0.5, 2), c2 = 1 - pow(0.999, 2);
+    for (int t = 0; t < T; t++) {
+        double m = 0.9 * 0 + (1 - 0.9) * g1[t], v = 0.999 * 0 + (1 - 0.999) * g1[t] * g1[t];
+        m = 0.5 * m + (1 - 0.5) * g2[t];
+        v = 0.999 * v + (1 - 0.999) * g2[t] * g2[t];
+        double want = z1[t] - 0.001 * (m / c1) / (sqrt(v / c2) + 1e-8);
+        ck_assert_msg(fabs(z2[t] - want) <= 1e-15 * fabs(want), "t %d: %.17g vs %.17g", t,
+                      z2[t], want);
+    }
+    /* a new held-out set forgets the best iterate (scores on another set);
+       the same set again does not */
+    double best[T];
+    ck_assert_int_eq(mgrad_mgd_best(mgd, MGRAD_DTYPE_F64, best, T, NULL), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_set_heldout(mgd, fx.val), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_best(mgd, MGRAD_DTYPE_F64, best, T, NULL), MGRAD_ERR_ORDER);
+    ck_assert_int_eq(mgrad_mgd_step(mgd, NULL), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_set_heldout(mgd, fx.val), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_best(mgd, MGRAD_DTYPE_F64, best, T, NULL), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_set_int(mgd, MGRAD_MGD_PARAM_MAXIMIZE, 1), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_best(mgd, MGRAD_DTYPE_F64, best, T, NULL), MGRAD_ERR_ORDER);
+    int64_t steps = 0;
+    ck_assert_int_eq(mgrad_mgd_steps(mgd, &steps), MGRAD_OK);
+    ck_assert_int_eq(steps, 3);
+    mgrad_mgd_destroy(mgd);
+    teardown(&fx);
+}
+END_TEST
+
+/* A held-out set is checked when it is set: another context, another
+   number of features, no labels; the old one stays. */
+START_TEST(test_heldout_checked)
+{
+    fixture fx, other;
+    setup(&fx, 0);
+    setup(&other, 0);
+    mgrad_meta *lr = NULL;
+    ck_assert_int_eq(mgrad_run_add_meta(&lr, fx.run, MGRAD_META_LR_SCHEDULE, NULL), MGRAD_OK);
+    mgrad_mgd *mgd = NULL;
+    ck_assert_int_eq(mgrad_mgd_create(&mgd, lr, MGRAD_MGD_SGD), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_set_heldout(mgd, other.val), MGRAD_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(mgrad_context_last_error(fx.ctx), "another context"));
+    double x[2 * (F + 1)] = {0};
+    int64_t wide[1] = {F + 1}, narrow[1] = {F};
+    mgrad_dataset *bad = NULL, *unlabelled = NULL;
+    ck_assert_int_eq(mgrad_dataset_create(&bad, fx.ctx, 2, 1, wide, MGRAD_DTYPE_F64, x),
+                     MGRAD_OK);
+    ck_assert_int_eq(
+        mgrad_dataset_create(&unlabelled, fx.ctx, 2, 1, narrow, MGRAD_DTYPE_F64, x), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_set_heldout(mgd, bad), MGRAD_ERR_SHAPE);
+    ck_assert_int_eq(mgrad_mgd_set_heldout(mgd, unlabelled), MGRAD_ERR_ORDER);
+    ck_assert_int_eq(mgrad_run_check_dataset(fx.run, fx.val), MGRAD_OK);
+    /* nothing was set: the iterate is scored by φ */
+    double phi = 0, score = 0, best[T];
+    ck_assert_int_eq(mgrad_mgd_step(mgd, &phi), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_best(mgd, MGRAD_DTYPE_F64, best, T, &score), MGRAD_OK);
+    ck_assert_double_eq(score, phi);
+    mgrad_mgd_destroy(mgd);
+    mgrad_dataset_destroy(bad);
+    mgrad_dataset_destroy(unlabelled);
+    teardown(&fx);
+    teardown(&other);
+}
+END_TEST
+
 START_TEST(test_misuse)
 {
     fixture fx;
@@ -381,32 +665,33 @@ START_TEST(test_misuse)
     ck_assert_int_eq(mgrad_run_add_meta(&lr, fx.run, MGRAD_META_LR_SCHEDULE, NULL), MGRAD_OK);
     ck_assert_int_eq(mgrad_run_add_meta(&wd, fx.run, MGRAD_META_WEIGHT_DECAY, NULL), MGRAD_OK);
     mgrad_mgd *mgd = (mgrad_mgd *)0x1;
-    mgrad_mgd_options o = MGRAD_MGD_OPTIONS_INIT, d;
-    ck_assert_int_eq(mgrad_mgd_options_init(&d, MGRAD_MGD_OPTIONS_VERSION), MGRAD_OK);
-    ck_assert(d.method == o.method && d.lr == o.lr && d.mask_prob == o.mask_prob &&
-              d.beta1 == o.beta1 && d.beta2 == o.beta2 && d.eps == o.eps &&
-              d.seed == o.seed && d.projection == o.projection && d.lo == o.lo &&
-              d.hi == o.hi && d.sum == o.sum && d.k == o.k && d.exchange == o.exchange &&
-              d.gradient_from == o.gradient_from && d.heldout == o.heldout &&
-              d.progress == o.progress && d.user_data == o.user_data &&
-              d.maximize == o.maximize && d.basis == o.basis &&
-              d.basis_dim == o.basis_dim && d.coefficients == o.coefficients &&
-              d.reshuffle == o.reshuffle);
-    ck_assert_int_eq(mgrad_mgd_options_init(NULL, 1), MGRAD_ERR_NULL);
-    ck_assert_int_eq(mgrad_mgd_options_init(&d, 5), MGRAD_ERR_VERSION);
-    ck_assert_int_eq(mgrad_mgd_create(NULL, lr, &o), MGRAD_ERR_NULL);
-    ck_assert_int_eq(mgrad_mgd_create(&mgd, NULL, &o), MGRAD_ERR_NULL);
-    o.lr = -1;
-    ck_assert_int_eq(mgrad_mgd_create(&mgd, lr, &o), MGRAD_ERR_INVALID);
-    o = (mgrad_mgd_options)MGRAD_MGD_OPTIONS_INIT;
-    o.gradient_from = wd;
-    ck_assert_int_eq(mgrad_mgd_create(&mgd, lr, &o), MGRAD_ERR_INVALID);
-    o = (mgrad_mgd_options)MGRAD_MGD_OPTIONS_INIT;
-    o.projection = MGRAD_PROJECT_TOP_K;
-    o.k = T + 1;
-    ck_assert_int_eq(mgrad_mgd_create(&mgd, lr, &o), MGRAD_ERR_INVALID);
+    mgrad_run *run = NULL;
+    ck_assert_int_eq(mgrad_meta_run(lr, &run), MGRAD_OK);
+    ck_assert_ptr_eq(run, fx.run);
+    mgrad_context *ctx = NULL;
+    ck_assert_int_eq(mgrad_run_context(fx.run, &ctx), MGRAD_OK);
+    ck_assert_ptr_eq(ctx, fx.ctx);
+    ck_assert_int_eq(mgrad_mgd_create(NULL, lr, MGRAD_MGD_SIGN), MGRAD_ERR_NULL);
+    ck_assert_int_eq(mgrad_mgd_create(&mgd, NULL, MGRAD_MGD_SIGN), MGRAD_ERR_NULL);
+    ck_assert_int_eq(mgrad_mgd_create(&mgd, lr, (mgrad_mgd_method)0), MGRAD_ERR_INVALID);
+    ck_assert_int_eq(mgrad_mgd_create(&mgd, wd, MGRAD_MGD_EXCHANGE), MGRAD_ERR_INVALID);
     ck_assert_ptr_eq(mgd, (mgrad_mgd *)0x1);
-    ck_assert_int_eq(mgrad_mgd_create(&mgd, lr, NULL), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_create(&mgd, lr, MGRAD_MGD_SIGN), MGRAD_OK);
+    mgrad_mgd_param_info in = MGRAD_MGD_PARAM_INFO_INIT;
+    ck_assert_int_eq(mgrad_mgd_get_param_info(mgd, MGRAD_MGD_PARAM_LR, NULL), MGRAD_ERR_NULL);
+    in.version = 5;
+    ck_assert_int_eq(mgrad_mgd_get_param_info(mgd, MGRAD_MGD_PARAM_LR, &in), MGRAD_ERR_VERSION);
+    in.version = MGRAD_MGD_PARAM_INFO_VERSION;
+    ck_assert_int_eq(mgrad_mgd_get_param_info(mgd, (mgrad_mgd_param)99, &in),
+                     MGRAD_ERR_INVALID);
+    ck_assert_int_eq(mgrad_mgd_set_real(mgd, MGRAD_MGD_PARAM_LR, -1), MGRAD_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(mgrad_context_last_error(fx.ctx), "lr"));
+    ck_assert_int_eq(mgrad_mgd_set_real(mgd, MGRAD_MGD_PARAM_BETA1, 0.5), MGRAD_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(mgrad_context_last_error(fx.ctx), "ADAM"));
+    ck_assert_int_eq(mgrad_mgd_set_gradient_from(mgd, wd), MGRAD_ERR_INVALID);
+    double k[1] = {T + 1};
+    ck_assert_int_eq(mgrad_mgd_set_projection(mgd, MGRAD_PROJECT_TOP_K, k, 1),
+                     MGRAD_ERR_INVALID);
     double best[T];
     ck_assert_int_eq(mgrad_mgd_best(mgd, MGRAD_DTYPE_F64, best, T, NULL), MGRAD_ERR_ORDER);
     ck_assert_int_eq(mgrad_mgd_run(mgd, -1), MGRAD_ERR_INVALID);
@@ -432,6 +717,10 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_reshuffle);
     tcase_add_test(tc, test_data_selection_counts);
     tcase_add_test(tc, test_exchange_keeps_total);
+    tcase_add_test(tc, test_settings_ranges);
+    tcase_add_test(tc, test_projection_settings);
+    tcase_add_test(tc, test_change_between_steps);
+    tcase_add_test(tc, test_heldout_checked);
     tcase_add_test(tc, test_misuse);
     suite_add_tcase(s, tc);
     return s;

@@ -69,7 +69,7 @@ int app_run(mgrad_context *ctx, const app_train *cfg, mgrad_dataset *train,
             const mgrad_dataset *validation, uint64_t seed, uint64_t shuffle_seed,
             const double *lr_schedule, mgrad_model **model, mgrad_run **run);
 
-/* MGD progress hook (mgrad_mgd_options.progress with user_data = a double
+/* MGD progress hook (mgrad_mgd_set_progress with user_data = a double
    array of 2 × meta-steps): prints the step, records φ and the held-out
    score. */
 int app_progress(int64_t step, double phi, double score, double seconds, void *log);

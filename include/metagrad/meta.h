@@ -94,6 +94,9 @@ MGRAD_API mgrad_status mgrad_run_add_meta(mgrad_meta **out, mgrad_run *run,
 /** The kind. */
 MGRAD_API mgrad_status mgrad_meta_kind_of(const mgrad_meta *meta, mgrad_meta_kind *out);
 
+/** The run the metaparameter is registered on (borrowed, like the handle). */
+MGRAD_API mgrad_status mgrad_meta_run(const mgrad_meta *meta, mgrad_run **out);
+
 /** Number of values. */
 MGRAD_API mgrad_status mgrad_meta_size(const mgrad_meta *meta, int64_t *out);
 

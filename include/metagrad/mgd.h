@@ -6,10 +6,10 @@
  *
  * One meta-step (mgrad_mgd_step):
  *     φ = train(z);  score = held-out loss of θ_T (or φ);  keep z if best;
- *     g = dφ/dz (from `gradient_from`, default the metaparameter itself);
+ *     g = dφ/dz (from the gradient source, default the metaparameter itself);
  *     z ← project(update(z, g))
- * Updates (minimising φ; with options.maximize the gradient's sign is
- * flipped and the best iterate is the highest-scoring one):
+ * Updates (minimising φ; with MAXIMIZE = 1 the gradient's sign is flipped and
+ * the best iterate is the highest-scoring one):
  *     SIGN      z ← z − lr · sign(g) ⊙ m,  m_i ~ Bernoulli(mask_prob)
  *     ADAM      Adam on g with lr, beta1, beta2, eps (bias-corrected)
  *     SGD       z ← z − lr · g
@@ -17,10 +17,43 @@
  *               of count from each of the `exchange` entries with the largest
  *               g (among those with count > 0) to each of the `exchange`
  *               entries with the smallest g; the total is unchanged
- * Data selection (Algorithm 1 of the paper): the metaparameter is the
- * training set's DATA_WEIGHTS used as integer counts, the gradient comes
- * from a POOL_WEIGHTS metaparameter over the training set at a step k
- * (gradient_from), method SIGN with lr 1 and projection NONNEGATIVE.
+ *
+ * Data selection.  The paper's Algorithm 1 (Engstrom et al. 2025) is
+ *     c ← max(0, c − sign(g) ⊙ m),  m_i ~ Bernoulli(p),
+ * with c the training set's DATA_WEIGHTS used as integer counts and g from a
+ * POOL_WEIGHTS metaparameter over the training set at a step k
+ * (mgrad_mgd_set_gradient_from): method SIGN, LR 1, MASK_PROB p, projection
+ * NONNEGATIVE.  Its total count drifts.  The paper's fixed-budget variant is
+ * EXCHANGE (LR 1, EXCHANGE = entries swapped per step), which keeps the total
+ * exactly; examples/data_selection.c and examples/python/data_selection.py
+ * use EXCHANGE, because their selection must hold exactly K examples to be
+ * compared with baselines that select K (docs/applications.md).
+ *
+ * Configuration.  The method is fixed when the optimiser is created; every
+ * other setting has a default and a typed setter:
+ *     mgrad_mgd_create(&mgd, meta, MGRAD_MGD_ADAM);
+ *     mgrad_mgd_set_real(mgd, MGRAD_MGD_PARAM_LR, 0.02);
+ *     mgrad_mgd_set_projection(mgd, MGRAD_PROJECT_BOX, (double[]){0, 1}, 2);
+ *     mgrad_mgd_run(mgd, 50);
+ * Scalar settings are keys (mgrad_mgd_param) set with mgrad_mgd_set_real or
+ * mgrad_mgd_set_int, read with the matching getter, and described (type,
+ * accepted range, default, whether the optimiser's method reads it) by
+ * mgrad_mgd_get_param_info.  Settings that are not one number (projection,
+ * gradient source, held-out set, progress hook, basis, seed) have their own
+ * setters.  Every setter validates first: a refused value returns a status
+ * with a message (mgrad_context_last_error) and changes nothing.
+ *
+ * Changing settings between meta-steps.  Every setter may be called between
+ * steps (also from the progress hook); the change applies from the next
+ * step on and the optimiser's state is kept: the step count, the current
+ * iterate, Adam's moments m and v (a new BETA1/BETA2 applies to the next
+ * moment update, and bias correction uses the new β with the total step
+ * count), and the best iterate, except where a change makes scores
+ * incomparable: a new held-out set or a new MAXIMIZE forgets the best
+ * iterate (mgrad_mgd_best then fails with MGRAD_ERR_ORDER until the next step
+ * scores one).  A new projection is applied after the next update; the
+ * current iterate is not re-projected.  The basis can only be set before
+ * the first step (it changes the optimised variable).
  *
  * Thread safety: as the metaparameter's run.
  */
@@ -43,79 +76,199 @@ typedef enum mgrad_mgd_method {
 } mgrad_mgd_method;
 
 typedef enum mgrad_projection {
-    MGRAD_PROJECT_NONE = 0,
-    MGRAD_PROJECT_BOX = 1,         /**< clip to [lo, hi] */
-    MGRAD_PROJECT_NONNEGATIVE = 2, /**< max(z, 0) */
-    MGRAD_PROJECT_FIXED_SUM = 3,   /**< Euclidean projection onto {z >= 0, Σ z = sum} */
-    MGRAD_PROJECT_TOP_K = 4        /**< keep the k largest entries, zero the rest */
+    MGRAD_PROJECT_NONE = 0,        /**< no parameters */
+    MGRAD_PROJECT_BOX = 1,         /**< clip to [lo, hi]; parameters {lo, hi}, default {0, 1} */
+    MGRAD_PROJECT_NONNEGATIVE = 2, /**< max(z, 0); no parameters */
+    MGRAD_PROJECT_FIXED_SUM = 3,   /**< Euclidean projection onto {z >= 0, Σ z = sum};
+                                        parameters {sum}, default {1} */
+    MGRAD_PROJECT_TOP_K = 4        /**< keep the k largest entries, zero the rest;
+                                        parameters {k}, default {1} */
 } mgrad_projection;
 
 /**
- * Progress hook, called after every meta-step with the step index, φ, the
- * held-out score (φ when no held-out set) and the step's seconds.  Return
- * nonzero to stop: mgrad_mgd_run then returns MGRAD_ERR_CANCELLED.
+ * Scalar settings.  Type, range and default (for an optimiser of a
+ * metaparameter of `size` values, optimising n values: n = size, or the
+ * basis dimension):
+ *   key         type  methods   range                  default
+ *   LR          real  all       (0, ∞)                 0.01
+ *   MASK_PROB   real  SIGN      (0, 1]                 1
+ *   BETA1       real  ADAM      [0, 1)                 0.9
+ *   BETA2       real  ADAM      [0, 1)                 0.999
+ *   EPS         real  ADAM      (0, ∞)                 1e-8
+ *   EXCHANGE    int   EXCHANGE  [1, size/2]            1   entries moved per step
+ *   MAXIMIZE    int   all       {0, 1}                 0   1: maximise φ (e.g. data
+ *                                                          poisoning); the best
+ *                                                          iterate is the highest
+ *   RESHUFFLE   int   all       {0, 1}                 0   1: train every meta-step
+ *                     with a new batch order (the run's shuffle seed becomes a
+ *                     function of the seed and the step), so that the result
+ *                     does not fit one batch order; iterates are then scored on
+ *                     different orders.  Needs a run without explicit batches.
+ * A key of another method is refused (MGRAD_ERR_INVALID), so that a setting
+ * cannot be silently ignored.
+ */
+typedef enum mgrad_mgd_param {
+    MGRAD_MGD_PARAM_LR = 1,
+    MGRAD_MGD_PARAM_MASK_PROB = 2,
+    MGRAD_MGD_PARAM_BETA1 = 3,
+    MGRAD_MGD_PARAM_BETA2 = 4,
+    MGRAD_MGD_PARAM_EPS = 5,
+    MGRAD_MGD_PARAM_EXCHANGE = 6,
+    MGRAD_MGD_PARAM_MAXIMIZE = 7,
+    MGRAD_MGD_PARAM_RESHUFFLE = 8
+} mgrad_mgd_param;
+
+/**
+ * Progress hook, called by mgrad_mgd_run after every meta-step with the
+ * step index, φ, the held-out score (φ when no held-out set) and the step's
+ * seconds.  Return nonzero to stop: mgrad_mgd_run then returns
+ * MGRAD_ERR_CANCELLED.  The hook may change settings (a schedule of the step
+ * size, say): the next step uses them.
  */
 typedef int (*mgrad_mgd_progress_fn)(int64_t step, double phi, double score,
                                      double seconds, void *user_data);
 
-#define MGRAD_MGD_OPTIONS_VERSION 1
-
-typedef struct mgrad_mgd_options {
-    uint32_t version;            /**< MGRAD_MGD_OPTIONS_VERSION */
-    mgrad_mgd_method method;     /**< default MGRAD_MGD_SIGN */
-    double lr;                   /**< step size; default 0.01 */
-    double mask_prob;            /**< SIGN: probability of updating an entry; default 1 */
-    double beta1, beta2, eps;    /**< ADAM; defaults 0.9, 0.999, 1e-8 */
-    uint64_t seed;               /**< mask draws; default 0 */
-    mgrad_projection projection; /**< default MGRAD_PROJECT_NONE */
-    double lo, hi;               /**< BOX bounds; default 0, 1 */
-    double sum;                  /**< FIXED_SUM total; default 1 */
-    int64_t k;                   /**< TOP_K; default 1 */
-    int64_t exchange;            /**< EXCHANGE: entries moved per step; default 1 */
-    /** Where the gradient comes from (same run); NULL: the metaparameter itself.
-        Must have the same size. */
-    const mgrad_meta *gradient_from;
-    /** Held-out set scoring each iterate (mean loss of θ_T); NULL: φ. */
-    const mgrad_dataset *heldout;
-    mgrad_mgd_progress_fn progress;
-    void *user_data;
-    /** 1: maximise φ instead (e.g. data poisoning); the best iterate is then
-        the one with the highest score.  Default 0. */
-    int32_t maximize;
-    /** Optional linear parametrisation z = basis · c, basis [size, basis_dim]
-        row-major (e.g. hat functions for a piecewise-linear LR schedule):
-        MGD then optimises c (gradient basisᵀ dφ/dz; the projection applies to
-        c), starting from `coefficients` [basis_dim].  Both are copied.  NULL
-        (default): z itself. */
-    const double *basis;
-    int64_t basis_dim;
-    const double *coefficients;
-    /** 1: train every meta-step with a new batch order (the run's shuffle
-        seed becomes a function of `seed` and the step), so that the result
-        does not fit one batch order; iterates are then scored on different
-        orders.  Needs a run with shuffled batches.  Default 0. */
-    int32_t reshuffle;
-} mgrad_mgd_options;
-
-#define MGRAD_MGD_OPTIONS_INIT                                                   \
-    { MGRAD_MGD_OPTIONS_VERSION, MGRAD_MGD_SIGN, 0.01, 1.0, 0.9, 0.999, 1e-8, 0, \
-      MGRAD_PROJECT_NONE, 0.0, 1.0, 1.0, 1, 1, NULL, NULL, NULL, NULL, 0, NULL, 0, NULL, 0 }
-
-/** Fill `opts` with the defaults.  MGRAD_ERR_NULL, MGRAD_ERR_VERSION. */
-MGRAD_API mgrad_status mgrad_mgd_options_init(mgrad_mgd_options *opts, uint32_t version);
-
 /**
- * Create an MGD optimiser of `meta` (which must outlive it, like its run).
+ * Create an MGD optimiser of `meta` (which must outlive it, like its run)
+ * with update rule `method` and every other setting at its default.
  * @param[out] out  owned by the caller (mgrad_mgd_destroy).
- * @return MGRAD_OK; MGRAD_ERR_NULL; MGRAD_ERR_VERSION; MGRAD_ERR_INVALID (a
- *         value out of range, gradient_from of another run or size);
- *         MGRAD_ERR_NOMEM.
+ * @return MGRAD_OK; MGRAD_ERR_NULL; MGRAD_ERR_INVALID (not an
+ *         mgrad_mgd_method; EXCHANGE on a metaparameter of fewer than 2
+ *         values); MGRAD_ERR_NOMEM.
  */
 MGRAD_API mgrad_status mgrad_mgd_create(mgrad_mgd **out, mgrad_meta *meta,
-                                        const mgrad_mgd_options *opts);
+                                        mgrad_mgd_method method);
 
 /** Destroy.  Accepts NULL.  The metaparameter keeps its last value. */
 MGRAD_API void mgrad_mgd_destroy(mgrad_mgd *mgd);
+
+/** The update rule given to mgrad_mgd_create. */
+MGRAD_API mgrad_status mgrad_mgd_method_of(const mgrad_mgd *mgd, mgrad_mgd_method *out);
+
+#define MGRAD_MGD_PARAM_INFO_VERSION 1
+
+/**
+ * What mgrad_mgd_get_param_info says about a key.  Set `version` before the
+ * call; fields are only appended.
+ */
+typedef struct mgrad_mgd_param_info {
+    uint32_t version;     /**< MGRAD_MGD_PARAM_INFO_VERSION */
+    const char *name;     /**< "lr", "mask_prob", ... (static storage) */
+    int32_t is_int;       /**< 1: mgrad_mgd_set_int / get_int; 0: the _real pair */
+    int32_t applies;      /**< 1 when this optimiser's method reads the key */
+    double min, max;      /**< accepted range (±INFINITY where unbounded) */
+    int32_t min_open;     /**< 1: min itself is refused */
+    int32_t max_open;     /**< 1: max itself is refused */
+    double default_value; /**< the value a new optimiser starts with */
+} mgrad_mgd_param_info;
+
+#define MGRAD_MGD_PARAM_INFO_INIT { MGRAD_MGD_PARAM_INFO_VERSION, NULL, 0, 0, 0.0, 0.0, 0, 0, 0.0 }
+
+/**
+ * Describe `key` for this optimiser (ranges that depend on the
+ * metaparameter's size are resolved).  The setters accept exactly the values
+ * in [min, max] (without an open end) when `applies`.
+ * @return MGRAD_OK; MGRAD_ERR_NULL; MGRAD_ERR_VERSION; MGRAD_ERR_INVALID
+ *         (not an mgrad_mgd_param).
+ */
+MGRAD_API mgrad_status mgrad_mgd_get_param_info(const mgrad_mgd *mgd, mgrad_mgd_param key,
+                                                mgrad_mgd_param_info *out);
+
+/**
+ * Set a real-valued key (LR, MASK_PROB, BETA1, BETA2, EPS).
+ * @return MGRAD_OK; MGRAD_ERR_NULL; MGRAD_ERR_INVALID (unknown key, an
+ *         integer key, a key of another method, or a value out of range; the
+ *         message names the key and its range).  Nothing changes on failure.
+ */
+MGRAD_API mgrad_status mgrad_mgd_set_real(mgrad_mgd *mgd, mgrad_mgd_param key, double value);
+
+/** Read a real-valued key (also one the method does not read: its default). */
+MGRAD_API mgrad_status mgrad_mgd_get_real(const mgrad_mgd *mgd, mgrad_mgd_param key,
+                                          double *out);
+
+/**
+ * Set an integer key (EXCHANGE, MAXIMIZE, RESHUFFLE).  RESHUFFLE = 1 on a
+ * run with explicit batches is refused.
+ * @return as mgrad_mgd_set_real.  Nothing changes on failure.
+ */
+MGRAD_API mgrad_status mgrad_mgd_set_int(mgrad_mgd *mgd, mgrad_mgd_param key, int64_t value);
+
+/** Read an integer key. */
+MGRAD_API mgrad_status mgrad_mgd_get_int(const mgrad_mgd *mgd, mgrad_mgd_param key,
+                                         int64_t *out);
+
+/**
+ * Seed of SIGN's mask draws and of RESHUFFLE's batch orders (both are
+ * functions of the seed and the step index); default 0.
+ */
+MGRAD_API mgrad_status mgrad_mgd_set_seed(mgrad_mgd *mgd, uint64_t seed);
+
+/** Read the seed. */
+MGRAD_API mgrad_status mgrad_mgd_get_seed(const mgrad_mgd *mgd, uint64_t *out);
+
+/**
+ * Set the projection applied after every update, with its parameters
+ * (see mgrad_projection): BOX {lo, hi} with lo <= hi; FIXED_SUM {sum} with
+ * sum > 0 and finite; TOP_K {k}, an integer in [1, n]; NONE and NONNEGATIVE
+ * none.  `params` NULL with `count` 0: the kind's defaults.  Default
+ * projection: NONE.
+ * @return MGRAD_OK; MGRAD_ERR_NULL; MGRAD_ERR_SIZE (count is not the kind's
+ *         number of parameters); MGRAD_ERR_INVALID (unknown kind, a
+ *         parameter out of range).  Nothing changes on failure.
+ */
+MGRAD_API mgrad_status mgrad_mgd_set_projection(mgrad_mgd *mgd, mgrad_projection kind,
+                                                const double *params, int64_t count);
+
+/**
+ * The projection and its parameters.  `params` receives the kind's
+ * parameters (`count` must be at least their number; params may be NULL
+ * with count 0 to read the kind only).
+ * @return MGRAD_OK; MGRAD_ERR_NULL; MGRAD_ERR_SIZE.
+ */
+MGRAD_API mgrad_status mgrad_mgd_get_projection(const mgrad_mgd *mgd, mgrad_projection *kind,
+                                                double *params, int64_t count);
+
+/**
+ * Take the gradient from `source` (same run, same size; e.g. the POOL_WEIGHTS
+ * relaxation of data selection) instead of the metaparameter itself; NULL:
+ * the metaparameter itself (the default).  `source` must outlive the
+ * optimiser, like its run.
+ * @return MGRAD_OK; MGRAD_ERR_NULL; MGRAD_ERR_INVALID (another run or
+ *         size).  Nothing changes on failure.
+ */
+MGRAD_API mgrad_status mgrad_mgd_set_gradient_from(mgrad_mgd *mgd, const mgrad_meta *source);
+
+/**
+ * Score each iterate by the mean loss of θ_T on `heldout` instead of by φ;
+ * NULL: by φ (the default).  The set is kept by reference and must outlive
+ * the optimiser or be replaced.  A different set forgets the best iterate
+ * (its score was on the other set).
+ * @return MGRAD_OK; MGRAD_ERR_NULL; MGRAD_ERR_INVALID (another context);
+ *         MGRAD_ERR_SHAPE or MGRAD_ERR_ORDER (the set does not fit the
+ *         model or the loss: see mgrad_run_check_dataset).  Nothing changes
+ *         on failure.
+ */
+MGRAD_API mgrad_status mgrad_mgd_set_heldout(mgrad_mgd *mgd, const mgrad_dataset *heldout);
+
+/** Set (or with NULL, remove) the progress hook; the default is none. */
+MGRAD_API mgrad_status mgrad_mgd_set_progress(mgrad_mgd *mgd, mgrad_mgd_progress_fn progress,
+                                              void *user_data);
+
+/**
+ * Optimise c in the linear parametrisation z = basis · c instead of z
+ * itself: `basis` [size, dim] row-major (e.g. hat functions for a
+ * piecewise-linear LR schedule), starting from `coefficients` [dim].  The
+ * gradient is then basisᵀ dφ/dz and the projection applies to c.  Both
+ * arrays are copied.  `basis` NULL (with dim 0, coefficients NULL): z
+ * itself again.  Only before the first step.
+ * @return MGRAD_OK; MGRAD_ERR_NULL (a basis without coefficients, or dim or
+ *         coefficients without a basis); MGRAD_ERR_ORDER (after the first
+ *         step); MGRAD_ERR_INVALID (dim < 1 or dim · size too large, a method
+ *         EXCHANGE optimiser (it works on counts), or a TOP_K projection whose
+ *         k exceeds dim); MGRAD_ERR_NOMEM.  Nothing changes on failure.
+ */
+MGRAD_API mgrad_status mgrad_mgd_set_basis(mgrad_mgd *mgd, const double *basis, int64_t dim,
+                                           const double *coefficients);
 
 /**
  * One meta-step (see the top of this header).
@@ -134,9 +287,10 @@ MGRAD_API mgrad_status mgrad_mgd_step(mgrad_mgd *mgd, double *phi);
 MGRAD_API mgrad_status mgrad_mgd_run(mgrad_mgd *mgd, int64_t steps);
 
 /**
- * The best iterate so far (lowest score, or highest with maximize) as the
+ * The best iterate so far (lowest score, or highest with MAXIMIZE) as the
  * metaparameter's value z, and its score; `count` must equal the
- * metaparameter's size.  MGRAD_ERR_ORDER before the first step.
+ * metaparameter's size.  MGRAD_ERR_ORDER before the first step (or after a
+ * change of held-out set or MAXIMIZE, until the next step).
  */
 MGRAD_API mgrad_status mgrad_mgd_best(const mgrad_mgd *mgd, mgrad_dtype dtype, void *out,
                                       int64_t count, double *score);

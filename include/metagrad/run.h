@@ -151,6 +151,32 @@ MGRAD_API mgrad_status mgrad_run_evaluate(mgrad_run *run, const mgrad_dataset *d
 MGRAD_API mgrad_status mgrad_run_set_shuffle_seed(mgrad_run *run, uint64_t seed);
 
 /**
+ * The context the run was created in (borrowed: valid while the run lives),
+ * e.g. to allocate through it or read its last error.
+ * @return MGRAD_OK; MGRAD_ERR_NULL.
+ */
+MGRAD_API mgrad_status mgrad_run_context(const mgrad_run *run, mgrad_context **out);
+
+/**
+ * 1 when the run trains on explicit batches (options.batches), 0 when it
+ * draws seeded epoch shuffles (then mgrad_run_set_shuffle_seed applies).
+ * @return MGRAD_OK; MGRAD_ERR_NULL.
+ */
+MGRAD_API mgrad_status mgrad_run_has_batches(const mgrad_run *run, int32_t *out);
+
+/**
+ * Check, without training, that mgrad_run_evaluate can evaluate `dataset`
+ * on this run: same context, the model's input size, labels (cross-entropy;
+ * as many classes as outputs) or targets (squared error; as many as
+ * outputs), and no chunk that gives batch norm one value per channel.
+ * @return MGRAD_OK; MGRAD_ERR_NULL; MGRAD_ERR_INVALID (another context, or
+ *         the batch-norm chunk); MGRAD_ERR_SHAPE; MGRAD_ERR_ORDER (labels or
+ *         targets missing).  The message names the problem.
+ */
+MGRAD_API mgrad_status mgrad_run_check_dataset(const mgrad_run *run,
+                                               const mgrad_dataset *dataset);
+
+/**
  * Per-example losses ℓ_i(θ_T) of `dataset` (unweighted; with label smoothing
  * for cross-entropy as in training), converted to dtype; `count` must equal
  * the dataset's size.  Useful for loss-based data selection baselines.

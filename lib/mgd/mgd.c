@@ -1,38 +1,21 @@
 /*
  * mgd.c - metagradient descent: the loop, meta-optimizers, projections,
- * best-iterate tracking (see include/metagrad/mgd.h).
+ * best-iterate tracking, settings (see include/metagrad/mgd.h).
  *
- * Works on the metaparameter through its public value/grad functions in
- * double precision, whatever the context's dtype, so the update arithmetic is
- * the same for f32 and f64 runs.
+ * Built on the public run and metaparameter API only (plus the base
+ * module's allocator, errors and RNG), as docs/architecture.md says: it works
+ * on the metaparameter through its value/grad functions in double
+ * precision, whatever the context's dtype, so the update arithmetic is the
+ * same for f32 and f64 runs.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/base.h"
 #include "base/rng.h"
 #include "metagrad/mgd.h"
 #include "metagrad/mpi.h"
-#include "run/run_internal.h"
-
-struct mgrad_mgd {
-    mgrad_context *ctx;
-    mgrad_meta *meta;
-    mgrad_mgd_options opts;
-    int64_t n;               /* size of the optimised variable */
-    int64_t size;            /* size of the metaparameter */
-    int64_t steps;
-    double *z, *g, *m, *v;   /* optimised variable, its gradient, Adam moments */
-    double *basis;           /* [size, n] or NULL: then z is the value itself */
-    double *full, *gfull;    /* the value and dφ/dvalue [size] (alias z, g without basis) */
-    double *best;            /* [size] */
-    double best_score;
-    double last_score;       /* score of the last iterate trained */
-    int has_best;
-    double *scratch;         /* sorting */
-    struct keyed *pairs;     /* sorting indices by a key */
-    int64_t *order;          /* indices by descending key (order_by) */
-};
 
 /* Sorting indices through (key, index) pairs keeps the comparator free of
    global state (contexts may be used from several threads). */
@@ -41,138 +24,498 @@ typedef struct keyed {
     int64_t idx;
 } keyed;
 
-mgrad_status mgrad_mgd_options_init(mgrad_mgd_options *opts, uint32_t version)
+/* The optimised variable and what has its size: replaced as a whole by
+   mgrad_mgd_set_basis. */
+typedef struct vars {
+    int64_t n;             /* size of the optimised variable */
+    double *z, *g, *m, *v; /* optimised variable, its gradient, Adam moments */
+    double *basis;         /* [size, n] or NULL: then z is the value itself */
+    double *full, *gfull;  /* the value and dφ/dvalue [size] (alias z, g without basis) */
+    double *scratch;       /* sorting */
+    keyed *pairs;          /* sorting indices by a key */
+    int64_t *order;        /* indices by descending key (order_by) */
+} vars;
+
+struct mgrad_mgd {
+    mgrad_context *ctx;
+    mgrad_meta *meta;
+    mgrad_run *run;
+    mgrad_mgd_method method;
+    /* settings (mgrad_mgd_param) */
+    double lr, mask_prob, beta1, beta2, eps;
+    int64_t exchange;
+    int32_t maximize, reshuffle;
+    uint64_t seed;
+    mgrad_projection projection;
+    double proj[2]; /* BOX {lo, hi}, FIXED_SUM {sum}, TOP_K {k} */
+    const mgrad_meta *gradient_from;
+    const mgrad_dataset *heldout;
+    mgrad_mgd_progress_fn progress;
+    void *user_data;
+    /* state */
+    vars x;
+    int64_t size; /* size of the metaparameter */
+    int64_t steps;
+    double *best; /* [size] */
+    double best_score;
+    double last_score; /* score of the last iterate trained */
+    int has_best;
+};
+
+/* ---- settings ------------------------------------------------------------ */
+
+/* One row per mgrad_mgd_param, indexed by key - 1.  method 0: every method.
+   EXCHANGE's max is resolved per optimiser (size / 2). */
+typedef struct param_row {
+    const char *name;
+    int is_int;
+    mgrad_mgd_method method;
+    double min, max;
+    int min_open, max_open;
+    double def;
+} param_row;
+
+static const param_row params[] = {
+    {"lr", 0, 0, 0, INFINITY, 1, 1, 0.01},
+    {"mask_prob", 0, MGRAD_MGD_SIGN, 0, 1, 1, 0, 1},
+    {"beta1", 0, MGRAD_MGD_ADAM, 0, 1, 0, 1, 0.9},
+    {"beta2", 0, MGRAD_MGD_ADAM, 0, 1, 0, 1, 0.999},
+    {"eps", 0, MGRAD_MGD_ADAM, 0, INFINITY, 1, 1, 1e-8},
+    {"exchange", 1, MGRAD_MGD_EXCHANGE, 1, 1, 0, 0, 1},
+    {"maximize", 1, 0, 0, 1, 0, 0, 0},
+    {"reshuffle", 1, 0, 0, 1, 0, 0, 0},
+};
+enum { NPARAMS = (int)(sizeof params / sizeof params[0]) };
+
+static const char *method_name(mgrad_mgd_method m)
 {
-    if (opts == NULL) return MGRAD_ERR_NULL;
-    if (version != MGRAD_MGD_OPTIONS_VERSION) return MGRAD_ERR_VERSION;
-    mgrad_mgd_options d = MGRAD_MGD_OPTIONS_INIT;
-    *opts = d;
+    switch (m) {
+    case MGRAD_MGD_SIGN:
+        return "SIGN";
+    case MGRAD_MGD_ADAM:
+        return "ADAM";
+    case MGRAD_MGD_SGD:
+        return "SGD";
+    case MGRAD_MGD_EXCHANGE:
+        return "EXCHANGE";
+    }
+    return "?";
+}
+
+/* The row of `key` with this optimiser's bounds, or an error naming `fn`. */
+static mgrad_status row_of(const mgrad_mgd *mgd, const char *fn, mgrad_mgd_param key,
+                           param_row *out)
+{
+    MGRAD_RETURN_IF(mgd->ctx, (int)key < 1 || (int)key > NPARAMS, MGRAD_ERR_INVALID,
+                    "%s: key %d is not an mgrad_mgd_param", fn, (int)key);
+    *out = params[key - 1];
+    if (key == MGRAD_MGD_PARAM_EXCHANGE) out->max = (double)(mgd->size / 2);
     return MGRAD_OK;
 }
 
-static mgrad_status check_options(mgrad_context *ctx, const mgrad_meta *meta,
-                                  const mgrad_mgd_options *o)
+static int in_range(const param_row *r, double v)
 {
-    const char *fn = "mgrad_mgd_create";
-    MGRAD_RETURN_IF(ctx, o->method < MGRAD_MGD_SIGN || o->method > MGRAD_MGD_EXCHANGE,
-                    MGRAD_ERR_INVALID, "%s: options.method = %d is not an mgrad_mgd_method",
-                    fn, (int)o->method);
-    MGRAD_RETURN_IF(ctx, !(o->lr > 0 && isfinite(o->lr)), MGRAD_ERR_INVALID,
-                    "%s: options.lr = %g must be positive", fn, o->lr);
-    MGRAD_RETURN_IF(ctx, !(o->mask_prob > 0 && o->mask_prob <= 1), MGRAD_ERR_INVALID,
-                    "%s: options.mask_prob = %g must be in (0, 1]", fn, o->mask_prob);
-    MGRAD_RETURN_IF(ctx, !(o->beta1 >= 0 && o->beta1 < 1 && o->beta2 >= 0 && o->beta2 < 1 &&
-                           o->eps > 0), MGRAD_ERR_INVALID,
-                    "%s: options.beta1, beta2 must be in [0, 1) and eps > 0", fn);
-    MGRAD_RETURN_IF(ctx, o->projection < MGRAD_PROJECT_NONE ||
-                    o->projection > MGRAD_PROJECT_TOP_K, MGRAD_ERR_INVALID,
-                    "%s: options.projection = %d is not an mgrad_projection", fn,
-                    (int)o->projection);
-    MGRAD_RETURN_IF(ctx, o->projection == MGRAD_PROJECT_BOX && !(o->lo <= o->hi),
-                    MGRAD_ERR_INVALID, "%s: options.lo = %g must be <= options.hi = %g", fn,
-                    o->lo, o->hi);
-    MGRAD_RETURN_IF(ctx, o->projection == MGRAD_PROJECT_FIXED_SUM &&
-                    !(o->sum > 0 && isfinite(o->sum)), MGRAD_ERR_INVALID,
-                    "%s: options.sum = %g must be positive", fn, o->sum);
-    int64_t n = o->basis != NULL ? o->basis_dim : meta->size;
-    MGRAD_RETURN_IF(ctx, o->projection == MGRAD_PROJECT_TOP_K && (o->k < 1 || o->k > n),
-                    MGRAD_ERR_INVALID, "%s: options.k = %lld must be in [1, %lld]", fn,
-                    (long long)o->k, (long long)n);
-    MGRAD_RETURN_IF(ctx, o->method == MGRAD_MGD_EXCHANGE &&
-                    (o->exchange < 1 || 2 * o->exchange > meta->size), MGRAD_ERR_INVALID,
-                    "%s: options.exchange = %lld must be in [1, size/2 = %lld]", fn,
-                    (long long)o->exchange, (long long)(meta->size / 2));
-    MGRAD_RETURN_IF(ctx, o->basis != NULL && (o->basis_dim < 1 || o->coefficients == NULL),
-                    MGRAD_ERR_INVALID, "%s: with options.basis set options.basis_dim >= 1 "
-                    "and options.coefficients", fn);
-    MGRAD_RETURN_IF(ctx, o->basis != NULL && o->method == MGRAD_MGD_EXCHANGE,
-                    MGRAD_ERR_INVALID, "%s: EXCHANGE works on counts, not on a basis", fn);
-    MGRAD_RETURN_IF(ctx, o->basis != NULL && o->basis_dim > INT64_MAX / meta->size,
-                    MGRAD_ERR_INVALID, "%s: options.basis_dim too large", fn);
-    const mgrad_meta *gf = o->gradient_from;
-    MGRAD_RETURN_IF(ctx, gf != NULL && (gf->run != meta->run || gf->size != meta->size),
-                    MGRAD_ERR_INVALID, "%s: options.gradient_from must be a metaparameter "
-                    "of the same run and size (%lld values)", fn, (long long)meta->size);
-    MGRAD_RETURN_IF(ctx, o->maximize != 0 && o->maximize != 1, MGRAD_ERR_INVALID,
-                    "%s: options.maximize must be 0 or 1", fn);
-    MGRAD_RETURN_IF(ctx, o->reshuffle != 0 && o->reshuffle != 1, MGRAD_ERR_INVALID,
-                    "%s: options.reshuffle must be 0 or 1", fn);
-    MGRAD_RETURN_IF(ctx, o->reshuffle && meta->run->batches != NULL, MGRAD_ERR_INVALID,
-                    "%s: options.reshuffle needs a run with shuffled batches, not "
-                    "options.batches", fn);
-    MGRAD_RETURN_IF(ctx, o->heldout != NULL && o->heldout->ctx != ctx, MGRAD_ERR_INVALID,
-                    "%s: options.heldout comes from another context", fn);
+    return (r->min_open ? v > r->min : v >= r->min) && (r->max_open ? v < r->max : v <= r->max);
+}
+
+/* Validate a set of `key` to `v` (integer keys: is_int callers). */
+static mgrad_status check_set(const mgrad_mgd *mgd, const char *fn, mgrad_mgd_param key,
+                              int as_int, double v, param_row *r)
+{
+    mgrad_context *ctx = mgd->ctx;
+    MGRAD_FORWARD(row_of(mgd, fn, key, r));
+    MGRAD_RETURN_IF(ctx, r->is_int != as_int, MGRAD_ERR_INVALID,
+                    "%s: %s is %s setting; use mgrad_mgd_set_%s", fn, r->name,
+                    r->is_int ? "an integer" : "a real", r->is_int ? "int" : "real");
+    MGRAD_RETURN_IF(ctx, r->method != 0 && r->method != mgd->method, MGRAD_ERR_INVALID,
+                    "%s: %s is a setting of method %s; this optimiser's method is %s", fn,
+                    r->name, method_name(r->method), method_name(mgd->method));
+    MGRAD_RETURN_IF(ctx, !in_range(r, v), MGRAD_ERR_INVALID,
+                    "%s: %s = %g must be in %c%g, %g%c", fn, r->name, v,
+                    r->min_open ? '(' : '[', r->min, r->max, r->max_open ? ')' : ']');
     return MGRAD_OK;
+}
+
+mgrad_status mgrad_mgd_get_param_info(const mgrad_mgd *mgd, mgrad_mgd_param key,
+                                      mgrad_mgd_param_info *out)
+{
+    if (mgd == NULL) return MGRAD_ERR_NULL;
+    const char *fn = "mgrad_mgd_get_param_info";
+    MGRAD_RETURN_IF(mgd->ctx, out == NULL, MGRAD_ERR_NULL, "%s: out is NULL", fn);
+    MGRAD_RETURN_IF(mgd->ctx, out->version != MGRAD_MGD_PARAM_INFO_VERSION, MGRAD_ERR_VERSION,
+                    "%s: out->version = %u unknown; initialise with "
+                    "MGRAD_MGD_PARAM_INFO_INIT",
+                    fn, (unsigned)out->version);
+    param_row r = params[0]; /* overwritten by row_of; quiets -Wmaybe-uninitialized */
+    MGRAD_FORWARD(row_of(mgd, fn, key, &r));
+    out->name = r.name;
+    out->is_int = r.is_int;
+    out->applies = r.method == 0 || r.method == mgd->method;
+    out->min = r.min;
+    out->max = r.max;
+    out->min_open = r.min_open;
+    out->max_open = r.max_open;
+    out->default_value = r.def;
+    return MGRAD_OK;
+}
+
+static double *real_slot(mgrad_mgd *mgd, mgrad_mgd_param key)
+{
+    switch (key) {
+    case MGRAD_MGD_PARAM_LR:
+        return &mgd->lr;
+    case MGRAD_MGD_PARAM_MASK_PROB:
+        return &mgd->mask_prob;
+    case MGRAD_MGD_PARAM_BETA1:
+        return &mgd->beta1;
+    case MGRAD_MGD_PARAM_BETA2:
+        return &mgd->beta2;
+    case MGRAD_MGD_PARAM_EPS:
+        return &mgd->eps;
+    default:
+        return NULL;
+    }
+}
+
+mgrad_status mgrad_mgd_set_real(mgrad_mgd *mgd, mgrad_mgd_param key, double value)
+{
+    if (mgd == NULL) return MGRAD_ERR_NULL;
+    param_row r = params[0]; /* overwritten by row_of; quiets -Wmaybe-uninitialized */
+    MGRAD_FORWARD(check_set(mgd, "mgrad_mgd_set_real", key, 0, value, &r));
+    *real_slot(mgd, key) = value;
+    return MGRAD_OK;
+}
+
+mgrad_status mgrad_mgd_get_real(const mgrad_mgd *mgd, mgrad_mgd_param key, double *out)
+{
+    if (mgd == NULL) return MGRAD_ERR_NULL;
+    const char *fn = "mgrad_mgd_get_real";
+    MGRAD_RETURN_IF(mgd->ctx, out == NULL, MGRAD_ERR_NULL, "%s: out is NULL", fn);
+    param_row r = params[0]; /* overwritten by row_of; quiets -Wmaybe-uninitialized */
+    MGRAD_FORWARD(row_of(mgd, fn, key, &r));
+    MGRAD_RETURN_IF(mgd->ctx, r.is_int, MGRAD_ERR_INVALID,
+                    "%s: %s is an integer setting; use mgrad_mgd_get_int", fn, r.name);
+    *out = *real_slot((mgrad_mgd *)mgd, key);
+    return MGRAD_OK;
+}
+
+mgrad_status mgrad_mgd_set_int(mgrad_mgd *mgd, mgrad_mgd_param key, int64_t value)
+{
+    if (mgd == NULL) return MGRAD_ERR_NULL;
+    const char *fn = "mgrad_mgd_set_int";
+    param_row r = params[0]; /* overwritten by row_of; quiets -Wmaybe-uninitialized */
+    /* the ranges are small: a value beyond them stays beyond them as a double */
+    MGRAD_FORWARD(check_set(mgd, fn, key, 1, (double)value, &r));
+    switch (key) {
+    case MGRAD_MGD_PARAM_EXCHANGE:
+        mgd->exchange = value;
+        break;
+    case MGRAD_MGD_PARAM_MAXIMIZE:
+        /* scores of the other sense do not compare */
+        if (mgd->maximize != (int32_t)value) mgd->has_best = 0;
+        mgd->maximize = (int32_t)value;
+        break;
+    case MGRAD_MGD_PARAM_RESHUFFLE: {
+        int32_t explicit_batches = 0;
+        MGRAD_FORWARD(mgrad_run_has_batches(mgd->run, &explicit_batches));
+        MGRAD_RETURN_IF(mgd->ctx, value && explicit_batches, MGRAD_ERR_INVALID,
+                        "%s: reshuffle needs a run with shuffled batches, not "
+                        "options.batches",
+                        fn);
+        mgd->reshuffle = (int32_t)value;
+        break;
+    }
+    default:
+        break;
+    }
+    return MGRAD_OK;
+}
+
+mgrad_status mgrad_mgd_get_int(const mgrad_mgd *mgd, mgrad_mgd_param key, int64_t *out)
+{
+    if (mgd == NULL) return MGRAD_ERR_NULL;
+    const char *fn = "mgrad_mgd_get_int";
+    MGRAD_RETURN_IF(mgd->ctx, out == NULL, MGRAD_ERR_NULL, "%s: out is NULL", fn);
+    param_row r = params[0]; /* overwritten by row_of; quiets -Wmaybe-uninitialized */
+    MGRAD_FORWARD(row_of(mgd, fn, key, &r));
+    MGRAD_RETURN_IF(mgd->ctx, !r.is_int, MGRAD_ERR_INVALID,
+                    "%s: %s is a real setting; use mgrad_mgd_get_real", fn, r.name);
+    *out = key == MGRAD_MGD_PARAM_EXCHANGE   ? mgd->exchange
+           : key == MGRAD_MGD_PARAM_MAXIMIZE ? mgd->maximize
+                                             : mgd->reshuffle;
+    return MGRAD_OK;
+}
+
+mgrad_status mgrad_mgd_set_seed(mgrad_mgd *mgd, uint64_t seed)
+{
+    if (mgd == NULL) return MGRAD_ERR_NULL;
+    mgd->seed = seed;
+    return MGRAD_OK;
+}
+
+mgrad_status mgrad_mgd_get_seed(const mgrad_mgd *mgd, uint64_t *out)
+{
+    if (mgd == NULL) return MGRAD_ERR_NULL;
+    MGRAD_RETURN_IF(mgd->ctx, out == NULL, MGRAD_ERR_NULL, "mgrad_mgd_get_seed: out is NULL");
+    *out = mgd->seed;
+    return MGRAD_OK;
+}
+
+static int64_t projection_params(mgrad_projection kind)
+{
+    return kind == MGRAD_PROJECT_BOX                                        ? 2
+           : kind == MGRAD_PROJECT_FIXED_SUM || kind == MGRAD_PROJECT_TOP_K ? 1
+                                                                            : 0;
+}
+
+/* Is {kind, p} valid for an optimised variable of n values? */
+static mgrad_status check_projection(mgrad_context *ctx, const char *fn, mgrad_projection kind,
+                                     const double *p, int64_t n)
+{
+    if (kind == MGRAD_PROJECT_BOX)
+        MGRAD_RETURN_IF(ctx, !(p[0] <= p[1]) || isnan(p[0]) || isnan(p[1]), MGRAD_ERR_INVALID,
+                        "%s: BOX lo = %g must be <= hi = %g", fn, p[0], p[1]);
+    if (kind == MGRAD_PROJECT_FIXED_SUM)
+        MGRAD_RETURN_IF(ctx, !(p[0] > 0 && isfinite(p[0])), MGRAD_ERR_INVALID,
+                        "%s: FIXED_SUM sum = %g must be positive and finite", fn, p[0]);
+    if (kind == MGRAD_PROJECT_TOP_K)
+        MGRAD_RETURN_IF(ctx, !(p[0] >= 1 && p[0] <= (double)n && p[0] == floor(p[0])),
+                        MGRAD_ERR_INVALID, "%s: TOP_K k = %g must be an integer in [1, %lld]",
+                        fn, p[0], (long long)n);
+    return MGRAD_OK;
+}
+
+mgrad_status mgrad_mgd_set_projection(mgrad_mgd *mgd, mgrad_projection kind,
+                                      const double *values, int64_t count)
+{
+    if (mgd == NULL) return MGRAD_ERR_NULL;
+    mgrad_context *ctx = mgd->ctx;
+    const char *fn = "mgrad_mgd_set_projection";
+    MGRAD_RETURN_IF(ctx, (int)kind < MGRAD_PROJECT_NONE || (int)kind > MGRAD_PROJECT_TOP_K,
+                    MGRAD_ERR_INVALID, "%s: kind %d is not an mgrad_projection", fn, (int)kind);
+    int64_t need = projection_params(kind);
+    double p[2] = {kind == MGRAD_PROJECT_BOX ? 0.0 : 1.0, 1.0}; /* the defaults */
+    if (values == NULL) {
+        MGRAD_RETURN_IF(ctx, count != 0, MGRAD_ERR_NULL, "%s: values is NULL but count = %lld",
+                        fn, (long long)count);
+    } else {
+        MGRAD_RETURN_IF(ctx, count != need, MGRAD_ERR_SIZE,
+                        "%s: count = %lld but projection %d takes %lld parameters", fn,
+                        (long long)count, (int)kind, (long long)need);
+        for (int64_t i = 0; i < need; i++) p[i] = values[i];
+    }
+    MGRAD_FORWARD(check_projection(ctx, fn, kind, p, mgd->x.n));
+    mgd->projection = kind;
+    mgd->proj[0] = p[0];
+    mgd->proj[1] = p[1];
+    return MGRAD_OK;
+}
+
+mgrad_status mgrad_mgd_get_projection(const mgrad_mgd *mgd, mgrad_projection *kind,
+                                      double *values, int64_t count)
+{
+    if (mgd == NULL) return MGRAD_ERR_NULL;
+    mgrad_context *ctx = mgd->ctx;
+    const char *fn = "mgrad_mgd_get_projection";
+    MGRAD_RETURN_IF(ctx, kind == NULL, MGRAD_ERR_NULL, "%s: kind is NULL", fn);
+    int64_t need = projection_params(mgd->projection);
+    if (count > 0 || values != NULL) {
+        MGRAD_RETURN_IF(ctx, values == NULL, MGRAD_ERR_NULL,
+                        "%s: values is NULL but count = %lld", fn, (long long)count);
+        MGRAD_RETURN_IF(ctx, count < need, MGRAD_ERR_SIZE,
+                        "%s: count = %lld but the projection has %lld parameters", fn,
+                        (long long)count, (long long)need);
+        for (int64_t i = 0; i < need; i++) values[i] = mgd->proj[i];
+    }
+    *kind = mgd->projection;
+    return MGRAD_OK;
+}
+
+mgrad_status mgrad_mgd_set_gradient_from(mgrad_mgd *mgd, const mgrad_meta *source)
+{
+    if (mgd == NULL) return MGRAD_ERR_NULL;
+    if (source != NULL) {
+        mgrad_run *run = NULL;
+        int64_t size = 0;
+        MGRAD_FORWARD(mgrad_meta_run(source, &run));
+        MGRAD_FORWARD(mgrad_meta_size(source, &size));
+        MGRAD_RETURN_IF(mgd->ctx, run != mgd->run || size != mgd->size, MGRAD_ERR_INVALID,
+                        "mgrad_mgd_set_gradient_from: gradient_from must be a metaparameter "
+                        "of the same run and size (%lld values)",
+                        (long long)mgd->size);
+    }
+    mgd->gradient_from = source;
+    return MGRAD_OK;
+}
+
+mgrad_status mgrad_mgd_set_heldout(mgrad_mgd *mgd, const mgrad_dataset *heldout)
+{
+    if (mgd == NULL) return MGRAD_ERR_NULL;
+    if (heldout != NULL) MGRAD_FORWARD(mgrad_run_check_dataset(mgd->run, heldout));
+    if (heldout != mgd->heldout) mgd->has_best = 0; /* scores on another set */
+    mgd->heldout = heldout;
+    return MGRAD_OK;
+}
+
+mgrad_status mgrad_mgd_set_progress(mgrad_mgd *mgd, mgrad_mgd_progress_fn progress,
+                                    void *user_data)
+{
+    if (mgd == NULL) return MGRAD_ERR_NULL;
+    mgd->progress = progress;
+    mgd->user_data = user_data;
+    return MGRAD_OK;
+}
+
+mgrad_status mgrad_mgd_method_of(const mgrad_mgd *mgd, mgrad_mgd_method *out)
+{
+    if (mgd == NULL) return MGRAD_ERR_NULL;
+    MGRAD_RETURN_IF(mgd->ctx, out == NULL, MGRAD_ERR_NULL, "mgrad_mgd_method_of: out is NULL");
+    *out = mgd->method;
+    return MGRAD_OK;
+}
+
+/* ---- creation ------------------------------------------------------------ */
+
+static void free_vars(mgrad_context *ctx, vars *x)
+{
+    void *bufs[] = {x->z,
+                    x->g,
+                    x->m,
+                    x->v,
+                    x->scratch,
+                    x->order,
+                    x->pairs,
+                    x->basis,
+                    x->full != x->z ? x->full : NULL,
+                    x->gfull != x->g ? x->gfull : NULL};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) mgr_free(ctx, bufs[i]);
+    memset(x, 0, sizeof *x);
+}
+
+/* The buffers of an optimised variable of n values (basis [size, n] and its
+   coefficients, or NULL: n = size, z the value itself); zeroed moments. */
+static mgrad_status alloc_vars(mgrad_context *ctx, int64_t size, int64_t n, const double *basis,
+                               const double *coefficients, vars *x)
+{
+    memset(x, 0, sizeof *x);
+    x->n = n;
+    mgrad_status s = MGRAD_OK;
+    double **dbufs[] = {&x->z, &x->g, &x->m, &x->v, &x->scratch};
+    for (size_t i = 0; i < sizeof dbufs / sizeof dbufs[0] && s == MGRAD_OK; i++)
+        s = mgr_alloc_or_fail(ctx, (void **)dbufs[i], (size_t)n, sizeof(double), "MGD state");
+    if (s == MGRAD_OK)
+        s = mgr_alloc_or_fail(ctx, (void **)&x->order, (size_t)n, sizeof(int64_t), "MGD state");
+    if (s == MGRAD_OK)
+        s = mgr_alloc_or_fail(ctx, (void **)&x->pairs, (size_t)n, sizeof(keyed), "MGD state");
+    if (s == MGRAD_OK && basis != NULL) {
+        s = mgr_alloc_or_fail(ctx, (void **)&x->basis, (size_t)size * (size_t)n, sizeof(double),
+                              "the basis");
+        if (s == MGRAD_OK)
+            s = mgr_alloc_or_fail(ctx, (void **)&x->full, (size_t)size, sizeof(double),
+                                  "MGD state");
+        if (s == MGRAD_OK)
+            s = mgr_alloc_or_fail(ctx, (void **)&x->gfull, (size_t)size, sizeof(double),
+                                  "MGD state");
+        if (s == MGRAD_OK) {
+            memcpy(x->basis, basis, (size_t)size * (size_t)n * sizeof(double));
+            memcpy(x->z, coefficients, (size_t)n * sizeof(double));
+        }
+    } else if (s == MGRAD_OK) {
+        x->full = x->z;
+        x->gfull = x->g;
+    }
+    if (s != MGRAD_OK) free_vars(ctx, x);
+    return s;
 }
 
 void mgrad_mgd_destroy(mgrad_mgd *mgd)
 {
     if (mgd == NULL) return;
     mgrad_context *ctx = mgd->ctx;
-    void *bufs[] = {mgd->z, mgd->g, mgd->m, mgd->v, mgd->best, mgd->scratch, mgd->order,
-                    mgd->pairs, mgd->basis,
-                    mgd->full != mgd->z ? mgd->full : NULL,
-                    mgd->gfull != mgd->g ? mgd->gfull : NULL};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) mgr_free(ctx, bufs[i]);
+    free_vars(ctx, &mgd->x);
+    mgr_free(ctx, mgd->best);
     mgr_free(ctx, mgd);
     mgr_context_release(ctx);
 }
 
-mgrad_status mgrad_mgd_create(mgrad_mgd **out, mgrad_meta *meta,
-                              const mgrad_mgd_options *opts)
+mgrad_status mgrad_mgd_create(mgrad_mgd **out, mgrad_meta *meta, mgrad_mgd_method method)
 {
     if (meta == NULL) return MGRAD_ERR_NULL;
-    mgrad_context *ctx = meta->run->ctx;
-    MGRAD_RETURN_IF(ctx, out == NULL, MGRAD_ERR_NULL, "mgrad_mgd_create: out is NULL");
-    mgrad_mgd_options o = MGRAD_MGD_OPTIONS_INIT;
-    if (opts != NULL) {
-        MGRAD_RETURN_IF(ctx, opts->version != MGRAD_MGD_OPTIONS_VERSION, MGRAD_ERR_VERSION,
-                        "mgrad_mgd_create: options version %u unknown; initialise with "
-                        "MGRAD_MGD_OPTIONS_INIT", (unsigned)opts->version);
-        o = *opts;
-    }
-    MGRAD_FORWARD(check_options(ctx, meta, &o));
+    mgrad_run *run = NULL;
+    mgrad_context *ctx = NULL;
+    int64_t size = 0;
+    MGRAD_FORWARD(mgrad_meta_run(meta, &run));
+    MGRAD_FORWARD(mgrad_run_context(run, &ctx));
+    MGRAD_FORWARD(mgrad_meta_size(meta, &size));
+    const char *fn = "mgrad_mgd_create";
+    MGRAD_RETURN_IF(ctx, out == NULL, MGRAD_ERR_NULL, "%s: out is NULL", fn);
+    MGRAD_RETURN_IF(ctx, (int)method < MGRAD_MGD_SIGN || (int)method > MGRAD_MGD_EXCHANGE,
+                    MGRAD_ERR_INVALID, "%s: method = %d is not an mgrad_mgd_method", fn,
+                    (int)method);
+    MGRAD_RETURN_IF(ctx, method == MGRAD_MGD_EXCHANGE && size < 2, MGRAD_ERR_INVALID,
+                    "%s: EXCHANGE moves count between entries; the metaparameter has %lld", fn,
+                    (long long)size);
     mgrad_mgd *mgd = NULL;
     MGRAD_FORWARD(mgr_alloc_or_fail(ctx, (void **)&mgd, 1, sizeof *mgd, "an MGD optimiser"));
     mgd->ctx = ctx;
     mgr_context_retain(ctx);
-    size_t size = (size_t)meta->size;
-    size_t n = o.basis != NULL ? (size_t)o.basis_dim : size;
-    mgrad_status s = MGRAD_OK;
-    double **dbufs[] = {&mgd->z, &mgd->g, &mgd->m, &mgd->v, &mgd->scratch};
-    for (size_t i = 0; i < sizeof dbufs / sizeof dbufs[0] && s == MGRAD_OK; i++)
-        s = mgr_alloc_or_fail(ctx, (void **)dbufs[i], n, sizeof(double), "MGD state");
+    mgrad_status s = alloc_vars(ctx, size, size, NULL, NULL, &mgd->x);
     if (s == MGRAD_OK)
-        s = mgr_alloc_or_fail(ctx, (void **)&mgd->best, size, sizeof(double), "MGD state");
-    if (s == MGRAD_OK && o.basis != NULL) {
-        s = mgr_alloc_or_fail(ctx, (void **)&mgd->basis, size * n, sizeof(double), "the basis");
-        if (s == MGRAD_OK)
-            s = mgr_alloc_or_fail(ctx, (void **)&mgd->full, size, sizeof(double), "MGD state");
-        if (s == MGRAD_OK)
-            s = mgr_alloc_or_fail(ctx, (void **)&mgd->gfull, size, sizeof(double), "MGD state");
-        if (s == MGRAD_OK) {
-            memcpy(mgd->basis, o.basis, size * n * sizeof(double));
-            memcpy(mgd->z, o.coefficients, n * sizeof(double));
-        }
-    } else {
-        mgd->full = mgd->z;
-        mgd->gfull = mgd->g;
-    }
-    if (s == MGRAD_OK)
-        s = mgr_alloc_or_fail(ctx, (void **)&mgd->order, n, sizeof(int64_t), "MGD state");
-    if (s == MGRAD_OK)
-        s = mgr_alloc_or_fail(ctx, (void **)&mgd->pairs, n, sizeof(keyed), "MGD state");
+        s = mgr_alloc_or_fail(ctx, (void **)&mgd->best, (size_t)size, sizeof(double),
+                              "MGD state");
     if (s != MGRAD_OK) {
         mgrad_mgd_destroy(mgd);
         return s;
     }
     mgd->meta = meta;
-    mgd->opts = o;
-    mgd->n = (int64_t)n;
-    mgd->size = meta->size;
-    mgd->opts.basis = NULL;          /* copied; the caller's arrays are not kept */
-    mgd->opts.coefficients = NULL;
+    mgd->run = run;
+    mgd->method = method;
+    mgd->size = size;
+    mgd->lr = params[MGRAD_MGD_PARAM_LR - 1].def;
+    mgd->mask_prob = params[MGRAD_MGD_PARAM_MASK_PROB - 1].def;
+    mgd->beta1 = params[MGRAD_MGD_PARAM_BETA1 - 1].def;
+    mgd->beta2 = params[MGRAD_MGD_PARAM_BETA2 - 1].def;
+    mgd->eps = params[MGRAD_MGD_PARAM_EPS - 1].def;
+    mgd->exchange = (int64_t)params[MGRAD_MGD_PARAM_EXCHANGE - 1].def;
+    mgd->projection = MGRAD_PROJECT_NONE;
+    mgd->proj[0] = 0;
+    mgd->proj[1] = 1;
     *out = mgd;
+    return MGRAD_OK;
+}
+
+mgrad_status mgrad_mgd_set_basis(mgrad_mgd *mgd, const double *basis, int64_t dim,
+                                 const double *coefficients)
+{
+    if (mgd == NULL) return MGRAD_ERR_NULL;
+    mgrad_context *ctx = mgd->ctx;
+    const char *fn = "mgrad_mgd_set_basis";
+    MGRAD_RETURN_IF(ctx, mgd->steps > 0, MGRAD_ERR_ORDER,
+                    "%s: after %lld meta-steps; a basis changes the optimised variable, so "
+                    "set it before the first",
+                    fn, (long long)mgd->steps);
+    MGRAD_RETURN_IF(ctx, basis == NULL && (dim != 0 || coefficients != NULL), MGRAD_ERR_NULL,
+                    "%s: basis is NULL but dim or coefficients given", fn);
+    int64_t n = mgd->size;
+    if (basis != NULL) {
+        MGRAD_RETURN_IF(ctx, coefficients == NULL, MGRAD_ERR_NULL,
+                        "%s: a basis needs its starting coefficients", fn);
+        MGRAD_RETURN_IF(ctx, dim < 1 || dim > INT64_MAX / mgd->size, MGRAD_ERR_INVALID,
+                        "%s: dim = %lld must be >= 1 and dim * size representable", fn,
+                        (long long)dim);
+        MGRAD_RETURN_IF(ctx, mgd->method == MGRAD_MGD_EXCHANGE, MGRAD_ERR_INVALID,
+                        "%s: EXCHANGE works on counts, not on a basis", fn);
+        n = dim;
+    }
+    MGRAD_RETURN_IF(ctx, mgd->projection == MGRAD_PROJECT_TOP_K && mgd->proj[0] > (double)n,
+                    MGRAD_ERR_INVALID,
+                    "%s: the TOP_K projection's k = %g exceeds the %lld "
+                    "optimised values",
+                    fn, mgd->proj[0], (long long)n);
+    vars x;
+    MGRAD_FORWARD(alloc_vars(ctx, mgd->size, n, basis, coefficients, &x));
+    free_vars(ctx, &mgd->x);
+    mgd->x = x;
     return MGRAD_OK;
 }
 
@@ -192,22 +535,23 @@ static int cmp_keyed_desc(const void *a, const void *b)
     return (p->idx > q->idx) - (p->idx < q->idx);
 }
 
-static void order_by(mgrad_mgd *mgd, const double *key)
+static void order_by(vars *x, const double *key)
 {
-    for (int64_t i = 0; i < mgd->n; i++) mgd->pairs[i] = (keyed){key[i], i};
-    qsort(mgd->pairs, (size_t)mgd->n, sizeof(keyed), cmp_keyed_desc);
-    for (int64_t i = 0; i < mgd->n; i++) mgd->order[i] = mgd->pairs[i].idx;
+    for (int64_t i = 0; i < x->n; i++) x->pairs[i] = (keyed){key[i], i};
+    qsort(x->pairs, (size_t)x->n, sizeof(keyed), cmp_keyed_desc);
+    for (int64_t i = 0; i < x->n; i++) x->order[i] = x->pairs[i].idx;
 }
 
 static void project(mgrad_mgd *mgd)
 {
-    const mgrad_mgd_options *o = &mgd->opts;
-    double *z = mgd->z;
-    int64_t n = mgd->n;
-    switch (o->projection) {
-    case MGRAD_PROJECT_NONE: break;
+    vars *x = &mgd->x;
+    double *z = x->z;
+    int64_t n = x->n;
+    switch (mgd->projection) {
+    case MGRAD_PROJECT_NONE:
+        break;
     case MGRAD_PROJECT_BOX:
-        for (int64_t i = 0; i < n; i++) z[i] = fmin(fmax(z[i], o->lo), o->hi);
+        for (int64_t i = 0; i < n; i++) z[i] = fmin(fmax(z[i], mgd->proj[0]), mgd->proj[1]);
         break;
     case MGRAD_PROJECT_NONNEGATIVE:
         for (int64_t i = 0; i < n; i++) z[i] = fmax(z[i], 0.0);
@@ -215,21 +559,21 @@ static void project(mgrad_mgd *mgd)
     case MGRAD_PROJECT_FIXED_SUM: {
         /* Euclidean projection onto the scaled simplex (Held et al.; Duchi
            et al. 2008): τ from the sorted values, z = max(z − τ, 0). */
-        double *u = mgd->scratch;
+        double *u = x->scratch, sum = mgd->proj[0];
         memcpy(u, z, (size_t)n * sizeof *u);
         qsort(u, (size_t)n, sizeof *u, cmp_desc);
         double cum = 0, tau = 0;
         for (int64_t j = 0; j < n; j++) {
             cum += u[j];
-            double t = (cum - o->sum) / (double)(j + 1);
+            double t = (cum - sum) / (double)(j + 1);
             if (u[j] - t > 0) tau = t;
         }
         for (int64_t i = 0; i < n; i++) z[i] = fmax(z[i] - tau, 0.0);
         break;
     }
     case MGRAD_PROJECT_TOP_K:
-        order_by(mgd, z);
-        for (int64_t r = o->k; r < n; r++) z[mgd->order[r]] = 0;
+        order_by(x, z);
+        for (int64_t r = (int64_t)mgd->proj[0]; r < n; r++) z[x->order[r]] = 0;
         break;
     }
 }
@@ -238,55 +582,58 @@ static void project(mgrad_mgd *mgd)
 
 static void update(mgrad_mgd *mgd)
 {
-    const mgrad_mgd_options *o = &mgd->opts;
-    double *z = mgd->z, *g = mgd->g;
-    int64_t n = mgd->n;
-    switch (o->method) {
+    vars *x = &mgd->x;
+    double *z = x->z, *g = x->g;
+    int64_t n = x->n;
+    switch (mgd->method) {
     case MGRAD_MGD_SIGN:
         for (int64_t i = 0; i < n; i++) {
-            int keep = o->mask_prob >= 1 ||
-                       mgr_rng_uniform(o->seed, MGR_STREAM_USER + ((uint64_t)mgd->steps << 8),
-                                       (uint64_t)i) < o->mask_prob;
+            int keep = mgd->mask_prob >= 1 ||
+                       mgr_rng_uniform(mgd->seed, MGR_STREAM_USER + ((uint64_t)mgd->steps << 8),
+                                       (uint64_t)i) < mgd->mask_prob;
             double sg = (g[i] > 0) - (g[i] < 0);
-            if (keep) z[i] -= o->lr * sg;
+            if (keep) z[i] -= mgd->lr * sg;
         }
         break;
     case MGRAD_MGD_ADAM: {
+        /* bias correction with the current β and the total step count, so
+           that a β changed between steps keeps the moments (mgd.h) */
         double k = (double)(mgd->steps + 1);
-        double c1 = 1 - pow(o->beta1, k), c2 = 1 - pow(o->beta2, k);
+        double b1 = mgd->beta1, b2 = mgd->beta2;
+        double c1 = 1 - pow(b1, k), c2 = 1 - pow(b2, k);
         for (int64_t i = 0; i < n; i++) {
-            mgd->m[i] = o->beta1 * mgd->m[i] + (1 - o->beta1) * g[i];
-            mgd->v[i] = o->beta2 * mgd->v[i] + (1 - o->beta2) * g[i] * g[i];
-            z[i] -= o->lr * (mgd->m[i] / c1) / (sqrt(mgd->v[i] / c2) + o->eps);
+            x->m[i] = b1 * x->m[i] + (1 - b1) * g[i];
+            x->v[i] = b2 * x->v[i] + (1 - b2) * g[i] * g[i];
+            z[i] -= mgd->lr * (x->m[i] / c1) / (sqrt(x->v[i] / c2) + mgd->eps);
         }
         break;
     }
     case MGRAD_MGD_SGD:
-        for (int64_t i = 0; i < n; i++) z[i] -= o->lr * g[i];
+        for (int64_t i = 0; i < n; i++) z[i] -= mgd->lr * g[i];
         break;
     case MGRAD_MGD_EXCHANGE: {
         /* Move units of count from the entries whose increase would raise φ
            most (largest g, count > 0) to those where it lowers φ most. */
-        double units = fmax(1.0, round(o->lr));
-        order_by(mgd, g);
+        double units = fmax(1.0, round(mgd->lr));
+        order_by(x, g);
         double pool = 0;
         int64_t donors = 0, r = 0;
-        for (; r < n && donors < o->exchange; r++) {
-            int64_t i = mgd->order[r];
+        for (; r < n && donors < mgd->exchange; r++) {
+            int64_t i = x->order[r];
             if (z[i] <= 0) continue;
             double take = fmin(units, z[i]);
             z[i] -= take;
             pool += take;
             donors++;
         }
-        for (int64_t q = n - 1, given = 0; q >= r && given < o->exchange && pool > 0;
+        for (int64_t q = n - 1, given = 0; q >= r && given < mgd->exchange && pool > 0;
              q--, given++) {
             double give = fmin(units, pool);
-            z[mgd->order[q]] += give;
+            z[x->order[q]] += give;
             pool -= give;
         }
         /* whatever could not be placed goes back to the last donor */
-        if (pool > 0 && r > 0) z[mgd->order[r - 1]] += pool;
+        if (pool > 0 && r > 0) z[x->order[r - 1]] += pool;
         break;
     }
     }
@@ -295,10 +642,11 @@ static void update(mgrad_mgd *mgd)
 /* full = basis · z  ([size, n] · [n]) */
 static void expand(mgrad_mgd *mgd)
 {
+    vars *x = &mgd->x;
     for (int64_t i = 0; i < mgd->size; i++) {
         double acc = 0;
-        for (int64_t j = 0; j < mgd->n; j++) acc += mgd->basis[i * mgd->n + j] * mgd->z[j];
-        mgd->full[i] = acc;
+        for (int64_t j = 0; j < x->n; j++) acc += x->basis[i * x->n + j] * x->z[j];
+        x->full[i] = acc;
     }
 }
 
@@ -307,24 +655,24 @@ static void expand(mgrad_mgd *mgd)
    with one it is basis · z. */
 static mgrad_status train_and_score(mgrad_mgd *mgd, double *phi)
 {
-    mgrad_run *run = mgd->meta->run;
-    if (mgd->opts.reshuffle)
+    vars *x = &mgd->x;
+    if (mgd->reshuffle)
         MGRAD_FORWARD(mgrad_run_set_shuffle_seed(
-            run, mgr_rng_u64(mgd->opts.seed, MGR_STREAM_SHUFFLE, (uint64_t)mgd->steps)));
-    if (mgd->basis != NULL) {
+            mgd->run, mgr_rng_u64(mgd->seed, MGR_STREAM_SHUFFLE, (uint64_t)mgd->steps)));
+    if (x->basis != NULL) {
         expand(mgd);
-        MGRAD_FORWARD(mgrad_meta_set_value(mgd->meta, MGRAD_DTYPE_F64, mgd->full, mgd->size));
+        MGRAD_FORWARD(mgrad_meta_set_value(mgd->meta, MGRAD_DTYPE_F64, x->full, mgd->size));
     } else {
-        MGRAD_FORWARD(mgrad_meta_get_value(mgd->meta, MGRAD_DTYPE_F64, mgd->z, mgd->n));
+        MGRAD_FORWARD(mgrad_meta_get_value(mgd->meta, MGRAD_DTYPE_F64, x->z, x->n));
     }
-    MGRAD_FORWARD(mgrad_run_train(run, phi));
+    MGRAD_FORWARD(mgrad_run_train(mgd->run, phi));
     double score = *phi;
-    if (mgd->opts.heldout != NULL)
-        MGRAD_FORWARD(mgrad_run_evaluate(run, mgd->opts.heldout, &score, NULL));
+    if (mgd->heldout != NULL)
+        MGRAD_FORWARD(mgrad_run_evaluate(mgd->run, mgd->heldout, &score, NULL));
     mgd->last_score = score;
-    int better = mgd->opts.maximize ? score > mgd->best_score : score < mgd->best_score;
+    int better = mgd->maximize ? score > mgd->best_score : score < mgd->best_score;
     if (!mgd->has_best || better) {
-        memcpy(mgd->best, mgd->full, (size_t)mgd->size * sizeof(double));
+        memcpy(mgd->best, x->full, (size_t)mgd->size * sizeof(double));
         mgd->best_score = score;
         mgd->has_best = 1;
     }
@@ -334,27 +682,26 @@ static mgrad_status train_and_score(mgrad_mgd *mgd, double *phi)
 mgrad_status mgrad_mgd_step(mgrad_mgd *mgd, double *phi)
 {
     if (mgd == NULL) return MGRAD_ERR_NULL;
+    vars *x = &mgd->x;
     double value = 0;
     MGRAD_FORWARD(train_and_score(mgd, &value));
-    MGRAD_FORWARD(mgrad_run_reverse(mgd->meta->run));
-    const mgrad_meta *src = mgd->opts.gradient_from != NULL ? mgd->opts.gradient_from
-                                                            : mgd->meta;
+    MGRAD_FORWARD(mgrad_run_reverse(mgd->run));
+    const mgrad_meta *src = mgd->gradient_from != NULL ? mgd->gradient_from : mgd->meta;
     /* the sum over the ranks on a data-parallel run (metagrad/mpi.h), so that
        every rank takes the same step; mgrad_meta_get_grad otherwise */
-    MGRAD_FORWARD(mgrad_meta_gather_grad(src, -1, MGRAD_DTYPE_F64, mgd->gfull, mgd->size));
-    if (mgd->basis != NULL) {
+    MGRAD_FORWARD(mgrad_meta_gather_grad(src, -1, MGRAD_DTYPE_F64, x->gfull, mgd->size));
+    if (x->basis != NULL) {
         /* chain rule: dφ/dc = basisᵀ dφ/dz */
-        for (int64_t j = 0; j < mgd->n; j++) mgd->g[j] = 0;
+        for (int64_t j = 0; j < x->n; j++) x->g[j] = 0;
         for (int64_t i = 0; i < mgd->size; i++)
-            for (int64_t j = 0; j < mgd->n; j++)
-                mgd->g[j] += mgd->basis[i * mgd->n + j] * mgd->gfull[i];
+            for (int64_t j = 0; j < x->n; j++) x->g[j] += x->basis[i * x->n + j] * x->gfull[i];
     }
-    if (mgd->opts.maximize)
-        for (int64_t i = 0; i < mgd->n; i++) mgd->g[i] = -mgd->g[i];
+    if (mgd->maximize)
+        for (int64_t i = 0; i < x->n; i++) x->g[i] = -x->g[i];
     update(mgd);
     project(mgd);
-    if (mgd->basis != NULL) expand(mgd);
-    MGRAD_FORWARD(mgrad_meta_set_value(mgd->meta, MGRAD_DTYPE_F64, mgd->full, mgd->size));
+    if (x->basis != NULL) expand(mgd);
+    MGRAD_FORWARD(mgrad_meta_set_value(mgd->meta, MGRAD_DTYPE_F64, x->full, mgd->size));
     mgd->steps++;
     if (phi != NULL) *phi = value;
     return MGRAD_OK;
@@ -369,31 +716,34 @@ mgrad_status mgrad_mgd_run(mgrad_mgd *mgd, int64_t steps)
         double t0 = mgr_seconds(), phi = 0;
         int64_t step = mgd->steps;
         MGRAD_FORWARD(mgrad_mgd_step(mgd, &phi));
-        if (mgd->opts.progress != NULL) {
-            if (mgd->opts.progress(step, phi, mgd->last_score, mgr_seconds() - t0,
-                                   mgd->opts.user_data) != 0)
+        /* read after the step: the hook may replace itself */
+        if (mgd->progress != NULL) {
+            if (mgd->progress(step, phi, mgd->last_score, mgr_seconds() - t0, mgd->user_data) !=
+                0)
                 return mgr_error(mgd->ctx, MGRAD_ERR_CANCELLED,
                                  "mgrad_mgd_run: cancelled by the progress callback after "
-                                 "meta-step %lld", (long long)step);
+                                 "meta-step %lld",
+                                 (long long)step);
         }
     }
     double phi = 0;
     return train_and_score(mgd, &phi);
 }
 
-mgrad_status mgrad_mgd_best(const mgrad_mgd *mgd, mgrad_dtype dtype, void *out,
-                            int64_t count, double *score)
+mgrad_status mgrad_mgd_best(const mgrad_mgd *mgd, mgrad_dtype dtype, void *out, int64_t count,
+                            double *score)
 {
     if (mgd == NULL) return MGRAD_ERR_NULL;
     mgrad_context *ctx = mgd->ctx;
     MGRAD_RETURN_IF(ctx, out == NULL, MGRAD_ERR_NULL, "mgrad_mgd_best: out is NULL");
-    MGRAD_RETURN_IF(ctx, dtype != MGRAD_DTYPE_F32 && dtype != MGRAD_DTYPE_F64,
-                    MGRAD_ERR_DTYPE, "mgrad_mgd_best: unknown dtype %d", (int)dtype);
+    MGRAD_RETURN_IF(ctx, dtype != MGRAD_DTYPE_F32 && dtype != MGRAD_DTYPE_F64, MGRAD_ERR_DTYPE,
+                    "mgrad_mgd_best: unknown dtype %d", (int)dtype);
     MGRAD_RETURN_IF(ctx, count != mgd->size, MGRAD_ERR_SIZE,
                     "mgrad_mgd_best: count = %lld but the metaparameter has %lld values",
                     (long long)count, (long long)mgd->size);
     MGRAD_RETURN_IF(ctx, !mgd->has_best, MGRAD_ERR_ORDER,
-                    "mgrad_mgd_best: no iterate scored yet; did you forget mgrad_mgd_step?");
+                    "mgrad_mgd_best: no iterate scored yet (or since the held-out set or "
+                    "MAXIMIZE changed); did you forget mgrad_mgd_step?");
     mgr_convert(out, dtype, mgd->best, MGRAD_DTYPE_F64, (size_t)count, 0);
     if (score != NULL) *score = mgd->best_score;
     return MGRAD_OK;

@@ -310,6 +310,15 @@ mgrad_status mgrad_meta_kind_of(const mgrad_meta *meta, mgrad_meta_kind *out)
     return MGRAD_OK;
 }
 
+mgrad_status mgrad_meta_run(const mgrad_meta *meta, mgrad_run **out)
+{
+    if (meta == NULL) return MGRAD_ERR_NULL;
+    MGRAD_RETURN_IF(meta->run->ctx, out == NULL, MGRAD_ERR_NULL,
+                    "mgrad_meta_run: out is NULL");
+    *out = meta->run;
+    return MGRAD_OK;
+}
+
 mgrad_status mgrad_meta_size(const mgrad_meta *meta, int64_t *out)
 {
     if (meta == NULL) return MGRAD_ERR_NULL;

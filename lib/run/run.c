@@ -529,6 +529,38 @@ mgrad_status mgrad_run_set_shuffle_seed(mgrad_run *run, uint64_t seed)
     return MGRAD_OK;
 }
 
+mgrad_status mgrad_run_context(const mgrad_run *run, mgrad_context **out)
+{
+    if (run == NULL) return MGRAD_ERR_NULL;
+    MGRAD_RETURN_IF(run->ctx, out == NULL, MGRAD_ERR_NULL,
+                    "mgrad_run_context: out must not be NULL");
+    *out = run->ctx;
+    return MGRAD_OK;
+}
+
+mgrad_status mgrad_run_has_batches(const mgrad_run *run, int32_t *out)
+{
+    if (run == NULL) return MGRAD_ERR_NULL;
+    MGRAD_RETURN_IF(run->ctx, out == NULL, MGRAD_ERR_NULL,
+                    "mgrad_run_has_batches: out must not be NULL");
+    *out = run->batches != NULL;
+    return MGRAD_OK;
+}
+
+/* The checks of mgrad_run_evaluate that need no trajectory, in its order. */
+mgrad_status mgrad_run_check_dataset(const mgrad_run *run, const mgrad_dataset *ds)
+{
+    if (run == NULL) return MGRAD_ERR_NULL;
+    mgrad_context *ctx = run->ctx;
+    const char *fn = "mgrad_run_check_dataset";
+    MGRAD_RETURN_IF(ctx, ds == NULL, MGRAD_ERR_NULL, "%s: dataset must not be NULL", fn);
+    MGRAD_RETURN_IF(ctx, ds->ctx != ctx, MGRAD_ERR_INVALID,
+                    "%s: the dataset comes from another context", fn);
+    MGRAD_FORWARD(check_data(ctx, fn, ds, "evaluation", run->opts.loss, run->features,
+                             run->classes));
+    return mgr_run_check_norm_rows(run, fn, "the dataset", ds->n, 1);
+}
+
 mgrad_status mgrad_run_example_losses(mgrad_run *run, const mgrad_dataset *ds,
                                       mgrad_dtype dtype, void *out, int64_t count)
 {

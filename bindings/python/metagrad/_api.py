@@ -38,11 +38,11 @@ from ._errors import (BusyError, ClosedError, InvalidError, MetagradError, SizeE
                       VersionError, make_error)
 from ._lib import (Activation, CallbackModel as _CallbackModelStruct, Checkpoint,
                    ContextOptions, Dtype, HvpFn, Init, LogFn, LogLevel, Loss, LossGradFn,
-                   MetaKind, MetaOptions, MgdMethod, MgdOptions, Normalize, Optimizer,
+                   MetaKind, MetaOptions, MgdMethod, MgdParam, MgdParamInfo, Normalize, Optimizer,
                    OutputsFn, ProgressFn, Projection, RunOptions, RunStats, MpiInfo, lib,
                    CALLBACK_MODEL_VERSION, CONTEXT_OPTIONS_VERSION, META_OPTIONS_VERSION,
-                   MGD_OPTIONS_VERSION, MPI_INFO_VERSION, RUN_OPTIONS_VERSION, RUN_STATS_V2_FIELDS,
-                   RUN_STATS_V3_FIELDS,
+                   MGD_PARAM_INFO_VERSION, MPI_INFO_VERSION, RUN_OPTIONS_VERSION,
+                   RUN_STATS_V2_FIELDS, RUN_STATS_V3_FIELDS,
                    RUN_STATS_VERSION)
 
 __all__ = ["Context", "Model", "Dataset", "Run", "Meta", "CallbackModel", "MGD"]
@@ -207,13 +207,16 @@ _READ_ONLY = frozenset((
     "mgrad_run_mpi_info",
     "mgrad_meta_kind_of", "mgrad_meta_size", "mgrad_meta_get_value", "mgrad_meta_get_grad",
     "mgrad_meta_gather_grad",
-    "mgrad_mgd_best", "mgrad_mgd_steps"))
+    "mgrad_mgd_best", "mgrad_mgd_steps", "mgrad_mgd_method_of", "mgrad_mgd_get_param_info",
+    "mgrad_mgd_get_real", "mgrad_mgd_get_int", "mgrad_mgd_get_seed",
+    "mgrad_mgd_get_projection"))
 
 # Positions (in the C argument list) of the const handles of functions that
 # modify their other handles.
 _CONST_ARGS = {
     "mgrad_dataset_normalize": (1,), "mgrad_dataset_split": (2,), "mgrad_dataset_subset": (1,),
     "mgrad_run_evaluate": (1,), "mgrad_run_example_losses": (1,),
+    "mgrad_mgd_set_gradient_from": (1,), "mgrad_mgd_set_heldout": (1,),
 }
 
 
@@ -1747,17 +1750,31 @@ class CallbackModel:
 
 # ---------------------------------------------------------------- MGD
 
+# The settings of MGD.set / get: keys of mgrad_mgd_set_real / _int, and the
+# parameters of each projection (mgrad_mgd_set_projection) with their defaults.
+_MGD_REAL = {"lr": MgdParam.LR, "mask_prob": MgdParam.MASK_PROB, "beta1": MgdParam.BETA1,
+             "beta2": MgdParam.BETA2, "eps": MgdParam.EPS}
+_MGD_INT = {"exchange": MgdParam.EXCHANGE, "maximize": MgdParam.MAXIMIZE,
+            "reshuffle": MgdParam.RESHUFFLE}
+_PROJ_PARAMS = {Projection.BOX: ("lo", "hi"), Projection.FIXED_SUM: ("sum",),
+                Projection.TOP_K: ("k",)}
+_PROJ_DEFAULTS = {"lo": 0.0, "hi": 1.0, "sum": 1.0, "k": 1}
+_KEEP = object()  # MGD.set: leave this setting as it is
+
+
 class MGD(_Handle):
     """Metagradient descent on a metaparameter (metagrad/mgd.h): each step
     trains, scores, keeps the best iterate, takes dφ/dz and updates z.
 
     Args:
         meta:          the Meta to optimise (MGD keeps it, and its run, alive).
-        method:        'sign' (default), 'adam', 'sgd' or 'exchange'.
-        lr, mask_prob, beta1, beta2, eps, seed: the update's settings.
+        method:        'sign' (default), 'adam', 'sgd' or 'exchange'; fixed
+                       for the optimiser's life.
+        lr, mask_prob, beta1, beta2, eps, seed: the update's settings
+                       (mask_prob: 'sign' only; beta1, beta2, eps: 'adam' only).
         projection:    'none' (default), 'box' (lo, hi), 'nonnegative',
                        'fixed_sum' (sum) or 'top_k' (k).
-        exchange:      EXCHANGE: entries moved per step.
+        exchange:      'exchange' only: entries moved per step.
         gradient_from: another Meta of the same run and size whose gradient
                        drives the update (data selection: POOL_WEIGHTS).
         heldout:       a Dataset scoring each iterate (default: φ); it must stay
@@ -1766,16 +1783,20 @@ class MGD(_Handle):
                        run() after every step; a true result stops run() with
                        CancelledError; an exception it raises stops run() and
                        is re-raised.  It may make read-only calls (meta.value,
-                       run.params, best(), ...); calls that modify the run or
-                       this MGD raise BusyError there.
+                       run.params, best(), get(), ...); calls that modify the
+                       run or this MGD (set() too) raise BusyError there.
         maximize:      True to maximise φ.
         basis, coefficients: optimise c in z = basis · c, basis [size, dim],
                        starting from coefficients [dim].
         reshuffle:     True to train every meta-step with a new batch order.
-    Options left at None keep the library's defaults.
+    Options left at None keep the library's defaults.  A setting the method
+    does not read (beta1 with 'sign', say), or a projection parameter of
+    another projection, raises InvalidError.  set() changes settings between
+    steps; get() and param_info() read them.
     """
     _destroy = staticmethod(lib.mgrad_mgd_destroy)
     _progress_cb = None
+    _progress_fn = None
 
     def __init__(self, meta, method=None, lr=None, mask_prob=None, beta1=None, beta2=None,
                  eps=None, seed=None, projection=None, lo=None, hi=None, sum=None, k=None,
@@ -1784,48 +1805,72 @@ class MGD(_Handle):
         if not isinstance(meta, Meta):
             raise TypeError("meta: expected a metagrad.Meta")
         meta._handle()
-        o = MgdOptions()
-        lib.mgrad_mgd_options_init(ctypes.byref(o), MGD_OPTIONS_VERSION)
-        if method is not None:
-            o.method = _enum(MgdMethod, method, "method")
-        if projection is not None:
-            o.projection = _enum(Projection, projection, "projection")
-        for name, value in (("lr", lr), ("mask_prob", mask_prob), ("beta1", beta1),
-                            ("beta2", beta2), ("eps", eps), ("lo", lo), ("hi", hi),
-                            ("sum", sum)):
-            if value is not None:
-                setattr(o, name, B.real_scalar(value, name))
-        if seed is not None:
-            o.seed = B.int_scalar(seed, "seed", 64, unsigned=True)
-        for name, value in (("k", k), ("exchange", exchange)):
-            if value is not None:
-                setattr(o, name, B.int_scalar(value, name))
-        o.maximize = 1 if maximize else 0
-        o.reshuffle = 1 if reshuffle else 0
-        if gradient_from is not None:
-            if not isinstance(gradient_from, Meta):
-                raise TypeError("gradient_from: expected a metagrad.Meta")
-            o.gradient_from = gradient_from._handle()
-        if heldout is not None:
-            if not isinstance(heldout, Dataset):
-                raise TypeError("heldout: expected a metagrad.Dataset")
-            o.heldout = heldout._handle()
-        keep = []
-        if (basis is None) != (coefficients is None):
-            raise InvalidError("MGD: give basis and coefficients together")
-        if basis is not None:
-            bb = B.f64_in(basis, "basis")
-            if len(bb.shape) != 2 or bb.shape[0] != meta.size or bb.shape[1] < 1:
-                raise B.ShapeError("basis: expected shape (%d, dim) (the metaparameter's "
-                                   "size, basis dimension), got %s"
-                                   % (meta.size, B._shape_str(bb.shape)))
-            dim = int(bb.shape[1])
-            cb = B.f64_in(coefficients, "coefficients", (dim,))
-            o.basis, o.basis_dim, o.coefficients = B.as_pointer(bb), dim, B.as_pointer(cb)
-            keep += [bb, cb]
+        m = MgdMethod.SIGN if method is None else _enum(MgdMethod, method, "method")
+        core = _core_of(meta)
+        self._meta = meta
+        self._gradient_from = None
+        self._heldout = None
+        self._basis = None  # (basis, coefficients) as given to C, for set()'s undo
         self._progress_pending = _Pending()
+        ptr, = _create(core, lib.mgrad_mgd_create, (meta, int(m)))
+        self._core, self._ptr = core, ptr
+        try:
+            self.set(lr=lr, mask_prob=mask_prob, beta1=beta1, beta2=beta2, eps=eps, seed=seed,
+                     projection=projection, lo=lo, hi=hi, sum=sum, k=k, exchange=exchange,
+                     maximize=True if maximize else None, reshuffle=True if reshuffle else None,
+                     gradient_from=_KEEP if gradient_from is None else gradient_from,
+                     heldout=_KEEP if heldout is None else heldout,
+                     progress=_KEEP if progress is None else progress,
+                     basis=basis, coefficients=coefficients)
+        except BaseException:
+            self.close()
+            raise
+
+    def set(self, lr=None, mask_prob=None, beta1=None, beta2=None, eps=None, seed=None,
+            projection=None, lo=None, hi=None, sum=None, k=None, exchange=None, maximize=None,
+            reshuffle=None, gradient_from=_KEEP, heldout=_KEEP, progress=_KEEP, basis=None,
+            coefficients=None):
+        """Change settings (the keywords of the constructor) between steps;
+        the next step uses them, and the state is kept as metagrad/mgd.h
+        says: Adam's moments, the step count, the best iterate (forgotten
+        when heldout or maximize change: its score does not compare).
+        Keywords left at None are unchanged; gradient_from, heldout and
+        progress given as None are removed.  lo, hi, sum, k alone change the
+        current projection's parameters.  basis: before the first step only.
+        All or nothing: when one setting is refused, none is changed."""
+        self._handle()
+        reals = [(_MGD_REAL[n], B.real_scalar(v, n)) for n, v in (
+            ("lr", lr), ("mask_prob", mask_prob), ("beta1", beta1), ("beta2", beta2),
+            ("eps", eps)) if v is not None]
+        ints = [(MgdParam.EXCHANGE, B.int_scalar(exchange, "exchange"))] \
+            if exchange is not None else []
+        if reshuffle is not None:
+            ints.append((MgdParam.RESHUFFLE, 1 if reshuffle else 0))
+        if seed is not None:
+            seed = B.int_scalar(seed, "seed", 64, unsigned=True)
+        proj = None
+        given = {n: v for n, v in (("lo", lo), ("hi", hi), ("sum", sum), ("k", k))
+                 if v is not None}
+        if projection is not None or given:
+            given = {n: B.int_scalar(v, n) if n == "k" else B.real_scalar(v, n)
+                     for n, v in given.items()}
+            cur_kind, cur = self._projection()
+            kind = cur_kind if projection is None else _enum(Projection, projection,
+                                                             "projection")
+            names = _PROJ_PARAMS.get(kind, ())
+            for n in given:
+                if n not in names:
+                    raise InvalidError("MGD: %s is not a parameter of projection '%s'"
+                                       % (n, kind.name.lower()))
+            proj = (kind, [float(given.get(n, cur[n] if kind == cur_kind else _PROJ_DEFAULTS[n]))
+                           for n in names])
+        if gradient_from is not _KEEP and gradient_from is not None and \
+                not isinstance(gradient_from, Meta):
+            raise TypeError("gradient_from: expected a metagrad.Meta")
+        if heldout is not _KEEP and heldout is not None and not isinstance(heldout, Dataset):
+            raise TypeError("heldout: expected a metagrad.Dataset")
         callback = None
-        if progress is not None:
+        if progress is not _KEEP and progress is not None:
             if not callable(progress):
                 raise TypeError("progress: expected a callable(step, phi, score, seconds)")
 
@@ -1837,16 +1882,150 @@ class MGD(_Handle):
                     _pending.exc = e
                     return 1
             callback = ProgressFn(trampoline)
-            o.progress = callback
-        core = _core_of(meta)
-        self._meta = meta
-        self._gradient_from = gradient_from
-        self._heldout = heldout
-        self._progress_cb = callback  # C may call it while the optimiser lives
-        ptr, = _create(core, lib.mgrad_mgd_create, (meta, ctypes.byref(o)),
-                       uses=(gradient_from, heldout))
-        del keep
-        self._core, self._ptr = core, ptr
+        new_basis = None
+        if (basis is None) != (coefficients is None):
+            raise InvalidError("MGD: give basis and coefficients together")
+        if basis is not None:
+            meta = self._meta
+            bb = B.f64_in(basis, "basis")
+            if len(bb.shape) != 2 or bb.shape[0] != meta.size or bb.shape[1] < 1:
+                raise B.ShapeError("basis: expected shape (%d, dim) (the metaparameter's "
+                                   "size, basis dimension), got %s"
+                                   % (meta.size, B._shape_str(bb.shape)))
+            cb = B.f64_in(coefficients, "coefficients", (int(bb.shape[1]),))
+            new_basis = (bb, cb)
+
+        # Apply, the fallible ones first and the held-out set last of them;
+        # on a refusal undo what was applied (none of it touches the best
+        # iterate), so that a failed set() changes nothing.
+        undo = []
+        try:
+            if new_basis is not None:
+                old = self._basis
+                self._set_basis(new_basis)
+                undo.append(lambda: self._set_basis(old))
+            for key, v in reals:
+                old_r = self._get(lib.mgrad_mgd_get_real, key, ctypes.c_double)
+                self._call(lib.mgrad_mgd_set_real, self, int(key), v)
+                undo.append(lambda key=key, o=old_r: self._call(lib.mgrad_mgd_set_real, self,
+                                                                int(key), o))
+            for key, v in ints:
+                old_i = self._get(lib.mgrad_mgd_get_int, key, ctypes.c_int64)
+                self._call(lib.mgrad_mgd_set_int, self, int(key), v)
+                undo.append(lambda key=key, o=old_i: self._call(lib.mgrad_mgd_set_int, self,
+                                                                int(key), o))
+            if seed is not None:
+                old_s = ctypes.c_uint64()
+                self._call(lib.mgrad_mgd_get_seed, self, ctypes.byref(old_s))
+                self._call(lib.mgrad_mgd_set_seed, self, seed)
+                undo.append(lambda o=old_s.value: self._call(lib.mgrad_mgd_set_seed, self, o))
+            if proj is not None:
+                old_p = self._projection()
+                self._set_projection(*proj)
+                undo.append(lambda: self._set_projection(
+                    old_p[0], [old_p[1][n] for n in _PROJ_PARAMS.get(old_p[0], ())]))
+            if gradient_from is not _KEEP:
+                old_g = self._gradient_from
+                self._call(lib.mgrad_mgd_set_gradient_from, self, gradient_from)
+                self._gradient_from = gradient_from
+                undo.append(lambda: (self._call(lib.mgrad_mgd_set_gradient_from, self, old_g),
+                                     setattr(self, "_gradient_from", old_g)))
+            if heldout is not _KEEP:
+                self._call(lib.mgrad_mgd_set_heldout, self, heldout)
+                self._heldout = heldout
+        except BaseException:
+            for fn in reversed(undo):
+                try:
+                    fn()
+                except MetagradError:
+                    pass
+            raise
+        # these cannot be refused
+        if maximize is not None:
+            self._call(lib.mgrad_mgd_set_int, self, int(MgdParam.MAXIMIZE), 1 if maximize else 0)
+        if progress is not _KEEP:
+            # the old callable is no longer called once this returns
+            self._call(lib.mgrad_mgd_set_progress, self, callback, None)
+            self._progress_cb = callback  # C may call it while the optimiser lives
+            self._progress_fn = progress
+
+    def _get(self, fn, key, ctype):
+        out = ctype()
+        self._call(fn, self, int(key), ctypes.byref(out))
+        return out.value
+
+    def _projection(self):
+        """(kind, {parameter name: value}) of the current projection."""
+        kind, values = ctypes.c_int(), (ctypes.c_double * 2)()
+        self._call(lib.mgrad_mgd_get_projection, self, ctypes.byref(kind), values, 2)
+        kind = Projection(kind.value)
+        params = {n: values[i] for i, n in enumerate(_PROJ_PARAMS.get(kind, ()))}
+        if "k" in params:
+            params["k"] = int(params["k"])
+        return kind, params
+
+    def _set_projection(self, kind, values):
+        buf = (ctypes.c_double * max(1, len(values)))(*values)
+        self._call(lib.mgrad_mgd_set_projection, self, int(kind), buf, len(values))
+
+    def _set_basis(self, arrays):
+        if arrays is None:
+            self._call(lib.mgrad_mgd_set_basis, self, None, 0, None)
+        else:
+            bb, cb = arrays
+            self._call(lib.mgrad_mgd_set_basis, self, B.as_pointer(bb), int(bb.shape[1]),
+                       B.as_pointer(cb))
+        self._basis = arrays
+
+    def get(self, name):
+        """One setting by its keyword: 'method', 'lr', 'mask_prob', 'beta1',
+        'beta2', 'eps', 'exchange', 'maximize', 'reshuffle', 'seed',
+        'projection', a parameter of the current projection ('lo', 'hi',
+        'sum', 'k'), 'gradient_from', 'heldout' or 'progress'."""
+        self._handle()
+        if name == "method":
+            out = ctypes.c_int()
+            self._call(lib.mgrad_mgd_method_of, self, ctypes.byref(out))
+            return MgdMethod(out.value)
+        if name in _MGD_REAL:
+            return self._get(lib.mgrad_mgd_get_real, _MGD_REAL[name], ctypes.c_double)
+        if name in _MGD_INT:
+            v = self._get(lib.mgrad_mgd_get_int, _MGD_INT[name], ctypes.c_int64)
+            return v if name == "exchange" else bool(v)
+        if name == "seed":
+            out = ctypes.c_uint64()
+            self._call(lib.mgrad_mgd_get_seed, self, ctypes.byref(out))
+            return out.value
+        if name in ("projection", "lo", "hi", "sum", "k"):
+            kind, params = self._projection()
+            if name == "projection":
+                return kind
+            if name not in params:
+                raise InvalidError("MGD: %s is not a parameter of projection '%s'"
+                                   % (name, kind.name.lower()))
+            return params[name]
+        if name == "gradient_from":
+            return self._gradient_from
+        if name == "heldout":
+            return self._heldout
+        if name == "progress":
+            return self._progress_fn
+        raise InvalidError("MGD: no setting called %r" % (name,))
+
+    def param_info(self, name):
+        """What mgrad_mgd_get_param_info says about a numeric setting ('lr',
+        ..., 'reshuffle'): a dict with min, max, min_open, max_open (the
+        accepted range), default, is_int and applies (whether this MGD's
+        method reads it)."""
+        key = _MGD_REAL.get(name, _MGD_INT.get(name))
+        if key is None:
+            raise InvalidError("MGD: %r is not a numeric setting" % (name,))
+        info = MgdParamInfo()
+        info.version = MGD_PARAM_INFO_VERSION
+        self._call(lib.mgrad_mgd_get_param_info, self, int(key), ctypes.byref(info))
+        return {"min": info.min, "max": info.max, "min_open": bool(info.min_open),
+                "max_open": bool(info.max_open), "default": info.default_value,
+                "is_int": bool(info.is_int), "applies": bool(info.applies)}
 
     def _check_heldout(self):
         if self._heldout is not None and self._heldout.closed:

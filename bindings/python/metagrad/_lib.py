@@ -113,6 +113,18 @@ class Projection(enum.IntEnum):
     TOP_K = 4
 
 
+class MgdParam(enum.IntEnum):
+    """mgrad_mgd_param (metagrad/mgd.h): the scalar settings of an MGD."""
+    LR = 1
+    MASK_PROB = 2
+    BETA1 = 3
+    BETA2 = 4
+    EPS = 5
+    EXCHANGE = 6
+    MAXIMIZE = 7
+    RESHUFFLE = 8
+
+
 class MetaKind(enum.IntEnum):
     DATA_WEIGHTS = 1
     POOL_WEIGHTS = 2
@@ -206,7 +218,7 @@ CONTEXT_OPTIONS_VERSION = 1
 RUN_OPTIONS_VERSION = 1
 RUN_STATS_VERSION = 3
 META_OPTIONS_VERSION = 1
-MGD_OPTIONS_VERSION = 1
+MGD_PARAM_INFO_VERSION = 1
 CALLBACK_MODEL_VERSION = 2
 CHUNK_VERSION = 1
 LOSS_GRAD_OUT_VERSION = 1
@@ -312,32 +324,18 @@ class MetaOptions(ctypes.Structure):
     ]
 
 
-class MgdOptions(ctypes.Structure):
-    """struct mgrad_mgd_options (metagrad/mgd.h)."""
+class MgdParamInfo(ctypes.Structure):
+    """struct mgrad_mgd_param_info (metagrad/mgd.h)."""
     _fields_ = [
         ("version", ctypes.c_uint32),
-        ("method", c_enum),
-        ("lr", ctypes.c_double),
-        ("mask_prob", ctypes.c_double),
-        ("beta1", ctypes.c_double),
-        ("beta2", ctypes.c_double),
-        ("eps", ctypes.c_double),
-        ("seed", ctypes.c_uint64),
-        ("projection", c_enum),
-        ("lo", ctypes.c_double),
-        ("hi", ctypes.c_double),
-        ("sum", ctypes.c_double),
-        ("k", ctypes.c_int64),
-        ("exchange", ctypes.c_int64),
-        ("gradient_from", ctypes.c_void_p),
-        ("heldout", ctypes.c_void_p),
-        ("progress", ProgressFn),
-        ("user_data", ctypes.c_void_p),
-        ("maximize", ctypes.c_int32),
-        ("basis", ctypes.POINTER(ctypes.c_double)),
-        ("basis_dim", ctypes.c_int64),
-        ("coefficients", ctypes.POINTER(ctypes.c_double)),
-        ("reshuffle", ctypes.c_int32),
+        ("name", ctypes.c_char_p),
+        ("is_int", ctypes.c_int32),
+        ("applies", ctypes.c_int32),
+        ("min", ctypes.c_double),
+        ("max", ctypes.c_double),
+        ("min_open", ctypes.c_int32),
+        ("max_open", ctypes.c_int32),
+        ("default_value", ctypes.c_double),
     ]
 
 
@@ -453,6 +451,9 @@ FUNCTIONS = [
     ("mgrad_run_evaluate", [_vp, _vp, _pdbl, _pdbl], c_enum, _st),
     ("mgrad_run_example_losses", [_vp, _vp, c_enum, _vp, _i64], c_enum, _st),
     ("mgrad_run_set_shuffle_seed", [_vp, ctypes.c_uint64], c_enum, _st),
+    ("mgrad_run_context", [_vp, _pp], c_enum, _st),
+    ("mgrad_run_has_batches", [_vp, _pi32], c_enum, _st),
+    ("mgrad_run_check_dataset", [_vp, _vp], c_enum, _st),
     # metagrad/mpi.h
     ("mgrad_mpi_available", [], ctypes.c_int32, None),
     ("mgrad_run_set_communicator", [_vp, _vp], c_enum, _st),
@@ -465,6 +466,7 @@ FUNCTIONS = [
     ("mgrad_run_add_meta", [_pp, _vp, c_enum, ctypes.POINTER(MetaOptions)], c_enum, _st),
     ("mgrad_meta_kind_of", [_vp, ctypes.POINTER(c_enum)], c_enum, _st),
     ("mgrad_meta_size", [_vp, _pi64], c_enum, _st),
+    ("mgrad_meta_run", [_vp, _pp], c_enum, _st),
     ("mgrad_meta_get_value", [_vp, c_enum, _vp, _i64], c_enum, _st),
     ("mgrad_meta_set_value", [_vp, c_enum, _vp, _i64], c_enum, _st),
     ("mgrad_meta_get_grad", [_vp, c_enum, _vp, _i64], c_enum, _st),
@@ -473,9 +475,22 @@ FUNCTIONS = [
     ("mgrad_run_create_callback", [_pp, _vp, ctypes.POINTER(CallbackModel), _pdbl, _vp,
                                    ctypes.POINTER(RunOptions)], c_enum, _st),
     # metagrad/mgd.h
-    ("mgrad_mgd_options_init", [ctypes.POINTER(MgdOptions), _u32], c_enum, _st),
-    ("mgrad_mgd_create", [_pp, _vp, ctypes.POINTER(MgdOptions)], c_enum, _st),
+    ("mgrad_mgd_create", [_pp, _vp, c_enum], c_enum, _st),
     ("mgrad_mgd_destroy", [_vp], None, None),
+    ("mgrad_mgd_method_of", [_vp, ctypes.POINTER(c_enum)], c_enum, _st),
+    ("mgrad_mgd_get_param_info", [_vp, c_enum, ctypes.POINTER(MgdParamInfo)], c_enum, _st),
+    ("mgrad_mgd_set_real", [_vp, c_enum, _dbl], c_enum, _st),
+    ("mgrad_mgd_get_real", [_vp, c_enum, _pdbl], c_enum, _st),
+    ("mgrad_mgd_set_int", [_vp, c_enum, _i64], c_enum, _st),
+    ("mgrad_mgd_get_int", [_vp, c_enum, _pi64], c_enum, _st),
+    ("mgrad_mgd_set_seed", [_vp, _u64], c_enum, _st),
+    ("mgrad_mgd_get_seed", [_vp, _pu64], c_enum, _st),
+    ("mgrad_mgd_set_projection", [_vp, c_enum, _pdbl, _i64], c_enum, _st),
+    ("mgrad_mgd_get_projection", [_vp, ctypes.POINTER(c_enum), _pdbl, _i64], c_enum, _st),
+    ("mgrad_mgd_set_gradient_from", [_vp, _vp], c_enum, _st),
+    ("mgrad_mgd_set_heldout", [_vp, _vp], c_enum, _st),
+    ("mgrad_mgd_set_progress", [_vp, ProgressFn, _vp], c_enum, _st),
+    ("mgrad_mgd_set_basis", [_vp, _pdbl, _i64, _pdbl], c_enum, _st),
     ("mgrad_mgd_step", [_vp, _pdbl], c_enum, _st),
     ("mgrad_mgd_run", [_vp, _i64], c_enum, _st),
     ("mgrad_mgd_best", [_vp, c_enum, _vp, _i64, _pdbl], c_enum, _st),

@@ -81,7 +81,7 @@ STRUCTS = {
     "mgrad_run_options": _lib.RunOptions,
     "mgrad_meta_options": _lib.MetaOptions,
     "mgrad_run_stats": _lib.RunStats,
-    "mgrad_mgd_options": _lib.MgdOptions,
+    "mgrad_mgd_param_info": _lib.MgdParamInfo,
     "mgrad_callback_model": _lib.CallbackModel,
 }
 
@@ -133,21 +133,11 @@ def test_options_init_agrees_with_header_defaults():
     assert (c.dtype, c.log_level, bool(c.log_fn)) == (_lib.Dtype.F32, _lib.LogLevel.WARNING, False)
     with pytest.raises(mg.VersionError):
         _lib.lib.mgrad_run_options_init(ctypes.byref(o), 99)
-    g = _lib.MgdOptions()
-    _lib.lib.mgrad_mgd_options_init(ctypes.byref(g), _lib.MGD_OPTIONS_VERSION)
-    assert (g.version, g.method, g.lr, g.mask_prob, g.beta1, g.beta2, g.eps, g.seed,
-            g.projection, g.lo, g.hi, g.sum, g.k, g.exchange, g.gradient_from, g.heldout,
-            bool(g.progress), g.user_data, g.maximize, bool(g.basis), g.basis_dim,
-            bool(g.coefficients)) == \
-        (1, _lib.MgdMethod.SIGN, 0.01, 1.0, 0.9, 0.999, 1e-8, 0, _lib.Projection.NONE,
-         0.0, 1.0, 1.0, 1, 1, None, None, False, None, 0, False, 0, False)
     cb = _lib.CallbackModel()
     _lib.lib.mgrad_callback_model_init(ctypes.byref(cb), _lib.CALLBACK_MODEL_VERSION)
     assert (cb.version, cb.num_params, cb.ndim, list(cb.input_shape), cb.num_outputs,
             bool(cb.loss_grad), bool(cb.hvp), cb.input_tangents, bool(cb.outputs),
             cb.user_data) == (1, 0, 0, [0, 0, 0], 0, False, False, 0, False, None)
-    with pytest.raises(mg.VersionError):
-        _lib.lib.mgrad_mgd_options_init(ctypes.byref(g), 2)
     with pytest.raises(mg.VersionError):
         _lib.lib.mgrad_callback_model_init(ctypes.byref(cb), 2)
 
@@ -159,7 +149,7 @@ def test_enums_match_headers(tmp_path):
     if cc is None or not os.path.exists(os.path.join(include, "metagrad.h")):
         pytest.skip("needs a C compiler and the source tree's headers")
     enums = {"MGRAD_NORMALIZE_": _lib.Normalize, "MGRAD_MGD_": _lib.MgdMethod,
-             "MGRAD_PROJECT_": _lib.Projection}
+             "MGRAD_PROJECT_": _lib.Projection, "MGRAD_MGD_PARAM_": _lib.MgdParam}
     lines = ["#include <stdio.h>", "#include <metagrad.h>", "int main(void) {"]
     for prefix, cls in enums.items():
         for name in cls.__members__:

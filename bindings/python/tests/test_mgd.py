@@ -1,7 +1,8 @@
 """Metagradient descent (metagrad/mgd.h) through Python: a step is the
 documented update of the metagradient computed by hand, the best iterate
 and progress callable behave as in tests/test_mgd.c, exceptions raised by
-the progress callable come back out of run(), bad input raises."""
+the progress callable come back out of run(), bad input raises, settings
+change between steps (all or nothing) and read back."""
 
 import gc
 
@@ -196,7 +197,7 @@ def test_bad_input(fx):
         mg.MGD(lr, projection="simplex")
     with pytest.raises(mg.InvalidError) as e:
         mg.MGD(lr, lr=-1.0)
-    assert e.value.function == "mgrad_mgd_create" and e.value.message == fx.ctx.last_error
+    assert e.value.function == "mgrad_mgd_set_real" and e.value.message == fx.ctx.last_error
     with pytest.raises(mg.InvalidError, match="gradient_from"):
         mg.MGD(lr, gradient_from=wd)
     with pytest.raises(mg.InvalidError):
@@ -264,3 +265,61 @@ def test_destroy_exactly_once(monkeypatch, fx):
     del mgd
     gc.collect()
     assert seen.count(ptr) == 1
+
+
+def test_set_between_steps(fx):
+    lr = fx.run.add_meta("lr_schedule")
+    z0 = lr.value
+    with mg.MGD(lr, method="sgd", lr=0.01) as mgd:
+        mgd.step()
+        z1 = lr.value
+        g1 = fx.grad_at(lr)  # at z1: the step left the run trained at z0, so train again
+        mgd.set(lr=0.02)
+        assert mgd.get("lr") == 0.02
+        mgd.step()
+        np.testing.assert_allclose(lr.value, z1 - 0.02 * g1, rtol=1e-15, atol=0)
+        assert mgd.steps == 2 and not np.array_equal(z0, z1)
+
+
+def test_set_is_all_or_nothing(fx):
+    lr = fx.run.add_meta("lr_schedule")
+    mgd = mg.MGD(lr, method="adam", lr=0.02, projection="box", lo=0.0, hi=1.0)
+    # documented defaults, from the optimiser and from param_info
+    want = {"mask_prob": 1.0, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "exchange": 1}
+    for name, value in want.items():
+        assert mgd.param_info(name)["default"] == value
+    assert (mgd.get("beta1"), mgd.get("beta2"), mgd.get("eps"), mgd.get("seed")) == \
+        (0.9, 0.999, 1e-8, 0)
+    assert mgd.get("method") == mg.MgdMethod.ADAM and mgd.get("maximize") is False
+    info = mgd.param_info("beta1")
+    assert info["min"] == 0 and info["max"] == 1 and info["max_open"] and info["applies"]
+    assert not mgd.param_info("mask_prob")["applies"]
+    with pytest.raises(mg.InvalidError, match="beta2"):
+        mgd.set(lr=0.5, beta1=0.5, hi=0.7, beta2=1.0)  # beta2 out of [0, 1)
+    assert (mgd.get("lr"), mgd.get("beta1"), mgd.get("hi")) == (0.02, 0.9, 1.0)
+    held = data(fx.ctx, 10, 7)
+    wrong = mg.Dataset(fx.ctx, np.zeros((4, F + 1)), labels=np.zeros(4, np.int32),
+                       num_classes=C)
+    with pytest.raises(mg.ShapeError):
+        mgd.set(lr=0.5, projection="fixed_sum", sum=2.0, heldout=wrong)
+    assert mgd.get("lr") == 0.02 and mgd.get("projection") == mg.Projection.BOX
+    assert mgd.get("heldout") is None
+    mgd.set(hi=0.5, heldout=held, seed=2 ** 64 - 1)  # one parameter of the projection
+    assert (mgd.get("lo"), mgd.get("hi"), mgd.get("seed")) == (0.0, 0.5, 2 ** 64 - 1)
+    assert mgd.get("heldout") is held
+    with pytest.raises(mg.InvalidError, match="sum"):
+        mgd.set(sum=1.0)  # not a parameter of 'box'
+    with pytest.raises(mg.InvalidError, match="ADAM|SIGN"):
+        mg.MGD(lr, method="sign", beta1=0.5)  # a setting the method does not read
+    with pytest.raises(mg.InvalidError):
+        mgd.get("momentum")
+    mgd.step()
+    best, _ = mgd.best()
+    mgd.set(heldout=None)  # another way to score: the best iterate is forgotten
+    with pytest.raises(mg.OrderError):
+        mgd.best()
+    with pytest.raises(mg.OrderError):
+        mgd.set(basis=np.ones((T, 1)), coefficients=[0.05])  # after the first step
+    mgd.close()
+    wrong.close()
+    held.close()
