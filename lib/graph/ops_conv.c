@@ -19,14 +19,41 @@
  *     tan-back:  (x̄)˙ += col2im(Wᵀ (ȳ)˙ + Uᵀ ȳ)
  *                (W̄)˙ += (ȳ)˙ col(x)ᵀ + ȳ col(ẋ)ᵀ;   (b̄)˙ += Σ_N (ȳ)˙
  *
- * Examples are processed one at a time so that the scratch (one [K, N]
- * matrix, a->scratch; see conv2d_scratch) does not grow with the batch.
+ * Examples are processed in blocks of up to conv_block_rows of them, side
+ * by side: col [K, nr N] holds the block's im2col matrices, and each pass
+ * is one GEMM per block and term, with the activations moved between their
+ * [rows, OC, N] layout and the GEMM's [OC, nr N] by rows of N elements.
+ * One product over the block instead of nr small ones is what lets
+ * OpenBLAS use every thread (a single example's product is below the size
+ * at which mgr_gemm keeps it on one thread) and pays its per-call cost once
+ * per block.  The block is bounded so that the scratch (a->scratch; see
+ * conv2d_scratch) does not grow with the batch.  Each output element is
+ * the same dot product as one example at a time; the parameter gradients
+ * sum over the block's columns in one product, a different order than
+ * example by example.
  * Rules: docs/derivations.md, "Conv2d".
  *
  * Like every ops_<family>.c, this file is compiled three times: without
  * MGRAD_REAL_BITS it gives the op's definition (op.h), with 32 and 64 its
  * passes.
  */
+#include <stddef.h>
+
+/* Elements of scratch a block may use: 4 MiB in f32.  Large enough for
+   products that both threads work on (the small CNN's 8-channel layer:
+   15 examples, 8 x 11760 x 72), small enough to stay near the cache. */
+#define MGR_CONV_BLOCK_ELEMS ((size_t)1 << 20)
+
+/* Examples per block: the most whose scratch, (K + 2 OC) N elements each
+   (conv_scratch), fits in MGR_CONV_BLOCK_ELEMS; at least one.  A function
+   of the shapes only, so a chunk's blocks never depend on anything else. */
+static size_t conv_block_rows(size_t K, size_t OC, size_t N)
+{
+    size_t per = (K + 2 * OC) * N;
+    size_t nr = per > 0 ? MGR_CONV_BLOCK_ELEMS / per : 1;
+    return nr > 0 ? nr : 1;
+}
+
 #ifndef MGRAD_REAL_BITS
 /* ---- the definition (untyped, compiled once) ----------------------------- */
 
@@ -62,17 +89,23 @@ static mgrad_status conv2d_infer(mgrad_context *ctx, const mgr_graph *g, mgr_nod
     return MGRAD_OK;
 }
 
-/* One im2col matrix [K, N], K = in_c k k, N = oh ow. */
+/* A block's scratch (conv_scratch): col [K, nr N] and two [OC, nr N],
+   K = in_c k k, N = oh ow, nr = conv_block_rows. */
 static size_t conv2d_scratch(const mgr_graph *g, int32_t k)
 {
     const mgr_node *nd = &g->nodes[k];
     size_t K = (size_t)g->nodes[nd->in0].shape[0];
     size_t kk = (size_t)nd->kernel * (size_t)nd->kernel;
     size_t N = (size_t)nd->shape[1] * (size_t)nd->shape[2];
+    size_t OC = (size_t)nd->shape[0];
     if (kk != 0 && K > SIZE_MAX / kk) return SIZE_MAX;
     K *= kk;
-    if (N != 0 && K > SIZE_MAX / N) return SIZE_MAX;
-    return K * N;
+    if (OC > SIZE_MAX / 2 - K) return SIZE_MAX;
+    size_t rowsz = K + 2 * OC;
+    if (N != 0 && rowsz > SIZE_MAX / N) return SIZE_MAX;
+    size_t nr = conv_block_rows(K, OC, N);
+    if (rowsz * N != 0 && nr > SIZE_MAX / (rowsz * N)) return SIZE_MAX;
+    return nr * rowsz * N;
 }
 
 /* W as the matrix [out_c, in_c k k]: fan_in = in_c k k, fan_out = out_c k k
@@ -105,8 +138,6 @@ const mgr_op_def mgr_op_conv2d = {
 /* ---- the passes (typed, compiled for f32 and f64) ------------------------ */
 
 #include <assert.h>
-#include <string.h>
-
 #include "graph/ops.h"
 
 typedef struct conv_dims {
@@ -115,6 +146,7 @@ typedef struct conv_dims {
     size_t k, s, p;       /* kernel side, stride, padding */
     size_t K, N;          /* C k k, OH OW */
     size_t in, out;       /* per-example sizes C H W, OC N */
+    size_t block;         /* examples per block (conv_block_rows) */
 } conv_dims;
 
 static conv_dims dims_of(const R(mgr_op_args) *a)
@@ -134,6 +166,7 @@ static conv_dims dims_of(const R(mgr_op_args) *a)
     d.N = d.OH * d.OW;
     d.in = a->in_size;
     d.out = (size_t)nd->size;
+    d.block = conv_block_rows(d.K, d.OC, d.N);
     assert(d.in == d.C * d.H * d.W && d.out == d.OC * d.N);
     return d;
 }
@@ -150,13 +183,20 @@ static void valid_cols(const conv_dims *d, size_t j, size_t *lo, size_t *hi)
     *hi = b;
 }
 
-/* col [K, N] = im2col(x [C, H, W]) */
-static void im2col(const conv_dims *d, const real *x, real *col)
+/* dst = src, n elements: rows here are short (an image row), where a loop
+   the compiler vectorises beats a call to memcpy. */
+static inline void copy_row(size_t n, const real *restrict src, real *restrict dst)
+{
+    for (size_t t = 0; t < n; t++) dst[t] = src[t];
+}
+
+/* col [K, N] = im2col(x [C, H, W]); row q of col starts at col + q ld */
+static void im2col(const conv_dims *d, const real *x, real *col, size_t ld)
 {
     for (size_t c = 0; c < d->C; c++) {
         for (size_t i = 0; i < d->k; i++) {
             for (size_t j = 0; j < d->k; j++) {
-                real *row = col + ((c * d->k + i) * d->k + j) * d->N;
+                real *row = col + ((c * d->k + i) * d->k + j) * ld;
                 size_t lo, hi;
                 valid_cols(d, j, &lo, &hi);
                 for (size_t oh = 0; oh < d->OH; oh++) {
@@ -169,9 +209,8 @@ static void im2col(const conv_dims *d, const real *x, real *col)
                     /* x[c, h, ow s + j − p] for ow in [lo, hi); ow s + j >= p there */
                     const real *xr = x + (c * d->H + oh * d->s + i - d->p) * d->W;
                     for (size_t ow = 0; ow < lo; ow++) out[ow] = 0;
-                    if (d->s == 1) { /* contiguous: one copy; lo + j >= p when lo < hi */
-                        if (hi > lo)
-                            memcpy(out + lo, xr + (lo + j - d->p), (hi - lo) * sizeof(real));
+                    if (d->s == 1) { /* contiguous; lo + j >= p when lo < hi */
+                        if (hi > lo) copy_row(hi - lo, xr + (lo + j - d->p), out + lo);
                     } else {
                         for (size_t ow = lo; ow < hi; ow++) out[ow] = xr[ow * d->s + j - d->p];
                     }
@@ -182,13 +221,14 @@ static void im2col(const conv_dims *d, const real *x, real *col)
     }
 }
 
-/* x [C, H, W] += col2im(col [K, N]): the adjoint of im2col. */
-static void col2im_add(const conv_dims *d, const real *col, real *x)
+/* x [C, H, W] += col2im(col [K, N]), row q of col at col + q ld: the
+   adjoint of im2col. */
+static void col2im_add(const conv_dims *d, const real *col, size_t ld, real *x)
 {
     for (size_t c = 0; c < d->C; c++) {
         for (size_t i = 0; i < d->k; i++) {
             for (size_t j = 0; j < d->k; j++) {
-                const real *row = col + ((c * d->k + i) * d->k + j) * d->N;
+                const real *row = col + ((c * d->k + i) * d->k + j) * ld;
                 size_t lo, hi;
                 valid_cols(d, j, &lo, &hi);
                 for (size_t oh = 0; oh < d->OH; oh++) {
@@ -210,13 +250,47 @@ static void col2im_add(const conv_dims *d, const real *col, real *x)
     }
 }
 
-/* y [OC, N] = bias broadcast over N */
-static void fill_bias(const conv_dims *d, const real *bias, real *y)
+/* The examples [r0, r0 + nr) of a chunk side by side, as the GEMMs see them:
+   a matrix [rows_of_it, nr N] whose column block b (N columns) belongs to
+   example r0 + b.  The activations are stored [rows, OC, N] (example-major),
+   so values move between the two layouts by whole rows of N elements. */
+
+/* col [K, nr N] = im2col of the nr examples of x */
+static void im2col_block(const conv_dims *d, size_t nr, const real *x, real *col)
+{
+    /* example b's [K, N] is the column block at b N, row stride nr N */
+    for (size_t b = 0; b < nr; b++) im2col(d, x + b * d->in, col + b * d->N, nr * d->N);
+}
+
+/* x += col2im(col [K, nr N]) for the nr examples of x */
+static void col2im_block(const conv_dims *d, size_t nr, const real *col, real *x)
+{
+    for (size_t b = 0; b < nr; b++) col2im_add(d, col + b * d->N, nr * d->N, x + b * d->in);
+}
+
+/* t [OC, nr N] = v [nr, OC, N] (activation layout to GEMM layout) */
+static void to_gemm(const conv_dims *d, size_t nr, const real *v, real *t)
+{
+    for (size_t b = 0; b < nr; b++)
+        for (size_t o = 0; o < d->OC; o++)
+            copy_row(d->N, v + b * d->out + o * d->N, t + o * nr * d->N + b * d->N);
+}
+
+/* v [nr, OC, N] = t [OC, nr N] (GEMM layout to activation layout) */
+static void from_gemm(const conv_dims *d, size_t nr, const real *t, real *v)
+{
+    for (size_t b = 0; b < nr; b++)
+        for (size_t o = 0; o < d->OC; o++)
+            copy_row(d->N, t + o * nr * d->N + b * d->N, v + b * d->out + o * d->N);
+}
+
+/* t [OC, M] = bias broadcast over the M columns */
+static void fill_bias(const conv_dims *d, size_t M, const real *bias, real *t)
 {
     for (size_t o = 0; o < d->OC; o++) {
         real v = bias[o];
-        real *yo = y + o * d->N;
-        for (size_t n = 0; n < d->N; n++) yo[n] = v;
+        real *to = t + o * M;
+        for (size_t n = 0; n < M; n++) to[n] = v;
     }
 }
 
@@ -228,18 +302,34 @@ static void add_channel_sums(const conv_dims *d, size_t rows, const real *y, rea
             out[o] += (real)R(mgr_sum)(d->N, y + r * d->out + o * d->N);
 }
 
-/* y = W col(x) + b */
+/* The scratch of one block of nr examples: col [K, nr N] and two matrices
+   [OC, nr N] in the GEMM layout (conv2d_scratch sizes them for block_rows). */
+typedef struct conv_scratch {
+    real *col, *t0, *t1;
+} conv_scratch;
+
+static conv_scratch scratch_of(const R(mgr_op_args) *a, const conv_dims *d, size_t nr)
+{
+    conv_scratch s;
+    s.col = a->scratch;
+    s.t0 = s.col + d->K * nr * d->N;
+    s.t1 = s.t0 + d->OC * nr * d->N;
+    return s;
+}
+
+/* y = W col(x) + b, a block of examples per GEMM */
 static void conv2d_forward(const R(mgr_op_args) *a)
 {
     conv_dims d = dims_of(a);
     const real *W = a->p, *b = W + d.OC * d.K;
-    real *col = a->scratch;
-    for (size_t r = 0; r < a->rows; r++) {
-        real *y = a->y + r * d.out;
-        im2col(&d, a->x + r * d.in, col);
-        fill_bias(&d, b, y);
-        /* y[OC,N] += W[OC,K] · col[K,N] */
-        R(mgr_gemm)(0, 0, d.OC, d.N, d.K, 1, W, d.K, col, d.N, 1, y, d.N);
+    for (size_t r0 = 0; r0 < a->rows; r0 += d.block) {
+        size_t nr = a->rows - r0 < d.block ? a->rows - r0 : d.block, M = nr * d.N;
+        conv_scratch s = scratch_of(a, &d, nr);
+        im2col_block(&d, nr, a->x + r0 * d.in, s.col);
+        fill_bias(&d, M, b, s.t0);
+        /* t0[OC,M] += W[OC,K] · col[K,M] */
+        R(mgr_gemm)(0, 0, d.OC, M, d.K, 1, W, d.K, s.col, M, 1, s.t0, M);
+        from_gemm(&d, nr, s.t0, a->y + r0 * d.out);
     }
 }
 
@@ -248,18 +338,20 @@ static void conv2d_backward(const R(mgr_op_args) *a)
 {
     conv_dims d = dims_of(a);
     const real *W = a->p;
-    real *col = a->scratch;
-    for (size_t r = 0; r < a->rows; r++) {
-        const real *yb = a->ybar + r * d.out;
+    if (a->pbar == NULL && a->xbar == NULL) return;
+    for (size_t r0 = 0; r0 < a->rows; r0 += d.block) {
+        size_t nr = a->rows - r0 < d.block ? a->rows - r0 : d.block, M = nr * d.N;
+        conv_scratch s = scratch_of(a, &d, nr);
+        to_gemm(&d, nr, a->ybar + r0 * d.out, s.t0);
         if (a->pbar != NULL) {
-            im2col(&d, a->x + r * d.in, col);
-            /* W̄[OC,K] += ȳ[OC,N] · colᵀ[N,K] */
-            R(mgr_gemm)(0, 1, d.OC, d.K, d.N, 1, yb, d.N, col, d.N, 1, a->pbar, d.K);
+            im2col_block(&d, nr, a->x + r0 * d.in, s.col);
+            /* W̄[OC,K] += ȳ[OC,M] · colᵀ[M,K] */
+            R(mgr_gemm)(0, 1, d.OC, d.K, M, 1, s.t0, M, s.col, M, 1, a->pbar, d.K);
         }
         if (a->xbar != NULL) {
-            /* col[K,N] = Wᵀ[K,OC] · ȳ[OC,N] */
-            R(mgr_gemm)(1, 0, d.K, d.N, d.OC, 1, W, d.K, yb, d.N, 0, col, d.N);
-            col2im_add(&d, col, a->xbar + r * d.in);
+            /* col[K,M] = Wᵀ[K,OC] · ȳ[OC,M] */
+            R(mgr_gemm)(1, 0, d.K, M, d.OC, 1, W, d.K, s.t0, M, 0, s.col, M);
+            col2im_block(&d, nr, s.col, a->xbar + r0 * d.in);
         }
     }
     if (a->pbar != NULL) add_channel_sums(&d, a->rows, a->ybar, a->pbar + d.OC * d.K);
@@ -270,20 +362,27 @@ static void conv2d_tangent(const R(mgr_op_args) *a)
 {
     conv_dims d = dims_of(a);
     const real *W = a->p, *U = a->u;
-    real *col = a->scratch;
-    for (size_t r = 0; r < a->rows; r++) {
-        real *yd = a->ydot + r * d.out;
+    if (U == NULL && a->xdot == NULL) {
+        R(mgr_zero)(a->rows * d.out, a->ydot);
+        return;
+    }
+    for (size_t r0 = 0; r0 < a->rows; r0 += d.block) {
+        size_t nr = a->rows - r0 < d.block ? a->rows - r0 : d.block, M = nr * d.N;
+        conv_scratch s = scratch_of(a, &d, nr);
+        /* t0 = u_b, then += U col(x), then += W col(ẋ): the order of the
+           per-example passes this replaced */
         if (U != NULL) {
-            im2col(&d, a->x + r * d.in, col);
-            fill_bias(&d, U + d.OC * d.K, yd);
-            R(mgr_gemm)(0, 0, d.OC, d.N, d.K, 1, U, d.K, col, d.N, 1, yd, d.N);
+            im2col_block(&d, nr, a->x + r0 * d.in, s.col);
+            fill_bias(&d, M, U + d.OC * d.K, s.t0);
+            R(mgr_gemm)(0, 0, d.OC, M, d.K, 1, U, d.K, s.col, M, 1, s.t0, M);
         } else {
-            R(mgr_zero)(d.out, yd);
+            R(mgr_zero)(d.OC * M, s.t0);
         }
         if (a->xdot != NULL) {
-            im2col(&d, a->xdot + r * d.in, col);
-            R(mgr_gemm)(0, 0, d.OC, d.N, d.K, 1, W, d.K, col, d.N, 1, yd, d.N);
+            im2col_block(&d, nr, a->xdot + r0 * d.in, s.col);
+            R(mgr_gemm)(0, 0, d.OC, M, d.K, 1, W, d.K, s.col, M, 1, s.t0, M);
         }
+        from_gemm(&d, nr, s.t0, a->ydot + r0 * d.out);
     }
 }
 
@@ -293,22 +392,26 @@ static void conv2d_tangent_backward(const R(mgr_op_args) *a)
 {
     conv_dims d = dims_of(a);
     const real *W = a->p, *U = a->u;
-    real *col = a->scratch;
-    for (size_t r = 0; r < a->rows; r++) {
-        const real *yb = a->ybar + r * d.out, *ybd = a->ybardot + r * d.out;
+    if (a->xbardot == NULL && a->pbardot == NULL) return;
+    /* ȳ in the GEMM layout is read by Uᵀ ȳ and by ȳ col(ẋ)ᵀ only */
+    int need_yb = (a->xbardot != NULL && U != NULL) || (a->pbardot != NULL && a->xdot != NULL);
+    for (size_t r0 = 0; r0 < a->rows; r0 += d.block) {
+        size_t nr = a->rows - r0 < d.block ? a->rows - r0 : d.block, M = nr * d.N;
+        conv_scratch s = scratch_of(a, &d, nr);
+        to_gemm(&d, nr, a->ybardot + r0 * d.out, s.t0);
+        if (need_yb) to_gemm(&d, nr, a->ybar + r0 * d.out, s.t1);
         if (a->xbardot != NULL) {
-            /* col[K,N] = Wᵀ (ȳ)˙ + Uᵀ ȳ */
-            R(mgr_gemm)(1, 0, d.K, d.N, d.OC, 1, W, d.K, ybd, d.N, 0, col, d.N);
-            if (U != NULL)
-                R(mgr_gemm)(1, 0, d.K, d.N, d.OC, 1, U, d.K, yb, d.N, 1, col, d.N);
-            col2im_add(&d, col, a->xbardot + r * d.in);
+            /* col[K,M] = Wᵀ (ȳ)˙ + Uᵀ ȳ */
+            R(mgr_gemm)(1, 0, d.K, M, d.OC, 1, W, d.K, s.t0, M, 0, s.col, M);
+            if (U != NULL) R(mgr_gemm)(1, 0, d.K, M, d.OC, 1, U, d.K, s.t1, M, 1, s.col, M);
+            col2im_block(&d, nr, s.col, a->xbardot + r0 * d.in);
         }
         if (a->pbardot != NULL) {
-            im2col(&d, a->x + r * d.in, col);
-            R(mgr_gemm)(0, 1, d.OC, d.K, d.N, 1, ybd, d.N, col, d.N, 1, a->pbardot, d.K);
+            im2col_block(&d, nr, a->x + r0 * d.in, s.col);
+            R(mgr_gemm)(0, 1, d.OC, d.K, M, 1, s.t0, M, s.col, M, 1, a->pbardot, d.K);
             if (a->xdot != NULL) {
-                im2col(&d, a->xdot + r * d.in, col);
-                R(mgr_gemm)(0, 1, d.OC, d.K, d.N, 1, yb, d.N, col, d.N, 1, a->pbardot, d.K);
+                im2col_block(&d, nr, a->xdot + r0 * d.in, s.col);
+                R(mgr_gemm)(0, 1, d.OC, d.K, M, 1, s.t1, M, s.col, M, 1, a->pbardot, d.K);
             }
         }
     }

@@ -101,29 +101,55 @@ const mgr_op_def mgr_op_layer_norm = {
 
 #include "graph/ops.h"
 
-/* A group: elements base + o stride + j for o < outer, j < S (m = outer S);
-   element (o, j) uses γ[gbase + gstep j]. */
+/* The per-group functions below take the parameter step as an argument and
+   are called with the constants 0 (batch norm: one γ per group) and 1
+   (layer norm: γ per element); forced inlining makes each call a loop over
+   contiguous elements with a scalar or a vector γ, which the compiler
+   vectorises.  Without it they are still correct, only slower. */
+#if defined(__GNUC__)
+#define NORM_INLINE static inline __attribute__((always_inline))
+#else
+#define NORM_INLINE static inline
+#endif
+
+/* Lane sums in double (MGR_LANES): element j of a segment goes to lane
+   j mod 4, written four at a time so that the four chains run side by side
+   in vector registers.  The order of every lane's additions is that of a
+   loop over j, so results do not depend on how the loop is written. */
+#define SEG_LANES(S, j, acc, term)                                  \
+    do {                                                            \
+        size_t j = 0;                                               \
+        for (; j + 4 <= (S); j += 4) {                              \
+            size_t j0_ = j;                                         \
+            for (size_t l_ = 0; l_ < 4; l_++) {                     \
+                j = j0_ + l_;                                       \
+                (acc)[l_] += (term);                                \
+            }                                                       \
+            j = j0_;                                                \
+        }                                                           \
+        for (; j < (S); j++) (acc)[j & 3] += (term);                \
+    } while (0)
+
+/* A group: `outer` segments of S contiguous elements, segment o at
+   base + o stride; element j of a segment uses γ[gbase + gstep j]. */
 typedef struct group {
-    size_t base, outer, stride, S, gbase, gstep;
+    size_t base, outer, stride, S, gbase;
     double m;
 } group;
-
-#define GROUP_LOOP(gr)                                  \
-    for (size_t o_ = 0; o_ < (gr)->outer; o_++)         \
-        for (size_t j_ = 0; j_ < (gr)->S; j_++)
-#define G_ELEM(gr) ((gr)->base + o_ * (gr)->stride + j_)
-#define G_PARAM(gr) ((gr)->gbase + (gr)->gstep * j_)
 
 /* The group's μ and s = 1/√(v + ε), two-pass in double. */
 static void group_stats(const group *gr, const real *x, double eps, real *mu, real *s)
 {
     MGR_LANES(sum);
     MGR_LANES(sq);
-    GROUP_LOOP(gr) MGR_LANE_ADD(sum, j_, x[G_ELEM(gr)]);
+    for (size_t o = 0; o < gr->outer; o++) {
+        const real *xs = x + gr->base + o * gr->stride;
+        SEG_LANES(gr->S, j, sum, (double)xs[j]);
+    }
     double mean = MGR_LANE_SUM(sum) / gr->m;
-    GROUP_LOOP(gr) {
-        double c = x[G_ELEM(gr)] - mean;
-        MGR_LANE_ADD(sq, j_, c * c);
+    for (size_t o = 0; o < gr->outer; o++) {
+        const real *xs = x + gr->base + o * gr->stride;
+        SEG_LANES(gr->S, j, sq, ((double)xs[j] - mean) * ((double)xs[j] - mean));
     }
     *mu = (real)mean;
     *s = (real)(1.0 / sqrt(MGR_LANE_SUM(sq) / gr->m + eps));
@@ -159,31 +185,95 @@ static group group_of(const norm_op *n, size_t i)
         g.stride = n->size;
         g.S = n->S;
         g.gbase = i;
-        g.gstep = 0;
     } else {
         g.base = i * n->size;
         g.outer = 1;
         g.stride = 0;
         g.S = n->size;
         g.gbase = 0;
-        g.gstep = 1;
     }
     g.m = (double)(g.outer * g.S);
     return g;
 }
 
-/* y = γ x̂ + β */
+/* Segment o of the group in buffer v (NULL stays NULL). */
+#define SEG(gr, v, o) ((v) != NULL ? (v) + (gr)->base + (o) * (gr)->stride : NULL)
+
+/* y = γ x̂ + β on one group */
+NORM_INLINE void group_forward(const group *gr, size_t gstep, const real *gamma,
+                               const real *beta, const real *x, real mu, real s, real *y)
+{
+    const real *gm = gamma + gr->gbase, *bt = beta + gr->gbase;
+    for (size_t o = 0; o < gr->outer; o++) {
+        const real *restrict xs = SEG(gr, x, o);
+        real *restrict ys = SEG(gr, y, o);
+        for (size_t j = 0; j < gr->S; j++)
+            ys[j] = gm[gstep * j] * (s * (xs[j] - mu)) + bt[gstep * j];
+    }
+}
+
 static void norm_forward(const R(mgr_op_args) *a)
 {
     norm_op n = op_of(a);
-    const real *gamma = a->p, *beta = a->p + n.nparam, *x = a->x;
+    const real *gamma = a->p, *beta = a->p + n.nparam;
     for (size_t i = 0; i < n.groups; i++) {
         group gr = group_of(&n, i);
         real mu, s;
-        group_stats(&gr, x, a->node->eps, &mu, &s);
-        GROUP_LOOP(&gr) {
-            size_t e = G_ELEM(&gr), k = G_PARAM(&gr);
-            a->y[e] = gamma[k] * (s * (x[e] - mu)) + beta[k];
+        group_stats(&gr, a->x, a->node->eps, &mu, &s);
+        if (n.batch)
+            group_forward(&gr, 0, gamma, beta, a->x, mu, s, a->y);
+        else
+            group_forward(&gr, 1, gamma, beta, a->x, mu, s, a->y);
+    }
+}
+
+/* γ̄ += Σ ȳ x̂ and β̄ += Σ ȳ over one group: with gstep = 1 (layer norm) every element has its
+   own γ̄, β̄ (no sum); with gstep = 0 (batch norm) the group's elements sum
+   in double lanes and the total is added once. */
+NORM_INLINE void group_param_sums(const group *gr, size_t gstep, const real *x, real mu,
+                                  real s, const real *yb, real *gb, real *bb)
+{
+    if (gstep == 0) {
+        MGR_LANES(sgb);
+        MGR_LANES(sbb);
+        for (size_t o = 0; o < gr->outer; o++) {
+            const real *xs = SEG(gr, x, o), *ys = SEG(gr, yb, o);
+            SEG_LANES(gr->S, j, sgb, (double)(ys[j] * (s * (xs[j] - mu))));
+            SEG_LANES(gr->S, j, sbb, (double)ys[j]);
+        }
+        gb[gr->gbase] += (real)MGR_LANE_SUM(sgb);
+        bb[gr->gbase] += (real)MGR_LANE_SUM(sbb);
+        return;
+    }
+    for (size_t o = 0; o < gr->outer; o++) {
+        const real *xs = SEG(gr, x, o), *ys = SEG(gr, yb, o);
+        real *restrict g = gb + gr->gbase, *restrict b = bb + gr->gbase;
+        for (size_t j = 0; j < gr->S; j++) {
+            g[j] += ys[j] * (s * (xs[j] - mu));
+            b[j] += ys[j];
+        }
+    }
+}
+
+/* x̄ += s P(γ ȳ) on one group */
+NORM_INLINE void group_xbar(const group *gr, size_t gstep, const real *gamma, const real *x,
+                            real mu, real s, const real *yb, real *xbar)
+{
+    const real *gm = gamma + gr->gbase;
+    MGR_LANES(sg);
+    MGR_LANES(sxg);
+    for (size_t o = 0; o < gr->outer; o++) {
+        const real *xs = SEG(gr, x, o), *ys = SEG(gr, yb, o);
+        SEG_LANES(gr->S, j, sg, (double)gm[gstep * j] * ys[j]);
+        SEG_LANES(gr->S, j, sxg, (double)gm[gstep * j] * ys[j] * (s * (xs[j] - mu)));
+    }
+    real mg = (real)(MGR_LANE_SUM(sg) / gr->m), mxg = (real)(MGR_LANE_SUM(sxg) / gr->m);
+    for (size_t o = 0; o < gr->outer; o++) {
+        const real *restrict xs = SEG(gr, x, o), *restrict ys = SEG(gr, yb, o);
+        real *restrict xb = SEG(gr, xbar, o);
+        for (size_t j = 0; j < gr->S; j++) {
+            real xh = s * (xs[j] - mu), g = gm[gstep * j] * ys[j];
+            xb[j] += s * (g - mg - xh * mxg);
         }
     }
 }
@@ -192,34 +282,22 @@ static void norm_forward(const R(mgr_op_args) *a)
 static void norm_backward(const R(mgr_op_args) *a)
 {
     norm_op n = op_of(a);
-    const real *gamma = a->p, *x = a->x, *yb = a->ybar;
+    const real *gamma = a->p;
     for (size_t i = 0; i < n.groups; i++) {
         group gr = group_of(&n, i);
         real mu, s;
-        group_stats(&gr, x, a->node->eps, &mu, &s);
+        group_stats(&gr, a->x, a->node->eps, &mu, &s);
         if (a->pbar != NULL) {
-            real *gb = a->pbar, *bb = a->pbar + n.nparam;
-            GROUP_LOOP(&gr) {
-                size_t e = G_ELEM(&gr), k = G_PARAM(&gr);
-                gb[k] += yb[e] * (s * (x[e] - mu));
-                bb[k] += yb[e];
-            }
+            if (n.batch)
+                group_param_sums(&gr, 0, a->x, mu, s, a->ybar, a->pbar, a->pbar + n.nparam);
+            else
+                group_param_sums(&gr, 1, a->x, mu, s, a->ybar, a->pbar, a->pbar + n.nparam);
         }
         if (a->xbar == NULL) continue;
-        MGR_LANES(sg);
-        MGR_LANES(sxg);
-        GROUP_LOOP(&gr) {
-            size_t e = G_ELEM(&gr);
-            double g = (double)gamma[G_PARAM(&gr)] * yb[e];
-            MGR_LANE_ADD(sg, j_, g);
-            MGR_LANE_ADD(sxg, j_, g * (s * (x[e] - mu)));
-        }
-        real mg = (real)(MGR_LANE_SUM(sg) / gr.m), mxg = (real)(MGR_LANE_SUM(sxg) / gr.m);
-        GROUP_LOOP(&gr) {
-            size_t e = G_ELEM(&gr);
-            real xh = s * (x[e] - mu), g = gamma[G_PARAM(&gr)] * yb[e];
-            a->xbar[e] += s * (g - mg - xh * mxg);
-        }
+        if (n.batch)
+            group_xbar(&gr, 0, gamma, a->x, mu, s, a->ybar, a->xbar);
+        else
+            group_xbar(&gr, 1, gamma, a->x, mu, s, a->ybar, a->xbar);
     }
 }
 
@@ -229,31 +307,153 @@ static void xdot_means(const group *gr, const real *x, const real *xd, real mu, 
 {
     MGR_LANES(sd);
     MGR_LANES(sa);
-    GROUP_LOOP(gr) {
-        size_t e = G_ELEM(gr);
-        MGR_LANE_ADD(sd, j_, xd[e]);
-        MGR_LANE_ADD(sa, j_, (double)xd[e] * (s * (x[e] - mu)));
+    for (size_t o = 0; o < gr->outer; o++) {
+        const real *xs = SEG(gr, x, o), *ds = SEG(gr, xd, o);
+        SEG_LANES(gr->S, j, sd, (double)ds[j]);
+        SEG_LANES(gr->S, j, sa, (double)ds[j] * (s * (xs[j] - mu)));
     }
     *mxd = (real)(MGR_LANE_SUM(sd) / gr->m);
     *ma = (real)(MGR_LANE_SUM(sa) / gr->m);
+}
+
+/* ẏ = γ s P(ẋ) + γ̇ x̂ + β̇ on one group (xd, u may be NULL: zero) */
+NORM_INLINE void group_tangent(const group *gr, size_t gstep, size_t nparam,
+                               const real *gamma, const real *u, const real *x,
+                               const real *xd, real mu, real s, real mxd, real ma, real *ydot)
+{
+    const real *gm = gamma + gr->gbase;
+    const real *ug = u != NULL ? u + gr->gbase : NULL, *ub = u != NULL ? ug + nparam : NULL;
+    for (size_t o = 0; o < gr->outer; o++) {
+        const real *restrict xs = SEG(gr, x, o), *restrict ds = SEG(gr, xd, o);
+        real *restrict ys = SEG(gr, ydot, o);
+        if (ds != NULL && ug != NULL) {
+            for (size_t j = 0; j < gr->S; j++) {
+                real xh = s * (xs[j] - mu);
+                ys[j] = gm[gstep * j] * s * (ds[j] - mxd - xh * ma) +
+                        (ug[gstep * j] * xh + ub[gstep * j]);
+            }
+        } else if (ds != NULL) {
+            for (size_t j = 0; j < gr->S; j++) {
+                real xh = s * (xs[j] - mu);
+                ys[j] = gm[gstep * j] * s * (ds[j] - mxd - xh * ma);
+            }
+        } else if (ug != NULL) {
+            for (size_t j = 0; j < gr->S; j++) {
+                real xh = s * (xs[j] - mu);
+                ys[j] = (real)0 + (ug[gstep * j] * xh + ub[gstep * j]);
+            }
+        } else {
+            for (size_t j = 0; j < gr->S; j++) ys[j] = 0;
+        }
+    }
 }
 
 /* ẏ = γ s P(ẋ) + γ̇ x̂ + β̇ */
 static void norm_tangent(const R(mgr_op_args) *a)
 {
     norm_op n = op_of(a);
-    const real *gamma = a->p, *x = a->x, *xd = a->xdot, *u = a->u;
+    const real *xd = a->xdot;
     for (size_t i = 0; i < n.groups; i++) {
         group gr = group_of(&n, i);
         real mu, s, mxd = 0, ma = 0;
-        group_stats(&gr, x, a->node->eps, &mu, &s);
-        if (xd != NULL) xdot_means(&gr, x, xd, mu, s, &mxd, &ma);
-        GROUP_LOOP(&gr) {
-            size_t e = G_ELEM(&gr), k = G_PARAM(&gr);
-            real xh = s * (x[e] - mu);
-            real v = xd != NULL ? gamma[k] * s * (xd[e] - mxd - xh * ma) : 0;
-            if (u != NULL) v += u[k] * xh + u[n.nparam + k];
-            a->ydot[e] = v;
+        group_stats(&gr, a->x, a->node->eps, &mu, &s);
+        if (xd != NULL) xdot_means(&gr, a->x, xd, mu, s, &mxd, &ma);
+        if (n.batch)
+            group_tangent(&gr, 0, n.nparam, a->p, a->u, a->x, xd, mu, s, mxd, ma, a->ydot);
+        else
+            group_tangent(&gr, 1, n.nparam, a->p, a->u, a->x, xd, mu, s, mxd, ma, a->ydot);
+    }
+}
+
+/* (γ̄)˙ += Σ ((ȳ)˙ x̂ + ȳ s d);  (β̄)˙ += Σ (ȳ)˙ on one group, summed as in
+   group_param_sums */
+NORM_INLINE void group_tb_param_sums(const group *gr, size_t gstep, const real *x,
+                                     const real *xd, real mu, real s, real mxd, real ma,
+                                     const real *yb, const real *ybd, real *gd, real *bd)
+{
+    MGR_LANES(sgd);
+    MGR_LANES(sbd);
+    for (size_t o = 0; o < gr->outer; o++) {
+        const real *restrict xs = SEG(gr, x, o), *restrict ds = SEG(gr, xd, o);
+        const real *restrict ys = SEG(gr, yb, o), *restrict yds = SEG(gr, ybd, o);
+        if (gstep == 0) {
+            if (ds != NULL)
+                SEG_LANES(gr->S, j, sgd,
+                          (double)(yds[j] * (s * (xs[j] - mu)) +
+                                   ys[j] * s * (ds[j] - mxd - (s * (xs[j] - mu)) * ma)));
+            else
+                SEG_LANES(gr->S, j, sgd, (double)(yds[j] * (s * (xs[j] - mu))));
+            SEG_LANES(gr->S, j, sbd, (double)yds[j]);
+            continue;
+        }
+        real *restrict g = gd + gr->gbase, *restrict b = bd + gr->gbase;
+        for (size_t j = 0; j < gr->S; j++) {
+            real xh = s * (xs[j] - mu);
+            real v = yds[j] * xh;
+            if (ds != NULL) v += ys[j] * s * (ds[j] - mxd - xh * ma);
+            g[j] += v;
+            b[j] += yds[j];
+        }
+    }
+    if (gstep == 0) {
+        gd[gr->gbase] += (real)MGR_LANE_SUM(sgd);
+        bd[gr->gbase] += (real)MGR_LANE_SUM(sbd);
+    }
+}
+
+/* (x̄)˙ += s [P(ġ) − s a P(g) − s d mean(x̂ g) − s x̂ mean(d g)],
+   ġ = γ̇ ȳ + γ (ȳ)˙, on one group */
+NORM_INLINE void group_tb_xbardot(const group *gr, size_t gstep, const real *gamma,
+                                  const real *u, const real *x, const real *xd, real mu,
+                                  real s, real mxd, real ma, const real *yb,
+                                  const real *ybd, real *xbardot)
+{
+    const real *gm = gamma + gr->gbase, *ug = u != NULL ? u + gr->gbase : NULL;
+    /* Group means of g, x̂ g, ġ, x̂ ġ and ẋ g. */
+    MGR_LANES(sg);
+    MGR_LANES(sxg);
+    MGR_LANES(sgd);
+    MGR_LANES(sxgd);
+    MGR_LANES(sdg);
+    for (size_t o = 0; o < gr->outer; o++) {
+        const real *xs = SEG(gr, x, o), *ds = SEG(gr, xd, o);
+        const real *ys = SEG(gr, yb, o), *yds = SEG(gr, ybd, o);
+#define XH_ ((double)(s * (xs[j] - mu)))
+#define G_ ((double)gm[gstep * j] * ys[j])
+        SEG_LANES(gr->S, j, sg, G_);
+        SEG_LANES(gr->S, j, sxg, XH_ * G_);
+        if (ug != NULL) {
+            SEG_LANES(gr->S, j, sgd, (double)gm[gstep * j] * yds[j] + (double)ug[gstep * j] * ys[j]);
+            SEG_LANES(gr->S, j, sxgd, XH_ * ((double)gm[gstep * j] * yds[j] +
+                                             (double)ug[gstep * j] * ys[j]));
+        } else {
+            SEG_LANES(gr->S, j, sgd, (double)gm[gstep * j] * yds[j] + 0.0);
+            SEG_LANES(gr->S, j, sxgd, XH_ * ((double)gm[gstep * j] * yds[j] + 0.0));
+        }
+        if (ds != NULL) SEG_LANES(gr->S, j, sdg, (double)ds[j] * G_);
+#undef XH_
+#undef G_
+    }
+    double m = gr->m;
+    real mg = (real)(MGR_LANE_SUM(sg) / m), mxg = (real)(MGR_LANE_SUM(sxg) / m);
+    real mgd = (real)(MGR_LANE_SUM(sgd) / m), mxgd = (real)(MGR_LANE_SUM(sxgd) / m);
+    /* mean(d g) = mean(ẋ g) − mean(ẋ) mean(g) − a mean(x̂ g) */
+    real mdg = (real)(MGR_LANE_SUM(sdg) / m) - mxd * mg - ma * mxg;
+    for (size_t o = 0; o < gr->outer; o++) {
+        const real *restrict xs = SEG(gr, x, o), *restrict ds = SEG(gr, xd, o);
+        const real *restrict ys = SEG(gr, yb, o), *restrict yds = SEG(gr, ybd, o);
+        real *restrict xo = SEG(gr, xbardot, o);
+        for (size_t j = 0; j < gr->S; j++) {
+            real xh = s * (xs[j] - mu);
+            real g = gm[gstep * j] * ys[j];
+            real gd = gm[gstep * j] * yds[j] + (ug != NULL ? ug[gstep * j] * ys[j] : 0);
+            real v = gd - mgd - xh * mxgd; /* P(ġ) */
+            if (ds != NULL) {
+                real dd = ds[j] - mxd - xh * ma; /* d */
+                real pg = g - mg - xh * mxg;     /* P(g) */
+                v -= s * (ma * pg + dd * mxg + xh * mdg);
+            }
+            xo[j] += s * v;
         }
     }
 }
@@ -263,8 +463,7 @@ static void norm_tangent(const R(mgr_op_args) *a)
 static void norm_tangent_backward(const R(mgr_op_args) *a)
 {
     norm_op n = op_of(a);
-    const real *gamma = a->p, *x = a->x, *xd = a->xdot, *u = a->u;
-    const real *yb = a->ybar, *ybd = a->ybardot;
+    const real *x = a->x, *xd = a->xdot;
     for (size_t i = 0; i < n.groups; i++) {
         group gr = group_of(&n, i);
         real mu, s, mxd = 0, ma = 0;
@@ -272,51 +471,18 @@ static void norm_tangent_backward(const R(mgr_op_args) *a)
         if (xd != NULL) xdot_means(&gr, x, xd, mu, s, &mxd, &ma);
         if (a->pbardot != NULL) {
             real *gd = a->pbardot, *bd = a->pbardot + n.nparam;
-            GROUP_LOOP(&gr) {
-                size_t e = G_ELEM(&gr), k = G_PARAM(&gr);
-                real xh = s * (x[e] - mu);
-                real v = ybd[e] * xh;
-                if (xd != NULL) v += yb[e] * s * (xd[e] - mxd - xh * ma);
-                gd[k] += v;
-                bd[k] += ybd[e];
-            }
+            if (n.batch)
+                group_tb_param_sums(&gr, 0, x, xd, mu, s, mxd, ma, a->ybar, a->ybardot, gd, bd);
+            else
+                group_tb_param_sums(&gr, 1, x, xd, mu, s, mxd, ma, a->ybar, a->ybardot, gd, bd);
         }
         if (a->xbardot == NULL) continue;
-        /* Group means of g, x̂ g, ġ, x̂ ġ and ẋ g. */
-        MGR_LANES(sg);
-        MGR_LANES(sxg);
-        MGR_LANES(sgd);
-        MGR_LANES(sxgd);
-        MGR_LANES(sdg);
-        GROUP_LOOP(&gr) {
-            size_t e = G_ELEM(&gr), k = G_PARAM(&gr);
-            double xh = s * (x[e] - mu);
-            double g = (double)gamma[k] * yb[e];
-            double gd = (double)gamma[k] * ybd[e] + (u != NULL ? (double)u[k] * yb[e] : 0);
-            MGR_LANE_ADD(sg, j_, g);
-            MGR_LANE_ADD(sxg, j_, xh * g);
-            MGR_LANE_ADD(sgd, j_, gd);
-            MGR_LANE_ADD(sxgd, j_, xh * gd);
-            if (xd != NULL) MGR_LANE_ADD(sdg, j_, (double)xd[e] * g);
-        }
-        double m = gr.m;
-        real mg = (real)(MGR_LANE_SUM(sg) / m), mxg = (real)(MGR_LANE_SUM(sxg) / m);
-        real mgd = (real)(MGR_LANE_SUM(sgd) / m), mxgd = (real)(MGR_LANE_SUM(sxgd) / m);
-        /* mean(d g) = mean(ẋ g) − mean(ẋ) mean(g) − a mean(x̂ g) */
-        real mdg = (real)(MGR_LANE_SUM(sdg) / m) - mxd * mg - ma * mxg;
-        GROUP_LOOP(&gr) {
-            size_t e = G_ELEM(&gr), k = G_PARAM(&gr);
-            real xh = s * (x[e] - mu);
-            real g = gamma[k] * yb[e];
-            real gd = gamma[k] * ybd[e] + (u != NULL ? u[k] * yb[e] : 0);
-            real v = gd - mgd - xh * mxgd;                    /* P(ġ) */
-            if (xd != NULL) {
-                real dd = xd[e] - mxd - xh * ma;                 /* d */
-                real pg = g - mg - xh * mxg;                     /* P(g) */
-                v -= s * (ma * pg + dd * mxg + xh * mdg);
-            }
-            a->xbardot[e] += s * v;
-        }
+        if (n.batch)
+            group_tb_xbardot(&gr, 0, a->p, a->u, x, xd, mu, s, mxd, ma, a->ybar, a->ybardot,
+                             a->xbardot);
+        else
+            group_tb_xbardot(&gr, 1, a->p, a->u, x, xd, mu, s, mxd, ma, a->ybar, a->ybardot,
+                             a->xbardot);
     }
 }
 
