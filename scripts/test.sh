@@ -112,12 +112,12 @@ LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.s
 
 # Valgrind memcheck on the release build: zero errors, zero definite or
 # indirect leaks (the 'valgrind' test setup in meson.build).  A fast subset
-# of the C suites, about 2 minutes; schedule, checkpoint, conv and data are
-# left to the sanitizer run above.
+# of the C suites, about 2 minutes; schedule, checkpoint, the ops_* and
+# run_cnn suites, data and text are left to the sanitizer run above.
 if command -v valgrind >/dev/null 2>&1; then
     stage "valgrind memcheck"
     meson test -C build --setup valgrind --print-errorlogs \
-        base graph model optim store run api reliability
+        base graph model optim store run api alloc_fail numeric threads api_walk destroy_order
 else
     echo "valgrind not installed: memcheck run skipped" >&2
 fi
