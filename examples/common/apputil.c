@@ -304,3 +304,38 @@ int app_write_summary(const char *path, const char *program, const char *mode,
     }
     return 0;
 }
+
+int app_write_summary_columns(const char *path, const char *program, const char *mode,
+                              const app_number *fields, int nfields, const char *const *names,
+                              int n, const char *const *columns, int ncolumns,
+                              const double *values)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        perror(path);
+        return -1;
+    }
+    fprintf(f, "{\n  \"program\": \"%s\",\n  \"mode\": \"%s\"", program, mode);
+    for (int i = 0; i < nfields; i++) {
+        fprintf(f, ",\n  \"%s\": ", fields[i].key);
+        json_number(f, fields[i].value);
+    }
+    if (n > 0) {
+        fprintf(f, ",\n  \"results\": [");
+        for (int k = 0; k < n; k++) {
+            fprintf(f, "%s\n    {\"name\": \"%s\"", k ? "," : "", names[k]);
+            for (int c = 0; c < ncolumns; c++) {
+                fprintf(f, ", \"%s\": ", columns[c]);
+                json_number(f, values[k * ncolumns + c]);
+            }
+            fprintf(f, "}");
+        }
+        fprintf(f, "\n  ]");
+    }
+    fprintf(f, "\n}\n");
+    if (fclose(f) != 0) {
+        perror(path);
+        return -1;
+    }
+    return 0;
+}

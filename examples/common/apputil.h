@@ -118,4 +118,12 @@ int app_write_summary(const char *path, const char *program, const char *mode,
                       const app_number *fields, int nfields, const char *const *names,
                       const double *mean, const double *sd, int n);
 
+/* As app_write_summary, for results that are not accuracies: each result is
+   {"name": names[k], columns[c]: values[k * ncolumns + c] for each c}.
+   Returns 0, or -1 after perror. */
+int app_write_summary_columns(const char *path, const char *program, const char *mode,
+                              const app_number *fields, int nfields, const char *const *names,
+                              int n, const char *const *columns, int ncolumns,
+                              const double *values);
+
 #endif
