@@ -9,6 +9,7 @@ a CSV is read from its header:
   data_selection.csv  method,...,defective_share      -> data_selection.png
   poisoning.csv       attack,...,drop                 -> poisoning.png
   lr_schedule.csv     schedule,...,seeds              -> lr_schedule.png
+  lm_data_selection.csv  method,documents,target_share,...  -> lm_data_selection.png
                       (with lr_schedule_steps.csv, the schedules per step)
   X_progress.csv      meta_step,target_loss,...       -> X_progress.png
                       (drawn with its table X.csv, or when named itself)
@@ -43,6 +44,8 @@ HEADERS = {
                       "defective_share",
     "poisoning": "attack,test_accuracy_mean,test_accuracy_std,seeds,drop",
     "lr_schedule": "schedule,trainings,heldout_loss,test_accuracy_mean,test_accuracy_std,seeds",
+    "lm_data_selection": "method,documents,target_share,test_loss_mean,test_loss_std,"
+                         "perplexity_mean,perplexity_std,seeds",
     "progress": "meta_step,target_loss,heldout_loss",
     "smoothness": "model,width,out_scale,lr,batch,bn,pool,S,curvature,phi0,phi_best,"
                   "improvement,descent,seconds,error",
@@ -101,27 +104,30 @@ def zoomed_limits(lo, hi, pad=0.35, min_span=0.5):
     return lo - pad * span, hi + pad * span
 
 
-def accuracy_panel(ax, names, mean, sd, seeds, highlight, title):
-    """Mean ± std of the test accuracy (%), one row per method, on a zoomed
-    axis; `highlight`: the index drawn in the accent colour."""
+def accuracy_panel(ax, names, mean, sd, seeds, highlight, title,
+                   quantity="test accuracy (%%; axis zoomed)", fmt="%.2f ± %.2f",
+                   min_span=0.5):
+    """Mean ± std of the test accuracy (%), or of `quantity`, one row per
+    method, on a zoomed axis; `highlight`: the index drawn in the accent
+    colour."""
     n = len(names)
     ys = list(range(n))[::-1]  # the first method on top
     for i in range(n):
         colour = "tab:red" if i == highlight else "tab:blue"
         ax.errorbar([mean[i]], [ys[i]], xerr=[sd[i]], fmt="o", color=colour, ecolor=colour,
                     elinewidth=2, capsize=5, markersize=7)
-        ax.annotate("%.2f ± %.2f" % (mean[i], sd[i]), (mean[i] + sd[i], ys[i]),
+        ax.annotate(fmt % (mean[i], sd[i]), (mean[i] + sd[i], ys[i]),
                     xytext=(6, 0), textcoords="offset points", va="center", fontsize=9)
     lo = min(m - s for m, s in zip(mean, sd))
     hi = max(m + s for m, s in zip(mean, sd))
-    left, right = zoomed_limits(lo, hi)
+    left, right = zoomed_limits(lo, hi, min_span=min_span)
     ax.set_xlim(left, right + 0.2 * (right - left))  # room for the value labels
     ax.set_yticks(ys)
     ax.set_yticklabels(names)
     ax.set_ylim(-0.6, n - 0.4)
     spread = ("mean ± std over %d retrainings with unseen seeds" % seeds if seeds > 1
               else "1 retraining: no spread measured")
-    ax.set_xlabel("test accuracy (%%; axis zoomed)\n%s" % spread)
+    ax.set_xlabel("%s\n%s" % (quantity.replace("%%", "%"), spread))
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
 
@@ -228,6 +234,36 @@ def plot_lr_schedule(path, out_dir):
     return [save(fig, out_path(path, out_dir))]
 
 
+def plot_lm_data_selection(path, out_dir):
+    """Test loss on the target domain (nats per byte) after retraining on
+    each selection, and the target domain's share of each selection."""
+    rows = read_rows(path)
+    names = [r["method"] for r in rows]
+    mean = [float(r["test_loss_mean"]) for r in rows]
+    sd = [float(r["test_loss_std"]) for r in rows]
+    share = [100 * float(r["target_share"]) for r in rows]
+    seeds = int(float(rows[0]["seeds"]))
+    fig, (ax, ax2) = _plt.subplots(1, 2, figsize=(11, 3.8),
+                                   gridspec_kw={"width_ratios": [1.7, 1]})
+    accuracy_panel(ax, names, mean, sd, seeds, names.index("MGD") if "MGD" in names else -1,
+                   "Target-domain test loss after retraining on the selection (lower is "
+                   "better)", quantity="test loss (nats per byte; axis zoomed)",
+                   fmt="%.3f ± %.3f", min_span=0.02)
+    ys = list(range(len(names)))[::-1]
+    ax2.barh(ys, share, color=["tab:red" if n == "MGD" else "tab:gray" for n in names])
+    for y, v in zip(ys, share):
+        ax2.annotate("%.1f%%" % v, (v, y), xytext=(4, 0), textcoords="offset points",
+                     va="center", fontsize=9)
+    ax2.set_yticks(ys)
+    ax2.set_yticklabels(names)
+    ax2.set_xlim(0, max(share) * 1.25 + 1)
+    ax2.set_xlabel("target-domain share of the selected documents (%)")
+    ax2.set_title("Target-domain documents kept")
+    ax2.grid(axis="x", alpha=0.3)
+    fig.suptitle("Selecting the training documents of a tiny GPT")
+    return [save(fig, out_path(path, out_dir))]
+
+
 def plot_progress(path, out_dir, maximize=None):
     """Target and held-out loss per meta-step; the marked point is the
     iterate MGD keeps (best held-out loss: lowest, or highest for an attack)."""
@@ -253,7 +289,9 @@ def plot_progress(path, out_dir, maximize=None):
     name = os.path.basename(stem(path))
     title = {"data_selection_progress": "MGD data selection",
              "poisoning_progress": "MGD poisoning: the loss the attacker raises",
-             "lr_schedule_progress": "MGD on the learning-rate schedule"}.get(name, name)
+             "lr_schedule_progress": "MGD on the learning-rate schedule",
+             "lm_data_selection_progress": "MGD document selection for a tiny GPT"
+             }.get(name, name)
     ax.set_title(title)
     return [save(fig, out_path(path, out_dir))]
 
@@ -324,7 +362,8 @@ def plot_smoothness(path, out_dir):
 
 
 TABLES = {"data_selection": plot_data_selection, "poisoning": plot_poisoning,
-          "lr_schedule": plot_lr_schedule, "smoothness": plot_smoothness}
+          "lr_schedule": plot_lr_schedule, "smoothness": plot_smoothness,
+          "lm_data_selection": plot_lm_data_selection}
 
 
 def render_file(path, out_dir=None):
