@@ -138,6 +138,8 @@ const mgr_op_def mgr_op_conv2d = {
 /* ---- the passes (typed, compiled for f32 and f64) ------------------------ */
 
 #include <assert.h>
+#include <string.h>
+
 #include "graph/ops.h"
 
 typedef struct conv_dims {
@@ -190,6 +192,38 @@ static inline void copy_row(size_t n, const real *restrict src, real *restrict d
     for (size_t t = 0; t < n; t++) dst[t] = src[t];
 }
 
+/* Row (c, i, j) of im2col for stride 1 and OW = W ("same" padding): entry
+   n = oh W + ow is x[c, oh + i − p, ow + j − p], i.e. the image shifted by
+   the constant (i − p) W + j − p.  So the rows oh in [oh_lo, oh_hi) whose
+   input row exists are one contiguous copy, after which the columns outside
+   [lo, hi) (which the shift filled from the neighbouring image row) and
+   the padding rows are zeroed: one long copy instead of OH short ones. */
+static void im2col_row_same(const conv_dims *d, const real *xc, size_t i, size_t j,
+                            size_t lo, size_t hi, real *row)
+{
+    size_t W = d->W, OH = d->OH;
+    size_t oh_lo = d->p > i ? d->p - i : 0;
+    size_t oh_hi = d->H + d->p > i ? d->H + d->p - i : 0;
+    if (oh_hi > OH) oh_hi = OH;
+    if (oh_lo >= oh_hi) {
+        for (size_t n = 0; n < d->N; n++) row[n] = 0;
+        return;
+    }
+    for (size_t n = 0; n < oh_lo * W; n++) row[n] = 0;
+    for (size_t n = oh_hi * W; n < d->N; n++) row[n] = 0;
+    /* entries oh_lo W + lo .. (oh_hi − 1) W + hi, read from inside the image */
+    size_t first = oh_lo * W + lo, last = (oh_hi - 1) * W + hi;
+    if (last > first) {
+        const real *src = xc + (oh_lo + i - d->p) * W + lo + j - d->p;
+        memcpy(row + first, src, (last - first) * sizeof(real));
+    }
+    for (size_t oh = oh_lo; oh < oh_hi; oh++) {
+        real *out = row + oh * W;
+        for (size_t ow = 0; ow < lo; ow++) out[ow] = 0;
+        for (size_t ow = hi; ow < W; ow++) out[ow] = 0;
+    }
+}
+
 /* col [K, N] = im2col(x [C, H, W]); row q of col starts at col + q ld */
 static void im2col(const conv_dims *d, const real *x, real *col, size_t ld)
 {
@@ -199,6 +233,10 @@ static void im2col(const conv_dims *d, const real *x, real *col, size_t ld)
                 real *row = col + ((c * d->k + i) * d->k + j) * ld;
                 size_t lo, hi;
                 valid_cols(d, j, &lo, &hi);
+                if (d->s == 1 && d->OW == d->W) {
+                    im2col_row_same(d, x + c * d->H * d->W, i, j, lo, hi, row);
+                    continue;
+                }
                 for (size_t oh = 0; oh < d->OH; oh++) {
                     real *out = row + oh * d->OW;
                     /* input row h = oh s + i − p; padding when outside [0, H) */
