@@ -446,17 +446,16 @@ typedef struct lin {
     int nan; /* return a NaN loss instead of failing */
 } lin;
 
-static int lin_loss_grad(const void *theta_, int64_t rows, const void *inputs_,
-                         const int32_t *labels, const void *targets_, const void *weights_,
-                         double scale, double *loss, void *grad_, void *ell_, void *user)
+static int lin_loss_grad(const mgrad_chunk *chunk, const void *theta_,
+                         mgrad_loss_grad_out *out, void *user)
 {
-    (void)labels;
     lin *L = user;
     L->calls++;
     int bad = g_rank == g_size - 1 && L->fail_at > 0 && L->calls == L->fail_at;
     if (bad && !L->nan) return 7;
-    const double *W = theta_, *x = inputs_, *y = targets_, *wt = weights_;
-    double *grad = grad_, *ell = ell_;
+    const double *W = theta_, *x = chunk->inputs, *y = chunk->targets, *wt = chunk->weights;
+    double *grad = out->grad, *ell = out->example_losses, scale = chunk->scale;
+    int64_t rows = chunk->rows;
     double total = 0;
     for (int64_t r = 0; r < rows; r++) {
         double li = 0, d[C];
@@ -473,7 +472,7 @@ static int lin_loss_grad(const void *theta_, int64_t rows, const void *inputs_,
                 for (int f = 0; f < F; f++)
                     grad[c * F + f] += scale * wt[r] * d[c] * x[r * F + f];
     }
-    *loss = bad ? NAN : scale * total;
+    out->loss = bad ? NAN : scale * total;
     return 0;
 }
 
@@ -494,8 +493,9 @@ static void check_failures(void)
     lin L = {0, 0, 0};
     mgrad_callback_model cb = MGRAD_CALLBACK_MODEL_INIT;
     cb.num_params = C * F;
+    const int64_t input_shape[1] = {F};
     cb.ndim = 1;
-    cb.input_shape[0] = F;
+    cb.input_shape = input_shape;
     cb.num_outputs = C;
     cb.loss_grad = lin_loss_grad;
     cb.user_data = &L;

@@ -83,6 +83,9 @@ STRUCTS = {
     "mgrad_run_stats": _lib.RunStats,
     "mgrad_mgd_param_info": _lib.MgdParamInfo,
     "mgrad_callback_model": _lib.CallbackModel,
+    "mgrad_chunk": _lib.Chunk,
+    "mgrad_loss_grad_out": _lib.LossGradOut,
+    "mgrad_hvp_out": _lib.HvpOut,
 }
 
 
@@ -135,11 +138,11 @@ def test_options_init_agrees_with_header_defaults():
         _lib.lib.mgrad_run_options_init(ctypes.byref(o), 99)
     cb = _lib.CallbackModel()
     _lib.lib.mgrad_callback_model_init(ctypes.byref(cb), _lib.CALLBACK_MODEL_VERSION)
-    assert (cb.version, cb.num_params, cb.ndim, list(cb.input_shape), cb.num_outputs,
+    assert (cb.version, cb.num_params, cb.ndim, bool(cb.input_shape), cb.num_outputs,
             bool(cb.loss_grad), bool(cb.hvp), cb.input_tangents, bool(cb.outputs),
-            cb.user_data) == (1, 0, 0, [0, 0, 0], 0, False, False, 0, False, None)
+            cb.user_data) == (2, 0, 0, False, 0, False, False, 0, False, None)
     with pytest.raises(mg.VersionError):
-        _lib.lib.mgrad_callback_model_init(ctypes.byref(cb), 2)
+        _lib.lib.mgrad_callback_model_init(ctypes.byref(cb), 1)
 
 
 def test_enums_match_headers(tmp_path):
@@ -149,7 +152,8 @@ def test_enums_match_headers(tmp_path):
     if cc is None or not os.path.exists(os.path.join(include, "metagrad.h")):
         pytest.skip("needs a C compiler and the source tree's headers")
     enums = {"MGRAD_NORMALIZE_": _lib.Normalize, "MGRAD_MGD_": _lib.MgdMethod,
-             "MGRAD_PROJECT_": _lib.Projection, "MGRAD_MGD_PARAM_": _lib.MgdParam}
+             "MGRAD_PROJECT_": _lib.Projection, "MGRAD_MGD_PARAM_": _lib.MgdParam,
+             "MGRAD_CALLBACK_PHASE_": _lib.CallbackPhase}
     lines = ["#include <stdio.h>", "#include <metagrad.h>", "int main(void) {"]
     for prefix, cls in enums.items():
         for name in cls.__members__:
