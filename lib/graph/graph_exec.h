@@ -13,7 +13,7 @@
  *   tangent_backward  tadj from (ō)˙; (θ̄)˙ += ... (= H u), (x̄)˙ += ...
  * A training step runs forward + backward; the Hessian-vector product of
  * the reverse pass adds tangent + tangent_backward on the same buffers.
- * Per-op rules: ../shared/DERIVATIONS.md section 4 and docs/derivations.md.
+ * Per-op rules: docs/derivations.md.
  */
 #ifndef MGRAD_GRAPH_EXEC_H
 #define MGRAD_GRAPH_EXEC_H

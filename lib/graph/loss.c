@@ -9,7 +9,7 @@
  * The second term is zero when the targets sum to 1 (one-hot, label
  * smoothing q = (1−α) onehot + α/C, soft labels on the simplex).  It makes
  * ∂ℓ/∂o = p − q hold for every q, so that ∂²ℓ/∂o∂q = −I and the soft-label
- * metagradient q̄ = −(w/B) ȯ of DERIVATIONS §1 stays exact when q leaves the
+ * metagradient q̄ = −(w/B) ȯ (docs/derivations.md) stays exact when q leaves the
  * simplex (as it does under finite differences).
  *     backward:  ō = scale w (p − q)
  *     tangent:   ℓ̇ = ⟨p − q, ȯ⟩,   ṗ = p ⊙ (ȯ − ⟨p, ȯ⟩)

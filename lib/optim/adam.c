@@ -3,14 +3,15 @@
  * (decoupled, torch.optim.AdamW), with bias correction, ε outside the root
  * and ε_root inside it.  State: θ [P], m [P], v [P].
  *
- * Forward at step t (DESIGN.md §2), k = t + 1, c1 = 1 − β1^k, c2 = 1 − β2^k:
+ * Forward at step t (docs/optimizers.md), k = t + 1, c1 = 1 − β1^k, c2 = 1 − β2^k:
  *     Adam:  g = ∇L(θ) + λθ;  θa = θ
  *     AdamW: g = ∇L(θ);       θa = θ (1 − ηλ)
  *     m' = β1 m + (1−β1) g
  *     v' = β2 v + (1−β2) g ⊙ g
  *     m̂ = m'/c1,  v̂ = v'/c2,  r = sqrt(v̂ + ε_root),  D = r + ε
  *     θ' = θa − η m̂ / D
- * With ε_root = 0 this is torch's update.  Reverse: DERIVATIONS.md §3.
+ * With ε_root = 0 this is torch's update.  Reverse: docs/optimizers.md,
+ * "Adam / AdamW".
  */
 #include "optim/optim_impl.h"
 

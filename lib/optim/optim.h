@@ -2,8 +2,8 @@
  * optim.h - differentiable optimizers: SGD (momentum, Nesterov, coupled
  * weight decay), Adam and AdamW, each with step and step_reverse.
  *
- * Update rules: ../shared/DESIGN.md section 2 (torch.optim); reverse rules:
- * ../shared/DERIVATIONS.md sections 2 and 3.
+ * Update rules: torch.optim's; reverse rules derived from them: both in
+ * docs/optimizers.md.
  *
  * The optimizer state s_t is one array of reals:
  *     SGD        θ [P], m [P]

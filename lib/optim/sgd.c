@@ -2,12 +2,12 @@
  * sgd.c - SGD with momentum μ (dampening 0), optional Nesterov, coupled
  * weight decay λ; torch.optim.SGD semantics.  State: θ [P], m [P].
  *
- * Forward (DESIGN.md §2):
+ * Forward (docs/optimizers.md):
  *     g  = ∇L(θ) + λθ
  *     m' = μ m + g                  (m starts at 0, so m'_0 = g as in torch)
  *     d  = g + μ m'  (Nesterov)  or  m'
  *     θ' = θ − η d
- * Reverse: DERIVATIONS.md §2; the H u + λ u part is in optim_typed.c.
+ * Reverse: docs/optimizers.md, "SGD"; the H u + λ u part is in optim_typed.c.
  */
 #include "optim/optim_impl.h"
 

@@ -3,14 +3,15 @@
  * step function, the driver that executes a checkpoint schedule, and the
  * reverse pass.
  *
- * Training step t (DESIGN.md section 2): the loss L_t is a sum of chunks,
+ * Training step t (docs/architecture.md, "The training step and the reverse
+ * step"): the loss L_t is a sum of chunks,
  * each a set of rows of one dataset with weights and a scale:
  *     the batch B_t of the training set, weights w (DATA_WEIGHTS meta in its
  *     window, else the set's weights), scale 1/B;
  *     every POOL_WEIGHTS meta with k = t: its pool, weights z, scale 1/B.
  * g = Σ_chunks ∇(scale Σ w_i ℓ_i); then the optimizer steps.
  *
- * Reverse of step t (DESIGN.md section 4, DERIVATIONS.md section 1), with
+ * Reverse of step t (the same section; optimizer rules: docs/optimizers.md), with
  * s_t current and the adjoint of s_{t+1} in state_bar:
  *     1. recompute g at θ_t (forward + backward of every chunk); for SGD
  *        without Nesterov only the forward and the node adjoints, not the
