@@ -223,14 +223,10 @@ mgrad_status mgr_load_idx(mgrad_dataset **out, mgrad_context *ctx, const char *f
             goto done;
         }
     }
-    size_t chunk_bytes = mgr_chunk_bytes(hi.count * hi.esize);
-    if (labels_path != NULL && mgr_chunk_bytes(hl.count * hl.esize) > chunk_bytes)
-        chunk_bytes = mgr_chunk_bytes(hl.count * hl.esize);
-    chunk = mgr_alloc(ctx, chunk_bytes);
-    if (chunk == NULL) {
-        s = mgr_error(ctx, MGRAD_ERR_NOMEM, "%s: out of memory for a read buffer", fn);
-        goto done;
-    }
+    size_t chunk_bytes = 0;
+    s = mgr_chunk_alloc(ctx, fn, hi.count * hi.esize,
+                        labels_path != NULL ? hl.count * hl.esize : 0, &chunk, &chunk_bytes);
+    if (s != MGRAD_OK) goto done;
     {
         int64_t one = 1;
         int32_t ndim = hi.rank > 1 ? hi.rank - 1 : 1;

@@ -316,3 +316,17 @@ mgrad_status mgr_finish_labels(mgrad_dataset *ds, const char *fn, const char *pa
     ds->num_classes = num_classes;
     return MGRAD_OK;
 }
+
+mgrad_status mgr_chunk_alloc(mgrad_context *ctx, const char *fn, uint64_t inputs_bytes,
+                             uint64_t labels_bytes, unsigned char **out, size_t *out_bytes)
+{
+    size_t bytes = mgr_chunk_bytes(inputs_bytes);
+    if (labels_bytes > 0 && mgr_chunk_bytes(labels_bytes) > bytes)
+        bytes = mgr_chunk_bytes(labels_bytes);
+    unsigned char *chunk = mgr_alloc(ctx, bytes);
+    if (chunk == NULL)
+        return mgr_error(ctx, MGRAD_ERR_NOMEM, "%s: out of memory for a read buffer", fn);
+    *out = chunk;
+    *out_bytes = bytes;
+    return MGRAD_OK;
+}

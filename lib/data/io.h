@@ -105,4 +105,11 @@ static inline size_t mgr_chunk_bytes(uint64_t bytes)
     return ((size_t)bytes + 7) / 8 * 8 + 8;
 }
 
+/* Allocate the buffer a loader streams its two payloads through (inputs of
+   `inputs_bytes`, labels of `labels_bytes`, 0 without labels): the larger
+   of their chunk sizes.  *out is freed with mgr_free.  MGRAD_ERR_NOMEM with
+   a message naming `fn`. */
+mgrad_status mgr_chunk_alloc(mgrad_context *ctx, const char *fn, uint64_t inputs_bytes,
+                             uint64_t labels_bytes, unsigned char **out, size_t *out_bytes);
+
 #endif /* MGRAD_DATA_IO_H */
