@@ -23,72 +23,13 @@
 #include "data/dataset.h"
 #include "metagrad.h"
 #include "testutil.h"
+#include "tmpfiles.h"
 
 Suite *make_suite(void);
 
-static char tmpdir[512];
+static void setup(void) { tmpfiles_make("data-test"); }
 
-static void setup(void)
-{
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/mgrad-data-test-XXXXXX",
-             base != NULL ? base : "/tmp");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-
-static void teardown(void)
-{
-    DIR *d = opendir(tmpdir);
-    if (d == NULL) return;
-    struct dirent *e;
-    char path[1024];
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.') continue;
-        snprintf(path, sizeof path, "%s/%s", tmpdir, e->d_name);
-        unlink(path);
-    }
-    closedir(d);
-    rmdir(tmpdir);
-}
-
-static mgrad_context *new_ctx(mgrad_dtype dtype)
-{
-    mgrad_context_options o = MGRAD_CONTEXT_OPTIONS_INIT;
-    o.dtype = dtype;
-    mgrad_context *ctx = NULL;
-    ck_assert_int_eq(mgrad_context_create(&ctx, &o), MGRAD_OK);
-    return ctx;
-}
-
-/* tmpdir/name, in a static ring so that a few can be live at once. */
-static const char *tmp_path(const char *name)
-{
-    static char ring[32][1024];
-    static int next;
-    char *p = ring[next++ % 32];
-    snprintf(p, 1024, "%s/%s", tmpdir, name);
-    return p;
-}
-
-static const char *write_file(const char *name, const void *data, size_t len)
-{
-    const char *path = tmp_path(name);
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_uint_eq(fwrite(data, 1, len, f), len);
-    fclose(f);
-    return path;
-}
-
-static const char *write_gz(const char *name, const void *data, size_t len)
-{
-    const char *path = tmp_path(name);
-    gzFile g = gzopen(path, "wb");
-    ck_assert_ptr_nonnull(g);
-    ck_assert_int_eq(gzwrite(g, data, (unsigned)len), (int)len);
-    ck_assert_int_eq(gzclose(g), Z_OK);
-    return path;
-}
+static void teardown(void) { tmpfiles_teardown(); }
 
 static const char *write_text(const char *name, const char *text)
 {
