@@ -259,16 +259,46 @@ static void im2col(const conv_dims *d, const real *x, real *col, size_t ld)
     }
 }
 
+/* The adjoint of im2col_row_same: xc += row shifted back.  The entries of
+   the span that im2col filled from the neighbouring image row (columns
+   outside [lo, hi)) are set to zero first, so that one contiguous loop
+   adds every entry and those add nothing (x + 0 = x).  row is scratch that
+   the caller does not read again. */
+static void col2im_row_same(const conv_dims *d, real *row, size_t i, size_t j, size_t lo,
+                            size_t hi, real *xc)
+{
+    size_t W = d->W, OH = d->OH;
+    size_t oh_lo = d->p > i ? d->p - i : 0;
+    size_t oh_hi = d->H + d->p > i ? d->H + d->p - i : 0;
+    if (oh_hi > OH) oh_hi = OH;
+    if (oh_lo >= oh_hi) return;
+    size_t first = oh_lo * W + lo, last = (oh_hi - 1) * W + hi;
+    if (last <= first) return;
+    for (size_t oh = oh_lo; oh + 1 < oh_hi; oh++) {
+        real *out = row + oh * W;
+        for (size_t ow = hi; ow < W; ow++) out[ow] = 0;
+        for (size_t ow = 0; ow < lo; ow++) out[W + ow] = 0;
+    }
+    real *restrict xo = xc + (oh_lo + i - d->p) * W + lo + j - d->p;
+    const real *restrict io = row + first;
+    for (size_t t = 0; t < last - first; t++) xo[t] += io[t];
+}
+
 /* x [C, H, W] += col2im(col [K, N]), row q of col at col + q ld: the
-   adjoint of im2col. */
-static void col2im_add(const conv_dims *d, const real *col, size_t ld, real *x)
+   adjoint of im2col.  Stride-1 "same" convolutions overwrite parts of col
+   (col2im_row_same). */
+static void col2im_add(const conv_dims *d, real *col, size_t ld, real *x)
 {
     for (size_t c = 0; c < d->C; c++) {
         for (size_t i = 0; i < d->k; i++) {
             for (size_t j = 0; j < d->k; j++) {
-                const real *row = col + ((c * d->k + i) * d->k + j) * ld;
+                real *row = col + ((c * d->k + i) * d->k + j) * ld;
                 size_t lo, hi;
                 valid_cols(d, j, &lo, &hi);
+                if (d->s == 1 && d->OW == d->W) {
+                    col2im_row_same(d, row, i, j, lo, hi, x + c * d->H * d->W);
+                    continue;
+                }
                 for (size_t oh = 0; oh < d->OH; oh++) {
                     if (oh * d->s + i < d->p || oh * d->s + i - d->p >= d->H) continue;
                     const real *restrict in = row + oh * d->OW;
@@ -300,8 +330,9 @@ static void im2col_block(const conv_dims *d, size_t nr, const real *x, real *col
     for (size_t b = 0; b < nr; b++) im2col(d, x + b * d->in, col + b * d->N, nr * d->N);
 }
 
-/* x += col2im(col [K, nr N]) for the nr examples of x */
-static void col2im_block(const conv_dims *d, size_t nr, const real *col, real *x)
+/* x += col2im(col [K, nr N]) for the nr examples of x (col is scratch,
+   partly overwritten: col2im_add) */
+static void col2im_block(const conv_dims *d, size_t nr, real *col, real *x)
 {
     for (size_t b = 0; b < nr; b++) col2im_add(d, col + b * d->N, nr * d->N, x + b * d->in);
 }
