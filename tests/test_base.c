@@ -52,7 +52,7 @@ START_TEST(test_status_strings)
     }
     ck_assert_str_eq(mgrad_status_string((mgrad_status)-999), "unknown status");
     ck_assert_int_eq(mgrad_version_number(), MGRAD_VERSION_NUMBER);
-    ck_assert_str_eq(mgrad_version_string(), "0.1.0");
+    ck_assert_str_eq(mgrad_version_string(), "0.2.0");
 }
 END_TEST
 

@@ -22,7 +22,7 @@ extern "C" {
 #endif
 
 #define MGRAD_VERSION_MAJOR 0
-#define MGRAD_VERSION_MINOR 1
+#define MGRAD_VERSION_MINOR 2
 #define MGRAD_VERSION_PATCH 0
 /** Version as one number: major * 10000 + minor * 100 + patch. */
 #define MGRAD_VERSION_NUMBER \
@@ -89,7 +89,7 @@ typedef enum mgrad_checkpoint {
 /** A short, static, English description of a status.  Never NULL. */
 MGRAD_API const char *mgrad_status_string(mgrad_status status);
 
-/** The library's version string, e.g. "0.1.0".  Static; never NULL. */
+/** The library's version string, e.g. "0.2.0".  Static; never NULL. */
 MGRAD_API const char *mgrad_version_string(void);
 
 /** The library's MGRAD_VERSION_NUMBER (compare with the header's). */

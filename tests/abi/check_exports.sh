@@ -20,7 +20,7 @@ shift 3
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT INT TERM
 
-# Dynamic symbols carry their version ("name@@MGRAD_0.1"); keep the name.
+# Dynamic symbols carry their version ("name@@MGRAD_0.2"); keep the name.
 "$nm_prog" -D --defined-only "$library" |
     awk '$2 == "T" { sub(/@.*/, "", $3); print $3 }' | sort -u >"$tmp/exported"
 

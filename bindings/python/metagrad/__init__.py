@@ -33,7 +33,7 @@ library_path = _lib_handle.path
 
 
 def library_version():
-    """The loaded libmetagrad's version string, e.g. '0.1.0'."""
+    """The loaded libmetagrad's version string, e.g. '0.2.0'."""
     return _lib_handle.mgrad_version_string().decode()
 
 

@@ -16,7 +16,7 @@ from ._errors import make_error
 
 # The libmetagrad version these bindings were written against.  The library's
 # mgrad_version_number() must equal it (the ABI is not stable before 1.0).
-VERSION = "0.1.0"
+VERSION = "0.2.0"
 _MAJOR, _MINOR, _PATCH = (int(p) for p in VERSION.split("."))
 VERSION_NUMBER = _MAJOR * 10000 + _MINOR * 100 + _PATCH
 

@@ -61,8 +61,10 @@ def test_version_mismatch_refused(tmp_path):
     """A package claiming another version refuses the library."""
     pkg = tmp_path / "metagrad"
     shutil.copytree(os.path.join(PKG, "metagrad"), pkg)
-    src = (pkg / "_lib.py").read_text().replace('VERSION = "0.1.0"', 'VERSION = "0.2.0"')
-    assert 'VERSION = "0.2.0"' in src
+    other = "%d.%d.%d" % (_lib._MAJOR, _lib._MINOR + 1, _lib._PATCH)
+    src = (pkg / "_lib.py").read_text().replace('VERSION = "%s"' % _lib.VERSION,
+                                                'VERSION = "%s"' % other)
+    assert 'VERSION = "%s"' % other in src
     (pkg / "_lib.py").write_text(src)
     env = dict(os.environ, PYTHONPATH=str(tmp_path), METAGRAD_LIBRARY=mg.library_path)
     out = subprocess.run([sys.executable, "-c", "import metagrad"], env=env, cwd=str(tmp_path),
