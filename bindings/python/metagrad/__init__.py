@@ -13,9 +13,10 @@ training runs.
     run.reverse()              # dφ/dz for every metaparameter
     lr.grad                    # dφ/dη_t, one per step
 
-The shared library is found through METAGRAD_LIBRARY, then a build
-directory (METAGRAD_BUILD_DIR, or build*/ of the source checkout), then the
-system loader; see docs/python.md.
+The shared library is found through METAGRAD_LIBRARY, then
+METAGRAD_BUILD_DIR, then the copy bundled by `pip install .`, then the one
+`meson install` put beside the package, then build*/ of the source
+checkout, then the system loader; see docs/install.md.
 """
 
 from ._errors import (BudgetError, BusyError, CallbackError, CancelledError, ClosedError,
@@ -25,7 +26,7 @@ from ._errors import (BudgetError, BusyError, CallbackError, CancelledError, Clo
 from ._lib import (VERSION as __version__, Activation, Checkpoint, Dtype, Init, LogLevel, Loss,
                    MetaKind, MgdMethod, Normalize, Optimizer, Projection, Status,
                    lib as _lib_handle)
-from ._api import MGD, CallbackModel, Context, Dataset, Meta, Model, Run
+from ._api import MGD, CallbackModel, Context, Dataset, Meta, Model, Run, TextCorpus
 from ._buffers import HAVE_NUMPY
 
 #: Path of the loaded shared library.
@@ -48,7 +49,8 @@ def status_string(status):
 
 
 __all__ = [
-    "Context", "Model", "Dataset", "Run", "Meta", "CallbackModel", "MGD", "library_path", "library_version",
+    "Context", "Model", "Dataset", "TextCorpus", "Run", "Meta", "CallbackModel", "MGD",
+    "library_path", "library_version",
     "status_string", "mpi_available", "HAVE_NUMPY", "__version__",
     "Status", "Dtype", "Init", "Activation", "Loss", "Optimizer", "Checkpoint", "MetaKind",
     "LogLevel", "Normalize", "MgdMethod", "Projection",

@@ -203,6 +203,8 @@ _READ_ONLY = frozenset((
     "mgrad_model_get_params",
     "mgrad_dataset_size", "mgrad_dataset_features", "mgrad_dataset_shape",
     "mgrad_dataset_num_classes", "mgrad_dataset_get_inputs", "mgrad_dataset_get_labels",
+    "mgrad_dataset_vocab", "mgrad_dataset_get_tokens",
+    "mgrad_text_corpus_size", "mgrad_text_corpus_document",
     "mgrad_run_num_params", "mgrad_run_get_params", "mgrad_run_get_stats",
     "mgrad_run_mpi_info",
     "mgrad_meta_kind_of", "mgrad_meta_size", "mgrad_meta_get_value", "mgrad_meta_get_grad",
