@@ -43,7 +43,7 @@ except ImportError as e:
                       "install torch); `import metagrad` works without it: %s" % e) from e
 
 from ._api import CallbackModel, Context, Run
-from ._errors import InvalidError, ShapeError, UnsupportedError
+from ._errors import InvalidError, MetagradError, ShapeError, UnsupportedError
 
 __all__ = ["TorchModel"]
 
@@ -111,7 +111,7 @@ class TorchModel:
                      to outputs [rows, num_outputs] (logits for cross-entropy,
                      predictions for squared error).  Its trainable parameters
                      (requires_grad=True), in parameters() order, are θ.
-        input_shape: one example's shape (an int or 1 to 3 ints): the
+        input_shape: one example's shape (an int or a tuple of ints): the
                      dataset's features, as the module receives them.
         num_outputs: None: taken from a probe forward pass.
         loss:        'cross_entropy' (default; ℓ_i = logsumexp(o_i) − o_{i,y}),
@@ -146,8 +146,8 @@ class TorchModel:
         if isinstance(input_shape, int):
             input_shape = (input_shape,)
         self.input_shape = tuple(int(d) for d in input_shape)
-        if not 1 <= len(self.input_shape) <= 3 or min(self.input_shape) < 1:
-            raise InvalidError("input_shape: expected 1 to 3 positive sizes, got %r"
+        if len(self.input_shape) < 1 or min(self.input_shape) < 1:
+            raise InvalidError("input_shape: expected one or more positive sizes, got %r"
                                % (input_shape,))
         for name, t in list(module.named_parameters()) + list(module.named_buffers()):
             if t.device.type != "cpu":
@@ -396,7 +396,14 @@ class TorchModel:
         outs = []
         for _ in range(2):
             with torch.no_grad():
-                outs.append(self._forward(self._leaves(theta, False), x))
+                try:
+                    outs.append(self._forward(self._leaves(theta, False), x))
+                except MetagradError:
+                    raise
+                except RuntimeError as e:  # torch's shape and dtype errors
+                    raise ShapeError("metagrad.torch: the module fails on rows of shape %s "
+                                     "(input_shape %s): %s"
+                                     % (tuple(x.shape), self.input_shape, e)) from None
         if not torch.equal(state, torch.get_rng_state()):
             raise UnsupportedError(
                 "metagrad.torch: the forward pass draws from torch's global random generator "

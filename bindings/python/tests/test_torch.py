@@ -436,7 +436,11 @@ def test_bad_input():
     with pytest.raises(TypeError):
         TorchModel(lambda x: x, F)
     with pytest.raises(mg.InvalidError):
+        TorchModel(lin, (F, 0))
+    with pytest.raises(mg.ShapeError):  # the module cannot take [rows, 1, 2, 3, 4]
         TorchModel(lin, (1, 2, 3, 4))
+    # Shapes of any rank, as the library takes them.
+    assert TorchModel(nn.Sequential(nn.Flatten(), nn.Linear(24, C)), (1, 2, 3, 4)).num_outputs == C
     with pytest.raises(mg.InvalidError):
         TorchModel(lin, F, loss="hinge")
     with pytest.raises(mg.ShapeError):
@@ -445,7 +449,7 @@ def test_bad_input():
         TorchModel(nn.Sequential(nn.Linear(F, C), nn.Flatten(0)), F)  # [rows * C]
     with pytest.raises(mg.InvalidError, match="no trainable"):
         TorchModel(nn.Linear(F, C).requires_grad_(False), F)
-    with pytest.raises(RuntimeError):  # torch's own message: wrong input width
+    with pytest.raises(mg.ShapeError, match="mat1 and mat2"):  # with torch's own message
         TorchModel(nn.Linear(F + 1, C), F)
     # a loss that is not per example fails the call, which raises CallbackError
     tm = TorchModel(lin.double(), F, loss=lambda o, y: nn.functional.cross_entropy(o, y))
