@@ -7,6 +7,15 @@
  * [rows, size_k] row-major.  Node 0 (the input) owns no buffers: its value,
  * tangent, adjoint and adjoint tangent are the caller's x, xdot, xbar and
  * xbardot, any of which but x may be NULL.
+ *
+ * The adjoint tangents of the inner nodes share a few buffers: tadj[k] is
+ * only read by node k's own tangent_backward, so it lives from the step of
+ * the reverse sweep at which its last consumer accumulates into it down to
+ * node k's step, and nodes whose intervals do not meet get the same memory
+ * (tadj_slots).  A chain needs two such buffers, a residual block three,
+ * instead of one per node: for the small CNN of examples/small_resnet.c a
+ * fifth of the workspace.  tadj[last] is its own buffer (callers pass it as
+ * obardot).
  */
 #include <assert.h>
 #include <stdint.h>
@@ -23,24 +32,77 @@ static size_t padded_count(size_t n)
     return (n + per_line - 1) / per_line * per_line;
 }
 
+/* The reverse step at which tadj[k] of inner node k becomes live: that of
+   its last consumer (which runs first in the reverse sweep), or k itself
+   when nothing reads node k. */
+static void tadj_zero_steps(const mgr_graph *g, int32_t *zero_at)
+{
+    int32_t last = g->num_nodes - 1;
+    for (int32_t k = 0; k <= last; k++) zero_at[k] = k;
+    for (int32_t c = 1; c <= last; c++) {
+        const mgr_node *nd = &g->nodes[c];
+        if (nd->in0 >= 1 && c > zero_at[nd->in0]) zero_at[nd->in0] = c;
+        if (nd->in1 >= 1 && c > zero_at[nd->in1]) zero_at[nd->in1] = c;
+    }
+}
+
+/* Gives each inner node a shared tadj buffer (slot[k]) so that nodes live
+   at the same step of the reverse sweep never share one; returns the number
+   of buffers.  free_list: scratch of num_nodes entries. */
+static int32_t tadj_slots(const mgr_graph *g, const int32_t *zero_at, int32_t *slot,
+                          int32_t *free_list)
+{
+    int32_t last = g->num_nodes - 1, nslots = 0, nfree = 0;
+    for (int32_t k = 0; k <= last; k++) slot[k] = -1;
+    for (int32_t c = last; c >= 1; c--) {
+        /* Every inner node that becomes live at step c: c's inputs whose
+           last consumer is c, or c itself when unread. */
+        const mgr_node *nd = &g->nodes[c];
+        int32_t starting[3] = {nd->in0, nd->in1, c};
+        for (int t = 0; t < 3; t++) {
+            int32_t k = starting[t];
+            if (k < 1 || k >= last || zero_at[k] != c || slot[k] >= 0) continue;
+            slot[k] = nfree > 0 ? free_list[--nfree] : nslots++;
+        }
+        /* node c reads its buffer during step c, after which it is free */
+        if (c < last && slot[c] >= 0) free_list[nfree++] = slot[c];
+    }
+    return nslots;
+}
+
 mgrad_status R(mgr_graph_ws_create)(mgrad_context *ctx, const mgr_graph *g,
                                     size_t max_rows, R(mgr_graph_ws) **out)
 {
     assert(g != NULL && g->num_nodes >= 1 && out != NULL);
     *out = NULL;
     size_t n = (size_t)g->num_nodes;
+    int32_t last = g->num_nodes - 1;
 
-    /* Elements of all four buffers of every non-input node, with overflow
-       checks: the sizes come from the caller's model and batch size. */
-    size_t total = 0;
+    /* Which shared buffer holds each inner node's tadj (the file comment). */
+    int32_t *zero_at = mgr_calloc(ctx, 3 * n, sizeof(int32_t));
+    if (zero_at == NULL)
+        return mgr_error(ctx, MGRAD_ERR_NOMEM, "out of memory planning the graph workspace");
+    int32_t *slot = zero_at + n;
+    tadj_zero_steps(g, zero_at);
+    size_t nslots = (size_t)tadj_slots(g, zero_at, slot, slot + n);
+
+    /* Elements of the buffers: val, tan and adj of every non-input node,
+       tadj of the last, and nslots shared tadj buffers of the largest inner
+       node's size; with overflow checks, since the sizes come from the
+       caller's model and batch size. */
+    size_t total = 0, max_inner = 0;
     for (size_t k = 1; k < n; k++) {
         size_t size = (size_t)g->nodes[k].size;
         if (size != 0 && max_rows > SIZE_MAX / sizeof(real) / size)
             goto too_large;
         size_t per = padded_count(max_rows * size);
-        if (per > (SIZE_MAX / sizeof(real) - total) / 4) goto too_large;
-        total += 4 * per;
+        size_t copies = (int32_t)k == last ? 4 : 3;
+        if (per > (SIZE_MAX / sizeof(real) - total) / copies) goto too_large;
+        total += copies * per;
+        if ((int32_t)k < last && per > max_inner) max_inner = per;
     }
+    if (nslots > 0 && max_inner > (SIZE_MAX / sizeof(real) - total) / nslots) goto too_large;
+    total += nslots * max_inner;
     /* One scratch area, shared by the nodes in turn (ops run one at a time). */
     size_t scratch = 0;
     for (size_t k = 1; k < n; k++) {
@@ -61,6 +123,7 @@ mgrad_status R(mgr_graph_ws_create)(mgrad_context *ctx, const mgr_graph *g,
        destroy frees) is a real block even for max_rows = 0. */
     real *data = n > 1 ? mgr_alloc(ctx, (total > 0 ? total : 1) * sizeof(real)) : NULL;
     if (ws == NULL || ptrs == NULL || need == NULL || (n > 1 && data == NULL)) {
+        mgr_free(ctx, zero_at);
         mgr_free(ctx, need);
         mgr_free(ctx, data);
         mgr_free(ctx, ptrs);
@@ -81,20 +144,27 @@ mgrad_status R(mgr_graph_ws_create)(mgrad_context *ctx, const mgr_graph *g,
     ws->training = 1;
     ws->row0 = 0;
     ws->need = need;
+    ws->tadj_zero_at = zero_at; /* slot (after it) is not kept */
     real *p = data;
     for (size_t k = 1; k < n; k++) {
         size_t per = padded_count(max_rows * (size_t)g->nodes[k].size);
         ws->val[k] = p;
         ws->tan[k] = p + per;
         ws->adj[k] = p + 2 * per;
-        ws->tadj[k] = p + 3 * per;
-        p += 4 * per;
+        p += 3 * per;
+        if ((int32_t)k == last) {
+            ws->tadj[k] = p;
+            p += per;
+        }
     }
+    for (size_t k = 1; k < (size_t)last; k++) ws->tadj[k] = p + (size_t)slot[k] * max_inner;
+    p += nslots * max_inner;
     ws->scratch = scratch > 0 ? p : NULL;
     *out = ws;
     return MGRAD_OK;
 
 too_large:
+    mgr_free(ctx, zero_at);
     return mgr_error(ctx, MGRAD_ERR_NOMEM,
                      "graph workspace for %zu rows does not fit in memory", max_rows);
 }
@@ -106,6 +176,7 @@ void R(mgr_graph_ws_destroy)(mgrad_context *ctx, R(mgr_graph_ws) *ws)
     if (ws->num_nodes > 1) mgr_free(ctx, ws->val[1]);
     mgr_free(ctx, ws->val);
     mgr_free(ctx, ws->need);
+    mgr_free(ctx, ws->tadj_zero_at);
     mgr_free(ctx, ws);
 }
 
@@ -334,14 +405,20 @@ void R(mgr_graph_tangent_backward)(const mgr_graph *g, R(mgr_graph_ws) *ws,
             R(mgr_axpy)(rows * (size_t)g->nodes[0].size, 1, obardot, xbardot);
         return;
     }
-    for (int32_t k = 1; k < last; k++)
-        R(mgr_zero)(rows * (size_t)g->nodes[k].size, ws->tadj[k]);
     if (obardot != ws->tadj[last])
         R(mgr_copy)(rows * (size_t)g->nodes[last].size, obardot, ws->tadj[last]);
 
     R(mgr_op_args) a;
     for (int32_t k = last; k >= 1; k--) {
         const mgr_node *nd = &g->nodes[k];
+        /* Inner nodes' tadj buffers are shared (the file comment): zero each
+           at the step it becomes live, before anything accumulates into it. */
+        int32_t starting[3] = {nd->in0, nd->in1 != nd->in0 ? nd->in1 : -1, k};
+        for (int t = 0; t < 3; t++) {
+            int32_t j = starting[t];
+            if (j >= 1 && j < last && ws->tadj_zero_at[j] == k)
+                R(mgr_zero)(rows * (size_t)g->nodes[j].size, ws->tadj[j]);
+        }
         fill_args(&a, g, ws, k, rows, theta, x);
         a.xdot = node_tan(g, ws, nd->in0, u, xdot);
         a.x1dot = nd->in1 >= 0 ? node_tan(g, ws, nd->in1, u, xdot) : NULL;

@@ -5,7 +5,8 @@
  *   val   forward values            y
  *   tan   tangents                  ẏ   (direction u on θ, ẋ on the input)
  *   adj   adjoints                  ȳ
- *   tadj  tangents of the adjoints  (ȳ)˙
+ *   tadj  tangents of the adjoints  (ȳ)˙  (inner nodes' share memory: valid
+ *         only inside tangent_backward; the output's is its own)
  * The passes, run in this order (each reads what the earlier ones wrote):
  *   forward           val from θ and x
  *   backward          adj from the output adjoint; θ̄ += ..., x̄ += ...
@@ -88,6 +89,8 @@ typedef struct R(mgr_graph_ws) {
        masks are those of the whole chunk (docs/scale-out.md). */
     int64_t row0;
     unsigned char *need;          /* [num_nodes] scratch of mgr_graph_backward_rop */
+    int32_t *tadj_zero_at;        /* [num_nodes] reverse step at which an inner
+                                     node's shared tadj buffer is zeroed */
 } R(mgr_graph_ws);
 
 /* Elements of scratch node k needs, whatever the number of rows (per-row
