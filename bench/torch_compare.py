@@ -22,15 +22,28 @@ Reports time and peak RSS of each side (medians), the time ratio of every
 repeat and their median, and the relative error ‖a − b‖/‖b‖ of the two LR
 and data-weight metagradients.
 
-cnn mode: the small ResNet of examples/small_resnet.c (same layers in both)
-on Fashion-MNIST, batch 64: images/s of plain training and of the
-metagradient (data weights; torch unrolled over a short T).  Throughput only
-(weights are not shared in this mode).
+cnn mode: a convolutional network on Fashion-MNIST, batch 64, T = 20:
+--model small, the small ResNet of examples/small_resnet.c, or --model
+resnet9, a ResNet-9-style network for 28x28 inputs (prep conv 16, conv 32 +
+max pool + residual block 32, conv 64 + max pool, conv 128 + max pool +
+residual block 128, global average pool, dense 10, scale 0.125).  The same
+layers and the same θ0 (drawn by metagrad, set in torch in parameters()
+order) on both sides; batch norm uses the statistics of the chunk on both
+sides, and torch evaluates φ in ours' validation chunks (max(B, 256) rows),
+so the two compute the same φ and metagradients, and the report gives their
+relative difference (use --dtype f64 to separate rounding from
+disagreement).  Times: plain training (images/s) and the metagradient.
+
+Thread settings: ours runs with --threads BLAS threads; the torch side runs
+once for each value of --torch-threads (torch.set_num_threads(n), with
+OPENBLAS_NUM_THREADS and OMP_NUM_THREADS = --threads), and each of ours is
+compared with every torch setting and with the fastest one.
 
 Run from the repository root:
   PYTHONPATH=bindings/python METAGRAD_LIBRARY=<build>/lib/libmetagrad.so \\
     OPENBLAS_NUM_THREADS=2 python3 bench/torch_compare.py --steps 200 1000
-  ... python3 bench/torch_compare.py --mode cnn --steps 20
+  ... python3 bench/torch_compare.py --mode cnn --model resnet9 --threads 2 \\
+        --torch-threads 1 2 --repeats 3
 Needs python3-torch (scripts/install-bench-deps.sh) and numpy.
 """
 import argparse
@@ -89,10 +102,10 @@ def prepare(tmp, args):
                               for _ in range(tmax // per_epoch + 1)])[:tmax * args.batch]
     paths["batches"] = os.path.join(tmp, "batches.npy")
     np.save(paths["batches"], batches.reshape(tmax, args.batch).astype(np.int64))
-    if args.mode == "mlp":
-        import metagrad as mg
-        ctx = mg.Context(dtype="f32")
-        model = mg.Model(ctx, [784]).dense(args.hidden).activation("relu").dense(10)
+    import metagrad as mg
+    ctx = mg.Context(dtype="f32")
+    model = our_model(mg, ctx, vars(args))
+    if True:
         model.init_params(args.seed)
         paths["theta0"] = os.path.join(tmp, "theta0.npy")
         np.save(paths["theta0"], np.asarray(model.params, dtype=np.float32))
@@ -102,6 +115,26 @@ def prepare(tmp, args):
 
 
 # ---------------------------------------------------------------- children
+
+def our_model(mg, ctx, cfg):
+    """The network of the mode (and --model), built with metagrad."""
+    if cfg["mode"] == "mlp":
+        return mg.Model(ctx, [784]).dense(cfg["hidden"]).activation("relu").dense(10)
+    model = mg.Model(ctx, [1, 28, 28])
+    if cfg["model"] == "small":
+        model.conv2d(8, 3, 1, 1).batch_norm().activation("relu")
+        model.resnet_block(8, 1).resnet_block(16, 2)
+        model.avg_pool(2, 2).global_avg_pool().dense(10).scale(0.5)
+    else:  # resnet9: ResNet-9's layout, widths / 4, pools sized for 28x28
+        model.conv2d(16, 3, 1, 1).batch_norm().activation("relu")              # 16x28x28
+        model.conv2d(32, 3, 1, 1).batch_norm().activation("relu").max_pool(2)  # 32x14x14
+        model.resnet_block(32, 1)
+        model.conv2d(64, 3, 1, 1).batch_norm().activation("relu").max_pool(2)  # 64x7x7
+        model.conv2d(128, 3, 1, 1).batch_norm().activation("relu").max_pool(2)  # 128x3x3
+        model.resnet_block(128, 1)
+        model.global_avg_pool().dense(10).scale(0.125)
+    return model
+
 
 def child_ours(cfg):
     import metagrad as mg
@@ -121,14 +154,8 @@ def child_ours(cfg):
             train.compact()  # exact; the dense copy has already counted in the peak
     val = mg.Dataset.load_npy(ctx, p["xv"], p["yv"], num_classes=10)
     batches = np.load(p["batches"])[:T]
-    if cfg["mode"] == "mlp":
-        model = mg.Model(ctx, [784]).dense(cfg["hidden"]).activation("relu").dense(10)
-        model.params = np.load(p["theta0"])
-    else:
-        model = mg.Model(ctx, [1, 28, 28])
-        model.conv2d(8, 3, 1, 1).batch_norm().activation("relu")
-        model.resnet_block(8, 1).resnet_block(16, 2)
-        model.avg_pool(2, 2).global_avg_pool().dense(10).scale(0.5)
+    model = our_model(mg, ctx, cfg)
+    model.params = np.load(p["theta0"])
     opts = dict(validation=val, steps=T, batch_size=B, lr=cfg["lr"], momentum=0.9,
                 batches=batches)
     if cfg["schedule"] == "store-all":
@@ -187,6 +214,10 @@ def torch_model(cfg):
             h = self.b2(self.c2(h))
             return torch.relu(h + (x if self.proj is None else self.proj(x)))
 
+    def cbr(cin, c):
+        return [nn.Conv2d(cin, c, 3, 1, 1), nn.BatchNorm2d(c, track_running_stats=False),
+                nn.ReLU()]
+
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
@@ -200,13 +231,25 @@ def torch_model(cfg):
             h = torch.nn.functional.avg_pool2d(h, 2, 2).mean(dim=(2, 3))
             return 0.5 * self.fc(h)
 
-    return Net()
+    class ResNet9(nn.Module):  # the layers of our_model's resnet9, in its order
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(
+                *cbr(1, 16), *cbr(16, 32), nn.MaxPool2d(2), Block(32, 32, 1),
+                *cbr(32, 64), nn.MaxPool2d(2), *cbr(64, 128), nn.MaxPool2d(2),
+                Block(128, 128, 1))
+            self.fc = nn.Linear(128, 10)
+
+        def forward(self, x):
+            return 0.125 * self.fc(self.body(x).mean(dim=(2, 3)))
+
+    return Net() if cfg["model"] == "small" else ResNet9()
 
 
 def child_torch(cfg):
     import torch
     import torch.nn.functional as F
-    torch.set_num_threads(cfg["threads"])
+    torch.set_num_threads(cfg["torch_threads"])
     T, B = cfg["steps"], cfg["batch"]
     p = cfg["paths"]
     dt = torch.float64 if cfg["dtype"] == "f64" else torch.float32
@@ -236,9 +279,16 @@ def child_torch(cfg):
             from torch.func import functional_call
         except ImportError:  # torch < 2.0
             from torch.nn.utils.stateless import functional_call
-        net = torch_model(cfg)
+        net = torch_model(cfg).to(dt)
         names = [n for n, _ in net.named_parameters()]
-        params0 = [q.detach().clone() for q in net.parameters()]
+        # θ0 from metagrad: our layout is torch's parameters() order, each
+        # tensor row-major (conv [OC, C, k, k] then bias, batch norm γ then β)
+        th = torch.from_numpy(np.load(p["theta0"])).to(dt)
+        params0, o = [], 0
+        for q in net.parameters():
+            params0.append(th[o:o + q.numel()].reshape(q.shape).clone())
+            o += q.numel()
+        assert o == th.numel(), "parameter layouts differ: %d vs %d" % (o, th.numel())
 
         def fwd(x, ps):
             return functional_call(net, dict(zip(names, ps)), (x,))
@@ -274,7 +324,13 @@ def child_torch(cfg):
         g = torch.autograd.grad(loss, ps, create_graph=True)
         bufs = [mu * m + gi for m, gi in zip(bufs, g)]
         ps = [q - lrs[t] * m for q, m in zip(ps, bufs)]
-    phi = F.cross_entropy(fwd(Xv, ps), Yv)
+    if cfg["mode"] == "cnn":
+        # batch norm couples the rows of a chunk: evaluate φ in ours' chunks
+        ch = max(B, 256)
+        phi = sum(F.cross_entropy(fwd(Xv[i:i + ch], ps), Yv[i:i + ch], reduction="sum")
+                  for i in range(0, Xv.shape[0], ch)) / Xv.shape[0]
+    else:
+        phi = F.cross_entropy(fwd(Xv, ps), Yv)
     t1 = time.perf_counter()
     phi.backward()
     t2 = time.perf_counter()
@@ -289,7 +345,7 @@ def child_torch(cfg):
 
 def run_child(side, cfg, timeout):
     env = dict(os.environ)
-    env["OPENBLAS_NUM_THREADS"] = str(cfg["threads"])
+    env["OPENBLAS_NUM_THREADS"] = str(cfg["threads"])  # both sides; torch: see torch_threads
     env["OMP_NUM_THREADS"] = str(cfg["threads"])
     try:
         r = subprocess.run([sys.executable, __file__, "--child", side, json.dumps(cfg)],
@@ -312,6 +368,8 @@ def rel(a, b):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--mode", choices=["mlp", "cnn"], default="mlp")
+    ap.add_argument("--model", choices=["small", "resnet9"], default="small",
+                    help="cnn mode: the network (see the module docstring)")
     ap.add_argument("--steps", type=int, nargs="+", default=None)
     ap.add_argument("--batch", type=int, default=None)
     ap.add_argument("--hidden", type=int, default=256)
@@ -319,6 +377,9 @@ def main():
     ap.add_argument("--val", type=int, default=1000)
     ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--torch-threads", type=int, nargs="+", default=None,
+                    help="torch.set_num_threads for the torch side, one torch side per "
+                         "value (default: --threads); OPENBLAS/OMP threads stay --threads")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dtype", choices=["f32", "f64"], default="f32",
@@ -343,13 +404,18 @@ def main():
         args.steps = [200, 1000] if args.mode == "mlp" else [20]
     if args.batch is None:
         args.batch = 128 if args.mode == "mlp" else 64
+    if args.torch_threads is None:
+        args.torch_threads = [args.threads]
     import torch
-    print("%s, %s, T in %s, batch %d, lr %g, %d threads each side, torch %s, %d repeat(s) "
-          "(medians)" % (args.mode, args.dtype, args.steps, args.batch, args.lr, args.threads,
-                         torch.__version__, args.repeats))
+    print("%s%s, %s, T in %s, batch %d, lr %g, %d BLAS threads each side, torch threads %s, "
+          "torch %s, %d repeat(s) (medians)" % (
+              args.mode, " " + args.model if args.mode == "cnn" else "", args.dtype, args.steps,
+              args.batch, args.lr, args.threads, args.torch_threads, torch.__version__,
+              args.repeats))
     with tempfile.TemporaryDirectory() as tmp:
         paths, n = prepare(tmp, args)
-        sides = [("torch", "unrolled", 0), ("ours", "binomial", 0)]
+        sides = [("torch", "unrolled %d" % tt, tt) for tt in args.torch_threads]
+        sides.append(("ours", "binomial", 0))
         if args.store_all:
             sides.append(("ours", "store-all", 0))
         for mib in args.budget_mib:
@@ -361,10 +427,13 @@ def main():
                     done = runs[(side, sched)]
                     if done and "error" in done[-1]:
                         continue
-                    cfg = dict(mode=args.mode, steps=T, batch=args.batch, hidden=args.hidden,
-                               lr=args.lr, threads=args.threads, paths=paths,
+                    cfg = dict(mode=args.mode, model=args.model, steps=T, batch=args.batch,
+                               hidden=args.hidden, lr=args.lr, threads=args.threads,
+                               torch_threads=mib if side == "torch" else args.threads,
+                               paths=paths,
                                dtype=args.dtype, compact=not args.dense, n=n,
-                               budget_mib=mib, schedule=sched, plain=args.plain,
+                               budget_mib=mib if side == "ours" else 0, schedule=sched,
+                               plain=args.plain,
                                out=os.path.join(tmp, "%s-%s-%d" % (side, sched.replace(" ", "_"), T)))
                     r = run_child(side, cfg, args.timeout)
                     r["out"] = cfg["out"]
@@ -409,29 +478,40 @@ def report(args, T, n, res):
         if "slots" in r:
             print("  %-22s %d checkpoint slots, %d steps recomputed, %d forward passes "
                   "from the memo" % ("", r["slots"], r["recomputed"], r["memo_hits"]))
-    t = res.get(("torch", "unrolled"), {})
+    torches = [(k, r) for k, r in res.items() if k[0] == "torch" and "error" not in r]
+    if torches:  # the fastest torch setting by its median metagradient time
+        best = min(torches, key=lambda kr: kr[1]["total_s"])
+        print("  fastest torch setting: %s %s" % best[0])
     for key, r in res.items():
         if key[0] != "ours" or "error" in r:
             continue
         name = "ours %s" % key[1]
-        if "error" in t or not t:
+        if not torches:
             print("  %s vs torch: torch failed, no ratio" % name)
             continue
-        line = "  %s / torch: time %.3fx, peak RSS %.3fx" % (
-            name, r["total_s"] / t["total_s"], r["rss"] / t["rss"])
-        pairs = [(a["total_s"] / b["total_s"]) for a, b in zip(r.get("runs", []),
-                                                                t.get("runs", []))
-                 if "error" not in a and "error" not in b]
-        if len(pairs) > 1:
-            line += " (per repeat %s; median %.3fx)" % (
-                " ".join("%.3f" % x for x in pairs), float(np.median(pairs)))
-        if args.mode == "mlp":
+        for (tside, tsched), t in torches:
+            line = "  %s / torch %s: metagradient time %.3fx, peak RSS %.3fx" % (
+                name, tsched, r["total_s"] / t["total_s"], r["rss"] / t["rss"])
+            pairs = [(a["total_s"] / b["total_s"]) for a, b in zip(r.get("runs", []),
+                                                                    t.get("runs", []))
+                     if "error" not in a and "error" not in b]
+            if len(pairs) > 1:
+                line += " (per repeat %s; median %.3fx)" % (
+                    " ".join("%.3f" % x for x in pairs), float(np.median(pairs)))
+            if "plain_s" in r and "plain_s" in t:
+                tp = [b["plain_s"] / a["plain_s"] for a, b in zip(r.get("runs", []),
+                                                                   t.get("runs", []))
+                      if "error" not in a and "error" not in b]
+                line += "; training images/s %.3fx" % (t["plain_s"] / r["plain_s"])
+                if len(tp) > 1:
+                    line += " (per repeat %s; median %.3fx)" % (
+                        " ".join("%.3f" % x for x in tp), float(np.median(tp)))
             lr_a, lr_b = np.load(r["out"] + ".lr.npy"), np.load(t["out"] + ".lr.npy")
             w_a, w_b = np.load(r["out"] + ".w.npy"), np.load(t["out"] + ".w.npy")
-            line += ("; phi %.6f vs %.6f; rel. error: LR metagradient %.2e, "
+            line += ("; phi %.6f vs %.6f; rel. difference: LR metagradient %.2e, "
                      "data-weight metagradient %.2e" % (r["phi"], t["phi"], rel(lr_a, lr_b),
                                                         rel(w_a, w_b)))
-        print(line)
+            print(line)
     sys.stdout.flush()
 
 
