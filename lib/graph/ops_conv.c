@@ -23,14 +23,13 @@
  * by side: col [K, nr N] holds the block's im2col matrices, and each pass
  * is one GEMM per block and term, with the activations moved between their
  * [rows, OC, N] layout and the GEMM's [OC, nr N] by rows of N elements.
- * One product over the block instead of nr small ones is what lets
- * OpenBLAS use every thread (a single example's product is below the size
- * at which mgr_gemm keeps it on one thread) and pays its per-call cost once
- * per block.  The block is bounded so that the scratch (a->scratch; see
- * conv2d_scratch) does not grow with the batch.  Each output element is
- * the same dot product as one example at a time; the parameter gradients
- * sum over the block's columns in one product, a different order than
- * example by example.
+ * A block pays the per-call cost once for several small images and gives
+ * wide layers products large enough for OpenBLAS's threads; it is bounded
+ * (MGR_CONV_BLOCK_ELEMS) because larger products than a cache holds ran
+ * slower, and so that the scratch (a->scratch; see conv2d_scratch) does
+ * not grow with the batch.  Each output element is the same dot product
+ * as one example at a time; the parameter gradients sum over the block's
+ * columns in one product, a different order than example by example.
  * Rules: docs/derivations.md, "Conv2d".
  *
  * Like every ops_<family>.c, this file is compiled three times: without
@@ -39,13 +38,18 @@
  */
 #include <stddef.h>
 
-/* Elements of scratch a block may use: 4 MiB in f32.  Large enough for
-   products that both threads work on (the small CNN's 8-channel layer:
-   15 examples, 8 x 11760 x 72), small enough to stay near the cache. */
-#define MGR_CONV_BLOCK_ELEMS ((size_t)1 << 20)
+/* Elements of scratch a block may use: 1 MiB in f32, about a core's L2.
+   Measured on the small CNN and the ResNet-9-style net of
+   bench/torch_compare.py (user time, 1 thread): blocks of 2^16, 2^18 and
+   2^20 elements within 5 % of each other, the largest the slowest.
+   Larger products leave OpenBLAS's in-cache small-matrix kernels (8 x 72 x
+   784: 110 GFLOP/s; 8 x 72 x 11760, 15 examples: 45-65 GFLOP/s) and gain
+   nothing from its second thread on 2 cores (docs/performance.md). */
+#define MGR_CONV_BLOCK_ELEMS ((size_t)1 << 18)
 
 /* Examples per block: the most whose scratch, (K + 2 OC) N elements each
-   (conv_scratch), fits in MGR_CONV_BLOCK_ELEMS; at least one.  A function
+   (conv_scratch), fits in MGR_CONV_BLOCK_ELEMS; at least one (then the
+   scratch is one example's, as large as the layer needs).  A function
    of the shapes only, so a chunk's blocks never depend on anything else. */
 static size_t conv_block_rows(size_t K, size_t OC, size_t N)
 {

@@ -201,17 +201,37 @@ static size_t max_index(const pool_dims *d, const real *xi, size_t oh, size_t ow
     return best;
 }
 
+/* max_index for 2 x 2 windows with stride 2 (the usual pooling), the same
+   comparisons in the same order without the general loop's index
+   arithmetic. */
+static inline size_t max_index_2x2(size_t W, const real *xi, size_t oh, size_t ow)
+{
+    size_t best = (2 * oh) * W + 2 * ow;
+    const size_t cand[3] = {best + 1, best + W, best + W + 1};
+    real bv = xi[best];
+    for (int t = 0; t < 3; t++) {
+        real v = xi[cand[t]];
+        if (v > bv || (v != v && bv == bv)) {
+            best = cand[t];
+            bv = v;
+        }
+    }
+    return best;
+}
+
 /* The four passes share one loop: for every output element o with window
    maximum m (found in x), mode 0: y[o] = src[m];  mode 1: dst[m] += src[o]. */
 static void max_pass(const R(mgr_op_args) *a, int mode, const real *src, real *dst)
 {
     pool_dims d = dims_of(a);
+    int k2 = d.k == 2 && d.s == 2;
     for (size_t im = 0; im < a->rows * d.C; im++) {
         const real *xi = a->x + im * d.H * d.W;
         size_t ib = im * d.H * d.W, ob = im * d.OH * d.OW;
         for (size_t oh = 0; oh < d.OH; oh++) {
             for (size_t ow = 0; ow < d.OW; ow++) {
-                size_t m = ib + max_index(&d, xi, oh, ow), o = ob + oh * d.OW + ow;
+                size_t m = ib + (k2 ? max_index_2x2(d.W, xi, oh, ow) : max_index(&d, xi, oh, ow));
+                size_t o = ob + oh * d.OW + ow;
                 if (mode == 0)
                     dst[o] = src[m];
                 else
