@@ -680,6 +680,36 @@ static void w_mgd_steps(void)
 {
     UNTOUCHED_NOCTX(mgrad_mgd_steps(NULL, (int64_t *)buf), MGRAD_ERR_NULL);
 }
+static void w_mgd_set_lr_schedule(void)
+{
+    FAILS(mgrad_mgd_set_lr_schedule(NULL, MGRAD_MGD_LR_CONSTANT, NULL, 0), MGRAD_ERR_NULL);
+    mgrad_mgd *mgd = walk_mgd();
+    FAILS_MSG(mgrad_mgd_set_lr_schedule(mgd, MGRAD_MGD_LR_COSINE, NULL, 2), MGRAD_ERR_NULL);
+    double one[1] = {1};
+    FAILS_MSG(mgrad_mgd_set_lr_schedule(mgd, MGRAD_MGD_LR_COSINE, one, 1), MGRAD_ERR_SIZE);
+    FAILS_MSG(mgrad_mgd_set_lr_schedule(mgd, (mgrad_mgd_lr_schedule)9, NULL, 0),
+              MGRAD_ERR_INVALID);
+    mgrad_mgd_destroy(mgd);
+}
+static void w_mgd_get_lr_schedule(void)
+{
+    UNTOUCHED_NOCTX(mgrad_mgd_get_lr_schedule(NULL, (mgrad_mgd_lr_schedule *)buf, NULL, 0),
+                    MGRAD_ERR_NULL);
+    mgrad_mgd *mgd = walk_mgd();
+    FAILS_MSG(mgrad_mgd_get_lr_schedule(mgd, NULL, NULL, 0), MGRAD_ERR_NULL);
+    ck_assert_int_eq(mgrad_mgd_set_lr_schedule(mgd, MGRAD_MGD_LR_STEP, NULL, 0), MGRAD_OK);
+    UNTOUCHED(mgrad_mgd_get_lr_schedule(mgd, (mgrad_mgd_lr_schedule *)buf, (double *)(buf + 64),
+                                        1),
+              MGRAD_ERR_SIZE);
+    mgrad_mgd_destroy(mgd);
+}
+static void w_mgd_step_size(void)
+{
+    UNTOUCHED_NOCTX(mgrad_mgd_step_size(NULL, (double *)buf), MGRAD_ERR_NULL);
+    mgrad_mgd *mgd = walk_mgd();
+    FAILS_MSG(mgrad_mgd_step_size(mgd, NULL), MGRAD_ERR_NULL);
+    mgrad_mgd_destroy(mgd);
+}
 static void w_dataset_load_idx(void)
 {
     mgrad_dataset **out = (mgrad_dataset **)buf;
@@ -1012,6 +1042,45 @@ static void w_meta_gather_grad(void)
     ck_assert(memcmp(g, ref, (size_t)T * sizeof *g) == 0);
 }
 
+/* metagrad/score.h */
+static void w_score_options_init(void)
+{
+    FAILS(mgrad_score_options_init(NULL, MGRAD_SCORE_OPTIONS_VERSION), MGRAD_ERR_NULL);
+    UNTOUCHED_NOCTX(mgrad_score_options_init((mgrad_score_options *)buf, 2),
+                    MGRAD_ERR_VERSION);
+}
+static void w_score_run(void)
+{
+    /* out and per_seed live in the sentinel buffer: its version word is the
+       sentinel, so a call that got past validation would be refused there */
+    mgrad_score *out = (mgrad_score *)buf;
+    double *per_seed = (double *)(buf + 256);
+    const mgrad_dataset *eval[1] = {A.val};
+    mgrad_run_options o = MGRAD_RUN_OPTIONS_INIT;
+    o.steps = 3;
+    o.batch_size = 2;
+    mgrad_score_options so = MGRAD_SCORE_OPTIONS_INIT;
+    so.seeds = 2;
+    UNTOUCHED_NOCTX(mgrad_score_run(NULL, A.train, &o, &so, eval, 1, out, per_seed),
+                    MGRAD_ERR_NULL);
+    UNTOUCHED_NOCTX(mgrad_score_run(A.model, NULL, &o, &so, eval, 1, out, per_seed),
+                    MGRAD_ERR_NULL);
+    UNTOUCHED_NOCTX(mgrad_score_run(A.model, A.train, NULL, &so, eval, 1, out, per_seed),
+                    MGRAD_ERR_NULL);
+    UNTOUCHED_NOCTX(mgrad_score_run(A.model, A.train, &o, &so, NULL, 1, out, per_seed),
+                    MGRAD_ERR_NULL);
+    FAILS(mgrad_score_run(A.model, A.train, &o, &so, eval, 1, NULL, per_seed), MGRAD_ERR_NULL);
+    UNTOUCHED(mgrad_score_run(A.model, A.train, &o, &so, eval, 1, out, per_seed),
+              MGRAD_ERR_VERSION);
+    so.seeds = 0;
+    UNTOUCHED(mgrad_score_run(A.model, A.train, &o, &so, eval, 1, out, per_seed),
+              MGRAD_ERR_INVALID);
+    so.seeds = 2;
+    o.steps = 0;
+    UNTOUCHED(mgrad_score_run(A.model, A.train, &o, &so, eval, 1, out, per_seed),
+              MGRAD_ERR_INVALID);
+}
+
 #define W(name) {"mgrad_" #name, w_##name}
 static const walk WALKS[] = {
     W(status_string),
@@ -1082,6 +1151,9 @@ static const walk WALKS[] = {
     W(mgd_run),
     W(mgd_best),
     W(mgd_steps),
+    W(mgd_set_lr_schedule),
+    W(mgd_get_lr_schedule),
+    W(mgd_step_size),
     W(dataset_load_idx),
     W(dataset_load_npy),
     W(dataset_load_csv),
@@ -1134,6 +1206,8 @@ static const walk WALKS[] = {
     W(run_set_communicator_fortran),
     W(run_mpi_info),
     W(meta_gather_grad),
+    W(score_options_init),
+    W(score_run),
 };
 #define NWALKS ((int)(sizeof WALKS / sizeof WALKS[0]))
 

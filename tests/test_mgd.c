@@ -433,17 +433,20 @@ START_TEST(test_settings_ranges)
     ck_assert_int_eq(mgrad_run_add_meta(&counts, fx.run, MGRAD_META_DATA_WEIGHTS, NULL),
                      MGRAD_OK);
     const mgrad_mgd_method methods[] = {MGRAD_MGD_SIGN, MGRAD_MGD_ADAM, MGRAD_MGD_SGD,
-                                        MGRAD_MGD_EXCHANGE};
-    const char *names[] = {"lr",  "mask_prob", "beta1",    "beta2",
-                           "eps", "exchange",  "maximize", "reshuffle"};
-    for (int mi = 0; mi < 4; mi++) {
+                                        MGRAD_MGD_EXCHANGE, MGRAD_MGD_KEEP_DROP};
+    const char *names[] = {"lr",       "mask_prob", "beta1",      "beta2",      "eps",
+                           "exchange", "maximize",  "reshuffle", "best_orders"};
+    for (int mi = 0; mi < 5; mi++) {
         mgrad_mgd *mgd = NULL;
         ck_assert_int_eq(mgrad_mgd_create(&mgd, counts, methods[mi]), MGRAD_OK);
         mgrad_mgd_method got = 0;
         ck_assert_int_eq(mgrad_mgd_method_of(mgd, &got), MGRAD_OK);
         ck_assert_int_eq(got, methods[mi]);
-        for (int key = MGRAD_MGD_PARAM_LR; key <= MGRAD_MGD_PARAM_RESHUFFLE; key++) {
+        for (int key = MGRAD_MGD_PARAM_LR; key <= MGRAD_MGD_PARAM_BEST_ORDERS; key++) {
             mgrad_mgd_param_info in = MGRAD_MGD_PARAM_INFO_INIT;
+            /* BEST_ORDERS > 0 needs RESHUFFLE on (the fixture allows it) */
+            if (key == MGRAD_MGD_PARAM_BEST_ORDERS)
+                ck_assert_int_eq(mgrad_mgd_set_int(mgd, MGRAD_MGD_PARAM_RESHUFFLE, 1), MGRAD_OK);
             ck_assert_int_eq(mgrad_mgd_get_param_info(mgd, key, &in), MGRAD_OK);
             ck_assert_str_eq(in.name, names[key - 1]);
             double now = 0;
@@ -500,16 +503,18 @@ START_TEST(test_settings_ranges)
                              : key >= MGRAD_MGD_PARAM_BETA1 && key <= MGRAD_MGD_PARAM_EPS
                                  ? methods[mi] == MGRAD_MGD_ADAM
                              : key == MGRAD_MGD_PARAM_EXCHANGE
-                                 ? methods[mi] == MGRAD_MGD_EXCHANGE
-                                 : 1);
+                                 ? methods[mi] == MGRAD_MGD_EXCHANGE ||
+                                       methods[mi] == MGRAD_MGD_KEEP_DROP
+                             : key == MGRAD_MGD_PARAM_LR ? methods[mi] != MGRAD_MGD_KEEP_DROP
+                                                         : 1);
             if (key == MGRAD_MGD_PARAM_EXCHANGE) ck_assert_double_eq(in.max, N / 2);
         }
         /* the documented defaults */
         mgrad_mgd_param_info in = MGRAD_MGD_PARAM_INFO_INIT;
-        const double defaults[] = {0.01, 1, 0.9, 0.999, 1e-8, 1, 0, 0};
+        const double defaults[] = {0.01, 1, 0.9, 0.999, 1e-8, 1, 0, 0, 0};
         mgrad_mgd *fresh = NULL;
         ck_assert_int_eq(mgrad_mgd_create(&fresh, counts, methods[mi]), MGRAD_OK);
-        for (int key = MGRAD_MGD_PARAM_LR; key <= MGRAD_MGD_PARAM_RESHUFFLE; key++) {
+        for (int key = MGRAD_MGD_PARAM_LR; key <= MGRAD_MGD_PARAM_BEST_ORDERS; key++) {
             ck_assert_int_eq(mgrad_mgd_get_param_info(fresh, key, &in), MGRAD_OK);
             ck_assert_double_eq(in.default_value, defaults[key - 1]);
         }
@@ -657,6 +662,313 @@ START_TEST(test_heldout_checked)
 }
 END_TEST
 
+/* Schedules of the meta step: mgrad_mgd_step_size follows f(k) as written
+   in mgd.h, the update uses it (two SGD steps written out here), and the
+   schedule continues from the step count when LR changes between steps. */
+static double factor_of(int kind, const double *p, int k)
+{
+    if (kind == MGRAD_MGD_LR_COSINE)
+        return p[1] + (1 - p[1]) * 0.5 * (1 + cos(3.14159265358979323846 * fmin(k, p[0]) / p[0]));
+    if (kind == MGRAD_MGD_LR_STEP) return pow(p[1], floor(k / p[0]));
+    if (kind == MGRAD_MGD_LR_INV_SQRT) return 1 / sqrt(1 + k / p[0]);
+    return 1;
+}
+
+START_TEST(test_meta_lr_schedules)
+{
+    double z0[T], z1[T], z2[T], g0[T], g1[T];
+    for (int t = 0; t < T; t++) z0[t] = 0.05;
+    lr_grad_at(z0, g0);
+    fixture fx;
+    setup(&fx, 0);
+    mgrad_meta *lr = NULL;
+    ck_assert_int_eq(mgrad_run_add_meta(&lr, fx.run, MGRAD_META_LR_SCHEDULE, NULL), MGRAD_OK);
+    mgrad_mgd *mgd = NULL;
+    ck_assert_int_eq(mgrad_mgd_create(&mgd, lr, MGRAD_MGD_SGD), MGRAD_OK);
+    double cosp[2] = {3, 0.2};
+    ck_assert_int_eq(mgrad_mgd_set_real(mgd, MGRAD_MGD_PARAM_LR, 0.01), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_set_lr_schedule(mgd, MGRAD_MGD_LR_COSINE, cosp, 2), MGRAD_OK);
+    double step = 0;
+    ck_assert_int_eq(mgrad_mgd_step_size(mgd, &step), MGRAD_OK);
+    ck_assert_double_eq(step, 0.01);
+    ck_assert_int_eq(mgrad_mgd_step(mgd, NULL), MGRAD_OK);
+    ck_assert_int_eq(mgrad_meta_get_value(lr, MGRAD_DTYPE_F64, z1, T), MGRAD_OK);
+    for (int t = 0; t < T; t++) ck_assert_double_eq(z1[t], z0[t] - 0.01 * g0[t]);
+    /* a new LR keeps the schedule's position: step 1 uses 0.02 · f(1) */
+    ck_assert_int_eq(mgrad_mgd_set_real(mgd, MGRAD_MGD_PARAM_LR, 0.02), MGRAD_OK);
+    double f1 = factor_of(MGRAD_MGD_LR_COSINE, cosp, 1);
+    ck_assert(f1 < 1 && f1 > 0.2);
+    ck_assert_int_eq(mgrad_mgd_step_size(mgd, &step), MGRAD_OK);
+    ck_assert(fabs(step - 0.02 * f1) <= 1e-17);
+    ck_assert_int_eq(mgrad_mgd_step(mgd, NULL), MGRAD_OK);
+    ck_assert_int_eq(mgrad_meta_get_value(lr, MGRAD_DTYPE_F64, z2, T), MGRAD_OK);
+    lr_grad_at(z1, g1);
+    for (int t = 0; t < T; t++) ck_assert(fabs(z2[t] - (z1[t] - step * g1[t])) <= 1e-17);
+    /* each kind's factor over the steps, from the current step count (2) on */
+    const int kinds[] = {MGRAD_MGD_LR_CONSTANT, MGRAD_MGD_LR_COSINE, MGRAD_MGD_LR_STEP,
+                         MGRAD_MGD_LR_INV_SQRT};
+    const double params[4][2] = {{0, 0}, {4, 0.1}, {2, 0.5}, {3, 0}};
+    const int64_t counts[4] = {0, 2, 2, 1};
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(mgrad_mgd_set_lr_schedule(mgd, kinds[i], counts[i] ? params[i] : NULL,
+                                                   counts[i]),
+                         MGRAD_OK);
+        mgrad_mgd_lr_schedule kind = 0;
+        double got[2] = {-1, -1};
+        ck_assert_int_eq(mgrad_mgd_get_lr_schedule(mgd, &kind, got, 2), MGRAD_OK);
+        ck_assert_int_eq(kind, kinds[i]);
+        for (int j = 0; j < counts[i]; j++) ck_assert_double_eq(got[j], params[i][j]);
+        ck_assert_int_eq(mgrad_mgd_step_size(mgd, &step), MGRAD_OK);
+        ck_assert_double_eq(step, 0.02 * factor_of(kinds[i], params[i], 2));
+    }
+    /* the documented defaults, and refusals that keep the schedule */
+    const double defaults[4][2] = {{0, 0}, {100, 0}, {10, 0.5}, {1, 0}};
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(mgrad_mgd_set_lr_schedule(mgd, kinds[i], NULL, 0), MGRAD_OK);
+        double got[2] = {-1, -1};
+        mgrad_mgd_lr_schedule kind = 0;
+        ck_assert_int_eq(mgrad_mgd_get_lr_schedule(mgd, &kind, got, 2), MGRAD_OK);
+        for (int j = 0; j < counts[i]; j++) ck_assert_double_eq(got[j], defaults[i][j]);
+    }
+    double bad[][2] = {{0.5, 0}, {4, 1.5}, {NAN, 0}};
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(mgrad_mgd_set_lr_schedule(mgd, MGRAD_MGD_LR_COSINE, bad[i], 2),
+                         MGRAD_ERR_INVALID);
+    double bstep[][2] = {{1.5, 0.5}, {2, 0}, {2, 1.5}};
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(mgrad_mgd_set_lr_schedule(mgd, MGRAD_MGD_LR_STEP, bstep[i], 2),
+                         MGRAD_ERR_INVALID);
+    double k0[1] = {0};
+    ck_assert_int_eq(mgrad_mgd_set_lr_schedule(mgd, MGRAD_MGD_LR_INV_SQRT, k0, 1),
+                     MGRAD_ERR_INVALID);
+    ck_assert_int_eq(mgrad_mgd_set_lr_schedule(mgd, MGRAD_MGD_LR_INV_SQRT, cosp, 2),
+                     MGRAD_ERR_SIZE);
+    mgrad_mgd_lr_schedule kind = 0;
+    ck_assert_int_eq(mgrad_mgd_get_lr_schedule(mgd, &kind, NULL, 0), MGRAD_OK);
+    ck_assert_int_eq(kind, MGRAD_MGD_LR_INV_SQRT);
+    mgrad_mgd_destroy(mgd);
+    teardown(&fx);
+}
+END_TEST
+
+/* A 0/1 start of K ones over the training rows (every other of the first
+   2K), as data weights. */
+static void start_subset(mgrad_meta *w, int K, double *z)
+{
+    for (int i = 0; i < N; i++) z[i] = i < 2 * K && i % 2 == 0;
+    ck_assert_int_eq(mgrad_meta_set_value(w, MGRAD_DTYPE_F64, z, N), MGRAD_OK);
+}
+
+/* KEEP_DROP: each step is the swap rule of mgd.h computed here from the
+   same gradient; the selection keeps exactly K distinct examples; values
+   that are not 0/1, projections and step sizes are refused. */
+START_TEST(test_keep_drop)
+{
+    enum { K = 20, M = 4 };
+    fixture fx;
+    setup(&fx, 0.25);
+    mgrad_meta *w = NULL, *pool = NULL;
+    ck_assert_int_eq(mgrad_run_add_meta(&w, fx.run, MGRAD_META_DATA_WEIGHTS, NULL), MGRAD_OK);
+    mgrad_meta_options mo = MGRAD_META_OPTIONS_INIT;
+    mo.step = T - 5;
+    ck_assert_int_eq(mgrad_run_add_meta(&pool, fx.run, MGRAD_META_POOL_WEIGHTS, &mo), MGRAD_OK);
+    double z[N], g[N], after[N];
+    start_subset(w, K, z);
+    mgrad_mgd *mgd = NULL;
+    ck_assert_int_eq(mgrad_mgd_create(&mgd, w, MGRAD_MGD_KEEP_DROP), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_set_int(mgd, MGRAD_MGD_PARAM_EXCHANGE, M), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_set_gradient_from(mgd, pool), MGRAD_OK);
+    int total_swaps = 0;
+    for (int step = 0; step < 6; step++) {
+        /* the gradient the step will see (same value, same batch order) */
+        ck_assert_int_eq(mgrad_meta_get_value(w, MGRAD_DTYPE_F64, z, N), MGRAD_OK);
+        ck_assert_int_eq(mgrad_run_train(fx.run, NULL), MGRAD_OK);
+        ck_assert_int_eq(mgrad_run_reverse(fx.run), MGRAD_OK);
+        ck_assert_int_eq(mgrad_meta_get_grad(pool, MGRAD_DTYPE_F64, g, N), MGRAD_OK);
+        ck_assert_int_eq(mgrad_mgd_step(mgd, NULL), MGRAD_OK);
+        ck_assert_int_eq(mgrad_meta_get_value(w, MGRAD_DTYPE_F64, after, N), MGRAD_OK);
+        /* expected: kept by descending g, dropped by ascending g, ties by
+           index; swap pairwise while g_dropped < g_kept */
+        int kept[N], dropped[N], nk = 0, nd = 0;
+        for (int i = 0; i < N; i++) {
+            if (z[i] == 1)
+                kept[nk++] = i;
+            else
+                dropped[nd++] = i;
+        }
+        for (int a = 0; a < nk; a++)
+            for (int b = a + 1; b < nk; b++)
+                if (g[kept[b]] > g[kept[a]] || (g[kept[b]] == g[kept[a]] && kept[b] < kept[a])) {
+                    int t = kept[a];
+                    kept[a] = kept[b];
+                    kept[b] = t;
+                }
+        for (int a = 0; a < nd; a++)
+            for (int b = a + 1; b < nd; b++)
+                if (g[dropped[b]] < g[dropped[a]] ||
+                    (g[dropped[b]] == g[dropped[a]] && dropped[b] > dropped[a])) {
+                    int t = dropped[a];
+                    dropped[a] = dropped[b];
+                    dropped[b] = t;
+                }
+        double want[N];
+        memcpy(want, z, sizeof want);
+        for (int p = 0; p < M && p < nk && p < nd && g[dropped[p]] < g[kept[p]]; p++) {
+            want[kept[p]] = 0;
+            want[dropped[p]] = 1;
+            total_swaps++;
+        }
+        int ones = 0;
+        for (int i = 0; i < N; i++) {
+            ck_assert_double_eq(after[i], want[i]);
+            ck_assert(after[i] == 0 || after[i] == 1); /* a set: no example twice */
+            ones += after[i] == 1;
+        }
+        ck_assert_int_eq(ones, K);
+    }
+    ck_assert_int_gt(total_swaps, 0);
+    /* no step size, no projection; a start that is not 0/1 is refused and kept */
+    ck_assert_int_eq(mgrad_mgd_set_real(mgd, MGRAD_MGD_PARAM_LR, 1), MGRAD_ERR_INVALID);
+    ck_assert_int_eq(mgrad_mgd_set_lr_schedule(mgd, MGRAD_MGD_LR_STEP, NULL, 0),
+                     MGRAD_ERR_INVALID);
+    ck_assert_int_eq(mgrad_mgd_set_projection(mgd, MGRAD_PROJECT_BOX, NULL, 0),
+                     MGRAD_ERR_INVALID);
+    double step = -1;
+    ck_assert_int_eq(mgrad_mgd_step_size(mgd, &step), MGRAD_OK);
+    ck_assert_double_eq(step, 0);
+    z[3] = 2;
+    ck_assert_int_eq(mgrad_meta_set_value(w, MGRAD_DTYPE_F64, z, N), MGRAD_OK);
+    int64_t steps_before = 0, steps_after = 0;
+    ck_assert_int_eq(mgrad_mgd_steps(mgd, &steps_before), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_step(mgd, NULL), MGRAD_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(mgrad_context_last_error(fx.ctx), "entry 3"));
+    ck_assert_int_eq(mgrad_mgd_steps(mgd, &steps_after), MGRAD_OK);
+    ck_assert_int_eq(steps_after, steps_before);
+    ck_assert_int_eq(mgrad_meta_get_value(w, MGRAD_DTYPE_F64, after, N), MGRAD_OK);
+    ck_assert_double_eq(after[3], 2);
+    mgrad_mgd_destroy(mgd);
+    teardown(&fx);
+}
+END_TEST
+
+/* EXCHANGE under a BOX keeps the budget: a 0/1 start of K with BOX {0, 1}
+   ends with K (the clipping projection used to cut it: 400 → 394 in the
+   issue); a start outside the box is refused; FIXED_SUM and TOP_K are
+   refused.  Without a box, counts form a multiset: fewer distinct
+   examples than units. */
+START_TEST(test_exchange_budget_under_projection)
+{
+    enum { K = 20 };
+    fixture fx;
+    setup(&fx, 0.25);
+    mgrad_meta *w = NULL;
+    ck_assert_int_eq(mgrad_run_add_meta(&w, fx.run, MGRAD_META_DATA_WEIGHTS, NULL), MGRAD_OK);
+    double z[N];
+    for (int box = 0; box < 2; box++) {
+        start_subset(w, K, z);
+        mgrad_mgd *mgd = NULL;
+        ck_assert_int_eq(mgrad_mgd_create(&mgd, w, MGRAD_MGD_EXCHANGE), MGRAD_OK);
+        ck_assert_int_eq(mgrad_mgd_set_real(mgd, MGRAD_MGD_PARAM_LR, 1), MGRAD_OK);
+        ck_assert_int_eq(mgrad_mgd_set_int(mgd, MGRAD_MGD_PARAM_EXCHANGE, 6), MGRAD_OK);
+        if (box)
+            ck_assert_int_eq(mgrad_mgd_set_projection(mgd, MGRAD_PROJECT_BOX, NULL, 0),
+                             MGRAD_OK);
+        ck_assert_int_eq(mgrad_mgd_run(mgd, 4), MGRAD_OK);
+        ck_assert_int_eq(mgrad_meta_get_value(w, MGRAD_DTYPE_F64, z, N), MGRAD_OK);
+        double total = 0, top = 0;
+        int distinct = 0;
+        for (int i = 0; i < N; i++) {
+            ck_assert(z[i] >= 0 && z[i] == floor(z[i]));
+            total += z[i];
+            top = fmax(top, z[i]);
+            distinct += z[i] > 0;
+        }
+        ck_assert_double_eq(total, K);
+        if (box) {
+            ck_assert_double_eq(top, 1);
+            ck_assert_int_eq(distinct, K);
+            /* a start outside the box: refused before training, value kept */
+            z[0] = 3;
+            ck_assert_int_eq(mgrad_meta_set_value(w, MGRAD_DTYPE_F64, z, N), MGRAD_OK);
+            ck_assert_int_eq(mgrad_mgd_step(mgd, NULL), MGRAD_ERR_INVALID);
+            ck_assert_ptr_nonnull(strstr(mgrad_context_last_error(fx.ctx), "BOX"));
+            double again[N];
+            ck_assert_int_eq(mgrad_meta_get_value(w, MGRAD_DTYPE_F64, again, N), MGRAD_OK);
+            ck_assert_double_eq(again[0], 3);
+        } else {
+            /* the multiset: some example holds several units */
+            ck_assert(top > 1);
+            ck_assert_int_lt(distinct, K);
+        }
+        double one[1] = {K};
+        ck_assert_int_eq(mgrad_mgd_set_projection(mgd, MGRAD_PROJECT_FIXED_SUM, one, 1),
+                         MGRAD_ERR_INVALID);
+        ck_assert_int_eq(mgrad_mgd_set_projection(mgd, MGRAD_PROJECT_TOP_K, one, 1),
+                         MGRAD_ERR_INVALID);
+        ck_assert_int_eq(mgrad_mgd_set_projection(mgd, MGRAD_PROJECT_NONNEGATIVE, NULL, 0),
+                         MGRAD_OK);
+        mgrad_mgd_destroy(mgd);
+    }
+    teardown(&fx);
+}
+END_TEST
+
+typedef struct score_log {
+    int calls;
+    double score[8];
+} score_log;
+
+static int on_score(int64_t step, double phi, double score, double seconds, void *ud)
+{
+    (void)step, (void)phi, (void)seconds;
+    score_log *p = ud;
+    p->score[p->calls++] = score;
+    return 0;
+}
+
+/* BEST_ORDERS: with reshuffle, the same iterate scored at two different
+   steps gets the same score when it is scored on fixed orders, and
+   different scores without (each step trains on its own order). */
+START_TEST(test_best_orders)
+{
+    fixture fx;
+    setup(&fx, 0);
+    mgrad_meta *lr = NULL;
+    ck_assert_int_eq(mgrad_run_add_meta(&lr, fx.run, MGRAD_META_LR_SCHEDULE, NULL), MGRAD_OK);
+    double z0[T], best[T];
+    ck_assert_int_eq(mgrad_meta_get_value(lr, MGRAD_DTYPE_F64, z0, T), MGRAD_OK);
+    for (int orders = 0; orders <= 2; orders += 2) {
+        mgrad_mgd *mgd = NULL;
+        ck_assert_int_eq(mgrad_mgd_create(&mgd, lr, MGRAD_MGD_SGD), MGRAD_OK);
+        /* without reshuffle there is nothing to fix: refused */
+        ck_assert_int_eq(mgrad_mgd_set_int(mgd, MGRAD_MGD_PARAM_BEST_ORDERS, 1),
+                         MGRAD_ERR_INVALID);
+        ck_assert_int_eq(mgrad_mgd_set_int(mgd, MGRAD_MGD_PARAM_RESHUFFLE, 1), MGRAD_OK);
+        ck_assert_int_eq(mgrad_mgd_set_int(mgd, MGRAD_MGD_PARAM_BEST_ORDERS, orders), MGRAD_OK);
+        ck_assert_int_eq(mgrad_mgd_set_heldout(mgd, fx.val), MGRAD_OK);
+        score_log log = {0, {0}};
+        ck_assert_int_eq(mgrad_mgd_set_progress(mgd, on_score, &log), MGRAD_OK);
+        ck_assert_int_eq(mgrad_mgd_run(mgd, 1), MGRAD_OK); /* step 0 scores z0 */
+        ck_assert_int_eq(mgrad_meta_set_value(lr, MGRAD_DTYPE_F64, z0, T), MGRAD_OK);
+        ck_assert_int_eq(mgrad_mgd_run(mgd, 1), MGRAD_OK); /* step 1 scores z0 again */
+        ck_assert_int_eq(log.calls, 2);
+        if (orders)
+            ck_assert_double_eq(log.score[0], log.score[1]);
+        else
+            ck_assert(log.score[0] != log.score[1]);
+        double s_best = 0;
+        ck_assert_int_eq(mgrad_mgd_best(mgd, MGRAD_DTYPE_F64, best, T, &s_best), MGRAD_OK);
+        ck_assert(s_best <= log.score[0] && s_best <= log.score[1]);
+        if (orders)
+            ck_assert_int_eq(mgrad_mgd_set_int(mgd, MGRAD_MGD_PARAM_RESHUFFLE, 0),
+                             MGRAD_ERR_INVALID);
+        mgrad_mgd_destroy(mgd);
+        ck_assert_int_eq(mgrad_meta_set_value(lr, MGRAD_DTYPE_F64, z0, T), MGRAD_OK);
+    }
+    teardown(&fx);
+}
+END_TEST
+
 START_TEST(test_misuse)
 {
     fixture fx;
@@ -721,6 +1033,10 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_projection_settings);
     tcase_add_test(tc, test_change_between_steps);
     tcase_add_test(tc, test_heldout_checked);
+    tcase_add_test(tc, test_meta_lr_schedules);
+    tcase_add_test(tc, test_keep_drop);
+    tcase_add_test(tc, test_exchange_budget_under_projection);
+    tcase_add_test(tc, test_best_orders);
     tcase_add_test(tc, test_misuse);
     suite_add_tcase(s, tc);
     return s;

@@ -9,14 +9,29 @@
  *     g = dφ/dz (from the gradient source, default the metaparameter itself);
  *     z ← project(update(z, g))
  * Updates (minimising φ; with MAXIMIZE = 1 the gradient's sign is flipped and
- * the best iterate is the highest-scoring one):
+ * the best iterate is the highest-scoring one; lr is LR times the factor of
+ * the meta step-size schedule at this step, mgrad_mgd_set_lr_schedule):
  *     SIGN      z ← z − lr · sign(g) ⊙ m,  m_i ~ Bernoulli(mask_prob)
  *     ADAM      Adam on g with lr, beta1, beta2, eps (bias-corrected)
  *     SGD       z ← z − lr · g
- *     EXCHANGE  fixed-budget data selection: move `lr` (rounded, >= 1) units
- *               of count from each of the `exchange` entries with the largest
- *               g (among those with count > 0) to each of the `exchange`
- *               entries with the smallest g; the total is unchanged
+ *     EXCHANGE  fixed-budget data selection on counts: pair the r-th largest
+ *               g among the entries that can give (z > lo) with the r-th
+ *               smallest among those that can take (z < hi), r < `exchange`,
+ *               and move min(round(lr) (>= 1), z_give − lo, hi − z_take)
+ *               units of count within each pair; lo = 0 and hi = ∞, or the
+ *               BOX's bounds (lo at least 0).  The total is unchanged (exactly
+ *               for integer counts) under every projection EXCHANGE accepts
+ *               (NONE, NONNEGATIVE, BOX; a step from a value outside the BOX
+ *               is refused).  Counts are a multiset: an entry may gain
+ *               several units, so the number of distinct examples selected
+ *               (nonzero counts) can fall below the total.
+ *     KEEP_DROP exact-size subset selection: z is a 0/1 vector (a step from
+ *               any other value is refused) whose K ones are the selected
+ *               examples; swap the kept entry with the largest g for the
+ *               dropped entry with the smallest g, up to `exchange` pairs,
+ *               while g_dropped < g_kept (the swap lowers φ to first order).
+ *               K is unchanged and no example is selected twice.  No step
+ *               size (LR and its schedule are refused), no projection.
  *
  * Data selection.  The paper's Algorithm 1 (Engstrom et al. 2025) is
  *     c ← max(0, c − sign(g) ⊙ m),  m_i ~ Bernoulli(p),
@@ -27,7 +42,9 @@
  * EXCHANGE (LR 1, EXCHANGE = entries swapped per step), which keeps the total
  * exactly; examples/data_selection.c and examples/python/data_selection.py
  * use EXCHANGE, because their selection must hold exactly K examples to be
- * compared with baselines that select K (docs/applications.md).
+ * compared with baselines that select K (docs/applications.md).  EXCHANGE's
+ * K units may sit on fewer than K distinct examples; KEEP_DROP selects
+ * exactly K distinct ones.
  *
  * Configuration.  The method is fixed when the optimiser is created; every
  * other setting has a default and a typed setter:
@@ -49,7 +66,7 @@
  * iterate, Adam's moments m and v (a new BETA1/BETA2 applies to the next
  * moment update, and bias correction uses the new β with the total step
  * count), and the best iterate, except where a change makes scores
- * incomparable: a new held-out set or a new MAXIMIZE forgets the best
+ * incomparable: a new held-out set, MAXIMIZE or BEST_ORDERS forgets the best
  * iterate (mgrad_mgd_best then fails with MGRAD_ERR_ORDER until the next step
  * scores one).  A new projection is applied after the next update; the
  * current iterate is not re-projected.  The basis can only be set before
@@ -72,7 +89,8 @@ typedef enum mgrad_mgd_method {
     MGRAD_MGD_SIGN = 1,
     MGRAD_MGD_ADAM = 2,
     MGRAD_MGD_SGD = 3,
-    MGRAD_MGD_EXCHANGE = 4
+    MGRAD_MGD_EXCHANGE = 4,
+    MGRAD_MGD_KEEP_DROP = 5
 } mgrad_mgd_method;
 
 typedef enum mgrad_projection {
@@ -90,12 +108,14 @@ typedef enum mgrad_projection {
  * metaparameter of `size` values, optimising n values: n = size, or the
  * basis dimension):
  *   key         type  methods   range                  default
- *   LR          real  all       (0, ∞)                 0.01
+ *   LR          real  all but   (0, ∞)                 0.01
+ *                     KEEP_DROP
  *   MASK_PROB   real  SIGN      (0, 1]                 1
  *   BETA1       real  ADAM      [0, 1)                 0.9
  *   BETA2       real  ADAM      [0, 1)                 0.999
  *   EPS         real  ADAM      (0, ∞)                 1e-8
- *   EXCHANGE    int   EXCHANGE  [1, size/2]            1   entries moved per step
+ *   EXCHANGE    int   EXCHANGE, [1, size/2]            1   pairs exchanged per step
+ *                     KEEP_DROP
  *   MAXIMIZE    int   all       {0, 1}                 0   1: maximise φ (e.g. data
  *                                                          poisoning); the best
  *                                                          iterate is the highest
@@ -103,7 +123,18 @@ typedef enum mgrad_projection {
  *                     with a new batch order (the run's shuffle seed becomes a
  *                     function of the seed and the step), so that the result
  *                     does not fit one batch order; iterates are then scored on
- *                     different orders.  Needs a run without explicit batches.
+ *                     different orders (see BEST_ORDERS).  Needs a run without
+ *                     explicit batches.
+ *   BEST_ORDERS int   all       [0, 64]                0   0: score each iterate on the
+ *                     training that gives its metagradient (with RESHUFFLE, a
+ *                     different order per iterate).  k > 0 (needs RESHUFFLE = 1;
+ *                     RESHUFFLE cannot be turned off while k > 0): score every
+ *                     iterate by the mean score of k extra trainings on k fixed
+ *                     batch orders (the same for every iterate, drawn from the
+ *                     seed), so that the best iterate compares like with like.
+ *                     Costs k more trainings per meta-step (and k for the final
+ *                     iterate of mgrad_mgd_run).  A change forgets the best
+ *                     iterate.
  * A key of another method is refused (MGRAD_ERR_INVALID), so that a setting
  * cannot be silently ignored.
  */
@@ -115,7 +146,8 @@ typedef enum mgrad_mgd_param {
     MGRAD_MGD_PARAM_EPS = 5,
     MGRAD_MGD_PARAM_EXCHANGE = 6,
     MGRAD_MGD_PARAM_MAXIMIZE = 7,
-    MGRAD_MGD_PARAM_RESHUFFLE = 8
+    MGRAD_MGD_PARAM_RESHUFFLE = 8,
+    MGRAD_MGD_PARAM_BEST_ORDERS = 9
 } mgrad_mgd_param;
 
 /**
@@ -133,8 +165,8 @@ typedef int (*mgrad_mgd_progress_fn)(int64_t step, double phi, double score,
  * with update rule `method` and every other setting at its default.
  * @param[out] out  owned by the caller (mgrad_mgd_destroy).
  * @return MGRAD_OK; MGRAD_ERR_NULL; MGRAD_ERR_INVALID (not an
- *         mgrad_mgd_method; EXCHANGE on a metaparameter of fewer than 2
- *         values); MGRAD_ERR_NOMEM.
+ *         mgrad_mgd_method; EXCHANGE or KEEP_DROP on a metaparameter of
+ *         fewer than 2 values); MGRAD_ERR_NOMEM.
  */
 MGRAD_API mgrad_status mgrad_mgd_create(mgrad_mgd **out, mgrad_meta *meta,
                                         mgrad_mgd_method method);
@@ -187,8 +219,9 @@ MGRAD_API mgrad_status mgrad_mgd_get_real(const mgrad_mgd *mgd, mgrad_mgd_param 
                                           double *out);
 
 /**
- * Set an integer key (EXCHANGE, MAXIMIZE, RESHUFFLE).  RESHUFFLE = 1 on a
- * run with explicit batches is refused.
+ * Set an integer key (EXCHANGE, MAXIMIZE, RESHUFFLE, BEST_ORDERS).
+ * RESHUFFLE = 1 on a run with explicit batches is refused, and so are
+ * BEST_ORDERS > 0 without RESHUFFLE and RESHUFFLE = 0 with BEST_ORDERS > 0.
  * @return as mgrad_mgd_set_real.  Nothing changes on failure.
  */
 MGRAD_API mgrad_status mgrad_mgd_set_int(mgrad_mgd *mgd, mgrad_mgd_param key, int64_t value);
@@ -198,8 +231,55 @@ MGRAD_API mgrad_status mgrad_mgd_get_int(const mgrad_mgd *mgd, mgrad_mgd_param k
                                          int64_t *out);
 
 /**
+ * Schedules of the meta step size: the step of meta-step k (k = 0, 1, ...,
+ * the optimiser's step count, kept when settings change) is LR · f(k):
+ *   CONSTANT  f = 1; no parameters (the default)
+ *   COSINE    {total, floor}: f = floor + (1 − floor)(1 + cos(π min(k, total)/total))/2;
+ *             total >= 1 finite, floor in [0, 1]; default {100, 0}
+ *   STEP      {every, gamma}: f = gamma^floor(k / every); every an integer
+ *             >= 1, gamma in (0, 1]; default {10, 0.5}
+ *   INV_SQRT  {k0}: f = 1 / sqrt(1 + k / k0); k0 > 0 finite; default {1}
+ * For EXCHANGE the step is the units moved, round(LR · f) but at least 1.
+ */
+typedef enum mgrad_mgd_lr_schedule {
+    MGRAD_MGD_LR_CONSTANT = 0,
+    MGRAD_MGD_LR_COSINE = 1,
+    MGRAD_MGD_LR_STEP = 2,
+    MGRAD_MGD_LR_INV_SQRT = 3
+} mgrad_mgd_lr_schedule;
+
+/**
+ * Set the schedule of the meta step size with its parameters (see
+ * mgrad_mgd_lr_schedule); `params` NULL with `count` 0: the kind's
+ * defaults.  May be set between steps: f is a function of the total step
+ * count, so a schedule set after 20 steps continues at f(20).
+ * @return MGRAD_OK; MGRAD_ERR_NULL; MGRAD_ERR_SIZE (count is not the kind's
+ *         number of parameters); MGRAD_ERR_INVALID (unknown kind, a parameter
+ *         out of range, a KEEP_DROP optimiser).  Nothing changes on failure.
+ */
+MGRAD_API mgrad_status mgrad_mgd_set_lr_schedule(mgrad_mgd *mgd, mgrad_mgd_lr_schedule kind,
+                                                 const double *params, int64_t count);
+
+/**
+ * The schedule and its parameters (`count` at least their number; params
+ * NULL with count 0 reads the kind only).
+ * @return MGRAD_OK; MGRAD_ERR_NULL; MGRAD_ERR_SIZE.
+ */
+MGRAD_API mgrad_status mgrad_mgd_get_lr_schedule(const mgrad_mgd *mgd,
+                                                 mgrad_mgd_lr_schedule *kind, double *params,
+                                                 int64_t count);
+
+/**
+ * The step size the next meta-step uses: LR · f(steps taken) (0 for
+ * KEEP_DROP).
+ * @return MGRAD_OK; MGRAD_ERR_NULL.
+ */
+MGRAD_API mgrad_status mgrad_mgd_step_size(const mgrad_mgd *mgd, double *out);
+
+/**
  * Seed of SIGN's mask draws and of RESHUFFLE's batch orders (both are
- * functions of the seed and the step index); default 0.
+ * functions of the seed and the step index), and of BEST_ORDERS' fixed
+ * orders; default 0.
  */
 MGRAD_API mgrad_status mgrad_mgd_set_seed(mgrad_mgd *mgd, uint64_t seed);
 
@@ -211,10 +291,13 @@ MGRAD_API mgrad_status mgrad_mgd_get_seed(const mgrad_mgd *mgd, uint64_t *out);
  * (see mgrad_projection): BOX {lo, hi} with lo <= hi; FIXED_SUM {sum} with
  * sum > 0 and finite; TOP_K {k}, an integer in [1, n]; NONE and NONNEGATIVE
  * none.  `params` NULL with `count` 0: the kind's defaults.  Default
- * projection: NONE.
+ * projection: NONE.  EXCHANGE accepts NONE, NONNEGATIVE and BOX (its
+ * update keeps the total and the bounds, so the projection never cuts the
+ * budget); KEEP_DROP only NONE.
  * @return MGRAD_OK; MGRAD_ERR_NULL; MGRAD_ERR_SIZE (count is not the kind's
  *         number of parameters); MGRAD_ERR_INVALID (unknown kind, a
- *         parameter out of range).  Nothing changes on failure.
+ *         parameter out of range, a kind the method refuses).  Nothing
+ *         changes on failure.
  */
 MGRAD_API mgrad_status mgrad_mgd_set_projection(mgrad_mgd *mgd, mgrad_projection kind,
                                                 const double *params, int64_t count);
@@ -264,7 +347,7 @@ MGRAD_API mgrad_status mgrad_mgd_set_progress(mgrad_mgd *mgd, mgrad_mgd_progress
  * @return MGRAD_OK; MGRAD_ERR_NULL (a basis without coefficients, or dim or
  *         coefficients without a basis); MGRAD_ERR_ORDER (after the first
  *         step); MGRAD_ERR_INVALID (dim < 1 or dim · size too large, a method
- *         EXCHANGE optimiser (it works on counts), or a TOP_K projection whose
+ *         EXCHANGE or KEEP_DROP optimiser (they work on counts), or a TOP_K projection whose
  *         k exceeds dim); MGRAD_ERR_NOMEM.  Nothing changes on failure.
  */
 MGRAD_API mgrad_status mgrad_mgd_set_basis(mgrad_mgd *mgd, const double *basis, int64_t dim,

@@ -17,6 +17,9 @@
 #include "metagrad/mgd.h"
 #include "metagrad/mpi.h"
 
+/* π (M_PI is not in C11) */
+#define MGR_PI 3.14159265358979323846
+
 /* Sorting indices through (key, index) pairs keeps the comparator free of
    global state (contexts may be used from several threads). */
 typedef struct keyed {
@@ -43,7 +46,9 @@ struct mgrad_mgd {
     mgrad_mgd_method method;
     /* settings (mgrad_mgd_param) */
     double lr, mask_prob, beta1, beta2, eps;
-    int64_t exchange;
+    mgrad_mgd_lr_schedule schedule;
+    double sched[2]; /* COSINE {total, floor}, STEP {every, gamma}, INV_SQRT {k0} */
+    int64_t exchange, best_orders;
     int32_t maximize, reshuffle;
     uint64_t seed;
     mgrad_projection projection;
@@ -64,26 +69,32 @@ struct mgrad_mgd {
 
 /* ---- settings ------------------------------------------------------------ */
 
-/* One row per mgrad_mgd_param, indexed by key - 1.  method 0: every method.
-   EXCHANGE's max is resolved per optimiser (size / 2). */
+/* One row per mgrad_mgd_param, indexed by key - 1.  methods: a mask of
+   M(method) bits, ALL for every method.  EXCHANGE's max is resolved per
+   optimiser (size / 2). */
+#define M(method) (1u << (method))
+#define ALL (M(MGRAD_MGD_SIGN) | M(MGRAD_MGD_ADAM) | M(MGRAD_MGD_SGD) | M(MGRAD_MGD_EXCHANGE) | \
+             M(MGRAD_MGD_KEEP_DROP))
 typedef struct param_row {
     const char *name;
     int is_int;
-    mgrad_mgd_method method;
+    unsigned methods;
     double min, max;
     int min_open, max_open;
     double def;
 } param_row;
 
 static const param_row params[] = {
-    {"lr", 0, 0, 0, INFINITY, 1, 1, 0.01},
-    {"mask_prob", 0, MGRAD_MGD_SIGN, 0, 1, 1, 0, 1},
-    {"beta1", 0, MGRAD_MGD_ADAM, 0, 1, 0, 1, 0.9},
-    {"beta2", 0, MGRAD_MGD_ADAM, 0, 1, 0, 1, 0.999},
-    {"eps", 0, MGRAD_MGD_ADAM, 0, INFINITY, 1, 1, 1e-8},
-    {"exchange", 1, MGRAD_MGD_EXCHANGE, 1, 1, 0, 0, 1},
-    {"maximize", 1, 0, 0, 1, 0, 0, 0},
-    {"reshuffle", 1, 0, 0, 1, 0, 0, 0},
+    /* KEEP_DROP swaps whole examples: it has no step size */
+    {"lr", 0, ALL & ~M(MGRAD_MGD_KEEP_DROP), 0, INFINITY, 1, 1, 0.01},
+    {"mask_prob", 0, M(MGRAD_MGD_SIGN), 0, 1, 1, 0, 1},
+    {"beta1", 0, M(MGRAD_MGD_ADAM), 0, 1, 0, 1, 0.9},
+    {"beta2", 0, M(MGRAD_MGD_ADAM), 0, 1, 0, 1, 0.999},
+    {"eps", 0, M(MGRAD_MGD_ADAM), 0, INFINITY, 1, 1, 1e-8},
+    {"exchange", 1, M(MGRAD_MGD_EXCHANGE) | M(MGRAD_MGD_KEEP_DROP), 1, 1, 0, 0, 1},
+    {"maximize", 1, ALL, 0, 1, 0, 0, 0},
+    {"reshuffle", 1, ALL, 0, 1, 0, 0, 0},
+    {"best_orders", 1, ALL, 0, 64, 0, 0, 0},
 };
 enum { NPARAMS = (int)(sizeof params / sizeof params[0]) };
 
@@ -98,6 +109,8 @@ static const char *method_name(mgrad_mgd_method m)
         return "SGD";
     case MGRAD_MGD_EXCHANGE:
         return "EXCHANGE";
+    case MGRAD_MGD_KEEP_DROP:
+        return "KEEP_DROP";
     }
     return "?";
 }
@@ -127,9 +140,17 @@ static mgrad_status check_set(const mgrad_mgd *mgd, const char *fn, mgrad_mgd_pa
     MGRAD_RETURN_IF(ctx, r->is_int != as_int, MGRAD_ERR_INVALID,
                     "%s: %s is %s setting; use mgrad_mgd_set_%s", fn, r->name,
                     r->is_int ? "an integer" : "a real", r->is_int ? "int" : "real");
-    MGRAD_RETURN_IF(ctx, r->method != 0 && r->method != mgd->method, MGRAD_ERR_INVALID,
-                    "%s: %s is a setting of method %s; this optimiser's method is %s", fn,
-                    r->name, method_name(r->method), method_name(mgd->method));
+    if (!(r->methods & M(mgd->method))) {
+        char readers[64] = "";
+        for (int m = MGRAD_MGD_SIGN; m <= MGRAD_MGD_KEEP_DROP; m++)
+            if (r->methods & M(m)) {
+                if (readers[0] != '\0') strcat(readers, ", ");
+                strcat(readers, method_name((mgrad_mgd_method)m));
+            }
+        return mgr_error(ctx, MGRAD_ERR_INVALID,
+                         "%s: %s is a setting of method %s; this optimiser's method is %s", fn,
+                         r->name, readers, method_name(mgd->method));
+    }
     MGRAD_RETURN_IF(ctx, !in_range(r, v), MGRAD_ERR_INVALID,
                     "%s: %s = %g must be in %c%g, %g%c", fn, r->name, v,
                     r->min_open ? '(' : '[', r->min, r->max, r->max_open ? ')' : ']');
@@ -150,7 +171,7 @@ mgrad_status mgrad_mgd_get_param_info(const mgrad_mgd *mgd, mgrad_mgd_param key,
     MGRAD_FORWARD(row_of(mgd, fn, key, &r));
     out->name = r.name;
     out->is_int = r.is_int;
-    out->applies = r.method == 0 || r.method == mgd->method;
+    out->applies = (r.methods & M(mgd->method)) != 0;
     out->min = r.min;
     out->max = r.max;
     out->min_open = r.min_open;
@@ -222,9 +243,23 @@ mgrad_status mgrad_mgd_set_int(mgrad_mgd *mgd, mgrad_mgd_param key, int64_t valu
                         "%s: reshuffle needs a run with shuffled batches, not "
                         "options.batches",
                         fn);
+        MGRAD_RETURN_IF(mgd->ctx, !value && mgd->best_orders > 0, MGRAD_ERR_INVALID,
+                        "%s: reshuffle = 0 with best_orders = %lld; set best_orders to 0 "
+                        "first",
+                        fn, (long long)mgd->best_orders);
         mgd->reshuffle = (int32_t)value;
         break;
     }
+    case MGRAD_MGD_PARAM_BEST_ORDERS:
+        /* without reshuffle every iterate trains on the run's one order, so
+           scores compare already; the run's seed could not be restored */
+        MGRAD_RETURN_IF(mgd->ctx, value > 0 && !mgd->reshuffle, MGRAD_ERR_INVALID,
+                        "%s: best_orders scores iterates trained with reshuffle; set "
+                        "reshuffle to 1 first",
+                        fn);
+        if (mgd->best_orders != value) mgd->has_best = 0; /* scored another way */
+        mgd->best_orders = value;
+        break;
     default:
         break;
     }
@@ -240,9 +275,10 @@ mgrad_status mgrad_mgd_get_int(const mgrad_mgd *mgd, mgrad_mgd_param key, int64_
     MGRAD_FORWARD(row_of(mgd, fn, key, &r));
     MGRAD_RETURN_IF(mgd->ctx, !r.is_int, MGRAD_ERR_INVALID,
                     "%s: %s is a real setting; use mgrad_mgd_get_real", fn, r.name);
-    *out = key == MGRAD_MGD_PARAM_EXCHANGE   ? mgd->exchange
-           : key == MGRAD_MGD_PARAM_MAXIMIZE ? mgd->maximize
-                                             : mgd->reshuffle;
+    *out = key == MGRAD_MGD_PARAM_EXCHANGE      ? mgd->exchange
+           : key == MGRAD_MGD_PARAM_MAXIMIZE    ? mgd->maximize
+           : key == MGRAD_MGD_PARAM_BEST_ORDERS ? mgd->best_orders
+                                                : mgd->reshuffle;
     return MGRAD_OK;
 }
 
@@ -258,6 +294,108 @@ mgrad_status mgrad_mgd_get_seed(const mgrad_mgd *mgd, uint64_t *out)
     if (mgd == NULL) return MGRAD_ERR_NULL;
     MGRAD_RETURN_IF(mgd->ctx, out == NULL, MGRAD_ERR_NULL, "mgrad_mgd_get_seed: out is NULL");
     *out = mgd->seed;
+    return MGRAD_OK;
+}
+
+/* ---- the schedule of the meta step size ---------------------------------- */
+
+static int64_t schedule_params(mgrad_mgd_lr_schedule kind)
+{
+    return kind == MGRAD_MGD_LR_COSINE || kind == MGRAD_MGD_LR_STEP ? 2
+           : kind == MGRAD_MGD_LR_INV_SQRT                          ? 1
+                                                                    : 0;
+}
+
+/* The factor of LR at meta-step k (mgd.h). */
+static double schedule_factor(const mgrad_mgd *mgd, int64_t k)
+{
+    const double *p = mgd->sched;
+    switch (mgd->schedule) {
+    case MGRAD_MGD_LR_COSINE: {
+        double u = fmin((double)k, p[0]) / p[0];
+        return p[1] + (1 - p[1]) * 0.5 * (1 + cos(MGR_PI * u));
+    }
+    case MGRAD_MGD_LR_STEP:
+        return pow(p[1], floor((double)k / p[0]));
+    case MGRAD_MGD_LR_INV_SQRT:
+        return 1 / sqrt(1 + (double)k / p[0]);
+    case MGRAD_MGD_LR_CONSTANT:
+        break;
+    }
+    return 1;
+}
+
+static double lr_now(const mgrad_mgd *mgd) { return mgd->lr * schedule_factor(mgd, mgd->steps); }
+
+mgrad_status mgrad_mgd_set_lr_schedule(mgrad_mgd *mgd, mgrad_mgd_lr_schedule kind,
+                                       const double *values, int64_t count)
+{
+    if (mgd == NULL) return MGRAD_ERR_NULL;
+    mgrad_context *ctx = mgd->ctx;
+    const char *fn = "mgrad_mgd_set_lr_schedule";
+    MGRAD_RETURN_IF(ctx, (int)kind < MGRAD_MGD_LR_CONSTANT || (int)kind > MGRAD_MGD_LR_INV_SQRT,
+                    MGRAD_ERR_INVALID, "%s: kind %d is not an mgrad_mgd_lr_schedule", fn,
+                    (int)kind);
+    MGRAD_RETURN_IF(ctx, mgd->method == MGRAD_MGD_KEEP_DROP, MGRAD_ERR_INVALID,
+                    "%s: KEEP_DROP has no step size to schedule", fn);
+    int64_t need = schedule_params(kind);
+    /* the defaults */
+    double p[2] = {kind == MGRAD_MGD_LR_COSINE ? 100.0 : kind == MGRAD_MGD_LR_STEP ? 10.0 : 1.0,
+                   kind == MGRAD_MGD_LR_STEP ? 0.5 : 0.0};
+    if (values == NULL) {
+        MGRAD_RETURN_IF(ctx, count != 0, MGRAD_ERR_NULL, "%s: values is NULL but count = %lld",
+                        fn, (long long)count);
+    } else {
+        MGRAD_RETURN_IF(ctx, count != need, MGRAD_ERR_SIZE,
+                        "%s: count = %lld but schedule %d takes %lld parameters", fn,
+                        (long long)count, (int)kind, (long long)need);
+        for (int64_t i = 0; i < need; i++) p[i] = values[i];
+    }
+    if (kind == MGRAD_MGD_LR_COSINE)
+        MGRAD_RETURN_IF(ctx, !(p[0] >= 1 && isfinite(p[0]) && p[1] >= 0 && p[1] <= 1),
+                        MGRAD_ERR_INVALID,
+                        "%s: COSINE total = %g must be finite and >= 1, floor = %g in [0, 1]",
+                        fn, p[0], p[1]);
+    if (kind == MGRAD_MGD_LR_STEP)
+        MGRAD_RETURN_IF(ctx, !(p[0] >= 1 && isfinite(p[0]) && p[0] == floor(p[0]) && p[1] > 0 &&
+                               p[1] <= 1),
+                        MGRAD_ERR_INVALID,
+                        "%s: STEP every = %g must be an integer >= 1, gamma = %g in (0, 1]", fn,
+                        p[0], p[1]);
+    if (kind == MGRAD_MGD_LR_INV_SQRT)
+        MGRAD_RETURN_IF(ctx, !(p[0] > 0 && isfinite(p[0])), MGRAD_ERR_INVALID,
+                        "%s: INV_SQRT k0 = %g must be positive and finite", fn, p[0]);
+    mgd->schedule = kind;
+    mgd->sched[0] = p[0];
+    mgd->sched[1] = p[1];
+    return MGRAD_OK;
+}
+
+mgrad_status mgrad_mgd_get_lr_schedule(const mgrad_mgd *mgd, mgrad_mgd_lr_schedule *kind,
+                                       double *values, int64_t count)
+{
+    if (mgd == NULL) return MGRAD_ERR_NULL;
+    mgrad_context *ctx = mgd->ctx;
+    const char *fn = "mgrad_mgd_get_lr_schedule";
+    MGRAD_RETURN_IF(ctx, kind == NULL, MGRAD_ERR_NULL, "%s: kind is NULL", fn);
+    int64_t need = schedule_params(mgd->schedule);
+    if (count > 0 || values != NULL) {
+        MGRAD_RETURN_IF(ctx, values == NULL, MGRAD_ERR_NULL,
+                        "%s: values is NULL but count = %lld", fn, (long long)count);
+        MGRAD_RETURN_IF(ctx, count < need, MGRAD_ERR_SIZE,
+                        "%s: count = %lld but the schedule has %lld parameters", fn,
+                        (long long)count, (long long)need);
+        for (int64_t i = 0; i < need; i++) values[i] = mgd->sched[i];
+    }
+    *kind = mgd->schedule;
+    return MGRAD_OK;
+}
+
+mgrad_status mgrad_mgd_step_size(const mgrad_mgd *mgd, double *out)
+{
+    if (mgd == NULL) return MGRAD_ERR_NULL;
+    MGRAD_RETURN_IF(mgd->ctx, out == NULL, MGRAD_ERR_NULL, "mgrad_mgd_step_size: out is NULL");
+    *out = mgd->method == MGRAD_MGD_KEEP_DROP ? 0 : lr_now(mgd);
     return MGRAD_OK;
 }
 
@@ -305,6 +443,20 @@ mgrad_status mgrad_mgd_set_projection(mgrad_mgd *mgd, mgrad_projection kind,
         for (int64_t i = 0; i < need; i++) p[i] = values[i];
     }
     MGRAD_FORWARD(check_projection(ctx, fn, kind, p, mgd->x.n));
+    /* Both move count between entries and keep the total themselves; a
+       projection that rescales or zeroes entries would change it silently. */
+    MGRAD_RETURN_IF(ctx,
+                    mgd->method == MGRAD_MGD_EXCHANGE &&
+                        (kind == MGRAD_PROJECT_FIXED_SUM || kind == MGRAD_PROJECT_TOP_K),
+                    MGRAD_ERR_INVALID,
+                    "%s: EXCHANGE keeps the total count itself and moves it within the bounds "
+                    "of NONE, NONNEGATIVE or BOX; FIXED_SUM and TOP_K would change the total",
+                    fn);
+    MGRAD_RETURN_IF(ctx, mgd->method == MGRAD_MGD_KEEP_DROP && kind != MGRAD_PROJECT_NONE,
+                    MGRAD_ERR_INVALID,
+                    "%s: KEEP_DROP keeps a 0/1 selection of a fixed size itself; it takes no "
+                    "projection",
+                    fn);
     mgd->projection = kind;
     mgd->proj[0] = p[0];
     mgd->proj[1] = p[1];
@@ -449,12 +601,14 @@ mgrad_status mgrad_mgd_create(mgrad_mgd **out, mgrad_meta *meta, mgrad_mgd_metho
     MGRAD_FORWARD(mgrad_meta_size(meta, &size));
     const char *fn = "mgrad_mgd_create";
     MGRAD_RETURN_IF(ctx, out == NULL, MGRAD_ERR_NULL, "%s: out is NULL", fn);
-    MGRAD_RETURN_IF(ctx, (int)method < MGRAD_MGD_SIGN || (int)method > MGRAD_MGD_EXCHANGE,
+    MGRAD_RETURN_IF(ctx, (int)method < MGRAD_MGD_SIGN || (int)method > MGRAD_MGD_KEEP_DROP,
                     MGRAD_ERR_INVALID, "%s: method = %d is not an mgrad_mgd_method", fn,
                     (int)method);
-    MGRAD_RETURN_IF(ctx, method == MGRAD_MGD_EXCHANGE && size < 2, MGRAD_ERR_INVALID,
-                    "%s: EXCHANGE moves count between entries; the metaparameter has %lld", fn,
-                    (long long)size);
+    MGRAD_RETURN_IF(ctx, (method == MGRAD_MGD_EXCHANGE || method == MGRAD_MGD_KEEP_DROP) &&
+                             size < 2,
+                    MGRAD_ERR_INVALID,
+                    "%s: %s moves count between entries; the metaparameter has %lld", fn,
+                    method_name(method), (long long)size);
     mgrad_mgd *mgd = NULL;
     MGRAD_FORWARD(mgr_alloc_or_fail(ctx, (void **)&mgd, 1, sizeof *mgd, "an MGD optimiser"));
     mgd->ctx = ctx;
@@ -503,8 +657,10 @@ mgrad_status mgrad_mgd_set_basis(mgrad_mgd *mgd, const double *basis, int64_t di
         MGRAD_RETURN_IF(ctx, dim < 1 || dim > INT64_MAX / mgd->size, MGRAD_ERR_INVALID,
                         "%s: dim = %lld must be >= 1 and dim * size representable", fn,
                         (long long)dim);
-        MGRAD_RETURN_IF(ctx, mgd->method == MGRAD_MGD_EXCHANGE, MGRAD_ERR_INVALID,
-                        "%s: EXCHANGE works on counts, not on a basis", fn);
+        MGRAD_RETURN_IF(ctx,
+                        mgd->method == MGRAD_MGD_EXCHANGE || mgd->method == MGRAD_MGD_KEEP_DROP,
+                        MGRAD_ERR_INVALID, "%s: %s works on counts, not on a basis", fn,
+                        method_name(mgd->method));
         n = dim;
     }
     MGRAD_RETURN_IF(ctx, mgd->projection == MGRAD_PROJECT_TOP_K && mgd->proj[0] > (double)n,
@@ -583,7 +739,7 @@ static void project(mgrad_mgd *mgd)
 static void update(mgrad_mgd *mgd)
 {
     vars *x = &mgd->x;
-    double *z = x->z, *g = x->g;
+    double *z = x->z, *g = x->g, lr = lr_now(mgd);
     int64_t n = x->n;
     switch (mgd->method) {
     case MGRAD_MGD_SIGN:
@@ -592,7 +748,7 @@ static void update(mgrad_mgd *mgd)
                        mgr_rng_uniform(mgd->seed, MGR_STREAM_USER + ((uint64_t)mgd->steps << 8),
                                        (uint64_t)i) < mgd->mask_prob;
             double sg = (g[i] > 0) - (g[i] < 0);
-            if (keep) z[i] -= mgd->lr * sg;
+            if (keep) z[i] -= lr * sg;
         }
         break;
     case MGRAD_MGD_ADAM: {
@@ -604,36 +760,54 @@ static void update(mgrad_mgd *mgd)
         for (int64_t i = 0; i < n; i++) {
             x->m[i] = b1 * x->m[i] + (1 - b1) * g[i];
             x->v[i] = b2 * x->v[i] + (1 - b2) * g[i] * g[i];
-            z[i] -= mgd->lr * (x->m[i] / c1) / (sqrt(x->v[i] / c2) + mgd->eps);
+            z[i] -= lr * (x->m[i] / c1) / (sqrt(x->v[i] / c2) + mgd->eps);
         }
         break;
     }
     case MGRAD_MGD_SGD:
-        for (int64_t i = 0; i < n; i++) z[i] -= mgd->lr * g[i];
+        for (int64_t i = 0; i < n; i++) z[i] -= lr * g[i];
         break;
     case MGRAD_MGD_EXCHANGE: {
-        /* Move units of count from the entries whose increase would raise φ
-           most (largest g, count > 0) to those where it lowers φ most. */
-        double units = fmax(1.0, round(mgd->lr));
+        /* Pair the r-th largest g among the entries that can give (z > lo)
+           with the r-th smallest among those that can take (z < hi), the
+           two disjoint; each pair moves min(units, z_d - lo, hi - z_r).
+           The total is unchanged and the bounds hold, so the projection
+           after it (NONE, NONNEGATIVE or BOX) changes nothing. */
+        double units = fmax(1.0, round(lr)), lo = 0, hi = INFINITY;
+        if (mgd->projection == MGRAD_PROJECT_BOX) {
+            lo = fmax(lo, mgd->proj[0]);
+            hi = mgd->proj[1];
+        }
         order_by(x, g);
-        double pool = 0;
-        int64_t donors = 0, r = 0;
-        for (; r < n && donors < mgd->exchange; r++) {
-            int64_t i = x->order[r];
-            if (z[i] <= 0) continue;
-            double take = fmin(units, z[i]);
-            z[i] -= take;
-            pool += take;
-            donors++;
+        int64_t d = 0, r = n - 1;
+        for (int64_t pair = 0; pair < mgd->exchange; pair++, d++, r--) {
+            while (d < r && !(z[x->order[d]] > lo)) d++;
+            while (r > d && !(z[x->order[r]] < hi)) r--;
+            if (d >= r) break;
+            int64_t i = x->order[d], j = x->order[r];
+            double amount = fmin(units, fmin(z[i] - lo, hi - z[j]));
+            z[i] -= amount;
+            z[j] += amount;
         }
-        for (int64_t q = n - 1, given = 0; q >= r && given < mgd->exchange && pool > 0;
-             q--, given++) {
-            double give = fmin(units, pool);
-            z[x->order[q]] += give;
-            pool -= give;
+        break;
+    }
+    case MGRAD_MGD_KEEP_DROP: {
+        /* Swap the kept entry with the largest g for the dropped one with
+           the smallest, pair by pair while the swap lowers the linearised
+           φ (g_dropped < g_kept): a selection that no single swap improves
+           stays put instead of cycling.  Order is by descending g, so an
+           entry swapped once cannot qualify again this step. */
+        order_by(x, g);
+        int64_t d = 0, r = n - 1;
+        for (int64_t pair = 0; pair < mgd->exchange; pair++, d++, r--) {
+            while (d < n && z[x->order[d]] != 1) d++;
+            while (r >= 0 && z[x->order[r]] != 0) r--;
+            if (d >= n || r < 0) break;
+            int64_t i = x->order[d], j = x->order[r];
+            if (!(g[j] < g[i])) break;
+            z[i] = 0;
+            z[j] = 1;
         }
-        /* whatever could not be placed goes back to the last donor */
-        if (pool > 0 && r > 0) z[x->order[r - 1]] += pool;
         break;
     }
     }
@@ -650,25 +824,70 @@ static void expand(mgrad_mgd *mgd)
     }
 }
 
+/* The value a step starts from must be one the method keeps its promise
+   on: KEEP_DROP a 0/1 vector, EXCHANGE a value inside the BOX (the total
+   would change when the projection clips it). */
+static mgrad_status check_start(mgrad_mgd *mgd, const double *z)
+{
+    mgrad_context *ctx = mgd->ctx;
+    for (int64_t i = 0; i < mgd->size; i++) {
+        MGRAD_RETURN_IF(ctx, mgd->method == MGRAD_MGD_KEEP_DROP && z[i] != 0 && z[i] != 1,
+                        MGRAD_ERR_INVALID,
+                        "mgrad_mgd_step: KEEP_DROP selects with a 0/1 vector; entry %lld of "
+                        "the metaparameter is %g",
+                        (long long)i, z[i]);
+        MGRAD_RETURN_IF(ctx,
+                        mgd->method == MGRAD_MGD_EXCHANGE &&
+                            mgd->projection == MGRAD_PROJECT_BOX &&
+                            !(z[i] >= mgd->proj[0] && z[i] <= mgd->proj[1]),
+                        MGRAD_ERR_INVALID,
+                        "mgrad_mgd_step: entry %lld = %g is outside the BOX [%g, %g]; EXCHANGE "
+                        "keeps the total only for a value inside it",
+                        (long long)i, z[i], mgd->proj[0], mgd->proj[1]);
+    }
+    return MGRAD_OK;
+}
+
+/* The score of the trained run: mean held-out loss of θ_T, or φ. */
+static mgrad_status score_of(mgrad_mgd *mgd, double phi, double *out)
+{
+    *out = phi;
+    if (mgd->heldout != NULL) MGRAD_FORWARD(mgrad_run_evaluate(mgd->run, mgd->heldout, out, NULL));
+    return MGRAD_OK;
+}
+
 /* Train the current value, score it, keep it if best.  Without a basis the
    value is read from the metaparameter (the caller may have changed it);
-   with one it is basis · z. */
+   with one it is basis · z.  With BEST_ORDERS = k > 0 the score is the mean
+   over k extra trainings on fixed batch orders (the same for every
+   iterate), and the training for the metagradient comes last. */
 static mgrad_status train_and_score(mgrad_mgd *mgd, double *phi)
 {
     vars *x = &mgd->x;
-    if (mgd->reshuffle)
-        MGRAD_FORWARD(mgrad_run_set_shuffle_seed(
-            mgd->run, mgr_rng_u64(mgd->seed, MGR_STREAM_SHUFFLE, (uint64_t)mgd->steps)));
     if (x->basis != NULL) {
         expand(mgd);
         MGRAD_FORWARD(mgrad_meta_set_value(mgd->meta, MGRAD_DTYPE_F64, x->full, mgd->size));
     } else {
         MGRAD_FORWARD(mgrad_meta_get_value(mgd->meta, MGRAD_DTYPE_F64, x->z, x->n));
+        MGRAD_FORWARD(check_start(mgd, x->z));
     }
+    double score = 0;
+    for (int64_t j = 0; j < mgd->best_orders; j++) {
+        double p = 0, sj = 0;
+        MGRAD_FORWARD(mgrad_run_set_shuffle_seed(
+            mgd->run, mgr_rng_u64(mgd->seed, MGR_STREAM_SHUFFLE + (1u << 8), (uint64_t)j)));
+        MGRAD_FORWARD(mgrad_run_train(mgd->run, &p));
+        MGRAD_FORWARD(score_of(mgd, p, &sj));
+        score += sj;
+    }
+    if (mgd->reshuffle)
+        MGRAD_FORWARD(mgrad_run_set_shuffle_seed(
+            mgd->run, mgr_rng_u64(mgd->seed, MGR_STREAM_SHUFFLE, (uint64_t)mgd->steps)));
     MGRAD_FORWARD(mgrad_run_train(mgd->run, phi));
-    double score = *phi;
-    if (mgd->heldout != NULL)
-        MGRAD_FORWARD(mgrad_run_evaluate(mgd->run, mgd->heldout, &score, NULL));
+    if (mgd->best_orders > 0)
+        score /= (double)mgd->best_orders;
+    else
+        MGRAD_FORWARD(score_of(mgd, *phi, &score));
     mgd->last_score = score;
     int better = mgd->maximize ? score > mgd->best_score : score < mgd->best_score;
     if (!mgd->has_best || better) {
