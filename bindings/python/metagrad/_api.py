@@ -42,10 +42,13 @@ from ._lib import (Activation, CallbackModel as _CallbackModelStruct, Checkpoint
                    OutputsFn, ProgressFn, Projection, RunOptions, RunStats, MpiInfo, lib,
                    CALLBACK_MODEL_VERSION, CONTEXT_OPTIONS_VERSION, META_OPTIONS_VERSION,
                    MGD_PARAM_INFO_VERSION, MPI_INFO_VERSION, RUN_OPTIONS_VERSION,
+                   SCORE_OPTIONS_VERSION, SCORE_VERSION, Score as _ScoreStruct,
+                   ScoreOptions, ScoreSetting,
                    RUN_STATS_V2_FIELDS, RUN_STATS_V3_FIELDS,
                    RUN_STATS_VERSION)
 
-__all__ = ["Context", "Model", "Dataset", "Run", "Meta", "CallbackModel", "MGD"]
+__all__ = ["Context", "Model", "Dataset", "Run", "Meta", "CallbackModel", "MGD", "Score",
+           "score"]
 
 _get_ident = threading.get_ident
 
@@ -1435,25 +1438,7 @@ class Run(_Handle):
         """
         kind = _enum(MetaKind, kind, "kind")
         self._handle()
-        mo = MetaOptions()
-        lib.mgrad_meta_options_init(ctypes.byref(mo), META_OPTIONS_VERSION)
-        if step_begin is not None:
-            mo.step_begin = B.int_scalar(step_begin, "step_begin")
-        if step_end is not None:
-            mo.step_end = B.int_scalar(step_end, "step_end")
-        if step is not None:
-            mo.step = B.int_scalar(step, "step")
-        if pool is not None:
-            if not isinstance(pool, Dataset):
-                raise TypeError("pool: expected a metagrad.Dataset")
-            mo.pool = pool._handle()  # checked again under the lock (uses)
-        keep = None
-        if rows is not None:
-            keep = B.int_in(rows, "rows", 64)
-            if len(keep.shape) != 1:
-                raise B.ShapeError("rows: expected a 1-D sequence of row indices")
-            mo.rows = keep.ptr
-            mo.num_rows = keep.count
+        mo, keep = _meta_options(step_begin, step_end, step, pool, rows)
         ptr = ctypes.c_void_p()
         self._call(lib.mgrad_run_add_meta, ctypes.byref(ptr), self, kind, ctypes.byref(mo),
                    uses=(pool,))
@@ -1463,6 +1448,31 @@ class Run(_Handle):
         if self.closed:
             return "<metagrad.Run closed>"
         return "<metagrad.Run steps=%d batch_size=%d>" % (self.steps, self.batch_size)
+
+
+def _meta_options(step_begin=None, step_end=None, step=None, pool=None, rows=None):
+    """(mgrad_meta_options, the rows buffer to keep alive during the call);
+    a pool is checked again under the lock (pass it in `uses`)."""
+    mo = MetaOptions()
+    lib.mgrad_meta_options_init(ctypes.byref(mo), META_OPTIONS_VERSION)
+    if step_begin is not None:
+        mo.step_begin = B.int_scalar(step_begin, "step_begin")
+    if step_end is not None:
+        mo.step_end = B.int_scalar(step_end, "step_end")
+    if step is not None:
+        mo.step = B.int_scalar(step, "step")
+    if pool is not None:
+        if not isinstance(pool, Dataset):
+            raise TypeError("pool: expected a metagrad.Dataset")
+        mo.pool = pool._handle()
+    keep = None
+    if rows is not None:
+        keep = B.int_in(rows, "rows", 64)
+        if len(keep.shape) != 1:
+            raise B.ShapeError("rows: expected a 1-D sequence of row indices")
+        mo.rows = keep.ptr
+        mo.num_rows = keep.count
+    return mo, keep
 
 
 def _check_sets(train, validation):
@@ -2093,3 +2103,135 @@ class MGD(_Handle):
         if self.closed:
             return "<metagrad.MGD closed>"
         return "<metagrad.MGD of %s steps=%d>" % (self._meta.kind, self.steps)
+
+
+# ---------------------------------------------------------------- scoring
+
+class Score:
+    """What score() measured on one evaluation set over n retrainings:
+    loss_mean, loss_std, accuracy_mean, accuracy_std (sample standard
+    deviations, n − 1; 0 when n = 1; accuracy NaN for losses without one),
+    and per retraining the seeds, losses and accuracies (lists, seed order)."""
+    __slots__ = ("n", "loss_mean", "loss_std", "accuracy_mean", "accuracy_std", "seeds",
+                 "losses", "accuracies")
+
+    def __init__(self, st, seeds, losses, accuracies):
+        self.n = st.n
+        self.loss_mean, self.loss_std = st.loss_mean, st.loss_std
+        self.accuracy_mean, self.accuracy_std = st.accuracy_mean, st.accuracy_std
+        self.seeds, self.losses, self.accuracies = seeds, losses, accuracies
+
+    def __repr__(self):
+        return ("<metagrad.Score n=%d loss %.6g ± %.3g accuracy %.6g ± %.3g>"
+                % (self.n, self.loss_mean, self.loss_std, self.accuracy_mean,
+                   self.accuracy_std))
+
+
+_SETTING_OPTIONS = ("step_begin", "step_end", "step", "pool", "rows")
+
+
+def _setting_items(settings):
+    """(kind, value, options dict) for a dict {kind: value} or a sequence of
+    (kind, value) pairs; a value may be a dict {'value': v, option: ...}."""
+    items = settings.items() if isinstance(settings, dict) else settings
+    out = []
+    for item in items:
+        try:
+            kind, value = item
+        except (TypeError, ValueError):
+            raise TypeError("settings: expected a dict {kind: value} or (kind, value) pairs, "
+                            "got %r" % (item,)) from None
+        options = {}
+        if isinstance(value, dict):
+            options = dict(value)
+            if "value" not in options:
+                raise InvalidError("settings[%r]: a dict needs 'value'" % (kind,))
+            value = options.pop("value")
+            unknown = sorted(set(options) - set(_SETTING_OPTIONS))
+            if unknown:
+                raise InvalidError("settings[%r]: unknown options %s; choose from %s"
+                                   % (kind, ", ".join(unknown), ", ".join(_SETTING_OPTIONS)))
+        out.append((_enum(MetaKind, kind, "settings kind"), value, options))
+    return out
+
+
+def score(model, train, eval, *, steps, batch_size, validation=None, seeds=5, first_seed=0,
+          seed_list=None, redraw_init=True, redraw_order=True, settings=None, **run_options):
+    """Retrain `model` from scratch on `train` once per seed with the run
+    options and `settings` applied, and score θ_T on `eval`
+    (mgrad_score_run, metagrad/score.h; docs/python.md).
+
+    eval:        a Dataset (returns a Score) or a list of them (a list of Scores).
+    seeds:       retrainings n; their seeds are first_seed + s, or seed_list.
+    redraw_init: θ0 of retraining s drawn with its seed (False: the model's θ0).
+    redraw_order: its batch order from seed XOR 0x5bd1e995 (False: shuffle_seed
+                 or batches of the run options, for every retraining).
+    settings:    metaparameter values, {kind: value} or (kind, value) pairs,
+                 e.g. {'data_weights': w, 'lr_schedule': s}; a value may be
+                 {'value': v, 'rows': r} (or step_begin, step_end, step, pool).
+    validation:  the run's validation set (unused by the scores; default: the
+                 first evaluation set).
+    Other keywords are Run's options (lr, momentum, lr_schedule, ...).  The
+    model's θ0 is redrawn during the call and restored exactly."""
+    if not isinstance(model, Model):
+        raise TypeError("model: expected a metagrad.Model")
+    single = isinstance(eval, Dataset)
+    evals = [eval] if single else list(eval)
+    for ds in [train] + evals + ([validation] if validation is not None else []):
+        if not isinstance(ds, Dataset):
+            raise TypeError("train, eval, validation: expected metagrad.Dataset objects")
+    if not evals:
+        raise InvalidError("eval: give at least one evaluation set")
+    o, keep = _run_options(validation if validation is not None else evals[0], steps,
+                           batch_size, **run_options)
+    if validation is None:
+        o.validation = None  # the C library's default: the first evaluation set
+    so = ScoreOptions()
+    lib.mgrad_score_options_init(ctypes.byref(so), SCORE_OPTIONS_VERSION)
+    so.redraw_init = 1 if redraw_init else 0
+    so.redraw_order = 1 if redraw_order else 0
+    so.first_seed = B.int_scalar(first_seed, "first_seed", 64, unsigned=True)
+    if seed_list is not None:
+        seed_list = [B.int_scalar(x, "seed_list", 64, unsigned=True) for x in seed_list]
+        arr = (ctypes.c_uint64 * max(len(seed_list), 1))(*seed_list)
+        keep.append(arr)
+        so.seed_list = ctypes.cast(arr, ctypes.POINTER(ctypes.c_uint64))
+        seeds = len(seed_list)
+    so.seeds = B.int_scalar(seeds, "seeds", 32)
+    items = _setting_items(settings or ())
+    pools = []
+    if items:
+        arr = (ScoreSetting * len(items))()
+        for k, (kind, value, options) in enumerate(items):
+            mo, rows = _meta_options(**options)
+            if options.get("pool") is not None:
+                pools.append(options["pool"])
+            if kind in _SCALAR_KINDS and not hasattr(value, "__len__") and not (
+                    B.HAVE_NUMPY and isinstance(value, B.np.ndarray)):
+                value = [B.real_scalar(value, "settings")]
+            buf = B.real_in(value, "settings[%s]" % kind.name.lower())
+            keep.extend((mo, rows, buf))
+            arr[k].kind = kind
+            arr[k].options = ctypes.pointer(mo)
+            arr[k].dtype = buf.dtype
+            arr[k].values = buf.ptr
+            arr[k].count = buf.count
+        keep.append(arr)
+        so.settings = arr
+        so.num_settings = len(items)
+    n = so.seeds
+    sets = (ctypes.c_void_p * len(evals))(*[ds._handle() for ds in evals])
+    outs = (_ScoreStruct * len(evals))()
+    for st in outs:
+        st.version = SCORE_VERSION
+    per_seed = (ctypes.c_double * max(2 * n * len(evals), 1))()
+    _invoke(_core_of(model), lib.mgrad_score_run,
+            (model, train, ctypes.byref(o), ctypes.byref(so), sets, len(evals), outs, per_seed),
+            uses=tuple(evals) + (validation,) + tuple(pools))
+    del keep
+    used = seed_list if seed_list is not None else [(so.first_seed + s) % 2 ** 64
+                                                     for s in range(n)]
+    results = [Score(outs[e], list(used), [per_seed[2 * (e * n + s)] for s in range(n)],
+                     [per_seed[2 * (e * n + s) + 1] for s in range(n)])
+               for e in range(len(evals))]
+    return results[0] if single else results

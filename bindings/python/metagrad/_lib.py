@@ -324,6 +324,49 @@ class MetaOptions(ctypes.Structure):
     ]
 
 
+class ScoreSetting(ctypes.Structure):
+    """struct mgrad_score_setting (metagrad/score.h)."""
+    _fields_ = [
+        ("kind", c_enum),
+        ("options", ctypes.POINTER(MetaOptions)),
+        ("dtype", c_enum),
+        ("values", ctypes.c_void_p),
+        ("count", ctypes.c_int64),
+    ]
+
+
+class ScoreOptions(ctypes.Structure):
+    """struct mgrad_score_options (metagrad/score.h)."""
+    _fields_ = [
+        ("version", ctypes.c_uint32),
+        ("seeds", ctypes.c_int32),
+        ("first_seed", ctypes.c_uint64),
+        ("seed_list", ctypes.POINTER(ctypes.c_uint64)),
+        ("redraw_init", ctypes.c_int32),
+        ("redraw_order", ctypes.c_int32),
+        ("settings", ctypes.POINTER(ScoreSetting)),
+        ("num_settings", ctypes.c_int32),
+    ]
+
+
+class Score(ctypes.Structure):
+    """struct mgrad_score (metagrad/score.h)."""
+    _fields_ = [
+        ("version", ctypes.c_uint32),
+        ("n", ctypes.c_int32),
+        ("loss_mean", ctypes.c_double),
+        ("loss_std", ctypes.c_double),
+        ("accuracy_mean", ctypes.c_double),
+        ("accuracy_std", ctypes.c_double),
+    ]
+
+
+SCORE_OPTIONS_VERSION = 1
+SCORE_VERSION = 1
+#: MGRAD_SCORE_SHUFFLE_MIX: XORed into a retraining's seed for its batch order.
+SCORE_SHUFFLE_MIX = 0x5bd1e995
+
+
 class MgdParamInfo(ctypes.Structure):
     """struct mgrad_mgd_param_info (metagrad/mgd.h)."""
     _fields_ = [
@@ -523,6 +566,10 @@ FUNCTIONS = [
     ("mgrad_run_hvp", [_vp, c_enum, _vp, _vp, _i64], c_enum, _st),
     ("mgrad_run_hessian_spectrum", [_vp, _pdbl, _i64], c_enum, _st),
     ("mgrad_run_hessian_lanczos", [_vp, _i64, _u64, _pdbl], c_enum, _st),
+    # metagrad/score.h
+    ("mgrad_score_options_init", [ctypes.POINTER(ScoreOptions), _u32], c_enum, _st),
+    ("mgrad_score_run", [_vp, _vp, ctypes.POINTER(RunOptions), ctypes.POINTER(ScoreOptions),
+                         _pp, _i32, ctypes.POINTER(Score), _pdbl], c_enum, _st),
 ]
 
 
