@@ -703,6 +703,22 @@ static void w_mgd_get_lr_schedule(void)
               MGRAD_ERR_SIZE);
     mgrad_mgd_destroy(mgd);
 }
+static void w_mgd_set_map(void)
+{
+    FAILS(mgrad_mgd_set_map(NULL, MGRAD_MGD_MAP_EXP, NULL, 0), MGRAD_ERR_NULL);
+    mgrad_mgd *mgd = walk_mgd();
+    FAILS_MSG(mgrad_mgd_set_map(mgd, MGRAD_MGD_MAP_COSINE, NULL, 3), MGRAD_ERR_NULL);
+    double c[3] = {0.1, 0, 0.2};
+    FAILS_MSG(mgrad_mgd_set_map(mgd, MGRAD_MGD_MAP_COSINE, c, 2), MGRAD_ERR_SIZE);
+    mgrad_mgd_destroy(mgd);
+}
+static void w_mgd_get_map(void)
+{
+    UNTOUCHED_NOCTX(mgrad_mgd_get_map(NULL, (mgrad_mgd_map *)buf, NULL), MGRAD_ERR_NULL);
+    mgrad_mgd *mgd = walk_mgd();
+    FAILS_MSG(mgrad_mgd_get_map(mgd, NULL, NULL), MGRAD_ERR_NULL);
+    mgrad_mgd_destroy(mgd);
+}
 static void w_mgd_step_size(void)
 {
     UNTOUCHED_NOCTX(mgrad_mgd_step_size(NULL, (double *)buf), MGRAD_ERR_NULL);
@@ -1154,6 +1170,8 @@ static const walk WALKS[] = {
     W(mgd_set_lr_schedule),
     W(mgd_get_lr_schedule),
     W(mgd_step_size),
+    W(mgd_set_map),
+    W(mgd_get_map),
     W(dataset_load_idx),
     W(dataset_load_npy),
     W(dataset_load_csv),

@@ -969,6 +969,183 @@ START_TEST(test_best_orders)
 }
 END_TEST
 
+/* The maps' values written out here from mgd.h (independent of mgd.c). */
+static void map_value(int kind, const double *basis, int J, const double *c, double *z)
+{
+    const double pi = 3.14159265358979323846;
+    for (int t = 0; t < T; t++) {
+        double s = (double)t / (T - 1), u = 0;
+        if (kind == MGRAD_MGD_MAP_EXP) {
+            if (basis != NULL)
+                for (int j = 0; j < J; j++) u += basis[t * J + j] * c[j];
+            else
+                u = c[t];
+            z[t] = exp(u);
+        } else if (kind == MGRAD_MGD_MAP_COSINE) {
+            z[t] = s < c[2] ? c[0] * s / c[2]
+                            : c[1] + (c[0] - c[1]) * 0.5 *
+                                         (1 + cos(pi * (s - c[2]) / (1 - c[2])));
+        } else {
+            z[t] = s < c[3] ? c[0] + (c[1] - c[0]) * 0.5 * (1 + cos(pi * s / c[3]))
+                            : c[2] + (c[0] - c[2]) * 0.5 *
+                                         (1 + cos(pi * (s - c[3]) / (1 - c[3])));
+        }
+    }
+}
+
+/* φ at map(c), trained on a twin run. */
+static double phi_at_map(int kind, const double *basis, int J, const double *c)
+{
+    double z[T], phi = 0;
+    map_value(kind, basis, J, c, z);
+    fixture fx;
+    setup(&fx, 0);
+    mgrad_meta *lr = NULL;
+    ck_assert_int_eq(mgrad_run_add_meta(&lr, fx.run, MGRAD_META_LR_SCHEDULE, NULL), MGRAD_OK);
+    ck_assert_int_eq(mgrad_meta_set_value(lr, MGRAD_DTYPE_F64, z, T), MGRAD_OK);
+    ck_assert_int_eq(mgrad_run_train(fx.run, &phi), MGRAD_OK);
+    teardown(&fx);
+    return phi;
+}
+
+/* Each map's chain rule against central differences of φ(map(c)) in f64:
+   one SGD step of tiny size gives g = (c − c_new) / lr; the value after the
+   step is map(c_new).  No entry of the schedule sits near a family's kink. */
+START_TEST(test_maps_chain_rule)
+{
+    enum { J = 3 };
+    double basis[T * J];
+    for (int t = 0; t < T; t++) {
+        double pos = (double)t / (T - 1) * (J - 1);
+        for (int j = 0; j < J; j++) basis[t * J + j] = fmax(0, 1 - fabs(pos - j));
+    }
+    struct {
+        int kind, with_basis, dim;
+        double c[T];
+    } cases[4] = {{MGRAD_MGD_MAP_EXP, 0, T, {0}},
+                  {MGRAD_MGD_MAP_EXP, 1, J, {0}},
+                  {MGRAD_MGD_MAP_COSINE, 0, 3, {0.08, 0.01, 0.3}},
+                  {MGRAD_MGD_MAP_ONE_CYCLE, 0, 4, {0.1, 0.02, 0.005, 0.4}}};
+    for (int t = 0; t < T; t++) cases[0].c[t] = log(0.05) + 0.01 * t;
+    for (int j = 0; j < J; j++) cases[1].c[j] = log(0.04) + 0.2 * j;
+    for (int ci = 0; ci < 4; ci++) {
+        const double *Bs = cases[ci].with_basis ? basis : NULL;
+        int dim = cases[ci].dim;
+        double *c = cases[ci].c, cnew[T], z[T], want[T];
+        fixture fx;
+        setup(&fx, 0);
+        mgrad_meta *lr = NULL;
+        ck_assert_int_eq(mgrad_run_add_meta(&lr, fx.run, MGRAD_META_LR_SCHEDULE, NULL),
+                         MGRAD_OK);
+        mgrad_mgd *mgd = NULL;
+        ck_assert_int_eq(mgrad_mgd_create(&mgd, lr, MGRAD_MGD_SGD), MGRAD_OK);
+        ck_assert_int_eq(mgrad_mgd_set_real(mgd, MGRAD_MGD_PARAM_LR, 1e-6), MGRAD_OK);
+        if (Bs != NULL) ck_assert_int_eq(mgrad_mgd_set_basis(mgd, Bs, J, c), MGRAD_OK);
+        if (ci == 0) {
+            /* no coefficients: c = log of the current value */
+            map_value(MGRAD_MGD_MAP_EXP, NULL, 0, c, z);
+            ck_assert_int_eq(mgrad_meta_set_value(lr, MGRAD_DTYPE_F64, z, T), MGRAD_OK);
+            ck_assert_int_eq(mgrad_mgd_set_map(mgd, cases[ci].kind, NULL, 0), MGRAD_OK);
+        } else {
+            ck_assert_int_eq(mgrad_mgd_set_map(mgd, cases[ci].kind, c, dim), MGRAD_OK);
+        }
+        mgrad_mgd_map kind = 0;
+        int64_t got_dim = 0;
+        ck_assert_int_eq(mgrad_mgd_get_map(mgd, &kind, &got_dim), MGRAD_OK);
+        ck_assert_int_eq(kind, cases[ci].kind);
+        ck_assert_int_eq(got_dim, dim);
+        ck_assert_int_eq(mgrad_mgd_step(mgd, NULL), MGRAD_OK);
+        double best[T];
+        ck_assert_int_eq(mgrad_mgd_best(mgd, MGRAD_DTYPE_F64, best, T, NULL), MGRAD_OK);
+        map_value(cases[ci].kind, Bs, J, c, want);
+        for (int t = 0; t < T; t++)
+            ck_assert_msg(fabs(best[t] - want[t]) <= 1e-14 * fabs(want[t]), "map %d t %d: %.17g vs %.17g", cases[ci].kind, t, best[t], want[t]);
+        /* the value after the step is map(c_new), c_new = c − lr·g */
+        ck_assert_int_eq(mgrad_meta_get_value(lr, MGRAD_DTYPE_F64, z, T), MGRAD_OK);
+        double gmax = 0, fd[T];
+        for (int j = 0; j < dim; j++) {
+            double h = 1e-5, cp[T], cm[T];
+            memcpy(cp, c, sizeof cp);
+            memcpy(cm, c, sizeof cm);
+            cp[j] += h;
+            cm[j] -= h;
+            fd[j] = (phi_at_map(cases[ci].kind, Bs, J, cp) - phi_at_map(cases[ci].kind, Bs, J, cm)) /
+                    (2 * h);
+            gmax = fmax(gmax, fabs(fd[j]));
+        }
+        ck_assert(gmax > 0);
+        /* the library's step used Jᵀ dφ/dz; the test's uses the FD gradient
+           through its own map: the two new values agree */
+        for (int j = 0; j < dim; j++) cnew[j] = c[j] - 1e-6 * fd[j];
+        map_value(cases[ci].kind, Bs, J, cnew, want);
+        double zscale = 0;
+        for (int t = 0; t < T; t++) zscale = fmax(zscale, fabs(z[t] - best[t]));
+        ck_assert(zscale > 0); /* the step moved the value */
+        for (int t = 0; t < T; t++)
+            ck_assert_msg(fabs(z[t] - want[t]) <= 1e-5 * zscale,
+                          "map %d entry %d: value %.12g, from FD gradient %.12g (moved %.3g)",
+                          cases[ci].kind, t, z[t], want[t], zscale);
+        /* once stepping started the optimised variable is fixed */
+        ck_assert_int_eq(mgrad_mgd_set_map(mgd, MGRAD_MGD_MAP_IDENTITY, NULL, 0),
+                         MGRAD_ERR_ORDER);
+        mgrad_mgd_destroy(mgd);
+        teardown(&fx);
+    }
+}
+END_TEST
+
+/* set_map refusals change nothing. */
+START_TEST(test_map_refusals)
+{
+    fixture fx;
+    setup(&fx, 0);
+    mgrad_meta *lr = NULL, *w = NULL;
+    ck_assert_int_eq(mgrad_run_add_meta(&lr, fx.run, MGRAD_META_LR_SCHEDULE, NULL), MGRAD_OK);
+    ck_assert_int_eq(mgrad_run_add_meta(&w, fx.run, MGRAD_META_DATA_WEIGHTS, NULL), MGRAD_OK);
+    mgrad_mgd *mgd = NULL;
+    ck_assert_int_eq(mgrad_mgd_create(&mgd, lr, MGRAD_MGD_ADAM), MGRAD_OK);
+    double c[4] = {0.1, 0.0, 0.3, 0.5}, bad[4] = {0.1, 0.0, 1.0, 0};
+    ck_assert_int_eq(mgrad_mgd_set_map(mgd, (mgrad_mgd_map)7, NULL, 0), MGRAD_ERR_INVALID);
+    ck_assert_int_eq(mgrad_mgd_set_map(mgd, MGRAD_MGD_MAP_COSINE, c, 4), MGRAD_ERR_SIZE);
+    ck_assert_int_eq(mgrad_mgd_set_map(mgd, MGRAD_MGD_MAP_COSINE, NULL, 0), MGRAD_ERR_NULL);
+    ck_assert_int_eq(mgrad_mgd_set_map(mgd, MGRAD_MGD_MAP_COSINE, bad, 3), MGRAD_ERR_INVALID);
+    bad[2] = 0.3;
+    bad[0] = -1;
+    ck_assert_int_eq(mgrad_mgd_set_map(mgd, MGRAD_MGD_MAP_COSINE, bad, 3), MGRAD_ERR_INVALID);
+    ck_assert_int_eq(mgrad_mgd_set_map(mgd, MGRAD_MGD_MAP_ONE_CYCLE, c, 3), MGRAD_ERR_SIZE);
+    c[3] = 0; /* pct below 0.01 */
+    ck_assert_int_eq(mgrad_mgd_set_map(mgd, MGRAD_MGD_MAP_ONE_CYCLE, c, 4), MGRAD_ERR_INVALID);
+    ck_assert_int_eq(mgrad_mgd_set_map(mgd, MGRAD_MGD_MAP_EXP, c, 4), MGRAD_ERR_SIZE);
+    /* EXP of a value with a zero entry */
+    double z[T];
+    for (int t = 0; t < T; t++) z[t] = t == 7 ? 0 : 0.05;
+    ck_assert_int_eq(mgrad_meta_set_value(lr, MGRAD_DTYPE_F64, z, T), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_set_map(mgd, MGRAD_MGD_MAP_EXP, NULL, 0), MGRAD_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(mgrad_context_last_error(fx.ctx), "entry 7"));
+    mgrad_mgd_map kind = 9;
+    int64_t dim = 0;
+    ck_assert_int_eq(mgrad_mgd_get_map(mgd, &kind, &dim), MGRAD_OK);
+    ck_assert(kind == MGRAD_MGD_MAP_IDENTITY && dim == T);
+    /* a family with a basis; a basis after a map */
+    c[3] = 0.5;
+    ck_assert_int_eq(mgrad_mgd_set_map(mgd, MGRAD_MGD_MAP_ONE_CYCLE, c, 4), MGRAD_OK);
+    double basis[T];
+    for (int t = 0; t < T; t++) basis[t] = 1;
+    ck_assert_int_eq(mgrad_mgd_set_basis(mgd, basis, 1, c), MGRAD_ERR_ORDER);
+    ck_assert_int_eq(mgrad_mgd_set_map(mgd, MGRAD_MGD_MAP_IDENTITY, NULL, 0), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_set_basis(mgd, basis, 1, c), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_set_map(mgd, MGRAD_MGD_MAP_COSINE, c, 3), MGRAD_ERR_INVALID);
+    ck_assert_int_eq(mgrad_mgd_set_map(mgd, MGRAD_MGD_MAP_EXP, NULL, 0), MGRAD_ERR_NULL);
+    ck_assert_int_eq(mgrad_mgd_get_map(mgd, &kind, &dim), MGRAD_OK);
+    ck_assert(kind == MGRAD_MGD_MAP_IDENTITY && dim == 1);
+    mgrad_mgd_destroy(mgd);
+    ck_assert_int_eq(mgrad_mgd_create(&mgd, w, MGRAD_MGD_KEEP_DROP), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_set_map(mgd, MGRAD_MGD_MAP_EXP, NULL, 0), MGRAD_ERR_INVALID);
+    mgrad_mgd_destroy(mgd);
+    teardown(&fx);
+}
+END_TEST
+
 START_TEST(test_misuse)
 {
     fixture fx;
@@ -1037,6 +1214,8 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_keep_drop);
     tcase_add_test(tc, test_exchange_budget_under_projection);
     tcase_add_test(tc, test_best_orders);
+    tcase_add_test(tc, test_maps_chain_rule);
+    tcase_add_test(tc, test_map_refusals);
     tcase_add_test(tc, test_misuse);
     suite_add_tcase(s, tc);
     return s;

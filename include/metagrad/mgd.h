@@ -347,11 +347,72 @@ MGRAD_API mgrad_status mgrad_mgd_set_progress(mgrad_mgd *mgd, mgrad_mgd_progress
  * @return MGRAD_OK; MGRAD_ERR_NULL (a basis without coefficients, or dim or
  *         coefficients without a basis); MGRAD_ERR_ORDER (after the first
  *         step); MGRAD_ERR_INVALID (dim < 1 or dim · size too large, a method
- *         EXCHANGE or KEEP_DROP optimiser (they work on counts), or a TOP_K projection whose
- *         k exceeds dim); MGRAD_ERR_NOMEM.  Nothing changes on failure.
+ *         EXCHANGE or KEEP_DROP optimiser (they work on counts), or a TOP_K
+ *         projection whose k exceeds dim); MGRAD_ERR_ORDER (also: a map is
+ *         set, mgrad_mgd_set_map); MGRAD_ERR_NOMEM.  Nothing changes on
+ *         failure.
  */
 MGRAD_API mgrad_status mgrad_mgd_set_basis(mgrad_mgd *mgd, const double *basis, int64_t dim,
                                            const double *coefficients);
+
+/**
+ * Nonlinear parametrisations z = map(c) of the optimised variable c; the
+ * gradient is Jᵀ dφ/dz with the map's exact Jacobian J, the update and the
+ * projection apply to c.
+ *   IDENTITY   z = u, where u = basis · c with a basis (mgrad_mgd_set_basis)
+ *              or u = c (the default)
+ *   EXP        z = exp(u) elementwise: a log-scale parametrisation (u as
+ *              for IDENTITY, so it composes with a basis: a piecewise-linear
+ *              log schedule); keeps z > 0 and makes steps relative
+ *   COSINE     an LR schedule over the metaparameter's size T entries,
+ *              s = t / (T − 1), c = {peak, floor, warmup}:
+ *                s < warmup:  z = peak · s / warmup
+ *                otherwise:   z = floor + (peak − floor)(1 + cos(π v))/2,
+ *                             v = (s − warmup) / (1 − warmup)
+ *   ONE_CYCLE  c = {peak, start, end, pct}:
+ *                s < pct:     z = peak + (start − peak)(1 + cos(π s / pct))/2
+ *                otherwise:   z = end + (peak − end)(1 + cos(π v))/2,
+ *                             v = (s − pct) / (1 − pct)
+ * The families keep their coefficients in their domain after every update
+ * (and projection): peak, floor, start, end >= 0; warmup in [0, 0.99]; pct
+ * in [0.01, 0.99].  At the kinks s = warmup and s = pct the Jacobian is the
+ * right-hand one.
+ */
+typedef enum mgrad_mgd_map {
+    MGRAD_MGD_MAP_IDENTITY = 0,
+    MGRAD_MGD_MAP_EXP = 1,
+    MGRAD_MGD_MAP_COSINE = 2,
+    MGRAD_MGD_MAP_ONE_CYCLE = 3
+} mgrad_mgd_map;
+
+/**
+ * Optimise c in z = map(c) (see mgrad_mgd_map), starting from
+ * `coefficients` [dim] (copied), reset Adam moments.  Only before the first
+ * step; set a basis first (mgrad_mgd_set_basis refuses while a map is set).
+ *   IDENTITY: coefficients NULL, dim 0: back to u (a basis keeps its
+ *             coefficients).
+ *   EXP: dim = the basis dimension (coefficients required) or the
+ *        metaparameter's size; coefficients NULL with dim 0 (no basis):
+ *        c = log of the metaparameter's current value, which must be > 0.
+ *   COSINE: dim 3; ONE_CYCLE: dim 4; coefficients in the domain above; no
+ *        basis.
+ * @return MGRAD_OK; MGRAD_ERR_NULL (coefficients NULL where required);
+ *         MGRAD_ERR_SIZE (dim); MGRAD_ERR_ORDER (after the first step);
+ *         MGRAD_ERR_INVALID (unknown kind, a method EXCHANGE or KEEP_DROP
+ *         optimiser, a family with a basis, a coefficient out of its domain
+ *         or not finite, a value <= 0 for EXP's logarithm, a TOP_K
+ *         projection whose k exceeds dim); MGRAD_ERR_NOMEM.  Nothing changes
+ *         on failure.
+ */
+MGRAD_API mgrad_status mgrad_mgd_set_map(mgrad_mgd *mgd, mgrad_mgd_map kind,
+                                         const double *coefficients, int64_t dim);
+
+/**
+ * The map and the number of optimised values (`dim` may be NULL).
+ * @return MGRAD_OK; MGRAD_ERR_NULL.
+ */
+MGRAD_API mgrad_status mgrad_mgd_get_map(const mgrad_mgd *mgd, mgrad_mgd_map *kind,
+                                         int64_t *dim);
 
 /**
  * One meta-step (see the top of this header).

@@ -31,9 +31,11 @@ typedef struct keyed {
    mgrad_mgd_set_basis. */
 typedef struct vars {
     int64_t n;             /* size of the optimised variable */
+    mgrad_mgd_map map;     /* z = map(u), u = basis · c or c (mgrad_mgd_set_map) */
+    double *gu;            /* dφ/du [size] (EXP only) */
     double *z, *g, *m, *v; /* optimised variable, its gradient, Adam moments */
     double *basis;         /* [size, n] or NULL: then z is the value itself */
-    double *full, *gfull;  /* the value and dφ/dvalue [size] (alias z, g without basis) */
+    double *full, *gfull;  /* the value and dφ/dvalue [size] (alias z, g without basis or map) */
     double *scratch;       /* sorting */
     keyed *pairs;          /* sorting indices by a key */
     int64_t *order;        /* indices by descending key (order_by) */
@@ -538,6 +540,7 @@ static void free_vars(mgrad_context *ctx, vars *x)
                     x->order,
                     x->pairs,
                     x->basis,
+                    x->gu,
                     x->full != x->z ? x->full : NULL,
                     x->gfull != x->g ? x->gfull : NULL};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) mgr_free(ctx, bufs[i]);
@@ -545,12 +548,14 @@ static void free_vars(mgrad_context *ctx, vars *x)
 }
 
 /* The buffers of an optimised variable of n values (basis [size, n] and its
-   coefficients, or NULL: n = size, z the value itself); zeroed moments. */
+   coefficients, or NULL: n = size, z the value itself, unless a map other
+   than IDENTITY is given: then its coefficients); zeroed moments. */
 static mgrad_status alloc_vars(mgrad_context *ctx, int64_t size, int64_t n, const double *basis,
-                               const double *coefficients, vars *x)
+                               const double *coefficients, mgrad_mgd_map map, vars *x)
 {
     memset(x, 0, sizeof *x);
     x->n = n;
+    x->map = map;
     mgrad_status s = MGRAD_OK;
     double **dbufs[] = {&x->z, &x->g, &x->m, &x->v, &x->scratch};
     for (size_t i = 0; i < sizeof dbufs / sizeof dbufs[0] && s == MGRAD_OK; i++)
@@ -559,9 +564,12 @@ static mgrad_status alloc_vars(mgrad_context *ctx, int64_t size, int64_t n, cons
         s = mgr_alloc_or_fail(ctx, (void **)&x->order, (size_t)n, sizeof(int64_t), "MGD state");
     if (s == MGRAD_OK)
         s = mgr_alloc_or_fail(ctx, (void **)&x->pairs, (size_t)n, sizeof(keyed), "MGD state");
-    if (s == MGRAD_OK && basis != NULL) {
-        s = mgr_alloc_or_fail(ctx, (void **)&x->basis, (size_t)size * (size_t)n, sizeof(double),
-                              "the basis");
+    if (s == MGRAD_OK && map == MGRAD_MGD_MAP_EXP)
+        s = mgr_alloc_or_fail(ctx, (void **)&x->gu, (size_t)size, sizeof(double), "MGD state");
+    if (s == MGRAD_OK && (basis != NULL || map != MGRAD_MGD_MAP_IDENTITY)) {
+        if (basis != NULL)
+            s = mgr_alloc_or_fail(ctx, (void **)&x->basis, (size_t)size * (size_t)n,
+                                  sizeof(double), "the basis");
         if (s == MGRAD_OK)
             s = mgr_alloc_or_fail(ctx, (void **)&x->full, (size_t)size, sizeof(double),
                                   "MGD state");
@@ -569,7 +577,8 @@ static mgrad_status alloc_vars(mgrad_context *ctx, int64_t size, int64_t n, cons
             s = mgr_alloc_or_fail(ctx, (void **)&x->gfull, (size_t)size, sizeof(double),
                                   "MGD state");
         if (s == MGRAD_OK) {
-            memcpy(x->basis, basis, (size_t)size * (size_t)n * sizeof(double));
+            if (basis != NULL)
+                memcpy(x->basis, basis, (size_t)size * (size_t)n * sizeof(double));
             memcpy(x->z, coefficients, (size_t)n * sizeof(double));
         }
     } else if (s == MGRAD_OK) {
@@ -613,7 +622,7 @@ mgrad_status mgrad_mgd_create(mgrad_mgd **out, mgrad_meta *meta, mgrad_mgd_metho
     MGRAD_FORWARD(mgr_alloc_or_fail(ctx, (void **)&mgd, 1, sizeof *mgd, "an MGD optimiser"));
     mgd->ctx = ctx;
     mgr_context_retain(ctx);
-    mgrad_status s = alloc_vars(ctx, size, size, NULL, NULL, &mgd->x);
+    mgrad_status s = alloc_vars(ctx, size, size, NULL, NULL, MGRAD_MGD_MAP_IDENTITY, &mgd->x);
     if (s == MGRAD_OK)
         s = mgr_alloc_or_fail(ctx, (void **)&mgd->best, (size_t)size, sizeof(double),
                               "MGD state");
@@ -669,9 +678,111 @@ mgrad_status mgrad_mgd_set_basis(mgrad_mgd *mgd, const double *basis, int64_t di
                     "optimised values",
                     fn, mgd->proj[0], (long long)n);
     vars x;
-    MGRAD_FORWARD(alloc_vars(ctx, mgd->size, n, basis, coefficients, &x));
+    MGRAD_RETURN_IF(ctx, mgd->x.map != MGRAD_MGD_MAP_IDENTITY, MGRAD_ERR_ORDER,
+                    "%s: a map is set; set the basis first, then the map", fn);
+    MGRAD_FORWARD(alloc_vars(ctx, mgd->size, n, basis, coefficients, MGRAD_MGD_MAP_IDENTITY, &x));
     free_vars(ctx, &mgd->x);
     mgd->x = x;
+    return MGRAD_OK;
+}
+
+mgrad_status mgrad_mgd_set_map(mgrad_mgd *mgd, mgrad_mgd_map kind, const double *coefficients,
+                              int64_t dim)
+{
+    if (mgd == NULL) return MGRAD_ERR_NULL;
+    mgrad_context *ctx = mgd->ctx;
+    const char *fn = "mgrad_mgd_set_map";
+    vars *cur = &mgd->x;
+    MGRAD_RETURN_IF(ctx, mgd->steps > 0, MGRAD_ERR_ORDER,
+                    "%s: after %lld meta-steps; a map changes the optimised variable, so set "
+                    "it before the first",
+                    fn, (long long)mgd->steps);
+    MGRAD_RETURN_IF(ctx, (int)kind < MGRAD_MGD_MAP_IDENTITY || (int)kind > MGRAD_MGD_MAP_ONE_CYCLE,
+                    MGRAD_ERR_INVALID, "%s: kind %d is not an mgrad_mgd_map", fn, (int)kind);
+    MGRAD_RETURN_IF(ctx,
+                    mgd->method == MGRAD_MGD_EXCHANGE || mgd->method == MGRAD_MGD_KEEP_DROP,
+                    MGRAD_ERR_INVALID, "%s: %s works on counts, not through a map", fn,
+                    method_name(mgd->method));
+    MGRAD_RETURN_IF(ctx, coefficients == NULL && dim != 0, MGRAD_ERR_NULL,
+                    "%s: coefficients is NULL but dim = %lld", fn, (long long)dim);
+    const double *basis = cur->basis;
+    int64_t n = basis != NULL ? cur->n : mgd->size;
+    double *logs = NULL;
+    if (kind == MGRAD_MGD_MAP_IDENTITY) {
+        MGRAD_RETURN_IF(ctx, coefficients != NULL, MGRAD_ERR_INVALID,
+                        "%s: IDENTITY takes no coefficients (the basis keeps its own)", fn);
+        coefficients = cur->z;
+        n = cur->n;
+    } else if (kind == MGRAD_MGD_MAP_EXP) {
+        if (coefficients == NULL) {
+            MGRAD_RETURN_IF(ctx, basis != NULL, MGRAD_ERR_NULL,
+                            "%s: EXP over a basis needs its starting coefficients", fn);
+            MGRAD_FORWARD(mgr_alloc_or_fail(ctx, (void **)&logs, (size_t)n, sizeof(double),
+                                            "MGD state"));
+            mgrad_status s = mgrad_meta_get_value(mgd->meta, MGRAD_DTYPE_F64, logs, n);
+            for (int64_t i = 0; i < n && s == MGRAD_OK; i++) {
+                if (!(logs[i] > 0 && isfinite(logs[i])))
+                    s = mgr_error(ctx, MGRAD_ERR_INVALID,
+                                  "%s: EXP starts from log of the value; entry %lld is %g, "
+                                  "not positive",
+                                  fn, (long long)i, logs[i]);
+                else
+                    logs[i] = log(logs[i]);
+            }
+            if (s != MGRAD_OK) {
+                mgr_free(ctx, logs);
+                return s;
+            }
+            coefficients = logs;
+        } else {
+            MGRAD_RETURN_IF(ctx, dim != n, MGRAD_ERR_SIZE,
+                            "%s: dim = %lld but EXP here takes %lld coefficients (%s)", fn,
+                            (long long)dim, (long long)n,
+                            basis != NULL ? "the basis dimension" : "the metaparameter's size");
+        }
+    } else {
+        int64_t need = kind == MGRAD_MGD_MAP_COSINE ? 3 : 4;
+        MGRAD_RETURN_IF(ctx, basis != NULL, MGRAD_ERR_INVALID,
+                        "%s: a schedule family is its own parametrisation; remove the basis", fn);
+        MGRAD_RETURN_IF(ctx, coefficients == NULL, MGRAD_ERR_NULL,
+                        "%s: a schedule family needs its starting coefficients", fn);
+        MGRAD_RETURN_IF(ctx, dim != need, MGRAD_ERR_SIZE, "%s: dim = %lld but %s takes %lld",
+                        fn, (long long)dim, kind == MGRAD_MGD_MAP_COSINE ? "COSINE" : "ONE_CYCLE",
+                        (long long)need);
+        double lo = kind == MGRAD_MGD_MAP_COSINE ? 0.0 : 0.01;
+        for (int64_t j = 0; j < need - 1; j++)
+            MGRAD_RETURN_IF(ctx, !(coefficients[j] >= 0 && isfinite(coefficients[j])),
+                            MGRAD_ERR_INVALID, "%s: coefficient %lld = %g must be >= 0 and finite",
+                            fn, (long long)j, coefficients[j]);
+        MGRAD_RETURN_IF(ctx, !(coefficients[need - 1] >= lo && coefficients[need - 1] <= 0.99),
+                        MGRAD_ERR_INVALID, "%s: the share (coefficient %lld) = %g must be in [%g, 0.99]",
+                        fn, (long long)(need - 1), coefficients[need - 1], lo);
+        n = need;
+    }
+    if (kind == MGRAD_MGD_MAP_EXP)
+        for (int64_t j = 0; j < n; j++)
+            MGRAD_RETURN_IF(ctx, !isfinite(coefficients[j]), MGRAD_ERR_INVALID,
+                            "%s: coefficient %lld = %g is not finite", fn, (long long)j,
+                            coefficients[j]);
+    MGRAD_RETURN_IF(ctx, mgd->projection == MGRAD_PROJECT_TOP_K && mgd->proj[0] > (double)n,
+                    MGRAD_ERR_INVALID,
+                    "%s: the TOP_K projection's k = %g exceeds the %lld optimised values", fn,
+                    mgd->proj[0], (long long)n);
+    vars x;
+    mgrad_status s = alloc_vars(ctx, mgd->size, n, basis, coefficients, kind, &x);
+    mgr_free(ctx, logs);
+    MGRAD_FORWARD(s);
+    free_vars(ctx, cur);
+    mgd->x = x;
+    return MGRAD_OK;
+}
+
+mgrad_status mgrad_mgd_get_map(const mgrad_mgd *mgd, mgrad_mgd_map *kind, int64_t *dim)
+{
+    if (mgd == NULL) return MGRAD_ERR_NULL;
+    MGRAD_RETURN_IF(mgd->ctx, kind == NULL, MGRAD_ERR_NULL, "mgrad_mgd_get_map: kind is NULL");
+    *kind = mgd->x.map;
+    if (dim != NULL) *dim = mgd->x.n;
     return MGRAD_OK;
 }
 
@@ -813,15 +924,113 @@ static void update(mgrad_mgd *mgd)
     }
 }
 
-/* full = basis · z  ([size, n] · [n]) */
+/* Position s_t = t / (size − 1) of entry t of a schedule family. */
+static double family_pos(int64_t t, int64_t size)
+{
+    return size > 1 ? (double)t / (double)(size - 1) : 0.0;
+}
+
+/* A schedule family's value at s and its derivatives d[0..dim) by the
+   coefficients c (mgd.h gives the formulas; docs/architecture.md). */
+static double family(mgrad_mgd_map map, const double *c, double s, double *d)
+{
+    if (map == MGRAD_MGD_MAP_COSINE) {
+        double P = c[0], F = c[1], w = c[2];
+        if (s < w) {
+            d[0] = s / w;
+            d[1] = 0;
+            d[2] = -P * s / (w * w);
+            return P * s / w;
+        }
+        double v = (s - w) / (1 - w), cv = 0.5 * (1 + cos(MGR_PI * v));
+        double dcv = -0.5 * MGR_PI * sin(MGR_PI * v);
+        d[0] = cv;
+        d[1] = 1 - cv;
+        d[2] = (P - F) * dcv * (s - 1) / ((1 - w) * (1 - w));
+        return F + (P - F) * cv;
+    }
+    /* ONE_CYCLE {peak, start, end, pct} */
+    double P = c[0], S = c[1], E = c[2], p = c[3];
+    if (s < p) {
+        double v = s / p, cv = 0.5 * (1 + cos(MGR_PI * v));
+        double dcv = -0.5 * MGR_PI * sin(MGR_PI * v);
+        d[0] = 1 - cv;
+        d[1] = cv;
+        d[2] = 0;
+        d[3] = (S - P) * dcv * (-s / (p * p));
+        return P + (S - P) * cv;
+    }
+    double v = (s - p) / (1 - p), cv = 0.5 * (1 + cos(MGR_PI * v));
+    double dcv = -0.5 * MGR_PI * sin(MGR_PI * v);
+    d[0] = cv;
+    d[1] = 0;
+    d[2] = 1 - cv;
+    d[3] = (P - E) * dcv * (s - 1) / ((1 - p) * (1 - p));
+    return E + (P - E) * cv;
+}
+
+static int is_family(mgrad_mgd_map map)
+{
+    return map == MGRAD_MGD_MAP_COSINE || map == MGRAD_MGD_MAP_ONE_CYCLE;
+}
+
+/* full = map(u), u = basis · z ([size, n] · [n]) or z */
 static void expand(mgrad_mgd *mgd)
 {
     vars *x = &mgd->x;
-    for (int64_t i = 0; i < mgd->size; i++) {
-        double acc = 0;
-        for (int64_t j = 0; j < x->n; j++) acc += x->basis[i * x->n + j] * x->z[j];
-        x->full[i] = acc;
+    if (is_family(x->map)) {
+        double d[4];
+        for (int64_t t = 0; t < mgd->size; t++)
+            x->full[t] = family(x->map, x->z, family_pos(t, mgd->size), d);
+        return;
     }
+    for (int64_t i = 0; i < mgd->size; i++) {
+        double acc = x->z[i < x->n ? i : 0];
+        if (x->basis != NULL) {
+            acc = 0;
+            for (int64_t j = 0; j < x->n; j++) acc += x->basis[i * x->n + j] * x->z[j];
+        }
+        x->full[i] = x->map == MGRAD_MGD_MAP_EXP ? exp(acc) : acc;
+    }
+}
+
+/* g = Jᵀ gfull for z = map(basis · c): the chain rule through the map (exact
+   Jacobians), then basisᵀ. */
+static void pullback(mgrad_mgd *mgd)
+{
+    vars *x = &mgd->x;
+    if (is_family(x->map)) {
+        double d[4];
+        for (int64_t j = 0; j < x->n; j++) x->g[j] = 0;
+        for (int64_t t = 0; t < mgd->size; t++) {
+            (void)family(x->map, x->z, family_pos(t, mgd->size), d);
+            for (int64_t j = 0; j < x->n; j++) x->g[j] += d[j] * x->gfull[t];
+        }
+        return;
+    }
+    const double *gu = x->gfull;
+    if (x->map == MGRAD_MGD_MAP_EXP) {
+        /* d exp(u)/du = exp(u), the value itself */
+        for (int64_t i = 0; i < mgd->size; i++) x->gu[i] = x->full[i] * x->gfull[i];
+        gu = x->gu;
+    }
+    if (x->basis != NULL) {
+        for (int64_t j = 0; j < x->n; j++) x->g[j] = 0;
+        for (int64_t i = 0; i < mgd->size; i++)
+            for (int64_t j = 0; j < x->n; j++) x->g[j] += x->basis[i * x->n + j] * gu[i];
+    } else {
+        memcpy(x->g, gu, (size_t)x->n * sizeof(double));
+    }
+}
+
+/* A family's coefficients kept in its domain after an update (mgd.h). */
+static void family_domain(vars *x)
+{
+    if (!is_family(x->map)) return;
+    for (int64_t j = 0; j < x->n - 1; j++) x->z[j] = fmax(x->z[j], 0.0);
+    double *share = &x->z[x->n - 1];
+    *share = x->map == MGRAD_MGD_MAP_COSINE ? fmin(fmax(*share, 0.0), 0.99)
+                                            : fmin(fmax(*share, 0.01), 0.99);
 }
 
 /* The value a step starts from must be one the method keeps its promise
@@ -864,7 +1073,7 @@ static mgrad_status score_of(mgrad_mgd *mgd, double phi, double *out)
 static mgrad_status train_and_score(mgrad_mgd *mgd, double *phi)
 {
     vars *x = &mgd->x;
-    if (x->basis != NULL) {
+    if (x->full != x->z) {
         expand(mgd);
         MGRAD_FORWARD(mgrad_meta_set_value(mgd->meta, MGRAD_DTYPE_F64, x->full, mgd->size));
     } else {
@@ -909,17 +1118,13 @@ mgrad_status mgrad_mgd_step(mgrad_mgd *mgd, double *phi)
     /* the sum over the ranks on a data-parallel run (metagrad/mpi.h), so that
        every rank takes the same step; mgrad_meta_get_grad otherwise */
     MGRAD_FORWARD(mgrad_meta_gather_grad(src, -1, MGRAD_DTYPE_F64, x->gfull, mgd->size));
-    if (x->basis != NULL) {
-        /* chain rule: dφ/dc = basisᵀ dφ/dz */
-        for (int64_t j = 0; j < x->n; j++) x->g[j] = 0;
-        for (int64_t i = 0; i < mgd->size; i++)
-            for (int64_t j = 0; j < x->n; j++) x->g[j] += x->basis[i * x->n + j] * x->gfull[i];
-    }
+    if (x->full != x->z) pullback(mgd); /* dφ/dc from dφ/dz */
     if (mgd->maximize)
         for (int64_t i = 0; i < x->n; i++) x->g[i] = -x->g[i];
     update(mgd);
     project(mgd);
-    if (x->basis != NULL) expand(mgd);
+    family_domain(x);
+    if (x->full != x->z) expand(mgd);
     MGRAD_FORWARD(mgrad_meta_set_value(mgd->meta, MGRAD_DTYPE_F64, x->full, mgd->size));
     mgd->steps++;
     if (phi != NULL) *phi = value;
