@@ -68,12 +68,8 @@ def peak_rss():
 def prepare(tmp, args):
     """Windows of fortunes as .npy files, batches, θ0."""
     import metagrad as mg
-    try:
-        TextCorpus = mg.TextCorpus
-    except AttributeError:
-        from metagrad._api import TextCorpus
     ctx = mg.Context(dtype="f32")
-    with TextCorpus(ctx) as corpus:
+    with mg.TextCorpus(ctx) as corpus:
         corpus.add(FORTUNES, split="percent", exclude="*.dat")
         ds, _ = corpus.examples(L + 1)
     tokens = np.asarray(ds.get_tokens(), dtype=np.int64)
@@ -280,7 +276,8 @@ def main():
     ap.add_argument("--torch-threads", type=int, nargs="+", default=[1, 2],
                     help="torch.set_num_threads for the torch side, one torch side per "
                          "value; OPENBLAS/OMP threads stay --threads")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="repeats of the comparison (0: only the memory measurement)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--mem-steps", type=int, default=1000,
                     help="T of the memory measurement (ours; 0: skip it)")
@@ -312,7 +309,8 @@ def main():
                     lr=args.lr, threads=args.threads, paths=paths)
         sides = [("torch %d thread%s" % (tt, "s" if tt > 1 else ""), "torch", tt)
                  for tt in args.torch_threads] + [("ours", "ours", args.threads)]
-        for T in args.steps:
+        runs = {}
+        for T in args.steps if args.repeats > 0 else []:
             runs = {name: [] for name, _, _ in sides}
             for rep in range(args.repeats):  # interleaved: see the docstring
                 for name, side, tt in sides:
@@ -375,7 +373,7 @@ def main():
             # at the last T above, times the memory run's T
             Tl = args.steps[-1]
             for name, _, _ in sides[:-1]:
-                rs = [x for x in runs[name] if "error" not in x]
+                rs = [x for x in runs.get(name, []) if "error" not in x]
                 if rs:
                     grow = median([(x["rss"] - x["rss_before_unroll"]) / Tl for x in rs])
                     print("  %s unrolled: %.2f MiB per step at T = %d, so about %.1f GiB at "

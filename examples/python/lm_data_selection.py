@@ -62,11 +62,6 @@ import metagrad as mg
 
 import _apputil as app
 
-try:
-    TextCorpus = mg.TextCorpus
-except AttributeError:  # not exported by the package's __init__ in every version
-    from metagrad._api import TextCorpus
-
 NAMES = ["whole pool", "random", "perplexity", "DSIR", "MGD"]
 # (name, glob pattern, excluded names, split, Debian package); 0 is the target
 DOMAINS = [
@@ -242,7 +237,7 @@ def main():
     timer = app.Timer()
     rng = np.random.default_rng(0x2545F4914F6CDD1D)
     ctx = mg.Context()
-    corpus = TextCorpus(ctx)
+    corpus = mg.TextCorpus(ctx)
     for d, (_, pattern, exclude, split, _) in enumerate(DOMAINS):
         corpus.add(pattern, split=split, domain=d, exclude=exclude)
     domains = np.asarray(corpus.domains())
