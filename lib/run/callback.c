@@ -92,16 +92,16 @@ mgrad_status mgrad_run_create_callback(mgrad_run **out, mgrad_context *ctx,
 
 mgrad_status mgr_cb_check_meta(mgrad_run *run, mgrad_meta_kind kind)
 {
-    if (run->model_kind != MGR_MODEL_CALLBACK) return MGRAD_OK;
+    if (run->model.kind != MGR_MODEL_CALLBACK) return MGRAD_OK;
     const char *fn = "mgrad_run_add_meta";
     MGRAD_RETURN_IF(run->ctx, kind == MGRAD_META_SOFT_LABELS, MGRAD_ERR_UNSUPPORTED,
                     "%s: SOFT_LABELS is not available for callback models: their loss "
                     "is inside the callback, where the library cannot differentiate with "
                     "respect to its targets", fn);
-    MGRAD_RETURN_IF(run->ctx, kind == MGRAD_META_INPUTS && run->cb.hvp == NULL,
+    MGRAD_RETURN_IF(run->ctx, kind == MGRAD_META_INPUTS && run->model.cb.hvp == NULL,
                     MGRAD_ERR_UNSUPPORTED, "%s: INPUTS needs the exact hvp callback; this "
                     "callback model runs in approximate mode (hvp is NULL)", fn);
-    MGRAD_RETURN_IF(run->ctx, kind == MGRAD_META_INPUTS && !run->cb.input_tangents,
+    MGRAD_RETURN_IF(run->ctx, kind == MGRAD_META_INPUTS && !run->model.cb.input_tangents,
                     MGRAD_ERR_UNSUPPORTED, "%s: INPUTS needs input gradient tangents; set "
                     "input_tangents = 1 in the callback model and fill "
                     "input_grad_tangents in hvp", fn);
@@ -113,11 +113,11 @@ mgrad_status mgr_cb_check_meta(mgrad_run *run, mgrad_meta_kind kind)
 mgrad_status mgr_cb_scratch_create(mgrad_run *run, size_t max_rows)
 {
     mgrad_context *ctx = run->ctx;
-    if (run->cb.hvp != NULL) return MGRAD_OK; /* exact mode needs none */
+    if (run->model.cb.hvp != NULL) return MGRAD_OK; /* exact mode needs none */
     cb_scratch *s = NULL;
     MGRAD_FORWARD(mgr_alloc_or_fail(ctx, (void **)&s, 1, sizeof *s, "callback scratch"));
-    run->cb_scratch = s;
-    size_t P = (size_t)run->num_params, es = mgr_dtype_size(ctx->dtype);
+    run->traj.cb_scratch = s;
+    size_t P = (size_t)run->model.num_params, es = mgr_dtype_size(ctx->dtype);
     struct { void **p; size_t n; const char *what; } allocs[] = {
         {&s->theta, P, "θ ± εu"},
         {&s->gp, P, "the gradient at θ + εu"},
@@ -134,7 +134,7 @@ mgrad_status mgr_cb_scratch_create(mgrad_run *run, size_t max_rows)
 
 void mgr_cb_scratch_destroy(mgrad_run *run)
 {
-    cb_scratch *s = run->cb_scratch;
+    cb_scratch *s = run->traj.cb_scratch;
     if (s == NULL) return;
     mgr_free(run->ctx, s->theta);
     mgr_free(run->ctx, s->gp);
@@ -142,7 +142,7 @@ void mgr_cb_scratch_destroy(mgrad_run *run)
     mgr_free(run->ctx, s->lp);
     mgr_free(run->ctx, s->lm);
     mgr_free(run->ctx, s);
-    run->cb_scratch = NULL;
+    run->traj.cb_scratch = NULL;
 }
 
 /* ---- the seam ----------------------------------------------------------- */
@@ -193,7 +193,7 @@ static mgrad_status failed(const mgrad_run *run, const mgr_cb_chunk *c, const ch
 static int call_loss_grad(const mgrad_run *run, const mgr_cb_chunk *c, const void *theta,
                           void *grad, void *ell, double *loss)
 {
-    const mgrad_callback_model *m = &run->cb;
+    const mgrad_callback_model *m = &run->model.cb;
     mgrad_chunk k = public_chunk(c);
     mgrad_loss_grad_out out;
     memset(&out, 0, sizeof out);
@@ -221,8 +221,8 @@ static mgrad_status rop_approx(const mgrad_run *run, const mgr_cb_chunk *c,
                                const void *theta, const void *u, void *hu, void *elldot)
 {
     mgrad_dtype dt = run->ctx->dtype;
-    cb_scratch *s = run->cb_scratch;
-    size_t P = (size_t)run->num_params, rows = c->rows;
+    cb_scratch *s = run->traj.cb_scratch;
+    size_t P = (size_t)run->model.num_params, rows = c->rows;
     double nt = 0, nu = 0;
     for (size_t j = 0; j < P; j++) {
         double a = get(theta, dt, j), b = get(u, dt, j);
@@ -260,7 +260,7 @@ static mgrad_status rop_approx(const mgrad_run *run, const mgr_cb_chunk *c,
 mgrad_status mgr_cb_rop(const mgrad_run *run, const mgr_cb_chunk *c, const void *theta,
                         const void *u, void *hu, void *elldot, void *xbardot)
 {
-    const mgrad_callback_model *m = &run->cb;
+    const mgrad_callback_model *m = &run->model.cb;
     if (m->hvp == NULL) {
         MGRAD_RETURN_IF(run->ctx, xbardot != NULL, MGRAD_ERR_INTERNAL,
                         "input tangents requested from an approximate callback model");
@@ -281,7 +281,7 @@ mgrad_status mgr_cb_rop(const mgrad_run *run, const mgr_cb_chunk *c, const void 
 mgrad_status mgr_cb_outputs(const mgrad_run *run, const mgr_cb_chunk *c, const void *theta,
                             void *outputs, int *have)
 {
-    const mgrad_callback_model *m = &run->cb;
+    const mgrad_callback_model *m = &run->model.cb;
     *have = 0;
     if (m->outputs == NULL) return MGRAD_OK;
     mgrad_chunk k = public_chunk(c);

@@ -70,7 +70,7 @@ typedef struct engine {
     double hyper_wd, hyper_mom, hyper_beta2; /* accumulated hyper adjoints */
 } engine;
 
-#define E(run) ((engine *)(run)->engine)
+#define E(run) ((engine *)(run)->traj.engine)
 
 /* ==== the chunk evaluator (evaluator.h) ================================== */
 
@@ -80,9 +80,9 @@ static void gather_row(const mgrad_run *run, evaluator *ev, const chunk *c, size
     size_t F = ev->features, C = ev->classes;
     int64_t i = c->rows[r];
     ev->rows[r] = i;
-    if (c->train_rows && run->input_meta != NULL && run->input_meta[i] >= 0) {
-        const mgrad_meta *m = run->metas[run->input_meta[i]];
-        memcpy(ev->x + r * F, (const real *)m->value + (size_t)run->input_row[i] * F,
+    if (c->train_rows && run->metas.input_meta != NULL && run->metas.input_meta[i] >= 0) {
+        const mgrad_meta *m = run->metas.all[run->metas.input_meta[i]];
+        memcpy(ev->x + r * F, (const real *)m->value + (size_t)run->metas.input_row[i] * F,
                F * sizeof(real));
     } else {
         mgr_dataset_copy_row(ds, i, ev->x + r * F);
@@ -90,11 +90,11 @@ static void gather_row(const mgrad_run *run, evaluator *ev, const chunk *c, size
     const real *mw = c->wmeta != NULL ? c->wmeta->value : NULL;
     const real *dsw = ds->weights;
     ev->w[r] = mw != NULL ? mw[i] : (dsw != NULL ? dsw[i] : (real)1);
-    const mgrad_meta *soft = c->train_rows ? run->meta_soft : NULL;
+    const mgrad_meta *soft = c->train_rows ? run->metas.soft : NULL;
     if (soft != NULL)
         memcpy(ev->targets + r * C, (const real *)soft->value + (size_t)i * C,
                C * sizeof(real));
-    else if (ds->targets != NULL && run->opts.loss == MGRAD_LOSS_SQUARED_ERROR)
+    else if (ds->targets != NULL && run->config.opts.loss == MGRAD_LOSS_SQUARED_ERROR)
         memcpy(ev->targets + r * C, (const real *)ds->targets + (size_t)i * C,
                C * sizeof(real));
     if (ds->labels != NULL) ev->labels[r] = ds->labels[i];
@@ -130,19 +130,19 @@ chunk R(mgr_eval_dataset_chunk)(const mgrad_run *run, evaluator *ev, const mgrad
 
 static R(mgr_loss_batch) loss_of(const mgrad_run *run, const evaluator *ev, const chunk *c)
 {
-    bool soft = c->train_rows && run->meta_soft != NULL;
+    bool soft = c->train_rows && run->metas.soft != NULL;
     return (R(mgr_loss_batch)){
-        .kind = run->opts.loss,
+        .kind = run->config.opts.loss,
         .rows = c->count,
         .classes = ev->classes,
-        .smoothing = run->opts.label_smoothing,
+        .smoothing = run->config.opts.label_smoothing,
         .labels = ev->labels,
-        .targets = (soft || run->opts.loss == MGRAD_LOSS_SQUARED_ERROR) ? ev->targets
-                                                                        : NULL,
+        .targets = (soft || run->config.opts.loss == MGRAD_LOSS_SQUARED_ERROR) ? ev->targets
+                                                                               : NULL,
         .weights = ev->w,
         .scale = c->scale,
         /* next token: the targets are the chunk's own input tokens */
-        .positions = (size_t)mgr_graph_output(&run->graph)->positions,
+        .positions = (size_t)mgr_graph_output(&run->model.graph)->positions,
         .token_stride = ev->features,
         .tokens = ev->x,
     };
@@ -152,7 +152,7 @@ static mgrad_status graph_value_grad(const mgrad_run *run, evaluator *ev, const 
                                      const real *theta, mgr_backward bw, real *grad,
                                      memo_use memo, double *loss)
 {
-    const mgr_graph *g = &run->graph;
+    const mgr_graph *g = &run->model.graph;
     ev->ws->row0 = (int64_t)c->row0; /* dropout masks of the whole chunk's rows */
     R(mgr_graph_forward_memo)(g, ev->ws, c->count, theta, ev->x, memo.in, memo.out);
     const real *o = ev->ws->val[g->num_nodes - 1];
@@ -164,7 +164,7 @@ static mgrad_status graph_value_grad(const mgrad_run *run, evaluator *ev, const 
         R(mgr_graph_backward)(g, ev->ws, c->count, theta, ev->x, ev->obar, grad, NULL);
     else /* only what the R-op pass along u reads (input adjoints: input metas) */
         R(mgr_graph_backward_rop)(g, ev->ws, c->count, theta, ev->x, ev->obar,
-                                  c->train_rows && run->input_meta != NULL);
+                                  c->train_rows && run->metas.input_meta != NULL);
     return MGRAD_OK;
 }
 
@@ -172,7 +172,7 @@ static mgrad_status graph_rop(const mgrad_run *run, evaluator *ev, const chunk *
                               const real *theta, const real *u, bool all_zero, real *hu,
                               real *xbardot, const real **odot_out)
 {
-    const mgr_graph *g = &run->graph;
+    const mgr_graph *g = &run->model.graph;
     size_t rows = c->count;
     ev->ws->row0 = (int64_t)c->row0;
     R(mgr_graph_tangent)(g, ev->ws, rows, theta, u, ev->x, NULL);
@@ -195,7 +195,7 @@ static mgrad_status graph_outputs(const mgrad_run *run, evaluator *ev, const chu
 {
     (void)c;
     (void)theta;
-    *out = ev->ws->val[run->graph.num_nodes - 1];
+    *out = ev->ws->val[run->model.graph.num_nodes - 1];
     return MGRAD_OK;
 }
 
@@ -213,8 +213,8 @@ static mgr_cb_chunk cb_chunk(const mgrad_run *run, const evaluator *ev, const ch
     return (mgr_cb_chunk){
         .rows = c->count,
         .x = ev->x,
-        .labels = run->opts.loss == MGRAD_LOSS_CROSS_ENTROPY ? ev->labels : NULL,
-        .targets = run->opts.loss == MGRAD_LOSS_SQUARED_ERROR ? ev->targets : NULL,
+        .labels = run->config.opts.loss == MGRAD_LOSS_CROSS_ENTROPY ? ev->labels : NULL,
+        .targets = run->config.opts.loss == MGRAD_LOSS_SQUARED_ERROR ? ev->targets : NULL,
         .w = ev->w,
         .scale = (double)c->scale,
         .site = ev->site,
@@ -279,9 +279,9 @@ mgrad_status R(mgr_eval_create)(mgrad_run *run, evaluator **out)
     evaluator *ev = NULL;
     *out = NULL;
     MGRAD_FORWARD(mgr_alloc_or_fail(ctx, (void **)&ev, 1, sizeof *ev, "a chunk evaluator"));
-    size_t rows = mgr_run_chunk_rows(run), C = (size_t)run->classes;
-    size_t F = (size_t)run->train->features;
-    ev->seam = run->model_kind == MGR_MODEL_CALLBACK ? &callback_seam : &graph_seam;
+    size_t rows = mgr_run_chunk_rows(&run->config), C = (size_t)run->model.classes;
+    size_t F = (size_t)run->config.train->features;
+    ev->seam = run->model.kind == MGR_MODEL_CALLBACK ? &callback_seam : &graph_seam;
     ev->max_rows = rows;
     ev->features = F;
     ev->classes = C;
@@ -304,7 +304,7 @@ mgrad_status R(mgr_eval_create)(mgrad_run *run, evaluator **out)
     for (size_t i = 0; i < sizeof allocs / sizeof allocs[0] && s == MGRAD_OK; i++)
         s = mgr_alloc_or_fail(ctx, allocs[i].p, allocs[i].n, allocs[i].size, allocs[i].what);
     if (s == MGRAD_OK && ev->seam == &graph_seam) {
-        s = R(mgr_graph_ws_create)(ctx, &run->graph, rows, &ev->ws);
+        s = R(mgr_graph_ws_create)(ctx, &run->model.graph, rows, &ev->ws);
         if (s == MGRAD_OK) {
             ev->ws->seed = ctx->seed; /* dropout masks */
             ev->ws->training = 0;
@@ -331,12 +331,12 @@ static void set_training(evaluator *ev, bool training, int64_t t)
 static void epoch_perm(const mgrad_run *run, engine *e, int64_t epoch)
 {
     if (e->perm_epoch == epoch) return;
-    int64_t n = run->train->n;
+    int64_t n = run->config.train->n;
     for (int64_t i = 0; i < n; i++) e->perm[i] = i;
     /* Fisher-Yates with counter-based draws: a pure function of
        (shuffle_seed, epoch). */
     for (int64_t i = n - 1; i > 0; i--) {
-        int64_t j = (int64_t)mgr_rng_below(run->opts.shuffle_seed,
+        int64_t j = (int64_t)mgr_rng_below(run->shuffle_seed,
                                            MGR_STREAM_SHUFFLE + ((uint64_t)epoch << 8),
                                            (uint64_t)i, (uint64_t)i + 1);
         int64_t tmp = e->perm[i];
@@ -350,9 +350,9 @@ static void epoch_perm(const mgrad_run *run, engine *e, int64_t epoch)
    permutations (a batch may straddle two epochs). */
 static const int64_t *batch_rows(const mgrad_run *run, engine *e, int64_t t)
 {
-    int64_t B = run->batch;
-    if (run->batches != NULL) return run->batches + t * B;
-    int64_t n = run->train->n;
+    int64_t B = run->config.batch;
+    if (run->config.batches != NULL) return run->config.batches + t * B;
+    int64_t n = run->config.train->n;
     for (int64_t j = 0; j < B; j++) {
         int64_t p = t * B + j;
         epoch_perm(run, e, p / n);
@@ -363,8 +363,8 @@ static const int64_t *batch_rows(const mgrad_run *run, engine *e, int64_t t)
 
 static const mgrad_meta *data_weights_at(const mgrad_run *run, int64_t t)
 {
-    for (int i = 0; i < run->num_metas; i++) {
-        const mgrad_meta *m = run->metas[i];
+    for (int i = 0; i < run->metas.count; i++) {
+        const mgrad_meta *m = run->metas.all[i];
         if (m->kind == MGRAD_META_DATA_WEIGHTS && t >= m->step_begin && t < m->step_end)
             return m;
     }
@@ -376,9 +376,10 @@ static const mgrad_meta *data_weights_at(const mgrad_run *run, int64_t t)
 static chunk batch_chunk(const mgrad_run *run, engine *e, int64_t t)
 {
     size_t lo = 0, hi = 0;
-    mgr_shard(run, (size_t)run->batch, &lo, &hi);
-    return (chunk){.ds = run->train, .rows = batch_rows(run, e, t) + lo, .count = hi - lo,
-                   .scale = (real)(1.0 / (double)run->batch),
+    mgr_shard(run, (size_t)run->config.batch, &lo, &hi);
+    return (chunk){.ds = run->config.train, .rows = batch_rows(run, e, t) + lo,
+                   .count = hi - lo,
+                   .scale = (real)(1.0 / (double)run->config.batch),
                    .wmeta = data_weights_at(run, t), .train_rows = true, .is_batch = true,
                    .row0 = lo};
 }
@@ -394,13 +395,13 @@ typedef struct pool_cursor {
 static bool next_pool_chunk(const mgrad_run *run, evaluator *ev, int64_t t, pool_cursor *pc,
                             chunk *out)
 {
-    for (; pc->meta < run->num_metas; pc->meta++, pc->start = 0) {
-        const mgrad_meta *m = run->metas[pc->meta];
+    for (; pc->meta < run->metas.count; pc->meta++, pc->start = 0) {
+        const mgrad_meta *m = run->metas.all[pc->meta];
         if (m->kind != MGRAD_META_POOL_WEIGHTS || m->step != t) continue;
         while (pc->start < m->pool->n) {
             chunk c = R(mgr_eval_dataset_chunk)(run, ev, m->pool, pc->start,
-                                                (real)(1.0 / (double)run->batch),
-                                                m->pool == run->train);
+                                                (real)(1.0 / (double)run->config.batch),
+                                                m->pool == run->config.train);
             pc->start += (int64_t)ev->max_rows;
             if (c.count == 0) continue;
             c.wmeta = m;
@@ -460,7 +461,7 @@ static mgrad_status compute_grad(mgrad_run *run, engine *e, int64_t t, bool want
                                  int64_t slot, double *loss, bool *batch_resident)
 {
     evaluator *ev = e->ev;
-    size_t P = want_grad ? (size_t)run->num_params : 0;
+    size_t P = want_grad ? (size_t)run->model.num_params : 0;
     R(mgr_zero)(P, e->grad);
     *loss = 0;
     *batch_resident = false;
@@ -481,16 +482,16 @@ static mgrad_status compute_grad(mgrad_run *run, engine *e, int64_t t, bool want
 
 static mgr_hyper hyper_at(const mgrad_run *run, int64_t t)
 {
-    const mgrad_run_options *o = &run->opts;
-    const real *lr = run->meta_lr != NULL ? run->meta_lr->value : NULL;
-    const real *wd = run->meta_wd != NULL ? run->meta_wd->value : NULL;
-    const real *mom = run->meta_momentum != NULL ? run->meta_momentum->value : NULL;
-    const real *beta2 = run->meta_beta2 != NULL ? run->meta_beta2->value : NULL;
+    const mgrad_run_options *o = &run->config.opts;
+    const real *lr = run->metas.lr != NULL ? run->metas.lr->value : NULL;
+    const real *wd = run->metas.wd != NULL ? run->metas.wd->value : NULL;
+    const real *mom = run->metas.momentum != NULL ? run->metas.momentum->value : NULL;
+    const real *beta2 = run->metas.beta2 != NULL ? run->metas.beta2->value : NULL;
     double mom0 = o->optimizer == MGRAD_OPTIMIZER_SGD ? o->momentum : o->beta1;
     mgr_hyper h;
     memset(&h, 0, sizeof h);
     h.kind = o->optimizer;
-    h.lr = lr != NULL ? (double)lr[t] : run->lr[t];
+    h.lr = lr != NULL ? (double)lr[t] : run->config.lr[t];
     h.weight_decay = wd != NULL ? (double)wd[0] : o->weight_decay;
     h.momentum = mom != NULL ? (double)mom[0] : mom0;
     h.beta2 = beta2 != NULL ? (double)beta2[0] : o->beta2;
@@ -507,7 +508,7 @@ static mgr_hyper hyper_at(const mgrad_run *run, int64_t t)
    from (its memo), or NO_SLOT. */
 static mgrad_status forward_step(mgrad_run *run, engine *e, int64_t t, int64_t slot)
 {
-    size_t P = (size_t)run->num_params;
+    size_t P = (size_t)run->model.num_params;
     e->ev->site = "training step";
     e->ev->site_phase = MGRAD_CALLBACK_PHASE_TRAIN;
     e->ev->site_step = t;
@@ -543,8 +544,8 @@ static mgrad_status rop_chunk(mgrad_run *run, engine *e, const chunk *c, bool re
                 run, ev, c, e->state, all_zero ? MGR_BACKWARD_NONE : MGR_BACKWARD_FOR_ROP,
                 NULL, (memo_use){NULL, NULL}, &loss));
     }
-    size_t rows = c->count, C = (size_t)run->classes, F = ev->features;
-    bool want_x = c->train_rows && run->input_meta != NULL && !all_zero;
+    size_t rows = c->count, C = (size_t)run->model.classes, F = ev->features;
+    bool want_x = c->train_rows && run->metas.input_meta != NULL && !all_zero;
     const real *odot = NULL;
     MGRAD_FORWARD(ev->seam->rop(run, ev, c, e->state, e->u, all_zero, e->hu,
                                 want_x ? ev->xbardot : NULL, &odot));
@@ -557,15 +558,15 @@ static mgrad_status rop_chunk(mgrad_run *run, engine *e, const chunk *c, bool re
     if (want_x) {
         for (size_t r = 0; r < rows; r++) {
             int64_t i = ev->rows[r];
-            if (run->input_meta[i] < 0) continue;
-            const mgrad_meta *m = run->metas[run->input_meta[i]];
+            if (run->metas.input_meta[i] < 0) continue;
+            const mgrad_meta *m = run->metas.all[run->metas.input_meta[i]];
             R(mgr_axpy)(F, 1, ev->xbardot + r * F,
-                        (real *)m->grad + (size_t)run->input_row[i] * F);
+                        (real *)m->grad + (size_t)run->metas.input_row[i] * F);
         }
     }
     /* soft labels / targets: q̄_i += −scale w_i ȯ_i */
-    if (c->train_rows && run->meta_soft != NULL) {
-        real *qg = run->meta_soft->grad;
+    if (c->train_rows && run->metas.soft != NULL) {
+        real *qg = run->metas.soft->grad;
         for (size_t r = 0; r < rows; r++)
             R(mgr_axpy)(C, -c->scale * ev->w[r], odot + r * C, qg + (size_t)ev->rows[r] * C);
     }
@@ -576,7 +577,7 @@ static mgrad_status rop_chunk(mgrad_run *run, engine *e, const chunk *c, bool re
    and the adjoint of s_{t+1} in e->state_bar; leaves that of s_t. */
 static mgrad_status reverse_step(mgrad_run *run, engine *e, int64_t t, int64_t slot)
 {
-    size_t P = (size_t)run->num_params;
+    size_t P = (size_t)run->model.num_params;
     evaluator *ev = e->ev;
     ev->site = "the reverse of step";
     ev->site_phase = MGRAD_CALLBACK_PHASE_REVERSE;
@@ -602,16 +603,17 @@ static mgrad_status reverse_step(mgrad_run *run, engine *e, int64_t t, int64_t s
     MGRAD_FORWARD(mgr_reduce_sum(run, e->hu, P, NULL, 0, s)); /* scale-out seam */
     /* 4. θ̄_t += H u */
     R(mgr_optim_reverse_post)(&h, P, e->state, e->u, e->hu, e->state_bar, &hg);
-    if (run->meta_lr != NULL) ((real *)run->meta_lr->grad)[t] = (real)hg.lr;
+    if (run->metas.lr != NULL) ((real *)run->metas.lr->grad)[t] = (real)hg.lr;
     e->hyper_wd += hg.weight_decay;
     e->hyper_mom += hg.momentum;
     e->hyper_beta2 += hg.beta2;
-    long long bad = R(mgr_first_nonfinite)(run->state_len, e->state_bar);
+    long long bad = R(mgr_first_nonfinite)(run->config.state_len, e->state_bar);
     if (bad >= 0) {
         /* Adam without eps_root divides by √v̂, whose derivative is unbounded
            where v̂ = 0; otherwise the adjoint grows through products of
            (I − η H) over the steps. */
-        bool adam_root = run->opts.optimizer != MGRAD_OPTIMIZER_SGD && run->opts.eps_root == 0;
+        bool adam_root = run->config.opts.optimizer != MGRAD_OPTIMIZER_SGD &&
+                         run->config.opts.eps_root == 0;
         return mgr_error(run->ctx, MGRAD_ERR_NONFINITE,
                          "the reverse pass diverged at step %lld: an adjoint is NaN or Inf "
                          "(%s)", (long long)t,
@@ -635,7 +637,7 @@ static mgrad_status dataset_pass(mgrad_run *run, evaluator *ev, const mgrad_data
                                  double *out)
 {
     double total = 0, hits = 0, no_outputs = 0;
-    size_t C = (size_t)run->classes;
+    size_t C = (size_t)run->model.classes;
     mgrad_status s = MGRAD_OK;
     set_training(ev, false, -1); /* dropout is the identity here */
     mgr_backward bw = grad != NULL ? MGR_BACKWARD_GRAD : MGR_BACKWARD_NONE;
@@ -665,8 +667,8 @@ static mgrad_status dataset_pass(mgrad_run *run, evaluator *ev, const mgrad_data
         }
     }
     double sums[3] = {total, hits, no_outputs};
-    MGRAD_FORWARD(mgr_reduce_sum(run, grad, grad != NULL ? (size_t)run->num_params : 0, sums,
-                                 3, s)); /* scale-out seam */
+    MGRAD_FORWARD(mgr_reduce_sum(run, grad, grad != NULL ? (size_t)run->model.num_params : 0,
+                                 sums, 3, s)); /* scale-out seam */
     if (correct != NULL) *correct = sums[2] > 0 ? -1 : *correct + (int64_t)sums[1];
     *out = sums[0];
     return MGRAD_OK;
@@ -680,20 +682,20 @@ static mgrad_status dataset_pass(mgrad_run *run, evaluator *ev, const mgrad_data
 static mgrad_status drive(mgrad_run *run, engine *e)
 {
     for (;;) {
-        if (!e->in_reverse && e->cur == run->steps) return MGRAD_OK; /* s_T reached */
+        if (!e->in_reverse && e->cur == run->config.steps) return MGRAD_OK; /* s_T reached */
         mgr_action a;
         if (!mgr_schedule_next(e->sched, &a)) break;
         switch (a.kind) {
         case MGR_ACTION_ADVANCE:
-            MGRAD_RETURN_IF(run->ctx, a.count < 1 || e->cur + a.count > run->steps,
+            MGRAD_RETURN_IF(run->ctx, a.count < 1 || e->cur + a.count > run->config.steps,
                             MGRAD_ERR_INTERNAL, "checkpoint schedule advanced past T");
             for (int64_t i = 0; i < a.count; i++) {
                 int64_t slot = e->cur_slot; /* only the first step starts from it */
                 e->cur_slot = NO_SLOT;
                 MGRAD_FORWARD(forward_step(run, e, e->cur, slot));
                 e->cur++;
-                run->stats.steps_run++;
-                if (e->in_reverse) run->stats.steps_recomputed++;
+                run->traj.stats.steps_run++;
+                if (e->in_reverse) run->traj.stats.steps_recomputed++;
             }
             break;
         case MGR_ACTION_SAVE:
@@ -717,7 +719,7 @@ static mgrad_status drive(mgrad_run *run, engine *e)
             e->cur_slot = NO_SLOT;
             MGRAD_FORWARD(reverse_step(run, e, e->next_rev, slot));
             e->next_rev--;
-            run->stats.reverse_steps++;
+            run->traj.stats.reverse_steps++;
             break;
         }
         }
@@ -732,19 +734,20 @@ static mgrad_status drive(mgrad_run *run, engine *e)
 static mgrad_status train_body(mgrad_run *run, double *phi)
 {
     engine *e = E(run);
-    size_t P = (size_t)run->num_params;
+    size_t P = (size_t)run->model.num_params;
     double t0 = mgr_seconds();
     mgr_schedule_reset(e->sched);
-    const real *theta0 = run->meta_theta0 != NULL ? run->meta_theta0->value : run->theta0;
-    R(mgr_optim_init_state)(run->opts.optimizer, P, theta0, e->state);
+    const real *theta0 =
+        run->metas.theta0 != NULL ? run->metas.theta0->value : run->model.theta0;
+    R(mgr_optim_init_state)(run->config.opts.optimizer, P, theta0, e->state);
     e->cur = 0;
     e->cur_slot = NO_SLOT;
     e->perm_epoch = -1;   /* the shuffle seed may have changed since */
-    e->next_rev = run->steps - 1;
+    e->next_rev = run->config.steps - 1;
     e->in_reverse = false;
-    run->stats.steps_run = 0;
-    run->stats.steps_recomputed = 0;
-    run->stats.reverse_steps = 0;
+    run->traj.stats.steps_run = 0;
+    run->traj.stats.steps_recomputed = 0;
+    run->traj.stats.reverse_steps = 0;
     e->memo_hits = 0;
     MGRAD_FORWARD(drive(run, e));
     R(mgr_copy)(P, e->state, e->theta_T);
@@ -753,13 +756,13 @@ static mgrad_status train_body(mgrad_run *run, double *phi)
     e->ev->site = "the output function";
     e->ev->site_phase = MGRAD_CALLBACK_PHASE_OUTPUT;
     e->ev->site_step = -1;
-    MGRAD_FORWARD(dataset_pass(run, e->ev, run->val, e->theta_T, NULL, NULL, &value));
+    MGRAD_FORWARD(dataset_pass(run, e->ev, run->config.val, e->theta_T, NULL, NULL, &value));
     MGRAD_RETURN_IF(run->ctx, !isfinite(value), MGRAD_ERR_NONFINITE,
                     "the output function (validation loss) is %g at θ_T", value);
     e->in_reverse = true;
-    run->stats.seconds_forward = mgr_seconds() - t0;
-    run->stats.peak_state_bytes = mgr_store_peak_bytes(e->store);
-    run->stats.memo_hits = e->memo_hits;
+    run->traj.stats.seconds_forward = mgr_seconds() - t0;
+    run->traj.stats.peak_state_bytes = mgr_store_peak_bytes(e->store);
+    run->traj.stats.memo_hits = e->memo_hits;
     if (phi != NULL) *phi = value;
     return MGRAD_OK;
 }
@@ -770,28 +773,30 @@ static mgrad_status train_body(mgrad_run *run, double *phi)
 static mgrad_status reverse_body(mgrad_run *run)
 {
     engine *e = E(run);
-    size_t P = (size_t)run->num_params;
+    size_t P = (size_t)run->model.num_params;
     double t0 = mgr_seconds();
-    for (int i = 0; i < run->num_metas; i++)
-        R(mgr_zero)((size_t)run->metas[i]->size, run->metas[i]->grad);
+    for (int i = 0; i < run->metas.count; i++)
+        R(mgr_zero)((size_t)run->metas.all[i]->size, run->metas.all[i]->grad);
     e->hyper_wd = e->hyper_mom = e->hyper_beta2 = 0;
-    R(mgr_zero)(run->state_len, e->state_bar);
+    R(mgr_zero)(run->config.state_len, e->state_bar);
     if (!e->reverse_grad) R(mgr_copy)(P, e->buf_T, e->next_m);
     double value = 0;
     e->ev->site = "the gradient of the output function";
     e->ev->site_phase = MGRAD_CALLBACK_PHASE_OUTPUT;
     e->ev->site_step = -1;
-    MGRAD_FORWARD(dataset_pass(run, e->ev, run->val, e->theta_T, e->state_bar, NULL, &value));
+    MGRAD_FORWARD(dataset_pass(run, e->ev, run->config.val, e->theta_T, e->state_bar, NULL,
+                               &value));
     MGRAD_FORWARD(drive(run, e));
-    if (run->meta_theta0 != NULL) R(mgr_copy)(P, e->state_bar, run->meta_theta0->grad);
-    if (run->meta_wd != NULL) ((real *)run->meta_wd->grad)[0] = (real)e->hyper_wd;
-    if (run->meta_momentum != NULL) ((real *)run->meta_momentum->grad)[0] = (real)e->hyper_mom;
-    if (run->meta_beta2 != NULL) ((real *)run->meta_beta2->grad)[0] = (real)e->hyper_beta2;
-    run->stats.seconds_reverse = mgr_seconds() - t0;
+    if (run->metas.theta0 != NULL) R(mgr_copy)(P, e->state_bar, run->metas.theta0->grad);
+    if (run->metas.wd != NULL) ((real *)run->metas.wd->grad)[0] = (real)e->hyper_wd;
+    if (run->metas.momentum != NULL)
+        ((real *)run->metas.momentum->grad)[0] = (real)e->hyper_mom;
+    if (run->metas.beta2 != NULL) ((real *)run->metas.beta2->grad)[0] = (real)e->hyper_beta2;
+    run->traj.stats.seconds_reverse = mgr_seconds() - t0;
     uint64_t peak = mgr_store_peak_bytes(e->store);
-    if (peak > run->stats.peak_state_bytes) run->stats.peak_state_bytes = peak;
-    run->stats.spilled_bytes = (int64_t)mgr_store_spilled_bytes(e->store);
-    run->stats.memo_hits = e->memo_hits;
+    if (peak > run->traj.stats.peak_state_bytes) run->traj.stats.peak_state_bytes = peak;
+    run->traj.stats.spilled_bytes = (int64_t)mgr_store_spilled_bytes(e->store);
+    run->traj.stats.memo_hits = e->memo_hits;
     return MGRAD_OK;
 }
 
@@ -811,7 +816,7 @@ static mgrad_status engine_reverse(mgrad_run *run)
 
 static mgrad_status engine_get_params(const mgrad_run *run, void *out)
 {
-    R(mgr_copy)((size_t)run->num_params, E(run)->theta_T, out);
+    R(mgr_copy)((size_t)run->model.num_params, E(run)->theta_T, out);
     return MGRAD_OK;
 }
 
@@ -875,7 +880,7 @@ static void engine_destroy(mgrad_run *run)
                     e->next_m, e->batch_rows, e->perm};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) mgr_free(ctx, bufs[i]);
     mgr_free(ctx, e);
-    run->engine = NULL;
+    run->traj.engine = NULL;
 }
 
 static mgrad_status engine_create(mgrad_run *run)
@@ -883,14 +888,15 @@ static mgrad_status engine_create(mgrad_run *run)
     mgrad_context *ctx = run->ctx;
     engine *e = NULL;
     MGRAD_FORWARD(mgr_alloc_or_fail(ctx, (void **)&e, 1, sizeof *e, "the run engine"));
-    run->engine = e;
-    size_t P = (size_t)run->num_params, S = run->state_len, B = (size_t)run->batch;
+    run->traj.engine = e;
+    size_t P = (size_t)run->model.num_params, S = run->config.state_len;
+    size_t B = (size_t)run->config.batch;
     e->perm_epoch = -1;
     e->cur_slot = NO_SLOT;
     mgr_hyper h0; /* the kind and Nesterov flag are all it reads; fixed per run */
     memset(&h0, 0, sizeof h0);
-    h0.kind = run->opts.optimizer;
-    h0.nesterov = run->opts.nesterov;
+    h0.kind = run->config.opts.optimizer;
+    h0.nesterov = run->config.opts.nesterov;
     e->reverse_grad = mgr_optim_reverse_needs_grad(&h0);
     size_t PM = e->reverse_grad ? 1 : P;
     mgrad_status s = MGRAD_OK;
@@ -904,21 +910,24 @@ static mgrad_status engine_create(mgrad_run *run)
         {(void **)&e->buf_T, PM, sizeof(real), "the momentum of s_T"},
         {(void **)&e->next_m, PM, sizeof(real), "the momentum of s_{t+1}"},
         {(void **)&e->batch_rows, B, sizeof(int64_t), "batch indices"},
-        {(void **)&e->perm, (size_t)run->train->n, sizeof(int64_t), "the epoch permutation"},
+        {(void **)&e->perm, (size_t)run->config.train->n, sizeof(int64_t),
+         "the epoch permutation"},
     };
     for (size_t i = 0; i < sizeof allocs / sizeof allocs[0] && s == MGRAD_OK; i++)
         s = mgr_alloc_or_fail(ctx, allocs[i].p, allocs[i].n, allocs[i].size, allocs[i].what);
     if (s == MGRAD_OK) s = R(mgr_eval_create)(run, &e->ev);
-    if (s == MGRAD_OK && run->model_kind == MGR_MODEL_CALLBACK)
-        s = mgr_cb_scratch_create(run, mgr_run_chunk_rows(run));
+    if (s == MGRAD_OK && run->model.kind == MGR_MODEL_CALLBACK)
+        s = mgr_cb_scratch_create(run, mgr_run_chunk_rows(&run->config));
     if (s == MGRAD_OK)
-        s = mgr_schedule_create(ctx, run->policy, run->steps, run->slots,
-                                run->opts.checkpoint_k > 0 ? run->opts.checkpoint_k : 4,
+        s = mgr_schedule_create(ctx, run->config.policy, run->config.steps, run->config.slots,
+                                run->config.opts.checkpoint_k > 0
+                                    ? run->config.opts.checkpoint_k
+                                    : 4,
                                 &e->sched);
     if (s == MGRAD_OK)
-        s = mgr_store_create(ctx, run->slots, S * sizeof(real), run->memo_bytes,
-                             run->opts.checkpoint_budget_bytes, run->opts.spill_dir,
-                             &e->store);
+        s = mgr_store_create(ctx, run->config.slots, S * sizeof(real), run->config.memo_bytes,
+                             run->config.opts.checkpoint_budget_bytes,
+                             run->config.opts.spill_dir, &e->store);
     if (s != MGRAD_OK) engine_destroy(run);
     return s;
 }

@@ -92,7 +92,7 @@ struct R(mgr_eval) {
     int64_t site_step;    /* its step, or -1 */
 };
 
-/* Buffers for chunks of up to mgr_run_chunk_rows(run) rows, and the seam of
+/* Buffers for chunks of up to mgr_run_chunk_rows(&run->config) rows, and the seam of
    the run's model.  A graph workspace starts in evaluation mode (dropout
    off). */
 mgrad_status R(mgr_eval_create)(mgrad_run *run, R(mgr_eval) **out);

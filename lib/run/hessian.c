@@ -24,12 +24,12 @@ static mgrad_status hvp_apply(mgrad_run *run, void *handle, const void *u_, void
     R(mgr_eval) *ev = s->ev;
     const real *u = u_;
     real *hu = hu_;
-    const mgrad_dataset *ds = run->train;
+    const mgrad_dataset *ds = run->config.train;
     real scale = (real)(1.0 / (double)ds->n);
     ev->site = "mgrad_run_hvp";
     ev->site_phase = MGRAD_CALLBACK_PHASE_EVAL;
     ev->site_step = -1;
-    R(mgr_zero)((size_t)run->num_params, hu);
+    R(mgr_zero)((size_t)run->model.num_params, hu);
     for (int64_t start = 0; start < ds->n; start += (int64_t)ev->max_rows) {
         /* every row on every rank: this product is not reduced (smooth.h) */
         size_t count = (size_t)(ds->n - start);
@@ -45,7 +45,7 @@ static mgrad_status hvp_apply(mgrad_run *run, void *handle, const void *u_, void
         const real *odot = NULL;
         MGRAD_FORWARD(ev->seam->rop(run, ev, &c, s->theta, u, false, hu, NULL, &odot));
     }
-    long long bad = R(mgr_first_nonfinite)((size_t)run->num_params, hu);
+    long long bad = R(mgr_first_nonfinite)((size_t)run->model.num_params, hu);
     MGRAD_RETURN_IF(run->ctx, bad >= 0, MGRAD_ERR_NONFINITE,
                     "mgrad_run_hvp: entry %lld of H u is NaN or Inf", bad);
     return MGRAD_OK;
@@ -69,8 +69,8 @@ static mgrad_status hvp_create(mgrad_run *run, void **out)
     /* the evaluator starts in evaluation mode: the loss is deterministic */
     mgrad_status st = R(mgr_eval_create)(run, &s->ev);
     if (st == MGRAD_OK)
-        st = mgr_alloc_or_fail(ctx, (void **)&s->theta, (size_t)run->num_params, sizeof(real),
-                               "θ_T");
+        st = mgr_alloc_or_fail(ctx, (void **)&s->theta, (size_t)run->model.num_params,
+                               sizeof(real), "θ_T");
     if (st == MGRAD_OK) st = mgr_engine_of(run)->get_params(run, s->theta);
     if (st != MGRAD_OK) {
         hvp_destroy(run, s);

@@ -34,8 +34,8 @@ static const char *kind_name(mgrad_meta_kind kind)
 
 static mgrad_meta *find_kind(const mgrad_run *run, mgrad_meta_kind kind)
 {
-    for (int i = 0; i < run->num_metas; i++)
-        if (run->metas[i]->kind == kind) return run->metas[i];
+    for (int i = 0; i < run->metas.count; i++)
+        if (run->metas.all[i]->kind == kind) return run->metas.all[i];
     return NULL;
 }
 
@@ -45,7 +45,7 @@ static mgrad_status check_meta(mgrad_run *run, mgrad_meta_kind kind,
 {
     mgrad_context *ctx = run->ctx;
     const char *fn = "mgrad_run_add_meta";
-    int64_t T = run->steps, N = run->train->n, F = run->train->features;
+    int64_t T = run->config.steps, N = run->config.train->n, F = run->config.train->features;
     *cols = 1;
     MGRAD_FORWARD(mgr_cb_check_meta(run, kind));
     switch (kind) {
@@ -55,8 +55,8 @@ static mgrad_status check_meta(mgrad_run *run, mgrad_meta_kind kind,
                         MGRAD_ERR_INVALID, "%s: DATA_WEIGHTS window [%lld, %lld) must satisfy "
                         "0 <= step_begin < step_end <= T = %lld", fn,
                         (long long)o->step_begin, (long long)end, (long long)T);
-        for (int i = 0; i < run->num_metas; i++) {
-            const mgrad_meta *m = run->metas[i];
+        for (int i = 0; i < run->metas.count; i++) {
+            const mgrad_meta *m = run->metas.all[i];
             MGRAD_RETURN_IF(ctx, m->kind == MGRAD_META_DATA_WEIGHTS &&
                             o->step_begin < m->step_end && m->step_begin < end,
                             MGRAD_ERR_INVALID, "%s: DATA_WEIGHTS window [%lld, %lld) "
@@ -71,22 +71,24 @@ static mgrad_status check_meta(mgrad_run *run, mgrad_meta_kind kind,
         MGRAD_RETURN_IF(ctx, o->step < 0 || o->step >= T, MGRAD_ERR_INVALID,
                         "%s: POOL_WEIGHTS needs options.step in [0, T = %lld), got %lld", fn,
                         (long long)T, (long long)o->step);
-        const mgrad_dataset *pool = o->pool != NULL ? o->pool : run->train;
+        const mgrad_dataset *pool = o->pool != NULL ? o->pool : run->config.train;
         MGRAD_RETURN_IF(ctx, pool->ctx != ctx, MGRAD_ERR_INVALID,
                         "%s: the pool comes from another context", fn);
         MGRAD_RETURN_IF(ctx, pool->features != F, MGRAD_ERR_SHAPE,
                         "%s: the pool has %lld values per example but the model takes %lld",
                         fn, (long long)pool->features, (long long)F);
-        if (run->opts.loss == MGRAD_LOSS_NEXT_TOKEN)
-            MGRAD_FORWARD(mgr_run_check_tokens(ctx, fn, pool, "pool", F, run->classes));
-        else if (run->opts.loss == MGRAD_LOSS_CROSS_ENTROPY)
-            MGRAD_RETURN_IF(ctx, pool->labels == NULL || pool->num_classes != run->classes,
+        if (run->config.opts.loss == MGRAD_LOSS_NEXT_TOKEN)
+            MGRAD_FORWARD(mgr_run_check_tokens(ctx, fn, pool, "pool", F, run->model.classes));
+        else if (run->config.opts.loss == MGRAD_LOSS_CROSS_ENTROPY)
+            MGRAD_RETURN_IF(ctx, pool->labels == NULL ||
+                            pool->num_classes != run->model.classes,
                             MGRAD_ERR_SHAPE, "%s: the pool needs labels of %lld classes",
-                            fn, (long long)run->classes);
+                            fn, (long long)run->model.classes);
         else
-            MGRAD_RETURN_IF(ctx, pool->targets == NULL || pool->target_dim != run->classes,
+            MGRAD_RETURN_IF(ctx, pool->targets == NULL ||
+                            pool->target_dim != run->model.classes,
                             MGRAD_ERR_SHAPE, "%s: the pool needs targets of dimension %lld",
-                            fn, (long long)run->classes);
+                            fn, (long long)run->model.classes);
         /* its chunks are evaluated in training mode, like the batch */
         MGRAD_FORWARD(mgr_run_check_norm_rows(run, fn, "the pool", pool->n, 1));
         *size = pool->n;
@@ -95,8 +97,8 @@ static mgrad_status check_meta(mgrad_run *run, mgrad_meta_kind kind,
     case MGRAD_META_INPUTS: {
         /* Token ids are integers: no derivative to take (and a meta-step
            would move them off the integers). */
-        MGRAD_RETURN_IF(ctx, run->opts.loss == MGRAD_LOSS_NEXT_TOKEN ||
-                        mgr_graph_reads_tokens(&run->graph), MGRAD_ERR_UNSUPPORTED,
+        MGRAD_RETURN_IF(ctx, run->config.opts.loss == MGRAD_LOSS_NEXT_TOKEN ||
+                        mgr_graph_reads_tokens(&run->model.graph), MGRAD_ERR_UNSUPPORTED,
                         "%s: INPUTS: the model's inputs are token ids, which have no "
                         "derivative; use DATA_WEIGHTS to weigh examples instead", fn);
         int64_t R = o->rows != NULL ? o->num_rows : N;
@@ -107,14 +109,15 @@ static mgrad_status check_meta(mgrad_run *run, mgrad_meta_kind kind,
             MGRAD_RETURN_IF(ctx, i < 0 || i >= N, MGRAD_ERR_INVALID,
                             "%s: INPUTS: options.rows[%lld] = %lld is not a training row "
                             "(N = %lld)", fn, (long long)r, (long long)i, (long long)N);
-            MGRAD_RETURN_IF(ctx, run->input_meta != NULL && run->input_meta[i] >= 0,
+            MGRAD_RETURN_IF(ctx, run->metas.input_meta != NULL && run->metas.input_meta[i] >= 0,
                             MGRAD_ERR_INVALID, "%s: INPUTS: training row %lld is already "
                             "part of a registered INPUTS metaparameter", fn, (long long)i);
             for (int64_t q = 0; q < r; q++)
                 MGRAD_RETURN_IF(ctx, o->rows[q] == i, MGRAD_ERR_INVALID,
                                 "%s: INPUTS: row %lld is listed twice", fn, (long long)i);
         }
-        MGRAD_RETURN_IF(ctx, o->rows == NULL && run->input_meta != NULL, MGRAD_ERR_INVALID,
+        MGRAD_RETURN_IF(ctx, o->rows == NULL && run->metas.input_meta != NULL,
+                        MGRAD_ERR_INVALID,
                         "%s: INPUTS of all rows overlaps a registered INPUTS "
                         "metaparameter", fn);
         *size = R * F;
@@ -123,11 +126,12 @@ static mgrad_status check_meta(mgrad_run *run, mgrad_meta_kind kind,
     }
     case MGRAD_META_SOFT_LABELS:
         /* The next-token loss takes its targets from the inputs. */
-        MGRAD_RETURN_IF(ctx, run->opts.loss == MGRAD_LOSS_NEXT_TOKEN, MGRAD_ERR_UNSUPPORTED,
+        MGRAD_RETURN_IF(ctx, run->config.opts.loss == MGRAD_LOSS_NEXT_TOKEN,
+                        MGRAD_ERR_UNSUPPORTED,
                         "%s: SOFT_LABELS: the next-token loss has no labels (its targets "
                         "are the input tokens); use DATA_WEIGHTS to weigh examples", fn);
-        *size = N * run->classes;
-        *cols = run->classes;
+        *size = N * run->model.classes;
+        *cols = run->model.classes;
         break;
     case MGRAD_META_LR_SCHEDULE:
         *size = T;
@@ -137,12 +141,13 @@ static mgrad_status check_meta(mgrad_run *run, mgrad_meta_kind kind,
         *size = 1;
         break;
     case MGRAD_META_BETA2:
-        MGRAD_RETURN_IF(ctx, run->opts.optimizer == MGRAD_OPTIMIZER_SGD, MGRAD_ERR_INVALID,
+        MGRAD_RETURN_IF(ctx, run->config.opts.optimizer == MGRAD_OPTIMIZER_SGD,
+                        MGRAD_ERR_INVALID,
                         "%s: BETA2 applies to Adam and AdamW, not SGD", fn);
         *size = 1;
         break;
     case MGRAD_META_INITIAL_PARAMS:
-        *size = run->num_params;
+        *size = run->model.num_params;
         break;
     default:
         return mgr_error(ctx, MGRAD_ERR_INVALID, "%s: kind %d is not an mgrad_meta_kind",
@@ -159,10 +164,9 @@ static void initial_value(mgrad_run *run, mgrad_meta *m, const mgrad_meta_option
 {
     mgrad_dtype dt = run->ctx->dtype;
     size_t es = mgr_dtype_size(dt);
-    const mgrad_dataset *tr = run->train;
+    const mgrad_dataset *tr = run->config.train;
     size_t n = (size_t)m->size;
-    double *tmp = NULL; /* small scalars go through a double */
-    double scalar = 0;
+    double scalar = 0; /* small scalars go through a double */
     switch (m->kind) {
     case MGRAD_META_DATA_WEIGHTS:
         if (tr->weights != NULL) {
@@ -186,12 +190,12 @@ static void initial_value(mgrad_run *run, mgrad_meta *m, const mgrad_meta_option
         return;
     }
     case MGRAD_META_SOFT_LABELS: {
-        size_t C = (size_t)run->classes;
-        if (run->opts.loss == MGRAD_LOSS_SQUARED_ERROR) {
+        size_t C = (size_t)run->model.classes;
+        if (run->config.opts.loss == MGRAD_LOSS_SQUARED_ERROR) {
             memcpy(m->value, tr->targets, n * es);
             return;
         }
-        double a = run->opts.label_smoothing;
+        double a = run->config.opts.label_smoothing;
         for (size_t i = 0; i < (size_t)tr->n; i++)
             for (size_t j = 0; j < C; j++) {
                 double q = a / (double)C + ((int32_t)j == tr->labels[i] ? 1 - a : 0);
@@ -200,17 +204,16 @@ static void initial_value(mgrad_run *run, mgrad_meta *m, const mgrad_meta_option
         return;
     }
     case MGRAD_META_LR_SCHEDULE:
-        tmp = run->lr;
-        mgr_convert(m->value, dt, tmp, MGRAD_DTYPE_F64, n, 0);
+        mgr_convert(m->value, dt, run->config.lr, MGRAD_DTYPE_F64, n, 0);
         return;
-    case MGRAD_META_WEIGHT_DECAY: scalar = run->opts.weight_decay; break;
+    case MGRAD_META_WEIGHT_DECAY: scalar = run->config.opts.weight_decay; break;
     case MGRAD_META_MOMENTUM:
-        scalar = run->opts.optimizer == MGRAD_OPTIMIZER_SGD ? run->opts.momentum
-                                                            : run->opts.beta1;
+        scalar = run->config.opts.optimizer == MGRAD_OPTIMIZER_SGD ? run->config.opts.momentum
+                                                                   : run->config.opts.beta1;
         break;
-    case MGRAD_META_BETA2: scalar = run->opts.beta2; break;
+    case MGRAD_META_BETA2: scalar = run->config.opts.beta2; break;
     case MGRAD_META_INITIAL_PARAMS:
-        memcpy(m->value, run->theta0, n * es);
+        memcpy(m->value, run->model.theta0, n * es);
         return;
     }
     mgr_convert(m->value, dt, &scalar, MGRAD_DTYPE_F64, 1, 0);
@@ -229,7 +232,7 @@ mgrad_status mgrad_run_add_meta(mgrad_meta **out, mgrad_run *run, mgrad_meta_kin
                         "MGRAD_META_OPTIONS_INIT", (unsigned)opts->version);
         o = *opts;
     }
-    MGRAD_RETURN_IF(ctx, run->num_metas >= MGR_MAX_METAS, MGRAD_ERR_INVALID,
+    MGRAD_RETURN_IF(ctx, run->metas.count >= MGR_MAX_METAS, MGRAD_ERR_INVALID,
                     "mgrad_run_add_meta: at most %d metaparameters per run", MGR_MAX_METAS);
     int64_t size = 0, cols = 1;
     MGRAD_FORWARD(check_meta(run, kind, &o, &size, &cols));
@@ -242,18 +245,18 @@ mgrad_status mgrad_run_add_meta(mgrad_meta **out, mgrad_run *run, mgrad_meta_kin
     if (s == MGRAD_OK && kind == MGRAD_META_INPUTS) {
         int64_t R = size / cols;
         s = mgr_alloc_or_fail(ctx, (void **)&m->rows, (size_t)R, sizeof(int64_t), "rows");
-        if (s == MGRAD_OK && run->input_meta == NULL) {
-            size_t N = (size_t)run->train->n;
-            s = mgr_alloc_or_fail(ctx, (void **)&run->input_meta, N, sizeof(int32_t),
+        if (s == MGRAD_OK && run->metas.input_meta == NULL) {
+            size_t N = (size_t)run->config.train->n;
+            s = mgr_alloc_or_fail(ctx, (void **)&run->metas.input_meta, N, sizeof(int32_t),
                                   "the input map");
             if (s == MGRAD_OK)
-                s = mgr_alloc_or_fail(ctx, (void **)&run->input_row, N, sizeof(int64_t),
+                s = mgr_alloc_or_fail(ctx, (void **)&run->metas.input_row, N, sizeof(int64_t),
                                       "the input map");
             if (s == MGRAD_OK)
-                for (size_t i = 0; i < N; i++) run->input_meta[i] = -1;
+                for (size_t i = 0; i < N; i++) run->metas.input_meta[i] = -1;
             else {
-                mgr_free(ctx, run->input_meta);
-                run->input_meta = NULL;
+                mgr_free(ctx, run->metas.input_meta);
+                run->metas.input_meta = NULL;
             }
         }
     }
@@ -269,31 +272,31 @@ mgrad_status mgrad_run_add_meta(mgrad_meta **out, mgrad_run *run, mgrad_meta_kin
     m->size = size;
     m->cols = cols;
     m->step_begin = o.step_begin;
-    m->step_end = o.step_end < 0 ? run->steps : o.step_end;
+    m->step_end = o.step_end < 0 ? run->config.steps : o.step_end;
     m->step = o.step;
     initial_value(run, m, &o);
 
-    int idx = run->num_metas++;
-    run->metas[idx] = m;
+    int idx = run->metas.count++;
+    run->metas.all[idx] = m;
     switch (kind) {
     case MGRAD_META_POOL_WEIGHTS:
-        m->pool = o.pool != NULL ? (mgrad_dataset *)o.pool : run->train;
+        m->pool = o.pool != NULL ? (mgrad_dataset *)o.pool : run->config.train;
         mgr_dataset_retain(m->pool);
         break;
     case MGRAD_META_INPUTS:
         for (int64_t r = 0; r < size / cols; r++) {
             int64_t i = o.rows != NULL ? o.rows[r] : r;
             m->rows[r] = i;
-            run->input_meta[i] = idx;
-            run->input_row[i] = r;
+            run->metas.input_meta[i] = idx;
+            run->metas.input_row[i] = r;
         }
         break;
-    case MGRAD_META_SOFT_LABELS: run->meta_soft = m; break;
-    case MGRAD_META_LR_SCHEDULE: run->meta_lr = m; break;
-    case MGRAD_META_WEIGHT_DECAY: run->meta_wd = m; break;
-    case MGRAD_META_MOMENTUM: run->meta_momentum = m; break;
-    case MGRAD_META_BETA2: run->meta_beta2 = m; break;
-    case MGRAD_META_INITIAL_PARAMS: run->meta_theta0 = m; break;
+    case MGRAD_META_SOFT_LABELS: run->metas.soft = m; break;
+    case MGRAD_META_LR_SCHEDULE: run->metas.lr = m; break;
+    case MGRAD_META_WEIGHT_DECAY: run->metas.wd = m; break;
+    case MGRAD_META_MOMENTUM: run->metas.momentum = m; break;
+    case MGRAD_META_BETA2: run->metas.beta2 = m; break;
+    case MGRAD_META_INITIAL_PARAMS: run->metas.theta0 = m; break;
     default: break;
     }
     mgr_run_invalidate(run, MGR_STALE_META_ADDED);
@@ -397,7 +400,8 @@ mgrad_status mgrad_meta_get_grad(const mgrad_meta *meta, mgrad_dtype dtype, void
 {
     if (meta == NULL) return MGRAD_ERR_NULL;
     MGRAD_FORWARD(check_buffer(meta, "mgrad_meta_get_grad", dtype, out, count));
-    MGRAD_RETURN_IF(meta->run->ctx, meta->run->phase != MGR_PHASE_REVERSED, MGRAD_ERR_ORDER,
+    MGRAD_RETURN_IF(meta->run->ctx, meta->run->traj.phase != MGR_PHASE_REVERSED,
+                    MGRAD_ERR_ORDER,
                     "mgrad_meta_get_grad: no gradient for the current values; did you "
                     "forget mgrad_run_train and mgrad_run_reverse?");
     mgr_convert(out, dtype, meta->grad, meta->run->ctx->dtype, (size_t)count, 0);

@@ -235,13 +235,16 @@ void mgr_comm_free(mgrad_run *run)
 enum { FP_LEN = 16 };
 static void fingerprint(const mgrad_run *run, int64_t fp[FP_LEN])
 {
+    const mgr_run_model *mo = &run->model;
+    const mgr_run_config *cf = &run->config;
     int64_t kinds = 0;
-    for (int i = 0; i < run->num_metas; i++) kinds += (int64_t)1 << (4 * (int)run->metas[i]->kind % 60);
-    int64_t v[FP_LEN] = {run->ctx->dtype, run->num_params, run->steps, run->batch,
-                         run->train->n, run->val->n, run->classes, run->features,
-                         run->opts.optimizer, run->opts.loss, run->num_metas, kinds,
-                         (int64_t)run->state_len, run->model_kind == MGR_MODEL_CALLBACK,
-                         run->policy, run->slots};
+    for (int i = 0; i < run->metas.count; i++)
+        kinds += (int64_t)1 << (4 * (int)run->metas.all[i]->kind % 60);
+    int64_t v[FP_LEN] = {run->ctx->dtype, mo->num_params, cf->steps, cf->batch,
+                         cf->train->n, cf->val->n, mo->classes, mo->features,
+                         cf->opts.optimizer, cf->opts.loss, run->metas.count, kinds,
+                         (int64_t)cf->state_len, mo->kind == MGR_MODEL_CALLBACK,
+                         cf->policy, cf->slots};
     memcpy(fp, v, sizeof v);
 }
 
@@ -258,9 +261,9 @@ static mgrad_status set_comm(mgrad_run *run, MPI_Comm comm, const char *fn)
     MPI_Comm_rank(comm, &rank);
     /* Local refusals first, then one exchange so that all ranks agree. */
     mgrad_status s = MGRAD_OK;
-    if (size > 1 && run->model_kind != MGR_MODEL_CALLBACK)
-        for (int32_t k = 0; k < run->graph.num_nodes && s == MGRAD_OK; k++)
-            if (run->graph.nodes[k].kind == MGR_OP_BATCH_NORM)
+    if (size > 1 && run->model.kind != MGR_MODEL_CALLBACK)
+        for (int32_t k = 0; k < run->model.graph.num_nodes && s == MGRAD_OK; k++)
+            if (run->model.graph.nodes[k].kind == MGR_OP_BATCH_NORM)
                 s = mgr_error(ctx, MGRAD_ERR_UNSUPPORTED,
                               "%s: the model has batch norm, which couples the rows of a "
                               "batch; data-parallel runs over %d ranks would change its "
@@ -395,7 +398,7 @@ mgrad_status mgrad_meta_gather_grad(const mgrad_meta *meta, int32_t root, mgrad_
     MGRAD_RETURN_IF(ctx, count != meta->size, MGRAD_ERR_SIZE,
                     "%s: count = %lld but the metaparameter has %lld values", fn,
                     (long long)count, (long long)meta->size);
-    MGRAD_RETURN_IF(ctx, run->phase != MGR_PHASE_REVERSED, MGRAD_ERR_ORDER,
+    MGRAD_RETURN_IF(ctx, run->traj.phase != MGR_PHASE_REVERSED, MGRAD_ERR_ORDER,
                     "%s: no gradient for the current values; did you forget "
                     "mgrad_run_train and mgrad_run_reverse?", fn);
     if (run->comm == NULL) {

@@ -212,8 +212,8 @@ static int64_t norm_positions(const mgr_graph *g)
 mgrad_status mgr_run_check_norm_rows(const mgrad_run *run, const char *fn, const char *what,
                                      int64_t rows, int chunked)
 {
-    if (norm_positions(&run->graph) != 1) return MGRAD_OK;
-    int64_t per = (int64_t)mgr_run_chunk_rows(run);
+    if (norm_positions(&run->model.graph) != 1) return MGRAD_OK;
+    int64_t per = (int64_t)mgr_run_chunk_rows(&run->config);
     int64_t last = chunked && rows > per ? rows % per : rows;
     MGRAD_RETURN_IF(run->ctx, rows == 1, MGRAD_ERR_INVALID,
                     "%s: %s = 1 row: batch norm needs more than 1 value per channel (it "
@@ -229,9 +229,9 @@ mgrad_status mgr_run_check_norm_rows(const mgrad_run *run, const char *fn, const
 
 mgrad_status mgr_run_need_trajectory(const mgrad_run *run, const char *fn)
 {
-    if (run->phase != MGR_PHASE_FRESH) return MGRAD_OK;
+    if (run->traj.phase != MGR_PHASE_FRESH) return MGRAD_OK;
     const char *why = "the run has not been trained; did you forget mgrad_run_train?";
-    switch (run->stale) {
+    switch (run->traj.stale) {
     case MGR_STALE_UNTRAINED: break;
     case MGR_STALE_VALUE_SET:
         why = "a metaparameter value changed (mgrad_meta_set_value) after the last "
@@ -262,25 +262,29 @@ mgrad_status mgr_run_need_trajectory(const mgrad_run *run, const char *fn)
 static void run_free(mgrad_run *run)
 {
     mgrad_context *ctx = run->ctx;
-    if (run->engine != NULL) mgr_engine_of(run)->destroy(run);
+    if (run->traj.engine != NULL) mgr_engine_of(run)->destroy(run);
     mgr_comm_free(run);
-    for (int i = 0; i < run->num_metas; i++) {
-        mgrad_meta *m = run->metas[i];
+    for (int i = 0; i < run->metas.count; i++) {
+        mgrad_meta *m = run->metas.all[i];
         mgr_free(ctx, m->value);
         mgr_free(ctx, m->grad);
         mgr_free(ctx, m->rows);
         if (m->pool != NULL) mgr_dataset_release(m->pool);
         mgr_free(ctx, m);
     }
-    mgr_free(ctx, run->input_meta);
-    mgr_free(ctx, run->input_row);
-    mgr_free(ctx, run->batches);
-    mgr_free(ctx, run->lr);
-    mgr_free(ctx, run->theta0);
-    mgr_free(ctx, run->cb_shape);
-    mgr_graph_free(ctx, &run->graph);
-    if (run->train != NULL) mgr_dataset_release(run->train);
-    if (run->val != NULL) mgr_dataset_release(run->val);
+    mgr_free(ctx, run->metas.input_meta);
+    mgr_free(ctx, run->metas.input_row);
+    /* The writable view of the run's read-only parts (run_internal.h), to
+       release them. */
+    mgr_run_model *model = (mgr_run_model *)&run->model;
+    mgr_run_config *cfg = (mgr_run_config *)&run->config;
+    mgr_free(ctx, (void *)cfg->batches);
+    mgr_free(ctx, (void *)cfg->lr);
+    mgr_free(ctx, (void *)model->theta0);
+    mgr_free(ctx, (void *)model->cb_shape);
+    mgr_graph_free(ctx, &model->graph);
+    if (run->config.train != NULL) mgr_dataset_release(run->config.train);
+    if (run->config.val != NULL) mgr_dataset_release(run->config.val);
     mgr_free(ctx, run);
     mgr_context_release(ctx);
 }
@@ -323,71 +327,85 @@ mgrad_status mgr_run_build(mgrad_run **out, mgrad_context *ctx, const char *fn,
     MGRAD_FORWARD(mgr_alloc_or_fail(ctx, (void **)&run, 1, sizeof *run, "a run"));
     mgr_context_retain(ctx);
     run->ctx = ctx;
-    run->opts = *opts;
-    run->opts.batches = NULL;
-    run->opts.lr_schedule = NULL;
-    run->opts.spill_dir = NULL;   /* not kept: the store copies the path */
-    run->steps = opts->steps;
-    run->batch = opts->batch_size;
-    run->classes = classes;
-    run->features = features;
-    run->num_params = num_params;
+    /* The writable view of the run's read-only parts (run_internal.h): this
+       function and run_free are the only ones to take it. */
+    mgr_run_model *model = (mgr_run_model *)&run->model;
+    mgr_run_config *cfg = (mgr_run_config *)&run->config;
+    cfg->opts = *opts;
+    cfg->opts.batches = NULL;
+    cfg->opts.lr_schedule = NULL;
+    cfg->opts.spill_dir = NULL;   /* not kept: the store copies the path */
+    run->shuffle_seed = opts->shuffle_seed;
+    cfg->steps = opts->steps;
+    cfg->batch = opts->batch_size;
+    model->classes = classes;
+    model->features = features;
+    model->num_params = num_params;
     if (cb != NULL) {
-        run->model_kind = MGR_MODEL_CALLBACK;
-        run->cb = *cb;
-        run->stats.approximate = cb->hvp == NULL;
+        model->kind = MGR_MODEL_CALLBACK;
+        model->cb = *cb;
+        run->traj.stats.approximate = cb->hvp == NULL;
     }
-    run->state_len = mgr_optim_state_len(opts->optimizer, (size_t)run->num_params);
-    run->train = train;
+    cfg->state_len = mgr_optim_state_len(opts->optimizer, (size_t)model->num_params);
+    cfg->train = train;
     mgr_dataset_retain(train);
-    run->val = (mgrad_dataset *)opts->validation;
-    mgr_dataset_retain(run->val);
-    run->stats.version = MGRAD_RUN_STATS_VERSION;
+    cfg->val = (mgrad_dataset *)opts->validation;
+    mgr_dataset_retain(cfg->val);
+    run->traj.stats.version = MGRAD_RUN_STATS_VERSION;
 
     size_t esize = mgr_dtype_size(ctx->dtype);
-    size_t T = (size_t)run->steps, P = (size_t)run->num_params;
-    mgrad_status s = graph != NULL ? mgr_graph_copy(ctx, graph, &run->graph) : MGRAD_OK;
+    size_t T = (size_t)cfg->steps, P = (size_t)model->num_params;
+    mgrad_status s = graph != NULL ? mgr_graph_copy(ctx, graph, &model->graph) : MGRAD_OK;
     /* batch norm on the training batch (and POOL_WEIGHTS pools, meta.c) and on
        the chunks of the validation set */
     if (s == MGRAD_OK)
-        s = mgr_run_check_norm_rows(run, fn, "options.batch_size", run->batch, 0);
+        s = mgr_run_check_norm_rows(run, fn, "options.batch_size", cfg->batch, 0);
     if (s == MGRAD_OK)
-        s = mgr_run_check_norm_rows(run, fn, "the validation set", run->val->n, 1);
+        s = mgr_run_check_norm_rows(run, fn, "the validation set", cfg->val->n, 1);
+    /* The run's arrays are read-only once built: fill them here, through
+       these writable pointers. */
+    double *lr = NULL;
+    void *theta0_copy = NULL;
+    int64_t *cb_shape = NULL, *batches = NULL;
     if (s == MGRAD_OK)
-        s = mgr_alloc_or_fail(ctx, (void **)&run->lr, T, sizeof(double), "the LR schedule");
+        s = mgr_alloc_or_fail(ctx, (void **)&lr, T, sizeof(double), "the LR schedule");
     if (s == MGRAD_OK)
-        s = mgr_alloc_or_fail(ctx, &run->theta0, P, esize, "θ0");
+        s = mgr_alloc_or_fail(ctx, &theta0_copy, P, esize, "θ0");
     /* The caller's input_shape array need not outlive the call. */
     if (s == MGRAD_OK && cb != NULL)
-        s = mgr_alloc_or_fail(ctx, (void **)&run->cb_shape, (size_t)cb->ndim, sizeof(int64_t),
+        s = mgr_alloc_or_fail(ctx, (void **)&cb_shape, (size_t)cb->ndim, sizeof(int64_t),
                               "the input shape");
     if (s == MGRAD_OK && opts->batches != NULL)
-        s = mgr_alloc_or_fail(ctx, (void **)&run->batches, T * (size_t)run->batch,
+        s = mgr_alloc_or_fail(ctx, (void **)&batches, T * (size_t)cfg->batch,
                               sizeof(int64_t), "the batches");
+    cfg->lr = lr; /* run_free frees what was allocated */
+    model->theta0 = theta0_copy;
+    model->cb_shape = cb_shape;
+    cfg->batches = batches;
     if (s == MGRAD_OK) {
         for (size_t t = 0; t < T; t++)
-            run->lr[t] = opts->lr_schedule != NULL ? opts->lr_schedule[t] : opts->lr;
-        mgr_convert(run->theta0, ctx->dtype, theta0, MGRAD_DTYPE_F64, P, 0);
+            lr[t] = opts->lr_schedule != NULL ? opts->lr_schedule[t] : opts->lr;
+        mgr_convert(theta0_copy, ctx->dtype, theta0, MGRAD_DTYPE_F64, P, 0);
         if (cb != NULL) {
-            memcpy(run->cb_shape, cb->input_shape, (size_t)cb->ndim * sizeof(int64_t));
-            run->cb.input_shape = run->cb_shape;
+            memcpy(cb_shape, cb->input_shape, (size_t)cb->ndim * sizeof(int64_t));
+            model->cb.input_shape = cb_shape;
         }
         if (opts->batches != NULL)
-            memcpy(run->batches, opts->batches, T * (size_t)run->batch * sizeof(int64_t));
+            memcpy(batches, opts->batches, T * (size_t)cfg->batch * sizeof(int64_t));
     }
     /* The forward memo of each checkpoint slot (engine.c): the batch's
        GEMM-computed node values, kept only while they cost at most a
        quarter of a state, so that they never crowd out many slots. */
     if (s == MGRAD_OK && graph != NULL) {
-        size_t memo = mgr_graph_memo_elems(&run->graph, (size_t)run->batch) * esize;
-        if (memo > 0 && memo <= run->state_len * esize / 4) run->memo_bytes = memo;
+        size_t memo = mgr_graph_memo_elems(&model->graph, (size_t)cfg->batch) * esize;
+        if (memo > 0 && memo <= cfg->state_len * esize / 4) cfg->memo_bytes = memo;
     }
-    run->stats.memo_bytes = (int64_t)run->memo_bytes;
+    run->traj.stats.memo_bytes = (int64_t)cfg->memo_bytes;
     /* Checkpointing: the budget counts whole slots (an optimizer state and
        its memo).  With a spill directory the budget limits RAM only, so the
        schedule is unconstrained. */
     if (s == MGRAD_OK) {
-        uint64_t slot_bytes = (uint64_t)run->state_len * esize + run->memo_bytes;
+        uint64_t slot_bytes = (uint64_t)cfg->state_len * esize + cfg->memo_bytes;
         int64_t max_slots = 0;
         if (opts->checkpoint_budget_bytes > 0 && opts->spill_dir == NULL) {
             max_slots = (int64_t)(opts->checkpoint_budget_bytes / slot_bytes);
@@ -398,21 +416,21 @@ mgrad_status mgr_run_build(mgrad_run **out, mgrad_context *ctx, const char *fn,
                               "forward memo %llu) and at least 1 slot is needed", fn,
                               (unsigned long long)opts->checkpoint_budget_bytes,
                               (unsigned long long)slot_bytes,
-                              (unsigned long long)(run->state_len * esize),
-                              (unsigned long long)run->memo_bytes);
+                              (unsigned long long)(cfg->state_len * esize),
+                              (unsigned long long)cfg->memo_bytes);
         }
         if (s == MGRAD_OK)
-            s = mgr_schedule_plan(ctx, opts->checkpoint, run->steps, opts->checkpoint_slots,
+            s = mgr_schedule_plan(ctx, opts->checkpoint, cfg->steps, opts->checkpoint_slots,
                                   max_slots,
                                   opts->checkpoint_k > 0 ? opts->checkpoint_k : 4,
-                                  &run->policy, &run->slots);
-        run->stats.checkpoint = run->policy;
-        run->stats.checkpoint_slots = run->slots;
+                                  &cfg->policy, &cfg->slots);
+        run->traj.stats.checkpoint = cfg->policy;
+        run->traj.stats.checkpoint_slots = cfg->slots;
         if (s == MGRAD_OK) {
             /* the store copies spill_dir */
-            run->opts.spill_dir = opts->spill_dir;
+            cfg->opts.spill_dir = opts->spill_dir;
             s = mgr_engine_of(run)->create(run);
-            run->opts.spill_dir = NULL;
+            cfg->opts.spill_dir = NULL;
         }
     }
     if (s != MGRAD_OK) {
@@ -430,8 +448,8 @@ void mgrad_run_destroy(mgrad_run *run)
 
 void mgr_run_invalidate(mgrad_run *run, mgr_stale_cause why)
 {
-    run->phase = MGR_PHASE_FRESH;
-    run->stale = why;
+    run->traj.phase = MGR_PHASE_FRESH;
+    run->traj.stale = why;
 }
 
 mgrad_status mgrad_run_train(mgrad_run *run, double *out)
@@ -441,7 +459,7 @@ mgrad_status mgrad_run_train(mgrad_run *run, double *out)
     mgr_run_invalidate(run, MGR_STALE_FAILED); /* until it succeeds */
     mgrad_status s = mgr_engine_of(run)->train(run, &phi);
     if (s != MGRAD_OK) return s;
-    run->phase = MGR_PHASE_TRAINED;
+    run->traj.phase = MGR_PHASE_TRAINED;
     if (out != NULL) *out = phi;
     return MGRAD_OK;
 }
@@ -451,18 +469,18 @@ mgrad_status mgrad_run_reverse(mgrad_run *run)
     if (run == NULL) return MGRAD_ERR_NULL;
     MGRAD_FORWARD(mgr_run_need_trajectory(run, "mgrad_run_reverse"));
     const mgr_engine_vt *vt = mgr_engine_of(run);
-    if (run->phase == MGR_PHASE_REVERSED) {
+    if (run->traj.phase == MGR_PHASE_REVERSED) {
         /* The schedule consumed its checkpoints: replay the forward phase,
            which is bit-exact, then reverse again. */
         MGRAD_FORWARD(vt->train(run, NULL));
     }
-    run->phase = MGR_PHASE_TRAINED; /* the gradients are being overwritten */
+    run->traj.phase = MGR_PHASE_TRAINED; /* the gradients are being overwritten */
     mgrad_status s = vt->reverse(run);
     if (s != MGRAD_OK) {
         mgr_run_invalidate(run, MGR_STALE_FAILED);
         return s;
     }
-    run->phase = MGR_PHASE_REVERSED;
+    run->traj.phase = MGR_PHASE_REVERSED;
     return MGRAD_OK;
 }
 
@@ -471,7 +489,7 @@ mgrad_status mgrad_run_num_params(const mgrad_run *run, int64_t *out)
     if (run == NULL) return MGRAD_ERR_NULL;
     MGRAD_RETURN_IF(run->ctx, out == NULL, MGRAD_ERR_NULL,
                     "mgrad_run_num_params: out must not be NULL");
-    *out = run->num_params;
+    *out = run->model.num_params;
     return MGRAD_OK;
 }
 
@@ -484,9 +502,9 @@ mgrad_status mgrad_run_get_params(const mgrad_run *run, mgrad_dtype dtype, void 
                     "mgrad_run_get_params: out must not be NULL");
     MGRAD_RETURN_IF(ctx, dtype != MGRAD_DTYPE_F32 && dtype != MGRAD_DTYPE_F64,
                     MGRAD_ERR_DTYPE, "mgrad_run_get_params: unknown dtype %d", (int)dtype);
-    MGRAD_RETURN_IF(ctx, count != run->num_params, MGRAD_ERR_SIZE,
+    MGRAD_RETURN_IF(ctx, count != run->model.num_params, MGRAD_ERR_SIZE,
                     "mgrad_run_get_params: count = %lld but the model has %lld parameters",
-                    (long long)count, (long long)run->num_params);
+                    (long long)count, (long long)run->model.num_params);
     MGRAD_FORWARD(mgr_run_need_trajectory(run, "mgrad_run_get_params"));
     void *tmp = NULL;
     MGRAD_FORWARD(mgr_alloc_or_fail(ctx, &tmp, (size_t)count, mgr_dtype_size(ctx->dtype),
@@ -507,8 +525,8 @@ mgrad_status mgrad_run_evaluate(mgrad_run *run, const mgrad_dataset *ds, double 
     MGRAD_RETURN_IF(ctx, ds->ctx != ctx, MGRAD_ERR_INVALID,
                     "mgrad_run_evaluate: the dataset comes from another context");
     MGRAD_FORWARD(mgr_run_need_trajectory(run, "mgrad_run_evaluate"));
-    MGRAD_FORWARD(check_data(ctx, "mgrad_run_evaluate", ds, "evaluation", run->opts.loss,
-                             run->features, run->classes));
+    MGRAD_FORWARD(check_data(ctx, "mgrad_run_evaluate", ds, "evaluation", run->config.opts.loss,
+                             run->model.features, run->model.classes));
     MGRAD_FORWARD(mgr_run_check_norm_rows(run, "mgrad_run_evaluate", "the dataset", ds->n,
                                           1));
     double l = 0, a = 0;
@@ -521,10 +539,10 @@ mgrad_status mgrad_run_evaluate(mgrad_run *run, const mgrad_dataset *ds, double 
 mgrad_status mgrad_run_set_shuffle_seed(mgrad_run *run, uint64_t seed)
 {
     if (run == NULL) return MGRAD_ERR_NULL;
-    MGRAD_RETURN_IF(run->ctx, run->batches != NULL, MGRAD_ERR_INVALID,
+    MGRAD_RETURN_IF(run->ctx, run->config.batches != NULL, MGRAD_ERR_INVALID,
                     "mgrad_run_set_shuffle_seed: the run has explicit batches "
                     "(options.batches); there is no shuffle to reseed");
-    run->opts.shuffle_seed = seed;
+    run->shuffle_seed = seed;
     mgr_run_invalidate(run, MGR_STALE_SHUFFLE_SEED);
     return MGRAD_OK;
 }
@@ -543,7 +561,7 @@ mgrad_status mgrad_run_has_batches(const mgrad_run *run, int32_t *out)
     if (run == NULL) return MGRAD_ERR_NULL;
     MGRAD_RETURN_IF(run->ctx, out == NULL, MGRAD_ERR_NULL,
                     "mgrad_run_has_batches: out must not be NULL");
-    *out = run->batches != NULL;
+    *out = run->config.batches != NULL;
     return MGRAD_OK;
 }
 
@@ -556,8 +574,8 @@ mgrad_status mgrad_run_check_dataset(const mgrad_run *run, const mgrad_dataset *
     MGRAD_RETURN_IF(ctx, ds == NULL, MGRAD_ERR_NULL, "%s: dataset must not be NULL", fn);
     MGRAD_RETURN_IF(ctx, ds->ctx != ctx, MGRAD_ERR_INVALID,
                     "%s: the dataset comes from another context", fn);
-    MGRAD_FORWARD(check_data(ctx, fn, ds, "evaluation", run->opts.loss, run->features,
-                             run->classes));
+    MGRAD_FORWARD(check_data(ctx, fn, ds, "evaluation", run->config.opts.loss,
+                             run->model.features, run->model.classes));
     return mgr_run_check_norm_rows(run, fn, "the dataset", ds->n, 1);
 }
 
@@ -577,8 +595,8 @@ mgrad_status mgrad_run_example_losses(mgrad_run *run, const mgrad_dataset *ds,
                     "%s: count = %lld but the dataset has %lld examples", fn,
                     (long long)count, (long long)ds->n);
     MGRAD_FORWARD(mgr_run_need_trajectory(run, fn));
-    MGRAD_FORWARD(check_data(ctx, fn, ds, "evaluation", run->opts.loss, run->features,
-                             run->classes));
+    MGRAD_FORWARD(check_data(ctx, fn, ds, "evaluation", run->config.opts.loss,
+                             run->model.features, run->model.classes));
     MGRAD_FORWARD(mgr_run_check_norm_rows(run, fn, "the dataset", ds->n, 1));
     void *tmp = NULL;
     mgrad_status s = mgr_alloc_or_fail(ctx, &tmp, (size_t)count, mgr_dtype_size(ctx->dtype),
@@ -602,7 +620,7 @@ mgrad_status mgrad_run_get_stats(const mgrad_run *run, mgrad_run_stats *out)
     if (out->version < MGRAD_RUN_STATS_VERSION) {
         /* An older caller's struct ends before the fields of later versions
            (version 1 before `approximate`, version 2 before `memo_bytes`). */
-        const mgrad_run_stats *st = &run->stats;
+        const mgrad_run_stats *st = &run->traj.stats;
         out->steps_run = st->steps_run;
         out->steps_recomputed = st->steps_recomputed;
         out->reverse_steps = st->reverse_steps;
@@ -615,6 +633,6 @@ mgrad_status mgrad_run_get_stats(const mgrad_run *run, mgrad_run_stats *out)
         if (out->version >= 2) out->approximate = st->approximate;
         return MGRAD_OK;
     }
-    *out = run->stats;
+    *out = run->traj.stats;
     return MGRAD_OK;
 }

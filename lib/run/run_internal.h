@@ -6,7 +6,8 @@
  * (typed) owns the trajectory: batches, the step function, the driver that
  * executes a checkpoint schedule, and the reverse pass; it evaluates every
  * chunk through the chunk evaluator (evaluator.h), which hessian.c uses
- * too.
+ * too.  The run itself is split into parts with one writer each ("the
+ * parts of a run" below; docs/architecture.md).
  */
 #ifndef MGRAD_RUN_INTERNAL_H
 #define MGRAD_RUN_INTERNAL_H
@@ -34,8 +35,6 @@ struct mgrad_meta {
 
 #define MGR_MAX_METAS 64
 
-/* Where the run stands: metagradients need a trajectory of the current
-   metaparameter values. */
 /* The model of a run: the built-in graph, or the caller's callbacks
    (callback.c).  Fixed at creation; the chunk evaluator picks its model
    seam from it once (evaluator.h). */
@@ -44,6 +43,8 @@ typedef enum mgr_model_kind {
     MGR_MODEL_CALLBACK = 1
 } mgr_model_kind;
 
+/* Where the run stands: metagradients need a trajectory of the current
+   metaparameter values. */
 typedef enum mgr_run_phase {
     MGR_PHASE_FRESH = 0,    /* nothing trained, or values changed since */
     MGR_PHASE_TRAINED = 1,  /* forward phase done; schedule paused at s_T */
@@ -62,42 +63,86 @@ typedef enum mgr_stale_cause {
     MGR_STALE_FAILED             /* the last train or reverse failed */
 } mgr_stale_cause;
 
-struct mgrad_run {
-    mgrad_context *ctx;
+/* ---- the parts of a run --------------------------------------------------
+   A run is five parts, each with one writer; the type says which parts a
+   function may change.  The model and the configuration are const members,
+   so that the compiler refuses every write but two: mgr_run_build fills
+   them and run_free releases them (run.c), through a non-const view of the
+   same storage; the run is allocated (mgr_alloc), not defined const, so
+   that view is well defined.  Their arrays are const too. */
+
+/* The model: the built-in graph or the caller's callbacks, its shape and
+   θ0.  Written once by mgr_run_build; read-only afterwards. */
+typedef struct mgr_run_model {
+    mgr_model_kind kind;      /* which model seam the engine uses (evaluator.h) */
     mgr_graph graph;          /* built-in model; empty for callback runs */
-    mgr_model_kind model_kind; /* which model seam the engine uses (evaluator.h) */
     mgrad_callback_model cb;  /* copy, callback runs; input_shape is cb_shape */
-    int64_t *cb_shape;        /* [cb.ndim] the run's copy of the input shape */
-    void *cb_scratch;         /* callback.c's buffers (approximate mode) */
+    const int64_t *cb_shape;  /* [cb.ndim] the run's copy of the input shape */
     int64_t features;         /* values per example */
-    mgrad_dataset *train;
-    mgrad_dataset *val;
-    mgrad_run_options opts;   /* copy; pointers below replace its arrays */
-    int64_t steps, batch, num_params;
     int64_t classes;          /* output size of the model */
-    int64_t *batches;         /* [T*B] explicit batches, or NULL */
-    double *lr;               /* [T] base schedule */
-    void *theta0;             /* [P] in ctx dtype */
-    mgr_run_phase phase;
-    mgr_stale_cause stale;    /* why, while phase == MGR_PHASE_FRESH */
+    int64_t num_params;
+    const void *theta0;       /* [P] in ctx dtype */
+} mgr_run_model;
 
-    int num_metas;
-    mgrad_meta *metas[MGR_MAX_METAS];
-    mgrad_meta *meta_lr, *meta_wd, *meta_momentum, *meta_beta2, *meta_theta0,
-        *meta_soft;
-    int32_t *input_meta;      /* [N]: index into metas of the INPUTS meta, or -1 */
-    int64_t *input_row;       /* [N]: row within that meta */
-
-    /* checkpointing, resolved at create */
-    mgrad_checkpoint policy;
+/* The validated configuration: the data, the options, the schedules and the
+   checkpoint policy resolved from them.  Written once by mgr_run_build;
+   read-only afterwards. */
+typedef struct mgr_run_config {
+    mgrad_dataset *train;     /* retained; read-only while the run lives */
+    mgrad_dataset *val;       /* retained; the output function's set */
+    mgrad_run_options opts;   /* copy; its arrays are NULL (the pointers below
+                                 replace them), and its shuffle_seed is the
+                                 one at creation: the batch order follows
+                                 run->shuffle_seed */
+    int64_t steps, batch;
+    const int64_t *batches;   /* [T*B] explicit batches, or NULL */
+    const double *lr;         /* [T] base schedule */
+    mgrad_checkpoint policy;  /* resolved (never AUTO) */
     int64_t slots;
     size_t state_len;         /* reals per optimizer state */
     size_t memo_bytes;        /* per checkpoint slot: the forward memo of the
                                  batch (0: none; engine.c "Forward memo") */
+} mgr_run_config;
 
+/* The metaparameter registry.  Registration (mgrad_run_add_meta, meta.c)
+   is its only writer; every other file reads it.  The metaparameters' own
+   values are written by mgrad_meta_set_value (meta.c) and their gradients
+   by the reverse pass (engine.c). */
+typedef struct mgr_run_metas {
+    int count;
+    mgrad_meta *all[MGR_MAX_METAS];  /* in registration order */
+    mgrad_meta *lr, *wd, *momentum, *beta2, *theta0, *soft; /* by kind, or NULL */
+    int32_t *input_meta;      /* [N]: index into all of the INPUTS meta, or -1 */
+    int64_t *input_row;       /* [N]: row within that meta */
+} mgr_run_metas;
+
+/* The trajectory and what it is made with.  engine.c writes the engine
+   state and the statistics (the engine's train and reverse; mgr_run_build
+   fills the statistics' fixed fields); callback.c writes its scratch
+   (created and destroyed with the engine).  The phase and stale cause
+   change only in run.c: mgrad_run_train and mgrad_run_reverse advance the
+   phase, and every change that makes the trajectory stale goes through
+   mgr_run_invalidate. */
+typedef struct mgr_run_trajectory {
+    mgr_run_phase phase;
+    mgr_stale_cause stale;    /* why, while phase == MGR_PHASE_FRESH */
     mgrad_run_stats stats;
-    void *engine;             /* typed engine state */
-    struct mgr_comm *comm;    /* reduce.c: MPI communicator; NULL = one process */
+    void *engine;             /* typed engine state (engine.c) */
+    void *cb_scratch;         /* callback.c's buffers (approximate mode) */
+} mgr_run_trajectory;
+
+struct mgrad_run {
+    mgrad_context *ctx;               /* retained */
+    const mgr_run_model model;        /* mgr_run_build */
+    const mgr_run_config config;      /* mgr_run_build */
+    uint64_t shuffle_seed;            /* the batch order: mgr_run_build, then
+                                         mgrad_run_set_shuffle_seed (which
+                                         invalidates the trajectory) */
+    mgr_run_metas metas;              /* meta.c */
+    mgr_run_trajectory traj;          /* engine.c, callback.c; phase: run.c */
+    struct mgr_comm *comm;            /* reduce.c: MPI communicator; NULL = one
+                                         process (its setter invalidates the
+                                         trajectory) */
 };
 
 /* Typed engine (engine.c), dispatched by the context's dtype. */
@@ -129,9 +174,9 @@ mgrad_status mgr_run_need_trajectory(const mgrad_run *run, const char *fn);
 
 /* Rows per chunk of the evaluation passes and of POOL_WEIGHTS pools:
    max(B, 256).  The engine and the H u sessions size their buffers by it. */
-static inline size_t mgr_run_chunk_rows(const mgrad_run *run)
+static inline size_t mgr_run_chunk_rows(const mgr_run_config *config)
 {
-    return run->batch > 256 ? (size_t)run->batch : 256;
+    return config->batch > 256 ? (size_t)config->batch : 256;
 }
 
 /* Batch norm normalises each channel over the values of one chunk (rows ×

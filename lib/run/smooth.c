@@ -61,7 +61,7 @@ static mgrad_status train_at(mgrad_meta *meta, const double *value, const char *
         snprintf(what, sizeof what, "training at %s failed", where);
         return wrap_error(run->ctx, s, fn, what);
     }
-    return mgrad_run_get_params(run, MGRAD_DTYPE_F64, theta, run->num_params);
+    return mgrad_run_get_params(run, MGRAD_DTYPE_F64, theta, run->model.num_params);
 }
 
 mgrad_status mgrad_meta_metasmoothness(mgrad_meta *meta, const double *direction,
@@ -74,7 +74,7 @@ mgrad_status mgrad_meta_metasmoothness(mgrad_meta *meta, const double *direction
     mgrad_context *ctx = run->ctx;
     MGRAD_RETURN_IF(ctx, !(h > 0 && isfinite(h)), MGRAD_ERR_INVALID,
                     "%s: h = %g must be finite and > 0", fn, h);
-    size_t n = (size_t)meta->size, P = (size_t)run->num_params;
+    size_t n = (size_t)meta->size, P = (size_t)run->model.num_params;
     size_t esize = mgr_dtype_size(ctx->dtype);
     double *buf = NULL;
     void *saved = NULL;
@@ -151,7 +151,7 @@ static mgrad_status check_trained(const mgrad_run *run, const char *fn)
 {
     MGRAD_FORWARD(mgr_run_need_trajectory(run, fn));
     /* H u takes the training set in chunks (hessian.h) */
-    return mgr_run_check_norm_rows(run, fn, "the training set", run->train->n, 1);
+    return mgr_run_check_norm_rows(run, fn, "the training set", run->config.train->n, 1);
 }
 
 /* Products in double through a session in the context's dtype. */
@@ -173,7 +173,7 @@ static void hvp_d_close(hvp_d *hd)
 
 static mgrad_status hvp_d_open(hvp_d *hd, mgrad_run *run)
 {
-    size_t P = (size_t)run->num_params, esize = mgr_dtype_size(run->ctx->dtype);
+    size_t P = (size_t)run->model.num_params, esize = mgr_dtype_size(run->ctx->dtype);
     memset(hd, 0, sizeof *hd);
     hd->run = run;
     mgrad_status s = mgr_alloc_or_fail(run->ctx, &hd->u, P, esize, "H u buffers");
@@ -187,7 +187,7 @@ static mgrad_status hvp_d_open(hvp_d *hd, mgrad_run *run)
 static mgrad_status hvp_d_apply(hvp_d *hd, const double *u, double *hu)
 {
     mgrad_dtype dt = hd->run->ctx->dtype;
-    size_t P = (size_t)hd->run->num_params;
+    size_t P = (size_t)hd->run->model.num_params;
     mgr_convert(hd->u, dt, u, MGRAD_DTYPE_F64, P, 0);
     MGRAD_FORWARD(hd->vt->apply(hd->run, hd->session, hd->u, hd->hu));
     mgr_convert(hu, MGRAD_DTYPE_F64, hd->hu, dt, P, 0);
@@ -204,9 +204,9 @@ mgrad_status mgrad_run_hvp(mgrad_run *run, mgrad_dtype dtype, const void *u, voi
                     "%s: u and out must not be NULL", fn);
     MGRAD_RETURN_IF(ctx, dtype != MGRAD_DTYPE_F32 && dtype != MGRAD_DTYPE_F64,
                     MGRAD_ERR_DTYPE, "%s: unknown dtype %d", fn, (int)dtype);
-    MGRAD_RETURN_IF(ctx, count != run->num_params, MGRAD_ERR_SIZE,
+    MGRAD_RETURN_IF(ctx, count != run->model.num_params, MGRAD_ERR_SIZE,
                     "%s: count = %lld but the model has %lld parameters", fn,
-                    (long long)count, (long long)run->num_params);
+                    (long long)count, (long long)run->model.num_params);
     MGRAD_FORWARD(check_trained(run, fn));
     hvp_d hd;
     MGRAD_FORWARD(hvp_d_open(&hd, run));
@@ -229,9 +229,9 @@ mgrad_status mgrad_run_hessian_spectrum(mgrad_run *run, double *eigenvalues, int
     mgrad_context *ctx = run->ctx;
     MGRAD_RETURN_IF(ctx, eigenvalues == NULL, MGRAD_ERR_NULL,
                     "%s: eigenvalues must not be NULL", fn);
-    MGRAD_RETURN_IF(ctx, count != run->num_params, MGRAD_ERR_SIZE,
+    MGRAD_RETURN_IF(ctx, count != run->model.num_params, MGRAD_ERR_SIZE,
                     "%s: count = %lld but the model has %lld parameters", fn,
-                    (long long)count, (long long)run->num_params);
+                    (long long)count, (long long)run->model.num_params);
     MGRAD_RETURN_IF(ctx, count > MGRAD_HESSIAN_DENSE_MAX, MGRAD_ERR_UNSUPPORTED,
                     "%s: %lld parameters is more than the dense limit %d; use "
                     "mgrad_run_hessian_lanczos", fn, (long long)count,
@@ -284,8 +284,8 @@ mgrad_status mgrad_run_hessian_lanczos(mgrad_run *run, int64_t iterations, uint6
     MGRAD_RETURN_IF(ctx, iterations < 1, MGRAD_ERR_INVALID,
                     "%s: iterations = %lld must be >= 1", fn, (long long)iterations);
     MGRAD_FORWARD(check_trained(run, fn));
-    size_t P = (size_t)run->num_params;
-    size_t m = iterations < run->num_params ? (size_t)iterations : P;
+    size_t P = (size_t)run->model.num_params;
+    size_t m = iterations < run->model.num_params ? (size_t)iterations : P;
     double *V = NULL, *w = NULL;
     /* V: the Lanczos basis [m, P]; w [P]; alpha, beta [m] */
     MGRAD_FORWARD(mgr_alloc_or_fail(ctx, (void **)&V, m, P * sizeof(double),
