@@ -719,6 +719,15 @@ static void w_mgd_get_map(void)
     FAILS_MSG(mgrad_mgd_get_map(mgd, NULL, NULL), MGRAD_ERR_NULL);
     mgrad_mgd_destroy(mgd);
 }
+static void w_mgd_trust_check(void)
+{
+    mgrad_trust_report r = MGRAD_TRUST_REPORT_INIT;
+    FAILS(mgrad_mgd_trust_check(NULL, NULL, 0, 1, &r), MGRAD_ERR_NULL);
+    FAILS_MSG(mgrad_mgd_trust_check(A.lr, NULL, 0, 1, NULL), MGRAD_ERR_NULL);
+    FAILS_MSG(mgrad_mgd_trust_check(A.lr, A.lr, 0, 1, &r), MGRAD_ERR_INVALID);
+    r.version = 0;
+    FAILS_MSG(mgrad_mgd_trust_check(A.lr, NULL, 0, 1, &r), MGRAD_ERR_VERSION);
+}
 static void w_mgd_step_size(void)
 {
     UNTOUCHED_NOCTX(mgrad_mgd_step_size(NULL, (double *)buf), MGRAD_ERR_NULL);
@@ -1172,6 +1181,7 @@ static const walk WALKS[] = {
     W(mgd_step_size),
     W(mgd_set_map),
     W(mgd_get_map),
+    W(mgd_trust_check),
     W(dataset_load_idx),
     W(dataset_load_npy),
     W(dataset_load_csv),

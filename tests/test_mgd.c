@@ -39,10 +39,13 @@ static void data(mgrad_context *ctx, int n, uint64_t seed, double flip, mgrad_da
     ck_assert_int_eq(mgrad_dataset_set_labels(*out, y, n, C), MGRAD_OK);
 }
 
-static void setup(fixture *fx, double flip)
+static void setup_with(fixture *fx, double flip, mgrad_dtype dtype, mgrad_log_fn log_fn,
+                       void *log_user_data)
 {
     mgrad_context_options co = MGRAD_CONTEXT_OPTIONS_INIT;
-    co.dtype = MGRAD_DTYPE_F64;
+    co.dtype = dtype;
+    co.log_fn = log_fn;
+    co.log_user_data = log_user_data;
     ck_assert_int_eq(mgrad_context_create(&fx->ctx, &co), MGRAD_OK);
     tf_mlp(fx->ctx, F, 16, C, &fx->model);
     data(fx->ctx, N, 3, flip, &fx->train);
@@ -55,6 +58,8 @@ static void setup(fixture *fx, double flip)
     o.validation = fx->val;
     ck_assert_int_eq(mgrad_run_create(&fx->run, fx->model, fx->train, &o), MGRAD_OK);
 }
+
+static void setup(fixture *fx, double flip) { setup_with(fx, flip, MGRAD_DTYPE_F64, NULL, NULL); }
 
 static void teardown(fixture *fx)
 {
@@ -1146,6 +1151,85 @@ START_TEST(test_map_refusals)
 }
 END_TEST
 
+static void count_warnings(mgrad_log_level level, const char *message, void *ud)
+{
+    if (level == MGRAD_LOG_WARNING && strstr(message, "mgrad_mgd_trust_check") != NULL)
+        ++*(int *)ud;
+}
+
+/* The trust check reports what its parts compute: Ŝ as
+   mgrad_meta_metasmoothness with the documented default h, the relative
+   difference of the f64 and f32 metagradients as computed here, flags by
+   the documented thresholds, and one warning per failed check. */
+START_TEST(test_trust_check)
+{
+    int warnings = 0;
+    fixture a, b;
+    setup_with(&a, 0, MGRAD_DTYPE_F64, count_warnings, &warnings);
+    setup_with(&b, 0, MGRAD_DTYPE_F32, NULL, NULL);
+    mgrad_meta *la = NULL, *lb = NULL;
+    ck_assert_int_eq(mgrad_run_add_meta(&la, a.run, MGRAD_META_LR_SCHEDULE, NULL), MGRAD_OK);
+    ck_assert_int_eq(mgrad_run_add_meta(&lb, b.run, MGRAD_META_LR_SCHEDULE, NULL), MGRAD_OK);
+    double z[T], ga[T], gb[T];
+    for (int t = 0; t < T; t++) z[t] = 0.05 + 0.001 * t;
+    ck_assert_int_eq(mgrad_meta_set_value(la, MGRAD_DTYPE_F64, z, T), MGRAD_OK);
+    mgrad_trust_report r = MGRAD_TRUST_REPORT_INIT;
+    ck_assert_int_eq(mgrad_mgd_trust_check(la, lb, 0, 5, &r), MGRAD_OK);
+    double norm = 0;
+    for (int t = 0; t < T; t++) norm += z[t] * z[t];
+    ck_assert(fabs(r.h - 0.1 * sqrt(norm)) <= 1e-15 * r.h);
+    double S = 0, curv = 0;
+    ck_assert_int_eq(mgrad_meta_metasmoothness(la, NULL, 5, r.h, &S, &curv), MGRAD_OK);
+    ck_assert_double_eq(r.S, S);
+    ck_assert_double_eq(r.curvature, curv);
+    /* the metagradients at z in both precisions, here */
+    ck_assert_int_eq(mgrad_meta_set_value(lb, MGRAD_DTYPE_F64, z, T), MGRAD_OK);
+    ck_assert_int_eq(mgrad_run_train(a.run, NULL), MGRAD_OK);
+    ck_assert_int_eq(mgrad_run_reverse(a.run), MGRAD_OK);
+    ck_assert_int_eq(mgrad_meta_get_grad(la, MGRAD_DTYPE_F64, ga, T), MGRAD_OK);
+    ck_assert_int_eq(mgrad_run_train(b.run, NULL), MGRAD_OK);
+    ck_assert_int_eq(mgrad_run_reverse(b.run), MGRAD_OK);
+    ck_assert_int_eq(mgrad_meta_get_grad(lb, MGRAD_DTYPE_F64, gb, T), MGRAD_OK);
+    double dd = 0, rr = 0;
+    for (int t = 0; t < T; t++) {
+        dd += (ga[t] - gb[t]) * (ga[t] - gb[t]);
+        rr += ga[t] * ga[t];
+    }
+    ck_assert(fabs(r.rel_diff - sqrt(dd / rr)) <= 1e-12 * r.rel_diff + 1e-300);
+    ck_assert(r.rel_diff > 0 && r.cosine <= 1 && r.cosine > -1);
+    ck_assert_int_eq(r.smooth_ok, r.S >= 0.6);
+    ck_assert_int_eq(r.precision_ok, r.rel_diff <= 0.2);
+    ck_assert_int_eq(r.trusted, r.smooth_ok && r.precision_ok);
+    ck_assert_int_eq(warnings, !r.smooth_ok + !r.precision_ok);
+    /* this small smooth-enough MLP in f32 agrees with f64 */
+    ck_assert_msg(r.precision_ok, "f32 vs f64: %g", r.rel_diff);
+    /* without a twin: no precision check; a given h is used as is */
+    mgrad_trust_report r2 = MGRAD_TRUST_REPORT_INIT;
+    warnings = 0;
+    ck_assert_int_eq(mgrad_mgd_trust_check(la, NULL, 0.02, 3, &r2), MGRAD_OK);
+    ck_assert(isnan(r2.rel_diff) && isnan(r2.cosine) && r2.precision_ok == 1);
+    ck_assert_double_eq(r2.h, 0.02);
+    ck_assert_int_eq(warnings, !r2.smooth_ok);
+    /* misuse: nothing written */
+    mgrad_trust_report bad = MGRAD_TRUST_REPORT_INIT;
+    ck_assert_int_eq(mgrad_mgd_trust_check(la, la, 0, 1, &bad), MGRAD_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(mgrad_context_last_error(a.ctx), "dtype"));
+    mgrad_meta *wd = NULL;
+    ck_assert_int_eq(mgrad_run_add_meta(&wd, b.run, MGRAD_META_WEIGHT_DECAY, NULL), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_trust_check(la, wd, 0, 1, &bad), MGRAD_ERR_INVALID);
+    ck_assert_int_eq(mgrad_mgd_trust_check(la, NULL, -1, 1, &bad), MGRAD_ERR_INVALID);
+    ck_assert_int_eq(mgrad_mgd_trust_check(la, NULL, NAN, 1, &bad), MGRAD_ERR_INVALID);
+    ck_assert_int_eq(mgrad_mgd_trust_check(NULL, NULL, 0, 1, &bad), MGRAD_ERR_NULL);
+    ck_assert_int_eq(mgrad_mgd_trust_check(la, NULL, 0, 1, NULL), MGRAD_ERR_NULL);
+    bad.version = 99;
+    ck_assert_int_eq(mgrad_mgd_trust_check(la, NULL, 0, 1, &bad), MGRAD_ERR_VERSION);
+    ck_assert_double_eq(bad.h, 0);
+    ck_assert_double_eq(bad.S, 0);
+    teardown(&a);
+    teardown(&b);
+}
+END_TEST
+
 START_TEST(test_misuse)
 {
     fixture fx;
@@ -1216,6 +1300,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_best_orders);
     tcase_add_test(tc, test_maps_chain_rule);
     tcase_add_test(tc, test_map_refusals);
+    tcase_add_test(tc, test_trust_check);
     tcase_add_test(tc, test_misuse);
     suite_add_tcase(s, tc);
     return s;

@@ -442,6 +442,57 @@ MGRAD_API mgrad_status mgrad_mgd_best(const mgrad_mgd *mgd, mgrad_dtype dtype, v
 /** Meta-steps taken. */
 MGRAD_API mgrad_status mgrad_mgd_steps(const mgrad_mgd *mgd, int64_t *out);
 
+/* ---- trust check ------------------------------------------------------- */
+
+#define MGRAD_TRUST_REPORT_VERSION 1
+
+/**
+ * What mgrad_mgd_trust_check measured.  Set `version` before the call;
+ * fields are only appended.
+ */
+typedef struct mgrad_trust_report {
+    uint32_t version;     /**< MGRAD_TRUST_REPORT_VERSION */
+    double h;             /**< the step Ŝ was measured with */
+    double S;             /**< Ŝ along a random unit direction (metagrad/smooth.h) */
+    double curvature;     /**< |φ(z+2hv) − 2φ(z+hv) + φ(z)| / h² */
+    double rel_diff;      /**< ‖g − g_twin‖ / ‖g_f64‖; NaN without a twin */
+    double cosine;        /**< cosine of the angle between g and g_twin; NaN without */
+    int32_t smooth_ok;    /**< S >= 0.6 */
+    int32_t precision_ok; /**< rel_diff <= 0.2 (1 without a twin) */
+    int32_t trusted;      /**< smooth_ok and precision_ok */
+} mgrad_trust_report;
+
+#define MGRAD_TRUST_REPORT_INIT { MGRAD_TRUST_REPORT_VERSION, 0.0, 0.0, 0.0, 0.0, 0.0, 0, 0, 0 }
+
+/**
+ * A check before MGD: are the metagradients of `meta` at its current value
+ * worth following?  Measures
+ *   - Ŝ and the curvature (mgrad_meta_metasmoothness) along a random unit
+ *     direction drawn from `seed`, with step `h`; h = 0: the default,
+ *     0.1 ‖z‖₂ (each entry moves by 10% of the value's RMS along a unit
+ *     direction: 0.1 η √T for a constant LR schedule η over T steps,
+ *     0.1 √N for N data weights of 1), or 0.01 when z = 0; and
+ *   - with a `twin` (the same run built in a context of the other dtype,
+ *     with a metaparameter of the same kind and size): both metagradients
+ *     at z (the twin's value is set to z), their relative difference
+ *     ‖g − g_twin‖ / ‖g_f64‖ and the cosine of their angle.  NULL: no
+ *     precision check.
+ * It sets smooth_ok (S >= 0.6), precision_ok (rel_diff <= 0.2) and trusted,
+ * and logs each failed check at MGRAD_LOG_WARNING through the context's
+ * log hook.  docs/smoothness.md gives the measurements behind the
+ * thresholds and the default h.  Costs 3 trainings, plus 2 trainings and 2
+ * reverse passes with a twin.  On success `meta` holds z and its run (and
+ * the twin's) is trained and reversed at z.
+ * @param[out] out  set on success only.
+ * @return MGRAD_OK; MGRAD_ERR_NULL; MGRAD_ERR_VERSION; MGRAD_ERR_INVALID (h
+ *         negative or not finite; a twin of another kind or size or of the
+ *         same dtype; z + 2hv out of the metaparameter's range, as
+ *         mgrad_meta_metasmoothness); the status of a failing training or
+ *         reverse pass.
+ */
+MGRAD_API mgrad_status mgrad_mgd_trust_check(mgrad_meta *meta, mgrad_meta *twin, double h,
+                                             uint64_t seed, mgrad_trust_report *out);
+
 #ifdef __cplusplus
 }
 #endif
