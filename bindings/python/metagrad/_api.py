@@ -38,7 +38,8 @@ from ._errors import (BusyError, ClosedError, InvalidError, MetagradError, SizeE
                       VersionError, make_error)
 from ._lib import (Activation, CallbackModel as _CallbackModelStruct, Checkpoint,
                    ContextOptions, Dtype, HvpFn, Init, LogFn, LogLevel, Loss, LossGradFn,
-                   MetaKind, MetaOptions, MgdMethod, MgdParam, MgdParamInfo, Normalize, Optimizer,
+                   MetaKind, MetaOptions, MgdLrSchedule, MgdMap, MgdMethod, MgdParam,
+                   MgdParamInfo, Normalize, Optimizer, TrustReport, TRUST_REPORT_VERSION,
                    OutputsFn, ProgressFn, Projection, RunOptions, RunStats, MpiInfo, lib,
                    CALLBACK_MODEL_VERSION, CONTEXT_OPTIONS_VERSION, META_OPTIONS_VERSION,
                    MGD_PARAM_INFO_VERSION, MPI_INFO_VERSION, RUN_OPTIONS_VERSION,
@@ -1767,7 +1768,8 @@ class CallbackModel:
 _MGD_REAL = {"lr": MgdParam.LR, "mask_prob": MgdParam.MASK_PROB, "beta1": MgdParam.BETA1,
              "beta2": MgdParam.BETA2, "eps": MgdParam.EPS}
 _MGD_INT = {"exchange": MgdParam.EXCHANGE, "maximize": MgdParam.MAXIMIZE,
-            "reshuffle": MgdParam.RESHUFFLE}
+            "reshuffle": MgdParam.RESHUFFLE, "best_orders": MgdParam.BEST_ORDERS}
+_SCHEDULE_PARAMS = {MgdLrSchedule.COSINE: 2, MgdLrSchedule.STEP: 2, MgdLrSchedule.INV_SQRT: 1}
 _PROJ_PARAMS = {Projection.BOX: ("lo", "hi"), Projection.FIXED_SUM: ("sum",),
                 Projection.TOP_K: ("k",)}
 _PROJ_DEFAULTS = {"lo": 0.0, "hi": 1.0, "sum": 1.0, "k": 1}
@@ -1780,13 +1782,23 @@ class MGD(_Handle):
 
     Args:
         meta:          the Meta to optimise (MGD keeps it, and its run, alive).
-        method:        'sign' (default), 'adam', 'sgd' or 'exchange'; fixed
-                       for the optimiser's life.
+        method:        'sign' (default), 'adam', 'sgd', 'exchange' (counts, a
+                       multiset) or 'keep_drop' (a 0/1 selection of exactly K
+                       distinct examples); fixed for the optimiser's life.
         lr, mask_prob, beta1, beta2, eps, seed: the update's settings
                        (mask_prob: 'sign' only; beta1, beta2, eps: 'adam' only).
         projection:    'none' (default), 'box' (lo, hi), 'nonnegative',
                        'fixed_sum' (sum) or 'top_k' (k).
-        exchange:      'exchange' only: entries moved per step.
+        exchange:      'exchange' and 'keep_drop': pairs exchanged per step.
+        lr_schedule, lr_schedule_params: the schedule of the meta step
+                       ('constant', 'cosine' (total, floor), 'step' (every,
+                       gamma), 'inv_sqrt' (k0)); params None: its defaults.
+        best_orders:   with reshuffle, score every iterate on this many fixed
+                       batch orders (that many extra trainings per step).
+        map, map_coefficients: optimise c in z = map(c): 'exp' (log scale;
+                       coefficients None: log of the current value),
+                       'cosine' (peak, floor, warmup), 'one_cycle' (peak,
+                       start, end, pct); before the first step.
         gradient_from: another Meta of the same run and size whose gradient
                        drives the update (data selection: POOL_WEIGHTS).
         heldout:       a Dataset scoring each iterate (default: φ); it must stay
@@ -1813,7 +1825,9 @@ class MGD(_Handle):
     def __init__(self, meta, method=None, lr=None, mask_prob=None, beta1=None, beta2=None,
                  eps=None, seed=None, projection=None, lo=None, hi=None, sum=None, k=None,
                  exchange=None, gradient_from=None, heldout=None, progress=None,
-                 maximize=False, basis=None, coefficients=None, reshuffle=False):
+                 maximize=False, basis=None, coefficients=None, reshuffle=False,
+                 lr_schedule=None, lr_schedule_params=None, best_orders=None, map=None,
+                 map_coefficients=None):
         if not isinstance(meta, Meta):
             raise TypeError("meta: expected a metagrad.Meta")
         meta._handle()
@@ -1823,6 +1837,7 @@ class MGD(_Handle):
         self._gradient_from = None
         self._heldout = None
         self._basis = None  # (basis, coefficients) as given to C, for set()'s undo
+        self._map = None  # (kind, coefficients or None) as given to C, for set()'s undo
         self._progress_pending = _Pending()
         ptr, = _create(core, lib.mgrad_mgd_create, (meta, int(m)))
         self._core, self._ptr = core, ptr
@@ -1833,7 +1848,9 @@ class MGD(_Handle):
                      gradient_from=_KEEP if gradient_from is None else gradient_from,
                      heldout=_KEEP if heldout is None else heldout,
                      progress=_KEEP if progress is None else progress,
-                     basis=basis, coefficients=coefficients)
+                     basis=basis, coefficients=coefficients, lr_schedule=lr_schedule,
+                     lr_schedule_params=lr_schedule_params, best_orders=best_orders, map=map,
+                     map_coefficients=map_coefficients)
         except BaseException:
             self.close()
             raise
@@ -1841,7 +1858,8 @@ class MGD(_Handle):
     def set(self, lr=None, mask_prob=None, beta1=None, beta2=None, eps=None, seed=None,
             projection=None, lo=None, hi=None, sum=None, k=None, exchange=None, maximize=None,
             reshuffle=None, gradient_from=_KEEP, heldout=_KEEP, progress=_KEEP, basis=None,
-            coefficients=None):
+            coefficients=None, lr_schedule=None, lr_schedule_params=None, best_orders=None,
+            map=None, map_coefficients=None):
         """Change settings (the keywords of the constructor) between steps;
         the next step uses them, and the state is kept as metagrad/mgd.h
         says: Adam's moments, the step count, the best iterate (forgotten
@@ -1858,6 +1876,26 @@ class MGD(_Handle):
             if exchange is not None else []
         if reshuffle is not None:
             ints.append((MgdParam.RESHUFFLE, 1 if reshuffle else 0))
+        if best_orders is not None:
+            # on before best_orders needs it; best_orders off before reshuffle goes off
+            item = (MgdParam.BEST_ORDERS, B.int_scalar(best_orders, "best_orders"))
+            if reshuffle is not None and not reshuffle:
+                ints.insert(0, item)
+            else:
+                ints.append(item)
+        sched = None
+        if lr_schedule is not None or lr_schedule_params is not None:
+            kind = _enum(MgdLrSchedule, "constant" if lr_schedule is None else lr_schedule,
+                         "lr_schedule")
+            vals = None if lr_schedule_params is None else \
+                [B.real_scalar(v, "lr_schedule_params") for v in lr_schedule_params]
+            sched = (kind, vals)
+        new_map = None
+        if map is not None or map_coefficients is not None:
+            kind = _enum(MgdMap, "identity" if map is None else map, "map")
+            mc = None if map_coefficients is None else B.f64_in(map_coefficients,
+                                                                "map_coefficients")
+            new_map = (kind, mc)
         if seed is not None:
             seed = B.int_scalar(seed, "seed", 64, unsigned=True)
         proj = None
@@ -1916,6 +1954,14 @@ class MGD(_Handle):
                 old = self._basis
                 self._set_basis(new_basis)
                 undo.append(lambda: self._set_basis(old))
+            if new_map is not None:
+                old_m = self._map
+                self._set_map(new_map)
+                undo.append(lambda: self._set_map(old_m))
+            if sched is not None:
+                old_k = self._schedule()
+                self._set_schedule(*sched)
+                undo.append(lambda: self._set_schedule(*old_k))
             for key, v in reals:
                 old_r = self._get(lib.mgrad_mgd_get_real, key, ctypes.c_double)
                 self._call(lib.mgrad_mgd_set_real, self, int(key), v)
@@ -1989,9 +2035,69 @@ class MGD(_Handle):
                        B.as_pointer(cb))
         self._basis = arrays
 
+    def _set_map(self, m):
+        if m is None:
+            m = (MgdMap.IDENTITY, None)
+        kind, mc = m
+        if mc is None:
+            self._call(lib.mgrad_mgd_set_map, self, int(kind), None, 0)
+        else:
+            self._call(lib.mgrad_mgd_set_map, self, int(kind), B.as_pointer(mc), int(mc.count))
+        self._map = None if kind == MgdMap.IDENTITY else m
+
+    def _schedule(self):
+        """(kind, [parameters]) of the schedule of the meta step."""
+        kind, values = ctypes.c_int(), (ctypes.c_double * 2)()
+        self._call(lib.mgrad_mgd_get_lr_schedule, self, ctypes.byref(kind), values, 2)
+        kind = MgdLrSchedule(kind.value)
+        return kind, [values[i] for i in range(_SCHEDULE_PARAMS.get(kind, 0))]
+
+    def _set_schedule(self, kind, values):
+        if values is None:
+            self._call(lib.mgrad_mgd_set_lr_schedule, self, int(kind), None, 0)
+        else:
+            buf = (ctypes.c_double * max(1, len(values)))(*values)
+            self._call(lib.mgrad_mgd_set_lr_schedule, self, int(kind), buf, len(values))
+
+    @staticmethod
+    def trust_check(meta, twin=None, h=0.0, seed=0):
+        """mgrad_mgd_trust_check: Ŝ of `meta` at its value along a random
+        direction (h 0: the default 0.1‖z‖), and with `twin` (the same run
+        built in a Context of the other dtype, a Meta of the same kind) the
+        agreement of the two metagradients.  Returns a dict: h, S,
+        curvature, rel_diff, cosine (NaN without twin), smooth_ok,
+        precision_ok, trusted.  Failed checks are also logged as warnings
+        through the Context's log callable."""
+        if not isinstance(meta, Meta) or (twin is not None and not isinstance(twin, Meta)):
+            raise TypeError("trust_check: expected metagrad.Meta objects")
+        r = TrustReport()
+        r.version = TRUST_REPORT_VERSION
+        h = B.real_scalar(h, "h")
+        seed = B.int_scalar(seed, "seed", 64, unsigned=True)
+        run = meta._run
+        core = _core_of(meta)
+        pending = ((run, run._pending),)
+        if twin is None:
+            _invoke(core, lib.mgrad_mgd_trust_check, (meta, None, h, seed, ctypes.byref(r)),
+                    pending=pending)
+        else:
+            tcore = _core_of(twin)
+            if tcore is core:
+                raise InvalidError("trust_check: the twin must come from a Context of the "
+                                   "other dtype")
+            # the twin's context stays locked while C trains its run
+            with tcore.guard:
+                _invoke(core, lib.mgrad_mgd_trust_check,
+                        (meta, twin._handle(), h, seed, ctypes.byref(r)), pending=pending)
+        return {"h": r.h, "S": r.S, "curvature": r.curvature, "rel_diff": r.rel_diff,
+                "cosine": r.cosine, "smooth_ok": bool(r.smooth_ok),
+                "precision_ok": bool(r.precision_ok), "trusted": bool(r.trusted)}
+
     def get(self, name):
         """One setting by its keyword: 'method', 'lr', 'mask_prob', 'beta1',
-        'beta2', 'eps', 'exchange', 'maximize', 'reshuffle', 'seed',
+        'beta2', 'eps', 'exchange', 'maximize', 'reshuffle', 'best_orders',
+        'lr_schedule' (kind), 'lr_schedule_params', 'step_size' (the next
+        step's LR · f(k)), 'map' (kind), 'seed',
         'projection', a parameter of the current projection ('lo', 'hi',
         'sum', 'k'), 'gradient_from', 'heldout' or 'progress'."""
         self._handle()
@@ -2003,7 +2109,18 @@ class MGD(_Handle):
             return self._get(lib.mgrad_mgd_get_real, _MGD_REAL[name], ctypes.c_double)
         if name in _MGD_INT:
             v = self._get(lib.mgrad_mgd_get_int, _MGD_INT[name], ctypes.c_int64)
-            return v if name == "exchange" else bool(v)
+            return v if name in ("exchange", "best_orders") else bool(v)
+        if name in ("lr_schedule", "lr_schedule_params"):
+            kind, vals = self._schedule()
+            return kind if name == "lr_schedule" else vals
+        if name == "step_size":
+            out = ctypes.c_double()
+            self._call(lib.mgrad_mgd_step_size, self, ctypes.byref(out))
+            return out.value
+        if name == "map":
+            kind = ctypes.c_int()
+            self._call(lib.mgrad_mgd_get_map, self, ctypes.byref(kind), None)
+            return MgdMap(kind.value)
         if name == "seed":
             out = ctypes.c_uint64()
             self._call(lib.mgrad_mgd_get_seed, self, ctypes.byref(out))

@@ -103,6 +103,23 @@ class MgdMethod(enum.IntEnum):
     ADAM = 2
     SGD = 3
     EXCHANGE = 4
+    KEEP_DROP = 5
+
+
+class MgdLrSchedule(enum.IntEnum):
+    """mgrad_mgd_lr_schedule (metagrad/mgd.h): schedules of the meta step."""
+    CONSTANT = 0
+    COSINE = 1
+    STEP = 2
+    INV_SQRT = 3
+
+
+class MgdMap(enum.IntEnum):
+    """mgrad_mgd_map (metagrad/mgd.h): parametrisations z = map(c)."""
+    IDENTITY = 0
+    EXP = 1
+    COSINE = 2
+    ONE_CYCLE = 3
 
 
 class Projection(enum.IntEnum):
@@ -123,6 +140,7 @@ class MgdParam(enum.IntEnum):
     EXCHANGE = 6
     MAXIMIZE = 7
     RESHUFFLE = 8
+    BEST_ORDERS = 9
 
 
 class MetaKind(enum.IntEnum):
@@ -219,6 +237,7 @@ RUN_OPTIONS_VERSION = 1
 RUN_STATS_VERSION = 3
 META_OPTIONS_VERSION = 1
 MGD_PARAM_INFO_VERSION = 1
+TRUST_REPORT_VERSION = 1
 CALLBACK_MODEL_VERSION = 2
 CHUNK_VERSION = 1
 LOSS_GRAD_OUT_VERSION = 1
@@ -321,6 +340,21 @@ class MetaOptions(ctypes.Structure):
         ("pool", ctypes.c_void_p),
         ("rows", ctypes.POINTER(ctypes.c_int64)),
         ("num_rows", ctypes.c_int64),
+    ]
+
+
+class TrustReport(ctypes.Structure):
+    """struct mgrad_trust_report (metagrad/mgd.h)."""
+    _fields_ = [
+        ("version", ctypes.c_uint32),
+        ("h", ctypes.c_double),
+        ("S", ctypes.c_double),
+        ("curvature", ctypes.c_double),
+        ("rel_diff", ctypes.c_double),
+        ("cosine", ctypes.c_double),
+        ("smooth_ok", ctypes.c_int32),
+        ("precision_ok", ctypes.c_int32),
+        ("trusted", ctypes.c_int32),
     ]
 
 
@@ -538,6 +572,12 @@ FUNCTIONS = [
     ("mgrad_mgd_run", [_vp, _i64], c_enum, _st),
     ("mgrad_mgd_best", [_vp, c_enum, _vp, _i64, _pdbl], c_enum, _st),
     ("mgrad_mgd_steps", [_vp, _pi64], c_enum, _st),
+    ("mgrad_mgd_set_lr_schedule", [_vp, c_enum, _pdbl, _i64], c_enum, _st),
+    ("mgrad_mgd_get_lr_schedule", [_vp, ctypes.POINTER(c_enum), _pdbl, _i64], c_enum, _st),
+    ("mgrad_mgd_step_size", [_vp, _pdbl], c_enum, _st),
+    ("mgrad_mgd_set_map", [_vp, c_enum, _pdbl, _i64], c_enum, _st),
+    ("mgrad_mgd_get_map", [_vp, ctypes.POINTER(c_enum), _pi64], c_enum, _st),
+    ("mgrad_mgd_trust_check", [_vp, _vp, _dbl, _u64, ctypes.POINTER(TrustReport)], c_enum, _st),
     # metagrad/data.h
     ("mgrad_dataset_load_idx", [_pp, _vp, _ccp, _ccp, _i32, _dbl], c_enum, _st),
     ("mgrad_dataset_load_npy", [_pp, _vp, _ccp, _ccp, _i32], c_enum, _st),

@@ -323,3 +323,117 @@ def test_set_is_all_or_nothing(fx):
     mgd.close()
     wrong.close()
     held.close()
+
+
+def test_meta_step_schedule(fx):
+    lr = fx.run.add_meta("lr_schedule")
+    with mg.MGD(lr, method="sgd", lr=0.01, lr_schedule="step",
+                lr_schedule_params=(1, 0.5)) as mgd:
+        assert mgd.get("lr_schedule") == mg._lib.MgdLrSchedule.STEP
+        assert mgd.get("lr_schedule_params") == [1.0, 0.5]
+        assert mgd.get("step_size") == 0.01
+        mgd.step()
+        assert mgd.get("step_size") == 0.005
+        # a new lr keeps the schedule's position (the step count)
+        mgd.set(lr=0.04)
+        assert mgd.get("step_size") == 0.02
+        mgd.set(lr_schedule="cosine")  # defaults (100, 0)
+        assert mgd.get("lr_schedule_params") == [100.0, 0.0]
+        with pytest.raises(mg.InvalidError):
+            mgd.set(lr_schedule="inv_sqrt", lr_schedule_params=(0,))
+        assert mgd.get("lr_schedule") == mg._lib.MgdLrSchedule.COSINE
+
+
+def test_keep_drop_exact_size():
+    f = Fx(flip=0.25)
+    try:
+        w = f.run.add_meta("data_weights")
+        pool = f.run.add_meta("pool_weights", step=T - 5)
+        z = np.zeros(N)
+        z[:40:2] = 1
+        w.value = z
+        with mg.MGD(w, method="keep_drop", exchange=4, gradient_from=pool) as mgd:
+            swapped = 0
+            for _ in range(5):
+                before = w.value
+                mgd.step()
+                after = w.value
+                assert set(np.unique(after)) <= {0.0, 1.0}  # a set: no example twice
+                assert after.sum() == 20
+                swapped += int((before != after).sum()) // 2
+            assert swapped > 0
+            with pytest.raises(mg.InvalidError):
+                mgd.set(lr=1.0)
+            with pytest.raises(mg.InvalidError):
+                mgd.set(projection="box")
+        # EXCHANGE with a box keeps its budget
+        w.value = z
+        with mg.MGD(w, method="exchange", lr=1, exchange=6, projection="box") as mgd:
+            mgd.run(3)
+            v = w.value
+            assert v.sum() == 20 and v.max() == 1
+            with pytest.raises(mg.InvalidError):
+                mgd.set(projection="top_k", k=3)
+    finally:
+        f.close()
+
+
+def test_best_orders(fx):
+    lr = fx.run.add_meta("lr_schedule")
+    with mg.MGD(lr, method="sgd") as mgd:
+        with pytest.raises(mg.InvalidError):
+            mgd.set(best_orders=2)  # needs reshuffle
+        mgd.set(reshuffle=True, best_orders=2)
+        assert mgd.get("best_orders") == 2
+        scores = []
+        z0 = lr.value
+        mgd.set(progress=lambda step, phi, score, sec: scores.append(score))
+        mgd.run(1)
+        lr.value = z0
+        mgd.run(1)
+        assert scores[0] == scores[1]  # the same iterate, the same fixed orders
+        mgd.set(reshuffle=False, best_orders=0)
+        assert mgd.get("reshuffle") is False
+
+
+def test_maps_exp_and_families(fx):
+    lr = fx.run.add_meta("lr_schedule")
+    with mg.MGD(lr, method="adam", lr=0.05, map="exp") as mgd:
+        assert mgd.get("map") == mg._lib.MgdMap.EXP
+        mgd.run(2)
+        assert (lr.value > 0).all()
+    with mg.MGD(lr, method="sgd", lr=1e-4, map="one_cycle",
+                map_coefficients=[0.1, 0.01, 0.001, 0.3]) as mgd:
+        mgd.step()
+        v = lr.value
+        assert v.shape == (T,) and v[0] < v[int(0.3 * (T - 1))] and v[-1] < v[6]
+    with pytest.raises(mg.InvalidError):
+        mg.MGD(lr, method="sgd", map="cosine", map_coefficients=[0.1, 0.0, 1.5])
+
+
+def test_trust_check():
+    a, b = Fx(), Fx()
+    try:
+        ctx32 = mg.Context(dtype="f32")
+        model32 = mg.Model(ctx32, F).dense(16).activation("tanh").dense(C)
+        tr = data(ctx32, N, 3)
+        va = data(ctx32, NV, 4)
+        run32 = mg.Run(model32, tr, validation=va, steps=T, batch_size=B, lr=0.05,
+                       momentum=0.5)
+        lr = a.run.add_meta("lr_schedule")
+        lr32 = run32.add_meta("lr_schedule")
+        r = mg.MGD.trust_check(lr, lr32, seed=3)
+        assert set(r) >= {"h", "S", "rel_diff", "cosine", "trusted"}
+        assert abs(r["h"] - 0.1 * np.linalg.norm(lr.value)) <= 1e-15 * r["h"]
+        assert r["smooth_ok"] == (r["S"] >= 0.6)
+        assert r["precision_ok"] == (r["rel_diff"] <= 0.2)
+        assert r["trusted"] == (r["smooth_ok"] and r["precision_ok"])
+        r1 = mg.MGD.trust_check(lr)
+        assert np.isnan(r1["rel_diff"]) and r1["precision_ok"]
+        with pytest.raises(mg.InvalidError):
+            mg.MGD.trust_check(lr, lr)
+        for h in (run32, tr, va, model32, ctx32):
+            h.close()
+    finally:
+        a.close()
+        b.close()
