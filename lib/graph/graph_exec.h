@@ -83,7 +83,7 @@ typedef struct R(mgr_graph_ws) {
     uint64_t seed;
     int64_t step;
     int training;
-    real *scratch;                /* shared op scratch (conv's im2col) */
+    real *scratch;                /* shared op scratch (conv's im2col blocks) */
     /* Dropout's mask row of the passes' row 0 (default 0): a rank of a
        data-parallel run computing rows [lo, hi) of a chunk sets lo, so the
        masks are those of the whole chunk (docs/scale-out.md). */
@@ -93,9 +93,10 @@ typedef struct R(mgr_graph_ws) {
                                      node's shared tadj buffer is zeroed */
 } R(mgr_graph_ws);
 
-/* Elements of scratch node k needs, whatever the number of rows (per-row
-   work reuses it; conv2d keeps one im2col matrix [in_c k k, oh ow]): its
-   op's answer (op.h), 0 for ops that need none, SIZE_MAX on overflow. */
+/* Elements of scratch node k needs, whatever the number of rows (work on
+   a bounded block of rows reuses it; conv2d keeps the im2col matrices of a
+   block of examples): its op's answer (op.h), 0 for ops that need none,
+   SIZE_MAX on overflow. */
 static inline size_t mgr_op_scratch(const mgr_graph *g, int32_t k)
 {
     const mgr_op_def *def = mgr_op_def_of(g->nodes[k].kind);
