@@ -65,17 +65,13 @@ static void shuffle(int64_t *a, int64_t n)
 
 /* Retrain S times on the multiset `rows` and report test accuracy. */
 static int score_selection(mgrad_context *ctx, const options *o, const mgrad_dataset *pool,
-                           const int64_t *rows, int64_t n, const mgrad_dataset *val,
-                           const mgrad_dataset *test, double *mean, double *std)
+                           const int64_t *rows, int64_t n, const mgrad_dataset *test,
+                           double *mean, double *std)
 {
     mgrad_dataset *sel = NULL;
-    if (app_dataset_from(ctx, pool, rows, n, NULL, NULL, &sel)) return 1;
-    double acc[16];
-    for (int s = 0; s < o->seeds; s++)
-        if (app_retrain_accuracy(ctx, &o->train, sel, val, test, 1000003u * (s + 17), NULL,
-                                 &acc[s]))
-            return 1;
-    app_mean_std(acc, o->seeds, mean, std);
+    if (app_dataset_from(ctx, pool, rows, n, NULL, NULL, &sel) ||
+        app_score(ctx, &o->train, sel, test, 1000003u, 17, o->seeds, NULL, mean, std))
+        return 1;
     mgrad_dataset_destroy(sel);
     return 0;
 }
@@ -180,13 +176,13 @@ int main(int argc, char **argv)
     int64_t *sel = malloc(sizeof(int64_t) * (size_t)N);
 
     /* whole pool and random */
-    if (score_selection(ctx, &o, pool, ident, N, target, test, &mean[0], &sd[0])) return 1;
+    if (score_selection(ctx, &o, pool, ident, N, test, &mean[0], &sd[0])) return 1;
     bad_share[0] = (double)(nflip + nnoise) / (double)N;
     memcpy(sel, ident, sizeof(int64_t) * (size_t)N);
     shuffle(sel, N);
     int64_t *random_sel = malloc(sizeof(int64_t) * (size_t)K);
     memcpy(random_sel, sel, sizeof(int64_t) * (size_t)K);
-    if (score_selection(ctx, &o, pool, random_sel, K, target, test, &mean[1], &sd[1])) return 1;
+    if (score_selection(ctx, &o, pool, random_sel, K, test, &mean[1], &sd[1])) return 1;
 
     /* small loss: the K lowest per-example losses after training on the pool */
     {
@@ -213,7 +209,7 @@ int main(int argc, char **argv)
     int64_t bad = 0;
     for (int64_t a = 0; a < K; a++) bad += defect[sel[a]] != 0;
     bad_share[2] = (double)bad / (double)K;
-    if (score_selection(ctx, &o, pool, sel, K, target, test, &mean[2], &sd[2])) return 1;
+    if (score_selection(ctx, &o, pool, sel, K, test, &mean[2], &sd[2])) return 1;
     bad = 0;
     for (int64_t a = 0; a < K; a++) bad += defect[random_sel[a]] != 0;
     bad_share[1] = (double)bad / (double)K;
@@ -256,7 +252,7 @@ int main(int argc, char **argv)
             bad += defect[i] != 0;
         }
     bad_share[3] = (double)bad / (double)n;
-    if (score_selection(ctx, &o, pool, sel, n, target, test, &mean[3], &sd[3])) return 1;
+    if (score_selection(ctx, &o, pool, sel, n, test, &mean[3], &sd[3])) return 1;
 
     printf("\n%-12s %10s  %s  %s\n", "method", "examples", "test accuracy (mean ± std, "
            "retrained with unseen seeds)", "defective share");

@@ -215,12 +215,9 @@ int main(int argc, char **argv)
            "test accuracy (mean ± std over unseen seeds)");
     double mean[NMETHODS], sd[NMETHODS], table[NMETHODS * 5];
     for (int k = 0; k < NMETHODS; k++) {
-        double acc[16];
-        for (int r = 0; r < seeds; r++)
-            if (app_retrain_accuracy(ctx, &s.cfg, s.train, s.target, s.test, 7919u * (r + 101),
-                                     sched[k], &acc[r]))
-                return 1;
-        app_mean_std(acc, seeds, &mean[k], &sd[k]);
+        if (app_score(ctx, &s.cfg, s.train, s.test, 7919u, 101, seeds, sched[k], &mean[k],
+                      &sd[k]))
+            return 1;
         printf("%-11s %9d %14.4f  %6.2f%% ± %.2f%%\n", names[k], tried[k], tuned_loss[k],
                100 * mean[k], 100 * sd[k]);
         table[5 * k] = tried[k];

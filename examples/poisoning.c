@@ -163,12 +163,8 @@ int main(int argc, char **argv)
     printf("\n%-13s  %s  %s\n", "training set", "victim test accuracy (mean ± std, unseen seeds)",
            "drop vs clean");
     for (int k = 0; k < NATTACKS; k++) {
-        double acc[16];
-        for (int s = 0; s < seeds; s++)
-            if (app_retrain_accuracy(ctx, &cfg, sets[k], target, test, 104729u * (s + 3), NULL,
-                                     &acc[s]))
-                return 1;
-        app_mean_std(acc, seeds, &mean[k], &sd[k]);
+        if (app_score(ctx, &cfg, sets[k], test, 104729u, 3, seeds, NULL, &mean[k], &sd[k]))
+            return 1;
         printf("%-13s  %6.2f%% ± %.2f%%  (%d seeds)                     %+6.2f points\n",
                names[k], 100 * mean[k], 100 * sd[k], seeds, 100 * (mean[k] - mean[0]));
     }

@@ -90,19 +90,42 @@ int app_model(mgrad_context *ctx, int hidden, uint64_t seed, mgrad_model **out)
     return 0;
 }
 
-int app_retrain_accuracy(mgrad_context *ctx, const app_train *cfg, mgrad_dataset *train,
-                         const mgrad_dataset *validation, const mgrad_dataset *test,
-                         uint64_t seed, const double *lr_schedule, double *accuracy)
+/* The run options of cfg: shared by app_run and app_score. */
+static mgrad_run_options run_options(const app_train *cfg, const mgrad_dataset *validation,
+                                     uint64_t shuffle_seed, const double *lr_schedule)
 {
-    mgrad_model *model = NULL;
-    mgrad_run *run = NULL;
-    if (app_run(ctx, cfg, train, validation, seed, seed ^ 0x5bd1e995u, lr_schedule, &model,
-                &run))
+    mgrad_run_options o = MGRAD_RUN_OPTIONS_INIT;
+    o.steps = cfg->steps;
+    o.batch_size = cfg->batch;
+    o.lr = cfg->lr;
+    o.lr_schedule = lr_schedule;
+    o.momentum = cfg->momentum;
+    o.shuffle_seed = shuffle_seed;
+    o.validation = validation;
+    return o;
+}
+
+int app_score(mgrad_context *ctx, const app_train *cfg, mgrad_dataset *train,
+              const mgrad_dataset *test, uint64_t seed_mult, int seed_offset, int seeds,
+              const double *lr_schedule, double *mean, double *std)
+{
+    uint64_t list[APP_MAX_SEEDS];
+    if (seeds < 1 || seeds > APP_MAX_SEEDS) {
+        fprintf(stderr, "app_score: %d seeds; 1 to %d\n", seeds, APP_MAX_SEEDS);
         return 1;
-    APP_CHECK(ctx, mgrad_run_train(run, NULL));
-    APP_CHECK(ctx, mgrad_run_evaluate(run, test, NULL, accuracy));
-    mgrad_run_destroy(run);
+    }
+    for (int s = 0; s < seeds; s++) list[s] = seed_mult * (uint64_t)(s + seed_offset);
+    mgrad_model *model = NULL;
+    if (app_model(ctx, cfg->hidden, list[0], &model)) return 1;
+    mgrad_run_options o = run_options(cfg, NULL, 0, lr_schedule);
+    mgrad_score_options so = MGRAD_SCORE_OPTIONS_INIT;
+    so.seeds = seeds;
+    so.seed_list = list;
+    mgrad_score res = MGRAD_SCORE_INIT;
+    APP_CHECK(ctx, mgrad_score_run(model, train, &o, &so, &test, 1, &res, NULL));
     mgrad_model_destroy(model);
+    *mean = res.accuracy_mean;
+    *std = res.accuracy_std;
     return 0;
 }
 
@@ -134,14 +157,7 @@ int app_run(mgrad_context *ctx, const app_train *cfg, mgrad_dataset *train,
             const double *lr_schedule, mgrad_model **model, mgrad_run **run)
 {
     if (app_model(ctx, cfg->hidden, seed, model)) return 1;
-    mgrad_run_options o = MGRAD_RUN_OPTIONS_INIT;
-    o.steps = cfg->steps;
-    o.batch_size = cfg->batch;
-    o.lr = cfg->lr;
-    o.lr_schedule = lr_schedule;
-    o.momentum = cfg->momentum;
-    o.shuffle_seed = shuffle_seed;
-    o.validation = validation;
+    mgrad_run_options o = run_options(cfg, validation, shuffle_seed, lr_schedule);
     APP_CHECK(ctx, mgrad_run_create(run, *model, train, &o));
     return 0;
 }

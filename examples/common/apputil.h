@@ -1,9 +1,9 @@
 /*
  * apputil.h - shared plumbing of the application examples (not part of the
  * library): Fashion-MNIST loading with a helpful message, datasets from
- * arrays, the default model, retraining with fresh seeds, statistics, and
- * the result files (CSV and a JSON summary; examples/python/plot_results.py
- * draws the figures from them).
+ * arrays, the default model, scoring by retraining with fresh seeds
+ * (mgrad_score_run), statistics, and the result files (CSV and a JSON
+ * summary; examples/python/plot_results.py draws the figures from them).
  */
 #ifndef EXAMPLES_APPUTIL_H
 #define EXAMPLES_APPUTIL_H
@@ -51,12 +51,17 @@ int app_dataset_from(mgrad_context *ctx, const mgrad_dataset *src, const int64_t
 /* The default model: MLP 784-hidden-10 with tanh, θ0 drawn from `seed`. */
 int app_model(mgrad_context *ctx, int hidden, uint64_t seed, mgrad_model **out);
 
-/* Train from scratch on `train` (fresh init and batch order from `seed`,
-   per-step rates lr_schedule or NULL for cfg->lr) and return the accuracy
-   on `test`. */
-int app_retrain_accuracy(mgrad_context *ctx, const app_train *cfg, mgrad_dataset *train,
-                         const mgrad_dataset *validation, const mgrad_dataset *test,
-                         uint64_t seed, const double *lr_schedule, double *accuracy);
+/* Most retrainings app_score takes (the programs' --seeds range). */
+#define APP_MAX_SEEDS 16
+
+/* Test accuracy of the default model trained from scratch on `train` with
+   `cfg` (per-step rates lr_schedule, or NULL for cfg->lr): mean and sample
+   std over `seeds` retrainings, retraining s with seed
+   seed_mult · (s + seed_offset) (seeds no method saw) for θ0 and, XORed
+   with MGRAD_SCORE_SHUFFLE_MIX, the batch order (mgrad_score_run). */
+int app_score(mgrad_context *ctx, const app_train *cfg, mgrad_dataset *train,
+              const mgrad_dataset *test, uint64_t seed_mult, int seed_offset, int seeds,
+              const double *lr_schedule, double *mean, double *std);
 
 /* Disjoint random rows of `all` (seeded): train, target and held-out sets. */
 int app_splits(mgrad_context *ctx, const mgrad_dataset *all, int64_t ntrain,

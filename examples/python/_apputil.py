@@ -4,7 +4,8 @@ examples/common/apputil.c and examples/common/flags.c.
 
 Not part of the library: Fashion-MNIST loading with a helpful message (exit
 77, meson's skip code, when the files are absent), datasets from arrays, the
-default model, retraining with fresh seeds, statistics, the command line
+default model, scoring by retraining with fresh seeds (metagrad's score),
+statistics, the command line
 shared by the three programs (the C programs' contract: --help exits 0, a
 bad command line exits 2), the result files (the C programs' CSV and JSON
 formats), and the figures, which plot_results.py draws from those files
@@ -22,6 +23,7 @@ import time
 import numpy as np
 
 import metagrad as mg
+from metagrad._api import score as mg_score  # mg.score once metagrad exports it
 
 import plot_results
 
@@ -90,23 +92,33 @@ def make_model(ctx, hidden, seed):
     return mg.Model(ctx, 784).dense(hidden).activation("tanh").dense(10).init_params(seed)
 
 
+def run_options(cfg, lr_schedule=None):
+    """The run options of `cfg` (shared by make_run and score)."""
+    return dict(steps=cfg.steps, batch_size=cfg.batch, lr=cfg.lr, lr_schedule=lr_schedule,
+                momentum=cfg.momentum)
+
+
 def make_run(ctx, cfg, train, validation, seed, shuffle_seed, lr_schedule=None):
     """A run of the default model on `train` with `cfg`, φ on `validation`;
     θ0 from `seed`, batch order from `shuffle_seed`."""
     model = make_model(ctx, cfg.hidden, seed)
-    run = mg.Run(model, train, validation=validation, steps=cfg.steps, batch_size=cfg.batch,
-                 lr=cfg.lr, lr_schedule=lr_schedule, momentum=cfg.momentum,
-                 shuffle_seed=shuffle_seed)
+    run = mg.Run(model, train, validation=validation, shuffle_seed=shuffle_seed,
+                 **run_options(cfg, lr_schedule))
     model.close()  # the run copied what it needs
     return run
 
 
-def retrain_accuracy(ctx, cfg, train, validation, test, seed, lr_schedule=None):
-    """Train from scratch on `train` (fresh init and batch order from `seed`,
-    per-step rates `lr_schedule` or None for cfg.lr); the accuracy on `test`."""
-    with make_run(ctx, cfg, train, validation, seed, seed ^ 0x5bd1e995, lr_schedule) as run:
-        run.train()
-        return run.evaluate(test)[1]
+def score(ctx, cfg, train, test, seed_mult, seed_offset, seeds, lr_schedule=None):
+    """Test accuracy of the default model trained from scratch on `train`
+    with `cfg` (per-step rates `lr_schedule`, or None for cfg.lr): (mean,
+    sample std) over `seeds` retrainings, retraining s with seed
+    seed_mult * (s + seed_offset) (seeds no method saw) for θ0 and, XORed
+    with 0x5bd1e995, the batch order (metagrad's score, as app_score)."""
+    seed_list = [seed_mult * (s + seed_offset) for s in range(seeds)]
+    with make_model(ctx, cfg.hidden, seed_list[0]) as model:
+        result = mg_score(model, train, test, seed_list=seed_list,
+                          **run_options(cfg, lr_schedule))
+    return result.accuracy_mean, result.accuracy_std
 
 
 def splits(all_set, ntrain, ntarget, nheldout, seed):

@@ -51,14 +51,11 @@ import _apputil as app
 NAMES = ["whole pool", "random", "small loss", "MGD"]
 
 
-def score_selection(ctx, o, pool, rows, val, test):
+def score_selection(ctx, o, pool, rows, test):
     """Retrain `seeds` times on the multiset `rows` of the pool; the test
     accuracy's mean and std."""
-    sel = app.dataset_from(ctx, pool, rows)
-    acc = [app.retrain_accuracy(ctx, o.train, sel, val, test, 1000003 * (s + 17))
-           for s in range(o.seeds)]
-    sel.close()
-    return app.mean_std(acc)
+    with app.dataset_from(ctx, pool, rows) as sel:
+        return app.score(ctx, o.train, sel, test, 1000003, 17, o.seeds)
 
 
 def options():
@@ -125,10 +122,10 @@ def main():
 
     mean, sd, bad_share = [0.0] * 4, [0.0] * 4, [0.0] * 4
     # whole pool and random
-    mean[0], sd[0] = score_selection(ctx, o, pool, ident, target, test)
+    mean[0], sd[0] = score_selection(ctx, o, pool, ident, test)
     bad_share[0] = (nflip + nnoise) / N
     random_sel = rng.permutation(N)[:K]
-    mean[1], sd[1] = score_selection(ctx, o, pool, random_sel, target, test)
+    mean[1], sd[1] = score_selection(ctx, o, pool, random_sel, test)
     bad_share[1] = float(np.mean(defect[random_sel] != 0))
 
     # small loss: the K lowest per-example losses after training on the pool
@@ -137,7 +134,7 @@ def main():
         loss = run.example_losses(pool)
     small_sel = np.argsort(loss, kind="stable")[:K]
     bad_share[2] = float(np.mean(defect[small_sel] != 0))
-    mean[2], sd[2] = score_selection(ctx, o, pool, small_sel, target, test)
+    mean[2], sd[2] = score_selection(ctx, o, pool, small_sel, test)
     print("baselines done (%s)" % timer, flush=True)
 
     # MGD: counts over the pool, gradient through the step-k relaxation
@@ -157,7 +154,7 @@ def main():
         mgd.close()
     mgd_sel = np.repeat(ident, counts.astype(np.int64))
     bad_share[3] = float(np.mean(defect[mgd_sel] != 0))
-    mean[3], sd[3] = score_selection(ctx, o, pool, mgd_sel, target, test)
+    mean[3], sd[3] = score_selection(ctx, o, pool, mgd_sel, test)
 
     print("\n%-12s %10s  %s  %s" % ("method", "examples",
                                     "test accuracy (mean ± std, retrained with unseen seeds)",

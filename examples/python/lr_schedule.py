@@ -156,9 +156,7 @@ def main():
                                     "test accuracy (mean ± std over unseen seeds)"))
     mean, sd = [0.0] * len(NAMES), [0.0] * len(NAMES)
     for k in range(len(NAMES)):
-        acc = [app.retrain_accuracy(ctx, s.cfg, s.train, s.target, s.test, 7919 * (r + 101),
-                                    sched[k]) for r in range(o.seeds)]
-        mean[k], sd[k] = app.mean_std(acc)
+        mean[k], sd[k] = app.score(ctx, s.cfg, s.train, s.test, 7919, 101, o.seeds, sched[k])
         print("%-11s %9d %14.4f  %6.2f%% ± %.2f%%"
               % (NAMES[k], tried[k], tuned_loss[k], 100 * mean[k], 100 * sd[k]), flush=True)
 

@@ -104,9 +104,7 @@ def main():
     print("\n%-13s  %s  %s" % ("training set", "victim test accuracy (mean ± std, unseen seeds)",
                                "drop vs clean"))
     for k, ds in enumerate(sets):
-        acc = [app.retrain_accuracy(ctx, cfg, ds, target, test, 104729 * (s + 3))
-               for s in range(o.seeds)]
-        mean[k], sd[k] = app.mean_std(acc)
+        mean[k], sd[k] = app.score(ctx, cfg, ds, test, 104729, 3, o.seeds)
         print("%-13s  %6.2f%% ± %.2f%%  (%d seeds)                     %+6.2f points"
               % (NAMES[k], 100 * mean[k], 100 * sd[k], o.seeds, 100 * (mean[k] - mean[0])),
               flush=True)
