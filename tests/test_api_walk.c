@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "metagrad.h"
+#include "metagrad/score.h"
 #include "scenario.h"
 #include "testutil.h"
 

@@ -13,6 +13,7 @@
 
 #include "fixtures.h"
 #include "metagrad.h"
+#include "metagrad/score.h"
 #include "testutil.h"
 
 enum { N = 64, NV = 32, NT = 40, F = 5, C = 3, H = 12, T = 24, B = 8 };

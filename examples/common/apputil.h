@@ -9,6 +9,7 @@
 #define EXAMPLES_APPUTIL_H
 
 #include <metagrad.h>
+#include <metagrad/score.h>
 #include <stdio.h>
 
 /* Print the failing call's message and return from main with failure. */
