@@ -1,8 +1,9 @@
 /*
  * metagrad/run.h - a training run: model + training data + loss + optimizer
- * + batch schedule + T steps + output function φ (mean loss over a
- * validation set at θ_T), and the reverse pass that gives dφ/dz for every
- * registered metaparameter (metagrad/meta.h).
+ * + batch schedule + T steps + output function φ (by default the mean loss
+ * over a validation set at θ_T; any combination of built-in terms or the
+ * caller's function through mgrad_run_set_output), and the reverse pass that
+ * gives dφ/dz for every registered metaparameter (metagrad/meta.h).
  *
  * The training program and the optimizers' update rules are those of
  * torch.optim; docs/api.md states them exactly.
@@ -60,8 +61,10 @@ typedef struct mgrad_run_options {
     double beta2;              /**< Adam β2, default 0.999 */
     double eps;                /**< Adam ε outside the root, default 1e-8 */
     double eps_root;           /**< Adam ε_root inside the root, default 0 */
-    /** Validation set of the output function φ = (1/N) Σ v_i ℓ_i(θ_T), with
-        v the set's weights (default 1).  Required. */
+    /** Validation set of the default output function φ = (1/N) Σ v_i
+        ℓ_i(θ_T), with v the set's weights (default 1).  NULL: a plain run,
+        which trains and evaluates but has no output function until
+        mgrad_run_set_output gives it one. */
     const mgrad_dataset *validation;
     mgrad_checkpoint checkpoint; /**< default MGRAD_CHECKPOINT_STORE_ALL */
     int64_t checkpoint_slots;    /**< slots for BINOMIAL/REPLAY; 0: from the budget */
@@ -92,7 +95,7 @@ MGRAD_API mgrad_status mgrad_run_options_init(mgrad_run_options *opts,
  *         whose last chunk of max(batch_size, 256) rows has one row);
  *         MGRAD_ERR_SHAPE
  *         (model input/output sizes do not fit the data); MGRAD_ERR_ORDER
- *         (empty model, labels or targets missing, no validation set);
+ *         (empty model, labels or targets missing);
  *         MGRAD_ERR_BUDGET; MGRAD_ERR_NOMEM.
  */
 MGRAD_API mgrad_status mgrad_run_create(mgrad_run **out, const mgrad_model *model,
@@ -104,8 +107,10 @@ MGRAD_API void mgrad_run_destroy(mgrad_run *run);
 
 /**
  * Run the T training steps from θ0 with the current metaparameter values and
- * evaluate φ(θ_T).  Keeps what the reverse pass needs.
- * @param[out] out  φ; may be NULL.
+ * evaluate φ (the output function: the validation loss at θ_T, or the one
+ * set by mgrad_run_set_output).  Keeps what the reverse pass needs.
+ * @param[out] out  φ; NaN on a plain run (no validation set, no output set);
+ *                  may be NULL.
  * @return MGRAD_OK; MGRAD_ERR_NULL; MGRAD_ERR_NONFINITE (the message names
  *         the step; the run stays usable); MGRAD_ERR_NOMEM; MGRAD_ERR_IO.
  */
@@ -116,7 +121,8 @@ MGRAD_API mgrad_status mgrad_run_train(mgrad_run *run, double *out);
  * Needs a completed mgrad_run_train since the last change of a
  * metaparameter value or registration of a metaparameter (MGRAD_ERR_ORDER
  * otherwise, with a message naming the call that invalidated the
- * trajectory); may be repeated.  A failure (MGRAD_ERR_NONFINITE: the message
+ * trajectory, or naming mgrad_run_set_output on a plain run without an
+ * output function); may be repeated.  A failure (MGRAD_ERR_NONFINITE: the message
  * names the step and a remedy that fits the run's optimizer) leaves the run
  * needing mgrad_run_train again.
  * @return MGRAD_OK; MGRAD_ERR_NULL; MGRAD_ERR_ORDER; MGRAD_ERR_NONFINITE;
@@ -186,6 +192,94 @@ MGRAD_API mgrad_status mgrad_run_check_dataset(const mgrad_run *run,
  */
 MGRAD_API mgrad_status mgrad_run_example_losses(mgrad_run *run, const mgrad_dataset *dataset,
                                                 mgrad_dtype dtype, void *out, int64_t count);
+
+/* ---- output functions ------------------------------------------------------
+ * φ = (1/K) Σ_{t=T−K+1}^{T} ψ(θ_t), K = last_k (default 1: φ = ψ(θ_T)),
+ * ψ(θ) = Σ_k c_k φ_k(θ) + f(θ): a weighted sum of built-in terms and the
+ * caller's function f.  The formulas are in docs/api.md ("Output
+ * functions").  Set with mgrad_run_set_output; without it, a run with a
+ * validation set has ψ = the validation set's weighted mean loss. */
+
+/** The kind of a built-in output term. */
+typedef enum mgrad_output_kind {
+    /** φ_k = (1/|R|) Σ_{i∈R} v_i ℓ_i(θ): the weighted mean of the run's loss
+        (with its label smoothing) over the selected rows R. */
+    MGRAD_OUTPUT_LOSS = 0,
+    /** φ_k = (1/|R|) Σ_{i∈R} v_i (o_{i,y_i} − max_{j≠y_i} o_{i,j}): the
+        weighted mean margin of the model's outputs o (the logits for
+        cross-entropy).  Needs labels, a built-in model (not callbacks) and
+        outputs that are not a sequence; differentiable where the largest
+        other output is unique. */
+    MGRAD_OUTPUT_MARGIN = 1
+} mgrad_output_kind;
+
+/**
+ * One term c_k φ_k of the output function.  Its layout belongs to
+ * MGRAD_OUTPUT_VERSION: a later version may append fields, and the library
+ * reads the terms of a version-1 mgrad_output with the version-1 layout.
+ */
+typedef struct mgrad_output_term {
+    mgrad_output_kind kind;
+    const mgrad_dataset *dataset; /**< of the run's context, fitting the model */
+    double weight;        /**< c_k, finite, any sign: −1 maximises the term */
+    /** Rows of the dataset [num_rows], each once; NULL (num_rows 0): all. */
+    const int64_t *rows;
+    int64_t num_rows;
+    /** Keep only the selected rows whose label is one of classes
+        [num_classes] (needs labels); NULL (num_classes 0): every class. */
+    const int32_t *classes;
+    int64_t num_classes;
+} mgrad_output_term;
+
+/**
+ * The caller's part f of ψ.  `theta` holds the `count` parameters θ in the
+ * context's dtype.  Write f(θ) to *value and, unless `grad` is NULL (only
+ * the value is needed), ∇f(θ) to grad [count] in the context's dtype.  On a
+ * data-parallel run every rank calls it with the same θ and must return the
+ * same numbers.
+ * @return 0 on success; nonzero for failure (MGRAD_ERR_CALLBACK).
+ */
+typedef int (*mgrad_output_fn)(const void *theta, int64_t count, double *value, void *grad,
+                               void *user_data);
+
+#define MGRAD_OUTPUT_VERSION 1
+
+/**
+ * An output function.  Initialise with MGRAD_OUTPUT_INIT or
+ * mgrad_output_init(); fields are only ever appended.  The terms and their
+ * arrays are copied by mgrad_run_set_output; user_data is borrowed.
+ */
+typedef struct mgrad_output {
+    uint32_t version;                 /**< MGRAD_OUTPUT_VERSION */
+    const mgrad_output_term *terms;   /**< [num_terms]; may be NULL with 0 */
+    int64_t num_terms;
+    mgrad_output_fn fn;               /**< f; NULL: none */
+    void *user_data;                  /**< passed to fn */
+    /** K: average ψ over θ_{T−K+1} … θ_T (1 <= K <= T); 0 (default): 1. */
+    int64_t last_k;
+} mgrad_output;
+
+#define MGRAD_OUTPUT_INIT { MGRAD_OUTPUT_VERSION, NULL, 0, NULL, NULL, 0 }
+
+/** Fill `output` with the defaults.  MGRAD_ERR_NULL, MGRAD_ERR_VERSION. */
+MGRAD_API mgrad_status mgrad_output_init(mgrad_output *output, uint32_t version);
+
+/**
+ * Set the run's output function φ (replacing the default validation loss or
+ * an earlier output); NULL restores the default (none on a plain run).  Like
+ * a metaparameter change, it invalidates the trajectory: train again.
+ * Each term's dataset becomes read-only while the run holds it.
+ * @return MGRAD_OK; MGRAD_ERR_NULL (a term without a dataset, rows or
+ *         classes NULL with a positive count); MGRAD_ERR_VERSION;
+ *         MGRAD_ERR_INVALID (no term and no fn, a weight not finite, a row
+ *         out of range or repeated, a class out of range, no row selected,
+ *         last_k out of [0, T], a dataset of another context, an unknown
+ *         kind); MGRAD_ERR_SHAPE; MGRAD_ERR_ORDER (labels or targets the
+ *         term needs are missing); MGRAD_ERR_UNSUPPORTED (a margin on a
+ *         callback model or a sequence output); MGRAD_ERR_NOMEM.  The message
+ *         names the term and field; on failure the run keeps its output.
+ */
+MGRAD_API mgrad_status mgrad_run_set_output(mgrad_run *run, const mgrad_output *output);
 
 #define MGRAD_RUN_STATS_VERSION 3
 

@@ -68,6 +68,8 @@ typedef struct engine {
     int64_t next_rev;     /* next step to reverse */
     bool in_reverse;      /* the forward phase is done (s_T reached) */
     double hyper_wd, hyper_mom, hyper_beta2; /* accumulated hyper adjoints */
+    double phi_early;     /* the forward phase: Σ ψ(θ_t)/K over the last K
+                             states before θ_T (output.last_k > 1) */
 } engine;
 
 #define E(run) ((engine *)(run)->traj.engine)
@@ -674,6 +676,131 @@ static mgrad_status dataset_pass(mgrad_run *run, evaluator *ev, const mgrad_data
     return MGRAD_OK;
 }
 
+/* ==== the output function (run.h, "output functions") =================== */
+
+/* The rows [start, start + max_rows) of term k's selection that this rank
+   evaluates, in ev->ids.  For a term over a whole dataset these are the
+   chunks of mgr_eval_dataset_chunk. */
+static chunk term_chunk(const mgrad_run *run, evaluator *ev, const mgr_output_term *term,
+                        int64_t start, real scale)
+{
+    int64_t count = term->count - start;
+    if (count > (int64_t)ev->max_rows) count = (int64_t)ev->max_rows;
+    size_t lo = 0, hi = 0;
+    mgr_shard(run, (size_t)count, &lo, &hi);
+    for (size_t r = lo; r < hi; r++)
+        ev->ids[r - lo] = term->rows != NULL ? term->rows[start + (int64_t)r]
+                                             : start + (int64_t)r;
+    return (chunk){.ds = term->ds, .rows = ev->ids, .count = hi - lo, .scale = scale,
+                   .train_rows = false, .row0 = lo};
+}
+
+/* A margin chunk (graph models only, output.c): *value = scale Σ w_i m_i
+   with m_i = o_{i,y_i} − max_{j≠y_i} o_{i,j}; grad (may be NULL) += its
+   gradient, by the graph's backward pass from ō_{i,y_i} = scale w_i,
+   ō_{i,j*} = −scale w_i (j* the first largest other output). */
+static mgrad_status margin_chunk(const mgrad_run *run, evaluator *ev, const chunk *c,
+                                 const real *theta, real *grad, double *value)
+{
+    double loss = 0;
+    MGRAD_FORWARD(ev->seam->value_grad(run, ev, c, theta, MGR_BACKWARD_NONE, NULL,
+                                       (memo_use){NULL, NULL}, &loss));
+    const real *o = NULL;
+    MGRAD_FORWARD(ev->seam->outputs(run, ev, c, theta, &o));
+    size_t C = ev->classes;
+    double total = 0;
+    if (grad != NULL) R(mgr_zero)(c->count * C, ev->obar);
+    for (size_t r = 0; r < c->count; r++) {
+        const real *orow = o + r * C;
+        size_t y = (size_t)ev->labels[r], best = y == 0 ? 1 : 0;
+        for (size_t j = 0; j < C; j++)
+            if (j != y && orow[j] > orow[best]) best = j;
+        real sw = c->scale * ev->w[r];
+        total += (double)(sw * (orow[y] - orow[best]));
+        if (grad != NULL) {
+            ev->obar[r * C + y] = sw;
+            ev->obar[r * C + best] = -sw;
+        }
+    }
+    if (grad != NULL)
+        R(mgr_graph_backward)(&run->model.graph, ev->ws, c->count, theta, ev->x, ev->obar,
+                              grad, NULL);
+    *value = total;
+    return MGRAD_OK;
+}
+
+/* ψ(θ)/K at theta (state t, for messages) into *value; with grad != NULL
+   (zero on entry) also += its gradient.  The terms go in order, each in
+   chunks of its rows; one reduction sums the ranks' shares; then the
+   caller's function, on every rank. */
+static mgrad_status output_pass(mgrad_run *run, engine *e, const real *theta, real *grad,
+                                int64_t t, double *value)
+{
+    const mgr_run_output *out = &run->output;
+    evaluator *ev = e->ev;
+    size_t P = (size_t)run->model.num_params;
+    double K = (double)out->last_k, total = 0;
+    mgrad_status s = MGRAD_OK;
+    ev->site = grad != NULL ? "the gradient of the output function" : "the output function";
+    ev->site_phase = MGRAD_CALLBACK_PHASE_OUTPUT;
+    ev->site_step = -1; /* callback.h: the output phase has no step */
+    set_training(ev, false, -1); /* dropout is the identity here */
+    mgr_backward bw = grad != NULL ? MGR_BACKWARD_GRAD : MGR_BACKWARD_NONE;
+    for (int64_t k = 0; k < out->num_terms && s == MGRAD_OK; k++) {
+        const mgr_output_term *term = &out->terms[k];
+        /* weight 1, K = 1: the scale 1/N of the validation loss */
+        real scale = (real)(term->weight / ((double)term->count * K));
+        for (int64_t start = 0; start < term->count && s == MGRAD_OK;
+             start += (int64_t)ev->max_rows) {
+            chunk c = term_chunk(run, ev, term, start, scale);
+            if (c.count == 0) continue;
+            R(mgr_eval_gather)(run, ev, &c);
+            double l = 0;
+            s = term->kind == MGRAD_OUTPUT_MARGIN
+                    ? margin_chunk(run, ev, &c, theta, grad, &l)
+                    : ev->seam->value_grad(run, ev, &c, theta, bw, grad,
+                                           (memo_use){NULL, NULL}, &l);
+            total += l;
+        }
+    }
+    MGRAD_FORWARD(mgr_reduce_sum(run, grad, grad != NULL ? P : 0, &total, 1, s));
+    if (out->fn != NULL) {
+        double f = 0;
+        int rc = out->fn(theta, (int64_t)P, &f, grad != NULL ? out->fn_grad : NULL,
+                         out->user_data);
+        MGRAD_RETURN_IF(run->ctx, rc != 0, MGRAD_ERR_CALLBACK,
+                        "the caller's output function (mgrad_output.fn) returned %d at "
+                        "θ_%lld", rc, (long long)t);
+        MGRAD_RETURN_IF(run->ctx, !isfinite(f), MGRAD_ERR_NONFINITE,
+                        "the caller's output function (mgrad_output.fn) returned %g at "
+                        "θ_%lld", f, (long long)t);
+        total += f / K;
+        if (grad != NULL) R(mgr_axpy)(P, (real)(1.0 / K), out->fn_grad, grad);
+    }
+    *value = total;
+    return MGRAD_OK;
+}
+
+/* Is θ_t one of the states the output averages over, before θ_T? */
+static bool early_output_state(const mgrad_run *run, int64_t t)
+{
+    return t < run->config.steps && t > run->config.steps - run->output.last_k &&
+           mgr_run_has_output(&run->output);
+}
+
+/* The reverse pass at state t (s_t current, its adjoint in state_bar): a
+   state the output averages over adds ∇ψ(θ_t)/K to θ̄_t. */
+static mgrad_status output_adjoint(mgrad_run *run, engine *e, int64_t t)
+{
+    if (!early_output_state(run, t)) return MGRAD_OK;
+    size_t P = (size_t)run->model.num_params;
+    double value = 0;
+    R(mgr_zero)(P, e->grad);
+    MGRAD_FORWARD(output_pass(run, e, e->state, e->grad, t, &value));
+    R(mgr_axpy)(P, 1, e->grad, e->state_bar);
+    return MGRAD_OK;
+}
+
 /* ==== the driver ========================================================= */
 
 /* Execute schedule actions: to s_T (the forward phase, !e->in_reverse), or
@@ -696,6 +823,12 @@ static mgrad_status drive(mgrad_run *run, engine *e)
                 e->cur++;
                 run->traj.stats.steps_run++;
                 if (e->in_reverse) run->traj.stats.steps_recomputed++;
+                if (!e->in_reverse && early_output_state(run, e->cur)) {
+                    /* the forward phase passes each state once, in order */
+                    double v = 0;
+                    MGRAD_FORWARD(output_pass(run, e, e->state, NULL, e->cur, &v));
+                    e->phi_early += v;
+                }
             }
             break;
         case MGR_ACTION_SAVE:
@@ -718,6 +851,7 @@ static mgrad_status drive(mgrad_run *run, engine *e)
             int64_t slot = e->cur_slot;
             e->cur_slot = NO_SLOT;
             MGRAD_FORWARD(reverse_step(run, e, e->next_rev, slot));
+            MGRAD_FORWARD(output_adjoint(run, e, e->next_rev));
             e->next_rev--;
             run->traj.stats.reverse_steps++;
             break;
@@ -730,7 +864,8 @@ static mgrad_status drive(mgrad_run *run, engine *e)
     return MGRAD_OK;
 }
 
-/* The forward phase: θ0 → s_T through the schedule, then φ(θ_T). */
+/* The forward phase: θ0 → s_T through the schedule (adding ψ(θ_t)/K of
+   the last K − 1 states before θ_T on the way), then ψ(θ_T)/K. */
 static mgrad_status train_body(mgrad_run *run, double *phi)
 {
     engine *e = E(run);
@@ -749,16 +884,17 @@ static mgrad_status train_body(mgrad_run *run, double *phi)
     run->traj.stats.steps_recomputed = 0;
     run->traj.stats.reverse_steps = 0;
     e->memo_hits = 0;
+    e->phi_early = 0;
     MGRAD_FORWARD(drive(run, e));
     R(mgr_copy)(P, e->state, e->theta_T);
     if (!e->reverse_grad) R(mgr_copy)(P, e->state + P, e->buf_T);
-    double value = 0;
-    e->ev->site = "the output function";
-    e->ev->site_phase = MGRAD_CALLBACK_PHASE_OUTPUT;
-    e->ev->site_step = -1;
-    MGRAD_FORWARD(dataset_pass(run, e->ev, run->config.val, e->theta_T, NULL, NULL, &value));
-    MGRAD_RETURN_IF(run->ctx, !isfinite(value), MGRAD_ERR_NONFINITE,
-                    "the output function (validation loss) is %g at θ_T", value);
+    double value = NAN; /* a plain run has no output function */
+    if (mgr_run_has_output(&run->output)) {
+        MGRAD_FORWARD(output_pass(run, e, e->theta_T, NULL, run->config.steps, &value));
+        value += e->phi_early;
+        MGRAD_RETURN_IF(run->ctx, !isfinite(value), MGRAD_ERR_NONFINITE,
+                        "the output function is %g at θ_T", value);
+    }
     e->in_reverse = true;
     run->traj.stats.seconds_forward = mgr_seconds() - t0;
     run->traj.stats.peak_state_bytes = mgr_store_peak_bytes(e->store);
@@ -767,8 +903,9 @@ static mgrad_status train_body(mgrad_run *run, double *phi)
     return MGRAD_OK;
 }
 
-/* The reverse phase: θ̄_T = ∇φ(θ_T) (buffer adjoints 0), then the reverse
-   steps T−1 … 0 through the schedule; the metagradients are left in the
+/* The reverse phase: θ̄_T = ∇ψ(θ_T)/K (buffer adjoints 0), then the
+   reverse steps T−1 … 0 through the schedule, each of the last K − 1
+   adding ∇ψ(θ_t)/K to θ̄_t; the metagradients are left in the
    metaparameters. */
 static mgrad_status reverse_body(mgrad_run *run)
 {
@@ -781,11 +918,8 @@ static mgrad_status reverse_body(mgrad_run *run)
     R(mgr_zero)(run->config.state_len, e->state_bar);
     if (!e->reverse_grad) R(mgr_copy)(P, e->buf_T, e->next_m);
     double value = 0;
-    e->ev->site = "the gradient of the output function";
-    e->ev->site_phase = MGRAD_CALLBACK_PHASE_OUTPUT;
-    e->ev->site_step = -1;
-    MGRAD_FORWARD(dataset_pass(run, e->ev, run->config.val, e->theta_T, e->state_bar, NULL,
-                               &value));
+    /* θ̄_T = ∇ψ(θ_T)/K into the zeroed adjoint */
+    MGRAD_FORWARD(output_pass(run, e, e->theta_T, e->state_bar, run->config.steps, &value));
     MGRAD_FORWARD(drive(run, e));
     if (run->metas.theta0 != NULL) R(mgr_copy)(P, e->state_bar, run->metas.theta0->grad);
     if (run->metas.wd != NULL) ((real *)run->metas.wd->grad)[0] = (real)e->hyper_wd;

@@ -74,10 +74,10 @@ static mgrad_status check_options(mgrad_context *ctx, const char *fn,
     MGRAD_RETURN_IF(ctx, o->checkpoint_k < 0 || o->checkpoint_k == 1, MGRAD_ERR_INVALID,
                     "%s: options.checkpoint_k = %lld; use 0 (default 4) or >= 2", fn,
                     (long long)o->checkpoint_k);
-    MGRAD_RETURN_IF(ctx, o->validation == NULL, MGRAD_ERR_ORDER,
-                    "%s: options.validation is NULL; did you forget to set the validation "
-                    "dataset of the output function?", fn);
-    MGRAD_RETURN_IF(ctx, o->validation->ctx != ctx || train->ctx != ctx, MGRAD_ERR_INVALID,
+    /* validation = NULL: a plain run (no output function until
+       mgrad_run_set_output) */
+    MGRAD_RETURN_IF(ctx, (o->validation != NULL && o->validation->ctx != ctx) ||
+                    train->ctx != ctx, MGRAD_ERR_INVALID,
                     "%s: the model and datasets must come from the same context", fn);
     if (o->lr_schedule != NULL)
         for (int64_t t = 0; t < o->steps; t++) {
@@ -250,6 +250,10 @@ mgrad_status mgr_run_need_trajectory(const mgrad_run *run, const char *fn)
         why = "the communicator changed (mgrad_run_set_communicator) after the last "
               "mgrad_run_train; call mgrad_run_train again";
         break;
+    case MGR_STALE_OUTPUT:
+        why = "the output function changed (mgrad_run_set_output) after the last "
+              "mgrad_run_train; call mgrad_run_train again";
+        break;
     case MGR_STALE_FAILED:
         why = "the last mgrad_run_train or mgrad_run_reverse failed; call mgrad_run_train "
               "again";
@@ -264,6 +268,7 @@ static void run_free(mgrad_run *run)
     mgrad_context *ctx = run->ctx;
     if (run->traj.engine != NULL) mgr_engine_of(run)->destroy(run);
     mgr_comm_free(run);
+    mgr_output_free(run);
     for (int i = 0; i < run->metas.count; i++) {
         mgrad_meta *m = run->metas.all[i];
         mgr_free(ctx, m->value);
@@ -320,8 +325,9 @@ mgrad_status mgr_run_build(mgrad_run **out, mgrad_context *ctx, const char *fn,
     if (opts->loss == MGRAD_LOSS_NEXT_TOKEN)
         MGRAD_FORWARD(check_next_token_model(ctx, fn, graph, features));
     MGRAD_FORWARD(check_data(ctx, fn, train, "training", opts->loss, features, classes));
-    MGRAD_FORWARD(check_data(ctx, fn, opts->validation, "validation", opts->loss, features,
-                             classes));
+    if (opts->validation != NULL)
+        MGRAD_FORWARD(check_data(ctx, fn, opts->validation, "validation", opts->loss,
+                                 features, classes));
 
     mgrad_run *run = NULL;
     MGRAD_FORWARD(mgr_alloc_or_fail(ctx, (void **)&run, 1, sizeof *run, "a run"));
@@ -350,7 +356,15 @@ mgrad_status mgr_run_build(mgrad_run **out, mgrad_context *ctx, const char *fn,
     cfg->train = train;
     mgr_dataset_retain(train);
     cfg->val = (mgrad_dataset *)opts->validation;
-    mgr_dataset_retain(cfg->val);
+    if (cfg->val != NULL) {
+        mgr_dataset_retain(cfg->val);
+        /* the default output function: the validation loss at θ_T */
+        run->output.dflt = (mgr_output_term){.kind = MGRAD_OUTPUT_LOSS, .ds = cfg->val,
+                                             .weight = 1.0, .rows = NULL, .count = cfg->val->n};
+        run->output.terms = &run->output.dflt;
+        run->output.num_terms = 1;
+    }
+    run->output.last_k = 1;
     run->traj.stats.version = MGRAD_RUN_STATS_VERSION;
 
     size_t esize = mgr_dtype_size(ctx->dtype);
@@ -360,7 +374,7 @@ mgrad_status mgr_run_build(mgrad_run **out, mgrad_context *ctx, const char *fn,
        the chunks of the validation set */
     if (s == MGRAD_OK)
         s = mgr_run_check_norm_rows(run, fn, "options.batch_size", cfg->batch, 0);
-    if (s == MGRAD_OK)
+    if (s == MGRAD_OK && cfg->val != NULL)
         s = mgr_run_check_norm_rows(run, fn, "the validation set", cfg->val->n, 1);
     /* The run's arrays are read-only once built: fill them here, through
        these writable pointers. */
@@ -467,6 +481,10 @@ mgrad_status mgrad_run_train(mgrad_run *run, double *out)
 mgrad_status mgrad_run_reverse(mgrad_run *run)
 {
     if (run == NULL) return MGRAD_ERR_NULL;
+    MGRAD_RETURN_IF(run->ctx, !mgr_run_has_output(&run->output), MGRAD_ERR_ORDER,
+                    "mgrad_run_reverse: the run has no output function to differentiate "
+                    "(created without a validation set); give it one with "
+                    "mgrad_run_set_output");
     MGRAD_FORWARD(mgr_run_need_trajectory(run, "mgrad_run_reverse"));
     const mgr_engine_vt *vt = mgr_engine_of(run);
     if (run->traj.phase == MGR_PHASE_REVERSED) {
@@ -565,18 +583,24 @@ mgrad_status mgrad_run_has_batches(const mgrad_run *run, int32_t *out)
     return MGRAD_OK;
 }
 
+mgrad_status mgr_run_check_data(const mgrad_run *run, const char *fn, const char *what,
+                                const mgrad_dataset *ds)
+{
+    mgrad_context *ctx = run->ctx;
+    MGRAD_RETURN_IF(ctx, ds->ctx != ctx, MGRAD_ERR_INVALID,
+                    "%s: %s comes from another context", fn, what);
+    MGRAD_FORWARD(check_data(ctx, fn, ds, "evaluation", run->config.opts.loss,
+                             run->model.features, run->model.classes));
+    return mgr_run_check_norm_rows(run, fn, what, ds->n, 1);
+}
+
 /* The checks of mgrad_run_evaluate that need no trajectory, in its order. */
 mgrad_status mgrad_run_check_dataset(const mgrad_run *run, const mgrad_dataset *ds)
 {
     if (run == NULL) return MGRAD_ERR_NULL;
-    mgrad_context *ctx = run->ctx;
     const char *fn = "mgrad_run_check_dataset";
-    MGRAD_RETURN_IF(ctx, ds == NULL, MGRAD_ERR_NULL, "%s: dataset must not be NULL", fn);
-    MGRAD_RETURN_IF(ctx, ds->ctx != ctx, MGRAD_ERR_INVALID,
-                    "%s: the dataset comes from another context", fn);
-    MGRAD_FORWARD(check_data(ctx, fn, ds, "evaluation", run->config.opts.loss,
-                             run->model.features, run->model.classes));
-    return mgr_run_check_norm_rows(run, fn, "the dataset", ds->n, 1);
+    MGRAD_RETURN_IF(run->ctx, ds == NULL, MGRAD_ERR_NULL, "%s: dataset must not be NULL", fn);
+    return mgr_run_check_data(run, fn, "the dataset", ds);
 }
 
 mgrad_status mgrad_run_example_losses(mgrad_run *run, const mgrad_dataset *ds,

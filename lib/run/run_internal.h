@@ -12,6 +12,8 @@
 #ifndef MGRAD_RUN_INTERNAL_H
 #define MGRAD_RUN_INTERNAL_H
 
+#include <stdbool.h>
+
 #include "base/base.h"
 #include "data/dataset.h"
 #include "graph/graph.h"
@@ -60,6 +62,7 @@ typedef enum mgr_stale_cause {
     MGR_STALE_META_ADDED,        /* a metaparameter was registered */
     MGR_STALE_SHUFFLE_SEED,      /* the batch order changed */
     MGR_STALE_COMMUNICATOR,      /* the ranks of the run changed */
+    MGR_STALE_OUTPUT,            /* the output function changed */
     MGR_STALE_FAILED             /* the last train or reverse failed */
 } mgr_stale_cause;
 
@@ -131,6 +134,40 @@ typedef struct mgr_run_trajectory {
     void *cb_scratch;         /* callback.c's buffers (approximate mode) */
 } mgr_run_trajectory;
 
+/* One built-in term c_k φ_k of the output function (metagrad/run.h). */
+typedef struct mgr_output_term {
+    mgrad_output_kind kind;
+    mgrad_dataset *ds;        /* retained (output.c), or the run's validation set */
+    double weight;            /* c_k */
+    const int64_t *rows;      /* [count] the selected rows R, ascending as given;
+                                 NULL: all rows 0 … ds->n − 1 */
+    int64_t count;            /* |R| */
+} mgr_output_term;
+
+/* The output function φ = (1/K) Σ_{t=T−K+1}^{T} ψ(θ_t), ψ = Σ_k c_k φ_k + f.
+   Written by mgr_run_build (the default: the validation loss, when there is
+   a validation set) and mgrad_run_set_output (output.c, which invalidates
+   the trajectory); the engine reads it. */
+typedef struct mgr_run_output {
+    int64_t num_terms;        /* 0 with fn NULL: a plain run (no φ) */
+    const mgr_output_term *terms; /* [num_terms]: &dflt or output.c's array */
+    mgr_output_term dflt;     /* the validation loss (mgr_run_build) */
+    mgrad_output_fn fn;
+    void *user_data;
+    int64_t last_k;           /* K >= 1 */
+    void *fn_grad;            /* [P] ctx dtype: fn's gradient (fn != NULL) */
+    bool owned;               /* terms (and their rows) belong to output.c */
+} mgr_run_output;
+
+/* Is there an output function?  (Plain runs have none.) */
+static inline bool mgr_run_has_output(const mgr_run_output *o)
+{
+    return o->num_terms > 0 || o->fn != NULL;
+}
+
+/* Free what mgrad_run_set_output allocated (run destruction). */
+void mgr_output_free(mgrad_run *run);
+
 struct mgrad_run {
     mgrad_context *ctx;               /* retained */
     const mgr_run_model model;        /* mgr_run_build */
@@ -140,6 +177,8 @@ struct mgrad_run {
                                          invalidates the trajectory) */
     mgr_run_metas metas;              /* meta.c */
     mgr_run_trajectory traj;          /* engine.c, callback.c; phase: run.c */
+    mgr_run_output output;            /* mgr_run_build, then output.c (which
+                                         invalidates the trajectory) */
     struct mgr_comm *comm;            /* reduce.c: MPI communicator; NULL = one
                                          process (its setter invalidates the
                                          trajectory) */
@@ -186,6 +225,12 @@ static inline size_t mgr_run_chunk_rows(const mgr_run_config *config)
    batch norm and a chunk of `rows` rows would give it one value per
    channel; chunked = 1: a dataset of `rows` rows cut into chunks of
    mgr_run_chunk_rows (the last may hold one row). */
+/* The checks of mgrad_run_check_dataset (same context, fit to the model,
+   labels or targets, batch-norm chunks), with `fn` and `what` naming the
+   call and the set in messages. */
+mgrad_status mgr_run_check_data(const mgrad_run *run, const char *fn, const char *what,
+                                const mgrad_dataset *ds);
+
 /* The next-token loss (common.h): every value of `ds` ([n, features], the
    set called `name` in messages) is a token id in [0, classes / (features −
    1)).  MGRAD_ERR_INVALID naming the first that is not; MGRAD_ERR_NOMEM. */
