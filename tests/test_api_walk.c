@@ -994,6 +994,24 @@ static void w_run_check_dataset(void)
     FAILS(mgrad_run_check_dataset(NULL, A.val), MGRAD_ERR_NULL);
     FAILS_MSG(mgrad_run_check_dataset(A.run, NULL), MGRAD_ERR_NULL);
 }
+static void w_output_init(void)
+{
+    mgrad_output *o = (mgrad_output *)buf;
+    FAILS(mgrad_output_init(NULL, MGRAD_OUTPUT_VERSION), MGRAD_ERR_NULL);
+    UNTOUCHED_NOCTX(mgrad_output_init(o, 0), MGRAD_ERR_VERSION);
+    UNTOUCHED_NOCTX(mgrad_output_init(o, UINT32_MAX), MGRAD_ERR_VERSION);
+}
+static void w_run_set_output(void)
+{
+    mgrad_output o = MGRAD_OUTPUT_INIT;
+    FAILS(mgrad_run_set_output(NULL, &o), MGRAD_ERR_NULL);
+    o.num_terms = 1; /* terms NULL */
+    FAILS_MSG(mgrad_run_set_output(A.run, &o), MGRAD_ERR_NULL);
+    o.num_terms = 0; /* no term, no fn */
+    FAILS_MSG(mgrad_run_set_output(A.run, &o), MGRAD_ERR_INVALID);
+    o.version = 0;
+    FAILS_MSG(mgrad_run_set_output(A.run, &o), MGRAD_ERR_VERSION);
+}
 static void w_meta_run(void)
 {
     UNTOUCHED_NOCTX(mgrad_meta_run(NULL, (mgrad_run **)buf), MGRAD_ERR_NULL);
@@ -1225,6 +1243,8 @@ static const walk WALKS[] = {
     W(run_context),
     W(run_has_batches),
     W(run_check_dataset),
+    W(output_init),
+    W(run_set_output),
     W(meta_run),
     W(meta_metasmoothness),
     W(run_hvp),
