@@ -44,5 +44,6 @@
 #include "metagrad/data.h"
 #include "metagrad/smooth.h"
 #include "metagrad/mpi.h"
+#include "metagrad/score.h"
 
 #endif /* METAGRAD_H */

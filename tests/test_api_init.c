@@ -118,6 +118,30 @@ START_TEST(test_meta_options)
 }
 END_TEST
 
+START_TEST(test_score_options)
+{
+    mgrad_score_options m = MGRAD_SCORE_OPTIONS_INIT, f;
+    SCRIBBLE(f);
+    ck_assert_int_eq(mgrad_score_options_init(&f, MGRAD_SCORE_OPTIONS_VERSION), MGRAD_OK);
+    ck_assert_uint_eq(m.version, MGRAD_SCORE_OPTIONS_VERSION);
+    ck_assert_uint_eq(f.version, m.version);
+    ck_assert_int_eq(f.seeds, m.seeds);
+    ck_assert_uint_eq(f.first_seed, m.first_seed);
+    ck_assert_ptr_eq(f.seed_list, m.seed_list);
+    ck_assert_int_eq(f.redraw_init, m.redraw_init);
+    ck_assert_int_eq(f.redraw_order, m.redraw_order);
+    ck_assert_ptr_eq(f.settings, m.settings);
+    ck_assert_int_eq(f.num_settings, m.num_settings);
+
+    SCRIBBLE(f);
+    mgrad_score_options before = f;
+    ck_assert_int_eq(mgrad_score_options_init(NULL, MGRAD_SCORE_OPTIONS_VERSION), MGRAD_ERR_NULL);
+    ck_assert_int_eq(mgrad_score_options_init(&f, MGRAD_SCORE_OPTIONS_VERSION + 1),
+                     MGRAD_ERR_VERSION);
+    ck_assert(memcmp(&f, &before, sizeof f) == 0);
+}
+END_TEST
+
 START_TEST(test_run_stats_init)
 {
     /* No init function: the macro alone must carry the version. */
@@ -144,6 +168,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_context_options);
     tcase_add_test(tc, test_run_options);
     tcase_add_test(tc, test_meta_options);
+    tcase_add_test(tc, test_score_options);
     tcase_add_test(tc, test_run_stats_init);
     tcase_add_test(tc, test_version_agrees);
     suite_add_tcase(s, tc);

@@ -26,7 +26,7 @@ from ._errors import (BudgetError, BusyError, CallbackError, CancelledError, Clo
 from ._lib import (VERSION as __version__, Activation, Checkpoint, Dtype, Init, LogLevel, Loss,
                    MetaKind, MgdMethod, Normalize, Optimizer, Projection, Status,
                    lib as _lib_handle)
-from ._api import MGD, CallbackModel, Context, Dataset, Meta, Model, Run, TextCorpus
+from ._api import MGD, CallbackModel, Context, Dataset, Meta, Model, Run, Score, TextCorpus, score
 from ._buffers import HAVE_NUMPY
 
 #: Path of the loaded shared library.
@@ -50,6 +50,7 @@ def status_string(status):
 
 __all__ = [
     "Context", "Model", "Dataset", "TextCorpus", "Run", "Meta", "CallbackModel", "MGD",
+    "score", "Score",
     "library_path", "library_version",
     "status_string", "mpi_available", "HAVE_NUMPY", "__version__",
     "Status", "Dtype", "Init", "Activation", "Loss", "Optimizer", "Checkpoint", "MetaKind",
