@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 import metagrad as mg
-from metagrad._api import score as mg_score  # mg.score once metagrad exports it
+from metagrad import score as mg_score
 
 import plot_results
 
