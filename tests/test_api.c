@@ -115,9 +115,15 @@ START_TEST(test_run_create_misuse)
     ck_assert_int_eq(mgrad_run_create(&run, model, train, &o), MGRAD_ERR_INVALID);
     expect_message("options.batch_size");
     o = good_options();
-    o.validation = NULL;
-    ck_assert_int_eq(mgrad_run_create(&run, model, train, &o), MGRAD_ERR_ORDER);
-    expect_message("did you forget");
+    o.validation = NULL; /* a plain run: it trains, but has no φ to differentiate */
+    ck_assert_int_eq(mgrad_run_create(&run, model, train, &o), MGRAD_OK);
+    double phi = 0;
+    ck_assert_int_eq(mgrad_run_train(run, &phi), MGRAD_OK);
+    ck_assert(isnan(phi));
+    ck_assert_int_eq(mgrad_run_reverse(run), MGRAD_ERR_ORDER);
+    expect_message("mgrad_run_set_output");
+    mgrad_run_destroy(run);
+    run = (mgrad_run *)0x1;
     o = good_options();
     o.momentum = 1.0;
     ck_assert_int_eq(mgrad_run_create(&run, model, train, &o), MGRAD_ERR_INVALID);

@@ -40,7 +40,8 @@ from ._lib import (Activation, CallbackModel as _CallbackModelStruct, Checkpoint
                    ContextOptions, Dtype, HvpFn, Init, LogFn, LogLevel, Loss, LossGradFn,
                    MetaKind, MetaOptions, MgdLrSchedule, MgdMap, MgdMethod, MgdParam,
                    MgdParamInfo, Normalize, Optimizer, TrustReport, TRUST_REPORT_VERSION,
-                   OutputsFn, ProgressFn, Projection, RunOptions, RunStats, MpiInfo, lib,
+                   OutputsFn, Output as _OutputStruct, OutputFn,
+                   OutputTerm as _OutputTermStruct, OUTPUT_VERSION, ProgressFn, Projection, RunOptions, RunStats, MpiInfo, lib,
                    CALLBACK_MODEL_VERSION, CONTEXT_OPTIONS_VERSION, META_OPTIONS_VERSION,
                    MGD_PARAM_INFO_VERSION, MPI_INFO_VERSION, RUN_OPTIONS_VERSION,
                    SCORE_OPTIONS_VERSION, SCORE_VERSION, Score as _ScoreStruct,
@@ -1132,7 +1133,8 @@ def _run_options(validation, steps, batch_size, optimizer=None, lr=None, lr_sche
     lib.mgrad_run_options_init(ctypes.byref(o), RUN_OPTIONS_VERSION)
     o.steps = B.int_scalar(steps, "steps")
     o.batch_size = B.int_scalar(batch_size, "batch_size")
-    o.validation = validation._handle()  # checked again under the lock (uses)
+    # checked again under the lock (uses); None: a plain run
+    o.validation = validation._handle() if validation is not None else None
     keep = []
     if optimizer is not None:
         o.optimizer = _enum(Optimizer, optimizer, "optimizer")
@@ -1216,7 +1218,8 @@ def _raise_from_c(err, callback_exc=None, progress_exc=None):
 class Run(_Handle):
     """A training run and its reverse pass.  See docs/python.md.
 
-    Required: model, train, validation, steps, batch_size.  Every other option
+    Required: model, train, validation (None: a plain run, without an output
+    function until set_output), steps, batch_size.  Every other option
     left at None keeps the library's default (mgrad_run_options_init):
     optimizer, lr, lr_schedule, momentum, nesterov, weight_decay, beta1,
     beta2, eps, eps_root, loss, label_smoothing, batches, shuffle_seed,
@@ -1236,13 +1239,14 @@ class Run(_Handle):
             raise TypeError("model: expected a metagrad.Model")
         _check_sets(train, validation)
         model._handle()
-        if model._core is not train._core or model._core is not validation._core:
+        if model._core is not train._core or (validation is not None and
+                                              model._core is not validation._core):
             raise InvalidError("Run: the model and datasets come from different contexts")
         o, keep = _run_options(validation, steps, batch_size, **options)
         core = _core_of(model)
         classes, features = model.output_size, train.features
         ptr, = _create(core, lib.mgrad_run_create, (model, train, ctypes.byref(o)),
-                       uses=(validation,))
+                       uses=(validation,) if validation is not None else ())
         del keep
         self._adopt(core, ptr, o, train, classes, features)
 
@@ -1254,6 +1258,13 @@ class Run(_Handle):
         self._train_n = train._n
         self._classes = classes
         self._trained = False
+        self._dtype = Dtype.F64 if self._call(lib.mgrad_context_dtype,
+                                              self._run_ctx()) == Dtype.F64 else Dtype.F32
+
+    def _run_ctx(self):
+        out = ctypes.c_void_p()
+        self._call(lib.mgrad_run_context, self, ctypes.byref(out))
+        return out.value
 
     @classmethod
     def from_callbacks(cls, ctx, model, theta0, train, *, validation, steps, batch_size,
@@ -1267,7 +1278,8 @@ class Run(_Handle):
             raise TypeError("model: expected a metagrad.CallbackModel")
         ctx._handle()
         _check_sets(train, validation)
-        if train._core is not ctx._core or validation._core is not ctx._core:
+        if train._core is not ctx._core or (validation is not None and
+                                            validation._core is not ctx._core):
             raise InvalidError("Run.from_callbacks: the datasets come from another context")
         theta = B.f64_in(theta0, "theta0")
         if len(theta.shape) != 1 or theta.count != model.num_params:
@@ -1284,7 +1296,7 @@ class Run(_Handle):
         self._callbacks = callbacks  # set first: __del__ may never see them half-made
         ptr, = _create(core, lib.mgrad_run_create_callback,
                        (ctx, ctypes.byref(cm), B.as_pointer(theta), train, ctypes.byref(o)),
-                       uses=(validation,))
+                       uses=(validation,) if validation is not None else ())
         del keep
         self._adopt(core, ptr, o, train, model.num_outputs, features)
         return self
@@ -1305,8 +1317,106 @@ class Run(_Handle):
         """As _Handle._call, raising what a callback left pending."""
         return _invoke(_core_of(self), fn, args, uses, ((self, self._pending),), check)
 
+    def set_output(self, terms=None, fn=None, last_k=0):
+        """Set the output function φ (mgrad_run_set_output; formulas in
+        docs/api.md, "Output functions"):
+            φ = (1/K) Σ_{t=T−K+1}^{T} ψ(θ_t),  ψ = Σ_k weight_k φ_k + fn,
+        K = last_k (0: 1).  `terms`: a list of dicts with keys
+            dataset (required), weight (default 1.0; −1 maximises the term),
+            kind ("loss", default, or "margin"), rows (row indices; default
+            all), classes (keep rows with these labels; default all).
+        `fn`: a Python callable fn(theta) -> (value, grad) with theta a
+        read-only float array [num_params] (the context's dtype) and grad
+        array-like [num_params] (read only when the library needs the
+        gradient); an exception in it fails train()/reverse() with a
+        CallbackError caused by it.  set_output() with neither terms nor fn
+        restores the default (the validation loss; none on a plain run).
+        Invalidates the trajectory: train() again."""
+        if terms is None and fn is None:
+            self._call(lib.mgrad_run_set_output, self, None)
+            self._output_keep = None
+            return
+        terms = list(terms or [])
+        arr = (_OutputTermStruct * max(len(terms), 1))()
+        keep, uses = [], []
+        kinds = {"loss": 0, "margin": 1}
+        for k, t in enumerate(terms):
+            if not isinstance(t, dict):
+                raise TypeError("terms[%d]: expected a dict with key 'dataset'" % k)
+            unknown = set(t) - {"dataset", "weight", "kind", "rows", "classes"}
+            if unknown:
+                raise TypeError("terms[%d]: unknown keys %s" % (k, sorted(unknown)))
+            ds = t.get("dataset")
+            if not isinstance(ds, Dataset):
+                raise TypeError("terms[%d]['dataset']: expected a metagrad.Dataset" % k)
+            kind = t.get("kind", "loss")
+            if kind not in kinds:
+                raise InvalidError("terms[%d]['kind']: 'loss' or 'margin', not %r" % (k, kind))
+            arr[k].kind = kinds[kind]
+            # arr[k].dataset: the handle, taken under the lock (fill_handles)
+            arr[k].weight = B.real_scalar(t.get("weight", 1.0), "terms[%d]['weight']" % k)
+            if t.get("rows") is not None:
+                rb = B.int_in(t["rows"], "terms[%d]['rows']" % k, 64)
+                keep.append(rb)
+                arr[k].rows = ctypes.cast(rb.ptr, ctypes.POINTER(ctypes.c_int64))
+                arr[k].num_rows = rb.count
+            if t.get("classes") is not None:
+                cb = B.int_in(t["classes"], "terms[%d]['classes']" % k, 32)
+                keep.append(cb)
+                arr[k].classes = ctypes.cast(cb.ptr, ctypes.POINTER(ctypes.c_int32))
+                arr[k].num_classes = cb.count
+            uses.append(ds)
+        out = _OutputStruct()
+        lib.mgrad_output_init(ctypes.byref(out), OUTPUT_VERSION)
+        out.terms = arr
+        out.num_terms = len(terms)
+        out.last_k = B.int_scalar(last_k, "last_k")
+        cfn = None
+        if fn is not None:
+            if not callable(fn):
+                raise TypeError("fn: expected a callable fn(theta) -> (value, grad)")
+            if self._pending is None:
+                self._pending = _Pending()
+            pending, P, dtype, view = self._pending, self.num_params, self._dtype, B.view
+
+            def t_output(theta, count, value, grad, user_data, _fn=fn):
+                try:
+                    v, g = _fn(view(theta, (P,), dtype, False))
+                    value[0] = float(v)
+                    if grad:  # NULL when only the value is needed
+                        src = (B.np.asarray(g, dtype=B.np.float64).reshape(-1)
+                               if B.HAVE_NUMPY else B._flatten(g, "fn's gradient")[0])
+                        if len(src) != P:
+                            raise SizeError("the gradient returned by fn: expected %d "
+                                            "values (num_params), got %d" % (P, len(src)))
+                        dst = view(grad, (P,), dtype, True)
+                        if B.HAVE_NUMPY:
+                            dst[:] = src
+                        else:
+                            for i in range(P):
+                                dst[i] = src[i]
+                    return 0
+                except BaseException as e:  # never unwind through C
+                    pending.exc = e
+                    return 1
+
+            cfn = OutputFn(t_output)
+            out.fn = cfn
+
+        def fill_handles():
+            for k, ds in enumerate(uses):
+                arr[k].dataset = ds._handle()
+
+        self._call(lib.mgrad_run_set_output, self, ctypes.byref(out), uses=tuple(uses),
+                   check=fill_handles)
+        # C calls fn until the output changes or the run is freed
+        self._output_keep = cfn
+        if cfn is not None:
+            self._callbacks = (self._callbacks or ()) + (cfn,)
+
     def train(self):
-        """Run the T steps from θ0 and return φ, the validation loss at θ_T."""
+        """Run the T steps from θ0 and return φ (the validation loss at θ_T,
+        or the output set by set_output; NaN on a plain run)."""
         phi = ctypes.c_double()
         self._call(lib.mgrad_run_train, self, ctypes.byref(phi))
         return phi.value
@@ -1478,6 +1588,8 @@ def _meta_options(step_begin=None, step_end=None, step=None, pool=None, rows=Non
 
 def _check_sets(train, validation):
     for name, ds in (("train", train), ("validation", validation)):
+        if ds is None and name == "validation":
+            continue  # a plain run
         if not isinstance(ds, Dataset):
             raise TypeError("%s: expected a metagrad.Dataset" % name)
         ds._handle()

@@ -260,6 +260,39 @@ class ContextOptions(ctypes.Structure):
     ]
 
 
+# typedef int (*mgrad_output_fn)(const void *theta, int64_t count, double *value,
+#                                void *grad, void *user_data);
+OutputFn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int64,
+                            ctypes.POINTER(ctypes.c_double), ctypes.c_void_p, ctypes.c_void_p)
+
+OUTPUT_VERSION = 1
+
+
+class OutputTerm(ctypes.Structure):
+    """struct mgrad_output_term (metagrad/run.h)."""
+    _fields_ = [
+        ("kind", ctypes.c_int),
+        ("dataset", ctypes.c_void_p),
+        ("weight", ctypes.c_double),
+        ("rows", ctypes.POINTER(ctypes.c_int64)),
+        ("num_rows", ctypes.c_int64),
+        ("classes", ctypes.POINTER(ctypes.c_int32)),
+        ("num_classes", ctypes.c_int64),
+    ]
+
+
+class Output(ctypes.Structure):
+    """struct mgrad_output (metagrad/run.h)."""
+    _fields_ = [
+        ("version", ctypes.c_uint32),
+        ("terms", ctypes.POINTER(OutputTerm)),
+        ("num_terms", ctypes.c_int64),
+        ("fn", OutputFn),
+        ("user_data", ctypes.c_void_p),
+        ("last_k", ctypes.c_int64),
+    ]
+
+
 class RunOptions(ctypes.Structure):
     """struct mgrad_run_options (metagrad/run.h)."""
     _fields_ = [
@@ -531,6 +564,8 @@ FUNCTIONS = [
     ("mgrad_run_context", [_vp, _pp], c_enum, _st),
     ("mgrad_run_has_batches", [_vp, _pi32], c_enum, _st),
     ("mgrad_run_check_dataset", [_vp, _vp], c_enum, _st),
+    ("mgrad_output_init", [ctypes.POINTER(Output), _u32], c_enum, _st),
+    ("mgrad_run_set_output", [_vp, ctypes.POINTER(Output)], c_enum, _st),
     # metagrad/mpi.h
     ("mgrad_mpi_available", [], ctypes.c_int32, None),
     ("mgrad_run_set_communicator", [_vp, _vp], c_enum, _st),
