@@ -67,7 +67,8 @@ typedef enum mgr_stale_cause {
 } mgr_stale_cause;
 
 /* ---- the parts of a run --------------------------------------------------
-   A run is five parts, each with one writer; the type says which parts a
+   A run is six parts (the output function: mgr_run_output below), each
+   with one writer; the type says which parts a
    function may change.  The model and the configuration are const members,
    so that the compiler refuses every write but two: mgr_run_build fills
    them and run_free releases them (run.c), through a non-const view of the
