@@ -3,9 +3,11 @@
  *
  * The attacker changes the pixels (kept in [0, 1]) of 2.5% of the training
  * images, labels unchanged, to raise the loss of the trained model on a
- * target split: MGD maximises φ over those images' pixels (the INPUTS
- * metaparameter), signed steps projected onto [0, 1], keeping the iterate
- * that does most harm on a held-out split.  Baselines with the same budget:
+ * target split: the run's output function is φ = −(mean target loss), a
+ * loss term of weight −1 (mgrad_run_set_output), and MGD minimises φ over
+ * those images' pixels (the INPUTS metaparameter), signed steps projected
+ * onto [0, 1], keeping the iterate that does most harm on a held-out split
+ * (scored by the same formula: the held-out rows weighted −1).  Baselines with the same budget:
  * the same images replaced by uniform noise, and the same examples' labels
  * flipped.  A victim then retrains from scratch with seeds and batch orders
  * the attacker never saw; the table reports its test accuracy and the drop
@@ -39,6 +41,13 @@ static double urand(void)
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return (double)((z ^ (z >> 31)) >> 11) / 9007199254740992.0;
+}
+
+/* MGD's progress hook on φ = −(target loss) and the score −(held-out loss):
+   log and print the losses themselves (the negation is exact). */
+static int progress_losses(int64_t step, double phi, double score, double seconds, void *log)
+{
+    return app_progress(step, -phi, -score, seconds, log);
 }
 
 int main(int argc, char **argv)
@@ -110,7 +119,11 @@ int main(int argc, char **argv)
     APP_CHECK(ctx, mgrad_dataset_get_inputs(train, MGRAD_DTYPE_F32, x, N * F));
     APP_CHECK(ctx, mgrad_dataset_get_labels(train, y, N));
 
-    /* The attack: maximise the target loss over the poison pixels. */
+    /* The attack: maximise the target loss over the poison pixels, i.e.
+       minimise φ = −(mean target loss), the output function of a plain run:
+       one loss term of weight −1.  The held-out rows get weight −1 too, so
+       that MGD scores each iterate by φ's formula on the held-out split and
+       keeps the lowest (the most harmful). */
     double *log = calloc((size_t)(2 * meta_steps), sizeof(double));
     double *poison = malloc(sizeof(double) * (size_t)(npoison * F));
     {
@@ -118,7 +131,18 @@ int main(int argc, char **argv)
         mgrad_run *run = NULL;
         mgrad_meta *pix = NULL;
         mgrad_mgd *mgd = NULL;
-        if (app_run(ctx, &cfg, train, target, 5, 5, NULL, &m, &run)) return 1;
+        if (app_run(ctx, &cfg, train, NULL, 5, 5, NULL, &m, &run)) return 1;
+        const mgrad_output_term raise = {MGRAD_OUTPUT_LOSS, target, -1.0, NULL, 0, NULL, 0};
+        mgrad_output phi = MGRAD_OUTPUT_INIT;
+        phi.terms = &raise;
+        phi.num_terms = 1;
+        APP_CHECK(ctx, mgrad_run_set_output(run, &phi));
+        int64_t nheld = 0;
+        APP_CHECK(ctx, mgrad_dataset_size(heldout, &nheld));
+        double *minus = malloc(sizeof(double) * (size_t)nheld);
+        for (int64_t i = 0; i < nheld; i++) minus[i] = -1.0;
+        APP_CHECK(ctx, mgrad_dataset_set_weights(heldout, MGRAD_DTYPE_F64, minus, nheld));
+        free(minus);
         mgrad_meta_options mo = MGRAD_META_OPTIONS_INIT;
         mo.rows = rows;
         mo.num_rows = npoison;
@@ -127,15 +151,14 @@ int main(int argc, char **argv)
         APP_CHECK(ctx, mgrad_mgd_create(&mgd, pix, MGRAD_MGD_SIGN));
         /* per-pixel step, like a PGD attack */
         APP_CHECK(ctx, mgrad_mgd_set_real(mgd, MGRAD_MGD_PARAM_LR, 0.05));
-        APP_CHECK(ctx, mgrad_mgd_set_int(mgd, MGRAD_MGD_PARAM_MAXIMIZE, 1));
         APP_CHECK(ctx, mgrad_mgd_set_projection(mgd, MGRAD_PROJECT_BOX, box, 2));
         APP_CHECK(ctx, mgrad_mgd_set_heldout(mgd, heldout));
-        APP_CHECK(ctx, mgrad_mgd_set_progress(mgd, app_progress, log));
+        APP_CHECK(ctx, mgrad_mgd_set_progress(mgd, progress_losses, log));
         printf("MGD poisoning (%d meta-steps, maximising the target loss):\n", meta_steps);
         APP_CHECK(ctx, mgrad_mgd_run(mgd, meta_steps));
         double best = 0;
         APP_CHECK(ctx, mgrad_mgd_best(mgd, MGRAD_DTYPE_F64, poison, npoison * F, &best));
-        printf("best iterate: held-out loss %.4f\n", best);
+        printf("best iterate: held-out loss %.4f\n", -best);
         mgrad_mgd_destroy(mgd);
         mgrad_run_destroy(run);
         mgrad_model_destroy(m);

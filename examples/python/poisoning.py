@@ -4,9 +4,11 @@ examples/poisoning.c through the Python bindings.
 
 The attacker changes the pixels (kept in [0, 1]) of 2.5% of the training
 images, labels unchanged, to raise the loss of the trained model on a
-target split: MGD maximises φ over those images' pixels (the INPUTS
-metaparameter), signed steps projected onto [0, 1], keeping the iterate
-that does most harm on a held-out split.  Baselines with the same budget:
+target split: the run's output function is φ = −(mean target loss), a
+loss term of weight −1 (Run.set_output), and MGD minimises φ over those
+images' pixels (the INPUTS metaparameter), signed steps projected onto
+[0, 1], keeping the iterate that does most harm on a held-out split (scored
+by the same formula: the held-out rows weighted −1).  Baselines with the same budget:
 the same images replaced by uniform noise, and the same examples' labels
 flipped.  A victim then retrains from scratch with seeds and batch orders
 the attacker never saw; the table reports its test accuracy and the drop
@@ -74,18 +76,25 @@ def main():
     y = train.get_labels()
     ident = np.arange(N, dtype=np.int64)
 
-    # The attack: maximise the target loss over the poison pixels.
+    # The attack: maximise the target loss over the poison pixels, i.e.
+    # minimise φ = −(mean target loss), the output function of a plain run:
+    # one loss term of weight −1.  The held-out rows get weight −1 too, so
+    # that MGD scores each iterate by φ's formula on the held-out split and
+    # keeps the lowest (the most harmful).
     log = app.Progress(o.meta_steps)
-    with app.make_run(ctx, cfg, train, target, 5, 5) as run:
+    with app.make_run(ctx, cfg, train, None, 5, 5) as run:
+        run.set_output([{"dataset": target, "weight": -1.0}])
+        heldout.set_weights(-np.ones(len(heldout)))
         pix = run.add_meta("inputs", rows=rows)
         mgd = mg.MGD(pix, method="sign", lr=0.05,  # per-pixel step, like a PGD attack
-                     maximize=True, projection="box", lo=0, hi=1, heldout=heldout,
-                     progress=log)
+                     projection="box", lo=0, hi=1, heldout=heldout,
+                     # record and print the losses themselves (exact negation)
+                     progress=lambda k, phi, score, t: log(k, -phi, -score, t))
         print("MGD poisoning (%d meta-steps, maximising the target loss):" % o.meta_steps,
               flush=True)
         mgd.run(o.meta_steps)
         poison, best = mgd.best()
-        print("best iterate: held-out loss %.4f" % best)
+        print("best iterate: held-out loss %.4f" % -best)
         mgd.close()
 
     # The four training sets the victim may get.
