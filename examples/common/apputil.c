@@ -109,23 +109,39 @@ int app_score(mgrad_context *ctx, const app_train *cfg, mgrad_dataset *train,
               const mgrad_dataset *test, uint64_t seed_mult, int seed_offset, int seeds,
               const double *lr_schedule, double *mean, double *std)
 {
+    return app_score_sets(ctx, cfg, train, &test, 1, seed_mult, seed_offset, seeds,
+                          lr_schedule, mean, std);
+}
+
+int app_score_sets(mgrad_context *ctx, const app_train *cfg, mgrad_dataset *train,
+                   const mgrad_dataset *const *eval, int neval, uint64_t seed_mult,
+                   int seed_offset, int seeds, const double *lr_schedule, double *mean,
+                   double *std)
+{
     uint64_t list[APP_MAX_SEEDS];
+    mgrad_score res[APP_MAX_EVAL];
     if (seeds < 1 || seeds > APP_MAX_SEEDS) {
         fprintf(stderr, "app_score: %d seeds; 1 to %d\n", seeds, APP_MAX_SEEDS);
         return 1;
     }
+    if (neval < 1 || neval > APP_MAX_EVAL) {
+        fprintf(stderr, "app_score: %d evaluation sets; 1 to %d\n", neval, APP_MAX_EVAL);
+        return 1;
+    }
     for (int s = 0; s < seeds; s++) list[s] = seed_mult * (uint64_t)(s + seed_offset);
+    for (int e = 0; e < neval; e++) res[e] = (mgrad_score)MGRAD_SCORE_INIT;
     mgrad_model *model = NULL;
     if (app_model(ctx, cfg->hidden, list[0], &model)) return 1;
     mgrad_run_options o = run_options(cfg, NULL, 0, lr_schedule);
     mgrad_score_options so = MGRAD_SCORE_OPTIONS_INIT;
     so.seeds = seeds;
     so.seed_list = list;
-    mgrad_score res = MGRAD_SCORE_INIT;
-    APP_CHECK(ctx, mgrad_score_run(model, train, &o, &so, &test, 1, &res, NULL));
+    APP_CHECK(ctx, mgrad_score_run(model, train, &o, &so, eval, neval, res, NULL));
     mgrad_model_destroy(model);
-    *mean = res.accuracy_mean;
-    *std = res.accuracy_std;
+    for (int e = 0; e < neval; e++) {
+        mean[e] = res[e].accuracy_mean;
+        std[e] = res[e].accuracy_std;
+    }
     return 0;
 }
 

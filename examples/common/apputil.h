@@ -64,6 +64,17 @@ int app_score(mgrad_context *ctx, const app_train *cfg, mgrad_dataset *train,
               const mgrad_dataset *test, uint64_t seed_mult, int seed_offset, int seeds,
               const double *lr_schedule, double *mean, double *std);
 
+/* Most evaluation sets app_score_sets takes. */
+#define APP_MAX_EVAL 8
+
+/* As app_score, scoring the same retrainings on each of `neval` evaluation
+   sets: mean[e] and std[e] are the test accuracy on eval[e] (one
+   mgrad_score_run, so every set sees the same trained models). */
+int app_score_sets(mgrad_context *ctx, const app_train *cfg, mgrad_dataset *train,
+                   const mgrad_dataset *const *eval, int neval, uint64_t seed_mult,
+                   int seed_offset, int seeds, const double *lr_schedule, double *mean,
+                   double *std);
+
 /* Disjoint random rows of `all` (seeded): train, target and held-out sets. */
 int app_splits(mgrad_context *ctx, const mgrad_dataset *all, int64_t ntrain,
                int64_t ntarget, int64_t nheldout, uint64_t seed, mgrad_dataset **train,
