@@ -99,7 +99,9 @@ typedef enum mgrad_callback_phase {
     /** The reverse of step `step`: the products along u, and the step's
         losses or gradient again where the reverse pass needs them. */
     MGRAD_CALLBACK_PHASE_REVERSE = 1,
-    /** The output function φ(θ_T) or its gradient (the validation set). */
+    /** The output function ψ or its gradient at one of the states it
+        averages (θ_T, or θ_t of the last K), on any of its terms' datasets
+        (the validation set by default; mgrad_run_set_output). */
     MGRAD_CALLBACK_PHASE_OUTPUT = 2,
     /** A query at θ_T: mgrad_run_evaluate, mgrad_run_example_losses,
         mgrad_run_hvp and what builds on them. */

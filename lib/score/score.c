@@ -41,14 +41,14 @@ static uint64_t seed_of(const mgrad_score_options *o, int32_t s)
     return o->seed_list != NULL ? o->seed_list[s] : o->first_seed + (uint64_t)s;
 }
 
-/* The options of retraining s.  The one place that decides the validation
-   set: a run needs one today, and the scores do not use its φ. */
+/* The options of retraining s: the caller's, with the shuffle seed of the
+   retraining when asked.  The validation set is the caller's too: NULL
+   makes a plain run (no φ, which the scores do not use; the validation set
+   never affects θ_T). */
 static mgrad_run_options retrain_options(const mgrad_run_options *run_opts,
-                                         const mgrad_score_options *o,
-                                         const mgrad_dataset *first_eval, uint64_t seed)
+                                         const mgrad_score_options *o, uint64_t seed)
 {
     mgrad_run_options ro = *run_opts;
-    if (ro.validation == NULL) ro.validation = first_eval;
     if (o->redraw_order) ro.shuffle_seed = seed ^ (uint64_t)MGRAD_SCORE_SHUFFLE_MIX;
     return ro;
 }
@@ -141,7 +141,7 @@ static mgrad_status retrain(mgrad_context *ctx, mgrad_model *model, mgrad_datase
     uint64_t seed = seed_of(o, s);
     char what[64];
     snprintf(what, sizeof what, "retraining %d (seed %llu)", (int)s, (unsigned long long)seed);
-    mgrad_run_options ro = retrain_options(run_opts, o, eval[0], seed);
+    mgrad_run_options ro = retrain_options(run_opts, o, seed);
     mgrad_run *run = NULL;
     mgrad_status st = MGRAD_OK;
     if (o->redraw_init) st = mgrad_model_init_params(model, seed);
@@ -184,11 +184,8 @@ mgrad_status mgrad_score_run(mgrad_model *model, mgrad_dataset *train,
     /* A run from the caller's options gives the context (the public API has
        no other way to it from a model) and validates the options and data
        before the model is touched or anything is trained. */
-    mgrad_run_options probe_opts = *run_opts;
-    if (probe_opts.validation == NULL) /* without sets, only to report num_eval */
-        probe_opts.validation = num_eval > 0 ? eval[0] : train;
     mgrad_run *probe = NULL;
-    mgrad_status st = mgrad_run_create(&probe, model, train, &probe_opts);
+    mgrad_status st = mgrad_run_create(&probe, model, train, run_opts);
     if (st != MGRAD_OK) return st;
     mgrad_context *ctx = NULL;
     st = mgrad_run_context(probe, &ctx);
