@@ -8,6 +8,7 @@ a CSV is read from its header:
 
   data_selection.csv  method,...,defective_share      -> data_selection.png
   poisoning.csv       attack,...,drop                 -> poisoning.png
+  targeted_poisoning.csv  attack,target_class_accuracy_mean,...  -> targeted_poisoning.png
   lr_schedule.csv     schedule,...,seeds              -> lr_schedule.png
   lm_data_selection.csv  method,documents,target_share,...  -> lm_data_selection.png
                       (with lr_schedule_steps.csv, the schedules per step)
@@ -43,6 +44,8 @@ HEADERS = {
     "data_selection": "method,examples,test_accuracy_mean,test_accuracy_std,seeds,"
                       "defective_share",
     "poisoning": "attack,test_accuracy_mean,test_accuracy_std,seeds,drop",
+    "targeted_poisoning": "attack,target_class_accuracy_mean,target_class_accuracy_std,"
+                          "other_accuracy_mean,other_accuracy_std,seeds",
     "lr_schedule": "schedule,trainings,heldout_loss,test_accuracy_mean,test_accuracy_std,seeds",
     "lm_data_selection": "method,documents,target_share,test_loss_mean,test_loss_std,"
                          "perplexity_mean,perplexity_std,seeds",
@@ -199,6 +202,23 @@ def plot_poisoning(path, out_dir):
     return [save(fig, out_path(path, out_dir))]
 
 
+def plot_targeted_poisoning(path, out_dir):
+    """The target class's accuracy (what the attack lowers) beside the other
+    classes' (what it must keep), per attack."""
+    rows = read_rows(path)
+    names = [r["attack"] for r in rows]
+    seeds = int(float(rows[0]["seeds"]))
+    mgd = next((i for i, n in enumerate(names) if n.startswith("MGD")), -1)
+    fig, (ax, ax2) = _plt.subplots(1, 2, figsize=(12, 3.8), sharey=True)
+    for axis, key, title in ((ax, "target_class", "Target class (lower: attack works)"),
+                             (ax2, "other", "Other classes (should not move)")):
+        mean = [100 * float(r[key + "_accuracy_mean"]) for r in rows]
+        sd = [100 * float(r[key + "_accuracy_std"]) for r in rows]
+        accuracy_panel(axis, names, mean, sd, seeds, mgd, title)
+    fig.suptitle("Targeted poisoning of 2.5% of the training images (labels unchanged)")
+    return [save(fig, out_path(path, out_dir))]
+
+
 def plot_lr_schedule(path, out_dir):
     rows = read_rows(path)
     names = [r["schedule"] for r in rows]
@@ -268,7 +288,8 @@ def plot_progress(path, out_dir, maximize=None):
     """Target and held-out loss per meta-step; the marked point is the
     iterate MGD keeps (best held-out loss: lowest, or highest for an attack)."""
     if maximize is None:
-        maximize = "poisoning" in os.path.basename(path)
+        # the untargeted attack raises its loss; targeted_poisoning lowers its φ
+        maximize = os.path.basename(path).startswith("poisoning")
     rows = read_rows(path)
     k = [int(float(r["meta_step"])) for r in rows]
     phi = [float(r["target_loss"]) for r in rows]
@@ -289,6 +310,8 @@ def plot_progress(path, out_dir, maximize=None):
     name = os.path.basename(stem(path))
     title = {"data_selection_progress": "MGD data selection",
              "poisoning_progress": "MGD poisoning: the loss the attacker raises",
+             "targeted_poisoning_progress":
+                 "MGD targeted poisoning: φ = −loss(class) + λ·loss(others)",
              "lr_schedule_progress": "MGD on the learning-rate schedule",
              "lm_data_selection_progress": "MGD document selection for a tiny GPT"
              }.get(name, name)
@@ -362,6 +385,7 @@ def plot_smoothness(path, out_dir):
 
 
 TABLES = {"data_selection": plot_data_selection, "poisoning": plot_poisoning,
+          "targeted_poisoning": plot_targeted_poisoning,
           "lr_schedule": plot_lr_schedule, "smoothness": plot_smoothness,
           "lm_data_selection": plot_lm_data_selection}
 
