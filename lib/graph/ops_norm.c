@@ -26,7 +26,7 @@
  *                (γ̄)˙ += Σ ((ȳ)˙ x̂ + ȳ x̂˙);   (β̄)˙ += Σ (ȳ)˙
  *
  * (Σ over the elements sharing the parameter.)  The derivation is in
- * docs/derivations.md, "Batch and layer normalisation"; tests/test_conv.c
+ * docs/derivations.md, "Batch and layer normalisation"; tests/test_ops_norm.c
  * checks it against finite differences.  Statistics are recomputed from x in
  * every pass; group sums accumulate in double, in four fixed lanes by the
  * spatial index (MGR_LANES: deterministic, and not one serial chain).
