@@ -184,4 +184,9 @@ int mgr_init_known(mgrad_init init);
 mgrad_status mgr_init_weights(mgrad_context *ctx, mgrad_init init, int32_t k, int64_t rows,
                               int64_t cols, int64_t fan_out, uint64_t seed, double *w);
 
+/* γ = 1 then β = 0 (torch's affine normalisation, no draws), for node k's
+   parameters [γ | β]: the init of every normalisation op (ops_norm.c). */
+mgrad_status mgr_init_gamma_beta(mgrad_context *ctx, const mgr_graph *g, int32_t k,
+                                 uint64_t seed, double *theta);
+
 #endif /* MGRAD_GRAPH_OP_H */

@@ -192,27 +192,13 @@ static mgrad_status seq_layer_norm_infer(mgrad_context *ctx, const mgr_graph *g,
     return MGRAD_OK;
 }
 
-/* γ = 1, β = 0 (torch). */
-static mgrad_status seq_layer_norm_init(mgrad_context *ctx, const mgr_graph *g, int32_t k,
-                                        uint64_t seed, double *theta)
-{
-    (void)ctx;
-    (void)seed;
-    const mgr_node *nd = &g->nodes[k];
-    int64_t half = nd->param_count / 2;
-    double *gamma = theta + nd->param_offset;
-    for (int64_t i = 0; i < half; i++) gamma[i] = 1.0;
-    memset(gamma + half, 0, (size_t)half * sizeof *gamma);
-    return MGRAD_OK;
-}
-
 const mgr_op_def mgr_op_seq_layer_norm = {
     .name = "layer norm (per position)",
     .inputs = 1,
     .infer = seq_layer_norm_infer,
     /* as the layer norm's (not analysed) */
     .ybar_reads = MGR_YBAR_ALL,
-    .init = seq_layer_norm_init,
+    .init = mgr_init_gamma_beta,
     MGR_OP_PASSES(seq_layer_norm),
 };
 

@@ -59,9 +59,8 @@ static mgrad_status norm_infer(mgrad_context *ctx, const mgr_graph *g, mgr_node 
     return MGRAD_OK;
 }
 
-/* γ = 1 then β = 0, as torch (no draws). */
-static mgrad_status norm_init(mgrad_context *ctx, const mgr_graph *g, int32_t k,
-                              uint64_t seed, double *theta)
+mgrad_status mgr_init_gamma_beta(mgrad_context *ctx, const mgr_graph *g, int32_t k,
+                                 uint64_t seed, double *theta)
 {
     (void)ctx;
     (void)seed;
@@ -81,7 +80,7 @@ const mgr_op_def mgr_op_batch_norm = {
     .flags = MGR_OP_FLAG_COUPLES_ROWS,
     .infer = norm_infer,
     .ybar_reads = MGR_YBAR_ALL,
-    .init = norm_init,
+    .init = mgr_init_gamma_beta,
     MGR_OP_PASSES(batch_norm),
 };
 
@@ -90,7 +89,7 @@ const mgr_op_def mgr_op_layer_norm = {
     .inputs = 1,
     .infer = norm_infer,
     .ybar_reads = MGR_YBAR_ALL,
-    .init = norm_init,
+    .init = mgr_init_gamma_beta,
     MGR_OP_PASSES(layer_norm),
 };
 
