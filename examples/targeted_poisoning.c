@@ -11,8 +11,9 @@
  *     φ = −(mean loss on the target class's rows) + λ · (mean loss on the
  *         other classes' rows),
  * and MGD minimises φ over the poisoned images' pixels (the INPUTS
- * metaparameter), signed steps projected onto [0, 1], starting from the
- * clean images.  It keeps the iterate with the lowest φ on a held-out split
+ * metaparameter), signed steps projected onto [0, 1], twice: from the clean
+ * images, and from the naive attack's images below (MGD refining the
+ * obvious attack).  It keeps the iterate with the lowest φ on a held-out split
  * (the same formula through per-row weights: −N/n_c on the target class's
  * n_c rows, λ·N/n_o on the other n_o rows, so that the weighted mean loss
  * MGD scores is φ's formula).
@@ -32,7 +33,8 @@
  * Writes into --out: targeted_poisoning.csv (per attack: the target class's
  * and the other classes' test accuracy, mean and std over the retrainings),
  * targeted_poisoning_progress.csv (φ on the target split and on the
- * held-out split per meta-step; the columns keep the other programs' names)
+ * held-out split per meta-step of MGD from the naive images; the columns
+ * keep the other programs' names)
  * and targeted_poisoning.json; examples/python/plot_results.py draws the
  * figures.
  *
@@ -49,7 +51,7 @@
 #include "common/apputil.h"
 #include "common/flags.h"
 
-enum { F = 784, NCLASS = 10, NATTACKS = 4 };
+enum { F = 784, NCLASS = 10, NATTACKS = 5 };
 
 static const char *const CLASS_NAMES[NCLASS] = {"T-shirt/top", "trouser", "pullover", "dress",
                                                 "coat",        "sandal",  "shirt",    "sneaker",
@@ -89,9 +91,72 @@ static int rows_of_class(mgrad_context *ctx, const mgrad_dataset *ds, int32_t cl
     return 0;
 }
 
+/* The attack: MGD minimising φ over the poison pixels of `rows`, from
+   their clean images (init NULL) or from `init` [npoison × F]; the best
+   iterate into poison [npoison × F], φ per meta-step into log. */
+static int attack(mgrad_context *ctx, const app_train *cfg, mgrad_dataset *train,
+                  mgrad_dataset *target, mgrad_dataset *heldout, const int64_t *rows,
+                  int64_t npoison, int32_t c, const int32_t *others, double lambda,
+                  int meta_steps, const double *init, double *log, double *poison)
+{
+    mgrad_model *m = NULL;
+    mgrad_run *run = NULL;
+    mgrad_meta *pix = NULL;
+    mgrad_mgd *mgd = NULL;
+    if (app_run(ctx, cfg, train, NULL, 5, 5, NULL, &m, &run)) return 1;
+    const mgrad_output_term terms[2] = {
+        {MGRAD_OUTPUT_LOSS, target, -1.0, NULL, 0, &c, 1},
+        {MGRAD_OUTPUT_LOSS, target, lambda, NULL, 0, others, NCLASS - 1}};
+    mgrad_output phi = MGRAD_OUTPUT_INIT;
+    phi.terms = terms;
+    phi.num_terms = 2;
+    APP_CHECK(ctx, mgrad_run_set_output(run, &phi));
+    /* the held-out score: φ's formula on the held-out split */
+    int64_t nheld = 0;
+    APP_CHECK(ctx, mgrad_dataset_size(heldout, &nheld));
+    int32_t *yh = malloc(sizeof(int32_t) * (size_t)nheld);
+    double *wh = malloc(sizeof(double) * (size_t)nheld);
+    APP_CHECK(ctx, mgrad_dataset_get_labels(heldout, yh, nheld));
+    int64_t nc = 0;
+    for (int64_t i = 0; i < nheld; i++) nc += yh[i] == c;
+    if (nc == 0 || nc == nheld) {
+        fprintf(stderr, "the held-out split needs rows of class %d and of the others\n", c);
+        return 1;
+    }
+    for (int64_t i = 0; i < nheld; i++)
+        wh[i] = yh[i] == c ? -(double)nheld / (double)nc
+                           : lambda * (double)nheld / (double)(nheld - nc);
+    APP_CHECK(ctx, mgrad_dataset_set_weights(heldout, MGRAD_DTYPE_F64, wh, nheld));
+    free(wh);
+    free(yh);
+    mgrad_meta_options mo = MGRAD_META_OPTIONS_INIT;
+    mo.rows = rows;
+    mo.num_rows = npoison;
+    APP_CHECK(ctx, mgrad_run_add_meta(&pix, run, MGRAD_META_INPUTS, &mo));
+    if (init != NULL) APP_CHECK(ctx, mgrad_meta_set_value(pix, MGRAD_DTYPE_F64, init, npoison * F));
+    double box[2] = {0, 1};
+    APP_CHECK(ctx, mgrad_mgd_create(&mgd, pix, MGRAD_MGD_SIGN));
+    /* per-pixel step, like a PGD attack */
+    APP_CHECK(ctx, mgrad_mgd_set_real(mgd, MGRAD_MGD_PARAM_LR, 0.05));
+    APP_CHECK(ctx, mgrad_mgd_set_projection(mgd, MGRAD_PROJECT_BOX, box, 2));
+    APP_CHECK(ctx, mgrad_mgd_set_heldout(mgd, heldout));
+    APP_CHECK(ctx, mgrad_mgd_set_progress(mgd, app_progress, log));
+    printf("MGD from the %s images (%d meta-steps, minimising φ; 'target loss' below is φ on "
+           "the target split, 'held-out loss' φ on the held-out split):\n",
+           init != NULL ? "naive attack's" : "clean", meta_steps);
+    APP_CHECK(ctx, mgrad_mgd_run(mgd, meta_steps));
+    double best = 0;
+    APP_CHECK(ctx, mgrad_mgd_best(mgd, MGRAD_DTYPE_F64, poison, npoison * F, &best));
+    printf("best iterate: φ on the held-out split %.4f\n", best);
+    mgrad_mgd_destroy(mgd);
+    mgrad_run_destroy(run);
+    mgrad_model_destroy(m);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    int meta_steps = 40, seeds = 5;
+    int meta_steps = 40, seeds = 10;
     int64_t N = 4000, cls = 0;
     double share = 0.025, lambda = 1.0;
     const char *out = ".";
@@ -171,78 +236,12 @@ int main(int argc, char **argv)
     for (int64_t i = 0; i < N; i++) ident[i] = i;
     APP_CHECK(ctx, mgrad_dataset_get_inputs(train, MGRAD_DTYPE_F32, x, N * F));
 
-    /* The attack: minimise φ over the poison pixels. */
-    double *log = calloc((size_t)(2 * meta_steps), sizeof(double));
-    double *poison = malloc(sizeof(double) * (size_t)(npoison * F));
+    /* The naive attack's images: target-class images of the attacker's
+       splits (target, then held-out), each used once while they last. */
+    double *naive = malloc(sizeof(double) * (size_t)(npoison * F));
     {
-        mgrad_model *m = NULL;
-        mgrad_run *run = NULL;
-        mgrad_meta *pix = NULL;
-        mgrad_mgd *mgd = NULL;
-        if (app_run(ctx, &cfg, train, NULL, 5, 5, NULL, &m, &run)) return 1;
-        const mgrad_output_term terms[2] = {
-            {MGRAD_OUTPUT_LOSS, target, -1.0, NULL, 0, &c, 1},
-            {MGRAD_OUTPUT_LOSS, target, lambda, NULL, 0, others, NCLASS - 1}};
-        mgrad_output phi = MGRAD_OUTPUT_INIT;
-        phi.terms = terms;
-        phi.num_terms = 2;
-        APP_CHECK(ctx, mgrad_run_set_output(run, &phi));
-        /* the held-out score: φ's formula on the held-out split */
-        int64_t nheld = 0;
-        int32_t *yh = NULL;
-        APP_CHECK(ctx, mgrad_dataset_size(heldout, &nheld));
-        yh = malloc(sizeof(int32_t) * (size_t)nheld);
-        double *wh = malloc(sizeof(double) * (size_t)nheld);
-        APP_CHECK(ctx, mgrad_dataset_get_labels(heldout, yh, nheld));
-        int64_t nc = 0;
-        for (int64_t i = 0; i < nheld; i++) nc += yh[i] == c;
-        if (nc == 0 || nc == nheld) {
-            fprintf(stderr, "the held-out split needs rows of class %d and of the others\n", c);
-            return 1;
-        }
-        for (int64_t i = 0; i < nheld; i++)
-            wh[i] = yh[i] == c ? -(double)nheld / (double)nc
-                               : lambda * (double)nheld / (double)(nheld - nc);
-        APP_CHECK(ctx, mgrad_dataset_set_weights(heldout, MGRAD_DTYPE_F64, wh, nheld));
-        free(wh);
-        free(yh);
-        mgrad_meta_options mo = MGRAD_META_OPTIONS_INIT;
-        mo.rows = rows;
-        mo.num_rows = npoison;
-        APP_CHECK(ctx, mgrad_run_add_meta(&pix, run, MGRAD_META_INPUTS, &mo));
-        double box[2] = {0, 1};
-        APP_CHECK(ctx, mgrad_mgd_create(&mgd, pix, MGRAD_MGD_SIGN));
-        /* per-pixel step, like a PGD attack */
-        APP_CHECK(ctx, mgrad_mgd_set_real(mgd, MGRAD_MGD_PARAM_LR, 0.05));
-        APP_CHECK(ctx, mgrad_mgd_set_projection(mgd, MGRAD_PROJECT_BOX, box, 2));
-        APP_CHECK(ctx, mgrad_mgd_set_heldout(mgd, heldout));
-        APP_CHECK(ctx, mgrad_mgd_set_progress(mgd, app_progress, log));
-        printf("MGD (%d meta-steps, minimising φ; 'target loss' below is φ on the target "
-               "split, 'held-out loss' φ on the held-out split):\n",
-               meta_steps);
-        APP_CHECK(ctx, mgrad_mgd_run(mgd, meta_steps));
-        double best = 0;
-        APP_CHECK(ctx, mgrad_mgd_best(mgd, MGRAD_DTYPE_F64, poison, npoison * F, &best));
-        printf("best iterate: φ on the held-out split %.4f\n", best);
-        mgrad_mgd_destroy(mgd);
-        mgrad_run_destroy(run);
-        mgrad_model_destroy(m);
-    }
-
-    /* The four training sets the victim may get. */
-    const char *names[NATTACKS] = {"clean", "noise images", "naive", "MGD poisons"};
-    mgrad_dataset *sets[NATTACKS] = {train, NULL, NULL, NULL};
-    float *xa = malloc(sizeof(float) * (size_t)(N * F));
-    memcpy(xa, x, sizeof(float) * (size_t)(N * F));
-    for (int64_t r = 0; r < npoison; r++)
-        for (int j = 0; j < F; j++) xa[rows[r] * F + j] = (float)urand();
-    if (app_dataset_from(ctx, train, ident, N, NULL, xa, &sets[1])) return 1;
-    {
-        /* naive: target-class images of the attacker's splits (target, then
-           held-out), each used once while they last */
         const mgrad_dataset *pools[2] = {target, heldout};
         int64_t used = 0;
-        memcpy(xa, x, sizeof(float) * (size_t)(N * F));
         for (int p = 0; p < 2 && used < npoison; p++) {
             int64_t *cr = NULL, ncr = 0, size = 0;
             if (rows_of_class(ctx, pools[p], c, 1, &cr, &ncr)) return 1;
@@ -250,7 +249,7 @@ int main(int argc, char **argv)
             float *px = malloc(sizeof(float) * (size_t)(size * F));
             APP_CHECK(ctx, mgrad_dataset_get_inputs(pools[p], MGRAD_DTYPE_F32, px, size * F));
             for (int64_t k = 0; k < ncr && used < npoison; k++, used++)
-                memcpy(xa + rows[used] * F, px + cr[k] * F, sizeof(float) * F);
+                for (int j = 0; j < F; j++) naive[used * F + j] = px[cr[k] * F + j];
             free(px);
             free(cr);
         }
@@ -259,12 +258,33 @@ int main(int argc, char **argv)
                     (long long)used, c);
             return 1;
         }
-        if (app_dataset_from(ctx, train, ident, N, NULL, xa, &sets[2])) return 1;
     }
-    memcpy(xa, x, sizeof(float) * (size_t)(N * F));
-    for (int64_t r = 0; r < npoison; r++)
-        for (int j = 0; j < F; j++) xa[rows[r] * F + j] = (float)poison[r * F + j];
-    if (app_dataset_from(ctx, train, ident, N, NULL, xa, &sets[3])) return 1;
+
+    /* MGD twice: from the clean images, and from the naive attack's (the
+       progress file records the second). */
+    double *log = calloc((size_t)(2 * meta_steps), sizeof(double));
+    double *poison[2];
+    for (int a = 0; a < 2; a++) {
+        poison[a] = malloc(sizeof(double) * (size_t)(npoison * F));
+        if (attack(ctx, &cfg, train, target, heldout, rows, npoison, c, others, lambda,
+                   meta_steps, a == 0 ? NULL : naive, log, poison[a]))
+            return 1;
+    }
+
+    /* The training sets the victim may get. */
+    const char *names[NATTACKS] = {"clean", "noise images", "naive", "MGD from clean",
+                                   "MGD from naive"};
+    const double *images[NATTACKS] = {NULL, NULL, naive, poison[0], poison[1]};
+    mgrad_dataset *sets[NATTACKS] = {train, NULL, NULL, NULL, NULL};
+    float *xa = malloc(sizeof(float) * (size_t)(N * F));
+    for (int k = 1; k < NATTACKS; k++) {
+        memcpy(xa, x, sizeof(float) * (size_t)(N * F));
+        for (int64_t r = 0; r < npoison; r++)
+            for (int j = 0; j < F; j++)
+                xa[rows[r] * F + j] =
+                    (float)(images[k] != NULL ? images[k][r * F + j] : urand());
+        if (app_dataset_from(ctx, train, ident, N, NULL, xa, &sets[k])) return 1;
+    }
 
     /* The test split by class: the target class and the others. */
     mgrad_dataset *test_c = NULL, *test_o = NULL;
@@ -282,12 +302,12 @@ int main(int argc, char **argv)
     double table[NATTACKS * 5];
     printf("\nvictim's test accuracy, mean ± std over %d retrainings with unseen seeds:\n",
            seeds);
-    printf("%-13s  %-22s  %s\n", "training set", "target class", "other classes");
+    printf("%-14s  %-22s  %s\n", "training set", "target class", "other classes");
     for (int k = 0; k < NATTACKS; k++) {
         double mean[2], sd[2];
         if (app_score_sets(ctx, &cfg, sets[k], eval, 2, 104729u, 3, seeds, NULL, mean, sd))
             return 1;
-        printf("%-13s  %6.2f%% ± %5.2f%%        %6.2f%% ± %5.2f%%\n", names[k], 100 * mean[0],
+        printf("%-14s  %6.2f%% ± %5.2f%%        %6.2f%% ± %5.2f%%\n", names[k], 100 * mean[0],
                100 * sd[0], 100 * mean[1], 100 * sd[1]);
         fflush(stdout);
         table[5 * k] = mean[0];
@@ -327,7 +347,7 @@ int main(int argc, char **argv)
     for (int k = 1; k < NATTACKS; k++) mgrad_dataset_destroy(sets[k]);
     mgrad_dataset_destroy(test_c);
     mgrad_dataset_destroy(test_o);
-    free(xa); free(poison); free(log);
+    free(xa); free(poison[0]); free(poison[1]); free(naive); free(log);
     free(x); free(ident); free(rows); free(taken); free(cand);
     mgrad_dataset_destroy(train);
     mgrad_dataset_destroy(target);

@@ -208,8 +208,8 @@ def plot_targeted_poisoning(path, out_dir):
     rows = read_rows(path)
     names = [r["attack"] for r in rows]
     seeds = int(float(rows[0]["seeds"]))
-    mgd = next((i for i, n in enumerate(names) if n.startswith("MGD")), -1)
-    fig, (ax, ax2) = _plt.subplots(1, 2, figsize=(12, 3.8), sharey=True)
+    mgd = max((i for i, n in enumerate(names) if n.startswith("MGD")), default=-1)
+    fig, (ax, ax2) = _plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
     for axis, key, title in ((ax, "target_class", "Target class (lower: attack works)"),
                              (ax2, "other", "Other classes (should not move)")):
         mean = [100 * float(r[key + "_accuracy_mean"]) for r in rows]
