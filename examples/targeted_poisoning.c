@@ -31,7 +31,8 @@
  * so the latter is the mean of the nine per-class accuracies).
  *
  * Writes into --out: targeted_poisoning.csv (per attack: the target class's
- * and the other classes' test accuracy, mean and std over the retrainings),
+ * and the other classes' test accuracy, mean and std over the retrainings,
+ * and the target class's change against clean, paired by seed),
  * targeted_poisoning_progress.csv (φ on the target split and on the
  * held-out split per meta-step of MGD from the naive images; the columns
  * keep the other programs' names)
@@ -299,22 +300,35 @@ int main(int argc, char **argv)
     }
     const mgrad_dataset *const eval[2] = {test_c, test_o};
 
-    double table[NATTACKS * 5];
-    printf("\nvictim's test accuracy, mean ± std over %d retrainings with unseen seeds:\n",
+    /* Every row retrains with the same seeds, so the change against clean
+       is also given per seed (paired): mean ± std of the differences. */
+    enum { NCOL = 7 };
+    double table[NATTACKS * NCOL], clean_acc[2 * APP_MAX_SEEDS];
+    printf("\nvictim's test accuracy, mean ± std over %d retrainings with unseen seeds "
+           "(the same seeds for every row; change: per seed against clean):\n",
            seeds);
-    printf("%-14s  %-22s  %s\n", "training set", "target class", "other classes");
+    printf("%-14s  %-18s  %-16s  %s\n", "training set", "target class", "change",
+           "other classes");
     for (int k = 0; k < NATTACKS; k++) {
-        double mean[2], sd[2];
-        if (app_score_sets(ctx, &cfg, sets[k], eval, 2, 104729u, 3, seeds, NULL, mean, sd))
+        double mean[2], sd[2], acc[2 * APP_MAX_SEEDS], diff[APP_MAX_SEEDS], dmean, dsd;
+        if (app_score_sets(ctx, &cfg, sets[k], eval, 2, 104729u, 3, seeds, NULL, mean, sd,
+                           acc))
             return 1;
-        printf("%-14s  %6.2f%% ± %5.2f%%        %6.2f%% ± %5.2f%%\n", names[k], 100 * mean[0],
-               100 * sd[0], 100 * mean[1], 100 * sd[1]);
+        if (k == 0) memcpy(clean_acc, acc, sizeof acc);
+        for (int s = 0; s < seeds; s++) diff[s] = acc[s] - clean_acc[s];
+        app_mean_std(diff, seeds, &dmean, &dsd);
+        printf("%-14s  %6.2f%% ± %5.2f%%  %+6.2f ± %4.2f pts  %6.2f%% ± %5.2f%%\n", names[k],
+               100 * mean[0], 100 * sd[0], 100 * dmean, 100 * dsd, 100 * mean[1],
+               100 * sd[1]);
         fflush(stdout);
-        table[5 * k] = mean[0];
-        table[5 * k + 1] = sd[0];
-        table[5 * k + 2] = mean[1];
-        table[5 * k + 3] = sd[1];
-        table[5 * k + 4] = seeds;
+        double *t = table + NCOL * k;
+        t[0] = mean[0];
+        t[1] = sd[0];
+        t[2] = mean[1];
+        t[3] = sd[1];
+        t[4] = seeds;
+        t[5] = dmean;
+        t[6] = dsd;
     }
 
     char path[4096];
@@ -323,8 +337,9 @@ int main(int argc, char **argv)
     failures += app_write_named_csv(path,
                                     "attack,target_class_accuracy_mean,"
                                     "target_class_accuracy_std,other_accuracy_mean,"
-                                    "other_accuracy_std,seeds",
-                                    names, table, NATTACKS, 5) != 0;
+                                    "other_accuracy_std,seeds,target_class_change_mean,"
+                                    "target_class_change_std",
+                                    names, table, NATTACKS, NCOL) != 0;
     failures +=
         app_write_progress(out, "targeted_poisoning_progress.csv", log, meta_steps) != 0;
     const app_number fields[] = {{"target_class", (double)c}, {"lambda", lambda},
@@ -332,14 +347,16 @@ int main(int argc, char **argv)
                                  {"meta_steps", meta_steps},  {"seeds", seeds},
                                  {"train_steps", (double)cfg.steps},
                                  {"batch", (double)cfg.batch}};
-    const char *columns[5] = {"target_class_accuracy_mean", "target_class_accuracy_std",
-                              "other_accuracy_mean", "other_accuracy_std", "seeds"};
+    const char *columns[NCOL] = {"target_class_accuracy_mean", "target_class_accuracy_std",
+                                 "other_accuracy_mean",        "other_accuracy_std",
+                                 "seeds",                      "target_class_change_mean",
+                                 "target_class_change_std"};
     snprintf(path, sizeof path, "%s/targeted_poisoning.json", out);
     failures += app_write_summary_columns(path, "targeted_poisoning",
                                           quick   ? "quick"
                                           : smoke ? "smoke"
                                                   : "full",
-                                          fields, 8, names, NATTACKS, columns, 5, table) != 0;
+                                          fields, 8, names, NATTACKS, columns, NCOL, table) != 0;
     int status = app_outputs_done(
         out, "targeted_poisoning.csv, targeted_poisoning_progress.csv, targeted_poisoning.json",
         failures);

@@ -110,13 +110,13 @@ int app_score(mgrad_context *ctx, const app_train *cfg, mgrad_dataset *train,
               const double *lr_schedule, double *mean, double *std)
 {
     return app_score_sets(ctx, cfg, train, &test, 1, seed_mult, seed_offset, seeds,
-                          lr_schedule, mean, std);
+                          lr_schedule, mean, std, NULL);
 }
 
 int app_score_sets(mgrad_context *ctx, const app_train *cfg, mgrad_dataset *train,
                    const mgrad_dataset *const *eval, int neval, uint64_t seed_mult,
                    int seed_offset, int seeds, const double *lr_schedule, double *mean,
-                   double *std)
+                   double *std, double *per_seed)
 {
     uint64_t list[APP_MAX_SEEDS];
     mgrad_score res[APP_MAX_EVAL];
@@ -136,7 +136,12 @@ int app_score_sets(mgrad_context *ctx, const app_train *cfg, mgrad_dataset *trai
     mgrad_score_options so = MGRAD_SCORE_OPTIONS_INIT;
     so.seeds = seeds;
     so.seed_list = list;
-    APP_CHECK(ctx, mgrad_score_run(model, train, &o, &so, eval, neval, res, NULL));
+    double losses_acc[APP_MAX_EVAL * APP_MAX_SEEDS * 2];
+    APP_CHECK(ctx, mgrad_score_run(model, train, &o, &so, eval, neval, res, losses_acc));
+    if (per_seed != NULL)
+        for (int e = 0; e < neval; e++)
+            for (int s = 0; s < seeds; s++)
+                per_seed[e * seeds + s] = losses_acc[2 * (e * seeds + s) + 1];
     mgrad_model_destroy(model);
     for (int e = 0; e < neval; e++) {
         mean[e] = res[e].accuracy_mean;

@@ -69,11 +69,12 @@ int app_score(mgrad_context *ctx, const app_train *cfg, mgrad_dataset *train,
 
 /* As app_score, scoring the same retrainings on each of `neval` evaluation
    sets: mean[e] and std[e] are the test accuracy on eval[e] (one
-   mgrad_score_run, so every set sees the same trained models). */
+   mgrad_score_run, so every set sees the same trained models), and unless
+   per_seed is NULL, per_seed[e * seeds + s] that of retraining s. */
 int app_score_sets(mgrad_context *ctx, const app_train *cfg, mgrad_dataset *train,
                    const mgrad_dataset *const *eval, int neval, uint64_t seed_mult,
                    int seed_offset, int seeds, const double *lr_schedule, double *mean,
-                   double *std);
+                   double *std, double *per_seed);
 
 /* Disjoint random rows of `all` (seeded): train, target and held-out sets. */
 int app_splits(mgrad_context *ctx, const mgrad_dataset *all, int64_t ntrain,

@@ -45,7 +45,8 @@ HEADERS = {
                       "defective_share",
     "poisoning": "attack,test_accuracy_mean,test_accuracy_std,seeds,drop",
     "targeted_poisoning": "attack,target_class_accuracy_mean,target_class_accuracy_std,"
-                          "other_accuracy_mean,other_accuracy_std,seeds",
+                          "other_accuracy_mean,other_accuracy_std,seeds,"
+                          "target_class_change_mean,target_class_change_std",
     "lr_schedule": "schedule,trainings,heldout_loss,test_accuracy_mean,test_accuracy_std,seeds",
     "lm_data_selection": "method,documents,target_share,test_loss_mean,test_loss_std,"
                          "perplexity_mean,perplexity_std,seeds",
@@ -203,18 +204,27 @@ def plot_poisoning(path, out_dir):
 
 
 def plot_targeted_poisoning(path, out_dir):
-    """The target class's accuracy (what the attack lowers) beside the other
-    classes' (what it must keep), per attack."""
+    """The target class's accuracy (what the attack lowers), its change
+    against clean paired by seed, and the other classes' accuracy (what it
+    must keep), per attack."""
     rows = read_rows(path)
     names = [r["attack"] for r in rows]
     seeds = int(float(rows[0]["seeds"]))
     mgd = max((i for i, n in enumerate(names) if n.startswith("MGD")), default=-1)
-    fig, (ax, ax2) = _plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
-    for axis, key, title in ((ax, "target_class", "Target class (lower: attack works)"),
-                             (ax2, "other", "Other classes (should not move)")):
-        mean = [100 * float(r[key + "_accuracy_mean"]) for r in rows]
-        sd = [100 * float(r[key + "_accuracy_std"]) for r in rows]
-        accuracy_panel(axis, names, mean, sd, seeds, mgd, title)
+    fig, axes = _plt.subplots(1, 3, figsize=(16, 4.2), sharey=True)
+    panels = (("target_class_accuracy", "Target class (lower: attack works)", None),
+              ("target_class_change", "Target class: change vs clean, paired by seed",
+               "change (points; axis zoomed)"),
+              ("other_accuracy", "Other classes (should not move)", None))
+    for axis, (key, title, quantity) in zip(axes, panels):
+        mean = [100 * float(r[key + "_mean"]) for r in rows]
+        sd = [100 * float(r[key + "_std"]) for r in rows]
+        if quantity is None:
+            accuracy_panel(axis, names, mean, sd, seeds, mgd, title)
+        else:
+            accuracy_panel(axis, names, mean, sd, seeds, mgd, title, quantity=quantity,
+                           fmt="%+.2f ± %.2f")
+            axis.axvline(0, color="black", linewidth=0.8)
     fig.suptitle("Targeted poisoning of 2.5% of the training images (labels unchanged)")
     return [save(fig, out_path(path, out_dir))]
 

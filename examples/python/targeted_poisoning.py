@@ -143,26 +143,34 @@ def main():
     test_c = test.subset(np.flatnonzero(test_y == c).astype(np.int64))
     test_o = test.subset(np.flatnonzero(test_y != c).astype(np.int64))
     seed_list = [104729 * (s + 3) for s in range(o.seeds)]
-    table = []
-    print("\nvictim's test accuracy, mean ± std over %d retrainings with unseen seeds:"
-          % o.seeds)
-    print("%-14s  %-22s  %s" % ("training set", "target class", "other classes"))
+    # Every row retrains with the same seeds, so the change against clean is
+    # also given per seed (paired): mean ± std of the differences.
+    table, clean = [], None
+    print("\nvictim's test accuracy, mean ± std over %d retrainings with unseen seeds "
+          "(the same seeds for every row; change: per seed against clean):" % o.seeds)
+    print("%-14s  %-18s  %-16s  %s" % ("training set", "target class", "change",
+                                       "other classes"))
     for name, ds in zip(NAMES, sets):
         with app.make_model(ctx, cfg.hidden, seed_list[0]) as model:
             rc, ro = mg.score(model, ds, [test_c, test_o], seed_list=seed_list,
                               **app.run_options(cfg))
+        acc = list(rc.accuracies)
+        clean = acc if clean is None else clean
+        dmean, dsd = app.mean_std([a - b for a, b in zip(acc, clean)])
         table.append((name, rc.accuracy_mean, rc.accuracy_std, ro.accuracy_mean,
-                      ro.accuracy_std, o.seeds))
-        print("%-14s  %6.2f%% ± %5.2f%%        %6.2f%% ± %5.2f%%"
-              % (name, 100 * rc.accuracy_mean, 100 * rc.accuracy_std, 100 * ro.accuracy_mean,
-                 100 * ro.accuracy_std), flush=True)
+                      ro.accuracy_std, o.seeds, dmean, dsd))
+        print("%-14s  %6.2f%% ± %5.2f%%  %+6.2f ± %4.2f pts  %6.2f%% ± %5.2f%%"
+              % (name, 100 * rc.accuracy_mean, 100 * rc.accuracy_std, 100 * dmean, 100 * dsd,
+                 100 * ro.accuracy_mean, 100 * ro.accuracy_std), flush=True)
 
     path = os.path.join(o.out, "targeted_poisoning.csv")
     ok = app.write_csv(path, "attack,target_class_accuracy_mean,target_class_accuracy_std,"
-                       "other_accuracy_mean,other_accuracy_std,seeds", table)
+                       "other_accuracy_mean,other_accuracy_std,seeds,"
+                       "target_class_change_mean,target_class_change_std", table)
     ok &= app.write_progress(os.path.join(o.out, "targeted_poisoning_progress.csv"), log)
     columns = ["target_class_accuracy_mean", "target_class_accuracy_std",
-               "other_accuracy_mean", "other_accuracy_std", "seeds"]
+               "other_accuracy_mean", "other_accuracy_std", "seeds",
+               "target_class_change_mean", "target_class_change_std"]
     doc = {"program": "targeted_poisoning", "mode": o.mode, "target_class": c,
            "lambda": o.lam, "train": N, "poisoned": npoison, "meta_steps": o.meta_steps,
            "seeds": o.seeds, "train_steps": cfg.steps, "batch": cfg.batch,
