@@ -54,9 +54,9 @@
 
 enum { F = 784, NCLASS = 10, NATTACKS = 5 };
 
-static const char *const CLASS_NAMES[NCLASS] = {"T-shirt/top", "trouser", "pullover", "dress",
-                                                "coat",        "sandal",  "shirt",    "sneaker",
-                                                "bag",         "ankle boot"};
+static const char *const CLASS_NAMES[NCLASS] = {
+    "T-shirt/top", "trouser", "pullover", "dress", "coat",
+    "sandal",      "shirt",   "sneaker",  "bag",   "ankle boot"};
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 static double urand(void)
@@ -134,7 +134,8 @@ static int attack(mgrad_context *ctx, const app_train *cfg, mgrad_dataset *train
     mo.rows = rows;
     mo.num_rows = npoison;
     APP_CHECK(ctx, mgrad_run_add_meta(&pix, run, MGRAD_META_INPUTS, &mo));
-    if (init != NULL) APP_CHECK(ctx, mgrad_meta_set_value(pix, MGRAD_DTYPE_F64, init, npoison * F));
+    if (init != NULL)
+        APP_CHECK(ctx, mgrad_meta_set_value(pix, MGRAD_DTYPE_F64, init, npoison * F));
     double box[2] = {0, 1};
     APP_CHECK(ctx, mgrad_mgd_create(&mgd, pix, MGRAD_MGD_SIGN));
     /* per-pixel step, like a PGD attack */
@@ -226,11 +227,12 @@ int main(int argc, char **argv)
         taken[i] = 1;
         rows[r] = cand[i];
     }
-    printf("Fashion-MNIST targeted poisoning: make class %d (%s) fail; %lld of %lld training "
-           "images (%.1f%%, none of class %d) may change, labels unchanged; φ = −loss(class %d) "
-           "+ %g · loss(others); MLP 784-%d-10, T = %lld, B = %lld, SGD momentum %.1f lr %.2f\n",
-           c, CLASS_NAMES[c], (long long)npoison, (long long)N, 100 * share, c, c, lambda,
-           cfg.hidden, (long long)cfg.steps, (long long)cfg.batch, cfg.momentum, cfg.lr);
+    printf(
+        "Fashion-MNIST targeted poisoning: make class %d (%s) fail; %lld of %lld training "
+        "images (%.1f%%, none of class %d) may change, labels unchanged; φ = −loss(class %d) "
+        "+ %g · loss(others); MLP 784-%d-10, T = %lld, B = %lld, SGD momentum %.1f lr %.2f\n",
+        c, CLASS_NAMES[c], (long long)npoison, (long long)N, 100 * share, c, c, lambda,
+        cfg.hidden, (long long)cfg.steps, (long long)cfg.batch, cfg.momentum, cfg.lr);
 
     float *x = malloc(sizeof(float) * (size_t)(N * F));
     int64_t *ident = malloc(sizeof(int64_t) * (size_t)N);
@@ -311,15 +313,13 @@ int main(int argc, char **argv)
            "other classes");
     for (int k = 0; k < NATTACKS; k++) {
         double mean[2], sd[2], acc[2 * APP_MAX_SEEDS], diff[APP_MAX_SEEDS], dmean, dsd;
-        if (app_score_sets(ctx, &cfg, sets[k], eval, 2, 104729u, 3, seeds, NULL, mean, sd,
-                           acc))
+        if (app_score_sets(ctx, &cfg, sets[k], eval, 2, 104729u, 3, seeds, NULL, mean, sd, acc))
             return 1;
         if (k == 0) memcpy(clean_acc, acc, sizeof acc);
         for (int s = 0; s < seeds; s++) diff[s] = acc[s] - clean_acc[s];
         app_mean_std(diff, seeds, &dmean, &dsd);
         printf("%-14s  %6.2f%% ± %5.2f%%  %+6.2f ± %4.2f pts  %6.2f%% ± %5.2f%%\n", names[k],
-               100 * mean[0], 100 * sd[0], 100 * dmean, 100 * dsd, 100 * mean[1],
-               100 * sd[1]);
+               100 * mean[0], 100 * sd[0], 100 * dmean, 100 * dsd, 100 * mean[1], 100 * sd[1]);
         fflush(stdout);
         double *t = table + NCOL * k;
         t[0] = mean[0];
@@ -342,21 +342,24 @@ int main(int argc, char **argv)
                                     names, table, NATTACKS, NCOL) != 0;
     failures +=
         app_write_progress(out, "targeted_poisoning_progress.csv", log, meta_steps) != 0;
-    const app_number fields[] = {{"target_class", (double)c}, {"lambda", lambda},
-                                 {"train", (double)N},        {"poisoned", (double)npoison},
-                                 {"meta_steps", meta_steps},  {"seeds", seeds},
-                                 {"train_steps", (double)cfg.steps},
-                                 {"batch", (double)cfg.batch}};
-    const char *columns[NCOL] = {"target_class_accuracy_mean", "target_class_accuracy_std",
-                                 "other_accuracy_mean",        "other_accuracy_std",
-                                 "seeds",                      "target_class_change_mean",
+    const app_number fields[] = {
+        {"target_class", (double)c},        {"lambda", lambda},          {"train", (double)N},
+        {"poisoned", (double)npoison},      {"meta_steps", meta_steps},  {"seeds", seeds},
+        {"train_steps", (double)cfg.steps}, {"batch", (double)cfg.batch}};
+    const char *columns[NCOL] = {"target_class_accuracy_mean",
+                                 "target_class_accuracy_std",
+                                 "other_accuracy_mean",
+                                 "other_accuracy_std",
+                                 "seeds",
+                                 "target_class_change_mean",
                                  "target_class_change_std"};
     snprintf(path, sizeof path, "%s/targeted_poisoning.json", out);
-    failures += app_write_summary_columns(path, "targeted_poisoning",
-                                          quick   ? "quick"
-                                          : smoke ? "smoke"
-                                                  : "full",
-                                          fields, 8, names, NATTACKS, columns, NCOL, table) != 0;
+    failures +=
+        app_write_summary_columns(path, "targeted_poisoning",
+                                  quick   ? "quick"
+                                  : smoke ? "smoke"
+                                          : "full",
+                                  fields, 8, names, NATTACKS, columns, NCOL, table) != 0;
     int status = app_outputs_done(
         out, "targeted_poisoning.csv, targeted_poisoning_progress.csv, targeted_poisoning.json",
         failures);
@@ -364,8 +367,16 @@ int main(int argc, char **argv)
     for (int k = 1; k < NATTACKS; k++) mgrad_dataset_destroy(sets[k]);
     mgrad_dataset_destroy(test_c);
     mgrad_dataset_destroy(test_o);
-    free(xa); free(poison[0]); free(poison[1]); free(naive); free(log);
-    free(x); free(ident); free(rows); free(taken); free(cand);
+    free(xa);
+    free(poison[0]);
+    free(poison[1]);
+    free(naive);
+    free(log);
+    free(x);
+    free(ident);
+    free(rows);
+    free(taken);
+    free(cand);
     mgrad_dataset_destroy(train);
     mgrad_dataset_destroy(target);
     mgrad_dataset_destroy(heldout);
