@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """check_plots.py PLOTTER WORKDIR STUDY_CSV PROGRAM... - the test 'plot-results'.
 
-Runs each application PROGRAM (data_selection, poisoning, lr_schedule) with
---smoke into WORKDIR/<program>, then PLOTTER (examples/python/plot_results.py)
+Runs each application PROGRAM (data_selection, poisoning, targeted_poisoning,
+lr_schedule, lm_data_selection) with --smoke into WORKDIR/<program>, then PLOTTER (examples/python/plot_results.py)
 on those directories and on STUDY_CSV (a CSV written by smoothness_study;
 its PNG goes into WORKDIR/study), and checks that every figure came out as a
 PNG of a sensible size, and that the plotter refuses a directory without
-results (exit 1).  Exits 77 (skipped) without matplotlib or without
-Fashion-MNIST (the programs exit 77).
+results (exit 1).  Exits 77 (skipped) without matplotlib or when a
+program's data are absent (Fashion-MNIST, or the text corpora: the programs
+exit 77).
 """
 
 import os

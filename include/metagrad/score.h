@@ -31,9 +31,8 @@
  * (n − 1)), 0 when n = 1.  Accuracy is NaN for losses that have none
  * (squared error, next-token), and so are its mean and deviation.
  *
- * The validation set.  A run needs one (its φ, computed at the end of
- * mgrad_run_train, is not used here): run_opts->validation when set, else
- * the first evaluation set.
+ * The validation set: run_opts->validation as given; NULL (plain runs)
+ * is fine, since the scores do not use φ.
  *
  * Typical use (test accuracy of data weights w over 5 seeds):
  *     mgrad_score_setting w_set = {MGRAD_META_DATA_WEIGHTS, NULL,
@@ -129,7 +128,7 @@ typedef struct mgrad_score {
  *                  bit: the model keeps θ0 in double), also on failure.
  * @param train     the training set.
  * @param run_opts  the run options of every retraining (validation may be
- *                  NULL: then the first evaluation set).
+ *                  NULL: plain runs).
  * @param opts      NULL for the defaults.
  * @param eval      [num_eval >= 1] evaluation sets.
  * @param[out] out  [num_eval] scores, each with its version set.

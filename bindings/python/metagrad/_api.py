@@ -2398,8 +2398,8 @@ def score(model, train, eval, *, steps, batch_size, validation=None, seeds=5, fi
     settings:    metaparameter values, {kind: value} or (kind, value) pairs,
                  e.g. {'data_weights': w, 'lr_schedule': s}; a value may be
                  {'value': v, 'rows': r} (or step_begin, step_end, step, pool).
-    validation:  the run's validation set (unused by the scores; default: the
-                 first evaluation set).
+    validation:  the run's validation set (unused by the scores; default
+                 None: plain runs).
     Other keywords are Run's options (lr, momentum, lr_schedule, ...).  The
     model's θ0 is redrawn during the call and restored exactly."""
     if not isinstance(model, Model):
@@ -2414,7 +2414,7 @@ def score(model, train, eval, *, steps, batch_size, validation=None, seeds=5, fi
     o, keep = _run_options(validation if validation is not None else evals[0], steps,
                            batch_size, **run_options)
     if validation is None:
-        o.validation = None  # the C library's default: the first evaluation set
+        o.validation = None  # plain runs: the scores do not use φ
     so = ScoreOptions()
     lib.mgrad_score_options_init(ctypes.byref(so), SCORE_OPTIONS_VERSION)
     so.redraw_init = 1 if redraw_init else 0
