@@ -45,7 +45,7 @@ def main(argv):
         out = os.path.join(work, name)
         r = subprocess.run([prog, "--smoke", "--out", out], stdout=subprocess.DEVNULL)
         if r.returncode == SKIP:
-            print("%s skipped (Fashion-MNIST not installed): skipped" % name)
+            print("%s skipped (its data are not installed): skipped" % name)
             return SKIP
         if r.returncode != 0:
             print("FAIL: %s --smoke exited %d" % (name, r.returncode))
