@@ -72,41 +72,6 @@ static size_t make_npy(uint8_t *buf, int version, const char *dict, const void *
     return pre + hlen + payload_len;
 }
 
-static int lowest_fd(void)
-{
-    int fd = dup(0);
-    ck_assert_int_ge(fd, 0);
-    close(fd);
-    return fd;
-}
-
-static uint64_t ctx_bytes(const mgrad_context *ctx)
-{
-    uint64_t cur = 0;
-    mgrad_context_memory(ctx, &cur, NULL);
-    return cur;
-}
-
-/* Run `call` (which writes through &out_) and check that it fails with
-   `status`, a message containing `needle`, *out untouched, nothing leaked. */
-#define EXPECT_FAIL(ctx, status, needle, call)                                        \
-    do {                                                                              \
-        mgrad_dataset *const sentinel_ = (mgrad_dataset *)&tmpdir;                    \
-        mgrad_dataset *out_ = sentinel_;                                              \
-        uint64_t mem_ = ctx_bytes(ctx);                                               \
-        int fd_ = lowest_fd();                                                        \
-        mgrad_context_clear_error(ctx);                                               \
-        mgrad_status s_ = (call);                                                     \
-        const char *msg_ = mgrad_context_last_error(ctx);                             \
-        ck_assert_msg(s_ == (status), "%s: status %d, expected %d: %s", #call, (int)s_, \
-                      (int)(status), msg_);                                           \
-        ck_assert_msg(strstr(msg_, (needle)) != NULL, "message '%s' lacks '%s'", msg_, \
-                      (needle));                                                      \
-        ck_assert_ptr_eq(out_, sentinel_);                                            \
-        ck_assert_uint_eq(ctx_bytes(ctx), mem_);                                      \
-        ck_assert_int_eq(lowest_fd(), fd_);                                           \
-    } while (0)
-
 static void get_inputs(const mgrad_dataset *ds, double *x, int64_t count)
 {
     ck_assert_int_eq(mgrad_dataset_get_inputs(ds, MGRAD_DTYPE_F64, x, count), MGRAD_OK);
@@ -1009,24 +974,6 @@ START_TEST(test_compact_bitwise)
     }
 }
 END_TEST
-
-/* ---- an allocator that fails at attempt fail_at ---- */
-
-typedef struct fail_alloc {
-    long attempts, fail_at;
-} fail_alloc;
-
-static void *fail_malloc(size_t size, void *user_data)
-{
-    fail_alloc *a = user_data;
-    return a->attempts++ == a->fail_at ? NULL : malloc(size);
-}
-
-static void fail_free(void *ptr, void *user_data)
-{
-    (void)user_data;
-    free(ptr);
-}
 
 /* Call `call` on ds with allocation k failing, k = 0, 1, ...: each failure
    is NOMEM with a message and leaves ds as it was (storage, values,

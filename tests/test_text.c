@@ -32,41 +32,6 @@ static void setup(void) { tmpfiles_make("text-test"); }
 
 static void teardown(void) { tmpfiles_teardown(); }
 
-static int lowest_fd(void)
-{
-    int fd = dup(0);
-    ck_assert_int_ge(fd, 0);
-    close(fd);
-    return fd;
-}
-
-static uint64_t ctx_bytes(const mgrad_context *ctx)
-{
-    uint64_t cur = 0;
-    mgrad_context_memory(ctx, &cur, NULL);
-    return cur;
-}
-
-/* `call` fails with `status` and a message containing `needle`; *out_
-   untouched; no memory or descriptor leaked. */
-#define EXPECT_FAIL(ctx, status, needle, call)                                          \
-    do {                                                                                \
-        mgrad_dataset *const sentinel_ = (mgrad_dataset *)&tmpdir;                      \
-        mgrad_dataset *out_ = sentinel_;                                                \
-        uint64_t mem_ = ctx_bytes(ctx);                                                 \
-        int fd_ = lowest_fd();                                                          \
-        mgrad_context_clear_error(ctx);                                                 \
-        mgrad_status s_ = (call);                                                       \
-        const char *msg_ = mgrad_context_last_error(ctx);                               \
-        ck_assert_msg(s_ == (status), "%s: status %d, expected %d: %s", #call, (int)s_, \
-                      (int)(status), msg_);                                             \
-        ck_assert_msg(strstr(msg_, (needle)) != NULL, "message '%s' lacks '%s'", msg_,  \
-                      (needle));                                                        \
-        ck_assert_ptr_eq(out_, sentinel_);                                              \
-        ck_assert_uint_eq(ctx_bytes(ctx), mem_);                                        \
-        ck_assert_int_eq(lowest_fd(), fd_);                                             \
-    } while (0)
-
 /* ---- token datasets ------------------------------------------------------ */
 
 static void random_ids(int32_t *ids, int64_t count, int32_t vocab, uint64_t seed)
@@ -651,22 +616,6 @@ START_TEST(test_corpus_errors)
 END_TEST
 
 /* ---- a failing allocator ------------------------------------------------- */
-
-typedef struct fail_alloc {
-    long attempts, fail_at;
-} fail_alloc;
-
-static void *fail_malloc(size_t size, void *user_data)
-{
-    fail_alloc *a = user_data;
-    return a->attempts++ == a->fail_at ? NULL : malloc(size);
-}
-
-static void fail_free(void *ptr, void *user_data)
-{
-    (void)user_data;
-    free(ptr);
-}
 
 /* Allocation k of each call fails, k = 0, 1, ...: every failure is NOMEM
    and leaves the corpus as it was; then the call succeeds. */
