@@ -1,7 +1,8 @@
 /*
  * fixtures.h - the whole-run fixtures shared by the suites (header-only,
  * like testutil.h): a data set drawn from a seed, the one-hidden-layer tanh
- * MLP, the optimizer fields of mgrad_run_options, and the teardown.
+ * MLP, the optimizer fields of mgrad_run_options, a training and a
+ * meta-parameter that must succeed, and the teardown.
  *
  * One copy, so that the suites that compare against each other's set-ups
  * (test_callback.c's built-in twin, test_checkpoint.c's world, test_run.c,
@@ -76,6 +77,27 @@ static inline void tf_optimizer(mgrad_run_options *o, mgrad_optimizer opt, doubl
     o->nesterov = nesterov;
     o->weight_decay = weight_decay;
     o->eps_root = eps_root;
+}
+
+/* Train run; the call must succeed (the message names the context's error).
+   Returns φ. */
+static inline double tf_train(mgrad_context *ctx, mgrad_run *run)
+{
+    double phi = 0;
+    mgrad_status s = mgrad_run_train(run, &phi);
+    ck_assert_msg(s == MGRAD_OK, "train: %s", mgrad_context_last_error(ctx));
+    return phi;
+}
+
+/* A meta-parameter of run with options mo (NULL: the defaults); the call
+   must succeed. */
+static inline mgrad_meta *tf_add_meta(mgrad_context *ctx, mgrad_run *run, mgrad_meta_kind kind,
+                                      const mgrad_meta_options *mo)
+{
+    mgrad_meta *m = NULL;
+    mgrad_status s = mgrad_run_add_meta(&m, run, kind, mo);
+    ck_assert_msg(s == MGRAD_OK, "add_meta: %s", mgrad_context_last_error(ctx));
+    return m;
 }
 
 /* Destroy a fixture's handles; any may be NULL.  Every object keeps what it

@@ -349,13 +349,7 @@ static int applicable(const config *cfg, int k)
     return !(KINDS[k] == MGRAD_META_BETA2 && cfg->opt == MGRAD_OPTIMIZER_SGD);
 }
 
-static double train_phi(fixture *fx)
-{
-    double phi = 0;
-    mgrad_status s = mgrad_run_train(fx->run, &phi);
-    ck_assert_msg(s == MGRAD_OK, "train: %s", mgrad_context_last_error(fx->ctx));
-    return phi;
-}
+static double train_phi(fixture *fx) { return tf_train(fx->ctx, fx->run); }
 
 static void train_reverse(fixture *fx)
 {

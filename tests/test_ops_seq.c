@@ -481,19 +481,10 @@ static mgrad_meta *gmeta(gfix *fx, mgrad_meta_kind kind)
         mo.step = 2;
         mo.pool = fx->pool;
     }
-    mgrad_meta *m = NULL;
-    mgrad_status s = mgrad_run_add_meta(&m, fx->run, kind, &mo);
-    ck_assert_msg(s == MGRAD_OK, "add_meta: %s", mgrad_context_last_error(fx->ctx));
-    return m;
+    return tf_add_meta(fx->ctx, fx->run, kind, &mo);
 }
 
-static double gtrain(gfix *fx)
-{
-    double phi = 0;
-    mgrad_status s = mgrad_run_train(fx->run, &phi);
-    ck_assert_msg(s == MGRAD_OK, "train: %s", mgrad_context_last_error(fx->ctx));
-    return phi;
-}
+static double gtrain(gfix *fx) { return tf_train(fx->ctx, fx->run); }
 
 /* ⟨∇φ, v⟩ against (φ(z + hv) − φ(z − hv)) / 2h for a random v. */
 static double gfd(gfix *fx, mgrad_meta *m, mgrad_meta_kind kind, uint64_t seed, double *dir)

@@ -138,20 +138,11 @@ static void set_output(world *w, int which, sin_fn *sf)
     ck_assert_msg(s == MGRAD_OK, "set_output: %s", mgrad_context_last_error(w->ctx));
 }
 
-static double train_phi(world *w)
-{
-    double phi = 0;
-    mgrad_status s = mgrad_run_train(w->run, &phi);
-    ck_assert_msg(s == MGRAD_OK, "train: %s", mgrad_context_last_error(w->ctx));
-    return phi;
-}
+static double train_phi(world *w) { return tf_train(w->ctx, w->run); }
 
 static mgrad_meta *add_meta(world *w, mgrad_meta_kind kind)
 {
-    mgrad_meta *m = NULL;
-    mgrad_status s = mgrad_run_add_meta(&m, w->run, kind, NULL);
-    ck_assert_msg(s == MGRAD_OK, "add_meta: %s", mgrad_context_last_error(w->ctx));
-    return m;
+    return tf_add_meta(w->ctx, w->run, kind, NULL);
 }
 
 /* Relative error of ⟨dφ/dz, v⟩ against central differences of whole runs. */

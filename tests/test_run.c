@@ -136,19 +136,10 @@ static mgrad_meta *add_meta(fixture *fx, mgrad_meta_kind kind, int variant)
         mo.rows = rows;
         mo.num_rows = 3;
     }
-    mgrad_meta *m = NULL;
-    mgrad_status s = mgrad_run_add_meta(&m, fx->run, kind, &mo);
-    ck_assert_msg(s == MGRAD_OK, "add_meta: %s", mgrad_context_last_error(fx->ctx));
-    return m;
+    return tf_add_meta(fx->ctx, fx->run, kind, &mo);
 }
 
-static double train_phi(fixture *fx)
-{
-    double phi = 0;
-    mgrad_status s = mgrad_run_train(fx->run, &phi);
-    ck_assert_msg(s == MGRAD_OK, "train: %s", mgrad_context_last_error(fx->ctx));
-    return phi;
-}
+static double train_phi(fixture *fx) { return tf_train(fx->ctx, fx->run); }
 
 /* Relative error of the directional metagradient against central FD. */
 static double fd_check(fixture *fx, mgrad_meta *m, uint64_t seed, double *out_dir)

@@ -104,13 +104,7 @@ static void cnn_teardown(cnn *f)
     tf_destroy(f->ctx, f->model, f->run, f->train, f->val, NULL);
 }
 
-static double train_phi(cnn *f)
-{
-    double phi = 0;
-    mgrad_status s = mgrad_run_train(f->run, &phi);
-    ck_assert_msg(s == MGRAD_OK, "train: %s", mgrad_context_last_error(f->ctx));
-    return phi;
-}
+static double train_phi(cnn *f) { return tf_train(f->ctx, f->run); }
 
 /* ⟨dφ/dz, v⟩ against (φ(z + hv) − φ(z − hv)) / 2h for a random v; with
    coord >= 0, v is that coordinate alone. */
@@ -173,9 +167,7 @@ START_TEST(test_whole_run_fd)
             mo.rows = rows;
             mo.num_rows = 3;
         }
-        mgrad_meta *m = NULL;
-        mgrad_status s = mgrad_run_add_meta(&m, f.run, checks[k].kind, &mo);
-        ck_assert_msg(s == MGRAD_OK, "add_meta: %s", mgrad_context_last_error(f.ctx));
+        mgrad_meta *m = tf_add_meta(f.ctx, f.run, checks[k].kind, &mo);
         double dir = 0;
         double err = fd_meta(&f, m, 500 + k, checks[k].coord, &dir);
         printf("fd whole run %-46s %-22s <g,v> = %+.10e  rel err %.2e\n",

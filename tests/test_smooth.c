@@ -109,19 +109,10 @@ static void teardown(fixture *fx)
 
 static mgrad_meta *add_meta(fixture *fx, mgrad_meta_kind kind)
 {
-    mgrad_meta *m = NULL;
-    mgrad_status s = mgrad_run_add_meta(&m, fx->run, kind, NULL);
-    ck_assert_msg(s == MGRAD_OK, "add_meta: %s", mgrad_context_last_error(fx->ctx));
-    return m;
+    return tf_add_meta(fx->ctx, fx->run, kind, NULL);
 }
 
-static double train(fixture *fx)
-{
-    double phi = 0;
-    mgrad_status s = mgrad_run_train(fx->run, &phi);
-    ck_assert_msg(s == MGRAD_OK, "train: %s", mgrad_context_last_error(fx->ctx));
-    return phi;
-}
+static double train(fixture *fx) { return tf_train(fx->ctx, fx->run); }
 
 static int64_t meta_size(const mgrad_meta *m)
 {
