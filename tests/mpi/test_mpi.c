@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixtures.h"
 #include "metagrad.h"
 
 enum { NTRAIN = 40, NVAL = 23, NPOOL = 13, F = 6, C = 3, T = 10, B = 7, MAXMETA = 12 };
@@ -160,12 +161,8 @@ static built build(world *w, const config *cfg, int steps, MPI_Comm *comm)
     o.steps = steps;
     o.batch_size = B;
     o.shuffle_seed = 5;
-    o.optimizer = cfg->opt;
-    o.lr = cfg->lr;
-    o.momentum = cfg->opt == MGRAD_OPTIMIZER_SGD ? cfg->momentum : 0;
-    o.beta1 = cfg->opt == MGRAD_OPTIMIZER_SGD ? 0.9 : cfg->momentum;
-    o.weight_decay = cfg->weight_decay;
-    o.eps_root = cfg->opt == MGRAD_OPTIMIZER_SGD ? 0 : 1e-4;
+    tf_optimizer(&o, cfg->opt, cfg->lr, cfg->momentum, 0, cfg->weight_decay,
+                 cfg->opt == MGRAD_OPTIMIZER_SGD ? 0 : 1e-4);
     o.validation = w->val;
     o.checkpoint = cfg->checkpoint;
     o.checkpoint_slots = cfg->slots;
