@@ -16,6 +16,15 @@ Suite *make_suite(void);
 /* Fill with a pattern no default has, so that unset fields show. */
 #define SCRIBBLE(s) memset(&(s), 0xA5, sizeof(s))
 
+/* init_fn refuses a NULL struct and the version after `version`, and leaves
+   the scribbled f as it was; before_ keeps that pattern for further checks. */
+#define EXPECT_INIT_REFUSALS(type, init_fn, version, f)                                        \
+    SCRIBBLE(f);                                                                               \
+    type before_ = (f);                                                                        \
+    ck_assert_int_eq(init_fn(NULL, (version)), MGRAD_ERR_NULL);                                \
+    ck_assert_int_eq(init_fn(&(f), (version) + 1), MGRAD_ERR_VERSION);                         \
+    ck_assert(memcmp(&(f), &before_, sizeof(f)) == 0)
+
 START_TEST(test_context_options)
 {
     mgrad_context_options m = MGRAD_CONTEXT_OPTIONS_INIT, f;
@@ -36,14 +45,10 @@ START_TEST(test_context_options)
     ck_assert_int_eq(m.dtype, MGRAD_DTYPE_F32);
     ck_assert_int_eq(m.log_level, MGRAD_LOG_WARNING);
 
-    SCRIBBLE(f);
-    mgrad_context_options before = f;
-    ck_assert_int_eq(mgrad_context_options_init(NULL, MGRAD_CONTEXT_OPTIONS_VERSION),
-                     MGRAD_ERR_NULL);
-    ck_assert_int_eq(mgrad_context_options_init(&f, MGRAD_CONTEXT_OPTIONS_VERSION + 1),
-                     MGRAD_ERR_VERSION);
+    EXPECT_INIT_REFUSALS(mgrad_context_options, mgrad_context_options_init,
+                         MGRAD_CONTEXT_OPTIONS_VERSION, f);
     ck_assert_int_eq(mgrad_context_options_init(&f, 0), MGRAD_ERR_VERSION);
-    ck_assert(memcmp(&f, &before, sizeof f) == 0);
+    ck_assert(memcmp(&f, &before_, sizeof f) == 0);
 }
 END_TEST
 
@@ -84,12 +89,8 @@ START_TEST(test_run_options)
     ck_assert_int_eq(m.loss, MGRAD_LOSS_CROSS_ENTROPY);
     ck_assert_int_eq(m.optimizer, MGRAD_OPTIMIZER_SGD);
 
-    SCRIBBLE(f);
-    mgrad_run_options before = f;
-    ck_assert_int_eq(mgrad_run_options_init(NULL, MGRAD_RUN_OPTIONS_VERSION), MGRAD_ERR_NULL);
-    ck_assert_int_eq(mgrad_run_options_init(&f, MGRAD_RUN_OPTIONS_VERSION + 1),
-                     MGRAD_ERR_VERSION);
-    ck_assert(memcmp(&f, &before, sizeof f) == 0);
+    EXPECT_INIT_REFUSALS(mgrad_run_options, mgrad_run_options_init, MGRAD_RUN_OPTIONS_VERSION,
+                         f);
 }
 END_TEST
 
@@ -109,12 +110,8 @@ START_TEST(test_meta_options)
     ck_assert_int_eq(m.step_end, -1);
     ck_assert_int_eq(m.step, -1);
 
-    SCRIBBLE(f);
-    mgrad_meta_options before = f;
-    ck_assert_int_eq(mgrad_meta_options_init(NULL, MGRAD_META_OPTIONS_VERSION), MGRAD_ERR_NULL);
-    ck_assert_int_eq(mgrad_meta_options_init(&f, MGRAD_META_OPTIONS_VERSION + 1),
-                     MGRAD_ERR_VERSION);
-    ck_assert(memcmp(&f, &before, sizeof f) == 0);
+    EXPECT_INIT_REFUSALS(mgrad_meta_options, mgrad_meta_options_init,
+                         MGRAD_META_OPTIONS_VERSION, f);
 }
 END_TEST
 
@@ -133,12 +130,8 @@ START_TEST(test_score_options)
     ck_assert_ptr_eq(f.settings, m.settings);
     ck_assert_int_eq(f.num_settings, m.num_settings);
 
-    SCRIBBLE(f);
-    mgrad_score_options before = f;
-    ck_assert_int_eq(mgrad_score_options_init(NULL, MGRAD_SCORE_OPTIONS_VERSION), MGRAD_ERR_NULL);
-    ck_assert_int_eq(mgrad_score_options_init(&f, MGRAD_SCORE_OPTIONS_VERSION + 1),
-                     MGRAD_ERR_VERSION);
-    ck_assert(memcmp(&f, &before, sizeof f) == 0);
+    EXPECT_INIT_REFUSALS(mgrad_score_options, mgrad_score_options_init,
+                         MGRAD_SCORE_OPTIONS_VERSION, f);
 }
 END_TEST
 
