@@ -61,6 +61,14 @@ static void setup_with(fixture *fx, double flip, mgrad_dtype dtype, mgrad_log_fn
 
 static void setup(fixture *fx, double flip) { setup_with(fx, flip, MGRAD_DTYPE_F64, NULL, NULL); }
 
+/* A new optimiser of m by method; the call must succeed. */
+static mgrad_mgd *new_mgd(mgrad_meta *m, mgrad_mgd_method method)
+{
+    mgrad_mgd *mgd = NULL;
+    ck_assert_int_eq(mgrad_mgd_create(&mgd, m, method), MGRAD_OK);
+    return mgd;
+}
+
 static void teardown(fixture *fx)
 {
     tf_destroy(fx->ctx, fx->model, fx->run, fx->train, fx->val, NULL);
@@ -71,8 +79,7 @@ static void lr_grad_at(const double *z, double *g)
 {
     fixture fx;
     setup(&fx, 0);
-    mgrad_meta *lr = NULL;
-    ck_assert_int_eq(mgrad_run_add_meta(&lr, fx.run, MGRAD_META_LR_SCHEDULE, NULL), MGRAD_OK);
+    mgrad_meta *lr = tf_add_meta(fx.ctx, fx.run, MGRAD_META_LR_SCHEDULE, NULL);
     ck_assert_int_eq(mgrad_meta_set_value(lr, MGRAD_DTYPE_F64, z, T), MGRAD_OK);
     ck_assert_int_eq(mgrad_run_train(fx.run, NULL), MGRAD_OK);
     ck_assert_int_eq(mgrad_run_reverse(fx.run), MGRAD_OK);
@@ -107,8 +114,7 @@ static void one_step(const step_cfg *o, double *znew, double *y)
     for (int t = 0; t < T; t++) y[t] = z[t] - o->lr * g[t];
     fixture fx;
     setup(&fx, 0);
-    mgrad_meta *lr = NULL;
-    ck_assert_int_eq(mgrad_run_add_meta(&lr, fx.run, MGRAD_META_LR_SCHEDULE, NULL), MGRAD_OK);
+    mgrad_meta *lr = tf_add_meta(fx.ctx, fx.run, MGRAD_META_LR_SCHEDULE, NULL);
     mgrad_mgd *mgd = NULL;
     ck_assert_int_eq(mgrad_mgd_create(&mgd, lr, o->method), MGRAD_OK);
     configure(mgd, o);
@@ -148,10 +154,8 @@ START_TEST(test_basis_chain_rule)
     }
     fixture fx;
     setup(&fx, 0);
-    mgrad_meta *lr = NULL;
-    ck_assert_int_eq(mgrad_run_add_meta(&lr, fx.run, MGRAD_META_LR_SCHEDULE, NULL), MGRAD_OK);
-    mgrad_mgd *mgd = NULL;
-    ck_assert_int_eq(mgrad_mgd_create(&mgd, lr, MGRAD_MGD_SGD), MGRAD_OK);
+    mgrad_meta *lr = tf_add_meta(fx.ctx, fx.run, MGRAD_META_LR_SCHEDULE, NULL);
+    mgrad_mgd *mgd = new_mgd(lr, MGRAD_MGD_SGD);
     ck_assert_int_eq(mgrad_mgd_set_real(mgd, MGRAD_MGD_PARAM_LR, 0.01), MGRAD_OK);
     ck_assert_int_eq(mgrad_mgd_set_basis(mgd, basis, J, c), MGRAD_OK);
     ck_assert_int_eq(mgrad_mgd_step(mgd, NULL), MGRAD_OK);
@@ -249,11 +253,9 @@ START_TEST(test_lr_schedule_improves)
 {
     fixture fx;
     setup(&fx, 0);
-    mgrad_meta *lr = NULL;
-    ck_assert_int_eq(mgrad_run_add_meta(&lr, fx.run, MGRAD_META_LR_SCHEDULE, NULL), MGRAD_OK);
+    mgrad_meta *lr = tf_add_meta(fx.ctx, fx.run, MGRAD_META_LR_SCHEDULE, NULL);
     progress_log log = {0, 0, {0}};
-    mgrad_mgd *mgd = NULL;
-    ck_assert_int_eq(mgrad_mgd_create(&mgd, lr, MGRAD_MGD_ADAM), MGRAD_OK);
+    mgrad_mgd *mgd = new_mgd(lr, MGRAD_MGD_ADAM);
     ck_assert_int_eq(mgrad_mgd_set_real(mgd, MGRAD_MGD_PARAM_LR, 0.02), MGRAD_OK);
     double box[2] = {0, 1};
     ck_assert_int_eq(mgrad_mgd_set_projection(mgd, MGRAD_PROJECT_BOX, box, 2), MGRAD_OK);
@@ -284,8 +286,8 @@ START_TEST(test_reshuffle)
     setup(&a, 0);
     setup(&b, 0);
     mgrad_meta *la = NULL, *lb = NULL;
-    ck_assert_int_eq(mgrad_run_add_meta(&la, a.run, MGRAD_META_LR_SCHEDULE, NULL), MGRAD_OK);
-    ck_assert_int_eq(mgrad_run_add_meta(&lb, b.run, MGRAD_META_LR_SCHEDULE, NULL), MGRAD_OK);
+    la = tf_add_meta(a.ctx, a.run, MGRAD_META_LR_SCHEDULE, NULL);
+    lb = tf_add_meta(b.ctx, b.run, MGRAD_META_LR_SCHEDULE, NULL);
     mgrad_mgd *ma = NULL, *mb = NULL;
     ck_assert_int_eq(mgrad_mgd_create(&ma, la, MGRAD_MGD_SGD), MGRAD_OK);
     ck_assert_int_eq(mgrad_mgd_create(&mb, lb, MGRAD_MGD_SGD), MGRAD_OK);
@@ -300,7 +302,7 @@ START_TEST(test_reshuffle)
     mgrad_meta *lc = NULL;
     mgrad_mgd *mc = NULL;
     double pc = 0;
-    ck_assert_int_eq(mgrad_run_add_meta(&lc, c.run, MGRAD_META_LR_SCHEDULE, NULL), MGRAD_OK);
+    lc = tf_add_meta(c.ctx, c.run, MGRAD_META_LR_SCHEDULE, NULL);
     ck_assert_int_eq(mgrad_mgd_create(&mc, lc, MGRAD_MGD_SGD), MGRAD_OK);
     ck_assert_int_eq(mgrad_mgd_set_int(mc, MGRAD_MGD_PARAM_RESHUFFLE, 1), MGRAD_OK);
     ck_assert_int_eq(mgrad_mgd_step(mc, &pc), MGRAD_OK);
@@ -345,11 +347,9 @@ START_TEST(test_cancel)
 {
     fixture fx;
     setup(&fx, 0);
-    mgrad_meta *lr = NULL;
-    ck_assert_int_eq(mgrad_run_add_meta(&lr, fx.run, MGRAD_META_LR_SCHEDULE, NULL), MGRAD_OK);
+    mgrad_meta *lr = tf_add_meta(fx.ctx, fx.run, MGRAD_META_LR_SCHEDULE, NULL);
     progress_log log = {0, 3, {0}};
-    mgrad_mgd *mgd = NULL;
-    ck_assert_int_eq(mgrad_mgd_create(&mgd, lr, MGRAD_MGD_SIGN), MGRAD_OK);
+    mgrad_mgd *mgd = new_mgd(lr, MGRAD_MGD_SIGN);
     ck_assert_int_eq(mgrad_mgd_set_progress(mgd, on_progress, &log), MGRAD_OK);
     ck_assert_int_eq(mgrad_mgd_run(mgd, 10), MGRAD_ERR_CANCELLED);
     ck_assert_ptr_nonnull(strstr(mgrad_context_last_error(fx.ctx), "cancelled"));
@@ -372,8 +372,7 @@ START_TEST(test_data_selection_counts)
     mgrad_meta_options mo = MGRAD_META_OPTIONS_INIT;
     mo.step = T - 5;
     ck_assert_int_eq(mgrad_run_add_meta(&pool, fx.run, MGRAD_META_POOL_WEIGHTS, &mo), MGRAD_OK);
-    mgrad_mgd *mgd = NULL;
-    ck_assert_int_eq(mgrad_mgd_create(&mgd, counts, MGRAD_MGD_SIGN), MGRAD_OK);
+    mgrad_mgd *mgd = new_mgd(counts, MGRAD_MGD_SIGN);
     ck_assert_int_eq(mgrad_mgd_set_real(mgd, MGRAD_MGD_PARAM_LR, 1), MGRAD_OK);
     ck_assert_int_eq(mgrad_mgd_set_real(mgd, MGRAD_MGD_PARAM_MASK_PROB, 0.5), MGRAD_OK);
     ck_assert_int_eq(mgrad_mgd_set_seed(mgd, 9), MGRAD_OK);
@@ -406,8 +405,7 @@ START_TEST(test_exchange_keeps_total)
     mgrad_meta *counts = NULL;
     ck_assert_int_eq(mgrad_run_add_meta(&counts, fx.run, MGRAD_META_DATA_WEIGHTS, NULL),
                      MGRAD_OK);
-    mgrad_mgd *mgd = NULL;
-    ck_assert_int_eq(mgrad_mgd_create(&mgd, counts, MGRAD_MGD_EXCHANGE), MGRAD_OK);
+    mgrad_mgd *mgd = new_mgd(counts, MGRAD_MGD_EXCHANGE);
     ck_assert_int_eq(mgrad_mgd_set_real(mgd, MGRAD_MGD_PARAM_LR, 1), MGRAD_OK);
     ck_assert_int_eq(mgrad_mgd_set_int(mgd, MGRAD_MGD_PARAM_EXCHANGE, 4), MGRAD_OK);
     ck_assert_int_eq(mgrad_mgd_run(mgd, 5), MGRAD_OK);
@@ -544,10 +542,8 @@ START_TEST(test_projection_settings)
 {
     fixture fx;
     setup(&fx, 0);
-    mgrad_meta *lr = NULL;
-    ck_assert_int_eq(mgrad_run_add_meta(&lr, fx.run, MGRAD_META_LR_SCHEDULE, NULL), MGRAD_OK);
-    mgrad_mgd *mgd = NULL;
-    ck_assert_int_eq(mgrad_mgd_create(&mgd, lr, MGRAD_MGD_SGD), MGRAD_OK);
+    mgrad_meta *lr = tf_add_meta(fx.ctx, fx.run, MGRAD_META_LR_SCHEDULE, NULL);
+    mgrad_mgd *mgd = new_mgd(lr, MGRAD_MGD_SGD);
     mgrad_projection kind = MGRAD_PROJECT_NONE;
     double p[2] = {-1, -1};
     ck_assert_int_eq(mgrad_mgd_set_projection(mgd, MGRAD_PROJECT_BOX, NULL, 0), MGRAD_OK);
@@ -591,10 +587,8 @@ START_TEST(test_change_between_steps)
     lr_grad_at(z0, g1);
     fixture fx;
     setup(&fx, 0);
-    mgrad_meta *lr = NULL;
-    ck_assert_int_eq(mgrad_run_add_meta(&lr, fx.run, MGRAD_META_LR_SCHEDULE, NULL), MGRAD_OK);
-    mgrad_mgd *mgd = NULL;
-    ck_assert_int_eq(mgrad_mgd_create(&mgd, lr, MGRAD_MGD_ADAM), MGRAD_OK);
+    mgrad_meta *lr = tf_add_meta(fx.ctx, fx.run, MGRAD_META_LR_SCHEDULE, NULL);
+    mgrad_mgd *mgd = new_mgd(lr, MGRAD_MGD_ADAM);
     ck_assert_int_eq(mgrad_mgd_set_real(mgd, MGRAD_MGD_PARAM_LR, 0.002), MGRAD_OK);
     ck_assert_int_eq(mgrad_mgd_step(mgd, NULL), MGRAD_OK);
     ck_assert_int_eq(mgrad_meta_get_value(lr, MGRAD_DTYPE_F64, z1, T), MGRAD_OK);
@@ -638,10 +632,8 @@ START_TEST(test_heldout_checked)
     fixture fx, other;
     setup(&fx, 0);
     setup(&other, 0);
-    mgrad_meta *lr = NULL;
-    ck_assert_int_eq(mgrad_run_add_meta(&lr, fx.run, MGRAD_META_LR_SCHEDULE, NULL), MGRAD_OK);
-    mgrad_mgd *mgd = NULL;
-    ck_assert_int_eq(mgrad_mgd_create(&mgd, lr, MGRAD_MGD_SGD), MGRAD_OK);
+    mgrad_meta *lr = tf_add_meta(fx.ctx, fx.run, MGRAD_META_LR_SCHEDULE, NULL);
+    mgrad_mgd *mgd = new_mgd(lr, MGRAD_MGD_SGD);
     ck_assert_int_eq(mgrad_mgd_set_heldout(mgd, other.val), MGRAD_ERR_INVALID);
     ck_assert_ptr_nonnull(strstr(mgrad_context_last_error(fx.ctx), "another context"));
     double x[2 * (F + 1)] = {0};
@@ -686,10 +678,8 @@ START_TEST(test_meta_lr_schedules)
     lr_grad_at(z0, g0);
     fixture fx;
     setup(&fx, 0);
-    mgrad_meta *lr = NULL;
-    ck_assert_int_eq(mgrad_run_add_meta(&lr, fx.run, MGRAD_META_LR_SCHEDULE, NULL), MGRAD_OK);
-    mgrad_mgd *mgd = NULL;
-    ck_assert_int_eq(mgrad_mgd_create(&mgd, lr, MGRAD_MGD_SGD), MGRAD_OK);
+    mgrad_meta *lr = tf_add_meta(fx.ctx, fx.run, MGRAD_META_LR_SCHEDULE, NULL);
+    mgrad_mgd *mgd = new_mgd(lr, MGRAD_MGD_SGD);
     double cosp[2] = {3, 0.2};
     ck_assert_int_eq(mgrad_mgd_set_real(mgd, MGRAD_MGD_PARAM_LR, 0.01), MGRAD_OK);
     ck_assert_int_eq(mgrad_mgd_set_lr_schedule(mgd, MGRAD_MGD_LR_COSINE, cosp, 2), MGRAD_OK);
@@ -773,14 +763,13 @@ START_TEST(test_keep_drop)
     fixture fx;
     setup(&fx, 0.25);
     mgrad_meta *w = NULL, *pool = NULL;
-    ck_assert_int_eq(mgrad_run_add_meta(&w, fx.run, MGRAD_META_DATA_WEIGHTS, NULL), MGRAD_OK);
+    w = tf_add_meta(fx.ctx, fx.run, MGRAD_META_DATA_WEIGHTS, NULL);
     mgrad_meta_options mo = MGRAD_META_OPTIONS_INIT;
     mo.step = T - 5;
     ck_assert_int_eq(mgrad_run_add_meta(&pool, fx.run, MGRAD_META_POOL_WEIGHTS, &mo), MGRAD_OK);
     double z[N], g[N], after[N];
     start_subset(w, K, z);
-    mgrad_mgd *mgd = NULL;
-    ck_assert_int_eq(mgrad_mgd_create(&mgd, w, MGRAD_MGD_KEEP_DROP), MGRAD_OK);
+    mgrad_mgd *mgd = new_mgd(w, MGRAD_MGD_KEEP_DROP);
     ck_assert_int_eq(mgrad_mgd_set_int(mgd, MGRAD_MGD_PARAM_EXCHANGE, M), MGRAD_OK);
     ck_assert_int_eq(mgrad_mgd_set_gradient_from(mgd, pool), MGRAD_OK);
     int total_swaps = 0;
@@ -866,13 +855,11 @@ START_TEST(test_exchange_budget_under_projection)
     enum { K = 20 };
     fixture fx;
     setup(&fx, 0.25);
-    mgrad_meta *w = NULL;
-    ck_assert_int_eq(mgrad_run_add_meta(&w, fx.run, MGRAD_META_DATA_WEIGHTS, NULL), MGRAD_OK);
+    mgrad_meta *w = tf_add_meta(fx.ctx, fx.run, MGRAD_META_DATA_WEIGHTS, NULL);
     double z[N];
     for (int box = 0; box < 2; box++) {
         start_subset(w, K, z);
-        mgrad_mgd *mgd = NULL;
-        ck_assert_int_eq(mgrad_mgd_create(&mgd, w, MGRAD_MGD_EXCHANGE), MGRAD_OK);
+        mgrad_mgd *mgd = new_mgd(w, MGRAD_MGD_EXCHANGE);
         ck_assert_int_eq(mgrad_mgd_set_real(mgd, MGRAD_MGD_PARAM_LR, 1), MGRAD_OK);
         ck_assert_int_eq(mgrad_mgd_set_int(mgd, MGRAD_MGD_PARAM_EXCHANGE, 6), MGRAD_OK);
         if (box)
@@ -938,13 +925,11 @@ START_TEST(test_best_orders)
 {
     fixture fx;
     setup(&fx, 0);
-    mgrad_meta *lr = NULL;
-    ck_assert_int_eq(mgrad_run_add_meta(&lr, fx.run, MGRAD_META_LR_SCHEDULE, NULL), MGRAD_OK);
+    mgrad_meta *lr = tf_add_meta(fx.ctx, fx.run, MGRAD_META_LR_SCHEDULE, NULL);
     double z0[T], best[T];
     ck_assert_int_eq(mgrad_meta_get_value(lr, MGRAD_DTYPE_F64, z0, T), MGRAD_OK);
     for (int orders = 0; orders <= 2; orders += 2) {
-        mgrad_mgd *mgd = NULL;
-        ck_assert_int_eq(mgrad_mgd_create(&mgd, lr, MGRAD_MGD_SGD), MGRAD_OK);
+        mgrad_mgd *mgd = new_mgd(lr, MGRAD_MGD_SGD);
         /* without reshuffle there is nothing to fix: refused */
         ck_assert_int_eq(mgrad_mgd_set_int(mgd, MGRAD_MGD_PARAM_BEST_ORDERS, 1),
                          MGRAD_ERR_INVALID);
@@ -1005,8 +990,7 @@ static double phi_at_map(int kind, const double *basis, int J, const double *c)
     map_value(kind, basis, J, c, z);
     fixture fx;
     setup(&fx, 0);
-    mgrad_meta *lr = NULL;
-    ck_assert_int_eq(mgrad_run_add_meta(&lr, fx.run, MGRAD_META_LR_SCHEDULE, NULL), MGRAD_OK);
+    mgrad_meta *lr = tf_add_meta(fx.ctx, fx.run, MGRAD_META_LR_SCHEDULE, NULL);
     ck_assert_int_eq(mgrad_meta_set_value(lr, MGRAD_DTYPE_F64, z, T), MGRAD_OK);
     ck_assert_int_eq(mgrad_run_train(fx.run, &phi), MGRAD_OK);
     teardown(&fx);
@@ -1042,8 +1026,7 @@ START_TEST(test_maps_chain_rule)
         mgrad_meta *lr = NULL;
         ck_assert_int_eq(mgrad_run_add_meta(&lr, fx.run, MGRAD_META_LR_SCHEDULE, NULL),
                          MGRAD_OK);
-        mgrad_mgd *mgd = NULL;
-        ck_assert_int_eq(mgrad_mgd_create(&mgd, lr, MGRAD_MGD_SGD), MGRAD_OK);
+        mgrad_mgd *mgd = new_mgd(lr, MGRAD_MGD_SGD);
         ck_assert_int_eq(mgrad_mgd_set_real(mgd, MGRAD_MGD_PARAM_LR, 1e-6), MGRAD_OK);
         if (Bs != NULL) ck_assert_int_eq(mgrad_mgd_set_basis(mgd, Bs, J, c), MGRAD_OK);
         if (ci == 0) {
@@ -1105,10 +1088,9 @@ START_TEST(test_map_refusals)
     fixture fx;
     setup(&fx, 0);
     mgrad_meta *lr = NULL, *w = NULL;
-    ck_assert_int_eq(mgrad_run_add_meta(&lr, fx.run, MGRAD_META_LR_SCHEDULE, NULL), MGRAD_OK);
-    ck_assert_int_eq(mgrad_run_add_meta(&w, fx.run, MGRAD_META_DATA_WEIGHTS, NULL), MGRAD_OK);
-    mgrad_mgd *mgd = NULL;
-    ck_assert_int_eq(mgrad_mgd_create(&mgd, lr, MGRAD_MGD_ADAM), MGRAD_OK);
+    lr = tf_add_meta(fx.ctx, fx.run, MGRAD_META_LR_SCHEDULE, NULL);
+    w = tf_add_meta(fx.ctx, fx.run, MGRAD_META_DATA_WEIGHTS, NULL);
+    mgrad_mgd *mgd = new_mgd(lr, MGRAD_MGD_ADAM);
     double c[4] = {0.1, 0.0, 0.3, 0.5}, bad[4] = {0.1, 0.0, 1.0, 0};
     ck_assert_int_eq(mgrad_mgd_set_map(mgd, (mgrad_mgd_map)7, NULL, 0), MGRAD_ERR_INVALID);
     ck_assert_int_eq(mgrad_mgd_set_map(mgd, MGRAD_MGD_MAP_COSINE, c, 4), MGRAD_ERR_SIZE);
@@ -1168,8 +1150,8 @@ START_TEST(test_trust_check)
     setup_with(&a, 0, MGRAD_DTYPE_F64, count_warnings, &warnings);
     setup_with(&b, 0, MGRAD_DTYPE_F32, NULL, NULL);
     mgrad_meta *la = NULL, *lb = NULL;
-    ck_assert_int_eq(mgrad_run_add_meta(&la, a.run, MGRAD_META_LR_SCHEDULE, NULL), MGRAD_OK);
-    ck_assert_int_eq(mgrad_run_add_meta(&lb, b.run, MGRAD_META_LR_SCHEDULE, NULL), MGRAD_OK);
+    la = tf_add_meta(a.ctx, a.run, MGRAD_META_LR_SCHEDULE, NULL);
+    lb = tf_add_meta(b.ctx, b.run, MGRAD_META_LR_SCHEDULE, NULL);
     double z[T], ga[T], gb[T];
     for (int t = 0; t < T; t++) z[t] = 0.05 + 0.001 * t;
     ck_assert_int_eq(mgrad_meta_set_value(la, MGRAD_DTYPE_F64, z, T), MGRAD_OK);
@@ -1214,8 +1196,7 @@ START_TEST(test_trust_check)
     mgrad_trust_report bad = MGRAD_TRUST_REPORT_INIT;
     ck_assert_int_eq(mgrad_mgd_trust_check(la, la, 0, 1, &bad), MGRAD_ERR_INVALID);
     ck_assert_ptr_nonnull(strstr(mgrad_context_last_error(a.ctx), "dtype"));
-    mgrad_meta *wd = NULL;
-    ck_assert_int_eq(mgrad_run_add_meta(&wd, b.run, MGRAD_META_WEIGHT_DECAY, NULL), MGRAD_OK);
+    mgrad_meta *wd = tf_add_meta(b.ctx, b.run, MGRAD_META_WEIGHT_DECAY, NULL);
     ck_assert_int_eq(mgrad_mgd_trust_check(la, wd, 0, 1, &bad), MGRAD_ERR_INVALID);
     ck_assert_int_eq(mgrad_mgd_trust_check(la, NULL, -1, 1, &bad), MGRAD_ERR_INVALID);
     ck_assert_int_eq(mgrad_mgd_trust_check(la, NULL, NAN, 1, &bad), MGRAD_ERR_INVALID);
@@ -1235,8 +1216,8 @@ START_TEST(test_misuse)
     fixture fx;
     setup(&fx, 0);
     mgrad_meta *lr = NULL, *wd = NULL;
-    ck_assert_int_eq(mgrad_run_add_meta(&lr, fx.run, MGRAD_META_LR_SCHEDULE, NULL), MGRAD_OK);
-    ck_assert_int_eq(mgrad_run_add_meta(&wd, fx.run, MGRAD_META_WEIGHT_DECAY, NULL), MGRAD_OK);
+    lr = tf_add_meta(fx.ctx, fx.run, MGRAD_META_LR_SCHEDULE, NULL);
+    wd = tf_add_meta(fx.ctx, fx.run, MGRAD_META_WEIGHT_DECAY, NULL);
     mgrad_mgd *mgd = (mgrad_mgd *)0x1;
     mgrad_run *run = NULL;
     ck_assert_int_eq(mgrad_meta_run(lr, &run), MGRAD_OK);
