@@ -44,24 +44,8 @@ typedef struct options {
     app_train train;
 } options;
 
-static uint64_t rng_state = 0x853c49e6748fea9bull;
-static double urand(void)
-{
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return (double)((z ^ (z >> 31)) >> 11) / 9007199254740992.0;
-}
-
-static void shuffle(int64_t *a, int64_t n)
-{
-    for (int64_t i = n - 1; i > 0; i--) {
-        int64_t j = (int64_t)(urand() * (double)(i + 1));
-        int64_t t = a[i];
-        a[i] = a[j];
-        a[j] = t;
-    }
-}
+/* Every draw of the program, in order, from one fixed seed. */
+static app_rng rng = {0x853c49e6748fea9bull};
 
 /* Retrain S times on the multiset `rows` and report test accuracy. */
 static int score_selection(mgrad_context *ctx, const options *o, const mgrad_dataset *pool,
@@ -138,7 +122,7 @@ int main(int argc, char **argv)
     APP_CHECK(ctx, mgrad_dataset_size(all, &total));
     int64_t *perm = malloc(sizeof(int64_t) * (size_t)total);
     for (int64_t i = 0; i < total; i++) perm[i] = i;
-    shuffle(perm, total);
+    app_shuffle(&rng, perm, total);
     mgrad_dataset *target = NULL, *heldout = NULL, *pool = NULL;
     if (app_dataset_from(ctx, all, perm + N, o.target, NULL, NULL, &target) ||
         app_dataset_from(ctx, all, perm + N + o.target, o.heldout, NULL, NULL, &heldout))
@@ -153,13 +137,13 @@ int main(int argc, char **argv)
     int64_t nflip = (int64_t)(o.flip_share * N), nnoise = (int64_t)(o.noise_share * N);
     char *defect = calloc((size_t)N, 1);
     for (int64_t i = 0; i < nflip + nnoise; i++) {
-        int64_t r = (int64_t)(urand() * N);
+        int64_t r = (int64_t)(app_urand(&rng) * N);
         while (defect[r]) r = (r + 1) % N;
         defect[r] = i < nflip ? 1 : 2;
         if (defect[r] == 1)
-            labels[r] = (labels[r] + 1 + (int32_t)(urand() * 9)) % 10;
+            labels[r] = (labels[r] + 1 + (int32_t)(app_urand(&rng) * 9)) % 10;
         else
-            for (int j = 0; j < 784; j++) x[r * 784 + j] = (float)urand();
+            for (int j = 0; j < 784; j++) x[r * 784 + j] = (float)app_urand(&rng);
     }
     int64_t *ident = malloc(sizeof(int64_t) * (size_t)N);
     for (int64_t i = 0; i < N; i++) ident[i] = i;
@@ -179,7 +163,7 @@ int main(int argc, char **argv)
     if (score_selection(ctx, &o, pool, ident, N, test, &mean[0], &sd[0])) return 1;
     bad_share[0] = (double)(nflip + nnoise) / (double)N;
     memcpy(sel, ident, sizeof(int64_t) * (size_t)N);
-    shuffle(sel, N);
+    app_shuffle(&rng, sel, N);
     int64_t *random_sel = malloc(sizeof(int64_t) * (size_t)K);
     memcpy(random_sel, sel, sizeof(int64_t) * (size_t)K);
     if (score_selection(ctx, &o, pool, random_sel, K, test, &mean[1], &sd[1])) return 1;

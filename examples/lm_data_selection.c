@@ -85,24 +85,8 @@ typedef struct options {
 
 enum { NMETHODS = 5, HASH_BUCKETS = 10000 };
 
-static uint64_t rng_state = 0x2545f4914f6cdd1dull;
-static double urand(void)
-{
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return (double)((z ^ (z >> 31)) >> 11) / 9007199254740992.0;
-}
-
-static void shuffle(int64_t *a, int64_t n)
-{
-    for (int64_t i = n - 1; i > 0; i--) {
-        int64_t j = (int64_t)(urand() * (double)(i + 1));
-        int64_t t = a[i];
-        a[i] = a[j];
-        a[j] = t;
-    }
-}
+/* Every draw of the program, in order, from one fixed seed. */
+static app_rng rng = {0x2545f4914f6cdd1dull};
 
 /* Indices 0..n-1 ordered by key, ascending (ties by index: deterministic). */
 static const double *sort_key;
@@ -294,7 +278,7 @@ static int dsir_select(mgrad_context *ctx, const mgrad_text_corpus *c, const opt
             if (h[b] != 0) logw += h[b] * (pt[b] - pr[b]);
         /* Gumbel top-k: the K largest log w + Gumbel noise are a draw of K
            without replacement with probabilities ∝ w */
-        double u = urand();
+        double u = app_urand(&rng);
         key[j] = -(logw - log(-log(u > 0 ? u : 1e-300)));
     }
     argsort(key, D, order);
@@ -491,7 +475,7 @@ int main(int argc, char **argv)
                     (long long)count[d], (long long)need, (long long)want);
             return 1;
         }
-        shuffle(by_domain[d], count[d]);
+        app_shuffle(&rng, by_domain[d], count[d]);
         for (int64_t j = 0; j < quota[d]; j++) {
             pool_docs[np] = by_domain[d][j];
             pool_domain[np++] = d;
@@ -526,7 +510,7 @@ int main(int argc, char **argv)
     for (int64_t j = 0; j < D; j++) sel[0][j] = j;
     /* random */
     memcpy(sel[1], sel[0], sizeof(int64_t) * (size_t)D);
-    shuffle(sel[1], D);
+    app_shuffle(&rng, sel[1], D);
     /* perplexity: the K pool documents with the lowest mean loss under a
        model trained on the target sample (scored on the held-out split) */
     {

@@ -34,14 +34,8 @@
 
 enum { F = 784, NATTACKS = 4 };
 
-static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
-static double urand(void)
-{
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return (double)((z ^ (z >> 31)) >> 11) / 9007199254740992.0;
-}
+/* Every draw of the program, in order, from one fixed seed. */
+static app_rng rng = {0x2545F4914F6CDD1Dull};
 
 /* MGD's progress hook on φ = −(target loss) and the score −(held-out loss):
    log and print the losses themselves (the negation is exact). */
@@ -102,7 +96,7 @@ int main(int argc, char **argv)
     int64_t *rows = malloc(sizeof(int64_t) * (size_t)npoison);
     char *taken = calloc((size_t)N, 1);
     for (int64_t r = 0; r < npoison; r++) {
-        int64_t i = (int64_t)(urand() * (double)N);
+        int64_t i = (int64_t)(app_urand(&rng) * (double)N);
         while (taken[i]) i = (i + 1) % N;
         taken[i] = 1;
         rows[r] = i;
@@ -171,11 +165,11 @@ int main(int argc, char **argv)
     int32_t *ya = malloc(sizeof(int32_t) * (size_t)N);
     memcpy(xa, x, sizeof(float) * (size_t)(N * F));
     for (int64_t r = 0; r < npoison; r++)
-        for (int j = 0; j < F; j++) xa[rows[r] * F + j] = (float)urand();
+        for (int j = 0; j < F; j++) xa[rows[r] * F + j] = (float)app_urand(&rng);
     if (app_dataset_from(ctx, train, ident, N, NULL, xa, &sets[1])) return 1;
     memcpy(ya, y, sizeof(int32_t) * (size_t)N);
     for (int64_t r = 0; r < npoison; r++)
-        ya[rows[r]] = (ya[rows[r]] + 1 + (int32_t)(urand() * 9)) % 10;
+        ya[rows[r]] = (ya[rows[r]] + 1 + (int32_t)(app_urand(&rng) * 9)) % 10;
     if (app_dataset_from(ctx, train, ident, N, ya, NULL, &sets[2])) return 1;
     memcpy(xa, x, sizeof(float) * (size_t)(N * F));
     for (int64_t r = 0; r < npoison; r++)

@@ -58,14 +58,8 @@ static const char *const CLASS_NAMES[NCLASS] = {
     "T-shirt/top", "trouser", "pullover", "dress", "coat",
     "sandal",      "shirt",   "sneaker",  "bag",   "ankle boot"};
 
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static double urand(void)
-{
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return (double)((z ^ (z >> 31)) >> 11) / 9007199254740992.0;
-}
+/* Every draw of the program, in order, from one fixed seed. */
+static app_rng rng = {0x9E3779B97F4A7C15ull};
 
 /* Rows of `ds` whose label is (want_class = 1) or is not (0) `cls`: a new
    array in *rows, its length in *n. */
@@ -222,7 +216,7 @@ int main(int argc, char **argv)
     int64_t *rows = malloc(sizeof(int64_t) * (size_t)npoison);
     char *taken = calloc((size_t)ncand, 1);
     for (int64_t r = 0; r < npoison; r++) {
-        int64_t i = (int64_t)(urand() * (double)ncand);
+        int64_t i = (int64_t)(app_urand(&rng) * (double)ncand);
         while (taken[i]) i = (i + 1) % ncand;
         taken[i] = 1;
         rows[r] = cand[i];
@@ -285,7 +279,7 @@ int main(int argc, char **argv)
         for (int64_t r = 0; r < npoison; r++)
             for (int j = 0; j < F; j++)
                 xa[rows[r] * F + j] =
-                    (float)(images[k] != NULL ? images[k][r * F + j] : urand());
+                    (float)(images[k] != NULL ? images[k][r * F + j] : app_urand(&rng));
         if (app_dataset_from(ctx, train, ident, N, NULL, xa, &sets[k])) return 1;
     }
 

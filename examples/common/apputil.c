@@ -266,6 +266,24 @@ void app_mean_std(const double *x, int n, double *mean, double *std)
     *std = n > 1 ? sqrt(v / (n - 1)) : 0;
 }
 
+double app_urand(app_rng *rng)
+{
+    uint64_t z = (rng->state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return (double)((z ^ (z >> 31)) >> 11) / 9007199254740992.0;
+}
+
+void app_shuffle(app_rng *rng, int64_t *a, int64_t n)
+{
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)(app_urand(rng) * (double)(i + 1));
+        int64_t t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+    }
+}
+
 int app_write_csv(const char *path, const char *header, const double *rows, int nrows,
                   int ncols)
 {

@@ -98,6 +98,18 @@ int app_write_progress(const char *dir, const char *name, const double *log, int
 
 void app_mean_std(const double *x, int n, double *mean, double *std);
 
+/* The applications' random numbers: splitmix64 from a fixed seed per
+   program, so that a program draws the same numbers on every machine. */
+typedef struct app_rng {
+    uint64_t state;
+} app_rng;
+
+/* Uniform in [0, 1), 53 bits. */
+double app_urand(app_rng *rng);
+
+/* Fisher-Yates shuffle of a[0 .. n-1] with draws from `rng`. */
+void app_shuffle(app_rng *rng, int64_t *a, int64_t n);
+
 /* Make DIR and its parents if missing and check that files can be created
    in it, so that a bad --out fails before the computation rather than after;
    prints why not to stderr and returns -1. */
