@@ -2,7 +2,8 @@
  * fixtures.h - the whole-run fixtures shared by the suites (header-only,
  * like testutil.h): a data set drawn from a seed, the one-hidden-layer tanh
  * MLP, the optimizer fields of mgrad_run_options, a training and a
- * meta-parameter that must succeed, and the teardown.
+ * meta-parameter that must succeed, a check of the last error message, and
+ * the teardown.
  *
  * One copy, so that the suites that compare against each other's set-ups
  * (test_callback.c's built-in twin, test_checkpoint.c's world, test_run.c,
@@ -14,6 +15,7 @@
 #include <check.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "metagrad.h"
 #include "testutil.h"
@@ -98,6 +100,13 @@ static inline mgrad_meta *tf_add_meta(mgrad_context *ctx, mgrad_run *run, mgrad_
     mgrad_status s = mgrad_run_add_meta(&m, run, kind, mo);
     ck_assert_msg(s == MGRAD_OK, "add_meta: %s", mgrad_context_last_error(ctx));
     return m;
+}
+
+/* The context's last error message contains text. */
+static inline void tf_assert_error_has(mgrad_context *ctx, const char *text)
+{
+    const char *msg = mgrad_context_last_error(ctx);
+    ck_assert_msg(strstr(msg, text) != NULL, "message \"%s\" lacks \"%s\"", msg, text);
 }
 
 /* Destroy a fixture's handles; any may be NULL.  Every object keeps what it

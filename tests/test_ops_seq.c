@@ -595,12 +595,6 @@ START_TEST(test_gpt_checkpoint_bit_identical)
 }
 END_TEST
 
-static void assert_error_has(mgrad_context *ctx, const char *text)
-{
-    const char *msg = mgrad_context_last_error(ctx);
-    ck_assert_msg(strstr(msg, text) != NULL, "message \"%s\" lacks \"%s\"", msg, text);
-}
-
 /* INPUTS and SOFT_LABELS are refused on a next-token run (and INPUTS on any
    model reading token ids); bad ids and a model without a sequence output
    are refused when the run is created. */
@@ -612,10 +606,10 @@ START_TEST(test_next_token_refusals)
     mgrad_meta *m = NULL;
     ck_assert_int_eq(mgrad_run_add_meta(&m, fx.run, MGRAD_META_INPUTS, &mo),
                      MGRAD_ERR_UNSUPPORTED);
-    assert_error_has(fx.ctx, "token ids");
+    tf_assert_error_has(fx.ctx, "token ids");
     ck_assert_int_eq(mgrad_run_add_meta(&m, fx.run, MGRAD_META_SOFT_LABELS, &mo),
                      MGRAD_ERR_UNSUPPORTED);
-    assert_error_has(fx.ctx, "SOFT_LABELS");
+    tf_assert_error_has(fx.ctx, "SOFT_LABELS");
     ck_assert_ptr_null(m);
 
     mgrad_run_options o = MGRAD_RUN_OPTIONS_INIT;
@@ -633,7 +627,7 @@ START_TEST(test_next_token_refusals)
     ck_assert_int_eq(mgrad_dataset_create(&ds, fx.ctx, 2, 1, shape, MGRAD_DTYPE_F64, bad),
                      MGRAD_OK);
     ck_assert_int_eq(mgrad_run_create(&run, fx.model, ds, &o), MGRAD_ERR_INVALID);
-    assert_error_has(fx.ctx, "not a token id");
+    tf_assert_error_has(fx.ctx, "not a token id");
     ck_assert_ptr_null(run);
     double ev = 0;
     gtrain(&fx);
@@ -652,7 +646,7 @@ START_TEST(test_next_token_refusals)
     ck_assert_int_eq(mgrad_model_add_flatten(flat), MGRAD_OK);
     ck_assert_int_eq(mgrad_model_add_dense(flat, GL * GV, MGRAD_INIT_DEFAULT), MGRAD_OK);
     ck_assert_int_eq(mgrad_run_create(&run, flat, fx.train, &o), MGRAD_ERR_SHAPE);
-    assert_error_has(fx.ctx, "sequence");
+    tf_assert_error_has(fx.ctx, "sequence");
     /* ... which with labels and cross-entropy trains, but INPUTS is refused */
     int32_t labels[GN];
     for (int i = 0; i < GN; i++) labels[i] = i % 3;

@@ -58,12 +58,6 @@ static void teardown(world *w)
     tf_destroy(w->ctx, w->model, w->run, w->train, w->val, w->aux);
 }
 
-static void assert_error_has(mgrad_context *ctx, const char *text)
-{
-    const char *msg = mgrad_context_last_error(ctx);
-    ck_assert_msg(strstr(msg, text) != NULL, "message \"%s\" lacks \"%s\"", msg, text);
-}
-
 /* ---- the caller's function of the FD tests ------------------------------
    f(θ) = 0.05 Σ_i a_i sin(θ_i) + 0.02 Σ_i θ_i², a drawn once. */
 typedef struct sin_fn {
@@ -406,7 +400,7 @@ START_TEST(test_plain_run)
     ck_assert_int_eq(mgrad_run_evaluate(w.run, w.val, &loss, &acc), MGRAD_OK);
     ck_assert(isfinite(loss) && acc >= 0 && acc <= 1);
     ck_assert_int_eq(mgrad_run_reverse(w.run), MGRAD_ERR_ORDER);
-    assert_error_has(w.ctx, "mgrad_run_set_output");
+    tf_assert_error_has(w.ctx, "mgrad_run_set_output");
     /* the validation loss as an output: φ = the evaluated loss, same bits */
     mgrad_output_term term = {MGRAD_OUTPUT_LOSS, w.val, 1.0, NULL, 0, NULL, 0};
     mgrad_output out = MGRAD_OUTPUT_INIT;
@@ -414,7 +408,7 @@ START_TEST(test_plain_run)
     out.num_terms = 1;
     ck_assert_int_eq(mgrad_run_set_output(w.run, &out), MGRAD_OK);
     ck_assert_int_eq(mgrad_run_reverse(w.run), MGRAD_ERR_ORDER);
-    assert_error_has(w.ctx, "mgrad_run_set_output");
+    tf_assert_error_has(w.ctx, "mgrad_run_set_output");
     ck_assert_int_eq(mgrad_run_train(w.run, &phi), MGRAD_OK);
     ck_assert(phi == loss);
     ck_assert_int_eq(mgrad_run_reverse(w.run), MGRAD_OK);
@@ -494,7 +488,7 @@ START_TEST(test_set_output_errors)
         mgrad_status s = mgrad_run_set_output(w.run, &out);
         ck_assert_msg(s == cases[i].want, "case %zu: %d (%s)", i, (int)s,
                       mgrad_context_last_error(w.ctx));
-        assert_error_has(w.ctx, cases[i].text);
+        tf_assert_error_has(w.ctx, cases[i].text);
     }
     mgrad_output bad_version = MGRAD_OUTPUT_INIT;
     bad_version.version = 99;
@@ -510,9 +504,9 @@ START_TEST(test_set_output_errors)
     out.fn = failing_output;
     ck_assert_int_eq(mgrad_run_set_output(w.run, &out), MGRAD_OK);
     ck_assert_int_eq(mgrad_run_reverse(w.run), MGRAD_ERR_ORDER); /* the output changed */
-    assert_error_has(w.ctx, "mgrad_run_set_output");
+    tf_assert_error_has(w.ctx, "mgrad_run_set_output");
     ck_assert_int_eq(mgrad_run_train(w.run, NULL), MGRAD_ERR_CALLBACK);
-    assert_error_has(w.ctx, "returned 3");
+    tf_assert_error_has(w.ctx, "returned 3");
     mgrad_dataset_destroy(foreign);
     mgrad_context_destroy(other);
     teardown(&w);

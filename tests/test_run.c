@@ -392,12 +392,6 @@ START_TEST(test_divergence_reported)
 END_TEST
 
 /* The last error contains `text`. */
-static void assert_error_has(mgrad_context *ctx, const char *text)
-{
-    const char *msg = mgrad_context_last_error(ctx);
-    ck_assert_msg(strstr(msg, text) != NULL, "expected \"%s\" in: %s", text, msg);
-}
-
 /* A negative learning rate is refused wherever it enters: options.lr,
    options.lr_schedule, an LR_SCHEDULE value.  Failed calls change nothing. */
 START_TEST(test_negative_lr_refused)
@@ -412,8 +406,8 @@ START_TEST(test_negative_lr_refused)
     mgrad_run *sentinel = (mgrad_run *)&o, *r = sentinel;
     ck_assert_int_eq(mgrad_run_create(&r, fx.model, fx.train, &o), MGRAD_ERR_INVALID);
     ck_assert_ptr_eq(r, sentinel);
-    assert_error_has(fx.ctx, "options.lr = -0.25");
-    assert_error_has(fx.ctx, ">= 0");
+    tf_assert_error_has(fx.ctx, "options.lr = -0.25");
+    tf_assert_error_has(fx.ctx, ">= 0");
     double sched[T];
     for (int t = 0; t < T; t++) sched[t] = 0.1;
     sched[4] = -0.5;
@@ -421,7 +415,7 @@ START_TEST(test_negative_lr_refused)
     o.lr_schedule = sched;
     ck_assert_int_eq(mgrad_run_create(&r, fx.model, fx.train, &o), MGRAD_ERR_INVALID);
     ck_assert_ptr_eq(r, sentinel);
-    assert_error_has(fx.ctx, "options.lr_schedule[4] = -0.5");
+    tf_assert_error_has(fx.ctx, "options.lr_schedule[4] = -0.5");
     sched[4] = 0; /* a zero rate is a legitimate step (no update) */
     ck_assert_int_eq(mgrad_run_create(&r, fx.model, fx.train, &o), MGRAD_OK);
     mgrad_run_destroy(r);
@@ -435,8 +429,8 @@ START_TEST(test_negative_lr_refused)
     memcpy(z, before, sizeof z);
     z[7] = -1e-3;
     ck_assert_int_eq(mgrad_meta_set_value(lr, MGRAD_DTYPE_F64, z, T), MGRAD_ERR_INVALID);
-    assert_error_has(fx.ctx, "LR_SCHEDULE value 7");
-    assert_error_has(fx.ctx, "-0.001");
+    tf_assert_error_has(fx.ctx, "LR_SCHEDULE value 7");
+    tf_assert_error_has(fx.ctx, "-0.001");
     ck_assert_int_eq(mgrad_meta_get_value(lr, MGRAD_DTYPE_F64, after, T), MGRAD_OK);
     ck_assert(memcmp(before, after, sizeof before) == 0);
     ck_assert_int_eq(mgrad_run_reverse(fx.run), MGRAD_OK);
@@ -465,8 +459,8 @@ START_TEST(test_batch_norm_needs_two_values)
     mgrad_run *sentinel = (mgrad_run *)&o, *r = sentinel;
     ck_assert_int_eq(mgrad_run_create(&r, m, fx.train, &o), MGRAD_ERR_INVALID);
     ck_assert_ptr_eq(r, sentinel);
-    assert_error_has(ctx, "options.batch_size");
-    assert_error_has(ctx, "more than 1 value per channel");
+    tf_assert_error_has(ctx, "options.batch_size");
+    tf_assert_error_has(ctx, "more than 1 value per channel");
 
     o.batch_size = 2;
     ck_assert_int_eq(mgrad_run_create(&r, m, fx.train, &o), MGRAD_OK);
@@ -489,18 +483,18 @@ START_TEST(test_batch_norm_needs_two_values)
     ck_assert_int_eq(mgrad_run_add_meta(&pm, r, MGRAD_META_POOL_WEIGHTS, &mo),
                      MGRAD_ERR_INVALID);
     ck_assert_ptr_eq(pm, msent);
-    assert_error_has(ctx, "the pool = 1 row");
+    tf_assert_error_has(ctx, "the pool = 1 row");
     mo.pool = p257;
     ck_assert_int_eq(mgrad_run_add_meta(&pm, r, MGRAD_META_POOL_WEIGHTS, &mo),
                      MGRAD_ERR_INVALID);
     ck_assert_ptr_eq(pm, msent);
-    assert_error_has(ctx, "last chunk of 1 row");
+    tf_assert_error_has(ctx, "last chunk of 1 row");
     /* the failed registrations left the trajectory valid */
     ck_assert_int_eq(mgrad_run_reverse(r), MGRAD_OK);
     double loss = 7, acc = 7;
     ck_assert_int_eq(mgrad_run_evaluate(r, p257, &loss, &acc), MGRAD_ERR_INVALID);
     ck_assert_double_eq(loss, 7);
-    assert_error_has(ctx, "mgrad_run_evaluate");
+    tf_assert_error_has(ctx, "mgrad_run_evaluate");
     mgrad_run_destroy(r);
 
     /* one row of a 2x2 image: 4 values per channel */
@@ -560,8 +554,8 @@ START_TEST(test_reverse_divergence_message)
     ck_assert_int_eq(mgrad_run_train(r, &phi), MGRAD_OK);
     ck_assert(isfinite(phi));
     ck_assert_int_eq(mgrad_run_reverse(r), MGRAD_ERR_NONFINITE);
-    assert_error_has(ctx, "the reverse pass diverged at step");
-    assert_error_has(ctx, "smaller learning rate");
+    tf_assert_error_has(ctx, "the reverse pass diverged at step");
+    tf_assert_error_has(ctx, "smaller learning rate");
     ck_assert_ptr_null(strstr(mgrad_context_last_error(ctx), "Adam"));
     double g[60];
     ck_assert_int_eq(mgrad_meta_get_grad(lr, MGRAD_DTYPE_F64, g, 60), MGRAD_ERR_ORDER);
@@ -582,23 +576,23 @@ START_TEST(test_add_meta_after_train)
     train_phi(&fx);
     add_meta(&fx, MGRAD_META_WEIGHT_DECAY, 0);
     ck_assert_int_eq(mgrad_run_reverse(fx.run), MGRAD_ERR_ORDER);
-    assert_error_has(fx.ctx, "mgrad_run_reverse");
-    assert_error_has(fx.ctx, "mgrad_run_add_meta");
-    assert_error_has(fx.ctx, "mgrad_run_train again");
+    tf_assert_error_has(fx.ctx, "mgrad_run_reverse");
+    tf_assert_error_has(fx.ctx, "mgrad_run_add_meta");
+    tf_assert_error_has(fx.ctx, "mgrad_run_train again");
     ck_assert_ptr_null(strstr(mgrad_context_last_error(fx.ctx), "mgrad_meta_set_value"));
     double theta[256];
     int64_t P = 0;
     ck_assert_int_eq(mgrad_run_num_params(fx.run, &P), MGRAD_OK);
     ck_assert_int_le(P, 256);
     ck_assert_int_eq(mgrad_run_get_params(fx.run, MGRAD_DTYPE_F64, theta, P), MGRAD_ERR_ORDER);
-    assert_error_has(fx.ctx, "mgrad_run_add_meta");
+    tf_assert_error_has(fx.ctx, "mgrad_run_add_meta");
     /* a changed value names mgrad_meta_set_value */
     train_phi(&fx);
     double z[T];
     ck_assert_int_eq(mgrad_meta_get_value(lr, MGRAD_DTYPE_F64, z, T), MGRAD_OK);
     ck_assert_int_eq(mgrad_meta_set_value(lr, MGRAD_DTYPE_F64, z, T), MGRAD_OK);
     ck_assert_int_eq(mgrad_run_reverse(fx.run), MGRAD_ERR_ORDER);
-    assert_error_has(fx.ctx, "mgrad_meta_set_value");
+    tf_assert_error_has(fx.ctx, "mgrad_meta_set_value");
     train_phi(&fx);
     ck_assert_int_eq(mgrad_run_reverse(fx.run), MGRAD_OK);
     teardown(&fx);
