@@ -69,25 +69,21 @@ int main(int argc, char **argv)
     int64_t pool_flag = 0, select_flag = 0, meta_flag = 0,
             seeds_flag = 0; /* 0: the mode's default */
     const app_flag flags[] = {
-        {"--quick", APP_FLAG_SWITCH, &quick, NULL, "a compact configuration (minutes)", 0, 0},
-        {"--smoke", APP_FLAG_SWITCH, &smoke, NULL, "a tiny configuration (seconds; the tests)",
-         0, 0},
+        APP_FLAG_QUICK(&quick),
+        APP_FLAG_SMOKE(&smoke),
         {"--pool", APP_FLAG_INT, &pool_flag, "N", "candidates in the pool", 2, 50000},
         {"--select", APP_FLAG_INT, &select_flag, "K", "candidates to select, fewer than N", 1,
          49999},
         {"--meta-steps", APP_FLAG_INT, &meta_flag, "M", "MGD meta-steps", 1, 500},
         {"--seeds", APP_FLAG_INT, &seeds_flag, "S", "retrainings per method, with unseen seeds",
          1, 16},
-        {"--out", APP_FLAG_PATH, &o.out, "DIR", "where the CSV and JSON files go (created)", 0,
-         0},
+        APP_FLAG_OUT(&o.out),
     };
     const app_cmdline cmd = {"Select a training subset of a defective Fashion-MNIST pool by "
                              "metagradient descent.",
                              flags, (int)(sizeof flags / sizeof *flags), NULL, 0};
-    int rc = app_parse_flags(&cmd, argc, argv);
+    int rc = app_parse_app_flags(&cmd, argc, argv, &quick, &smoke);
     if (rc != APP_FLAGS_RUN) return rc;
-    if (quick && smoke)
-        return app_usage_error(&cmd, argv[0], "--quick and --smoke exclude each other");
     if (quick) {
         o.pool = 2000;
         o.select = 1000;

@@ -382,9 +382,8 @@ int main(int argc, char **argv)
     int quick = 0, smoke = 0;
     int64_t pool_flag = 0, select_flag = 0, meta_flag = 0, seeds_flag = 0; /* 0: mode's */
     const app_flag flags[] = {
-        {"--quick", APP_FLAG_SWITCH, &quick, NULL, "a compact configuration (minutes)", 0, 0},
-        {"--smoke", APP_FLAG_SWITCH, &smoke, NULL, "a tiny configuration (seconds; the tests)",
-         0, 0},
+        APP_FLAG_QUICK(&quick),
+        APP_FLAG_SMOKE(&smoke),
         {"--pool", APP_FLAG_INT, &pool_flag, "D", "documents in the pool (1/8 of them fortunes)",
          16, 4000},
         {"--select", APP_FLAG_INT, &select_flag, "K", "documents to select, fewer than D", 1,
@@ -392,16 +391,13 @@ int main(int argc, char **argv)
         {"--meta-steps", APP_FLAG_INT, &meta_flag, "M", "MGD meta-steps", 1, 500},
         {"--seeds", APP_FLAG_INT, &seeds_flag, "S", "retrainings per method, with unseen seeds",
          1, 16},
-        {"--out", APP_FLAG_PATH, &o.out, "DIR", "where the CSV and JSON files go (created)", 0,
-         0},
+        APP_FLAG_OUT(&o.out),
     };
     const app_cmdline cmd = {"Select the training documents of a tiny GPT by metagradient "
                              "descent (target: fortunes).",
                              flags, (int)(sizeof flags / sizeof *flags), NULL, 0};
-    int rc = app_parse_flags(&cmd, argc, argv);
+    int rc = app_parse_app_flags(&cmd, argc, argv, &quick, &smoke);
     if (rc != APP_FLAGS_RUN) return rc;
-    if (quick && smoke)
-        return app_usage_error(&cmd, argv[0], "--quick and --smoke exclude each other");
     if (quick) {
         o.pool = 160;
         o.select = 32;

@@ -54,24 +54,20 @@ int main(int argc, char **argv)
     int quick = 0, smoke = 0;
     int64_t meta_flag = 0, seeds_flag = 0; /* 0: the mode's default */
     const app_flag flags[] = {
-        {"--quick", APP_FLAG_SWITCH, &quick, NULL, "a compact configuration (minutes)", 0, 0},
-        {"--smoke", APP_FLAG_SWITCH, &smoke, NULL, "a tiny configuration (seconds; the tests)",
-         0, 0},
+        APP_FLAG_QUICK(&quick),
+        APP_FLAG_SMOKE(&smoke),
         {"--meta-steps", APP_FLAG_INT, &meta_flag, "M", "MGD meta-steps of the attack", 1,
          2000},
         {"--seeds", APP_FLAG_INT, &seeds_flag, "S", "victim retrainings, with unseen seeds", 1,
          16},
-        {"--out", APP_FLAG_PATH, &out, "DIR", "where the CSV and JSON files go (created)", 0,
-         0},
+        APP_FLAG_OUT(&out),
     };
     const app_cmdline cmd = {
         "Degrade a victim's accuracy by changing 2.5% of its Fashion-MNIST "
         "training images (metagradient ascent).",
         flags, (int)(sizeof flags / sizeof *flags), NULL, 0};
-    int rc = app_parse_flags(&cmd, argc, argv);
+    int rc = app_parse_app_flags(&cmd, argc, argv, &quick, &smoke);
     if (rc != APP_FLAGS_RUN) return rc;
-    if (quick && smoke)
-        return app_usage_error(&cmd, argv[0], "--quick and --smoke exclude each other");
     if (quick) {
         meta_steps = 20;
         N = 2000;

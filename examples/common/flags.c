@@ -62,6 +62,16 @@ int app_usage_error(const app_cmdline *cmd, const char *argv0, const char *messa
     return 2;
 }
 
+int app_parse_app_flags(const app_cmdline *cmd, int argc, char **argv, const int *quick,
+                        const int *smoke)
+{
+    int rc = app_parse_flags(cmd, argc, argv);
+    if (rc != APP_FLAGS_RUN) return rc;
+    if (*quick && *smoke)
+        return app_usage_error(cmd, argv[0], "--quick and --smoke exclude each other");
+    return APP_FLAGS_RUN;
+}
+
 /* Store `text` as the value of `o`; returns 0, or 2 after the message. */
 static int set_value(const app_cmdline *cmd, const char *argv0, const app_flag *o,
                      const char *text)

@@ -74,6 +74,29 @@ void app_print_usage(const app_cmdline *cmd, const char *argv0, FILE *f);
    return. */
 int app_usage_error(const app_cmdline *cmd, const char *argv0, const char *message);
 
+/* The flags every application shares: --quick and --smoke pick a smaller
+   configuration, --out the directory of the result files. */
+#define APP_FLAG_QUICK(var)                                                                    \
+    {                                                                                          \
+        "--quick", APP_FLAG_SWITCH, (var), NULL, "a compact configuration (minutes)", 0, 0     \
+    }
+#define APP_FLAG_SMOKE(var)                                                                    \
+    {                                                                                          \
+        "--smoke", APP_FLAG_SWITCH, (var), NULL, "a tiny configuration (seconds; the tests)",  \
+            0, 0                                                                               \
+    }
+#define APP_FLAG_OUT(var)                                                                      \
+    {                                                                                          \
+        "--out", APP_FLAG_PATH, (var), "DIR", "where the CSV and JSON files go (created)", 0,  \
+            0                                                                                  \
+    }
+
+/* app_parse_flags for an application, then the check that *quick and *smoke
+   (the variables of APP_FLAG_QUICK and APP_FLAG_SMOKE) are not both set.
+   Returns APP_FLAGS_RUN, or the status main must return. */
+int app_parse_app_flags(const app_cmdline *cmd, int argc, char **argv, const int *quick,
+                        const int *smoke);
+
 #ifdef __cplusplus
 }
 #endif
