@@ -50,8 +50,8 @@ import numpy as np
 import metagrad as mg
 
 import _apputil as app
+import data_selection as ds
 
-NAMES = ["whole pool", "random", "small loss", "MGD"]
 PROGRAM = "torch_data_selection"
 
 
@@ -106,14 +106,7 @@ def options():
     p.add_argument("--select", type=int, default=None, metavar="K")
     a = p.parse_args()
     # data_selection.py's setup (hidden is unused: the model is the CNN)
-    o = dict(pool=4000, select=2000, target=1000, heldout=1000, meta_steps=40, seeds=3,
-             exchange=40, flip_share=0.25, noise_share=0.10,
-             train=app.TrainConfig(steps=400, batch=64, lr=0.02, momentum=0.5, hidden=0))
-    if a.quick:
-        o.update(pool=2000, select=1000, meta_steps=25, exchange=25, target=500, heldout=500)
-    if a.smoke:
-        o.update(pool=200, select=100, meta_steps=2, exchange=10, target=100, heldout=100,
-                 seeds=1, train=o["train"]._replace(steps=30))
+    o = ds.setup(a, hidden=0)
     for key in ("pool", "select"):
         if getattr(a, key) is not None:
             o[key] = getattr(a, key)
@@ -133,91 +126,20 @@ def main():
     all_set = app.load_fmnist(ctx, "train")
     test = app.load_fmnist(ctx, "test")
 
-    # Disjoint rows of the official training split: pool, target, held-out.
-    N, K, total = o.pool, o.select, all_set.size
-    perm = rng.permutation(total)
-    target = app.dataset_from(ctx, all_set, perm[N:N + o.target])
-    heldout = app.dataset_from(ctx, all_set, perm[N + o.target:N + o.target + o.heldout])
-    # Defects: flipped labels on one share, noise images on another.
-    clean = app.dataset_from(ctx, all_set, perm[:N])
-    labels = clean.get_labels()
-    x = clean.get_inputs("f32").reshape(N, 784)
-    clean.close()
-    nflip, nnoise = int(o.flip_share * N), int(o.noise_share * N)
-    defect = np.zeros(N, dtype=np.int8)
-    chosen = rng.choice(N, nflip + nnoise, replace=False)
-    for i, r in enumerate(chosen):
-        defect[r] = 1 if i < nflip else 2
-        if defect[r] == 1:
-            labels[r] = (labels[r] + 1 + rng.integers(0, 9)) % 10
-        else:
-            x[r] = rng.random(784, dtype=np.float32)
-    # [N, 1, 28, 28]: the CNN's input shape (the same 784 values per image)
-    pool = mg.Dataset(ctx, x.reshape(N, 1, 28, 28), labels=labels, num_classes=10)
-    ident = np.arange(N, dtype=np.int64)
+    # data_selection.py's pool, target and held-out sets; [N, 1, 28, 28] is
+    # the CNN's input shape (the same 784 values per image).
+    pool, target, heldout, defect, nflip, nnoise = ds.defective_pool(ctx, o, rng, all_set,
+                                                                     (1, 28, 28))
+    N, K = o.pool, o.select
     print("Fashion-MNIST data selection: pool %d (%d labels flipped, %d images noise), "
           "select %d; target %d, held-out %d; PyTorch CNN conv5x5(8, stride 2)-tanh-avgpool2-"
           "dense(10) through metagrad.torch, T = %d, B = %d"
           % (N, nflip, nnoise, K, o.target, o.heldout, o.train.steps, o.train.batch),
           flush=True)
 
-    mean, sd, bad_share = [0.0] * 4, [0.0] * 4, [0.0] * 4
-    # whole pool and random
-    mean[0], sd[0] = score_selection(ctx, mgt, torch, o, pool, ident, target, test)
-    bad_share[0] = (nflip + nnoise) / N
-    random_sel = rng.permutation(N)[:K]
-    mean[1], sd[1] = score_selection(ctx, mgt, torch, o, pool, random_sel, target, test)
-    bad_share[1] = float(np.mean(defect[random_sel] != 0))
-
-    # small loss: the K lowest per-example losses after training on the pool
-    with make_run(ctx, mgt, torch, o.train, pool, target, 7, 0) as run:
-        run.train()
-        loss = run.example_losses(pool)
-    small_sel = np.argsort(loss, kind="stable")[:K]
-    bad_share[2] = float(np.mean(defect[small_sel] != 0))
-    mean[2], sd[2] = score_selection(ctx, mgt, torch, o, pool, small_sel, target, test)
-    print("baselines done (%s)" % timer, flush=True)
-
-    # MGD: counts over the pool, gradient through the step-k relaxation
-    log = app.Progress(o.meta_steps, digits=1)
-    with make_run(ctx, mgt, torch, o.train, pool, target, 7, 0) as run:
-        cm = run.add_meta("data_weights")
-        pm = run.add_meta("pool_weights", step=o.train.steps * 9 // 10)
-        counts = np.zeros(N)
-        counts[random_sel] = 1  # start: the random selection
-        cm.value = counts
-        mgd = mg.MGD(cm, method="exchange", lr=1, exchange=o.exchange, gradient_from=pm,
-                     heldout=heldout, progress=log)
-        print("MGD (%d meta-steps):" % o.meta_steps, flush=True)
-        mgd.run(o.meta_steps)
-        counts, best_score = mgd.best()
-        print("best iterate: held-out loss %.4f" % best_score)
-        mgd.close()
-    mgd_sel = np.repeat(ident, counts.astype(np.int64))
-    bad_share[3] = float(np.mean(defect[mgd_sel] != 0))
-    mean[3], sd[3] = score_selection(ctx, mgt, torch, o, pool, mgd_sel, target, test)
-
-    print("\n%-12s %10s  %s  %s" % ("method", "examples",
-                                    "test accuracy (mean ± std, retrained with unseen seeds)",
-                                    "defective share"))
-    rows = []
-    for k in range(4):
-        size = N if k == 0 else K
-        print("%-12s %10d  %6.2f%% ± %.2f%%  (%d seeds)            %5.1f%%"
-              % (NAMES[k], size, 100 * mean[k], 100 * sd[k], o.seeds, 100 * bad_share[k]))
-        rows.append((NAMES[k], size, mean[k], sd[k], o.seeds, bad_share[k]))
-    table = os.path.join(o.out, PROGRAM + ".csv")
-    ok = app.write_csv(table, "method,examples,test_accuracy_mean,test_accuracy_std,seeds,"
-                       "defective_share", rows)
-    ok &= app.write_progress(os.path.join(o.out, PROGRAM + "_progress.csv"), log)
-    ok &= app.write_summary(os.path.join(o.out, PROGRAM + ".json"), PROGRAM,
-                            o.mode, [("pool", N), ("select", K), ("flipped_labels", nflip),
-                                     ("noise_images", nnoise), ("meta_steps", o.meta_steps),
-                                     ("seeds", o.seeds), ("train_steps", o.train.steps),
-                                     ("batch", o.train.batch)], NAMES, mean, sd)
-    figures = app.draw_figures(table) if ok else []
-    print("wrote %s/%s (%s)" % (o.out, ", ".join(
-        [PROGRAM + ".csv", PROGRAM + "_progress.csv", PROGRAM + ".json"] + figures), timer))
+    ok = ds.compare(o, PROGRAM, rng, timer, pool, heldout, defect, nflip, nnoise,
+                    lambda rows: score_selection(ctx, mgt, torch, o, pool, rows, target, test),
+                    lambda: make_run(ctx, mgt, torch, o.train, pool, target, 7, 0))
     for d in (pool, target, heldout, all_set, test):
         d.close()
     ctx.close()
