@@ -148,6 +148,27 @@ def save(fig, path):
 
 # ------------------------------------------------------------------ figures
 
+def two_panels():
+    """A figure of the results (left, wide) and a second panel (right)."""
+    return _plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [1.7, 1]})
+
+
+def share_panel(ax, names, share, xlabel, title):
+    """Horizontal bars of a share in percent per method (MGD's in red),
+    each labelled with its value."""
+    ys = list(range(len(names)))[::-1]
+    ax.barh(ys, share, color=["tab:red" if n == "MGD" else "tab:gray" for n in names])
+    for y, v in zip(ys, share):
+        ax.annotate("%.1f%%" % v, (v, y), xytext=(4, 0), textcoords="offset points",
+                    va="center", fontsize=9)
+    ax.set_yticks(ys)
+    ax.set_yticklabels(names)
+    ax.set_xlim(0, max(share) * 1.25 + 1)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
+
+
 def plot_data_selection(path, out_dir):
     rows = read_rows(path)
     names = [r["method"] for r in rows]
@@ -155,21 +176,11 @@ def plot_data_selection(path, out_dir):
     sd = [100 * float(r["test_accuracy_std"]) for r in rows]
     share = [100 * float(r["defective_share"]) for r in rows]
     seeds = int(float(rows[0]["seeds"]))
-    fig, (ax, ax2) = _plt.subplots(1, 2, figsize=(11, 3.8),
-                                   gridspec_kw={"width_ratios": [1.7, 1]})
+    fig, (ax, ax2) = two_panels()
     accuracy_panel(ax, names, mean, sd, seeds, names.index("MGD") if "MGD" in names else -1,
                    "Test accuracy after retraining on the selection")
-    ys = list(range(len(names)))[::-1]
-    ax2.barh(ys, share, color=["tab:red" if n == "MGD" else "tab:gray" for n in names])
-    for y, v in zip(ys, share):
-        ax2.annotate("%.1f%%" % v, (v, y), xytext=(4, 0), textcoords="offset points",
-                     va="center", fontsize=9)
-    ax2.set_yticks(ys)
-    ax2.set_yticklabels(names)
-    ax2.set_xlim(0, max(share) * 1.25 + 1)
-    ax2.set_xlabel("defective share of the selection (%)")
-    ax2.set_title("Flipped labels and noise images kept")
-    ax2.grid(axis="x", alpha=0.3)
+    share_panel(ax2, names, share, "defective share of the selection (%)",
+                "Flipped labels and noise images kept")
     fig.suptitle("Data selection on a defective Fashion-MNIST pool")
     return [save(fig, out_path(path, out_dir))]
 
@@ -182,8 +193,7 @@ def plot_poisoning(path, out_dir):
     drop = [100 * float(r["drop"]) for r in rows]
     seeds = int(float(rows[0]["seeds"]))
     mgd = next((i for i, n in enumerate(names) if n.startswith("MGD")), -1)
-    fig, (ax, ax2) = _plt.subplots(1, 2, figsize=(11, 3.8),
-                                   gridspec_kw={"width_ratios": [1.7, 1]})
+    fig, (ax, ax2) = two_panels()
     accuracy_panel(ax, names, mean, sd, seeds, mgd, "Victim's test accuracy")
     ys = list(range(len(names)))[::-1]
     ax2.barh(ys, drop, color=["tab:red" if i == mgd else "tab:gray" for i in range(len(names))])
@@ -273,23 +283,13 @@ def plot_lm_data_selection(path, out_dir):
     sd = [float(r["test_loss_std"]) for r in rows]
     share = [100 * float(r["target_share"]) for r in rows]
     seeds = int(float(rows[0]["seeds"]))
-    fig, (ax, ax2) = _plt.subplots(1, 2, figsize=(11, 3.8),
-                                   gridspec_kw={"width_ratios": [1.7, 1]})
+    fig, (ax, ax2) = two_panels()
     accuracy_panel(ax, names, mean, sd, seeds, names.index("MGD") if "MGD" in names else -1,
                    "Target-domain test loss after retraining on the selection (lower is "
                    "better)", quantity="test loss (nats per byte; axis zoomed)",
                    fmt="%.3f ± %.3f", min_span=0.02)
-    ys = list(range(len(names)))[::-1]
-    ax2.barh(ys, share, color=["tab:red" if n == "MGD" else "tab:gray" for n in names])
-    for y, v in zip(ys, share):
-        ax2.annotate("%.1f%%" % v, (v, y), xytext=(4, 0), textcoords="offset points",
-                     va="center", fontsize=9)
-    ax2.set_yticks(ys)
-    ax2.set_yticklabels(names)
-    ax2.set_xlim(0, max(share) * 1.25 + 1)
-    ax2.set_xlabel("target-domain share of the selected documents (%)")
-    ax2.set_title("Target-domain documents kept")
-    ax2.grid(axis="x", alpha=0.3)
+    share_panel(ax2, names, share, "target-domain share of the selected documents (%)",
+                "Target-domain documents kept")
     fig.suptitle("Selecting the training documents of a tiny GPT")
     return [save(fig, out_path(path, out_dir))]
 
