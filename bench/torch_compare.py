@@ -14,9 +14,16 @@ the per-step LR.  φ = mean validation cross-entropy at θ_T.
          --budget-mib N ...);
          the training set in compact storage (Dataset.compact: exact, one
          byte per pixel; --dense keeps 4-byte floats);
-  torch: the T steps unrolled with torch.autograd.grad(create_graph=True),
-         then φ.backward().
-Repeats run interleaved (torch, then each of ours, then torch again ...), so
+  torch unrolled: the T steps unrolled with
+         torch.autograd.grad(create_graph=True), then φ.backward();
+  torch ckptK (--torch-ckpt K, default 32; 0: off): exact reverse mode over
+         the same SGD-momentum steps, segment-checkpointed: the forward
+         phase keeps (θ_t, m_t) at every K-th step, the reverse phase
+         recomputes each segment's states from its checkpoint and runs one
+         double backward per step (H·u and ∂(g·u)/∂w, u the adjoint of
+         m_{t+1}); the report gives its time, memory and agreement against
+         the unrolled side of the same thread setting.
+Repeats run interleaved (each torch side, then each of ours, then again ...), so
 that a slow spell of the machine hits every side of a repeat alike.
 Reports time and peak RSS of each side (medians), the time ratio of every
 repeat and their median, and the relative error ‖a − b‖/‖b‖ of the two LR
@@ -34,14 +41,21 @@ so the two compute the same φ and metagradients, and the report gives their
 relative difference (use --dtype f64 to separate rounding from
 disagreement).  Times: plain training (images/s) and the metagradient.
 
-Thread settings: ours runs with --threads BLAS threads; the torch side runs
-once for each value of --torch-threads (torch.set_num_threads(n), with
-OPENBLAS_NUM_THREADS and OMP_NUM_THREADS = --threads), and each of ours is
-compared with every torch setting and with the fastest one.
+Thread settings: ours runs once for each value of --threads (its BLAS
+threads, OPENBLAS_NUM_THREADS); each torch side runs once for each value of
+--torch-threads (torch.set_num_threads(n), its OpenMP intra-op pool), with
+OPENBLAS_NUM_THREADS and OMP_NUM_THREADS = --torch-blas-threads (default:
+the largest --threads).  On a 2-core machine torch is fastest with 1
+OpenMP thread and 2 OpenBLAS threads (--threads 1 2 --torch-threads 1 2
+measures it).  Each of ours is compared with every torch side (time), with
+the fastest one (time, per-repeat time, peak RSS) and with the fastest
+checkpointed one (time, peak RSS).  The load average is printed before and
+after: other jobs on the machine move every figure.
 
 Run from the repository root:
   PYTHONPATH=bindings/python METAGRAD_LIBRARY=<build>/lib/libmetagrad.so \\
-    OPENBLAS_NUM_THREADS=2 python3 bench/torch_compare.py --steps 200 1000
+    python3 bench/torch_compare.py --steps 200 1000 --threads 1 2 \\
+        --torch-threads 1 2 --budget-mib 80 --repeats 3
   ... python3 bench/torch_compare.py --mode cnn --model resnet9 --threads 2 \\
         --torch-threads 1 2 --repeats 3
 Needs python3-torch (scripts/install-bench-deps.sh) and numpy.
@@ -311,6 +325,9 @@ def child_torch(cfg):
         plain()
         out["plain_s"] = time.perf_counter() - t0
 
+    if cfg.get("ckpt", 0) > 0:
+        out.update(torch_ckpt(cfg, fwd, params0, X, Y, Xv, Yv, batches))
+        return out
     w = torch.ones(N, requires_grad=True)
     lrs = torch.full((T,), lr, requires_grad=True)
     ps = [q.clone().requires_grad_(True) for q in params0]
@@ -341,11 +358,87 @@ def child_torch(cfg):
     return out
 
 
+def torch_ckpt(cfg, fwd, params0, X, Y, Xv, Yv, batches):
+    """Exact reverse mode over the SGD-momentum trajectory, segment-checkpointed:
+    the forward phase keeps (θ_t, m_t) at every k-th step only; the reverse
+    phase recomputes each segment's states from its checkpoint, then runs its
+    steps backwards, one double backward (H·u and ∂(g·u)/∂w) per step.  The
+    steps are the unrolled side's, op for op, so the two compute the same
+    metagradients (up to the summation order of the reverse phase)."""
+    import torch
+    import torch.nn.functional as F
+    T, B, k = cfg["steps"], cfg["batch"], cfg["ckpt"]
+    mu = 0.9
+    N = X.shape[0]
+    w = torch.ones(N)
+    lrs = torch.full((T,), cfg["lr"])
+
+    def grad_step(ps, t, wb, create):
+        idx = batches[t]
+        ell = F.cross_entropy(fwd(X.index_select(0, idx), ps), Y.index_select(0, idx),
+                              reduction="none")
+        loss = (wb * ell).sum() / B
+        return torch.autograd.grad(loss, ps, create_graph=create)
+
+    def step(ps, m, t):  # the unrolled side's update: m ← μm + g, θ ← θ − η_t m
+        g = grad_step(ps, t, w[batches[t]], False)
+        with torch.no_grad():
+            m = [mu * mi + gi for mi, gi in zip(m, g)]
+            ps = [q - lrs[t] * mi for q, mi in zip(ps, m)]
+        return [q.requires_grad_(True) for q in ps], m
+
+    t0 = time.perf_counter()
+    ps = [q.clone().requires_grad_(True) for q in params0]
+    m = [torch.zeros_like(q) for q in ps]
+    ckpts = []
+    for t in range(T):
+        if t % k == 0:
+            ckpts.append(([q.detach().clone() for q in ps], [mi.clone() for mi in m]))
+        ps, m = step(ps, m, t)
+    phi = F.cross_entropy(fwd(Xv, ps), Yv)
+    t1 = time.perf_counter()
+    tb = list(torch.autograd.grad(phi, ps))  # adjoint of θ_T
+    mb = [torch.zeros_like(q) for q in tb]   # adjoint of m_{t+1}, less the θ term
+    lr_bar = torch.zeros(T, dtype=tb[0].dtype)
+    w_bar = torch.zeros(N, dtype=tb[0].dtype)
+    for s in reversed(range(len(ckpts))):
+        a, b = s * k, min(T, (s + 1) * k)
+        ps = [q.clone().requires_grad_(True) for q in ckpts[s][0]]
+        m = ckpts[s][1]
+        seg = []  # (θ_t, m_{t+1}) for t in [a, b)
+        for t in range(a, b):
+            nps, m = step(ps, m, t)
+            seg.append((ps, m))
+            ps = nps
+        for t in reversed(range(a, b)):
+            th, m1 = seg[t - a]
+            with torch.no_grad():
+                lr_bar[t] = -sum((x * y).sum() for x, y in zip(tb, m1))
+                mb = [u - lrs[t] * x for u, x in zip(mb, tb)]
+            idx = batches[t]
+            wb = w[idx].clone().requires_grad_(True)
+            g = grad_step(th, t, wb, True)
+            dot = sum((gi * ui).sum() for gi, ui in zip(g, mb))
+            hs = torch.autograd.grad(dot, th + [wb])
+            with torch.no_grad():
+                tb = [x + h for x, h in zip(tb, hs[:-1])]
+                w_bar.index_add_(0, idx, hs[-1])
+                mb = [mu * u for u in mb]
+        ckpts[s] = None
+    t2 = time.perf_counter()
+    np.save(cfg["out"] + ".lr.npy", lr_bar.double().numpy())
+    np.save(cfg["out"] + ".w.npy", w_bar.double().numpy())
+    return dict(phi=float(phi), train_s=t1 - t0, reverse_s=t2 - t1, total_s=t2 - t0,
+                rss=peak_rss())
+
+
 # ---------------------------------------------------------------- parent
 
 def run_child(side, cfg, timeout):
     env = dict(os.environ)
-    env["OPENBLAS_NUM_THREADS"] = str(cfg["threads"])  # both sides; torch: see torch_threads
+    # ours: its BLAS threads; torch: OpenBLAS (and the OpenMP default) at
+    # --torch-blas-threads, its intra-op pool set by torch.set_num_threads
+    env["OPENBLAS_NUM_THREADS"] = str(cfg["threads"])
     env["OMP_NUM_THREADS"] = str(cfg["threads"])
     try:
         r = subprocess.run([sys.executable, __file__, "--child", side, json.dumps(cfg)],
@@ -358,6 +451,12 @@ def run_child(side, cfg, timeout):
                                            "killed: out of memory?" if r.returncode < 0
                                            else " | ".join(tail))}
     return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def agreement(r, t):
+    """Relative differences of the LR and data-weight metagradients of r and t."""
+    return tuple(rel(np.load(r["out"] + ext), np.load(t["out"] + ext))
+                 for ext in (".lr.npy", ".w.npy"))
 
 
 def rel(a, b):
@@ -376,10 +475,18 @@ def main():
     ap.add_argument("--train", type=int, default=0, help="training images (0: all 60000)")
     ap.add_argument("--val", type=int, default=1000)
     ap.add_argument("--lr", type=float, default=0.05)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, nargs="+", default=[2],
+                    help="our BLAS threads (OPENBLAS_NUM_THREADS), one side of ours per "
+                         "value and schedule")
     ap.add_argument("--torch-threads", type=int, nargs="+", default=None,
                     help="torch.set_num_threads for the torch side, one torch side per "
-                         "value (default: --threads); OPENBLAS/OMP threads stay --threads")
+                         "value (default: --torch-blas-threads)")
+    ap.add_argument("--torch-blas-threads", type=int, default=None,
+                    help="OPENBLAS_NUM_THREADS and OMP_NUM_THREADS of the torch side "
+                         "(default: the largest --threads)")
+    ap.add_argument("--torch-ckpt", type=int, default=32,
+                    help="mlp mode: also run torch's segment-checkpointed reverse, keeping "
+                         "every k-th state (0: unrolled only)")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dtype", choices=["f32", "f64"], default="f32",
@@ -404,35 +511,44 @@ def main():
         args.steps = [200, 1000] if args.mode == "mlp" else [20]
     if args.batch is None:
         args.batch = 128 if args.mode == "mlp" else 64
+    if args.torch_blas_threads is None:
+        args.torch_blas_threads = max(args.threads)
     if args.torch_threads is None:
-        args.torch_threads = [args.threads]
+        args.torch_threads = [args.torch_blas_threads]
     import torch
-    print("%s%s, %s, T in %s, batch %d, lr %g, %d BLAS threads each side, torch threads %s, "
-          "torch %s, %d repeat(s) (medians)" % (
+    print("%s%s, %s, T in %s, batch %d, lr %g, our BLAS threads %s, torch: %d BLAS threads, "
+          "set_num_threads %s, torch %s, %d repeat(s) (medians)" % (
               args.mode, " " + args.model if args.mode == "cnn" else "", args.dtype, args.steps,
-              args.batch, args.lr, args.threads, args.torch_threads, torch.__version__,
-              args.repeats))
+              args.batch, args.lr, args.threads, args.torch_blas_threads, args.torch_threads,
+              torch.__version__, args.repeats))
+    print("load average before: %s" % open("/proc/loadavg").read().strip())
     with tempfile.TemporaryDirectory() as tmp:
         paths, n = prepare(tmp, args)
-        sides = [("torch", "unrolled %d" % tt, tt) for tt in args.torch_threads]
-        sides.append(("ours", "binomial", 0))
-        if args.store_all:
-            sides.append(("ours", "store-all", 0))
-        for mib in args.budget_mib:
-            sides.append(("ours", "budget %d MiB" % mib, mib))
+        # (side, name, schedule, threads, torch threads, budget MiB, torch ckpt k)
+        sides = [("torch", "unrolled %dt" % tt, "unrolled", args.torch_blas_threads, tt, 0, 0)
+                 for tt in args.torch_threads]
+        if args.mode == "mlp" and args.torch_ckpt > 0:
+            sides += [("torch", "ckpt%d %dt" % (args.torch_ckpt, tt), "ckpt",
+                       args.torch_blas_threads, tt, 0, args.torch_ckpt)
+                      for tt in args.torch_threads]
+        for th in args.threads:
+            sides.append(("ours", "binomial %dt" % th, "binomial", th, 0, 0, 0))
+            if args.store_all:
+                sides.append(("ours", "store-all %dt" % th, "store-all", th, 0, 0, 0))
+            for mib in args.budget_mib:
+                sides.append(("ours", "budget %d MiB %dt" % (mib, th), "budget", th, 0, mib, 0))
         for T in args.steps:
-            runs = {(side, sched): [] for side, sched, _ in sides}
+            runs = {(s[0], s[1]): [] for s in sides}
             for rep in range(args.repeats):  # interleaved: see the docstring
-                for side, sched, mib in sides:
+                for side, sched, schedule, th, tt, mib, k in sides:
                     done = runs[(side, sched)]
                     if done and "error" in done[-1]:
                         continue
                     cfg = dict(mode=args.mode, model=args.model, steps=T, batch=args.batch,
-                               hidden=args.hidden, lr=args.lr, threads=args.threads,
-                               torch_threads=mib if side == "torch" else args.threads,
-                               paths=paths,
+                               hidden=args.hidden, lr=args.lr, threads=th,
+                               torch_threads=tt, ckpt=k, paths=paths,
                                dtype=args.dtype, compact=not args.dense, n=n,
-                               budget_mib=mib if side == "ours" else 0, schedule=sched,
+                               budget_mib=mib, schedule=schedule,
                                plain=args.plain,
                                out=os.path.join(tmp, "%s-%s-%d" % (side, sched.replace(" ", "_"), T)))
                     r = run_child(side, cfg, args.timeout)
@@ -453,6 +569,7 @@ def main():
                         if "error" not in r else r["error"] for r in rs)
                 res[key] = med
             report(args, T, n, res)
+    print("load average after: %s" % open("/proc/loadavg").read().strip())
 
 
 def report(args, T, n, res):
@@ -479,9 +596,30 @@ def report(args, T, n, res):
             print("  %-22s %d checkpoint slots, %d steps recomputed, %d forward passes "
                   "from the memo" % ("", r["slots"], r["recomputed"], r["memo_hits"]))
     torches = [(k, r) for k, r in res.items() if k[0] == "torch" and "error" not in r]
-    if torches:  # the fastest torch setting by its median metagradient time
+    best = None
+    if torches:  # the fastest torch side by its median metagradient time
         best = min(torches, key=lambda kr: kr[1]["total_s"])
-        print("  fastest torch setting: %s %s" % best[0])
+        print("  fastest torch side: %s %s (%.2f s)" % (best[0] + (best[1]["total_s"],)))
+    ckpts = [(k, r) for k, r in torches if k[1].startswith("ckpt")]
+    for (_, name), r in ckpts:  # the checkpointed reverse against the unrolled one
+        for (_, uname), u in torches:
+            if uname.startswith("unrolled") and uname.split()[-1] == name.split()[-1]:
+                print("  torch %s / torch %s: time %.3fx, peak RSS %.3fx; phi %.6f vs %.6f; "
+                      "rel. difference: LR %.2e, data weights %.2e" % (
+                          name, uname, r["total_s"] / u["total_s"], r["rss"] / u["rss"],
+                          r["phi"], u["phi"], *agreement(r, u)))
+
+    def ratios(r, t):
+        line = "metagradient time %.3fx, peak RSS %.3fx" % (
+            r["total_s"] / t["total_s"], r["rss"] / t["rss"])
+        pairs = [(a["total_s"] / b["total_s"]) for a, b in zip(r.get("runs", []),
+                                                                t.get("runs", []))
+                 if "error" not in a and "error" not in b]
+        if len(pairs) > 1:
+            line += " (per repeat %s; median %.3fx)" % (
+                " ".join("%.3f" % x for x in pairs), float(np.median(pairs)))
+        return line
+
     for key, r in res.items():
         if key[0] != "ours" or "error" in r:
             continue
@@ -489,29 +627,29 @@ def report(args, T, n, res):
         if not torches:
             print("  %s vs torch: torch failed, no ratio" % name)
             continue
-        for (tside, tsched), t in torches:
-            line = "  %s / torch %s: metagradient time %.3fx, peak RSS %.3fx" % (
-                name, tsched, r["total_s"] / t["total_s"], r["rss"] / t["rss"])
-            pairs = [(a["total_s"] / b["total_s"]) for a, b in zip(r.get("runs", []),
-                                                                    t.get("runs", []))
-                     if "error" not in a and "error" not in b]
-            if len(pairs) > 1:
+        print("  %s, time against each torch side: %s" % (name, ", ".join(
+            "%s %.3fx" % (tk[1], r["total_s"] / t["total_s"]) for tk, t in torches)))
+        t = best[1]
+        line = "  %s / fastest torch (%s): %s" % (name, best[0][1], ratios(r, t))
+        if "plain_s" in r and "plain_s" in t:
+            tp = [b["plain_s"] / a["plain_s"] for a, b in zip(r.get("runs", []),
+                                                               t.get("runs", []))
+                  if "error" not in a and "error" not in b]
+            line += "; training images/s %.3fx" % (t["plain_s"] / r["plain_s"])
+            if len(tp) > 1:
                 line += " (per repeat %s; median %.3fx)" % (
-                    " ".join("%.3f" % x for x in pairs), float(np.median(pairs)))
-            if "plain_s" in r and "plain_s" in t:
-                tp = [b["plain_s"] / a["plain_s"] for a, b in zip(r.get("runs", []),
-                                                                   t.get("runs", []))
-                      if "error" not in a and "error" not in b]
-                line += "; training images/s %.3fx" % (t["plain_s"] / r["plain_s"])
-                if len(tp) > 1:
-                    line += " (per repeat %s; median %.3fx)" % (
-                        " ".join("%.3f" % x for x in tp), float(np.median(tp)))
-            lr_a, lr_b = np.load(r["out"] + ".lr.npy"), np.load(t["out"] + ".lr.npy")
-            w_a, w_b = np.load(r["out"] + ".w.npy"), np.load(t["out"] + ".w.npy")
-            line += ("; phi %.6f vs %.6f; rel. difference: LR metagradient %.2e, "
-                     "data-weight metagradient %.2e" % (r["phi"], t["phi"], rel(lr_a, lr_b),
-                                                        rel(w_a, w_b)))
-            print(line)
+                    " ".join("%.3f" % x for x in tp), float(np.median(tp)))
+        print(line)
+        if ckpts:
+            cb = min(ckpts, key=lambda kr: kr[1]["total_s"])
+            if cb[0] != best[0]:
+                print("  %s / fastest checkpointed torch (%s): %s" % (name, cb[0][1],
+                                                                      ratios(r, cb[1])))
+        shown = {k[1].split()[0]: (k, t) for k, t in reversed(torches)}  # one per kind
+        for (_, tname), t in shown.values():
+            print("  %s vs torch %s: phi %.6f vs %.6f; rel. difference: LR metagradient "
+                  "%.2e, data-weight metagradient %.2e" % (name, tname, r["phi"], t["phi"],
+                                                           *agreement(r, t)))
     sys.stdout.flush()
 
 
