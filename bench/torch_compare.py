@@ -45,9 +45,9 @@ Thread settings: ours runs once for each value of --threads (its BLAS
 threads, OPENBLAS_NUM_THREADS); each torch side runs once for each value of
 --torch-threads (torch.set_num_threads(n), its OpenMP intra-op pool), with
 OPENBLAS_NUM_THREADS and OMP_NUM_THREADS = --torch-blas-threads (default:
-the largest --threads).  On a 2-core machine torch is fastest with 1
-OpenMP thread and 2 OpenBLAS threads (--threads 1 2 --torch-threads 1 2
-measures it).  Each of ours is compared with every torch side (time), with
+the largest --threads).  On the 2-core development machine torch was
+fastest with 1 OpenMP thread and 2 OpenBLAS threads, and 3-10x slower with
+2 OpenMP threads (docs/performance.md, section 3).  Each of ours is compared with every torch side (time), with
 the fastest one (time, per-repeat time, peak RSS) and with the fastest
 checkpointed one (time, peak RSS).  The load average is printed before and
 after: other jobs on the machine move every figure.
