@@ -31,7 +31,6 @@ import argparse
 import json
 import math
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -95,20 +94,8 @@ def child_lib(cfg):
 
 
 def run_child(cfg, timeout):
-    env = dict(os.environ)
-    env["OPENBLAS_NUM_THREADS"] = str(cfg["threads"])
-    env["OMP_NUM_THREADS"] = str(cfg.get("torch_threads", cfg["threads"]))
-    try:
-        r = subprocess.run([sys.executable, os.path.abspath(__file__), "--child",
-                            json.dumps(cfg)], env=env, capture_output=True, text=True,
-                           timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": "timed out after %d s" % timeout}
-    if r.returncode != 0:
-        tail = (r.stderr or "").strip().splitlines()[-3:]
-        return {"error": "exit %d (%s)" % (r.returncode, "killed: out of memory?"
-                                           if r.returncode < 0 else " | ".join(tail))}
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    return tc.run_child(None, cfg, timeout, script=__file__,
+                        omp_threads=cfg.get("torch_threads", cfg["threads"]))
 
 
 def rounds(sides, base, repeats, timeout):
@@ -229,7 +216,8 @@ def main():
         sides = [("bridge", dict(side="bridge", torch_threads=best)),
                  ("builtin", dict(side="builtin"))]
         if not args.skip_unrolled:
-            sides.insert(0, ("torch unrolled", dict(side="unrolled", threads=best)))
+            sides.insert(0, ("torch unrolled", dict(side="unrolled", threads=best,
+                                                    torch_threads=best)))
         res = rounds(sides, dict(base, steps=T), args.repeats, args.timeout)
         print("  %-22s %9s %9s %9s %11s %10s" % ("side", "train s", "reverse s", "total s",
                                                   "peak RSS", "ctx peak"))

@@ -434,15 +434,19 @@ def torch_ckpt(cfg, fwd, params0, X, Y, Xv, Yv, batches):
 
 # ---------------------------------------------------------------- parent
 
-def run_child(side, cfg, timeout):
+def run_child(side, cfg, timeout, script=__file__, omp_threads=None):
+    """Run `script --child [side] CFG` in a process of its own (so that its
+    peak RSS is its own) and return the JSON dict of its last output line,
+    or {"error": ...}.  The benchmarks in bench/ share this runner."""
     env = dict(os.environ)
     # ours: its BLAS threads; torch: OpenBLAS (and the OpenMP default) at
     # --torch-blas-threads, its intra-op pool set by torch.set_num_threads
     env["OPENBLAS_NUM_THREADS"] = str(cfg["threads"])
-    env["OMP_NUM_THREADS"] = str(cfg["threads"])
+    env["OMP_NUM_THREADS"] = str(cfg["threads"] if omp_threads is None else omp_threads)
+    argv = [sys.executable, os.path.abspath(script), "--child"]
+    argv += ([side] if side is not None else []) + [json.dumps(cfg)]
     try:
-        r = subprocess.run([sys.executable, __file__, "--child", side, json.dumps(cfg)],
-                           env=env, capture_output=True, text=True, timeout=timeout)
+        r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"error": "timed out after %d s" % timeout}
     if r.returncode != 0:

@@ -46,23 +46,17 @@ import argparse
 import json
 import math
 import os
-import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch_compare as tc  # noqa: E402  (the child runner, peak RSS, rel)
+
 V, L = 256, 64  # byte vocabulary, context
 FORTUNES = "/usr/share/games/fortunes/[a-z]*"
-
-
-def peak_rss():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 def prepare(tmp, args):
@@ -131,7 +125,7 @@ def child_ours(cfg):
     run.reverse()
     t2 = time.perf_counter()
     out.update(phi=phi, train_s=t1 - t0, reverse_s=t2 - t1, total_s=t2 - t0,
-               ctx_peak=ctx.memory()[1], rss=peak_rss(),
+               ctx_peak=ctx.memory()[1], rss=tc.peak_rss(),
                slots=run.stats["checkpoint_slots"], recomputed=run.stats["steps_recomputed"])
     np.save(cfg["out"] + ".lr.npy", np.asarray(lrm.grad, dtype=np.float64))
     np.save(cfg["out"] + ".w.npy", np.asarray(wm.grad, dtype=np.float64))
@@ -213,7 +207,7 @@ def child_torch(cfg):
     ps = [q.clone().requires_grad_(True) for q in params0]
     leaves = ps
     bufs = [torch.zeros_like(q) for q in ps]
-    rss0 = peak_rss()
+    rss0 = tc.peak_rss()
     t0 = time.perf_counter()
     for t in range(T):
         idx = batches[t]
@@ -227,7 +221,7 @@ def child_torch(cfg):
     t2 = time.perf_counter()
     del leaves
     out.update(phi=float(phi), train_s=t1 - t0, reverse_s=t2 - t1, total_s=t2 - t0,
-               rss=peak_rss(), rss_before_unroll=rss0)
+               rss=tc.peak_rss(), rss_before_unroll=rss0)
     np.save(cfg["out"] + ".lr.npy", lrs.grad.double().numpy())
     np.save(cfg["out"] + ".w.npy", w.grad.double().numpy())
     return out
@@ -236,25 +230,7 @@ def child_torch(cfg):
 # ---------------------------------------------------------------- parent
 
 def run_child(side, cfg, timeout):
-    env = dict(os.environ)
-    env["OPENBLAS_NUM_THREADS"] = str(cfg["threads"])  # both sides; torch: see torch_threads
-    env["OMP_NUM_THREADS"] = str(cfg["threads"])
-    try:
-        r = subprocess.run([sys.executable, __file__, "--child", side, json.dumps(cfg)],
-                           env=env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": "timed out after %d s" % timeout}
-    if r.returncode != 0:
-        tail = (r.stderr or "").strip().splitlines()[-3:]
-        return {"error": "exit %d (%s)" % (r.returncode,
-                                           "killed: out of memory?" if r.returncode < 0
-                                           else " | ".join(tail))}
-    return json.loads(r.stdout.strip().splitlines()[-1])
-
-
-def rel(a, b):
-    nb = np.linalg.norm(b)
-    return float(np.linalg.norm(a - b) / nb) if nb > 0 else float("nan")
+    return tc.run_child(side, cfg, timeout, script=__file__)
 
 
 def median(xs):
@@ -346,9 +322,9 @@ def main():
                 n = min(len(ours), len(ok[name]))
                 tr = median([ok[name][i]["plain_s"] / ours[i]["plain_s"] for i in range(n)])
                 mr = median([ok[name][i]["total_s"] / ours[i]["total_s"] for i in range(n)])
-                lr_err = rel(np.load(ours[0]["out"] + ".lr.npy"),
+                lr_err = tc.rel(np.load(ours[0]["out"] + ".lr.npy"),
                              np.load(ok[name][0]["out"] + ".lr.npy"))
-                w_err = rel(np.load(ours[0]["out"] + ".w.npy"),
+                w_err = tc.rel(np.load(ours[0]["out"] + ".w.npy"),
                             np.load(ok[name][0]["out"] + ".w.npy"))
                 print("  ours vs %-16s training speed x%.2f, metagradient speed x%.2f "
                       "(medians of per-repeat ratios; > 1: ours faster); peak RSS x%.2f; "
