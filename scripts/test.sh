@@ -85,7 +85,8 @@ fi
 stage "C suites against the reference BLAS"
 setup build-ref -Dblas=reference -Dexamples=false -Dbenchmarks=false --buildtype=release
 ninja -C build-ref
-ref_path=/usr/lib/x86_64-linux-gnu/blas:/usr/lib/x86_64-linux-gnu/lapack
+multiarch=$(gcc -print-multiarch)
+ref_path=/usr/lib/$multiarch/blas:/usr/lib/$multiarch/lapack
 if LD_LIBRARY_PATH=$ref_path ldd build-ref/tests/test_run | grep -q openblas; then
     echo "test.sh: the reference-BLAS build still loads OpenBLAS:" >&2
     LD_LIBRARY_PATH=$ref_path ldd build-ref/tests/test_run >&2
