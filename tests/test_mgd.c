@@ -1120,6 +1120,15 @@ START_TEST(test_map_refusals)
     for (int t = 0; t < T; t++) basis[t] = 1;
     ck_assert_int_eq(mgrad_mgd_set_basis(mgd, basis, 1, c), MGRAD_ERR_ORDER);
     ck_assert_int_eq(mgrad_mgd_set_map(mgd, MGRAD_MGD_MAP_IDENTITY, NULL, 0), MGRAD_OK);
+    /* back to u = the value: T optimised values, not the family's 4, and a
+       step runs on them */
+    ck_assert_int_eq(mgrad_mgd_get_map(mgd, &kind, &dim), MGRAD_OK);
+    ck_assert(kind == MGRAD_MGD_MAP_IDENTITY && dim == T);
+    for (int t = 0; t < T; t++) z[t] = 0.05;
+    ck_assert_int_eq(mgrad_meta_set_value(lr, MGRAD_DTYPE_F64, z, T), MGRAD_OK);
+    ck_assert_int_eq(mgrad_mgd_step(mgd, NULL), MGRAD_OK);
+    mgrad_mgd_destroy(mgd);
+    mgd = new_mgd(lr, MGRAD_MGD_ADAM);
     ck_assert_int_eq(mgrad_mgd_set_basis(mgd, basis, 1, c), MGRAD_OK);
     ck_assert_int_eq(mgrad_mgd_set_map(mgd, MGRAD_MGD_MAP_COSINE, c, 3), MGRAD_ERR_INVALID);
     ck_assert_int_eq(mgrad_mgd_set_map(mgd, MGRAD_MGD_MAP_EXP, NULL, 0), MGRAD_ERR_NULL);

@@ -711,8 +711,10 @@ mgrad_status mgrad_mgd_set_map(mgrad_mgd *mgd, mgrad_mgd_map kind, const double 
     if (kind == MGRAD_MGD_MAP_IDENTITY) {
         MGRAD_RETURN_IF(ctx, coefficients != NULL, MGRAD_ERR_INVALID,
                         "%s: IDENTITY takes no coefficients (the basis keeps its own)", fn);
+        /* with a basis, its coefficients (n = the basis dimension); without
+           one, u is the value itself (n = size, read at each step), whatever
+           a family's n was */
         coefficients = cur->z;
-        n = cur->n;
     } else if (kind == MGRAD_MGD_MAP_EXP) {
         if (coefficients == NULL) {
             MGRAD_RETURN_IF(ctx, basis != NULL, MGRAD_ERR_NULL,
