@@ -106,12 +106,9 @@ int main(int argc, char **argv)
     if (meta_flag) o.meta_steps = (int)meta_flag;
     if (seeds_flag) o.seeds = (int)seeds_flag;
     if (o.select >= o.pool) return app_usage_error(&cmd, argv[0], "need --select below --pool");
-    if (app_prepare_out(o.out) != 0) return 2;
-    if (app_require_fmnist(argv[0]) != 0) return APP_EXIT_SKIP;
     mgrad_context *ctx = NULL;
-    if (mgrad_context_create(&ctx, NULL) != MGRAD_OK) return 1;
     mgrad_dataset *all = NULL, *test = NULL;
-    if (app_load_fmnist(ctx, "train", &all) || app_load_fmnist(ctx, "test", &test)) return 1;
+    if ((rc = app_start_fmnist(argv[0], o.out, &ctx, &all, &test)) != 0) return rc;
 
     /* Disjoint rows of the official training split: pool, target, held-out. */
     int64_t N = o.pool, K = o.select, total = 0;

@@ -145,12 +145,9 @@ int main(int argc, char **argv)
     }
     if (meta_flag) meta_steps = (int)meta_flag;
     if (seeds_flag) seeds = (int)seeds_flag;
-    if (app_prepare_out(out) != 0) return 2;
-    if (app_require_fmnist(argv[0]) != 0) return APP_EXIT_SKIP;
-    if (mgrad_context_create(&s.ctx, NULL) != MGRAD_OK) return 1;
-    mgrad_context *ctx = s.ctx;
     mgrad_dataset *all = NULL;
-    if (app_load_fmnist(ctx, "train", &all) || app_load_fmnist(ctx, "test", &s.test)) return 1;
+    if ((rc = app_start_fmnist(argv[0], out, &s.ctx, &all, &s.test)) != 0) return rc;
+    mgrad_context *ctx = s.ctx;
     if (app_splits(ctx, all, ntrain, 1000, 1000, 11, &s.train, &s.target, &s.heldout)) return 1;
     int64_t T = s.cfg.steps;
     printf("Fashion-MNIST LR schedules: train %lld, target 1000, held-out 1000; MLP 784-128-10, "

@@ -80,23 +80,14 @@ int main(int argc, char **argv)
     }
     if (meta_flag) meta_steps = (int)meta_flag;
     if (seeds_flag) seeds = (int)seeds_flag;
-    if (app_prepare_out(out) != 0) return 2;
-    if (app_require_fmnist(argv[0]) != 0) return APP_EXIT_SKIP;
     mgrad_context *ctx = NULL;
-    if (mgrad_context_create(&ctx, NULL) != MGRAD_OK) return 1;
     mgrad_dataset *all = NULL, *test = NULL, *train = NULL, *target = NULL, *heldout = NULL;
-    if (app_load_fmnist(ctx, "train", &all) || app_load_fmnist(ctx, "test", &test)) return 1;
+    if ((rc = app_start_fmnist(argv[0], out, &ctx, &all, &test)) != 0) return rc;
     if (app_splits(ctx, all, N, 1000, 1000, 23, &train, &target, &heldout)) return 1;
 
     int64_t npoison = (int64_t)(share * (double)N + 0.5);
     int64_t *rows = malloc(sizeof(int64_t) * (size_t)npoison);
-    char *taken = calloc((size_t)N, 1);
-    for (int64_t r = 0; r < npoison; r++) {
-        int64_t i = (int64_t)(app_urand(&rng) * (double)N);
-        while (taken[i]) i = (i + 1) % N;
-        taken[i] = 1;
-        rows[r] = i;
-    }
+    app_draw_distinct(&rng, N, npoison, rows);
     printf("Fashion-MNIST poisoning: %lld of %lld training images (%.1f%%) may change, labels "
            "unchanged; MLP 784-%d-10, T = %lld, B = %lld, SGD momentum %.1f lr %.2f\n",
            (long long)npoison, (long long)N, 100 * share, cfg.hidden, (long long)cfg.steps,
@@ -211,7 +202,7 @@ int main(int argc, char **argv)
 
     for (int k = 1; k < NATTACKS; k++) mgrad_dataset_destroy(sets[k]);
     free(xa); free(ya); free(poison); free(log);
-    free(x); free(y); free(ident); free(rows); free(taken);
+    free(x); free(y); free(ident); free(rows);
     mgrad_dataset_destroy(train);
     mgrad_dataset_destroy(target);
     mgrad_dataset_destroy(heldout);

@@ -191,12 +191,9 @@ int main(int argc, char **argv)
     }
     if (meta_flag) meta_steps = (int)meta_flag;
     if (seeds_flag) seeds = (int)seeds_flag;
-    if (app_prepare_out(out) != 0) return 2;
-    if (app_require_fmnist(argv[0]) != 0) return APP_EXIT_SKIP;
     mgrad_context *ctx = NULL;
-    if (mgrad_context_create(&ctx, NULL) != MGRAD_OK) return 1;
     mgrad_dataset *all = NULL, *test = NULL, *train = NULL, *target = NULL, *heldout = NULL;
-    if (app_load_fmnist(ctx, "train", &all) || app_load_fmnist(ctx, "test", &test)) return 1;
+    if ((rc = app_start_fmnist(argv[0], out, &ctx, &all, &test)) != 0) return rc;
     if (app_splits(ctx, all, N, 1000, 1000, 23, &train, &target, &heldout)) return 1;
     const int32_t c = (int32_t)cls;
     int32_t others[NCLASS - 1];
@@ -210,13 +207,8 @@ int main(int argc, char **argv)
     int64_t npoison = (int64_t)(share * (double)N + 0.5);
     if (npoison > ncand) npoison = ncand;
     int64_t *rows = malloc(sizeof(int64_t) * (size_t)npoison);
-    char *taken = calloc((size_t)ncand, 1);
-    for (int64_t r = 0; r < npoison; r++) {
-        int64_t i = (int64_t)(app_urand(&rng) * (double)ncand);
-        while (taken[i]) i = (i + 1) % ncand;
-        taken[i] = 1;
-        rows[r] = cand[i];
-    }
+    app_draw_distinct(&rng, ncand, npoison, rows);
+    for (int64_t r = 0; r < npoison; r++) rows[r] = cand[rows[r]];
     printf(
         "Fashion-MNIST targeted poisoning: make class %d (%s) fail; %lld of %lld training "
         "images (%.1f%%, none of class %d) may change, labels unchanged; φ = −loss(class %d) "
@@ -365,7 +357,6 @@ int main(int argc, char **argv)
     free(x);
     free(ident);
     free(rows);
-    free(taken);
     free(cand);
     mgrad_dataset_destroy(train);
     mgrad_dataset_destroy(target);

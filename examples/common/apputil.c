@@ -394,3 +394,25 @@ int app_write_summary_columns(const char *path, const char *program, const char 
     }
     return 0;
 }
+
+int app_start_fmnist(const char *program, const char *out, mgrad_context **ctx,
+                     mgrad_dataset **all, mgrad_dataset **test)
+{
+    if (app_prepare_out(out) != 0) return 2;
+    if (app_require_fmnist(program) != 0) return APP_EXIT_SKIP;
+    if (mgrad_context_create(ctx, NULL) != MGRAD_OK) return 1;
+    if (app_load_fmnist(*ctx, "train", all) || app_load_fmnist(*ctx, "test", test)) return 1;
+    return 0;
+}
+
+void app_draw_distinct(app_rng *rng, int64_t n, int64_t k, int64_t *out)
+{
+    char *taken = calloc((size_t)n, 1);
+    for (int64_t r = 0; r < k; r++) {
+        int64_t i = (int64_t)(app_urand(rng) * (double)n);
+        while (taken[i]) i = (i + 1) % n;
+        taken[i] = 1;
+        out[r] = i;
+    }
+    free(taken);
+}

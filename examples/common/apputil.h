@@ -43,6 +43,14 @@ int app_require_fmnist(const char *program);
    Returns 0, or prints how to install the data and returns 1. */
 int app_load_fmnist(mgrad_context *ctx, const char *split, mgrad_dataset **out);
 
+/* The start every Fashion-MNIST application shares: prepare the --out
+   directory, check that the data are installed, create a context (default
+   options) and load the training split (*all) and the test split (*test).
+   Returns 0 to go on, else the exit status for main: 2 (bad --out),
+   APP_EXIT_SKIP (no data), 1 (a failure). */
+int app_start_fmnist(const char *program, const char *out, mgrad_context **ctx,
+                     mgrad_dataset **all, mgrad_dataset **test);
+
 /* A dataset from rows of `src`, with labels replaced by `labels` (NULL:
    keep) and inputs by `inputs` (NULL: keep; n × 784 floats). */
 int app_dataset_from(mgrad_context *ctx, const mgrad_dataset *src, const int64_t *rows,
@@ -109,6 +117,10 @@ double app_urand(app_rng *rng);
 
 /* Fisher-Yates shuffle of a[0 .. n-1] with draws from `rng`. */
 void app_shuffle(app_rng *rng, int64_t *a, int64_t n);
+
+/* k distinct indices in [0, n) into out[k]: each a uniform draw moved to the
+   next free index (wrapping) when taken.  k <= n. */
+void app_draw_distinct(app_rng *rng, int64_t n, int64_t k, int64_t *out);
 
 /* Make DIR and its parents if missing and check that files can be created
    in it, so that a bad --out fails before the computation rather than after;
