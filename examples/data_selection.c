@@ -64,7 +64,8 @@ int main(int argc, char **argv)
 {
     /* A smooth training setup (moderate step size, light momentum): the
        metagradient is only informative when training is metasmooth. */
-    options o = {4000, 2000, 1000, 1000, 40, 3, 40, 0.25, 0.10, ".", {400, 64, 0.02, 0.5, 128}};
+    options o = {4000, 2000, 1000, 1000, 40, 3, 40, 0.25, 0.10, ".",
+                 {.steps = 400, .batch = 64, .lr = 0.02, .momentum = 0.5, .hidden = 128}};
     int quick = 0, smoke = 0;
     int64_t pool_flag = 0, select_flag = 0, meta_flag = 0,
             seeds_flag = 0; /* 0: the mode's default */

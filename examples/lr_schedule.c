@@ -116,7 +116,7 @@ int main(int argc, char **argv)
     int meta_steps = 50, seeds = 3;
     int64_t ntrain = 4000;
     const char *out = ".";
-    setup s = {NULL, {300, 64, 0.05, 0.9, 128}, NULL, NULL, NULL, NULL};
+    setup s = {NULL, {.steps = 300, .batch = 64, .lr = 0.05, .momentum = 0.9, .hidden = 128}, NULL, NULL, NULL, NULL};
     int quick = 0, smoke = 0;
     int64_t meta_flag = 0, seeds_flag = 0; /* 0: the mode's default */
     const app_flag flags[] = {

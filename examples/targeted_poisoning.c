@@ -156,7 +156,7 @@ int main(int argc, char **argv)
     int64_t N = 4000, cls = 0;
     double share = 0.025, lambda = 1.0;
     const char *out = ".";
-    app_train cfg = {400, 64, 0.02, 0.5, 128};
+    app_train cfg = {.steps = 400, .batch = 64, .lr = 0.02, .momentum = 0.5, .hidden = 128};
     int quick = 0, smoke = 0;
     int64_t meta_flag = 0, seeds_flag = 0; /* 0: the mode's default */
     const app_flag flags[] = {

@@ -79,15 +79,44 @@ int app_dataset_from(mgrad_context *ctx, const mgrad_dataset *src, const int64_t
     return 0;
 }
 
-int app_model(mgrad_context *ctx, int hidden, uint64_t seed, mgrad_model **out)
+int app_model(mgrad_context *ctx, const app_train *cfg, uint64_t seed, mgrad_model **out)
 {
-    int64_t shape[1] = {784};
-    APP_CHECK(ctx, mgrad_model_create(out, ctx, 1, shape));
-    APP_CHECK(ctx, mgrad_model_add_dense(*out, hidden, MGRAD_INIT_DEFAULT));
-    APP_CHECK(ctx, mgrad_model_add_activation(*out, MGRAD_ACTIVATION_TANH));
-    APP_CHECK(ctx, mgrad_model_add_dense(*out, 10, MGRAD_INIT_DEFAULT));
+    if (cfg->model == APP_MODEL_RESNET) {
+        /* The flat 784-pixel rows are read as 1x28x28 images (the feature
+           counts agree).  Batch norm before each activation, average pooling
+           and a scaled-down last layer: the choices that make training
+           metasmooth (docs/smoothness.md). */
+        int64_t shape[3] = {1, 28, 28};
+        APP_CHECK(ctx, mgrad_model_create(out, ctx, 3, shape));
+        APP_CHECK(ctx, mgrad_model_add_conv2d(*out, cfg->hidden, 3, 1, 1, MGRAD_INIT_DEFAULT));
+        APP_CHECK(ctx, mgrad_model_add_batch_norm(*out, 1e-5));
+        APP_CHECK(ctx, mgrad_model_add_activation(*out, MGRAD_ACTIVATION_RELU));
+        APP_CHECK(ctx, mgrad_model_add_resnet_block(*out, cfg->hidden, 1));
+        APP_CHECK(ctx, mgrad_model_add_resnet_block(*out, 2 * cfg->hidden, 2));
+        APP_CHECK(ctx, mgrad_model_add_avg_pool(*out, 2, 2));
+        APP_CHECK(ctx, mgrad_model_add_global_avg_pool(*out));
+        APP_CHECK(ctx, mgrad_model_add_dense(*out, 10, MGRAD_INIT_DEFAULT));
+        APP_CHECK(ctx, mgrad_model_add_scale(*out, 0.5));
+    } else {
+        int64_t shape[1] = {784};
+        APP_CHECK(ctx, mgrad_model_create(out, ctx, 1, shape));
+        APP_CHECK(ctx, mgrad_model_add_dense(*out, cfg->hidden, MGRAD_INIT_DEFAULT));
+        APP_CHECK(ctx, mgrad_model_add_activation(*out, MGRAD_ACTIVATION_TANH));
+        APP_CHECK(ctx, mgrad_model_add_dense(*out, 10, MGRAD_INIT_DEFAULT));
+    }
     APP_CHECK(ctx, mgrad_model_init_params(*out, seed));
     return 0;
+}
+
+const char *app_model_name(const app_train *cfg)
+{
+    static char name[64];
+    if (cfg->model == APP_MODEL_RESNET)
+        snprintf(name, sizeof name, "small ResNet (%d/%d channels)", cfg->hidden,
+                 2 * cfg->hidden);
+    else
+        snprintf(name, sizeof name, "MLP 784-%d-10 (tanh)", cfg->hidden);
+    return name;
 }
 
 /* The run options of cfg: shared by app_run and app_score. */
@@ -100,6 +129,7 @@ static mgrad_run_options run_options(const app_train *cfg, const mgrad_dataset *
     o.lr = cfg->lr;
     o.lr_schedule = lr_schedule;
     o.momentum = cfg->momentum;
+    o.weight_decay = cfg->weight_decay;
     o.shuffle_seed = shuffle_seed;
     o.validation = validation;
     return o;
@@ -131,7 +161,7 @@ int app_score_sets(mgrad_context *ctx, const app_train *cfg, mgrad_dataset *trai
     for (int s = 0; s < seeds; s++) list[s] = seed_mult * (uint64_t)(s + seed_offset);
     for (int e = 0; e < neval; e++) res[e] = (mgrad_score)MGRAD_SCORE_INIT;
     mgrad_model *model = NULL;
-    if (app_model(ctx, cfg->hidden, list[0], &model)) return 1;
+    if (app_model(ctx, cfg, list[0], &model)) return 1;
     mgrad_run_options o = run_options(cfg, NULL, 0, lr_schedule);
     mgrad_score_options so = MGRAD_SCORE_OPTIONS_INIT;
     so.seeds = seeds;
@@ -177,7 +207,7 @@ int app_run(mgrad_context *ctx, const app_train *cfg, mgrad_dataset *train,
             const mgrad_dataset *validation, uint64_t seed, uint64_t shuffle_seed,
             const double *lr_schedule, mgrad_model **model, mgrad_run **run)
 {
-    if (app_model(ctx, cfg->hidden, seed, model)) return 1;
+    if (app_model(ctx, cfg, seed, model)) return 1;
     mgrad_run_options o = run_options(cfg, validation, shuffle_seed, lr_schedule);
     APP_CHECK(ctx, mgrad_run_create(run, *model, train, &o));
     return 0;

@@ -23,12 +23,23 @@
         }                                                                          \
     } while (0)
 
+/* The applications' models: the default MLP, or the small ResNet of
+   examples/small_resnet.c for the CNN-scale configurations (--cnn). */
+typedef enum app_model_kind {
+    APP_MODEL_MLP = 0, /* 784-hidden-10, tanh */
+    APP_MODEL_RESNET   /* conv-BN-ReLU stem of `hidden` channels, a resnet block of
+                          `hidden`, one of 2·hidden with stride 2, 2x2 average
+                          pooling, global average pooling, dense 10 scaled by 0.5 */
+} app_model_kind;
+
 /* The training setup shared by an application's inner runs and its final
    retrainings. */
 typedef struct app_train {
     int64_t steps, batch;
     double lr, momentum;
-    int hidden;          /* MLP hidden width */
+    int hidden;           /* MLP hidden width; the ResNet's stem channels */
+    app_model_kind model; /* zero: the MLP */
+    double weight_decay;  /* zero: none */
 } app_train;
 
 /* Exit code of a skipped test (meson). */
@@ -57,8 +68,12 @@ int app_dataset_from(mgrad_context *ctx, const mgrad_dataset *src, const int64_t
                      int64_t n, const int32_t *labels, const float *inputs,
                      mgrad_dataset **out);
 
-/* The default model: MLP 784-hidden-10 with tanh, θ0 drawn from `seed`. */
-int app_model(mgrad_context *ctx, int hidden, uint64_t seed, mgrad_model **out);
+/* The model of cfg (cfg->model, width cfg->hidden), θ0 drawn from `seed`. */
+int app_model(mgrad_context *ctx, const app_train *cfg, uint64_t seed, mgrad_model **out);
+
+/* "MLP 784-128-10 (tanh)" or "small ResNet (8/16 channels)": for the
+   programs' headers; a static buffer. */
+const char *app_model_name(const app_train *cfg);
 
 /* Most retrainings app_score takes (the programs' --seeds range). */
 #define APP_MAX_SEEDS 16
