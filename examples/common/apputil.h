@@ -29,7 +29,8 @@ typedef enum app_model_kind {
     APP_MODEL_MLP = 0, /* 784-hidden-10, tanh */
     APP_MODEL_RESNET   /* conv-BN-ReLU stem of `hidden` channels, a resnet block of
                           `hidden`, one of 2·hidden with stride 2, 2x2 average
-                          pooling, global average pooling, dense 10 scaled by 0.5 */
+                          pooling, dense 10 on the 2·hidden×7×7 values, scaled
+                          by 0.5 */
 } app_model_kind;
 
 /* The training setup shared by an application's inner runs and its final
