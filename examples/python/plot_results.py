@@ -10,8 +10,11 @@ a CSV is read from its header:
   poisoning.csv       attack,...,drop                 -> poisoning.png
   targeted_poisoning.csv  attack,target_class_accuracy_mean,...  -> targeted_poisoning.png
   lr_schedule.csv     schedule,...,seeds              -> lr_schedule.png
-  lm_data_selection.csv  method,documents,target_share,...  -> lm_data_selection.png
                       (with lr_schedule_steps.csv, the schedules per step)
+  lr_schedule_curve.csv  method,seed,trainings,...    -> lr_schedule_curve.png
+                      (lr_schedule --cnn: best held-out loss against the
+                      trainings spent, per method)
+  lm_data_selection.csv  method,documents,target_share,...  -> lm_data_selection.png
   X_progress.csv      meta_step,target_loss,...       -> X_progress.png
                       (drawn with its table X.csv, or when named itself)
   smoothness_study    model,width,...,error           -> the same name, .png
@@ -50,6 +53,8 @@ HEADERS = {
     "lr_schedule": "schedule,trainings,heldout_loss,test_accuracy_mean,test_accuracy_std,seeds",
     "lm_data_selection": "method,documents,target_share,test_loss_mean,test_loss_std,"
                          "perplexity_mean,perplexity_std,seeds",
+    "lr_schedule_curve": "method,seed,trainings,reverse_passes,training_equivalents,"
+                         "heldout_loss,best_heldout_loss",
     "progress": "meta_step,target_loss,heldout_loss",
     "smoothness": "model,width,out_scale,lr,batch,bn,pool,S,curvature,phi0,phi_best,"
                   "improvement,descent,seconds,error",
@@ -112,12 +117,13 @@ def accuracy_panel(ax, names, mean, sd, seeds, highlight, title,
                    quantity="test accuracy (%%; axis zoomed)", fmt="%.2f ± %.2f",
                    min_span=0.5):
     """Mean ± std of the test accuracy (%), or of `quantity`, one row per
-    method, on a zoomed axis; `highlight`: the index drawn in the accent
-    colour."""
+    method, on a zoomed axis; `highlight`: the index (or a set of indices)
+    drawn in the accent colour."""
     n = len(names)
     ys = list(range(n))[::-1]  # the first method on top
+    marked = set(highlight) if isinstance(highlight, (set, list, tuple)) else {highlight}
     for i in range(n):
-        colour = "tab:red" if i == highlight else "tab:blue"
+        colour = "tab:red" if i in marked else "tab:blue"
         ax.errorbar([mean[i]], [ys[i]], xerr=[sd[i]], fmt="o", color=colour, ecolor=colour,
                     elinewidth=2, capsize=5, markersize=7)
         ax.annotate(fmt % (mean[i], sd[i]), (mean[i] + sd[i], ys[i]),
@@ -255,11 +261,14 @@ def plot_lr_schedule(path, out_dir):
         columns = [c for c in steps[0] if c != "step"]
         baseline_colours = iter(["tab:blue", "tab:orange", "tab:green", "tab:purple",
                                  "tab:brown", "tab:gray"])
+        # one MGD column ("mgd") in the MLP table; "mgd_cosine", "mgd_knots" with --cnn
+        mgd_styles = iter([("tab:red", "-"), ("darkred", "--"), ("salmon", ":")])
         for c, label in zip(columns, names):
-            mgd = c == "mgd"
+            mgd = c == "mgd" or c.startswith("mgd_")
+            colour, style = (next(mgd_styles, ("tab:red", "-")) if mgd
+                             else (next(baseline_colours, "black"), "-"))
             ax2.plot(t, [float(r[c]) for r in steps], label=label,
-                     linewidth=2.4 if mgd else 1.4,
-                     color="tab:red" if mgd else next(baseline_colours, "black"),
+                     linewidth=2.4 if mgd else 1.4, color=colour, linestyle=style,
                      zorder=3 if mgd else 2)
         ax2.set_xlabel("training step")
         ax2.set_ylabel("learning rate")
@@ -268,9 +277,72 @@ def plot_lr_schedule(path, out_dir):
         ax2.legend(fontsize=9)
     else:
         fig, ax = _plt.subplots(figsize=(7, 4))
-    mgd = names.index("MGD") if "MGD" in names else -1
+    mgd = [i for i, n in enumerate(names) if n == "MGD" or n.startswith("MGD ")]
     accuracy_panel(ax, names, mean, sd, seeds, mgd, "Test accuracy of each schedule")
     fig.suptitle("Learning-rate schedules on Fashion-MNIST")
+    return [save(fig, out_path(path, out_dir))]
+
+
+def plot_lr_schedule_curve(path, out_dir):
+    """Best held-out loss so far against the trainings spent, one line per
+    method (lr_schedule --cnn).  A method with several seeds (random search)
+    is drawn as the median over its seeds with a min-max band; a method
+    that spends reverse passes (MGD) also dashed against training-
+    equivalents (a reverse pass counted as the measured share of a
+    training)."""
+    rows = read_rows(path)
+    methods = []
+    for r in rows:
+        if r["method"] not in methods:
+            methods.append(r["method"])
+    fig, ax = _plt.subplots(figsize=(8.5, 4.6))
+    colours = iter(["tab:blue", "tab:green", "tab:red", "darkorange", "tab:purple",
+                    "tab:brown"])
+    best_all = min(float(r["best_heldout_loss"]) for r in rows)
+    tops = []
+    for m in methods:
+        mine = [r for r in rows if r["method"] == m]
+        colour = next(colours, "black")
+        seeds = []
+        for r in mine:
+            if r["seed"] not in seeds:
+                seeds.append(r["seed"])
+        if len(seeds) > 1:
+            per = [[r for r in mine if r["seed"] == s] for s in seeds]
+            n = min(len(p) for p in per)
+            xs = [float(per[0][i]["trainings"]) for i in range(n)]
+            cols = [sorted(float(p[i]["best_heldout_loss"]) for p in per) for i in range(n)]
+            med = [c[len(c) // 2] if len(c) % 2 else (c[len(c) // 2 - 1] + c[len(c) // 2]) / 2
+                   for c in cols]
+            ax.fill_between(xs, [c[0] for c in cols], [c[-1] for c in cols], step="post",
+                            color=colour, alpha=0.2, linewidth=0)
+            ax.step(xs, med, where="post", color=colour, linewidth=1.8,
+                    label="%s (median of %d seeds; band: min–max)" % (m, len(seeds)))
+            tops += [c[-1] for x, c in zip(xs, cols) if x >= 2]
+            continue
+        xs = [float(r["trainings"]) for r in mine]
+        ys = [float(r["best_heldout_loss"]) for r in mine]
+        mgd = any(float(r["reverse_passes"]) > 0 for r in mine)
+        ax.step(xs, ys, where="post", color=colour, linewidth=2.2 if mgd else 1.8,
+                marker="o" if mgd and len(xs) <= 40 else None, markersize=3,
+                label=m + (" (x: trainings; each meta-step also one reverse pass)" if mgd
+                           else ""))
+        if mgd:
+            eq = [float(r["training_equivalents"]) for r in mine]
+            ax.step(eq, ys, where="post", color=colour, linewidth=1.2, linestyle="--",
+                    label=m + " (x: training-equivalents)")
+        tops += [y for x, y in zip(xs, ys) if x >= 2]
+    ax.axhline(1.01 * best_all, color="gray", linestyle=":", linewidth=1,
+               label="within 1%% of the best loss found (%.4f)" % best_all)
+    finite = [y for y in tops if math.isfinite(y)]
+    top = min(max(finite), best_all * 1.6) if finite else best_all * 1.6
+    span = top - best_all
+    ax.set_ylim(best_all - 0.08 * span, top + 0.05 * span)
+    ax.set_xlabel("trainings spent")
+    ax.set_ylabel("best held-out loss so far (axis zoomed)")
+    ax.set_title("Tuning the learning-rate schedule: what each training buys")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     return [save(fig, out_path(path, out_dir))]
 
 
@@ -396,7 +468,8 @@ def plot_smoothness(path, out_dir):
 
 TABLES = {"data_selection": plot_data_selection, "poisoning": plot_poisoning,
           "targeted_poisoning": plot_targeted_poisoning,
-          "lr_schedule": plot_lr_schedule, "smoothness": plot_smoothness,
+          "lr_schedule": plot_lr_schedule, "lr_schedule_curve": plot_lr_schedule_curve,
+          "smoothness": plot_smoothness,
           "lm_data_selection": plot_lm_data_selection}
 
 
