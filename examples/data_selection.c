@@ -17,14 +17,31 @@
  *                 step-k relaxation, exchange of counts each meta-step, the
  *                 best iterate chosen on a held-out split
  *
+ * --keep-drop replaces MGD's exchange of counts by MGRAD_MGD_KEEP_DROP: a 0/1
+ * selection of exactly K distinct candidates, swapping kept for dropped ones.
+ * With --cnn the program also prints how well MGD's first metagradient
+ * ranks the defective candidates (the AUC: the chance that a defective
+ * candidate's dφ/dz is above a clean one's; 0.5 is chance), the paper's
+ * metasmoothness point made measurable.
+ *
+ * --cnn runs the same experiment at convolutional scale: the small ResNet of
+ * examples/common/apputil.h (APP_MODEL_RESNET), for the inner runs, the
+ * small-loss filter's model and every retraining alike, with its own pool
+ * sizes, training setup and MGD settings (see cnn_config below and
+ * docs/applications.md); --cnn alone is the full run (under 30 minutes on
+ * one core), --cnn --quick a few minutes, --cnn --smoke seconds.
+ *
  * Prints a table and writes into --out: data_selection.csv (test accuracy
  * per method, mean and std over the retrainings, and the defective share of
  * each selection), data_selection_progress.csv (MGD's objective per
- * meta-step) and data_selection.json (a summary);
+ * meta-step) and data_selection.json (a summary); with --cnn the files are
+ * data_selection_cnn.csv, data_selection_cnn_progress.csv and
+ * data_selection_cnn.json, so that both runs can share a directory.
  * examples/python/plot_results.py draws the figures from them.
  *
- * Usage: data_selection [--quick | --smoke] [--pool N] [--select K] [--meta-steps M]
- *                       [--seeds S] [--out DIR]   (--help: all options)
+ * Usage: data_selection [--cnn] [--quick | --smoke] [--pool N] [--select K]
+ *                       [--meta-steps M] [--seeds S] [--keep-drop] [--out DIR]
+ *                       (--help: all options)
  */
 #include <math.h>
 #include <stdio.h>
@@ -42,6 +59,7 @@ typedef struct options {
     double flip_share, noise_share;
     const char *out;
     app_train train;
+    int keep_drop; /* MGD method KEEP_DROP instead of EXCHANGE */
 } options;
 
 /* Every draw of the program, in order, from one fixed seed. */
@@ -60,16 +78,94 @@ static int score_selection(mgrad_context *ctx, const options *o, const mgrad_dat
     return 0;
 }
 
+/* The chance that a defective candidate's metagradient is above a clean
+   one's (ties count half): how well dφ/dz ranks the defects that MGD should
+   drop.  O(N log N) by ranks. */
+typedef struct scored {
+    double g;
+    int bad;
+} scored;
+
+static int by_g(const void *a, const void *b)
+{
+    double x = ((const scored *)a)->g, y = ((const scored *)b)->g;
+    return (x > y) - (x < y);
+}
+
+static double defect_auc(const double *g, const char *defect, int64_t n)
+{
+    scored *v = malloc(sizeof(scored) * (size_t)n);
+    if (v == NULL) return NAN;
+    for (int64_t i = 0; i < n; i++) v[i] = (scored){g[i], defect[i] != 0};
+    qsort(v, (size_t)n, sizeof *v, by_g);
+    double rank_sum = 0, nbad = 0;
+    for (int64_t a = 0; a < n;) { /* a tie group [a, b) shares its mean rank */
+        int64_t b = a;
+        while (b < n && v[b].g == v[a].g) b++;
+        double rank = 0.5 * (double)(a + 1 + b);
+        for (int64_t c = a; c < b; c++)
+            if (v[c].bad) {
+                rank_sum += rank;
+                nbad++;
+            }
+        a = b;
+    }
+    free(v);
+    double ngood = (double)n - nbad;
+    if (nbad == 0 || ngood == 0) return NAN;
+    return (rank_sum - nbad * (nbad + 1) / 2) / (nbad * ngood);
+}
+
+/* The CNN-scale configuration (--cnn): the small ResNet, and sizes that fit
+   the full run into 30 minutes on one core (a meta-step is a training and a
+   reverse pass, about 3.4 trainings).  The training setup is the smooth one
+   whose first metagradient ranks the defective candidates (measured AUCs in
+   docs/applications.md); the retrainings use it too, so that every method is
+   scored under one setup. */
+static void cnn_config(options *o, int quick, int smoke)
+{
+    o->train = (app_train){.steps = 300, .batch = 64, .lr = 0.02, .momentum = 0.5, .hidden = 8,
+                           .model = APP_MODEL_RESNET};
+    o->pool = 2000;
+    o->select = 1000;
+    o->target = 500;
+    o->heldout = 500;
+    o->meta_steps = 30;
+    o->exchange = 25;
+    o->seeds = 5;
+    if (quick) {
+        o->pool = 1000;
+        o->select = 500;
+        o->train.steps = 200;
+        o->meta_steps = 8;
+        o->exchange = 25;
+        o->seeds = 2;
+    } else if (smoke) {
+        o->pool = 200;
+        o->select = 100;
+        o->target = 100;
+        o->heldout = 100;
+        o->train.steps = 20;
+        o->meta_steps = 2;
+        o->exchange = 10;
+        o->seeds = 1;
+    }
+}
+
 int main(int argc, char **argv)
 {
     /* A smooth training setup (moderate step size, light momentum): the
        metagradient is only informative when training is metasmooth. */
     options o = {4000, 2000, 1000, 1000, 40, 3, 40, 0.25, 0.10, ".",
-                 {.steps = 400, .batch = 64, .lr = 0.02, .momentum = 0.5, .hidden = 128}};
-    int quick = 0, smoke = 0;
-    int64_t pool_flag = 0, select_flag = 0, meta_flag = 0,
-            seeds_flag = 0; /* 0: the mode's default */
+                 {.steps = 400, .batch = 64, .lr = 0.02, .momentum = 0.5, .hidden = 128}, 0};
+    int quick = 0, smoke = 0, cnn = 0, keep_drop = 0;
+    int64_t pool_flag = 0, select_flag = 0, meta_flag = 0, seeds_flag = 0, exchange_flag = 0,
+            steps_flag = 0; /* 0: the mode's default */
+    double lr_flag = 0, momentum_flag = -1; /* likewise (momentum 0 is a value) */
     const app_flag flags[] = {
+        {"--cnn", APP_FLAG_SWITCH, &cnn, NULL,
+         "the small ResNet and the CNN-scale configuration (with --quick or --smoke: their "
+         "CNN versions)", 0, 0},
         APP_FLAG_QUICK(&quick),
         APP_FLAG_SMOKE(&smoke),
         {"--pool", APP_FLAG_INT, &pool_flag, "N", "candidates in the pool", 2, 50000},
@@ -78,6 +174,16 @@ int main(int argc, char **argv)
         {"--meta-steps", APP_FLAG_INT, &meta_flag, "M", "MGD meta-steps", 1, 500},
         {"--seeds", APP_FLAG_INT, &seeds_flag, "S", "retrainings per method, with unseen seeds",
          1, 16},
+        {"--keep-drop", APP_FLAG_SWITCH, &keep_drop, NULL,
+         "MGD selects exactly K distinct candidates (KEEP_DROP) instead of exchanging counts",
+         0, 0},
+        {"--exchange", APP_FLAG_INT, &exchange_flag, "E",
+         "units of count moved (or candidates swapped) per meta-step", 1, 25000},
+        {"--train-steps", APP_FLAG_INT, &steps_flag, "T", "SGD steps of every training", 1,
+         100000},
+        {"--lr", APP_FLAG_REAL, &lr_flag, "LR", "SGD step size of every training", 1e-6, 10},
+        {"--momentum", APP_FLAG_REAL, &momentum_flag, "MU", "SGD momentum of every training", 0,
+         0.99},
         APP_FLAG_OUT(&o.out),
     };
     const app_cmdline cmd = {"Select a training subset of a defective Fashion-MNIST pool by "
@@ -85,7 +191,9 @@ int main(int argc, char **argv)
                              flags, (int)(sizeof flags / sizeof *flags), NULL, 0};
     int rc = app_parse_app_flags(&cmd, argc, argv, &quick, &smoke);
     if (rc != APP_FLAGS_RUN) return rc;
-    if (quick) {
+    if (cnn) {
+        cnn_config(&o, quick, smoke);
+    } else if (quick) {
         o.pool = 2000;
         o.select = 1000;
         o.meta_steps = 25;
@@ -106,7 +214,18 @@ int main(int argc, char **argv)
     if (select_flag) o.select = select_flag;
     if (meta_flag) o.meta_steps = (int)meta_flag;
     if (seeds_flag) o.seeds = (int)seeds_flag;
+    if (exchange_flag) o.exchange = (int)exchange_flag;
+    if (steps_flag) o.train.steps = steps_flag;
+    if (lr_flag > 0) o.train.lr = lr_flag;
+    if (momentum_flag >= 0) o.train.momentum = momentum_flag;
+    o.keep_drop = keep_drop;
     if (o.select >= o.pool) return app_usage_error(&cmd, argv[0], "need --select below --pool");
+    if (o.exchange > (o.keep_drop ? (o.select < o.pool - o.select ? o.select
+                                                                   : o.pool - o.select)
+                                  : o.pool / 2))
+        return app_usage_error(&cmd, argv[0],
+                               "--exchange too large for the pool (at most N/2, or with "
+                               "--keep-drop min(K, N - K))");
     mgrad_context *ctx = NULL;
     mgrad_dataset *all = NULL, *test = NULL;
     if ((rc = app_start_fmnist(argv[0], o.out, &ctx, &all, &test)) != 0) return rc;
@@ -143,11 +262,19 @@ int main(int argc, char **argv)
     for (int64_t i = 0; i < N; i++) ident[i] = i;
     if (app_dataset_from(ctx, clean, ident, N, labels, x, &pool)) return 1;
     mgrad_dataset_destroy(clean);
-    printf("Fashion-MNIST data selection: pool %lld (%lld labels flipped, %lld images "
-           "noise), select %lld; target %lld, held-out %lld; MLP 784-%d-10, T = %lld, "
-           "B = %lld\n", (long long)N, (long long)nflip, (long long)nnoise, (long long)K,
-           (long long)o.target, (long long)o.heldout, o.train.hidden,
-           (long long)o.train.steps, (long long)o.train.batch);
+    if (cnn)
+        printf("Fashion-MNIST data selection: pool %lld (%lld labels flipped, %lld images "
+               "noise), select %lld; target %lld, held-out %lld; %s, T = %lld, B = %lld, "
+               "lr %g, momentum %g\n", (long long)N, (long long)nflip, (long long)nnoise,
+               (long long)K, (long long)o.target, (long long)o.heldout,
+               app_model_name(&o.train), (long long)o.train.steps, (long long)o.train.batch,
+               o.train.lr, o.train.momentum);
+    else /* the MLP's line as it always was */
+        printf("Fashion-MNIST data selection: pool %lld (%lld labels flipped, %lld images "
+               "noise), select %lld; target %lld, held-out %lld; MLP 784-%d-10, T = %lld, "
+               "B = %lld\n", (long long)N, (long long)nflip, (long long)nnoise, (long long)K,
+               (long long)o.target, (long long)o.heldout, o.train.hidden,
+               (long long)o.train.steps, (long long)o.train.batch);
 
     const char *names[4] = {"whole pool", "random", "small loss", "MGD"};
     double mean[4], sd[4], bad_share[4];
@@ -195,6 +322,7 @@ int main(int argc, char **argv)
     /* MGD: counts over the pool, gradient through the step-k relaxation */
     double *log = calloc((size_t)(2 * o.meta_steps), sizeof(double));
     double *counts = calloc((size_t)N, sizeof(double));
+    double first_auc = NAN;
     {
         mgrad_model *m = NULL;
         mgrad_run *run = NULL;
@@ -207,8 +335,25 @@ int main(int argc, char **argv)
         APP_CHECK(ctx, mgrad_run_add_meta(&pm, run, MGRAD_META_POOL_WEIGHTS, &mo));
         for (int64_t a = 0; a < K; a++) counts[random_sel[a]] = 1;  /* start: random */
         APP_CHECK(ctx, mgrad_meta_set_value(cm, MGRAD_DTYPE_F64, counts, N));
-        APP_CHECK(ctx, mgrad_mgd_create(&mgd, cm, MGRAD_MGD_EXCHANGE));
-        APP_CHECK(ctx, mgrad_mgd_set_real(mgd, MGRAD_MGD_PARAM_LR, 1));
+        if (cnn) {
+            /* The metagradient MGD's first step will follow, taken here once
+               more (a training and a reverse pass) because MGD's update
+               replaces it: how well does it rank the defective candidates? */
+            double *g = malloc(sizeof(double) * (size_t)N);
+            APP_CHECK(ctx, mgrad_run_train(run, NULL));
+            APP_CHECK(ctx, mgrad_run_reverse(run));
+            APP_CHECK(ctx, mgrad_meta_get_grad(pm, MGRAD_DTYPE_F64, g, N));
+            first_auc = defect_auc(g, defect, N);
+            printf("first metagradient: AUC %.3f for the defective candidates (0.5: chance)\n",
+                   first_auc);
+            free(g);
+        }
+        if (o.keep_drop) { /* a 0/1 selection: no step size */
+            APP_CHECK(ctx, mgrad_mgd_create(&mgd, cm, MGRAD_MGD_KEEP_DROP));
+        } else {
+            APP_CHECK(ctx, mgrad_mgd_create(&mgd, cm, MGRAD_MGD_EXCHANGE));
+            APP_CHECK(ctx, mgrad_mgd_set_real(mgd, MGRAD_MGD_PARAM_LR, 1));
+        }
         APP_CHECK(ctx, mgrad_mgd_set_int(mgd, MGRAD_MGD_PARAM_EXCHANGE, o.exchange));
         APP_CHECK(ctx, mgrad_mgd_set_gradient_from(mgd, pm));
         APP_CHECK(ctx, mgrad_mgd_set_heldout(mgd, heldout));
@@ -222,14 +367,19 @@ int main(int argc, char **argv)
         mgrad_run_destroy(run);
         mgrad_model_destroy(m);
     }
-    int64_t n = 0;
+    int64_t n = 0, distinct = 0;
     bad = 0;
-    for (int64_t i = 0; i < N; i++)
+    for (int64_t i = 0; i < N; i++) {
+        distinct += counts[i] > 0;
         for (int c = 0; c < (int)counts[i]; c++) {
             sel[n++] = i;
             bad += defect[i] != 0;
         }
+    }
     bad_share[3] = (double)bad / (double)n;
+    if (cnn)
+        printf("MGD's selection: %lld units on %lld distinct candidates\n", (long long)n,
+               (long long)distinct);
     if (score_selection(ctx, &o, pool, sel, n, test, &mean[3], &sd[3])) return 1;
 
     printf("\n%-12s %10s  %s  %s\n", "method", "examples", "test accuracy (mean ± std, "
@@ -247,13 +397,14 @@ int main(int argc, char **argv)
     }
     char path[4096];
     int failures = 0;
-    snprintf(path, sizeof path, "%s/data_selection.csv", o.out);
+    const char *base = cnn ? "data_selection_cnn" : "data_selection";
+    snprintf(path, sizeof path, "%s/%s.csv", o.out, base);
     failures += app_write_named_csv(path,
                                     "method,examples,test_accuracy_mean,"
                                     "test_accuracy_std,seeds,defective_share",
                                     names, rows, 4, 5) != 0;
-    failures +=
-        app_write_progress(o.out, "data_selection_progress.csv", log, o.meta_steps) != 0;
+    snprintf(path, sizeof path, "%s_progress.csv", base);
+    failures += app_write_progress(o.out, path, log, o.meta_steps) != 0;
     const app_number fields[] = {{"pool", (double)N},
                                  {"select", (double)K},
                                  {"flipped_labels", (double)nflip},
@@ -261,16 +412,23 @@ int main(int argc, char **argv)
                                  {"meta_steps", o.meta_steps},
                                  {"seeds", o.seeds},
                                  {"train_steps", (double)o.train.steps},
-                                 {"batch", (double)o.train.batch}};
-    snprintf(path, sizeof path, "%s/data_selection.json", o.out);
-    failures += app_write_summary(path, "data_selection",
-                                  quick   ? "quick"
-                                  : smoke ? "smoke"
-                                          : "full",
-                                  fields, 8, names, mean, sd, 4) != 0;
-    int status = app_outputs_done(
-        o.out, "data_selection.csv, data_selection_progress.csv, data_selection.json",
-        failures);
+                                 {"batch", (double)o.train.batch},
+                                 /* the CNN runs' summary only: the MLP's stays as it was */
+                                 {"lr", o.train.lr},
+                                 {"momentum", o.train.momentum},
+                                 {"keep_drop", o.keep_drop},
+                                 {"exchange", o.exchange},
+                                 {"mgd_distinct_selected", (double)distinct},
+                                 {"first_metagradient_auc", first_auc}};
+    snprintf(path, sizeof path, "%s/%s.json", o.out, base);
+    const char *mode = quick ? "quick" : smoke ? "smoke" : "full";
+    char cnn_mode[16];
+    snprintf(cnn_mode, sizeof cnn_mode, "cnn-%s", mode);
+    failures += app_write_summary(path, "data_selection", cnn ? cnn_mode : mode, fields,
+                                  cnn ? 14 : 8, names, mean, sd, 4) != 0;
+    char files[160];
+    snprintf(files, sizeof files, "%s.csv, %s_progress.csv, %s.json", base, base, base);
+    int status = app_outputs_done(o.out, files, failures);
 
     free(log); free(counts); free(sel); free(random_sel);
     free(ident); free(defect); free(labels); free(x); free(perm);
