@@ -19,7 +19,41 @@
  * lr_schedule.json (a summary); examples/python/plot_results.py draws the
  * figures from them.
  *
+ * --cnn: the same question at convolutional scale, asked as a
+ * trainings-to-tune curve.  The small ResNet (app_model, 8/16 channels; SGD
+ * momentum 0.5, weight decay 5e-4; N = 2000 training images, T = 150,
+ * B = 32; target and held-out splits of 1000) is tuned three ways, and the
+ * best held-out loss found is recorded after every training spent:
+ *   grid search    the 48 schedules of the MLP's grids in a fixed order:
+ *                  constant, step decay, cosine (6 peaks 0.01 ... 0.4 each,
+ *                  ascending), then one-cycle (each peak with warm-up shares
+ *                  0.1 ... 0.5);
+ *   random search  48 draws of the same families (family uniform, peak
+ *                  log-uniform in [0.01, 0.4], warm-up share uniform in
+ *                  [0.1, 0.5]), for each of 5 random-search seeds;
+ *   MGD            20 meta-steps of Adam from a flat 0.05, once on the
+ *                  cosine family {peak, floor, warm-up} (mgrad_mgd_set_map
+ *                  COSINE) and once on the 11-knot schedule in log scale
+ *                  (basis + EXP); a meta-step costs one training and one
+ *                  reverse pass, whose cost in trainings is measured (CPU
+ *                  time) and reported.
+ * Every point is scored the same way: trained with θ0 seed 1 and batch
+ * order 1, mean loss on the held-out split (MGD without reshuffling, so
+ * that its score is the same measurement).  Each method's best schedule is
+ * then retrained with unseen seeds and scored on the test split.  Writes
+ * lr_schedule.csv (the table, as above; the random-search row is the seed
+ * with the median final loss), lr_schedule_steps.csv, lr_schedule_curve.csv
+ * (method, seed, trainings, reverse passes, training-equivalents, the
+ * point's held-out loss and the best so far) and lr_schedule.json (mode
+ * "cnn-full", "cnn-quick" or "cnn-smoke"; the trainings each method needed
+ * to come within 1% of the best loss found).  --cnn --quick: N = 1000,
+ * splits of 500, T = 100, 16 random draws × 3 seeds, 6 meta-steps, 3
+ * retrainings; --cnn --smoke: seconds.  --steps, --train and
+ * --search-seeds change the --cnn configuration.
+ *
  * Usage: lr_schedule [--quick | --smoke] [--meta-steps M] [--seeds S] [--out DIR]
+ *        lr_schedule --cnn [--quick | --smoke] [--search-seeds R] [--steps T]
+ *                    [--train N] [--meta-steps M] [--seeds S] [--out DIR]
  *        (--help: all options)
  */
 #include <math.h>
