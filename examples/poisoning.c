@@ -13,13 +13,25 @@
  * the attacker never saw; the table reports its test accuracy and the drop
  * against clean data.
  *
+ * Default: the MLP 784-128-10 (tanh) on 4,000 images, 40 signed steps of
+ * 0.05.  --cnn: the small ResNet of examples/common (app_model) on 1,000
+ * images (25 poisons), trained metasmoothly by attacker and victim alike
+ * (plain SGD: lr 0.1, momentum 0, weight decay 5e-4, T = 150, B = 32);
+ * 120 signed steps of 0.1 halved every 30 (mgrad_mgd_set_lr_schedule,
+ * STEP), 5 victim retrainings; and two more rows: the clean and MGD sets
+ * against a victim that trains with lr 0.05 and momentum 0.9 (poisons made
+ * on the smooth training, used on a standard one).  --adam, --reshuffle,
+ * --meta-lr, --lr and --momentum change the attack or every training
+ * (docs/applications.md compares them).
+ *
  * Writes into --out: poisoning.csv (victim accuracy per attack, mean and std
- * over the retrainings, and the drop against clean data),
+ * over the retrainings, and the drop against clean data, or with --cnn the
+ * momentum-0.9 rows against their own clean row),
  * poisoning_progress.csv (the attacker's objective per meta-step) and
  * poisoning.json (a summary); examples/python/plot_results.py draws the
  * figures from them.
  *
- * Usage: poisoning [--quick | --smoke] [--meta-steps M] [--seeds S] [--out DIR]
+ * Usage: poisoning [--cnn] [--quick | --smoke] [--meta-steps M] [--seeds S] [--out DIR]
  *        (--help: all options)
  */
 #include <math.h>
@@ -32,7 +44,10 @@
 #include "common/apputil.h"
 #include "common/flags.h"
 
-enum { F = 784, NATTACKS = 4 };
+/* NATTACKS training sets; --cnn adds NTRANSFER rows: the clean and MGD sets
+   again, for a victim that trains with heavy momentum (TRANSFER_*) */
+enum { F = 784, NATTACKS = 4, NTRANSFER = 2, NROWS = NATTACKS + NTRANSFER };
+static const double TRANSFER_LR = 0.05, TRANSFER_MOMENTUM = 0.9;
 
 /* Every draw of the program, in order, from one fixed seed. */
 static app_rng rng = {0x2545F4914F6CDD1Dull};
@@ -47,19 +62,40 @@ static int progress_losses(int64_t step, double phi, double score, double second
 int main(int argc, char **argv)
 {
     int meta_steps = 40, seeds = 3;
-    int64_t N = 4000;
+    int64_t N = 4000, ntarget = 1000, nheld = 1000;
     double share = 0.025;
     const char *out = ".";
     app_train cfg = {.steps = 400, .batch = 64, .lr = 0.02, .momentum = 0.5, .hidden = 128};
-    int quick = 0, smoke = 0;
+    /* the attack: signed steps of meta_lr, halved every decay_every
+       meta-steps (0: constant) */
+    double meta_lr = 0.05;
+    int decay_every = 0;
+    int quick = 0, smoke = 0, cnn = 0, adam = 0, reshuffle = 0;
     int64_t meta_flag = 0, seeds_flag = 0; /* 0: the mode's default */
+    double meta_lr_flag = 0, lr_flag = 0, momentum_flag = -1; /* momentum 0 is a value */
     const app_flag flags[] = {
+        {"--cnn", APP_FLAG_SWITCH, &cnn, NULL,
+         "the small ResNet on 1,000 images, 120 meta-steps with a decaying step (with --quick "
+         "or --smoke: smaller)",
+         0, 0},
         APP_FLAG_QUICK(&quick),
         APP_FLAG_SMOKE(&smoke),
         {"--meta-steps", APP_FLAG_INT, &meta_flag, "M", "MGD meta-steps of the attack", 1,
          2000},
         {"--seeds", APP_FLAG_INT, &seeds_flag, "S", "victim retrainings, with unseen seeds", 1,
          16},
+        {"--meta-lr", APP_FLAG_REAL, &meta_lr_flag, "ETA",
+         "meta step size per pixel (default 0.05; --cnn 0.1, halved every quarter of the "
+         "meta-steps)",
+         1e-6, 1},
+        {"--adam", APP_FLAG_SWITCH, &adam, NULL, "Adam on the pixels instead of signed steps",
+         0, 0},
+        {"--reshuffle", APP_FLAG_SWITCH, &reshuffle, NULL,
+         "the attacker trains on a new batch order every meta-step", 0, 0},
+        {"--lr", APP_FLAG_REAL, &lr_flag, "LR",
+         "SGD step size of every training (attacker and victim)", 1e-6, 10},
+        {"--momentum", APP_FLAG_REAL, &momentum_flag, "MU",
+         "SGD momentum of every training (attacker and victim)", 0, 0.99},
         APP_FLAG_OUT(&out),
     };
     const app_cmdline cmd = {
@@ -68,7 +104,29 @@ int main(int argc, char **argv)
         flags, (int)(sizeof flags / sizeof *flags), NULL, 0};
     int rc = app_parse_app_flags(&cmd, argc, argv, &quick, &smoke);
     if (rc != APP_FLAGS_RUN) return rc;
-    if (quick) {
+    if (cnn) {
+        /* The small ResNet, trained metasmoothly: plain SGD (momentum 0;
+           momentum 0.5 at the same effective rate made the attacker's
+           objective jumpy and its poisons transferred half as well to
+           unseen seeds), 4.8 epochs of 1,000 images, so that a meta-step
+           costs about 7 s on one core and 120 fit in the 30-minute budget. */
+        cfg = (app_train){.steps = 150, .batch = 32, .lr = 0.1, .momentum = 0, .hidden = 8,
+                          .model = APP_MODEL_RESNET, .weight_decay = 5e-4};
+        N = 1000;
+        meta_lr = 0.1;
+        meta_steps = 120;
+        seeds = 5;
+        if (quick) {
+            meta_steps = 20;
+            seeds = 2;
+        } else if (smoke) {
+            N = 200;
+            ntarget = nheld = 100;
+            cfg.steps = 10;
+            meta_steps = 2;
+            seeds = 1;
+        }
+    } else if (quick) {
         meta_steps = 20;
         N = 2000;
         cfg.steps = 250;
@@ -80,18 +138,41 @@ int main(int argc, char **argv)
     }
     if (meta_flag) meta_steps = (int)meta_flag;
     if (seeds_flag) seeds = (int)seeds_flag;
+    if (meta_lr_flag > 0) meta_lr = meta_lr_flag;
+    if (lr_flag > 0) cfg.lr = lr_flag;
+    if (momentum_flag >= 0) cfg.momentum = momentum_flag;
+    /* step decay: a quarter of the meta-steps at each of 4 sizes, so that
+       the last ones refine rather than jump */
+    if (cnn) decay_every = meta_steps >= 4 ? meta_steps / 4 : 1;
     mgrad_context *ctx = NULL;
     mgrad_dataset *all = NULL, *test = NULL, *train = NULL, *target = NULL, *heldout = NULL;
     if ((rc = app_start_fmnist(argv[0], out, &ctx, &all, &test)) != 0) return rc;
-    if (app_splits(ctx, all, N, 1000, 1000, 23, &train, &target, &heldout)) return 1;
+    if (app_splits(ctx, all, N, ntarget, nheld, 23, &train, &target, &heldout)) return 1;
+    if (cnn && smoke) { /* the CNN's smoke test scores on 1,000 test images: seconds */
+        int64_t first[1000];
+        for (int64_t i = 0; i < 1000; i++) first[i] = i;
+        mgrad_dataset *part = NULL;
+        if (app_dataset_from(ctx, test, first, 1000, NULL, NULL, &part)) return 1;
+        mgrad_dataset_destroy(test);
+        test = part;
+    }
 
     int64_t npoison = (int64_t)(share * (double)N + 0.5);
     int64_t *rows = malloc(sizeof(int64_t) * (size_t)npoison);
     app_draw_distinct(&rng, N, npoison, rows);
-    printf("Fashion-MNIST poisoning: %lld of %lld training images (%.1f%%) may change, labels "
-           "unchanged; MLP 784-%d-10, T = %lld, B = %lld, SGD momentum %.1f lr %.2f\n",
-           (long long)npoison, (long long)N, 100 * share, cfg.hidden, (long long)cfg.steps,
-           (long long)cfg.batch, cfg.momentum, cfg.lr);
+    if (cnn)
+        printf("Fashion-MNIST poisoning: %lld of %lld training images (%.1f%%) may change, "
+               "labels unchanged; %s, T = %lld, B = %lld, SGD momentum %.2g lr %.3g weight "
+               "decay %.2g\n",
+               (long long)npoison, (long long)N, 100 * share, app_model_name(&cfg),
+               (long long)cfg.steps, (long long)cfg.batch, cfg.momentum, cfg.lr,
+               cfg.weight_decay);
+    else
+        printf(
+            "Fashion-MNIST poisoning: %lld of %lld training images (%.1f%%) may change, labels "
+            "unchanged; MLP 784-%d-10, T = %lld, B = %lld, SGD momentum %.1f lr %.2f\n",
+            (long long)npoison, (long long)N, 100 * share, cfg.hidden, (long long)cfg.steps,
+            (long long)cfg.batch, cfg.momentum, cfg.lr);
 
     float *x = malloc(sizeof(float) * (size_t)(N * F));
     int32_t *y = malloc(sizeof(int32_t) * (size_t)N);
@@ -118,8 +199,6 @@ int main(int argc, char **argv)
         phi.terms = &raise;
         phi.num_terms = 1;
         APP_CHECK(ctx, mgrad_run_set_output(run, &phi));
-        int64_t nheld = 0;
-        APP_CHECK(ctx, mgrad_dataset_size(heldout, &nheld));
         double *minus = malloc(sizeof(double) * (size_t)nheld);
         for (int64_t i = 0; i < nheld; i++) minus[i] = -1.0;
         APP_CHECK(ctx, mgrad_dataset_set_weights(heldout, MGRAD_DTYPE_F64, minus, nheld));
@@ -129,13 +208,25 @@ int main(int argc, char **argv)
         mo.num_rows = npoison;
         APP_CHECK(ctx, mgrad_run_add_meta(&pix, run, MGRAD_META_INPUTS, &mo));
         double box[2] = {0, 1};
-        APP_CHECK(ctx, mgrad_mgd_create(&mgd, pix, MGRAD_MGD_SIGN));
+        APP_CHECK(ctx, mgrad_mgd_create(&mgd, pix, adam ? MGRAD_MGD_ADAM : MGRAD_MGD_SIGN));
         /* per-pixel step, like a PGD attack */
-        APP_CHECK(ctx, mgrad_mgd_set_real(mgd, MGRAD_MGD_PARAM_LR, 0.05));
+        APP_CHECK(ctx, mgrad_mgd_set_real(mgd, MGRAD_MGD_PARAM_LR, meta_lr));
+        if (decay_every > 0) {
+            double sp[2] = {decay_every, 0.5};
+            APP_CHECK(ctx, mgrad_mgd_set_lr_schedule(mgd, MGRAD_MGD_LR_STEP, sp, 2));
+        }
+        if (reshuffle) APP_CHECK(ctx, mgrad_mgd_set_int(mgd, MGRAD_MGD_PARAM_RESHUFFLE, 1));
         APP_CHECK(ctx, mgrad_mgd_set_projection(mgd, MGRAD_PROJECT_BOX, box, 2));
         APP_CHECK(ctx, mgrad_mgd_set_heldout(mgd, heldout));
         APP_CHECK(ctx, mgrad_mgd_set_progress(mgd, progress_losses, log));
-        printf("MGD poisoning (%d meta-steps, maximising the target loss):\n", meta_steps);
+        if (cnn || adam || reshuffle || meta_lr != 0.05)
+            printf("MGD poisoning (%d meta-steps of %s, step %g%s%s, maximising the target "
+                   "loss):\n",
+                   meta_steps, adam ? "Adam" : "signed steps", meta_lr,
+                   decay_every > 0 ? " halved every quarter" : "",
+                   reshuffle ? ", a new batch order each" : "");
+        else
+            printf("MGD poisoning (%d meta-steps, maximising the target loss):\n", meta_steps);
         APP_CHECK(ctx, mgrad_mgd_run(mgd, meta_steps));
         double best = 0;
         APP_CHECK(ctx, mgrad_mgd_best(mgd, MGRAD_DTYPE_F64, poison, npoison * F, &best));
@@ -163,7 +254,11 @@ int main(int argc, char **argv)
         for (int j = 0; j < F; j++) xa[rows[r] * F + j] = (float)poison[r * F + j];
     if (app_dataset_from(ctx, train, ident, N, NULL, xa, &sets[3])) return 1;
 
-    double mean[NATTACKS], sd[NATTACKS];
+    const char *row_names[NROWS] = {names[0], names[1], names[2], names[3],
+                                    "clean (victim momentum 0.9)",
+                                    "MGD poisons (victim momentum 0.9)"};
+    int nrows = cnn ? NROWS : NATTACKS;
+    double mean[NROWS], sd[NROWS];
     printf("\n%-13s  %s  %s\n", "training set", "victim test accuracy (mean ± std, unseen seeds)",
            "drop vs clean");
     for (int k = 0; k < NATTACKS; k++) {
@@ -172,31 +267,61 @@ int main(int argc, char **argv)
         printf("%-13s  %6.2f%% ± %.2f%%  (%d seeds)                     %+6.2f points\n",
                names[k], 100 * mean[k], 100 * sd[k], seeds, 100 * (mean[k] - mean[0]));
     }
+    if (cnn) {
+        /* Poisons made against the smooth training, used against a victim
+           that trains the usual way (the paper's smooth-to-standard
+           transfer): lr 0.05, momentum 0.9, same model, steps and seeds. */
+        app_train std_cfg = cfg;
+        std_cfg.lr = TRANSFER_LR;
+        std_cfg.momentum = TRANSFER_MOMENTUM;
+        printf("victim trained with SGD lr %.2g momentum %.2g:\n", TRANSFER_LR,
+               TRANSFER_MOMENTUM);
+        for (int k = NATTACKS; k < NROWS; k++) {
+            mgrad_dataset *set = k == NATTACKS ? sets[0] : sets[3];
+            if (app_score(ctx, &std_cfg, set, test, 104729u, 3, seeds, NULL, &mean[k], &sd[k]))
+                return 1;
+            printf("%-13s  %6.2f%% ± %.2f%%  (%d seeds)                     %+6.2f points\n",
+                   k == NATTACKS ? names[0] : names[3], 100 * mean[k], 100 * sd[k], seeds,
+                   100 * (mean[k] - mean[NATTACKS]));
+        }
+    }
 
     char path[4096];
-    double table[NATTACKS * 4];
-    for (int k = 0; k < NATTACKS; k++) {
+    double table[NROWS * 4];
+    for (int k = 0; k < nrows; k++) {
         table[4 * k] = mean[k];
         table[4 * k + 1] = sd[k];
         table[4 * k + 2] = seeds;
-        table[4 * k + 3] = mean[k] - mean[0];
+        table[4 * k + 3] = mean[k] - mean[k < NATTACKS ? 0 : NATTACKS];
     }
     int failures = 0;
     snprintf(path, sizeof path, "%s/poisoning.csv", out);
     failures += app_write_named_csv(path,
                                     "attack,test_accuracy_mean,test_accuracy_std,seeds,"
                                     "drop",
-                                    names, table, NATTACKS, 4) != 0;
+                                    row_names, table, nrows, 4) != 0;
     failures += app_write_progress(out, "poisoning_progress.csv", log, meta_steps) != 0;
+    /* the CNN runs also record the training and attack settings (the MLP's
+       summary keeps its six fields) */
     const app_number fields[] = {
-        {"train", (double)N}, {"poisoned", (double)npoison},      {"meta_steps", meta_steps},
-        {"seeds", seeds},     {"train_steps", (double)cfg.steps}, {"batch", (double)cfg.batch}};
+        {"train", (double)N},
+        {"poisoned", (double)npoison},
+        {"meta_steps", meta_steps},
+        {"seeds", seeds},
+        {"train_steps", (double)cfg.steps},
+        {"batch", (double)cfg.batch},
+        {"lr", cfg.lr},
+        {"momentum", cfg.momentum},
+        {"weight_decay", cfg.weight_decay},
+        {"meta_lr", meta_lr},
+        {"meta_lr_halved_every", decay_every},
+        {"adam", adam},
+        {"reshuffle", reshuffle}};
     snprintf(path, sizeof path, "%s/poisoning.json", out);
-    failures += app_write_summary(path, "poisoning",
-                                  quick   ? "quick"
-                                  : smoke ? "smoke"
-                                          : "full",
-                                  fields, 6, names, mean, sd, NATTACKS) != 0;
+    const char *mode = quick ? "quick" : smoke ? "smoke" : "full";
+    if (cnn) mode = quick ? "cnn-quick" : smoke ? "cnn-smoke" : "cnn-full";
+    failures += app_write_summary(path, "poisoning", mode, fields, cnn ? 13 : 6, row_names, mean, sd,
+                                  nrows) != 0;
     int status = app_outputs_done(out, "poisoning.csv, poisoning_progress.csv, poisoning.json",
                                   failures);
 
