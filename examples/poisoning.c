@@ -21,8 +21,8 @@
  * STEP), 5 victim retrainings; and two more rows: the clean and MGD sets
  * against a victim that trains with lr 0.05 and momentum 0.9 (poisons made
  * on the smooth training, used on a standard one).  --adam, --reshuffle,
- * --meta-lr, --lr and --momentum change the attack or every training
- * (docs/applications.md compares them).
+ * --meta-lr, --halve-every, --lr and --momentum change the attack or every
+ * training (docs/applications.md compares them).
  *
  * Writes into --out: poisoning.csv (victim accuracy per attack, mean and std
  * over the retrainings, and the drop against clean data, or with --cnn the
@@ -73,6 +73,7 @@ int main(int argc, char **argv)
     int quick = 0, smoke = 0, cnn = 0, adam = 0, reshuffle = 0;
     int64_t meta_flag = 0, seeds_flag = 0; /* 0: the mode's default */
     double meta_lr_flag = 0, lr_flag = 0, momentum_flag = -1; /* momentum 0 is a value */
+    int64_t halve_flag = -1;                                   /* and so is 0 here */
     const app_flag flags[] = {
         {"--cnn", APP_FLAG_SWITCH, &cnn, NULL,
          "the small ResNet on 1,000 images, 120 meta-steps with a decaying step (with --quick "
@@ -88,6 +89,10 @@ int main(int argc, char **argv)
          "meta step size per pixel (default 0.05; --cnn 0.1, halved every quarter of the "
          "meta-steps)",
          1e-6, 1},
+        {"--halve-every", APP_FLAG_INT, &halve_flag, "K",
+         "halve the meta step size every K meta-steps, 0: constant (default constant; --cnn "
+         "a quarter of the meta-steps)",
+         0, 2000},
         {"--adam", APP_FLAG_SWITCH, &adam, NULL, "Adam on the pixels instead of signed steps",
          0, 0},
         {"--reshuffle", APP_FLAG_SWITCH, &reshuffle, NULL,
@@ -144,6 +149,7 @@ int main(int argc, char **argv)
     /* step decay: a quarter of the meta-steps at each of 4 sizes, so that
        the last ones refine rather than jump */
     if (cnn) decay_every = meta_steps >= 4 ? meta_steps / 4 : 1;
+    if (halve_flag >= 0) decay_every = (int)halve_flag;
     mgrad_context *ctx = NULL;
     mgrad_dataset *all = NULL, *test = NULL, *train = NULL, *target = NULL, *heldout = NULL;
     if ((rc = app_start_fmnist(argv[0], out, &ctx, &all, &test)) != 0) return rc;
@@ -219,12 +225,15 @@ int main(int argc, char **argv)
         APP_CHECK(ctx, mgrad_mgd_set_projection(mgd, MGRAD_PROJECT_BOX, box, 2));
         APP_CHECK(ctx, mgrad_mgd_set_heldout(mgd, heldout));
         APP_CHECK(ctx, mgrad_mgd_set_progress(mgd, progress_losses, log));
-        if (cnn || adam || reshuffle || meta_lr != 0.05)
+        if (cnn || adam || reshuffle || meta_lr != 0.05 || decay_every > 0) {
+            char decay[64] = "";
+            if (decay_every > 0)
+                snprintf(decay, sizeof decay, " halved every %d", decay_every);
             printf("MGD poisoning (%d meta-steps of %s, step %g%s%s, maximising the target "
                    "loss):\n",
-                   meta_steps, adam ? "Adam" : "signed steps", meta_lr,
-                   decay_every > 0 ? " halved every quarter" : "",
+                   meta_steps, adam ? "Adam" : "signed steps", meta_lr, decay,
                    reshuffle ? ", a new batch order each" : "");
+        }
         else
             printf("MGD poisoning (%d meta-steps, maximising the target loss):\n", meta_steps);
         APP_CHECK(ctx, mgrad_mgd_run(mgd, meta_steps));
