@@ -121,8 +121,10 @@ int main(int argc, char **argv)
     int reuse = argc > 6 ? atoi(argv[6]) : 0;
     if ((strcmp(which, "small") != 0 && strcmp(which, "resnet9") != 0) || steps < 1 ||
         repeats < 1 || repeats > MAX_REPEATS || B < 2 || B > N || budget_mib < 0) {
-        fprintf(stderr, "usage: %s [small|resnet9] [steps] [repeats<=%d] [batch 2..%d] "
-                        "[budget_mib] [reuse 0|1]\n", argv[0], MAX_REPEATS, N);
+        fprintf(stderr,
+                "usage: %s [small|resnet9] [steps] [repeats<=%d] [batch 2..%d] "
+                "[budget_mib] [reuse 0|1]\n",
+                argv[0], MAX_REPEATS, N);
         return EXIT_FAILURE;
     }
     mgrad_context_options co = MGRAD_CONTEXT_OPTIONS_INIT;
@@ -147,7 +149,8 @@ int main(int argc, char **argv)
         wall[1][r] = w2 - w1;
         CHECK(mgrad_run_get_stats(run, &st));
         printf("repeat %d: train %.3f s CPU (%.3f wall), reverse %.3f s CPU (%.3f wall), "
-               "phi %.6f\n", r, cpu[0][r], wall[0][r], cpu[1][r], wall[1][r], phi);
+               "phi %.6f\n",
+               r, cpu[0][r], wall[0][r], cpu[1][r], wall[1][r], phi);
         if (!reuse) {
             mgrad_run_destroy(run);
             run = NULL;
@@ -162,7 +165,8 @@ int main(int argc, char **argv)
            (long long)st.memo_hits);
     double ct = bench_median(cpu[0], repeats), cr = bench_median(cpu[1], repeats);
     printf("median CPU: train %.3f s (%.0f images/s), reverse %.3f s (%.0f images/s), "
-           "reverse/train %.2f\n", ct, images_run / ct, cr, images_run / cr, cr / ct);
+           "reverse/train %.2f\n",
+           ct, images_run / ct, cr, images_run / cr, cr / ct);
     printf("median wall: train %.3f s, reverse %.3f s\n", bench_median(wall[0], repeats),
            bench_median(wall[1], repeats));
     mgrad_dataset_destroy(train);

@@ -31,8 +31,8 @@ static mgrad_context *ctx;
 #define CHECK(call) BENCH_CHECK(ctx, call)
 
 enum { PASSES = 5, MAX_ITERS = 256 };
-static const char *pass_names[PASSES] = {"forward", "full backward", "backward_rop",
-                                         "tangent", "tangent_backward"};
+static const char *pass_names[PASSES] = {"forward", "full backward", "backward_rop", "tangent",
+                                         "tangent_backward"};
 
 static double thread_cpu(void)
 {

@@ -677,8 +677,8 @@ static void rop_graph(mgrad_context *ctx, mgr_graph *g, int which, uint64_t *st,
         h = add_conv(ctx, g, a, 2 * oc, 3, 2, 1);
         h = add_simple(ctx, g, MGR_OP_RELU, add_norm(ctx, g, MGR_OP_BATCH_NORM, h, 1e-3));
         h = add_norm(ctx, g, MGR_OP_BATCH_NORM, add_conv(ctx, g, h, 2 * oc, 3, 1, 1), 1e-3);
-        int32_t p = add_norm(ctx, g, MGR_OP_BATCH_NORM, add_conv(ctx, g, a, 2 * oc, 1, 2, 0),
-                             1e-3);
+        int32_t p =
+            add_norm(ctx, g, MGR_OP_BATCH_NORM, add_conv(ctx, g, a, 2 * oc, 1, 2, 0), 1e-3);
         mgr_node n = mk(MGR_OP_ADD, h);
         n.in1 = p;
         h = add_simple(ctx, g, MGR_OP_GELU, add_node(ctx, g, n));
