@@ -1,7 +1,9 @@
 /*
  * test_graph.c - the graph module in f64: every op's four passes, the loss's
  * four passes and a whole MLP's Hessian-vector product against central
- * finite differences; the BLAS seam against its naive twin; the workspace.
+ * finite differences; the R-op's reduced backward against the full one
+ * (MLPs, conv nets, a sequence graph); the BLAS seam against its naive
+ * twin; the workspace.
  * The image forms of flatten and add (ops_linear.c) are imageops.h's cases;
  * the other image ops have one suite per family (test_ops_*.c).
  *
