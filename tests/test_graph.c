@@ -1,7 +1,9 @@
 /*
  * test_graph.c - the graph module in f64: every op's four passes, the loss's
  * four passes and a whole MLP's Hessian-vector product against central
- * finite differences; the BLAS seam against its naive twin; the workspace.
+ * finite differences; the R-op's reduced backward against the full one
+ * (MLPs, conv nets, a sequence graph); the BLAS seam against its naive
+ * twin; the workspace.
  * The image forms of flatten and add (ops_linear.c) are imageops.h's cases;
  * the other image ops have one suite per family (test_ops_*.c).
  *
@@ -604,6 +606,162 @@ START_TEST(test_backward_rop)
 }
 END_TEST
 
+/* The image and sequence graphs of test_backward_rop_images: the ops whose
+   rule is "ȳ for (x̄)˙ or when ẋ ≠ 0" (conv2d, batch and layer norm, per
+   position too), the pools (never) and residual adds, built through
+   mgr_graph_append.  *rows >= 2 (batch norm). */
+enum { ROP_CONV_BN_POOL, ROP_RESNET, ROP_PROJECTION, ROP_INPUT_NORM, ROP_SEQUENCE, ROP_GRAPHS };
+static const char *ROP_GRAPH_NAMES[ROP_GRAPHS] = {
+    "conv-bn-relu x2, pools", "resnet block", "stride-2 block with projection, layer norm",
+    "batch norm and pooling on the input", "sequence: layer norm, attention"};
+
+static void rop_graph(mgrad_context *ctx, mgr_graph *g, int which, uint64_t *st, size_t *rows)
+{
+    *rows = (size_t)tu_rand_int(st, 2, 3);
+    int64_t C = tu_rand_int(st, 1, 2), H = tu_rand_int(st, 6, 8), W = tu_rand_int(st, 6, 8);
+    int64_t oc = tu_rand_int(st, 2, 3), classes = tu_rand_int(st, 2, 4);
+    int64_t shape[3] = {C, H, W};
+    if (which == ROP_SEQUENCE) {
+        int64_t L = tu_rand_int(st, 2, 4), w = 2 * tu_rand_int(st, 1, 2);
+        int64_t sshape[2] = {L, w};
+        ck_assert_int_eq(mgr_graph_create(ctx, 2, sshape, g), MGRAD_OK);
+        g->nodes[0].positions = L;
+        mgr_node n = mk(MGR_OP_SEQ_LAYER_NORM, 0);
+        n.eps = 1e-3;
+        int32_t ln = add_node(ctx, g, n);
+        n = mk(MGR_OP_SEQ_DENSE, ln);
+        n.shape[0] = w;
+        int32_t d0 = add_node(ctx, g, n);
+        n = mk(MGR_OP_SEQ_LAYER_NORM, d0);
+        n.eps = 1e-3;
+        int32_t ln1 = add_node(ctx, g, n);
+        n = mk(MGR_OP_SEQ_DENSE, ln1);
+        n.shape[0] = 3 * w;
+        int32_t qkv = add_node(ctx, g, n);
+        n = mk(MGR_OP_ATTENTION, qkv);
+        n.heads = 2;
+        int32_t att = add_node(ctx, g, n);
+        n = mk(MGR_OP_ADD, att);
+        n.in1 = d0;
+        int32_t r = add_node(ctx, g, n);
+        n = mk(MGR_OP_SEQ_DENSE, add_simple(ctx, g, MGR_OP_RELU, r));
+        n.shape[0] = classes;
+        add_node(ctx, g, n);
+        return;
+    }
+    ck_assert_int_eq(mgr_graph_create(ctx, 3, shape, g), MGRAD_OK);
+    int32_t h = 0;
+    switch (which) {
+    case ROP_CONV_BN_POOL:
+        h = add_conv(ctx, g, 0, oc, 3, 1, 1);
+        h = add_simple(ctx, g, MGR_OP_RELU, add_norm(ctx, g, MGR_OP_BATCH_NORM, h, 1e-3));
+        h = add_conv(ctx, g, h, oc, 3, 1, 1);
+        h = add_simple(ctx, g, MGR_OP_RELU, add_norm(ctx, g, MGR_OP_BATCH_NORM, h, 1e-3));
+        h = add_window(ctx, g, MGR_OP_AVG_POOL, h, 2, 2);
+        h = add_window(ctx, g, MGR_OP_MAX_POOL, h, 2, 1);
+        h = add_simple(ctx, g, MGR_OP_GLOBAL_AVG_POOL, h);
+        break;
+    case ROP_RESNET: {
+        int32_t a = add_conv(ctx, g, 0, oc, 3, 1, 1);
+        a = add_simple(ctx, g, MGR_OP_RELU, add_norm(ctx, g, MGR_OP_BATCH_NORM, a, 1e-3));
+        h = add_conv(ctx, g, a, oc, 3, 1, 1);
+        h = add_simple(ctx, g, MGR_OP_RELU, add_norm(ctx, g, MGR_OP_BATCH_NORM, h, 1e-3));
+        h = add_norm(ctx, g, MGR_OP_BATCH_NORM, add_conv(ctx, g, h, oc, 3, 1, 1), 1e-3);
+        mgr_node n = mk(MGR_OP_ADD, h);
+        n.in1 = a;
+        h = add_simple(ctx, g, MGR_OP_RELU, add_node(ctx, g, n));
+        h = add_simple(ctx, g, MGR_OP_FLATTEN, add_window(ctx, g, MGR_OP_MAX_POOL, h, 2, 2));
+        break;
+    }
+    case ROP_PROJECTION: {
+        int32_t a = add_conv(ctx, g, 0, oc, 3, 1, 1);
+        a = add_simple(ctx, g, MGR_OP_TANH, add_norm(ctx, g, MGR_OP_LAYER_NORM, a, 1e-3));
+        h = add_conv(ctx, g, a, 2 * oc, 3, 2, 1);
+        h = add_simple(ctx, g, MGR_OP_RELU, add_norm(ctx, g, MGR_OP_BATCH_NORM, h, 1e-3));
+        h = add_norm(ctx, g, MGR_OP_BATCH_NORM, add_conv(ctx, g, h, 2 * oc, 3, 1, 1), 1e-3);
+        int32_t p =
+            add_norm(ctx, g, MGR_OP_BATCH_NORM, add_conv(ctx, g, a, 2 * oc, 1, 2, 0), 1e-3);
+        mgr_node n = mk(MGR_OP_ADD, h);
+        n.in1 = p;
+        h = add_simple(ctx, g, MGR_OP_GELU, add_node(ctx, g, n));
+        h = add_simple(ctx, g, MGR_OP_GLOBAL_AVG_POOL, h);
+        break;
+    }
+    case ROP_INPUT_NORM:
+        h = add_norm(ctx, g, MGR_OP_BATCH_NORM, 0, 1e-3);
+        h = add_window(ctx, g, MGR_OP_AVG_POOL, h, 2, 1);
+        h = add_conv(ctx, g, h, oc, 3, 1, 1);
+        h = add_simple(ctx, g, MGR_OP_SOFTPLUS, add_norm(ctx, g, MGR_OP_BATCH_NORM, h, 1e-3));
+        h = add_simple(ctx, g, MGR_OP_FLATTEN, h);
+        break;
+    }
+    add_dense(ctx, g, h, classes);
+}
+
+/* test_backward_rop on conv nets: the R-op's reduced backward leaves
+   tangent_backward exactly what the full backward does (H u and (x̄)˙ bit
+   for bit), with the adjoints it skips poisoned with NaN; and without
+   input metaparameters it does skip some (so a graph that fell back to
+   the full backward would fail here). */
+START_TEST(test_backward_rop_images)
+{
+    for (int which = 0; which < ROP_GRAPHS; which++)
+        for (int want_x = 0; want_x < 2; want_x++) {
+            uint64_t st = (uint64_t)_i * 6151 + (uint64_t)which * 97 + (uint64_t)want_x;
+            mgrad_context *ctx = new_ctx();
+            mgr_graph g;
+            size_t rows = 0;
+            rop_graph(ctx, &g, which, &st, &rows);
+            int32_t last = g.num_nodes - 1;
+            size_t P = (size_t)g.num_params, nx = rows * (size_t)g.nodes[0].size;
+            size_t no = rows * (size_t)g.nodes[last].size;
+            mgr_graph_ws_f64 *ws = NULL;
+            ck_assert_int_eq(mgr_graph_ws_create_f64(ctx, &g, rows, &ws), MGRAD_OK);
+            double *theta = dalloc(P), *u = dalloc(P), *x = dalloc(nx), *grad = dalloc(P);
+            double *hu[2] = {dalloc(P), dalloc(P)}, *xbd[2] = {dalloc(nx), dalloc(nx)};
+            double *obar = dalloc(no), *obd = dalloc(no);
+            tu_fill(theta, P, &st, 0.8);
+            tu_fill(u, P, &st, 1.0);
+            tu_fill(x, nx, &st, 1.5);
+            tu_fill(obar, no, &st, 1.0);
+            tu_fill(obd, no, &st, 1.0);
+            int skipped = 0;
+            for (int pass = 0; pass < 2; pass++) {
+                mgr_graph_forward_f64(&g, ws, rows, theta, x);
+                if (pass == 0) {
+                    memset(grad, 0, P * sizeof(double));
+                    mgr_graph_backward_f64(&g, ws, rows, theta, x, obar, grad, NULL);
+                } else {
+                    for (int32_t k = 1; k < last; k++)
+                        for (size_t j = 0; j < rows * (size_t)g.nodes[k].size; j++)
+                            ws->adj[k][j] = NAN;
+                    mgr_graph_backward_rop_f64(&g, ws, rows, theta, x, obar, want_x);
+                    for (int32_t k = 1; k < last; k++) skipped += isnan(ws->adj[k][0]) != 0;
+                }
+                mgr_graph_tangent_f64(&g, ws, rows, theta, u, x, NULL);
+                memset(hu[pass], 0, P * sizeof(double));
+                memset(xbd[pass], 0, nx * sizeof(double));
+                mgr_graph_tangent_backward_f64(&g, ws, rows, theta, u, x, NULL, obd, hu[pass],
+                                               want_x ? xbd[pass] : NULL);
+            }
+            const char *name = ROP_GRAPH_NAMES[which];
+            ck_assert_msg(memcmp(hu[0], hu[1], P * sizeof(double)) == 0,
+                          "%s, want_x %d: H u differs", name, want_x);
+            ck_assert_msg(memcmp(xbd[0], xbd[1], nx * sizeof(double)) == 0,
+                          "%s, want_x %d: input adjoint tangent differs", name, want_x);
+            for (size_t j = 0; j < P; j++) ck_assert(isfinite(hu[1][j]));
+            for (size_t j = 0; j < nx; j++) ck_assert(isfinite(xbd[1][j]));
+            if (!want_x)
+                ck_assert_msg(skipped > 0, "%s: the R-op's backward skipped no adjoint", name);
+            double *bufs[] = {theta, u, x, grad, hu[0], hu[1], xbd[0], xbd[1], obar, obd};
+            for (size_t j = 0; j < sizeof bufs / sizeof bufs[0]; j++) free(bufs[j]);
+            mgr_graph_ws_destroy_f64(ctx, ws);
+            mgr_graph_free(ctx, &g);
+            finish_ctx(ctx);
+        }
+}
+END_TEST
+
 /* The forward memo (mgr_graph_forward_memo): memo_out records the dense
    nodes' values; memo_in replaces their products, so a forward at another θ
    with the memo reproduces every node of the first forward bit for bit
@@ -917,6 +1075,7 @@ Suite *make_suite(void)
 
     tc = tcase_create("graph");
     tcase_add_loop_test(tc, test_backward_rop, 0, 4);
+    tcase_add_loop_test(tc, test_backward_rop_images, 0, 4);
     tcase_add_loop_test(tc, test_forward_memo, 0, 4);
     tcase_add_loop_test(tc, test_mlp_hvp, 0, 4);
     tcase_add_test(tc, test_mlp_repeatable);

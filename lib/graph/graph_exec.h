@@ -127,9 +127,11 @@ void R(mgr_graph_backward)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
    parameter and xdot = NULL, compute only the node adjoints that
    mgr_graph_tangent_backward (with hu, and with xbardot iff want_xbardot)
    will read, and no parameter gradients.  For an MLP with ReLU this is just
-   the adjoint of the last layer's output: no GEMM of the input-side layers.
-   Graphs with ops outside the analysed set (conv, norms) get the full
-   adjoint pass, still without parameter gradients. */
+   the adjoint of the last layer's output: no GEMM of the input-side layers;
+   for a conv net every adjoint before the first op whose input is an inner
+   node (the stem's).  Each op's rule: op.h, mgr_ybar_reads; a graph with an
+   op that answers MGR_YBAR_ALL (none today) gets the full adjoint pass,
+   still without parameter gradients. */
 void R(mgr_graph_backward_rop)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
                                const real *theta, const real *x, const real *obar,
                                int want_xbardot);

@@ -79,9 +79,12 @@ typedef enum mgr_ybar_reads {
     /* Only for (x̄)˙: smooth activations, (x̄)˙ += ȳ f''(x) ẋ. */
     MGR_YBAR_FOR_XBARDOT = 2,
     /* For (x̄)˙ and, when ẋ may be nonzero, for (θ̄)˙: bilinear ops such as
-       the dense layer, (x̄)˙ += ȳ U and (W̄)˙ += ȳᵀ ẋ. */
+       the dense layer and conv2d, (x̄)˙ += ȳ U and (W̄)˙ += ȳᵀ ẋ; also the
+       normalisations, whose ȳ terms feed (x̄)˙ and, through x̂˙, (γ̄)˙. */
     MGR_YBAR_FOR_XBARDOT_OR_XDOT = 3,
-    /* Not analysed: the R-op's backward computes every node's adjoint. */
+    /* Not analysed: the R-op's backward computes every node's adjoint.  No
+       op answers it today; it is the safe answer for a new op until a test
+       poisons the adjoints a finer one would skip (tests/test_graph.c). */
     MGR_YBAR_ALL = 4
 } mgr_ybar_reads;
 

@@ -130,10 +130,10 @@ const mgr_op_def mgr_op_conv2d = {
     .flags = MGR_OP_FLAG_MEMOISED,
     .infer = conv2d_infer,
     .scratch = conv2d_scratch,
-    /* Like the dense layer's, its tangent_backward reads ȳ for (x̄)˙ (Uᵀ ȳ)
-       and, with ẋ ≠ 0, for (W̄)˙ (ȳ col(ẋ)ᵀ); not yet analysed, so the
-       R-op's backward keeps every adjoint. */
-    .ybar_reads = MGR_YBAR_ALL,
+    /* Bilinear in (θ, x) like the dense layer: its tangent_backward reads ȳ
+       only for (x̄)˙ (Uᵀ ȳ) and, with ẋ ≠ 0, for (W̄)˙ (ȳ col(ẋ)ᵀ); (b̄)˙
+       reads (ȳ)˙ alone (conv2d_tangent_backward, need_yb). */
+    .ybar_reads = MGR_YBAR_FOR_XBARDOT_OR_XDOT,
     .init = conv2d_init,
     MGR_OP_PASSES(conv2d),
 };

@@ -196,8 +196,8 @@ const mgr_op_def mgr_op_seq_layer_norm = {
     .name = "layer norm (per position)",
     .inputs = 1,
     .infer = seq_layer_norm_infer,
-    /* as the layer norm's (not analysed) */
-    .ybar_reads = MGR_YBAR_ALL,
+    /* the layer norm's passes on a view of the node, so its rule */
+    .ybar_reads = MGR_YBAR_FOR_XBARDOT_OR_XDOT,
     .init = mgr_init_gamma_beta,
     MGR_OP_PASSES(seq_layer_norm),
 };

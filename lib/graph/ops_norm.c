@@ -72,14 +72,21 @@ mgrad_status mgr_init_gamma_beta(mgrad_context *ctx, const mgr_graph *g, int32_t
     return MGRAD_OK;
 }
 
-/* tangent_backward reads ȳ in g = γ ȳ for (x̄)˙ and in ȳ x̂˙ for (γ̄)˙;
-   not yet analysed, so the R-op's backward keeps every adjoint. */
+/* Which adjoints tangent_backward reads (the file comment's rule): ȳ
+   enters (x̄)˙ through g = γ ȳ and ġ = γ̇ ȳ + γ (ȳ)˙, and (γ̄)˙ only through
+   ȳ x̂˙ = ȳ s d, which vanishes with ẋ (d = P(ẋ)); (β̄)˙ reads (ȳ)˙ alone.
+   So ȳ is read exactly when (x̄)˙ is wanted or ẋ ≠ 0, the dense layer's
+   rule, although the op is not bilinear: its second-order terms in x
+   (s a P(g), ...) all carry ẋ and feed (x̄)˙ only.  The passes follow it
+   to the letter: group_tb_param_sums touches ȳ only when ẋ is given, and
+   group_tb_xbardot runs only when (x̄)˙ is wanted (tests/test_graph.c,
+   test_backward_rop_images, poisons the skipped adjoints). */
 const mgr_op_def mgr_op_batch_norm = {
     .name = "batch norm",
     .inputs = 1,
     .flags = MGR_OP_FLAG_COUPLES_ROWS,
     .infer = norm_infer,
-    .ybar_reads = MGR_YBAR_ALL,
+    .ybar_reads = MGR_YBAR_FOR_XBARDOT_OR_XDOT,
     .init = mgr_init_gamma_beta,
     MGR_OP_PASSES(batch_norm),
 };
@@ -88,7 +95,7 @@ const mgr_op_def mgr_op_layer_norm = {
     .name = "layer norm",
     .inputs = 1,
     .infer = norm_infer,
-    .ybar_reads = MGR_YBAR_ALL,
+    .ybar_reads = MGR_YBAR_FOR_XBARDOT_OR_XDOT, /* the same passes */
     .init = mgr_init_gamma_beta,
     MGR_OP_PASSES(layer_norm),
 };
