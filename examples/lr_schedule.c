@@ -155,7 +155,10 @@ enum { CNN_METHODS = 4, CNN_KNOTS = 11, CNN_GRID = 48, CNN_MAX_SEARCH_SEEDS = 16
 
 /* CPU seconds of this process: with one OpenBLAS thread a training's CPU
    time is its cost, whatever else runs on the machine (wall time is not). */
-static double cpu_seconds(void) { return (double)clock() / CLOCKS_PER_SEC; }
+static double cpu_seconds(void)
+{
+    return (double)clock() / CLOCKS_PER_SEC;
+}
 
 /* One point of a curve: after `trainings` trainings and `reverses` reverse
    passes, the point scored `loss`, and the best so far is `best`. */
@@ -176,8 +179,8 @@ static void add_point(curves *c, int method, int seed, double trainings, double 
                       double loss, double *best)
 {
     if (loss < *best) *best = loss;
-    if (c->nrows < c->cap) c->rows[c->nrows++] = (curve_row){method, seed, trainings, reverses,
-                                                             loss, *best};
+    if (c->nrows < c->cap)
+        c->rows[c->nrows++] = (curve_row){method, seed, trainings, reverses, loss, *best};
 }
 
 /* A schedule of the searches: family f of {constant, step decay, cosine,
@@ -295,7 +298,8 @@ static int mgd_search(curves *c, int method, mgrad_mgd_map map, double meta_lr, 
         if (basis == NULL) return 1;
         for (int64_t t = 0; t < T; t++) {
             double pos = (double)t / (double)(T - 1) * (CNN_KNOTS - 1);
-            for (int j = 0; j < CNN_KNOTS; j++) basis[t * CNN_KNOTS + j] = fmax(0, 1 - fabs(pos - j));
+            for (int j = 0; j < CNN_KNOTS; j++)
+                basis[t * CNN_KNOTS + j] = fmax(0, 1 - fabs(pos - j));
         }
         for (int j = 0; j < CNN_KNOTS; j++) knots[j] = log(s->cfg.lr);
         APP_CHECK(ctx, mgrad_mgd_set_basis(mgd, basis, CNN_KNOTS, knots));
@@ -360,17 +364,19 @@ static int cnn_main(setup *s, mgrad_dataset *all, const cnn_conf *k, const char 
                    &s->heldout))
         return 1;
     int64_t T = s->cfg.steps;
-    printf("Fashion-MNIST LR schedules, trainings-to-tune curves (%s): train %lld, target %lld, "
-           "held-out %lld; %s, SGD momentum %.2g, weight decay %.0e, T = %lld, B = %lld\n",
-           k->mode, (long long)k->ntrain, (long long)k->nsplit, (long long)k->nsplit,
-           app_model_name(&s->cfg), s->cfg.momentum, s->cfg.weight_decay, (long long)T,
-           (long long)s->cfg.batch);
+    printf(
+        "Fashion-MNIST LR schedules, trainings-to-tune curves (%s): train %lld, target %lld, "
+        "held-out %lld; %s, SGD momentum %.2g, weight decay %.0e, T = %lld, B = %lld\n",
+        k->mode, (long long)k->ntrain, (long long)k->nsplit, (long long)k->nsplit,
+        app_model_name(&s->cfg), s->cfg.momentum, s->cfg.weight_decay, (long long)T,
+        (long long)s->cfg.batch);
     const char *names[CNN_METHODS] = {"grid search", "random search", "MGD cosine",
                                       "MGD 11 knots"};
     curves c = {s, NULL, 0, 0, 0, 0};
     c.cap = CNN_GRID + k->search_seeds * k->search_n + 2 * (k->meta_steps + 1);
     c.rows = malloc(sizeof(curve_row) * (size_t)c.cap);
-    double *sched[CNN_METHODS], *rs_sched = malloc(sizeof(double) * (size_t)T * (size_t)k->search_seeds);
+    double *sched[CNN_METHODS],
+        *rs_sched = malloc(sizeof(double) * (size_t)T * (size_t)k->search_seeds);
     double found[CNN_METHODS], rs_best[CNN_MAX_SEARCH_SEEDS];
     int tried[CNN_METHODS];
     if (c.rows == NULL || rs_sched == NULL) return 1;
@@ -386,8 +392,8 @@ static int cnn_main(setup *s, mgrad_dataset *all, const cnn_conf *k, const char 
         t0 = cpu_seconds();
         if (random_search(&c, 1, r, k->search_n, rs_sched + (size_t)r * (size_t)T, &rs_best[r]))
             return 1;
-        printf("random search seed %d (%d trainings): best held-out loss %.4f (%.1f CPU s)\n", r,
-               k->search_n, rs_best[r], cpu_seconds() - t0);
+        printf("random search seed %d (%d trainings): best held-out loss %.4f (%.1f CPU s)\n",
+               r, k->search_n, rs_best[r], cpu_seconds() - t0);
         fflush(stdout);
     }
     /* the table's random-search row: the seed of the median final loss */
@@ -407,8 +413,9 @@ static int cnn_main(setup *s, mgrad_dataset *all, const cnn_conf *k, const char 
        the start's peak; 0.01 overshot in a quick run), 0.1 on the log knots
        (10% relative changes) */
     const double cosine_lr = 0.005, knots_lr = 0.1;
-    printf("MGD cosine family {peak, floor, warm-up} from a flat %.3g (Adam %g, %d meta-steps):\n",
-           s->cfg.lr, cosine_lr, k->meta_steps);
+    printf(
+        "MGD cosine family {peak, floor, warm-up} from a flat %.3g (Adam %g, %d meta-steps):\n",
+        s->cfg.lr, cosine_lr, k->meta_steps);
     if (mgd_search(&c, 2, MGRAD_MGD_MAP_COSINE, cosine_lr, k->meta_steps, sched[2], &found[2],
                    &logs[0]))
         return 1;
@@ -422,15 +429,18 @@ static int cnn_main(setup *s, mgrad_dataset *all, const cnn_conf *k, const char 
 
     /* a reverse pass in trainings: (meta-step − training) / training, CPU time */
     double train_cpu = c.train_cpu / c.ntimed;
-    double step_cpu = (logs[0].step_cpu + logs[1].step_cpu) / fmax(1, logs[0].steps + logs[1].steps);
+    double step_cpu =
+        (logs[0].step_cpu + logs[1].step_cpu) / fmax(1, logs[0].steps + logs[1].steps);
     double ratio = fmax(0, step_cpu / train_cpu - 1);
-    printf("\nCPU seconds: a training %.2f, a meta-step %.2f: a reverse pass = %.2f trainings\n",
-           train_cpu, step_cpu, ratio);
+    printf(
+        "\nCPU seconds: a training %.2f, a meta-step %.2f: a reverse pass = %.2f trainings\n",
+        train_cpu, step_cpu, ratio);
 
     double best_all = INFINITY;
     for (int r = 0; r < c.nrows; r++) best_all = fmin(best_all, c.rows[r].best);
     printf("best held-out loss found: %.4f; trainings to come within 1%% of it "
-           "(training-equivalents):\n", best_all);
+           "(training-equivalents):\n",
+           best_all);
     double to1[CNN_METHODS], eq1[CNN_METHODS];
     for (int m = 0; m < CNN_METHODS; m++) {
         if (m == 1) {
@@ -580,8 +590,13 @@ int main(int argc, char **argv)
            N = 2000, T = 150); N, T and B chosen so that a training takes
            about 3 CPU seconds and the full run about 20 CPU minutes. */
         cnn_conf k = {"cnn-full", 2000, 1000, 20, 5, 5, CNN_GRID};
-        s.cfg = (app_train){.steps = 150, .batch = 32, .lr = 0.05, .momentum = 0.5, .hidden = 8,
-                            .model = APP_MODEL_RESNET, .weight_decay = 5e-4};
+        s.cfg = (app_train){.steps = 150,
+                            .batch = 32,
+                            .lr = 0.05,
+                            .momentum = 0.5,
+                            .hidden = 8,
+                            .model = APP_MODEL_RESNET,
+                            .weight_decay = 5e-4};
         if (quick) {
             k = (cnn_conf){"cnn-quick", 1000, 500, 6, 3, 3, 16};
             s.cfg.steps = 100;
