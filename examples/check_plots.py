@@ -2,7 +2,9 @@
 """check_plots.py PLOTTER WORKDIR STUDY_CSV PROGRAM... - the test 'plot-results'.
 
 Runs each application PROGRAM (data_selection, poisoning, targeted_poisoning,
-lr_schedule, lm_data_selection) with --smoke into WORKDIR/<program>, then PLOTTER (examples/python/plot_results.py)
+lr_schedule, lm_data_selection) with --smoke into WORKDIR/<program> (and
+lr_schedule also with --cnn --smoke, whose curves are a figure of their
+own, into WORKDIR/lr_schedule-cnn), then PLOTTER (examples/python/plot_results.py)
 on those directories and on STUDY_CSV (a CSV written by smoothness_study;
 its PNG goes into WORKDIR/study), and checks that every figure came out as a
 PNG of a sensible size, and that the plotter refuses a directory without
@@ -52,6 +54,16 @@ def main(argv):
             return 1
         dirs.append(out)
         expected += [os.path.join(out, name + ".png"), os.path.join(out, name + "_progress.png")]
+        if name == "lr_schedule":
+            # the CNN-scale run writes the trainings-to-tune curves instead
+            # of MGD's progress
+            out = os.path.join(work, name + "-cnn")
+            r = subprocess.run([prog, "--cnn", "--smoke", "--out", out], stdout=subprocess.DEVNULL)
+            if r.returncode != 0:
+                print("FAIL: %s --cnn --smoke exited %d" % (name, r.returncode))
+                return 1
+            dirs.append(out)
+            expected += [os.path.join(out, name + ".png"), os.path.join(out, name + "_curve.png")]
     study_out = os.path.join(work, "study")
     expected.append(os.path.join(study_out, os.path.basename(study)[:-4] + ".png"))
 
