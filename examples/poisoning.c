@@ -76,7 +76,7 @@ int main(int argc, char **argv)
     int64_t halve_flag = -1;                                   /* and so is 0 here */
     const app_flag flags[] = {
         {"--cnn", APP_FLAG_SWITCH, &cnn, NULL,
-         "the small ResNet on 1,000 images, 120 meta-steps with a decaying step (with --quick "
+         "the small ResNet on 1,000 images, 120 meta-steps with a halving step (with --quick "
          "or --smoke: smaller)",
          0, 0},
         APP_FLAG_QUICK(&quick),
@@ -86,8 +86,7 @@ int main(int argc, char **argv)
         {"--seeds", APP_FLAG_INT, &seeds_flag, "S", "victim retrainings, with unseen seeds", 1,
          16},
         {"--meta-lr", APP_FLAG_REAL, &meta_lr_flag, "ETA",
-         "meta step size per pixel (default 0.05; --cnn 0.1, halved every quarter of the "
-         "meta-steps)",
+         "meta step size per pixel (default 0.05; --cnn 0.1)",
          1e-6, 1},
         {"--halve-every", APP_FLAG_INT, &halve_flag, "K",
          "halve the meta step size every K meta-steps, 0: constant (default constant; --cnn "
