@@ -9,11 +9,9 @@
 #include <time.h>
 
 #include "base/base.h"
+#include "base/pool.h"
 #include "mgrad_config.h"
 
-#if MGRAD_HAVE_OPENBLAS
-void openblas_set_num_threads(int num_threads);
-#endif
 
 mgrad_status mgrad_context_options_init(mgrad_context_options *opts, uint32_t version)
 {
@@ -53,15 +51,13 @@ mgrad_status mgrad_context_create(mgrad_context **out, const mgrad_context_optio
     ctx->log_fn = o.log_fn;
     ctx->log_user_data = o.log_user_data;
     ctx->log_level = o.log_level;
-#if MGRAD_HAVE_OPENBLAS
-    if (ctx->threads > 0) openblas_set_num_threads(ctx->threads);
-#endif
     *out = ctx;
     return MGRAD_OK;
 }
 
 static void context_free(mgrad_context *ctx)
 {
+    mgr_pool_destroy(ctx, ctx->pool);
     if (ctx->free_fn != NULL)
         ctx->free_fn(ctx, ctx->alloc_user_data);
     else

@@ -145,6 +145,7 @@ mgrad_status R(mgr_graph_ws_create)(mgrad_context *ctx, const mgr_graph *g,
     ws->row0 = 0;
     ws->need = need;
     ws->tadj_zero_at = zero_at; /* slot (after it) is not kept */
+    ws->pool = mgr_context_pool(ctx);
     real *p = data;
     for (size_t k = 1; k < n; k++) {
         size_t per = padded_count(max_rows * (size_t)g->nodes[k].size);
@@ -234,6 +235,7 @@ static void fill_args(R(mgr_op_args) *a, const mgr_graph *g, const R(mgr_graph_w
     a->step = ws->step;
     a->training = ws->training;
     a->row0 = ws->row0;
+    a->pool = ws->pool;
 }
 
 void R(mgr_graph_forward_memo)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,

@@ -19,6 +19,7 @@
 #ifndef MGRAD_GRAPH_EXEC_H
 #define MGRAD_GRAPH_EXEC_H
 
+#include "base/pool.h"
 #include "graph/graph.h"
 #include "kernels/kernels.h"
 #include "metagrad/common.h"
@@ -48,6 +49,7 @@ typedef struct R(mgr_op_args) {
     int64_t step;                 /* ... the training step ... */
     int training;                 /* ... and 0 when dropout is the identity */
     int64_t row0;                 /* dropout: mask row of the chunk's row 0 */
+    struct mgr_pool *pool;        /* the context's threads (base/pool.h); NULL: none */
 } R(mgr_op_args);
 
 /* An op's four passes (its definition, op.h, points at the f32 and f64
@@ -91,6 +93,10 @@ typedef struct R(mgr_graph_ws) {
     unsigned char *need;          /* [num_nodes] scratch of mgr_graph_backward_rop */
     int32_t *tadj_zero_at;        /* [num_nodes] reverse step at which an inner
                                      node's shared tadj buffer is zeroed */
+    /* The context's threads, which the ops run their passes on
+       (base/pool.h: results do not depend on how many there are); NULL
+       runs everything on the calling thread. */
+    struct mgr_pool *pool;
 } R(mgr_graph_ws);
 
 /* Elements of scratch node k needs, whatever the number of rows (work on

@@ -45,6 +45,13 @@ void R(mgr_copy)(size_t n, const real *x, real *y);
 void R(mgr_zero)(size_t n, real *x);
 /* Index of the first non-finite value, or -1. */
 long long R(mgr_first_nonfinite)(size_t n, const real *x);
+/* The same passes on the context's threads (base/pool.h; NULL: the
+   calling thread), over the fixed grid: the first non-finite index is the
+   smallest of the chunks' answers, the same whatever the thread count. */
+struct mgr_pool;
+long long R(mgr_first_nonfinite_pool)(struct mgr_pool *pool, size_t n, const real *x);
+void R(mgr_copy_pool)(struct mgr_pool *pool, size_t n, const real *x, real *y);
+void R(mgr_zero_pool)(struct mgr_pool *pool, size_t n, real *x);
 /* out[j] += Σ_rows x[r, j]  (column sums of x [rows, cols]) */
 void R(mgr_add_colsum)(size_t rows, size_t cols, const real *x, real *out);
 

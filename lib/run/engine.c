@@ -34,6 +34,7 @@
  */
 #include <string.h>
 
+#include "base/pool.h"
 #include "base/rng.h"
 #include "optim/optim.h"
 #include "run/evaluator.h"
@@ -521,8 +522,9 @@ static mgrad_status forward_step(mgrad_run *run, engine *e, int64_t t, int64_t s
                     "training diverged at step %lld: the batch loss is %g (try a smaller "
                     "learning rate)", (long long)t, loss);
     mgr_hyper h = hyper_at(run, t);
-    R(mgr_optim_step)(&h, t, P, e->state, e->grad);
-    long long bad = R(mgr_first_nonfinite)(P, e->state);
+    mgr_pool *pool = mgr_context_pool(run->ctx);
+    R(mgr_optim_step)(pool, &h, t, P, e->state, e->grad);
+    long long bad = R(mgr_first_nonfinite_pool)(pool, P, e->state);
     MGRAD_RETURN_IF(run->ctx, bad >= 0, MGRAD_ERR_NONFINITE,
                     "training diverged at step %lld: parameter %lld is NaN or Inf after "
                     "the update (learning rate %g too large?)", (long long)t, bad, h.lr);
@@ -591,11 +593,13 @@ static mgrad_status reverse_step(mgrad_run *run, engine *e, int64_t t, int64_t s
     /* 2. the optimizer's part: u = ḡ */
     mgr_hyper h = hyper_at(run, t);
     mgr_hyper_grad hg = {0, 0, 0, 0};
-    R(mgr_optim_reverse_pre)(&h, t, P, e->state, e->reverse_grad ? e->grad : NULL, e->next_m,
-                             e->state_bar, e->u, &hg);
-    if (!e->reverse_grad) R(mgr_copy)(P, e->state + P, e->next_m); /* m_{t+1} of step t-1 */
+    mgr_pool *pool = mgr_context_pool(run->ctx);
+    R(mgr_optim_reverse_pre)(pool, &h, t, P, e->state, e->reverse_grad ? e->grad : NULL,
+                             e->next_m, e->state_bar, e->u, &hg);
+    if (!e->reverse_grad) /* m_{t+1} of step t-1 */
+        R(mgr_copy_pool)(pool, P, e->state + P, e->next_m);
     /* 3. the R-op pass along u (batch first, while resident) */
-    R(mgr_zero)(P, e->hu);
+    R(mgr_zero_pool)(pool, P, e->hu);
     mgrad_status s = MGRAD_OK;
     chunk batch = batch_chunk(run, e, t);
     if (batch.count > 0) s = rop_chunk(run, e, &batch, resident);
@@ -604,12 +608,12 @@ static mgrad_status reverse_step(mgrad_run *run, engine *e, int64_t t, int64_t s
     while (s == MGRAD_OK && next_pool_chunk(run, ev, t, &pc, &c)) s = rop_chunk(run, e, &c, false);
     MGRAD_FORWARD(mgr_reduce_sum(run, e->hu, P, NULL, 0, s)); /* scale-out seam */
     /* 4. θ̄_t += H u */
-    R(mgr_optim_reverse_post)(&h, P, e->state, e->u, e->hu, e->state_bar, &hg);
+    R(mgr_optim_reverse_post)(pool, &h, P, e->state, e->u, e->hu, e->state_bar, &hg);
     if (run->metas.lr != NULL) ((real *)run->metas.lr->grad)[t] = (real)hg.lr;
     e->hyper_wd += hg.weight_decay;
     e->hyper_mom += hg.momentum;
     e->hyper_beta2 += hg.beta2;
-    long long bad = R(mgr_first_nonfinite)(run->config.state_len, e->state_bar);
+    long long bad = R(mgr_first_nonfinite_pool)(pool, run->config.state_len, e->state_bar);
     if (bad >= 0) {
         /* Adam without eps_root divides by √v̂, whose derivative is unbounded
            where v̂ = 0; otherwise the adjoint grows through products of

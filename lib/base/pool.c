@@ -1,0 +1,222 @@
+/*
+ * pool.c - the context's worker threads (pool.h).
+ *
+ * One job at a time: the driving thread publishes (fn, arg, chunks), bumps
+ * the generation and runs its own share; each worker runs its share and
+ * counts down `pending`.  Workers spin briefly on the generation before
+ * sleeping on a condition variable, because a pass often follows the last
+ * one within microseconds and a futex wake-up costs tens of them on a VM.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "base/pool.h"
+
+/* Iterations of the spin before sleeping (a few microseconds). */
+#define SPIN 4000
+
+typedef struct worker_arg {
+    mgr_pool *pool;
+    int index;
+} worker_arg;
+
+struct mgr_pool {
+    int threads;        /* the driving thread + workers */
+    int started;        /* workers running (threads - 1 once started) */
+    pthread_t *tids;    /* [threads]; [0] unused (the driving thread) */
+    worker_arg *args;   /* [threads] */
+    pthread_mutex_t mu;
+    pthread_cond_t wake, done;
+    atomic_ulong gen;   /* job generation; bumped under mu */
+    atomic_int pending; /* workers still running the current job */
+    int stop;           /* under mu */
+    /* the current job: written before gen is bumped, read after */
+    mgr_pool_fn fn;
+    void *arg;
+    size_t chunks;
+};
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static void run_share(mgr_pool *p, int index)
+{
+    size_t n = p->chunks, T = (size_t)p->threads;
+    size_t lo = n * (size_t)index / T, hi = n * ((size_t)index + 1) / T;
+    for (size_t c = lo; c < hi; c++) p->fn(p->arg, c);
+}
+
+static void *worker_main(void *varg)
+{
+    worker_arg *wa = varg;
+    mgr_pool *p = wa->pool;
+    const int index = wa->index;
+    unsigned long seen = 0;
+    for (;;) {
+        for (int spin = 0; spin < SPIN; spin++) {
+            if (atomic_load_explicit(&p->gen, memory_order_acquire) != seen) break;
+            cpu_relax();
+        }
+        pthread_mutex_lock(&p->mu);
+        while (atomic_load_explicit(&p->gen, memory_order_acquire) == seen && !p->stop)
+            pthread_cond_wait(&p->wake, &p->mu);
+        const int stop = p->stop;
+        seen = atomic_load_explicit(&p->gen, memory_order_acquire);
+        pthread_mutex_unlock(&p->mu);
+        if (stop) break;
+        run_share(p, index);
+        if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1) {
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_signal(&p->done);
+            pthread_mutex_unlock(&p->mu);
+        }
+    }
+    return NULL;
+}
+
+void mgr_pool_destroy(mgrad_context *ctx, mgr_pool *p)
+{
+    if (p == NULL) return;
+    pthread_mutex_lock(&p->mu);
+    p->stop = 1;
+    atomic_fetch_add_explicit(&p->gen, 1, memory_order_acq_rel);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 1; i <= p->started; i++) pthread_join(p->tids[i], NULL);
+    pthread_cond_destroy(&p->done);
+    pthread_cond_destroy(&p->wake);
+    pthread_mutex_destroy(&p->mu);
+    mgr_free(ctx, p->args);
+    mgr_free(ctx, p->tids);
+    mgr_free(ctx, p);
+}
+
+static mgr_pool *pool_create(mgrad_context *ctx, int threads)
+{
+    mgr_pool *p = mgr_calloc(ctx, 1, sizeof *p);
+    if (p == NULL) return NULL;
+    p->threads = threads;
+    p->tids = mgr_calloc(ctx, (size_t)threads, sizeof *p->tids);
+    p->args = mgr_calloc(ctx, (size_t)threads, sizeof *p->args);
+    int have_mu = 0, have_wake = 0;
+    if (p->tids == NULL || p->args == NULL) goto fail;
+    if (pthread_mutex_init(&p->mu, NULL) != 0) goto fail;
+    have_mu = 1;
+    if (pthread_cond_init(&p->wake, NULL) != 0) goto fail;
+    have_wake = 1;
+    if (pthread_cond_init(&p->done, NULL) != 0) goto fail;
+    atomic_init(&p->gen, 0);
+    atomic_init(&p->pending, 0);
+    /* Workers block every signal: the caller's handlers run on its own
+       threads, as they would without the library's. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    for (int i = 1; i < threads; i++) {
+        p->args[i].pool = p;
+        p->args[i].index = i;
+        if (pthread_create(&p->tids[i], NULL, worker_main, &p->args[i]) != 0) break;
+        p->started = i;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (p->started < threads - 1) {
+        /* Fewer threads than asked would change no result but surprise
+           in the timings: run on the caller alone instead. */
+        mgr_pool_destroy(ctx, p);
+        return NULL;
+    }
+    return p;
+fail:
+    if (have_wake) pthread_cond_destroy(&p->wake);
+    if (have_mu) pthread_mutex_destroy(&p->mu);
+    mgr_free(ctx, p->args);
+    mgr_free(ctx, p->tids);
+    mgr_free(ctx, p);
+    return NULL;
+}
+
+mgr_pool *mgr_context_pool(mgrad_context *ctx)
+{
+    if (ctx == NULL || ctx->threads <= 1) return NULL;
+    if (ctx->pool == NULL && !ctx->pool_failed) {
+        ctx->pool = pool_create(ctx, ctx->threads);
+        if (ctx->pool == NULL) {
+            ctx->pool_failed = 1;
+            mgr_log(ctx, MGRAD_LOG_WARNING,
+                    "could not start %d worker threads; running on the caller's thread",
+                    (int)ctx->threads - 1);
+        }
+    }
+    return ctx->pool;
+}
+
+int mgr_pool_threads(const mgr_pool *pool) { return pool != NULL ? pool->threads : 1; }
+
+void mgr_pool_for(mgr_pool *p, size_t chunks, double work_per_chunk, mgr_pool_fn fn,
+                  void *arg)
+{
+    if (p == NULL || chunks < 2 || work_per_chunk * (double)chunks < MGR_POOL_MIN_WORK) {
+        for (size_t c = 0; c < chunks; c++) fn(arg, c);
+        return;
+    }
+    p->fn = fn;
+    p->arg = arg;
+    p->chunks = chunks;
+    atomic_store_explicit(&p->pending, p->threads - 1, memory_order_relaxed);
+    pthread_mutex_lock(&p->mu);
+    atomic_fetch_add_explicit(&p->gen, 1, memory_order_acq_rel);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    run_share(p, 0);
+    for (int spin = 0; spin < SPIN; spin++) {
+        if (atomic_load_explicit(&p->pending, memory_order_acquire) == 0) return;
+        cpu_relax();
+    }
+    pthread_mutex_lock(&p->mu);
+    while (atomic_load_explicit(&p->pending, memory_order_acquire) != 0)
+        pthread_cond_wait(&p->done, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+}
+
+typedef struct range_job {
+    size_t n, chunk;
+    mgr_range_fn fn;
+    mgr_range_sum_fn sum_fn;
+    void *arg;
+    double *partial;
+} range_job;
+
+static void range_chunk(void *varg, size_t c)
+{
+    const range_job *j = varg;
+    size_t lo = c * j->chunk, hi = lo + j->chunk < j->n ? lo + j->chunk : j->n;
+    if (j->fn != NULL)
+        j->fn(j->arg, lo, hi);
+    else
+        j->partial[c] = j->sum_fn(j->arg, lo, hi);
+}
+
+void mgr_pool_range(mgr_pool *pool, size_t n, double work_per_elem, mgr_range_fn fn,
+                    void *arg)
+{
+    range_job j = { n, 0, fn, NULL, arg, NULL };
+    size_t chunks = mgr_pool_grid(n, &j.chunk);
+    mgr_pool_for(pool, chunks, work_per_elem * (double)j.chunk, range_chunk, &j);
+}
+
+double mgr_pool_range_sum(mgr_pool *pool, size_t n, double work_per_elem,
+                          mgr_range_sum_fn fn, void *arg)
+{
+    double partial[MGR_POOL_MAX_CHUNKS];
+    range_job j = { n, 0, NULL, fn, arg, partial };
+    size_t chunks = mgr_pool_grid(n, &j.chunk);
+    mgr_pool_for(pool, chunks, work_per_elem * (double)j.chunk, range_chunk, &j);
+    return mgr_pool_sum(chunks, partial);
+}
