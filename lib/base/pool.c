@@ -35,6 +35,7 @@ struct mgr_pool {
     int stop;           /* under mu */
     /* the current job: written before gen is bumped, read after */
     mgr_pool_fn fn;
+    mgr_pool_worker_fn wfn; /* set instead of fn by mgr_pool_for_worker */
     void *arg;
     size_t chunks;
 };
@@ -50,7 +51,11 @@ static void run_share(mgr_pool *p, int index)
 {
     size_t n = p->chunks, T = (size_t)p->threads;
     size_t lo = n * (size_t)index / T, hi = n * ((size_t)index + 1) / T;
-    for (size_t c = lo; c < hi; c++) p->fn(p->arg, c);
+    if (p->wfn != NULL) {
+        for (size_t c = lo; c < hi; c++) p->wfn(p->arg, c, index);
+    } else {
+        for (size_t c = lo; c < hi; c++) p->fn(p->arg, c);
+    }
 }
 
 static void *worker_main(void *varg)
@@ -159,14 +164,11 @@ mgr_pool *mgr_context_pool(mgrad_context *ctx)
 
 int mgr_pool_threads(const mgr_pool *pool) { return pool != NULL ? pool->threads : 1; }
 
-void mgr_pool_for(mgr_pool *p, size_t chunks, double work_per_chunk, mgr_pool_fn fn,
-                  void *arg)
+static void pool_run(mgr_pool *p, size_t chunks, mgr_pool_fn fn, mgr_pool_worker_fn wfn,
+                     void *arg)
 {
-    if (p == NULL || chunks < 2 || work_per_chunk * (double)chunks < MGR_POOL_MIN_WORK) {
-        for (size_t c = 0; c < chunks; c++) fn(arg, c);
-        return;
-    }
     p->fn = fn;
+    p->wfn = wfn;
     p->arg = arg;
     p->chunks = chunks;
     atomic_store_explicit(&p->pending, p->threads - 1, memory_order_relaxed);
@@ -183,6 +185,26 @@ void mgr_pool_for(mgr_pool *p, size_t chunks, double work_per_chunk, mgr_pool_fn
     while (atomic_load_explicit(&p->pending, memory_order_acquire) != 0)
         pthread_cond_wait(&p->done, &p->mu);
     pthread_mutex_unlock(&p->mu);
+}
+
+void mgr_pool_for(mgr_pool *p, size_t chunks, double work_per_chunk, mgr_pool_fn fn,
+                  void *arg)
+{
+    if (p == NULL || chunks < 2 || work_per_chunk * (double)chunks < MGR_POOL_MIN_WORK) {
+        for (size_t c = 0; c < chunks; c++) fn(arg, c);
+        return;
+    }
+    pool_run(p, chunks, fn, NULL, arg);
+}
+
+void mgr_pool_for_worker(mgr_pool *p, size_t chunks, double work_per_chunk,
+                         mgr_pool_worker_fn fn, void *arg)
+{
+    if (p == NULL || chunks < 2 || work_per_chunk * (double)chunks < MGR_POOL_MIN_WORK) {
+        for (size_t c = 0; c < chunks; c++) fn(arg, c, 0);
+        return;
+    }
+    pool_run(p, chunks, NULL, fn, arg);
 }
 
 typedef struct range_job {

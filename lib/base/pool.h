@@ -46,6 +46,13 @@ int mgr_pool_threads(const mgr_pool *pool);
 void mgr_pool_for(mgr_pool *pool, size_t chunks, double work_per_chunk, mgr_pool_fn fn,
                   void *arg);
 
+/* The same, telling fn which thread runs the chunk (0 = the caller, up to
+   mgr_pool_threads - 1), for per-thread scratch.  Nothing a chunk computes
+   may depend on `worker`. */
+typedef void (*mgr_pool_worker_fn)(void *arg, size_t chunk, int worker);
+void mgr_pool_for_worker(mgr_pool *pool, size_t chunks, double work_per_chunk,
+                         mgr_pool_worker_fn fn, void *arg);
+
 /* The fixed grid of a pass over n elements: chunks of *chunk elements
    (the last one shorter), at least MGR_POOL_CHUNK and a multiple of 64 --
    chunks start on cache lines and on mgr_dot's four lanes -- and at most

@@ -113,8 +113,20 @@ mgrad_status R(mgr_graph_ws_create)(mgrad_context *ctx, const mgr_graph *g,
         if (need > scratch) scratch = need;
     }
     scratch = padded_count(scratch);
-    if (scratch > SIZE_MAX / sizeof(real) - total) goto too_large;
-    total += scratch;
+    /* one area per thread of the context's pool, and the shared part */
+    mgr_pool *pool = mgr_context_pool(ctx);
+    size_t threads = (size_t)mgr_pool_threads(pool);
+    if (scratch > (SIZE_MAX / sizeof(real) - total) / threads) goto too_large;
+    total += threads * scratch;
+    size_t shared = 0;
+    for (size_t k = 1; k < n; k++) {
+        size_t need = mgr_op_shared_scratch(g, (int32_t)k);
+        if (need > SIZE_MAX / sizeof(real) - 64) goto too_large;
+        if (need > shared) shared = need;
+    }
+    shared = padded_count(shared);
+    if (shared > SIZE_MAX / sizeof(real) - total) goto too_large;
+    total += shared;
 
     R(mgr_graph_ws) *ws = mgr_calloc(ctx, 1, sizeof *ws);
     real **ptrs = mgr_calloc(ctx, 4 * n, sizeof(real *));
@@ -145,7 +157,7 @@ mgrad_status R(mgr_graph_ws_create)(mgrad_context *ctx, const mgr_graph *g,
     ws->row0 = 0;
     ws->need = need;
     ws->tadj_zero_at = zero_at; /* slot (after it) is not kept */
-    ws->pool = mgr_context_pool(ctx);
+    ws->pool = pool;
     real *p = data;
     for (size_t k = 1; k < n; k++) {
         size_t per = padded_count(max_rows * (size_t)g->nodes[k].size);
@@ -161,6 +173,9 @@ mgrad_status R(mgr_graph_ws_create)(mgrad_context *ctx, const mgr_graph *g,
     for (size_t k = 1; k < (size_t)last; k++) ws->tadj[k] = p + (size_t)slot[k] * max_inner;
     p += nslots * max_inner;
     ws->scratch = scratch > 0 ? p : NULL;
+    ws->scratch_stride = scratch;
+    p += threads * scratch;
+    ws->shared = shared > 0 ? p : NULL;
     *out = ws;
     return MGRAD_OK;
 
@@ -236,6 +251,8 @@ static void fill_args(R(mgr_op_args) *a, const mgr_graph *g, const R(mgr_graph_w
     a->training = ws->training;
     a->row0 = ws->row0;
     a->pool = ws->pool;
+    a->scratch_stride = ws->scratch_stride;
+    a->shared = ws->shared;
 }
 
 void R(mgr_graph_forward_memo)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
