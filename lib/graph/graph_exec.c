@@ -304,7 +304,7 @@ void R(mgr_graph_backward)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
        output's adjoint is kept in adj[last] because tangent_backward reads
        it from there; obar may already be that buffer. */
     for (int32_t k = 1; k < last; k++)
-        R(mgr_zero)(rows * (size_t)g->nodes[k].size, ws->adj[k]);
+        R(mgr_zero_pool)(ws->pool, rows * (size_t)g->nodes[k].size, ws->adj[k]);
     if (obar != ws->adj[last])
         R(mgr_copy)(rows * (size_t)g->nodes[last].size, obar, ws->adj[last]);
 
@@ -367,7 +367,7 @@ void R(mgr_graph_backward_rop)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t r
         need[k] = (unsigned char)(reads || need[nd->in0] || (nd->in1 >= 0 && need[nd->in1]));
     }
     for (int32_t k = 1; k < last; k++)
-        if (need[k]) R(mgr_zero)(rows * (size_t)g->nodes[k].size, ws->adj[k]);
+        if (need[k]) R(mgr_zero_pool)(ws->pool, rows * (size_t)g->nodes[k].size, ws->adj[k]);
     if (obar != ws->adj[last])
         R(mgr_copy)(rows * (size_t)g->nodes[last].size, obar, ws->adj[last]);
     R(mgr_op_args) a;
@@ -395,7 +395,7 @@ void R(mgr_graph_tangent)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
         if (tan_known_zero(g, k, u != NULL, xdot != NULL, 0)) {
             /* Consumers see NULL; the buffer is still defined for readers of
                ws->tan (the output tangent in particular). */
-            R(mgr_zero)(rows * (size_t)nd->size, ws->tan[k]);
+            R(mgr_zero_pool)(ws->pool, rows * (size_t)nd->size, ws->tan[k]);
             continue;
         }
         fill_args(&a, g, ws, k, rows, theta, x);
@@ -436,7 +436,7 @@ void R(mgr_graph_tangent_backward)(const mgr_graph *g, R(mgr_graph_ws) *ws,
         for (int t = 0; t < 3; t++) {
             int32_t j = starting[t];
             if (j >= 1 && j < last && ws->tadj_zero_at[j] == k)
-                R(mgr_zero)(rows * (size_t)g->nodes[j].size, ws->tadj[j]);
+                R(mgr_zero_pool)(ws->pool, rows * (size_t)g->nodes[j].size, ws->tadj[j]);
         }
         fill_args(&a, g, ws, k, rows, theta, x);
         a.xdot = node_tan(g, ws, nd->in0, u, xdot);

@@ -93,8 +93,9 @@ void R(mgr_add_colsum)(size_t rows, size_t cols, const real *x, real *out)
 
 
 typedef struct vec_job {
-    const real *x;
+    const real *x, *x1;
     real *y;
+    real a, b;
     long long first[MGR_POOL_MAX_CHUNKS];
     size_t chunk;
 } vec_job;
@@ -140,4 +141,37 @@ void R(mgr_zero_pool)(struct mgr_pool *pool, size_t n, real *x)
     if (n == 0) return;
     vec_job j = {.y = x};
     mgr_pool_range(pool, n, 1, zero_range, &j);
+}
+
+static void axpy_range(void *arg, size_t lo, size_t hi)
+{
+    vec_job *j = arg;
+    R(mgr_axpy)(hi - lo, j->a, j->x + lo, j->y + lo);
+}
+
+void R(mgr_axpy_pool)(struct mgr_pool *pool, size_t n, real a, const real *x, real *y)
+{
+    vec_job j = {.x = x, .y = y, .a = a};
+    mgr_pool_range(pool, n, 3, axpy_range, &j);
+}
+
+static void axpby_range(void *arg, size_t lo, size_t hi)
+{
+    vec_job *j = arg;
+    const real *restrict x = j->x;
+    real *restrict y = j->y;
+    const real a = j->a, b = j->b;
+    if (j->x1 == NULL) {
+        for (size_t i = lo; i < hi; i++) y[i] = a * x[i];
+        return;
+    }
+    const real *restrict x1 = j->x1;
+    for (size_t i = lo; i < hi; i++) y[i] = a * x[i] + b * x1[i];
+}
+
+void R(mgr_axpby_pool)(struct mgr_pool *pool, size_t n, real a, const real *x, real b,
+                       const real *x1, real *y)
+{
+    vec_job j = {.x = x, .x1 = x1, .y = y, .a = a, .b = b};
+    mgr_pool_range(pool, n, 3, axpby_range, &j);
 }

@@ -52,6 +52,10 @@ struct mgr_pool;
 long long R(mgr_first_nonfinite_pool)(struct mgr_pool *pool, size_t n, const real *x);
 void R(mgr_copy_pool)(struct mgr_pool *pool, size_t n, const real *x, real *y);
 void R(mgr_zero_pool)(struct mgr_pool *pool, size_t n, real *x);
+void R(mgr_axpy_pool)(struct mgr_pool *pool, size_t n, real a, const real *x, real *y);
+/* y = a x + b x1 (x1 may be NULL: y = a x) */
+void R(mgr_axpby_pool)(struct mgr_pool *pool, size_t n, real a, const real *x, real b,
+                       const real *x1, real *y);
 /* out[j] += Σ_rows x[r, j]  (column sums of x [rows, cols]) */
 void R(mgr_add_colsum)(size_t rows, size_t cols, const real *x, real *out);
 

@@ -465,7 +465,7 @@ static mgrad_status compute_grad(mgrad_run *run, engine *e, int64_t t, bool want
 {
     evaluator *ev = e->ev;
     size_t P = want_grad ? (size_t)run->model.num_params : 0;
-    R(mgr_zero)(P, e->grad);
+    R(mgr_zero_pool)(mgr_context_pool(run->ctx), P, e->grad);
     *loss = 0;
     *batch_resident = false;
     set_training(ev, true, t);
@@ -799,7 +799,7 @@ static mgrad_status output_adjoint(mgrad_run *run, engine *e, int64_t t)
     if (!early_output_state(run, t)) return MGRAD_OK;
     size_t P = (size_t)run->model.num_params;
     double value = 0;
-    R(mgr_zero)(P, e->grad);
+    R(mgr_zero_pool)(mgr_context_pool(run->ctx), P, e->grad);
     MGRAD_FORWARD(output_pass(run, e, e->state, e->grad, t, &value));
     R(mgr_axpy)(P, 1, e->grad, e->state_bar);
     return MGRAD_OK;
