@@ -33,6 +33,11 @@ struct mgr_pool {
     atomic_ulong gen;   /* job generation; bumped under mu */
     atomic_int pending; /* workers still running the current job */
     int stop;           /* under mu */
+    /* A job is running: a pass started from inside a chunk (a worker's or
+       the driving thread's) runs on its own thread, serially, instead of
+       waiting for workers that are busy with the outer job.  Written by
+       the driving thread around a job, read by the threads running it. */
+    atomic_int busy;
     /* the current job: written before gen is bumped, read after */
     mgr_pool_fn fn;
     mgr_pool_worker_fn wfn; /* set instead of fn by mgr_pool_for_worker */
@@ -119,6 +124,7 @@ static mgr_pool *pool_create(mgrad_context *ctx, int threads)
     if (pthread_cond_init(&p->done, NULL) != 0) goto fail;
     atomic_init(&p->gen, 0);
     atomic_init(&p->pending, 0);
+    atomic_init(&p->busy, 0);
     /* Workers block every signal: the caller's handlers run on its own
        threads, as they would without the library's. */
     sigset_t all, old;
@@ -167,6 +173,7 @@ int mgr_pool_threads(const mgr_pool *pool) { return pool != NULL ? pool->threads
 static void pool_run(mgr_pool *p, size_t chunks, mgr_pool_fn fn, mgr_pool_worker_fn wfn,
                      void *arg)
 {
+    atomic_store_explicit(&p->busy, 1, memory_order_relaxed);
     p->fn = fn;
     p->wfn = wfn;
     p->arg = arg;
@@ -178,19 +185,27 @@ static void pool_run(mgr_pool *p, size_t chunks, mgr_pool_fn fn, mgr_pool_worker
     pthread_mutex_unlock(&p->mu);
     run_share(p, 0);
     for (int spin = 0; spin < SPIN; spin++) {
-        if (atomic_load_explicit(&p->pending, memory_order_acquire) == 0) return;
+        if (atomic_load_explicit(&p->pending, memory_order_acquire) == 0) goto done;
         cpu_relax();
     }
     pthread_mutex_lock(&p->mu);
     while (atomic_load_explicit(&p->pending, memory_order_acquire) != 0)
         pthread_cond_wait(&p->done, &p->mu);
     pthread_mutex_unlock(&p->mu);
+done:
+    atomic_store_explicit(&p->busy, 0, memory_order_relaxed);
+}
+
+/* Whether a pass may use the workers now (not from inside a job). */
+static int pool_free(mgr_pool *p)
+{
+    return p != NULL && atomic_load_explicit(&p->busy, memory_order_relaxed) == 0;
 }
 
 void mgr_pool_for(mgr_pool *p, size_t chunks, double work_per_chunk, mgr_pool_fn fn,
                   void *arg)
 {
-    if (p == NULL || chunks < 2 || work_per_chunk * (double)chunks < MGR_POOL_MIN_WORK) {
+    if (!pool_free(p) || chunks < 2 || work_per_chunk * (double)chunks < MGR_POOL_MIN_WORK) {
         for (size_t c = 0; c < chunks; c++) fn(arg, c);
         return;
     }
@@ -200,7 +215,7 @@ void mgr_pool_for(mgr_pool *p, size_t chunks, double work_per_chunk, mgr_pool_fn
 void mgr_pool_for_worker(mgr_pool *p, size_t chunks, double work_per_chunk,
                          mgr_pool_worker_fn fn, void *arg)
 {
-    if (p == NULL || chunks < 2 || work_per_chunk * (double)chunks < MGR_POOL_MIN_WORK) {
+    if (!pool_free(p) || chunks < 2 || work_per_chunk * (double)chunks < MGR_POOL_MIN_WORK) {
         for (size_t c = 0; c < chunks; c++) fn(arg, c, 0);
         return;
     }

@@ -25,6 +25,16 @@ void R(mgr_gemm_naive)(int trans_a, int trans_b, size_t m, size_t n, size_t k,
                        real alpha, const real *a, size_t lda, const real *b,
                        size_t ldb, real beta, real *c, size_t ldc);
 
+/* mgr_gemm on the context's threads (base/pool.h; NULL: the calling
+   thread): C cut into a fixed grid of pieces along its longer side (a
+   function of m, n, k only), each one mgr_gemm.  The bits depend on the
+   shapes, never on the thread count; they may differ from one mgr_gemm
+   of the whole in the last place. */
+struct mgr_pool;
+void R(mgr_gemm_pool)(struct mgr_pool *pool, int trans_a, int trans_b, size_t m, size_t n,
+                      size_t k, real alpha, const real *a, size_t lda, const real *b,
+                      size_t ldb, real beta, real *c, size_t ldc);
+
 /* Deterministic sums inside elementwise loops: element i adds to lane
    i mod 4, the lanes add up as (l0 + l1) + (l2 + l3) -- the order of
    mgr_dot, so a sum written either way has the same bits.  Four chains
