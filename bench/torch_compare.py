@@ -41,8 +41,9 @@ so the two compute the same φ and metagradients, and the report gives their
 relative difference (use --dtype f64 to separate rounding from
 disagreement).  Times: plain training (images/s) and the metagradient.
 
-Thread settings: ours runs once for each value of --threads (its BLAS
-threads, OPENBLAS_NUM_THREADS); each torch side runs once for each value of
+Thread settings: ours runs once for each value of --threads (the
+library's own threads, mgrad_context_options.threads, and its BLAS threads,
+OPENBLAS_NUM_THREADS, unless --blas-threads fixes those); each torch side runs once for each value of
 --torch-threads (torch.set_num_threads(n), its OpenMP intra-op pool), with
 OPENBLAS_NUM_THREADS and OMP_NUM_THREADS = --torch-blas-threads (default:
 the largest --threads).  On the 2-core development machine torch was
@@ -441,7 +442,7 @@ def run_child(side, cfg, timeout, script=__file__, omp_threads=None):
     env = dict(os.environ)
     # ours: its BLAS threads; torch: OpenBLAS (and the OpenMP default) at
     # --torch-blas-threads, its intra-op pool set by torch.set_num_threads
-    env["OPENBLAS_NUM_THREADS"] = str(cfg["threads"])
+    env["OPENBLAS_NUM_THREADS"] = str(cfg.get("blas_threads") or cfg["threads"])
     env["OMP_NUM_THREADS"] = str(cfg["threads"] if omp_threads is None else omp_threads)
     argv = [sys.executable, os.path.abspath(script), "--child"]
     argv += ([side] if side is not None else []) + [json.dumps(cfg)]
@@ -482,6 +483,10 @@ def main():
     ap.add_argument("--threads", type=int, nargs="+", default=[2],
                     help="our BLAS threads (OPENBLAS_NUM_THREADS), one side of ours per "
                          "value and schedule")
+    ap.add_argument("--blas-threads", type=int, default=0,
+                    help="OPENBLAS_NUM_THREADS of our side (default 0: each --threads "
+                         "value); --threads is then the library's own threads "
+                         "(mgrad_context_options.threads)")
     ap.add_argument("--torch-threads", type=int, nargs="+", default=None,
                     help="torch.set_num_threads for the torch side, one torch side per "
                          "value (default: --torch-blas-threads)")
@@ -525,6 +530,9 @@ def main():
               args.mode, " " + args.model if args.mode == "cnn" else "", args.dtype, args.steps,
               args.batch, args.lr, args.threads, args.torch_blas_threads, args.torch_threads,
               torch.__version__, args.repeats))
+    if args.blas_threads:
+        print("our BLAS threads: %d (OPENBLAS_NUM_THREADS); --threads sets our library "
+              "threads" % args.blas_threads)
     print("load average before: %s" % open("/proc/loadavg").read().strip())
     with tempfile.TemporaryDirectory() as tmp:
         paths, n = prepare(tmp, args)
@@ -550,6 +558,7 @@ def main():
                         continue
                     cfg = dict(mode=args.mode, model=args.model, steps=T, batch=args.batch,
                                hidden=args.hidden, lr=args.lr, threads=th,
+                               blas_threads=args.blas_threads if side == "ours" else 0,
                                torch_threads=tt, ckpt=k, paths=paths,
                                dtype=args.dtype, compact=not args.dense, n=n,
                                budget_mib=mib, schedule=schedule,
