@@ -257,3 +257,25 @@ double mgr_pool_range_sum(mgr_pool *pool, size_t n, double work_per_elem,
     mgr_pool_for(pool, chunks, work_per_elem * (double)j.chunk, range_chunk, &j);
     return mgr_pool_sum(chunks, partial);
 }
+
+typedef struct items_job {
+    size_t n, chunks;
+    mgr_range_fn fn;
+    void *arg;
+} items_job;
+
+static void items_chunk(void *varg, size_t c)
+{
+    const items_job *j = varg;
+    size_t lo = j->n * c / j->chunks, hi = j->n * (c + 1) / j->chunks;
+    if (hi > lo) j->fn(j->arg, lo, hi);
+}
+
+void mgr_pool_items(mgr_pool *pool, size_t n, double work_per_item, mgr_range_fn fn,
+                    void *arg)
+{
+    if (n == 0) return;
+    items_job j = {n, n < MGR_POOL_MAX_CHUNKS ? n : MGR_POOL_MAX_CHUNKS, fn, arg};
+    mgr_pool_for(pool, j.chunks, work_per_item * (double)n / (double)j.chunks, items_chunk,
+                 &j);
+}

@@ -83,6 +83,12 @@ static inline double mgr_pool_sum(size_t chunks, const double *partial)
 typedef void (*mgr_range_fn)(void *arg, size_t lo, size_t hi);
 void mgr_pool_range(mgr_pool *pool, size_t n, double work_per_elem, mgr_range_fn fn,
                     void *arg);
+/* A pass over n independent items (images, say) of work_per_item each,
+   cut into at most MGR_POOL_MAX_CHUNKS ranges [n c / chunks, n (c+1) /
+   chunks): for work whose every item is computed alone, the same bits on
+   any grid. */
+void mgr_pool_items(mgr_pool *pool, size_t n, double work_per_item, mgr_range_fn fn,
+                    void *arg);
 /* The same for a reduction: returns Σ over the chunks, in chunk order, of
    what fn returned for each (see the file comment). */
 typedef double (*mgr_range_sum_fn)(void *arg, size_t lo, size_t hi);
