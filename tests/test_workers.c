@@ -213,8 +213,12 @@ END_TEST
 START_TEST(test_destroy_idle)
 {
     mgrad_context_options co = MGRAD_CONTEXT_OPTIONS_INIT;
+    mgrad_context *ctx = SENTINEL_PTR;
+    co.threads = 257;
+    ck_assert_int_eq(mgrad_context_create(&ctx, &co), MGRAD_ERR_INVALID);
+    ck_assert_ptr_eq(ctx, SENTINEL_PTR);
     co.threads = 3;
-    mgrad_context *ctx = NULL;
+    ctx = NULL;
     ck_assert_int_eq(mgrad_context_create(&ctx, &co), MGRAD_OK);
     mgrad_context_destroy(ctx);
 
