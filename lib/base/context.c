@@ -31,7 +31,7 @@ mgrad_status mgrad_context_create(mgrad_context **out, const mgrad_context_optio
         o = *opts;
     }
     if (o.dtype != MGRAD_DTYPE_F32 && o.dtype != MGRAD_DTYPE_F64) return MGRAD_ERR_DTYPE;
-    if (o.threads < 0 || o.threads > 256) return MGRAD_ERR_INVALID;
+    if (o.threads < 0 || o.threads > 256) return MGRAD_ERR_INVALID; /* pool.c: REG_COUNT */
     if ((o.malloc_fn == NULL) != (o.free_fn == NULL)) return MGRAD_ERR_INVALID;
     if (o.log_level < MGRAD_LOG_DEBUG || o.log_level > MGRAD_LOG_ERROR)
         return MGRAD_ERR_INVALID;

@@ -1,13 +1,25 @@
 /*
  * pool.c - the context's worker threads (pool.h).
  *
- * One job at a time: the driving thread publishes (fn, arg, chunks), bumps
- * the generation and runs its own share; each worker runs its share and
- * counts down `pending`.  Workers spin briefly on the generation before
- * sleeping on a condition variable, because a pass often follows the last
- * one within microseconds and a futex wake-up costs tens of them on a VM.
+ * One job at a time.  The driving thread publishes (fn, arg, chunks), bumps
+ * the generation and runs chunks itself.  Thread w owns the contiguous
+ * range of chunks [w n/T, (w+1) n/T) and takes them from its front; a
+ * thread that has finished its own takes the chunks left in the others'
+ * ranges, so a worker that the operating system has not scheduled (a busy
+ * machine) delays nothing: the driver runs its chunks.  Which thread runs
+ * a chunk never changes what the chunk computes.
+ *
+ * A worker takes part in a job only after registering for it (`reg`
+ * holds the job's generation, a closed bit and the count of registered
+ * workers); when every chunk is done the driver closes the job, so a
+ * worker that wakes up late finds it closed and never reads the job's
+ * fields, and the driver waits only for the workers that registered (and
+ * are running) to leave.  Workers spin briefly before sleeping on a
+ * condition variable, because a pass often follows the last one within
+ * microseconds and a futex wake-up costs tens of them on a VM.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -15,8 +27,13 @@
 #include "base/base.h"
 #include "base/pool.h"
 
-/* Iterations of the spin before sleeping (a few microseconds). */
+/* Iterations of a spin before sleeping or yielding (a few microseconds). */
 #define SPIN 4000
+
+/* reg = generation << REG_SHIFT | REG_CLOSED | registered workers */
+#define REG_SHIFT 16
+#define REG_CLOSED 0x8000ul
+#define REG_COUNT 0x7ffful
 
 typedef struct worker_arg {
     mgr_pool *pool;
@@ -28,17 +45,21 @@ struct mgr_pool {
     int started;        /* workers running (threads - 1 once started) */
     pthread_t *tids;    /* [threads]; [0] unused (the driving thread) */
     worker_arg *args;   /* [threads] */
+    atomic_size_t *next; /* [threads] front of each thread's range of chunks */
     pthread_mutex_t mu;
     pthread_cond_t wake, done;
     atomic_ulong gen;   /* job generation; bumped under mu */
-    atomic_int pending; /* workers still running the current job */
+    atomic_ulong reg;   /* see the file comment */
+    atomic_int exited;  /* registered workers that left the job */
+    atomic_size_t remaining; /* chunks not yet done */
     int stop;           /* under mu */
     /* A job is running: a pass started from inside a chunk (a worker's or
        the driving thread's) runs on its own thread, serially, instead of
        waiting for workers that are busy with the outer job.  Written by
        the driving thread around a job, read by the threads running it. */
     atomic_int busy;
-    /* the current job: written before gen is bumped, read after */
+    /* the current job: written before gen is bumped, read after
+       registering */
     mgr_pool_fn fn;
     mgr_pool_worker_fn wfn; /* set instead of fn by mgr_pool_for_worker */
     void *arg;
@@ -52,15 +73,34 @@ static inline void cpu_relax(void)
 #endif
 }
 
-static void run_share(mgr_pool *p, int index)
+/* Run chunks, own range first, then what is left of the others'. */
+static void run_chunks(mgr_pool *p, int index)
 {
     size_t n = p->chunks, T = (size_t)p->threads;
-    size_t lo = n * (size_t)index / T, hi = n * ((size_t)index + 1) / T;
-    if (p->wfn != NULL) {
-        for (size_t c = lo; c < hi; c++) p->wfn(p->arg, c, index);
-    } else {
-        for (size_t c = lo; c < hi; c++) p->fn(p->arg, c);
+    for (size_t k = 0; k < T; k++) {
+        size_t v = ((size_t)index + k) % T, hi = n * (v + 1) / T;
+        for (;;) {
+            size_t c = atomic_fetch_add_explicit(&p->next[v], 1, memory_order_relaxed);
+            if (c >= hi) break;
+            if (p->wfn != NULL)
+                p->wfn(p->arg, c, index);
+            else
+                p->fn(p->arg, c);
+            atomic_fetch_sub_explicit(&p->remaining, 1, memory_order_release);
+        }
     }
+}
+
+/* Register for job `g`; 0 if it is closed or not the current one. */
+static int register_for(mgr_pool *p, unsigned long g)
+{
+    unsigned long w = atomic_load_explicit(&p->reg, memory_order_acquire);
+    while ((w >> REG_SHIFT) == g && !(w & REG_CLOSED)) {
+        if (atomic_compare_exchange_weak_explicit(&p->reg, &w, w + 1, memory_order_acq_rel,
+                                                  memory_order_acquire))
+            return 1;
+    }
+    return 0;
 }
 
 static void *worker_main(void *varg)
@@ -81,12 +121,12 @@ static void *worker_main(void *varg)
         seen = atomic_load_explicit(&p->gen, memory_order_acquire);
         pthread_mutex_unlock(&p->mu);
         if (stop) break;
-        run_share(p, index);
-        if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1) {
-            pthread_mutex_lock(&p->mu);
-            pthread_cond_signal(&p->done);
-            pthread_mutex_unlock(&p->mu);
-        }
+        if (!register_for(p, seen)) continue; /* closed before we woke */
+        run_chunks(p, index);
+        atomic_fetch_add_explicit(&p->exited, 1, memory_order_acq_rel);
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_signal(&p->done);
+        pthread_mutex_unlock(&p->mu);
     }
     return NULL;
 }
@@ -103,6 +143,7 @@ void mgr_pool_destroy(mgrad_context *ctx, mgr_pool *p)
     pthread_cond_destroy(&p->done);
     pthread_cond_destroy(&p->wake);
     pthread_mutex_destroy(&p->mu);
+    mgr_free(ctx, p->next);
     mgr_free(ctx, p->args);
     mgr_free(ctx, p->tids);
     mgr_free(ctx, p);
@@ -115,15 +156,19 @@ static mgr_pool *pool_create(mgrad_context *ctx, int threads)
     p->threads = threads;
     p->tids = mgr_calloc(ctx, (size_t)threads, sizeof *p->tids);
     p->args = mgr_calloc(ctx, (size_t)threads, sizeof *p->args);
+    p->next = mgr_calloc(ctx, (size_t)threads, sizeof *p->next);
     int have_mu = 0, have_wake = 0;
-    if (p->tids == NULL || p->args == NULL) goto fail;
+    if (p->tids == NULL || p->args == NULL || p->next == NULL) goto fail;
+    for (int i = 0; i < threads; i++) atomic_init(&p->next[i], 0);
     if (pthread_mutex_init(&p->mu, NULL) != 0) goto fail;
     have_mu = 1;
     if (pthread_cond_init(&p->wake, NULL) != 0) goto fail;
     have_wake = 1;
     if (pthread_cond_init(&p->done, NULL) != 0) goto fail;
     atomic_init(&p->gen, 0);
-    atomic_init(&p->pending, 0);
+    atomic_init(&p->reg, 0);
+    atomic_init(&p->exited, 0);
+    atomic_init(&p->remaining, 0);
     atomic_init(&p->busy, 0);
     /* Workers block every signal: the caller's handlers run on its own
        threads, as they would without the library's. */
@@ -147,6 +192,7 @@ static mgr_pool *pool_create(mgrad_context *ctx, int threads)
 fail:
     if (have_wake) pthread_cond_destroy(&p->wake);
     if (have_mu) pthread_mutex_destroy(&p->mu);
+    mgr_free(ctx, p->next);
     mgr_free(ctx, p->args);
     mgr_free(ctx, p->tids);
     mgr_free(ctx, p);
@@ -178,18 +224,34 @@ static void pool_run(mgr_pool *p, size_t chunks, mgr_pool_fn fn, mgr_pool_worker
     p->wfn = wfn;
     p->arg = arg;
     p->chunks = chunks;
-    atomic_store_explicit(&p->pending, p->threads - 1, memory_order_relaxed);
+    size_t T = (size_t)p->threads;
+    for (size_t w = 0; w < T; w++)
+        atomic_store_explicit(&p->next[w], chunks * w / T, memory_order_relaxed);
+    atomic_store_explicit(&p->remaining, chunks, memory_order_relaxed);
+    atomic_store_explicit(&p->exited, 0, memory_order_relaxed);
+    unsigned long g = atomic_load_explicit(&p->gen, memory_order_relaxed) + 1;
+    atomic_store_explicit(&p->reg, g << REG_SHIFT, memory_order_relaxed);
     pthread_mutex_lock(&p->mu);
-    atomic_fetch_add_explicit(&p->gen, 1, memory_order_acq_rel);
+    atomic_store_explicit(&p->gen, g, memory_order_release);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
-    run_share(p, 0);
+
+    run_chunks(p, 0);
+    /* The chunks still running were taken by registered, running workers. */
+    for (int spin = 0; atomic_load_explicit(&p->remaining, memory_order_acquire) != 0; spin++) {
+        if (spin < SPIN)
+            cpu_relax();
+        else
+            sched_yield();
+    }
+    unsigned long w = atomic_fetch_or_explicit(&p->reg, REG_CLOSED, memory_order_acq_rel);
+    int entered = (int)(w & REG_COUNT);
     for (int spin = 0; spin < SPIN; spin++) {
-        if (atomic_load_explicit(&p->pending, memory_order_acquire) == 0) goto done;
+        if (atomic_load_explicit(&p->exited, memory_order_acquire) == entered) goto done;
         cpu_relax();
     }
     pthread_mutex_lock(&p->mu);
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) != 0)
+    while (atomic_load_explicit(&p->exited, memory_order_acquire) != entered)
         pthread_cond_wait(&p->done, &p->mu);
     pthread_mutex_unlock(&p->mu);
 done:
