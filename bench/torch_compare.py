@@ -487,6 +487,8 @@ def main():
                     help="OPENBLAS_NUM_THREADS of our side (default 0: each --threads "
                          "value); --threads is then the library's own threads "
                          "(mgrad_context_options.threads)")
+    ap.add_argument("--no-torch", action="store_true",
+                    help="run our sides only (for our time at one thread count over another)")
     ap.add_argument("--torch-threads", type=int, nargs="+", default=None,
                     help="torch.set_num_threads for the torch side, one torch side per "
                          "value (default: --torch-blas-threads)")
@@ -538,8 +540,8 @@ def main():
         paths, n = prepare(tmp, args)
         # (side, name, schedule, threads, torch threads, budget MiB, torch ckpt k)
         sides = [("torch", "unrolled %dt" % tt, "unrolled", args.torch_blas_threads, tt, 0, 0)
-                 for tt in args.torch_threads]
-        if args.mode == "mlp" and args.torch_ckpt > 0:
+                 for tt in args.torch_threads] if not args.no_torch else []
+        if args.mode == "mlp" and args.torch_ckpt > 0 and not args.no_torch:
             sides += [("torch", "ckpt%d %dt" % (args.torch_ckpt, tt), "ckpt",
                        args.torch_blas_threads, tt, 0, args.torch_ckpt)
                       for tt in args.torch_threads]
@@ -564,8 +566,10 @@ def main():
                                budget_mib=mib, schedule=schedule,
                                plain=args.plain,
                                out=os.path.join(tmp, "%s-%s-%d" % (side, sched.replace(" ", "_"), T)))
+                    load = open("/proc/loadavg").read().split()[0]
                     r = run_child(side, cfg, args.timeout)
                     r["out"] = cfg["out"]
+                    r["load"] = load
                     done.append(r)
             res = {}
             for key, rs in runs.items():
@@ -573,12 +577,13 @@ def main():
                 if not ok:
                     res[key] = rs[-1]
                     continue
-                med = {k: float(np.median([r[k] for r in ok])) for k in ok[0] if k != "out"}
+                med = {k: float(np.median([r[k] for r in ok])) for k in ok[0]
+                       if k not in ("out", "load")}
                 med["out"] = ok[0]["out"]
                 med["runs"] = rs
                 if len(rs) > 1:  # medians hide spread: show every repeat
                     med["per_repeat"] = ", ".join(
-                        "%.2f s %.0f MiB" % (r["total_s"], r["rss"] / 2**20)
+                        "%.2f s %.0f MiB (load %s)" % (r["total_s"], r["rss"] / 2**20, r["load"])
                         if "error" not in r else r["error"] for r in rs)
                 res[key] = med
             report(args, T, n, res)
@@ -633,10 +638,30 @@ def report(args, T, n, res):
                 " ".join("%.3f" % x for x in pairs), float(np.median(pairs)))
         return line
 
+    # ours at each thread count against the same schedule at the first
+    # --threads value: the speed-up of the library's threads
+    base_th = "%dt" % args.threads[0]
+    for key, r in res.items():
+        if key[0] != "ours" or "error" in r or key[1].endswith(" " + base_th):
+            continue
+        bkey = ("ours", " ".join(key[1].split()[:-1] + [base_th]))
+        b = res.get(bkey)
+        if b is None or "error" in b:
+            continue
+        pairs = [(x["total_s"] / y["total_s"]) for x, y in zip(b.get("runs", []),
+                                                                r.get("runs", []))
+                 if "error" not in x and "error" not in y]
+        print("  ours %s: %.3fx faster than %s (medians)%s" % (
+            key[1], b["total_s"] / r["total_s"], bkey[1],
+            "; per repeat %s, median of ratios %.3fx" % (
+                " ".join("%.3f" % x for x in pairs), float(np.median(pairs)))
+            if len(pairs) > 1 else ""))
     for key, r in res.items():
         if key[0] != "ours" or "error" in r:
             continue
         name = "ours %s" % key[1]
+        if args.no_torch:
+            continue
         if not torches:
             print("  %s vs torch: torch failed, no ratio" % name)
             continue
