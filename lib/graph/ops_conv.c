@@ -429,6 +429,11 @@ static conv_job job_of(const R(mgr_op_args) *a, int want_part)
     conv_job j;
     j.a = a;
     j.d = dims_of(a);
+    /* With fewer blocks than groups, smaller blocks: ceil(rows / groups)
+       examples each, so that every group has work (still a function of
+       the shapes and the rows alone). */
+    size_t even = (a->rows + MGR_CONV_GROUPS - 1) / MGR_CONV_GROUPS;
+    if (even > 0 && even < j.d.block) j.d.block = even;
     j.blocks = (a->rows + j.d.block - 1) / j.d.block;
     j.groups = j.blocks < MGR_CONV_GROUPS ? j.blocks : MGR_CONV_GROUPS;
     j.part = want_part ? a->shared : NULL;
