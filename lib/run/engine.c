@@ -103,17 +103,34 @@ static void gather_row(const mgrad_run *run, evaluator *ev, const chunk *c, size
     if (ds->labels != NULL) ev->labels[r] = ds->labels[i];
 }
 
+typedef struct gather_job {
+    const mgrad_run *run;
+    evaluator *ev;
+    const chunk *c;
+} gather_job;
+
+/* Rows [lo, hi) of a chunk: each row is copied alone, so the rows are
+   shared out among the context's threads with the same result. */
+static void gather_rows(void *arg, size_t lo, size_t hi)
+{
+    const gather_job *j = arg;
+    enum { AHEAD = 2 }; /* rows prefetched ahead of the one copied */
+    for (size_t r = lo; r < lo + AHEAD && r < hi; r++)
+        mgr_dataset_prefetch_row(j->c->ds, j->c->rows[r]);
+    for (size_t r = lo; r < hi; r++) {
+        if (r + AHEAD < hi) mgr_dataset_prefetch_row(j->c->ds, j->c->rows[r + AHEAD]);
+        gather_row(j->run, j->ev, j->c, r);
+    }
+}
+
 bool R(mgr_eval_gather)(const mgrad_run *run, evaluator *ev, const chunk *c)
 {
-    enum { AHEAD = 2 }; /* rows prefetched ahead of the one copied */
-    for (size_t r = 0; r < AHEAD && r < c->count; r++)
-        mgr_dataset_prefetch_row(c->ds, c->rows[r]);
+    gather_job j = {run, ev, c};
+    mgr_pool_items(mgr_context_pool(run->ctx), c->count, 2.0 * (double)ev->features,
+                   gather_rows, &j);
     bool all_zero = true;
-    for (size_t r = 0; r < c->count; r++) {
-        if (r + AHEAD < c->count) mgr_dataset_prefetch_row(c->ds, c->rows[r + AHEAD]);
-        gather_row(run, ev, c, r);
+    for (size_t r = 0; r < c->count; r++)
         if (ev->w[r] != 0) all_zero = false;
-    }
     return all_zero;
 }
 
