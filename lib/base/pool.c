@@ -28,7 +28,7 @@
 #include "base/pool.h"
 
 /* Iterations of a spin before sleeping or yielding (a few microseconds). */
-#define SPIN 4000
+#define SPIN 200
 
 /* reg = generation << REG_SHIFT | REG_CLOSED | registered workers */
 #define REG_SHIFT 16
