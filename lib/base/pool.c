@@ -341,3 +341,21 @@ void mgr_pool_items(mgr_pool *pool, size_t n, double work_per_item, mgr_range_fn
     mgr_pool_for(pool, j.chunks, work_per_item * (double)n / (double)j.chunks, items_chunk,
                  &j);
 }
+
+typedef struct memcpy_job {
+    char *dst;
+    const char *src;
+} memcpy_job;
+
+static void memcpy_range(void *arg, size_t lo, size_t hi)
+{
+    const memcpy_job *j = arg;
+    memcpy(j->dst + lo, j->src + lo, hi - lo);
+}
+
+void mgr_pool_memcpy(mgr_pool *pool, void *dst, const void *src, size_t bytes)
+{
+    memcpy_job j = {dst, src};
+    /* work in elements of 4 bytes, the unit of the other passes */
+    mgr_pool_range(pool, bytes, 0.5, memcpy_range, &j);
+}

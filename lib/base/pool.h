@@ -89,6 +89,9 @@ void mgr_pool_range(mgr_pool *pool, size_t n, double work_per_elem, mgr_range_fn
    any grid. */
 void mgr_pool_items(mgr_pool *pool, size_t n, double work_per_item, mgr_range_fn fn,
                     void *arg);
+/* memcpy(dst, src, bytes) in ranges on the pool (a copy is the same bytes
+   whoever copies them). */
+void mgr_pool_memcpy(mgr_pool *pool, void *dst, const void *src, size_t bytes);
 /* The same for a reduction: returns Σ over the chunks, in chunk order, of
    what fn returned for each (see the file comment). */
 typedef double (*mgr_range_sum_fn)(void *arg, size_t lo, size_t hi);

@@ -266,12 +266,12 @@ void R(mgr_graph_forward_memo)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t r
         const mgr_node *nd = &g->nodes[k];
         size_t n = mgr_node_memoised(nd) ? rows * (size_t)nd->size : 0;
         if (n > 0 && memo_in != NULL) {
-            memcpy(ws->val[k], memo_in + off, n * sizeof(real));
+            R(mgr_copy_pool)(ws->pool, n, memo_in + off, ws->val[k]);
         } else {
             fill_args(&a, g, ws, k, rows, theta, x);
             R(mgr_op_passes_of)(nd->kind)->forward(&a);
         }
-        if (n > 0 && memo_out != NULL) memcpy(memo_out + off, ws->val[k], n * sizeof(real));
+        if (n > 0 && memo_out != NULL) R(mgr_copy_pool)(ws->pool, n, ws->val[k], memo_out + off);
         off += n;
     }
 }
