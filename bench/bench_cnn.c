@@ -164,7 +164,8 @@ int main(int argc, char **argv)
     }
     mgrad_run_destroy(run);
     double images_run = (double)steps * (double)B;
-    printf("%s, T %d, B %d, %d library threads%s: %s, %lld slots, forward memo %.1f MiB per slot, %lld memo hits\n",
+    printf("%s, T %d, B %d, %d library threads%s: %s, %lld slots, forward memo %.1f MiB per "
+           "slot, %lld memo hits\n",
            which, steps, B, threads, reuse ? ", one run reused" : ", a fresh run per repeat",
            st.checkpoint == MGRAD_CHECKPOINT_STORE_ALL ? "store-all" : "binomial",
            (long long)st.checkpoint_slots, (double)st.memo_bytes / 1048576.0,

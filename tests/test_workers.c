@@ -200,13 +200,25 @@ static void across_thread_counts(int net, mgrad_dtype dtype, mgrad_optimizer opt
     for (int k = 0; k < 3; k++) job_free(&j[k]);
 }
 
-START_TEST(test_mlp_sgd_f32) { across_thread_counts(NET_MLP, MGRAD_DTYPE_F32, MGRAD_OPTIMIZER_SGD); }
+START_TEST(test_mlp_sgd_f32)
+{
+    across_thread_counts(NET_MLP, MGRAD_DTYPE_F32, MGRAD_OPTIMIZER_SGD);
+}
 END_TEST
-START_TEST(test_mlp_adam_f64) { across_thread_counts(NET_MLP, MGRAD_DTYPE_F64, MGRAD_OPTIMIZER_ADAM); }
+START_TEST(test_mlp_adam_f64)
+{
+    across_thread_counts(NET_MLP, MGRAD_DTYPE_F64, MGRAD_OPTIMIZER_ADAM);
+}
 END_TEST
-START_TEST(test_cnn_sgd_f32) { across_thread_counts(NET_CNN, MGRAD_DTYPE_F32, MGRAD_OPTIMIZER_SGD); }
+START_TEST(test_cnn_sgd_f32)
+{
+    across_thread_counts(NET_CNN, MGRAD_DTYPE_F32, MGRAD_OPTIMIZER_SGD);
+}
 END_TEST
-START_TEST(test_cnn_adamw_f64) { across_thread_counts(NET_CNN, MGRAD_DTYPE_F64, MGRAD_OPTIMIZER_ADAMW); }
+START_TEST(test_cnn_adamw_f64)
+{
+    across_thread_counts(NET_CNN, MGRAD_DTYPE_F64, MGRAD_OPTIMIZER_ADAMW);
+}
 END_TEST
 
 /* Destroyed while idle: never started, and started then idle. */
@@ -247,7 +259,8 @@ START_TEST(test_two_contexts_two_threads)
         run_job(&seq[i]);
     }
     pthread_t th[2];
-    for (int i = 0; i < 2; i++) ck_assert_int_eq(pthread_create(&th[i], NULL, run_job, &par[i]), 0);
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, run_job, &par[i]), 0);
     for (int i = 0; i < 2; i++) ck_assert_int_eq(pthread_join(th[i], NULL), 0);
     for (int i = 0; i < 2; i++) {
         same_bits(&seq[i], &par[i]);

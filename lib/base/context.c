@@ -12,7 +12,6 @@
 #include "base/pool.h"
 #include "mgrad_config.h"
 
-
 mgrad_status mgrad_context_options_init(mgrad_context_options *opts, uint32_t version)
 {
     if (opts == NULL) return MGRAD_ERR_NULL;

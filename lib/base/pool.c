@@ -31,9 +31,9 @@
 #define SPIN 200
 
 /* reg = generation << REG_SHIFT | REG_CLOSED | registered workers */
-#define REG_SHIFT 16
+#define REG_SHIFT  16
 #define REG_CLOSED 0x8000ul
-#define REG_COUNT 0x7ffful
+#define REG_COUNT  0x7ffful
 
 typedef struct worker_arg {
     mgr_pool *pool;
@@ -41,18 +41,18 @@ typedef struct worker_arg {
 } worker_arg;
 
 struct mgr_pool {
-    int threads;        /* the driving thread + workers */
-    int started;        /* workers running (threads - 1 once started) */
-    pthread_t *tids;    /* [threads]; [0] unused (the driving thread) */
-    worker_arg *args;   /* [threads] */
+    int threads;         /* the driving thread + workers */
+    int started;         /* workers running (threads - 1 once started) */
+    pthread_t *tids;     /* [threads]; [0] unused (the driving thread) */
+    worker_arg *args;    /* [threads] */
     atomic_size_t *next; /* [threads] front of each thread's range of chunks */
     pthread_mutex_t mu;
     pthread_cond_t wake, done;
-    atomic_ulong gen;   /* job generation; bumped under mu */
-    atomic_ulong reg;   /* see the file comment */
-    atomic_int exited;  /* registered workers that left the job */
+    atomic_ulong gen;        /* job generation; bumped under mu */
+    atomic_ulong reg;        /* see the file comment */
+    atomic_int exited;       /* registered workers that left the job */
     atomic_size_t remaining; /* chunks not yet done */
-    int stop;           /* under mu */
+    int stop;                /* under mu */
     /* A job is running: a pass started from inside a chunk (a worker's or
        the driving thread's) runs on its own thread, serially, instead of
        waiting for workers that are busy with the outer job.  Written by
@@ -214,7 +214,10 @@ mgr_pool *mgr_context_pool(mgrad_context *ctx)
     return ctx->pool;
 }
 
-int mgr_pool_threads(const mgr_pool *pool) { return pool != NULL ? pool->threads : 1; }
+int mgr_pool_threads(const mgr_pool *pool)
+{
+    return pool != NULL ? pool->threads : 1;
+}
 
 static void pool_run(mgr_pool *p, size_t chunks, mgr_pool_fn fn, mgr_pool_worker_fn wfn,
                      void *arg)
@@ -264,8 +267,7 @@ static int pool_free(mgr_pool *p)
     return p != NULL && atomic_load_explicit(&p->busy, memory_order_relaxed) == 0;
 }
 
-void mgr_pool_for(mgr_pool *p, size_t chunks, double work_per_chunk, mgr_pool_fn fn,
-                  void *arg)
+void mgr_pool_for(mgr_pool *p, size_t chunks, double work_per_chunk, mgr_pool_fn fn, void *arg)
 {
     if (!pool_free(p) || chunks < 2 || work_per_chunk * (double)chunks < MGR_POOL_MIN_WORK) {
         for (size_t c = 0; c < chunks; c++) fn(arg, c);
@@ -302,19 +304,18 @@ static void range_chunk(void *varg, size_t c)
         j->partial[c] = j->sum_fn(j->arg, lo, hi);
 }
 
-void mgr_pool_range(mgr_pool *pool, size_t n, double work_per_elem, mgr_range_fn fn,
-                    void *arg)
+void mgr_pool_range(mgr_pool *pool, size_t n, double work_per_elem, mgr_range_fn fn, void *arg)
 {
-    range_job j = { n, 0, fn, NULL, arg, NULL };
+    range_job j = {n, 0, fn, NULL, arg, NULL};
     size_t chunks = mgr_pool_grid(n, &j.chunk);
     mgr_pool_for(pool, chunks, work_per_elem * (double)j.chunk, range_chunk, &j);
 }
 
-double mgr_pool_range_sum(mgr_pool *pool, size_t n, double work_per_elem,
-                          mgr_range_sum_fn fn, void *arg)
+double mgr_pool_range_sum(mgr_pool *pool, size_t n, double work_per_elem, mgr_range_sum_fn fn,
+                          void *arg)
 {
     double partial[MGR_POOL_MAX_CHUNKS];
-    range_job j = { n, 0, NULL, fn, arg, partial };
+    range_job j = {n, 0, NULL, fn, arg, partial};
     size_t chunks = mgr_pool_grid(n, &j.chunk);
     mgr_pool_for(pool, chunks, work_per_elem * (double)j.chunk, range_chunk, &j);
     return mgr_pool_sum(chunks, partial);
@@ -333,13 +334,11 @@ static void items_chunk(void *varg, size_t c)
     if (hi > lo) j->fn(j->arg, lo, hi);
 }
 
-void mgr_pool_items(mgr_pool *pool, size_t n, double work_per_item, mgr_range_fn fn,
-                    void *arg)
+void mgr_pool_items(mgr_pool *pool, size_t n, double work_per_item, mgr_range_fn fn, void *arg)
 {
     if (n == 0) return;
     items_job j = {n, n < MGR_POOL_MAX_CHUNKS ? n : MGR_POOL_MAX_CHUNKS, fn, arg};
-    mgr_pool_for(pool, j.chunks, work_per_item * (double)n / (double)j.chunks, items_chunk,
-                 &j);
+    mgr_pool_for(pool, j.chunks, work_per_item * (double)n / (double)j.chunks, items_chunk, &j);
 }
 
 typedef struct memcpy_job {

@@ -58,7 +58,7 @@ void mgr_pool_for_worker(mgr_pool *pool, size_t chunks, double work_per_chunk,
    chunks start on cache lines and on mgr_dot's four lanes -- and at most
    MGR_POOL_MAX_CHUNKS of them, so that a reduction's per-chunk partials fit
    on the stack.  Depends on n only.  Returns the number of chunks. */
-#define MGR_POOL_CHUNK 8192
+#define MGR_POOL_CHUNK      8192
 #define MGR_POOL_MAX_CHUNKS 64
 static inline size_t mgr_pool_grid(size_t n, size_t *chunk)
 {
@@ -81,21 +81,19 @@ static inline double mgr_pool_sum(size_t chunks, const double *partial)
    [lo, hi) of mgr_pool_grid(n).  work_per_elem: elements touched per
    element of the range (for the serial threshold). */
 typedef void (*mgr_range_fn)(void *arg, size_t lo, size_t hi);
-void mgr_pool_range(mgr_pool *pool, size_t n, double work_per_elem, mgr_range_fn fn,
-                    void *arg);
+void mgr_pool_range(mgr_pool *pool, size_t n, double work_per_elem, mgr_range_fn fn, void *arg);
 /* A pass over n independent items (images, say) of work_per_item each,
    cut into at most MGR_POOL_MAX_CHUNKS ranges [n c / chunks, n (c+1) /
    chunks): for work whose every item is computed alone, the same bits on
    any grid. */
-void mgr_pool_items(mgr_pool *pool, size_t n, double work_per_item, mgr_range_fn fn,
-                    void *arg);
+void mgr_pool_items(mgr_pool *pool, size_t n, double work_per_item, mgr_range_fn fn, void *arg);
 /* memcpy(dst, src, bytes) in ranges on the pool (a copy is the same bytes
    whoever copies them). */
 void mgr_pool_memcpy(mgr_pool *pool, void *dst, const void *src, size_t bytes);
 /* The same for a reduction: returns Σ over the chunks, in chunk order, of
    what fn returned for each (see the file comment). */
 typedef double (*mgr_range_sum_fn)(void *arg, size_t lo, size_t hi);
-double mgr_pool_range_sum(mgr_pool *pool, size_t n, double work_per_elem,
-                          mgr_range_sum_fn fn, void *arg);
+double mgr_pool_range_sum(mgr_pool *pool, size_t n, double work_per_elem, mgr_range_sum_fn fn,
+                          void *arg);
 
 #endif /* MGRAD_POOL_H */
