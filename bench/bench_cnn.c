@@ -16,10 +16,13 @@
  * the first time).  The program prints every repeat's CPU and
  * wall seconds of mgrad_run_train and mgrad_run_reverse, the forward memo's
  * size and hits, and the medians.  Run with OPENBLAS_NUM_THREADS=1 to
- * compare one-thread figures (CPU time counts every thread).
+ * compare one-thread figures (CPU time counts every thread); `threads` is
+ * the library's own thread count (mgrad_context_options.threads), which
+ * leaves OpenBLAS's as the environment set it.
  *
  * Usage: bench_cnn [small|resnet9] [steps=20] [repeats=3] [batch=64]
  *                  [budget_mib=0: no budget (auto: store-all)] [reuse=0]
+ *                  [threads=0]
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -119,16 +122,19 @@ int main(int argc, char **argv)
     int B = argc > 4 ? atoi(argv[4]) : 64;
     double budget_mib = argc > 5 ? atof(argv[5]) : 0;
     int reuse = argc > 6 ? atoi(argv[6]) : 0;
+    int threads = argc > 7 ? atoi(argv[7]) : 0;
     if ((strcmp(which, "small") != 0 && strcmp(which, "resnet9") != 0) || steps < 1 ||
-        repeats < 1 || repeats > MAX_REPEATS || B < 2 || B > N || budget_mib < 0) {
+        repeats < 1 || repeats > MAX_REPEATS || B < 2 || B > N || budget_mib < 0 ||
+        threads < 0) {
         fprintf(stderr,
                 "usage: %s [small|resnet9] [steps] [repeats<=%d] [batch 2..%d] "
-                "[budget_mib] [reuse 0|1]\n",
+                "[budget_mib] [reuse 0|1] [threads]\n",
                 argv[0], MAX_REPEATS, N);
         return EXIT_FAILURE;
     }
     mgrad_context_options co = MGRAD_CONTEXT_OPTIONS_INIT;
     co.dtype = MGRAD_DTYPE_F32;
+    co.threads = threads;
     if (mgrad_context_create(&ctx, &co) != MGRAD_OK) return EXIT_FAILURE;
     mgrad_model *model = build(which);
     mgrad_dataset *train = images(N, 11), *val = images(NV, 12);
@@ -158,8 +164,9 @@ int main(int argc, char **argv)
     }
     mgrad_run_destroy(run);
     double images_run = (double)steps * (double)B;
-    printf("%s, T %d, B %d%s: %s, %lld slots, forward memo %.1f MiB per slot, %lld memo hits\n",
-           which, steps, B, reuse ? ", one run reused" : ", a fresh run per repeat",
+    printf("%s, T %d, B %d, %d library threads%s: %s, %lld slots, forward memo %.1f MiB per "
+           "slot, %lld memo hits\n",
+           which, steps, B, threads, reuse ? ", one run reused" : ", a fresh run per repeat",
            st.checkpoint == MGRAD_CHECKPOINT_STORE_ALL ? "store-all" : "binomial",
            (long long)st.checkpoint_slots, (double)st.memo_bytes / 1048576.0,
            (long long)st.memo_hits);

@@ -6,14 +6,14 @@
  *
  * Phase 1, rank 0 alone (rank 1 waits without spinning: it sleeps between
  * MPI_Test calls on a non-blocking barrier): the single-process run with 1
- * BLAS thread, then with P BLAS threads (the fair rival of P ranks on P
- * cores).  Phase 2, all ranks: the same run data-parallel, 1 BLAS thread
- * per rank.  Each timing is the best and the median over `repeats` (default
- * 3) after one untimed warm-up; the best is the robust figure on a machine
- * shared with other work.  Prints the times, the speedups of the data-parallel run
- * over both single-process runs, the time rank 0 spent in reductions
- * (waiting included) and the bytes reduced per forward and per reverse
- * step, per-rank peak memory, and the relative difference of the
+ * thread, then with P of the library's threads (mgrad_context_options.threads;
+ * with OPENBLAS_NUM_THREADS=1 its products run in pieces on them: the fair
+ * rival of P ranks on P cores).  Phase 2, all ranks: the same run
+ * data-parallel, 1 thread per rank.  Each timing is the best and the median over `repeats`
+ * (default 3) after one untimed warm-up; the best is the robust figure on a machine shared with
+ * other work.  Prints the times, the speedups of the data-parallel run over both single-process
+ * runs, the time rank 0 spent in reductions (waiting included) and the bytes reduced per
+ * forward and per reverse step, per-rank peak memory, and the relative difference of the
  * metagradients (LR schedule) against the single-process run.
  *
  * Model: MLP F-width-width-10 (tanh), F = 784, batch 256, 8 steps, SGD with
@@ -203,8 +203,8 @@ int main(int argc, char **argv)
         unmake(&s);
         printf("  one process, 1 BLAS thread:    best %8.3f s  median %8.3f s\n", t1.min,
                t1.median);
-        printf("  one process, %d BLAS threads:   best %8.3f s  median %8.3f s\n", size,
-               t2.min, t2.median);
+        printf("  one process, %d lib. threads:   best %8.3f s  median %8.3f s\n", size, t2.min,
+               t2.median);
         fflush(stdout);
     }
     if (size > 1) idle_barrier();

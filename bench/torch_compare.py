@@ -41,8 +41,9 @@ so the two compute the same φ and metagradients, and the report gives their
 relative difference (use --dtype f64 to separate rounding from
 disagreement).  Times: plain training (images/s) and the metagradient.
 
-Thread settings: ours runs once for each value of --threads (its BLAS
-threads, OPENBLAS_NUM_THREADS); each torch side runs once for each value of
+Thread settings: ours runs once for each value of --threads (the
+library's own threads, mgrad_context_options.threads, and its BLAS threads,
+OPENBLAS_NUM_THREADS, unless --blas-threads fixes those); each torch side runs once for each value of
 --torch-threads (torch.set_num_threads(n), its OpenMP intra-op pool), with
 OPENBLAS_NUM_THREADS and OMP_NUM_THREADS = --torch-blas-threads (default:
 the largest --threads).  On the 2-core development machine torch was
@@ -441,7 +442,7 @@ def run_child(side, cfg, timeout, script=__file__, omp_threads=None):
     env = dict(os.environ)
     # ours: its BLAS threads; torch: OpenBLAS (and the OpenMP default) at
     # --torch-blas-threads, its intra-op pool set by torch.set_num_threads
-    env["OPENBLAS_NUM_THREADS"] = str(cfg["threads"])
+    env["OPENBLAS_NUM_THREADS"] = str(cfg.get("blas_threads") or cfg["threads"])
     env["OMP_NUM_THREADS"] = str(cfg["threads"] if omp_threads is None else omp_threads)
     argv = [sys.executable, os.path.abspath(script), "--child"]
     argv += ([side] if side is not None else []) + [json.dumps(cfg)]
@@ -482,6 +483,12 @@ def main():
     ap.add_argument("--threads", type=int, nargs="+", default=[2],
                     help="our BLAS threads (OPENBLAS_NUM_THREADS), one side of ours per "
                          "value and schedule")
+    ap.add_argument("--blas-threads", type=int, default=0,
+                    help="OPENBLAS_NUM_THREADS of our side (default 0: each --threads "
+                         "value); --threads is then the library's own threads "
+                         "(mgrad_context_options.threads)")
+    ap.add_argument("--no-torch", action="store_true",
+                    help="run our sides only (for our time at one thread count over another)")
     ap.add_argument("--torch-threads", type=int, nargs="+", default=None,
                     help="torch.set_num_threads for the torch side, one torch side per "
                          "value (default: --torch-blas-threads)")
@@ -525,13 +532,16 @@ def main():
               args.mode, " " + args.model if args.mode == "cnn" else "", args.dtype, args.steps,
               args.batch, args.lr, args.threads, args.torch_blas_threads, args.torch_threads,
               torch.__version__, args.repeats))
+    if args.blas_threads:
+        print("our BLAS threads: %d (OPENBLAS_NUM_THREADS); --threads sets our library "
+              "threads" % args.blas_threads)
     print("load average before: %s" % open("/proc/loadavg").read().strip())
     with tempfile.TemporaryDirectory() as tmp:
         paths, n = prepare(tmp, args)
         # (side, name, schedule, threads, torch threads, budget MiB, torch ckpt k)
         sides = [("torch", "unrolled %dt" % tt, "unrolled", args.torch_blas_threads, tt, 0, 0)
-                 for tt in args.torch_threads]
-        if args.mode == "mlp" and args.torch_ckpt > 0:
+                 for tt in args.torch_threads] if not args.no_torch else []
+        if args.mode == "mlp" and args.torch_ckpt > 0 and not args.no_torch:
             sides += [("torch", "ckpt%d %dt" % (args.torch_ckpt, tt), "ckpt",
                        args.torch_blas_threads, tt, 0, args.torch_ckpt)
                       for tt in args.torch_threads]
@@ -550,13 +560,16 @@ def main():
                         continue
                     cfg = dict(mode=args.mode, model=args.model, steps=T, batch=args.batch,
                                hidden=args.hidden, lr=args.lr, threads=th,
+                               blas_threads=args.blas_threads if side == "ours" else 0,
                                torch_threads=tt, ckpt=k, paths=paths,
                                dtype=args.dtype, compact=not args.dense, n=n,
                                budget_mib=mib, schedule=schedule,
                                plain=args.plain,
                                out=os.path.join(tmp, "%s-%s-%d" % (side, sched.replace(" ", "_"), T)))
+                    load = open("/proc/loadavg").read().split()[0]
                     r = run_child(side, cfg, args.timeout)
                     r["out"] = cfg["out"]
+                    r["load"] = load
                     done.append(r)
             res = {}
             for key, rs in runs.items():
@@ -564,12 +577,13 @@ def main():
                 if not ok:
                     res[key] = rs[-1]
                     continue
-                med = {k: float(np.median([r[k] for r in ok])) for k in ok[0] if k != "out"}
+                med = {k: float(np.median([r[k] for r in ok])) for k in ok[0]
+                       if k not in ("out", "load")}
                 med["out"] = ok[0]["out"]
                 med["runs"] = rs
                 if len(rs) > 1:  # medians hide spread: show every repeat
                     med["per_repeat"] = ", ".join(
-                        "%.2f s %.0f MiB" % (r["total_s"], r["rss"] / 2**20)
+                        "%.2f s %.0f MiB (load %s)" % (r["total_s"], r["rss"] / 2**20, r["load"])
                         if "error" not in r else r["error"] for r in rs)
                 res[key] = med
             report(args, T, n, res)
@@ -624,10 +638,30 @@ def report(args, T, n, res):
                 " ".join("%.3f" % x for x in pairs), float(np.median(pairs)))
         return line
 
+    # ours at each thread count against the same schedule at the first
+    # --threads value: the speed-up of the library's threads
+    base_th = "%dt" % args.threads[0]
+    for key, r in res.items():
+        if key[0] != "ours" or "error" in r or key[1].endswith(" " + base_th):
+            continue
+        bkey = ("ours", " ".join(key[1].split()[:-1] + [base_th]))
+        b = res.get(bkey)
+        if b is None or "error" in b:
+            continue
+        pairs = [(x["total_s"] / y["total_s"]) for x, y in zip(b.get("runs", []),
+                                                                r.get("runs", []))
+                 if "error" not in x and "error" not in y]
+        print("  ours %s: %.3fx faster than %s (medians)%s" % (
+            key[1], b["total_s"] / r["total_s"], bkey[1],
+            "; per repeat %s, median of ratios %.3fx" % (
+                " ".join("%.3f" % x for x in pairs), float(np.median(pairs)))
+            if len(pairs) > 1 else ""))
     for key, r in res.items():
         if key[0] != "ours" or "error" in r:
             continue
         name = "ours %s" % key[1]
+        if args.no_torch:
+            continue
         if not torches:
             print("  %s vs torch: torch failed, no ratio" % name)
             continue

@@ -21,13 +21,13 @@
    MGRAD_REAL_BITS=64, so optim.h declares only the _f64 names. */
 void mgr_optim_init_state_f32(mgrad_optimizer kind, size_t num_params,
                               const float *theta0, float *state);
-void mgr_optim_step_f32(const mgr_hyper *h, int64_t t, size_t num_params,
+void mgr_optim_step_f32(struct mgr_pool *pool, const mgr_hyper *h, int64_t t, size_t num_params,
                         float *state, const float *grad);
-void mgr_optim_reverse_pre_f32(const mgr_hyper *h, int64_t t, size_t num_params,
+void mgr_optim_reverse_pre_f32(struct mgr_pool *pool, const mgr_hyper *h, int64_t t, size_t num_params,
                                const float *state, const float *grad,
                                const float *next_m, float *state_bar, float *u,
                                mgr_hyper_grad *hg);
-void mgr_optim_reverse_post_f32(const mgr_hyper *h, size_t num_params,
+void mgr_optim_reverse_post_f32(struct mgr_pool *pool, const mgr_hyper *h, size_t num_params,
                                 const float *theta, const float *u, const float *hu,
                                 float *theta_bar, mgr_hyper_grad *hg);
 
@@ -103,7 +103,7 @@ static double step_dot(const quartic *q, const mgr_hyper *h, int64_t t,
     double s1[MAXS], g[MAXP], acc = 0.0;
     memcpy(s1, s, len * sizeof(double));
     quartic_grad(q, s, g);
-    mgr_optim_step_f64(h, t, n, s1, g);
+    mgr_optim_step_f64(NULL, h, t, n, s1, g);
     for (size_t i = 0; i < len; i++) acc += abar[i] * s1[i];
     return acc;
 }
@@ -117,9 +117,9 @@ static void step_reverse(const quartic *q, const mgr_hyper *h, int64_t t,
     double g[MAXP], u[MAXP], hu[MAXP];
     memcpy(sbar, abar, len * sizeof(double));
     quartic_grad(q, s, g);
-    mgr_optim_reverse_pre_f64(h, t, n, s, g, NULL, sbar, u, hg);
+    mgr_optim_reverse_pre_f64(NULL, h, t, n, s, g, NULL, sbar, u, hg);
     quartic_hvp(q, s, u, hu);
-    mgr_optim_reverse_post_f64(h, n, s, u, hu, sbar, hg);
+    mgr_optim_reverse_post_f64(NULL, h, n, s, u, hu, sbar, hg);
 }
 
 /* Fourth-order central difference: truncation O(δ⁴), so δ can be large enough
@@ -296,13 +296,13 @@ START_TEST(test_reverse_from_next_state)
     double s[MAXS], s1[MAXS], g[MAXP], abar[MAXS];
     reverse_problem(h, 4242 + (uint64_t)_i, n, &q, s, abar, g);
     memcpy(s1, s, len * sizeof(double));
-    mgr_optim_step_f64(h, 3, n, s1, g);
+    mgr_optim_step_f64(NULL, h, 3, n, s1, g);
     double sbar_a[MAXS], sbar_b[MAXS], u_a[MAXP], u_b[MAXP];
     memcpy(sbar_a, abar, len * sizeof(double));
     memcpy(sbar_b, abar, len * sizeof(double));
     mgr_hyper_grad ha = { 0.5, 0, 0, 0 }, hb = { 0.5, 0, 0, 0 };
-    mgr_optim_reverse_pre_f64(h, 3, n, s, g, NULL, sbar_a, u_a, &ha);
-    mgr_optim_reverse_pre_f64(h, 3, n, s, NULL, s1 + n, sbar_b, u_b, &hb);
+    mgr_optim_reverse_pre_f64(NULL, h, 3, n, s, g, NULL, sbar_a, u_a, &ha);
+    mgr_optim_reverse_pre_f64(NULL, h, 3, n, s, NULL, s1 + n, sbar_b, u_b, &hb);
     ck_assert_msg(memcmp(sbar_a, sbar_b, len * sizeof(double)) == 0, "%s: state adjoint",
                   CASES[_i].name);
     ck_assert_msg(memcmp(u_a, u_b, n * sizeof(double)) == 0, "%s: u", CASES[_i].name);
@@ -331,9 +331,9 @@ START_TEST(test_skip_adjoints)
         for (int k = 0; k < 2; k++) {
             const mgr_hyper *hk = k == 0 ? h : &hs;
             memcpy(sb[k], abar, len * sizeof(double));
-            mgr_optim_reverse_pre_f64(hk, 2, n, s, g, NULL, sb[k], u[k], &hg[k]);
+            mgr_optim_reverse_pre_f64(NULL, hk, 2, n, s, g, NULL, sb[k], u[k], &hg[k]);
             quartic_hvp(&q, s, u[k], hu);
-            mgr_optim_reverse_post_f64(hk, n, s, u[k], hu, sb[k], &hg[k]);
+            mgr_optim_reverse_post_f64(NULL, hk, n, s, u[k], hu, sb[k], &hg[k]);
         }
         ck_assert(memcmp(sb[0], sb[1], len * sizeof(double)) == 0);
         ck_assert(memcmp(u[0], u[1], n * sizeof(double)) == 0);
@@ -431,7 +431,7 @@ START_TEST(test_step_matches_torch)
         mgr_hyper h = *h0;
         h.lr = lr[t];
         quartic_grad(&q, s, g);
-        mgr_optim_step_f64(&h, t, n, s, g);
+        mgr_optim_step_f64(NULL, &h, t, n, s, g);
     }
     for (size_t i = 0; i < n; i++) {
         ck_assert_msg(fabs(s[i] - ref_th[i]) <= 1e-13 * fmax(1.0, fabs(ref_th[i])),
@@ -471,12 +471,12 @@ START_TEST(test_f32_matches_f64)
     mgr_optim_init_state_f32(h->kind, n, th0f, sf);
     for (int t = 0; t < STEPS; t++) {
         quartic_grad(&q, s, g);
-        mgr_optim_step_f64(h, t, n, s, g);
+        mgr_optim_step_f64(NULL, h, t, n, s, g);
         double sd[MAXS];
         for (size_t i = 0; i < n; i++) sd[i] = sf[i];
         quartic_grad(&q, sd, g); /* gradient of the f32 trajectory */
         for (size_t i = 0; i < n; i++) gf[i] = (float)g[i];
-        mgr_optim_step_f32(h, t, n, sf, gf);
+        mgr_optim_step_f32(NULL, h, t, n, sf, gf);
     }
     for (size_t i = 0; i < len; i++)
         ck_assert_msg(fabs(sf[i] - s[i]) <= 1e-5 * fmax(1.0, fabs(s[i])),
@@ -495,13 +495,13 @@ START_TEST(test_f32_matches_f64)
     for (size_t i = 0; i < n; i++) gf[i] = (float)g[i];
     for (size_t i = 0; i < n; i++) g[i] = gf[i];
     mgr_hyper_grad hg = { 0, 0, 0, 0 }, hgf = { 0, 0, 0, 0 };
-    mgr_optim_reverse_pre_f64(h, STEPS, n, s, g, NULL, sbar, u, &hg);
-    mgr_optim_reverse_pre_f32(h, STEPS, n, sf, gf, NULL, sbarf, uf, &hgf);
+    mgr_optim_reverse_pre_f64(NULL, h, STEPS, n, s, g, NULL, sbar, u, &hg);
+    mgr_optim_reverse_pre_f32(NULL, h, STEPS, n, sf, gf, NULL, sbarf, uf, &hgf);
     quartic_hvp(&q, s, u, hu);
     for (size_t i = 0; i < n; i++) huf[i] = (float)hu[i];
     for (size_t i = 0; i < n; i++) hu[i] = huf[i];
-    mgr_optim_reverse_post_f64(h, n, s, u, hu, sbar, &hg);
-    mgr_optim_reverse_post_f32(h, n, sf, uf, huf, sbarf, &hgf);
+    mgr_optim_reverse_post_f64(NULL, h, n, s, u, hu, sbar, &hg);
+    mgr_optim_reverse_post_f32(NULL, h, n, sf, uf, huf, sbarf, &hgf);
 
     double scale = 0.0;
     for (size_t i = 0; i < len; i++) scale = fmax(scale, fabs(sbar[i]));
@@ -530,7 +530,7 @@ START_TEST(test_adam_r_zero)
     for (int i = 0; i < 12; i++) sbar[i] = 0.1 * (i + 1);
     const double vbar_in[4] = { sbar[8], sbar[9], sbar[10], sbar[11] };
     mgr_hyper_grad hg = { 0, 0, 0, 0 };
-    mgr_optim_reverse_pre_f64(&h, 0, n, s, g, NULL, sbar, u, &hg);
+    mgr_optim_reverse_pre_f64(NULL, &h, 0, n, s, g, NULL, sbar, u, &hg);
     for (int i = 0; i < 12; i++) ck_assert(isfinite(sbar[i]));
     for (int i = 0; i < 4; i++) ck_assert(isfinite(u[i]));
     ck_assert(isfinite(hg.lr) && isfinite(hg.momentum) && isfinite(hg.beta2));
@@ -540,7 +540,7 @@ START_TEST(test_adam_r_zero)
 
     double s1[12];
     memcpy(s1, s, sizeof s);
-    mgr_optim_step_f64(&h, 0, n, s1, g);
+    mgr_optim_step_f64(NULL, &h, 0, n, s1, g);
     ck_assert(s1[0] == 0.0 && s1[4] == 0.0 && s1[8] == 0.0);
 }
 END_TEST

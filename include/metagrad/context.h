@@ -8,7 +8,8 @@
  *
  * Thread safety: a context and everything created from it may be used by one
  * thread at a time.  Different contexts may be used from different threads
- * at once (the BLAS thread count is process-wide in OpenBLAS; see threads).
+ * at once, each with its own worker threads (see threads).  The library
+ * never changes BLAS's (process-wide) thread count.
  */
 #ifndef METAGRAD_CONTEXT_H
 #define METAGRAD_CONTEXT_H
@@ -46,8 +47,21 @@ typedef void (*mgrad_log_fn)(mgrad_log_level level, const char *message,
 typedef struct mgrad_context_options {
     uint32_t version;       /**< MGRAD_CONTEXT_OPTIONS_VERSION */
     mgrad_dtype dtype;      /**< computation dtype; default MGRAD_DTYPE_F32 */
-    int32_t threads;        /**< BLAS threads; 0 (default) leaves BLAS as configured.
-                                 OpenBLAS keeps one process-wide setting. */
+    /** The library's own threads, the calling one included: 0 (default) or
+        1 runs everything on the calling thread; n > 1 starts n − 1 worker
+        threads owned by the context (on its first run, joined when the
+        context is freed) that share the passes outside BLAS (optimizer
+        steps and their reverses, activations, batch norm, convolutions'
+        im2col/col2im, pooling, finiteness checks) and, while OpenBLAS is
+        set to one thread, the matrix products, cut into pieces.  Work is
+        cut into pieces fixed by the problem's sizes, never by the thread
+        count, so results are bit-identical for every value of `threads`
+        (with BLAS's own thread count held fixed).  BLAS is left as
+        configured (OPENBLAS_NUM_THREADS): set it to 1 to have the
+        products on these threads.  At most 256; if the threads cannot be
+        started the context runs on the calling thread (a warning is
+        logged). */
+    int32_t threads;
     uint64_t seed;          /**< default seed for initialisers and shuffles; default 0 */
     mgrad_malloc_fn malloc_fn; /**< NULL (default): malloc */
     mgrad_free_fn free_fn;     /**< NULL (default): free; set both or neither */
@@ -74,7 +88,7 @@ MGRAD_API mgrad_status mgrad_context_options_init(mgrad_context_options *opts,
  * @param[out] out  the new context, owned by the caller (mgrad_context_destroy).
  * @param opts      options, or NULL for the defaults.
  * @return MGRAD_OK; MGRAD_ERR_NULL (out), MGRAD_ERR_VERSION, MGRAD_ERR_DTYPE,
- *         MGRAD_ERR_INVALID (threads < 0, only one of malloc_fn/free_fn),
+ *         MGRAD_ERR_INVALID (threads < 0 or > 256, only one of malloc_fn/free_fn),
  *         MGRAD_ERR_NOMEM.  No message is kept when creation fails.
  */
 MGRAD_API mgrad_status mgrad_context_create(mgrad_context **out,

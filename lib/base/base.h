@@ -22,7 +22,9 @@ struct mgrad_context {
     int refs;                 /* caller's handle + every live child object */
     int destroyed;            /* the caller called mgrad_context_destroy */
     mgrad_dtype dtype;
-    int32_t threads;
+    int32_t threads;          /* the library's threads (pool.h); <= 1: none */
+    struct mgr_pool *pool;    /* started on first use; joined when freed */
+    int pool_failed;          /* starting it failed: run on the caller */
     uint64_t seed;
     mgrad_malloc_fn malloc_fn;
     mgrad_free_fn free_fn;

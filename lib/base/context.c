@@ -9,11 +9,8 @@
 #include <time.h>
 
 #include "base/base.h"
+#include "base/pool.h"
 #include "mgrad_config.h"
-
-#if MGRAD_HAVE_OPENBLAS
-void openblas_set_num_threads(int num_threads);
-#endif
 
 mgrad_status mgrad_context_options_init(mgrad_context_options *opts, uint32_t version)
 {
@@ -33,7 +30,7 @@ mgrad_status mgrad_context_create(mgrad_context **out, const mgrad_context_optio
         o = *opts;
     }
     if (o.dtype != MGRAD_DTYPE_F32 && o.dtype != MGRAD_DTYPE_F64) return MGRAD_ERR_DTYPE;
-    if (o.threads < 0) return MGRAD_ERR_INVALID;
+    if (o.threads < 0 || o.threads > 256) return MGRAD_ERR_INVALID; /* pool.c: REG_COUNT */
     if ((o.malloc_fn == NULL) != (o.free_fn == NULL)) return MGRAD_ERR_INVALID;
     if (o.log_level < MGRAD_LOG_DEBUG || o.log_level > MGRAD_LOG_ERROR)
         return MGRAD_ERR_INVALID;
@@ -53,15 +50,13 @@ mgrad_status mgrad_context_create(mgrad_context **out, const mgrad_context_optio
     ctx->log_fn = o.log_fn;
     ctx->log_user_data = o.log_user_data;
     ctx->log_level = o.log_level;
-#if MGRAD_HAVE_OPENBLAS
-    if (ctx->threads > 0) openblas_set_num_threads(ctx->threads);
-#endif
     *out = ctx;
     return MGRAD_OK;
 }
 
 static void context_free(mgrad_context *ctx)
 {
+    mgr_pool_destroy(ctx, ctx->pool);
     if (ctx->free_fn != NULL)
         ctx->free_fn(ctx, ctx->alloc_user_data);
     else

@@ -113,8 +113,20 @@ mgrad_status R(mgr_graph_ws_create)(mgrad_context *ctx, const mgr_graph *g,
         if (need > scratch) scratch = need;
     }
     scratch = padded_count(scratch);
-    if (scratch > SIZE_MAX / sizeof(real) - total) goto too_large;
-    total += scratch;
+    /* one area per thread of the context's pool, and the shared part */
+    mgr_pool *pool = mgr_context_pool(ctx);
+    size_t threads = (size_t)mgr_pool_threads(pool);
+    if (scratch > (SIZE_MAX / sizeof(real) - total) / threads) goto too_large;
+    total += threads * scratch;
+    size_t shared = 0;
+    for (size_t k = 1; k < n; k++) {
+        size_t need = mgr_op_shared_scratch(g, (int32_t)k);
+        if (need > SIZE_MAX / sizeof(real) - 64) goto too_large;
+        if (need > shared) shared = need;
+    }
+    shared = padded_count(shared);
+    if (shared > SIZE_MAX / sizeof(real) - total) goto too_large;
+    total += shared;
 
     R(mgr_graph_ws) *ws = mgr_calloc(ctx, 1, sizeof *ws);
     real **ptrs = mgr_calloc(ctx, 4 * n, sizeof(real *));
@@ -145,6 +157,7 @@ mgrad_status R(mgr_graph_ws_create)(mgrad_context *ctx, const mgr_graph *g,
     ws->row0 = 0;
     ws->need = need;
     ws->tadj_zero_at = zero_at; /* slot (after it) is not kept */
+    ws->pool = pool;
     real *p = data;
     for (size_t k = 1; k < n; k++) {
         size_t per = padded_count(max_rows * (size_t)g->nodes[k].size);
@@ -160,6 +173,9 @@ mgrad_status R(mgr_graph_ws_create)(mgrad_context *ctx, const mgr_graph *g,
     for (size_t k = 1; k < (size_t)last; k++) ws->tadj[k] = p + (size_t)slot[k] * max_inner;
     p += nslots * max_inner;
     ws->scratch = scratch > 0 ? p : NULL;
+    ws->scratch_stride = scratch;
+    p += threads * scratch;
+    ws->shared = shared > 0 ? p : NULL;
     *out = ws;
     return MGRAD_OK;
 
@@ -234,6 +250,9 @@ static void fill_args(R(mgr_op_args) *a, const mgr_graph *g, const R(mgr_graph_w
     a->step = ws->step;
     a->training = ws->training;
     a->row0 = ws->row0;
+    a->pool = ws->pool;
+    a->scratch_stride = ws->scratch_stride;
+    a->shared = ws->shared;
 }
 
 void R(mgr_graph_forward_memo)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
@@ -247,12 +266,12 @@ void R(mgr_graph_forward_memo)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t r
         const mgr_node *nd = &g->nodes[k];
         size_t n = mgr_node_memoised(nd) ? rows * (size_t)nd->size : 0;
         if (n > 0 && memo_in != NULL) {
-            memcpy(ws->val[k], memo_in + off, n * sizeof(real));
+            R(mgr_copy_pool)(ws->pool, n, memo_in + off, ws->val[k]);
         } else {
             fill_args(&a, g, ws, k, rows, theta, x);
             R(mgr_op_passes_of)(nd->kind)->forward(&a);
         }
-        if (n > 0 && memo_out != NULL) memcpy(memo_out + off, ws->val[k], n * sizeof(real));
+        if (n > 0 && memo_out != NULL) R(mgr_copy_pool)(ws->pool, n, ws->val[k], memo_out + off);
         off += n;
     }
 }
@@ -285,7 +304,7 @@ void R(mgr_graph_backward)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
        output's adjoint is kept in adj[last] because tangent_backward reads
        it from there; obar may already be that buffer. */
     for (int32_t k = 1; k < last; k++)
-        R(mgr_zero)(rows * (size_t)g->nodes[k].size, ws->adj[k]);
+        R(mgr_zero_pool)(ws->pool, rows * (size_t)g->nodes[k].size, ws->adj[k]);
     if (obar != ws->adj[last])
         R(mgr_copy)(rows * (size_t)g->nodes[last].size, obar, ws->adj[last]);
 
@@ -348,7 +367,7 @@ void R(mgr_graph_backward_rop)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t r
         need[k] = (unsigned char)(reads || need[nd->in0] || (nd->in1 >= 0 && need[nd->in1]));
     }
     for (int32_t k = 1; k < last; k++)
-        if (need[k]) R(mgr_zero)(rows * (size_t)g->nodes[k].size, ws->adj[k]);
+        if (need[k]) R(mgr_zero_pool)(ws->pool, rows * (size_t)g->nodes[k].size, ws->adj[k]);
     if (obar != ws->adj[last])
         R(mgr_copy)(rows * (size_t)g->nodes[last].size, obar, ws->adj[last]);
     R(mgr_op_args) a;
@@ -376,7 +395,7 @@ void R(mgr_graph_tangent)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
         if (tan_known_zero(g, k, u != NULL, xdot != NULL, 0)) {
             /* Consumers see NULL; the buffer is still defined for readers of
                ws->tan (the output tangent in particular). */
-            R(mgr_zero)(rows * (size_t)nd->size, ws->tan[k]);
+            R(mgr_zero_pool)(ws->pool, rows * (size_t)nd->size, ws->tan[k]);
             continue;
         }
         fill_args(&a, g, ws, k, rows, theta, x);
@@ -417,7 +436,7 @@ void R(mgr_graph_tangent_backward)(const mgr_graph *g, R(mgr_graph_ws) *ws,
         for (int t = 0; t < 3; t++) {
             int32_t j = starting[t];
             if (j >= 1 && j < last && ws->tadj_zero_at[j] == k)
-                R(mgr_zero)(rows * (size_t)g->nodes[j].size, ws->tadj[j]);
+                R(mgr_zero_pool)(ws->pool, rows * (size_t)g->nodes[j].size, ws->tadj[j]);
         }
         fill_args(&a, g, ws, k, rows, theta, x);
         a.xdot = node_tan(g, ws, nd->in0, u, xdot);

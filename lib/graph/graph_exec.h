@@ -19,6 +19,7 @@
 #ifndef MGRAD_GRAPH_EXEC_H
 #define MGRAD_GRAPH_EXEC_H
 
+#include "base/pool.h"
 #include "graph/graph.h"
 #include "kernels/kernels.h"
 #include "metagrad/common.h"
@@ -42,12 +43,16 @@ typedef struct R(mgr_op_args) {
     real *pbar, *pbardot;         /* += ; NULL = not wanted */
     /* Appended for the conv/pool/norm/dropout ops: */
     const mgr_node *xnode;        /* node in0 (its shape) */
-    real *scratch;                /* op-private scratch of mgr_op_scratch elements */
+    real *scratch;                /* op-private scratch of mgr_op_scratch elements
+                                     (thread 0's; thread w's at w scratch_stride) */
     int32_t index;                /* the node's id (dropout's RNG stream) */
     uint64_t seed;                /* from the workspace: dropout's key ... */
     int64_t step;                 /* ... the training step ... */
     int training;                 /* ... and 0 when dropout is the identity */
     int64_t row0;                 /* dropout: mask row of the chunk's row 0 */
+    struct mgr_pool *pool;        /* the context's threads (base/pool.h); NULL: none */
+    size_t scratch_stride;        /* elements between two threads' scratch */
+    real *shared;                 /* mgr_op_shared_scratch elements */
 } R(mgr_op_args);
 
 /* An op's four passes (its definition, op.h, points at the f32 and f64
@@ -72,6 +77,14 @@ static inline const R(mgr_op_passes) *R(mgr_op_passes_of)(mgr_op_kind kind)
     return mgr_op_def_of(kind)->R(passes);
 }
 
+/* Elements of shared scratch node k needs (op.h), 0 for ops that need
+   none, SIZE_MAX on overflow. */
+static inline size_t mgr_op_shared_scratch(const mgr_graph *g, int32_t k)
+{
+    const mgr_op_def *def = mgr_op_def_of(g->nodes[k].kind);
+    return def->shared_scratch != NULL ? def->shared_scratch(g, k) : 0;
+}
+
 /* Workspace for batches of up to max_rows rows. */
 typedef struct R(mgr_graph_ws) {
     size_t max_rows;
@@ -83,7 +96,10 @@ typedef struct R(mgr_graph_ws) {
     uint64_t seed;
     int64_t step;
     int training;
-    real *scratch;                /* shared op scratch (conv's im2col blocks) */
+    real *scratch;                /* op scratch (conv's im2col blocks), one area
+                                     of scratch_stride elements per thread */
+    size_t scratch_stride;
+    real *shared;                 /* scratch the threads share (mgr_op_shared_scratch) */
     /* Dropout's mask row of the passes' row 0 (default 0): a rank of a
        data-parallel run computing rows [lo, hi) of a chunk sets lo, so the
        masks are those of the whole chunk (docs/scale-out.md). */
@@ -91,6 +107,10 @@ typedef struct R(mgr_graph_ws) {
     unsigned char *need;          /* [num_nodes] scratch of mgr_graph_backward_rop */
     int32_t *tadj_zero_at;        /* [num_nodes] reverse step at which an inner
                                      node's shared tadj buffer is zeroed */
+    /* The context's threads, which the ops run their passes on
+       (base/pool.h: results do not depend on how many there are); NULL
+       runs everything on the calling thread. */
+    struct mgr_pool *pool;
 } R(mgr_graph_ws);
 
 /* Elements of scratch node k needs, whatever the number of rows (work on

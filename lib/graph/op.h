@@ -123,6 +123,11 @@ typedef struct mgr_op_def {
        rows (per-row work reuses it); SIZE_MAX when the count overflows.
        NULL: none. */
     size_t (*scratch)(const mgr_graph *g, int32_t k);
+    /* Elements of scratch shared by the context's threads during one pass
+       (conv2d's per-group weight-gradient partials), beyond the per-thread
+       `scratch` above, which the workspace holds once per thread.  NULL:
+       none. */
+    size_t (*shared_scratch)(const mgr_graph *g, int32_t k);
     /* The answer described at mgr_ybar_reads. */
     mgr_ybar_reads ybar_reads;
     /* θ0 of node k: fill theta[param_offset, + param_count) from seed (a pure

@@ -105,51 +105,75 @@ static inline real softplus_d2(real x, real y)
     return s * (1 - s);
 }
 
+/* Each pass is a range function run on the context's threads over the
+   fixed grid of base/pool.h; an element's value does not depend on the
+   range it falls in. */
 #define MGR_ELEMENTWISE_OP(name)                                                  \
+    static void name##_forward_range(void *arg, size_t lo, size_t hi)             \
+    {                                                                             \
+        const R(mgr_op_args) *a = arg;                                            \
+        const real *restrict x = a->x;                                            \
+        real *restrict y = a->y;                                                  \
+        for (size_t i = lo; i < hi; i++) y[i] = name##_f(x[i]);                   \
+    }                                                                             \
     static void name##_forward(const R(mgr_op_args) *a)                           \
     {                                                                             \
         assert(a->in_size == (size_t)a->node->size);                              \
-        size_t n = a->rows * a->in_size;                                          \
-        const real *restrict x = a->x;                                            \
-        real *restrict y = a->y;                                                  \
-        for (size_t i = 0; i < n; i++) y[i] = name##_f(x[i]);                     \
+        mgr_pool_range(a->pool, a->rows * a->in_size, 2, name##_forward_range,    \
+                       (void *)a);                                                \
+    }                                                                             \
+    static void name##_backward_range(void *arg, size_t lo, size_t hi)            \
+    {                                                                             \
+        const R(mgr_op_args) *a = arg;                                            \
+        const real *restrict x = a->x, *restrict y = a->y;                        \
+        const real *restrict yb = a->ybar;                                        \
+        real *restrict xb = a->xbar;                                              \
+        for (size_t i = lo; i < hi; i++) xb[i] += yb[i] * name##_d1(x[i], y[i]);  \
     }                                                                             \
     static void name##_backward(const R(mgr_op_args) *a)                          \
     {                                                                             \
         if (a->xbar == NULL) return;                                              \
-        size_t n = a->rows * a->in_size;                                          \
+        mgr_pool_range(a->pool, a->rows * a->in_size, 4, name##_backward_range,   \
+                       (void *)a);                                                \
+    }                                                                             \
+    static void name##_tangent_range(void *arg, size_t lo, size_t hi)             \
+    {                                                                             \
+        const R(mgr_op_args) *a = arg;                                            \
         const real *restrict x = a->x, *restrict y = a->y;                        \
-        const real *restrict yb = a->ybar;                                        \
-        real *restrict xb = a->xbar;                                              \
-        for (size_t i = 0; i < n; i++) xb[i] += yb[i] * name##_d1(x[i], y[i]);    \
+        const real *restrict xd = a->xdot;                                        \
+        real *restrict yd = a->ydot;                                              \
+        for (size_t i = lo; i < hi; i++) yd[i] = name##_d1(x[i], y[i]) * xd[i];   \
     }                                                                             \
     static void name##_tangent(const R(mgr_op_args) *a)                           \
     {                                                                             \
         size_t n = a->rows * a->in_size;                                          \
-        const real *restrict x = a->x, *restrict y = a->y;                        \
-        const real *restrict xd = a->xdot;                                        \
-        real *restrict yd = a->ydot;                                              \
-        if (xd == NULL) {                                                         \
-            R(mgr_zero)(n, yd);                                                   \
+        if (a->xdot == NULL) {                                                    \
+            R(mgr_zero)(n, a->ydot);                                              \
             return;                                                               \
         }                                                                         \
-        for (size_t i = 0; i < n; i++) yd[i] = name##_d1(x[i], y[i]) * xd[i];     \
+        mgr_pool_range(a->pool, n, 4, name##_tangent_range, (void *)a);           \
     }                                                                             \
-    static void name##_tangent_backward(const R(mgr_op_args) *a)                  \
+    static void name##_tangent_backward_range(void *arg, size_t lo, size_t hi)    \
     {                                                                             \
-        if (a->xbardot == NULL) return;                                           \
-        size_t n = a->rows * a->in_size;                                          \
+        const R(mgr_op_args) *a = arg;                                            \
         const real *restrict x = a->x, *restrict y = a->y;                        \
         const real *restrict yb = a->ybar, *restrict ybd = a->ybardot;            \
         const real *restrict xd = a->xdot;                                        \
         real *restrict xbd = a->xbardot;                                          \
         if (xd == NULL || !name##_has_d2) {                                       \
-            for (size_t i = 0; i < n; i++) xbd[i] += ybd[i] * name##_d1(x[i], y[i]); \
+            for (size_t i = lo; i < hi; i++)                                      \
+                xbd[i] += ybd[i] * name##_d1(x[i], y[i]);                         \
             return;                                                               \
         }                                                                         \
-        for (size_t i = 0; i < n; i++)                                            \
+        for (size_t i = lo; i < hi; i++)                                          \
             xbd[i] += ybd[i] * name##_d1(x[i], y[i]) +                            \
                       yb[i] * name##_d2(x[i], y[i]) * xd[i];                      \
+    }                                                                             \
+    static void name##_tangent_backward(const R(mgr_op_args) *a)                  \
+    {                                                                             \
+        if (a->xbardot == NULL) return;                                           \
+        mgr_pool_range(a->pool, a->rows * a->in_size, 6,                          \
+                       name##_tangent_backward_range, (void *)a);                 \
     }                                                                             \
     MGR_OP_PASS_TABLE(name, name);
 

@@ -47,6 +47,10 @@
    nothing from its second thread on 2 cores (docs/performance.md). */
 #define MGR_CONV_BLOCK_ELEMS ((size_t)1 << 18)
 
+/* Groups of blocks that the context's threads share out (the passes'
+   comment): 6 divides evenly among 1, 2 or 3 threads. */
+#define MGR_CONV_GROUPS 6
+
 /* Examples per block: the most whose scratch, (K + 2 OC) N elements each
    (conv_scratch), fits in MGR_CONV_BLOCK_ELEMS; at least one (then the
    scratch is one example's, as large as the layer needs).  A function
@@ -112,6 +116,19 @@ static size_t conv2d_scratch(const mgr_graph *g, int32_t k)
     return nr * rowsz * N;
 }
 
+/* The weight-gradient partials of the groups: MGR_CONV_GROUPS [OC, K]. */
+static size_t conv2d_shared_scratch(const mgr_graph *g, int32_t k)
+{
+    const mgr_node *nd = &g->nodes[k];
+    size_t K = (size_t)g->nodes[nd->in0].shape[0];
+    size_t kk = (size_t)nd->kernel * (size_t)nd->kernel;
+    size_t OC = (size_t)nd->shape[0];
+    if (kk != 0 && K > SIZE_MAX / kk) return SIZE_MAX;
+    K *= kk;
+    if (K != 0 && OC > SIZE_MAX / MGR_CONV_GROUPS / K) return SIZE_MAX;
+    return MGR_CONV_GROUPS * OC * K;
+}
+
 /* W as the matrix [out_c, in_c k k]: fan_in = in_c k k, fan_out = out_c k k
    (as torch). */
 static mgrad_status conv2d_init(mgrad_context *ctx, const mgr_graph *g, int32_t k,
@@ -130,6 +147,7 @@ const mgr_op_def mgr_op_conv2d = {
     .flags = MGR_OP_FLAG_MEMOISED,
     .infer = conv2d_infer,
     .scratch = conv2d_scratch,
+    .shared_scratch = conv2d_shared_scratch,
     /* Bilinear in (θ, x) like the dense layer: its tangent_backward reads ȳ
        only for (x̄)˙ (Uᵀ ȳ) and, with ẋ ≠ 0, for (W̄)˙ (ȳ col(ẋ)ᵀ); (b̄)˙
        reads (ȳ)˙ alone (conv2d_tangent_backward, need_yb). */
@@ -376,86 +394,216 @@ static void add_channel_sums(const conv_dims *d, size_t rows, const real *y, rea
 }
 
 /* The scratch of one block of nr examples: col [K, nr N] and two matrices
-   [OC, nr N] in the GEMM layout (conv2d_scratch sizes them for block_rows). */
+   [OC, nr N] in the GEMM layout (conv2d_scratch sizes them for block_rows),
+   in the area of the thread that runs the block. */
 typedef struct conv_scratch {
     real *col, *t0, *t1;
 } conv_scratch;
 
-static conv_scratch scratch_of(const R(mgr_op_args) *a, const conv_dims *d, size_t nr)
+static conv_scratch scratch_of(const R(mgr_op_args) *a, const conv_dims *d, size_t nr,
+                               int worker)
 {
     conv_scratch s;
-    s.col = a->scratch;
+    s.col = a->scratch + (size_t)worker * a->scratch_stride;
     s.t0 = s.col + d->K * nr * d->N;
     s.t1 = s.t0 + d->OC * nr * d->N;
     return s;
 }
 
+/* The passes run on the context's threads in MGR_CONV_GROUPS groups of
+   consecutive blocks (fewer when there are fewer blocks), a grid fixed by
+   the shapes and the rows alone.  A block writes its own rows of y, ẏ, x̄,
+   (x̄)˙; the weight gradients W̄, (W̄)˙ of a group's blocks accumulate in
+   the group's partial (shared scratch, zeroed first), and the partials
+   are added to the caller's in group order after the pass: the same bits
+   whatever the thread count. */
+typedef struct conv_job {
+    const R(mgr_op_args) *a;
+    conv_dims d;
+    size_t blocks, groups;
+    real *part; /* [groups][OC K] weight-gradient partials, or NULL */
+} conv_job;
+
+static conv_job job_of(const R(mgr_op_args) *a, int want_part)
+{
+    conv_job j;
+    j.a = a;
+    j.d = dims_of(a);
+    /* With fewer blocks than groups, smaller blocks: ceil(rows / groups)
+       examples each, so that every group has work (still a function of
+       the shapes and the rows alone). */
+    size_t even = (a->rows + MGR_CONV_GROUPS - 1) / MGR_CONV_GROUPS;
+    if (even > 0 && even < j.d.block) j.d.block = even;
+    j.blocks = (a->rows + j.d.block - 1) / j.d.block;
+    j.groups = j.blocks < MGR_CONV_GROUPS ? j.blocks : MGR_CONV_GROUPS;
+    j.part = want_part ? a->shared : NULL;
+    return j;
+}
+
+/* Blocks [*b0, *b1) of group g. */
+static void group_blocks(const conv_job *j, size_t g, size_t *b0, size_t *b1)
+{
+    *b0 = j->blocks * g / j->groups;
+    *b1 = j->blocks * (g + 1) / j->groups;
+}
+
+static void run_conv_groups(const conv_job *j, double work_per_elem, mgr_pool_worker_fn fn)
+{
+    double work = work_per_elem * (double)(j->a->rows * (j->d.K + j->d.OC) * j->d.N);
+    mgr_pool_for_worker(j->a->pool, j->groups, j->groups > 0 ? work / (double)j->groups : 0,
+                        fn, (void *)j);
+}
+
+/* out[OC K] += the partials, in group order */
+static void add_parts(const conv_job *j, real *out)
+{
+    if (j->part == NULL) return;
+    size_t n = j->d.OC * j->d.K;
+    for (size_t g = 0; g < j->groups; g++) R(mgr_axpy)(n, 1, j->part + g * n, out);
+}
+
 /* y = W col(x) + b, a block of examples per GEMM */
+static void forward_group(void *arg, size_t g, int worker)
+{
+    const conv_job *j = arg;
+    const R(mgr_op_args) *a = j->a;
+    const conv_dims *d = &j->d;
+    const real *W = a->p, *b = W + d->OC * d->K;
+    size_t b0, b1;
+    group_blocks(j, g, &b0, &b1);
+    for (size_t blk = b0; blk < b1; blk++) {
+        size_t r0 = blk * d->block;
+        size_t nr = a->rows - r0 < d->block ? a->rows - r0 : d->block, M = nr * d->N;
+        conv_scratch s = scratch_of(a, d, nr, worker);
+        im2col_block(d, nr, a->x + r0 * d->in, s.col);
+        fill_bias(d, M, b, s.t0);
+        /* t0[OC,M] += W[OC,K] · col[K,M] */
+        R(mgr_gemm)(0, 0, d->OC, M, d->K, 1, W, d->K, s.col, M, 1, s.t0, M);
+        from_gemm(d, nr, s.t0, a->y + r0 * d->out);
+    }
+}
+
 static void conv2d_forward(const R(mgr_op_args) *a)
 {
-    conv_dims d = dims_of(a);
-    const real *W = a->p, *b = W + d.OC * d.K;
-    for (size_t r0 = 0; r0 < a->rows; r0 += d.block) {
-        size_t nr = a->rows - r0 < d.block ? a->rows - r0 : d.block, M = nr * d.N;
-        conv_scratch s = scratch_of(a, &d, nr);
-        im2col_block(&d, nr, a->x + r0 * d.in, s.col);
-        fill_bias(&d, M, b, s.t0);
-        /* t0[OC,M] += W[OC,K] · col[K,M] */
-        R(mgr_gemm)(0, 0, d.OC, M, d.K, 1, W, d.K, s.col, M, 1, s.t0, M);
-        from_gemm(&d, nr, s.t0, a->y + r0 * d.out);
+    conv_job j = job_of(a, 0);
+    run_conv_groups(&j, 3, forward_group);
+}
+
+/* x̄ += col2im(Wᵀ ȳ);  W̄ += ȳ col(x)ᵀ (into the group's partial) */
+static void backward_group(void *arg, size_t g, int worker)
+{
+    const conv_job *j = arg;
+    const R(mgr_op_args) *a = j->a;
+    const conv_dims *d = &j->d;
+    const real *W = a->p;
+    real *part = j->part != NULL ? j->part + g * d->OC * d->K : NULL;
+    if (part != NULL) R(mgr_zero)(d->OC * d->K, part);
+    size_t b0, b1;
+    group_blocks(j, g, &b0, &b1);
+    for (size_t blk = b0; blk < b1; blk++) {
+        size_t r0 = blk * d->block;
+        size_t nr = a->rows - r0 < d->block ? a->rows - r0 : d->block, M = nr * d->N;
+        conv_scratch s = scratch_of(a, d, nr, worker);
+        to_gemm(d, nr, a->ybar + r0 * d->out, s.t0);
+        if (part != NULL) {
+            im2col_block(d, nr, a->x + r0 * d->in, s.col);
+            /* part[OC,K] += ȳ[OC,M] · colᵀ[M,K] */
+            R(mgr_gemm)(0, 1, d->OC, d->K, M, 1, s.t0, M, s.col, M, 1, part, d->K);
+        }
+        if (a->xbar != NULL) {
+            /* col[K,M] = Wᵀ[K,OC] · ȳ[OC,M] */
+            R(mgr_gemm)(1, 0, d->K, M, d->OC, 1, W, d->K, s.t0, M, 0, s.col, M);
+            col2im_block(d, nr, s.col, a->xbar + r0 * d->in);
+        }
     }
 }
 
 /* x̄ += col2im(Wᵀ ȳ);  W̄ += ȳ col(x)ᵀ;  b̄ += Σ_N ȳ */
 static void conv2d_backward(const R(mgr_op_args) *a)
 {
-    conv_dims d = dims_of(a);
-    const real *W = a->p;
     if (a->pbar == NULL && a->xbar == NULL) return;
-    for (size_t r0 = 0; r0 < a->rows; r0 += d.block) {
-        size_t nr = a->rows - r0 < d.block ? a->rows - r0 : d.block, M = nr * d.N;
-        conv_scratch s = scratch_of(a, &d, nr);
-        to_gemm(&d, nr, a->ybar + r0 * d.out, s.t0);
-        if (a->pbar != NULL) {
-            im2col_block(&d, nr, a->x + r0 * d.in, s.col);
-            /* W̄[OC,K] += ȳ[OC,M] · colᵀ[M,K] */
-            R(mgr_gemm)(0, 1, d.OC, d.K, M, 1, s.t0, M, s.col, M, 1, a->pbar, d.K);
-        }
-        if (a->xbar != NULL) {
-            /* col[K,M] = Wᵀ[K,OC] · ȳ[OC,M] */
-            R(mgr_gemm)(1, 0, d.K, M, d.OC, 1, W, d.K, s.t0, M, 0, s.col, M);
-            col2im_block(&d, nr, s.col, a->xbar + r0 * d.in);
-        }
+    conv_job j = job_of(a, a->pbar != NULL);
+    run_conv_groups(&j, 6, backward_group);
+    if (a->pbar != NULL) {
+        add_parts(&j, a->pbar);
+        add_channel_sums(&j.d, a->rows, a->ybar, a->pbar + j.d.OC * j.d.K);
     }
-    if (a->pbar != NULL) add_channel_sums(&d, a->rows, a->ybar, a->pbar + d.OC * d.K);
 }
 
 /* ẏ = W col(ẋ) + U col(x) + u_b */
-static void conv2d_tangent(const R(mgr_op_args) *a)
+static void tangent_group(void *arg, size_t g, int worker)
 {
-    conv_dims d = dims_of(a);
+    const conv_job *j = arg;
+    const R(mgr_op_args) *a = j->a;
+    const conv_dims *d = &j->d;
     const real *W = a->p, *U = a->u;
-    if (U == NULL && a->xdot == NULL) {
-        R(mgr_zero)(a->rows * d.out, a->ydot);
-        return;
-    }
-    for (size_t r0 = 0; r0 < a->rows; r0 += d.block) {
-        size_t nr = a->rows - r0 < d.block ? a->rows - r0 : d.block, M = nr * d.N;
-        conv_scratch s = scratch_of(a, &d, nr);
+    size_t b0, b1;
+    group_blocks(j, g, &b0, &b1);
+    for (size_t blk = b0; blk < b1; blk++) {
+        size_t r0 = blk * d->block;
+        size_t nr = a->rows - r0 < d->block ? a->rows - r0 : d->block, M = nr * d->N;
+        conv_scratch s = scratch_of(a, d, nr, worker);
         /* t0 = u_b, then += U col(x), then += W col(ẋ): the order of the
            per-example passes this replaced */
         if (U != NULL) {
-            im2col_block(&d, nr, a->x + r0 * d.in, s.col);
-            fill_bias(&d, M, U + d.OC * d.K, s.t0);
-            R(mgr_gemm)(0, 0, d.OC, M, d.K, 1, U, d.K, s.col, M, 1, s.t0, M);
+            im2col_block(d, nr, a->x + r0 * d->in, s.col);
+            fill_bias(d, M, U + d->OC * d->K, s.t0);
+            R(mgr_gemm)(0, 0, d->OC, M, d->K, 1, U, d->K, s.col, M, 1, s.t0, M);
         } else {
-            R(mgr_zero)(d.OC * M, s.t0);
+            R(mgr_zero)(d->OC * M, s.t0);
         }
         if (a->xdot != NULL) {
-            im2col_block(&d, nr, a->xdot + r0 * d.in, s.col);
-            R(mgr_gemm)(0, 0, d.OC, M, d.K, 1, W, d.K, s.col, M, 1, s.t0, M);
+            im2col_block(d, nr, a->xdot + r0 * d->in, s.col);
+            R(mgr_gemm)(0, 0, d->OC, M, d->K, 1, W, d->K, s.col, M, 1, s.t0, M);
         }
-        from_gemm(&d, nr, s.t0, a->ydot + r0 * d.out);
+        from_gemm(d, nr, s.t0, a->ydot + r0 * d->out);
+    }
+}
+
+static void conv2d_tangent(const R(mgr_op_args) *a)
+{
+    if (a->u == NULL && a->xdot == NULL) {
+        R(mgr_zero_pool)(a->pool, a->rows * (size_t)a->node->size, a->ydot);
+        return;
+    }
+    conv_job j = job_of(a, 0);
+    run_conv_groups(&j, 6, tangent_group);
+}
+
+/* (x̄)˙ += col2im(Wᵀ (ȳ)˙ + Uᵀ ȳ);  (W̄)˙ += (ȳ)˙ col(x)ᵀ + ȳ col(ẋ)ᵀ into the
+   group's partial */
+static void tangent_backward_group(void *arg, size_t g, int worker)
+{
+    const conv_job *j = arg;
+    const R(mgr_op_args) *a = j->a;
+    const conv_dims *d = &j->d;
+    const real *W = a->p, *U = a->u;
+    real *part = j->part != NULL ? j->part + g * d->OC * d->K : NULL;
+    if (part != NULL) R(mgr_zero)(d->OC * d->K, part);
+    /* ȳ in the GEMM layout is read by Uᵀ ȳ and by ȳ col(ẋ)ᵀ only */
+    int need_yb = (a->xbardot != NULL && U != NULL) || (part != NULL && a->xdot != NULL);
+    size_t b0, b1;
+    group_blocks(j, g, &b0, &b1);
+    for (size_t blk = b0; blk < b1; blk++) {
+        size_t r0 = blk * d->block;
+        size_t nr = a->rows - r0 < d->block ? a->rows - r0 : d->block, M = nr * d->N;
+        conv_scratch s = scratch_of(a, d, nr, worker);
+        to_gemm(d, nr, a->ybardot + r0 * d->out, s.t0);
+        if (need_yb) to_gemm(d, nr, a->ybar + r0 * d->out, s.t1);
+        if (a->xbardot != NULL) {
+            /* col[K,M] = Wᵀ (ȳ)˙ + Uᵀ ȳ */
+            R(mgr_gemm)(1, 0, d->K, M, d->OC, 1, W, d->K, s.t0, M, 0, s.col, M);
+            if (U != NULL) R(mgr_gemm)(1, 0, d->K, M, d->OC, 1, U, d->K, s.t1, M, 1, s.col, M);
+            col2im_block(d, nr, s.col, a->xbardot + r0 * d->in);
+        }
+        if (part != NULL) {
+            im2col_block(d, nr, a->x + r0 * d->in, s.col);
+            R(mgr_gemm)(0, 1, d->OC, d->K, M, 1, s.t0, M, s.col, M, 1, part, d->K);
+            if (a->xdot != NULL) {
+                im2col_block(d, nr, a->xdot + r0 * d->in, s.col);
+                R(mgr_gemm)(0, 1, d->OC, d->K, M, 1, s.t1, M, s.col, M, 1, part, d->K);
+            }
+        }
     }
 }
 
@@ -463,33 +611,13 @@ static void conv2d_tangent(const R(mgr_op_args) *a)
    (b̄)˙ += Σ_N (ȳ)˙ */
 static void conv2d_tangent_backward(const R(mgr_op_args) *a)
 {
-    conv_dims d = dims_of(a);
-    const real *W = a->p, *U = a->u;
     if (a->xbardot == NULL && a->pbardot == NULL) return;
-    /* ȳ in the GEMM layout is read by Uᵀ ȳ and by ȳ col(ẋ)ᵀ only */
-    int need_yb = (a->xbardot != NULL && U != NULL) || (a->pbardot != NULL && a->xdot != NULL);
-    for (size_t r0 = 0; r0 < a->rows; r0 += d.block) {
-        size_t nr = a->rows - r0 < d.block ? a->rows - r0 : d.block, M = nr * d.N;
-        conv_scratch s = scratch_of(a, &d, nr);
-        to_gemm(&d, nr, a->ybardot + r0 * d.out, s.t0);
-        if (need_yb) to_gemm(&d, nr, a->ybar + r0 * d.out, s.t1);
-        if (a->xbardot != NULL) {
-            /* col[K,M] = Wᵀ (ȳ)˙ + Uᵀ ȳ */
-            R(mgr_gemm)(1, 0, d.K, M, d.OC, 1, W, d.K, s.t0, M, 0, s.col, M);
-            if (U != NULL) R(mgr_gemm)(1, 0, d.K, M, d.OC, 1, U, d.K, s.t1, M, 1, s.col, M);
-            col2im_block(&d, nr, s.col, a->xbardot + r0 * d.in);
-        }
-        if (a->pbardot != NULL) {
-            im2col_block(&d, nr, a->x + r0 * d.in, s.col);
-            R(mgr_gemm)(0, 1, d.OC, d.K, M, 1, s.t0, M, s.col, M, 1, a->pbardot, d.K);
-            if (a->xdot != NULL) {
-                im2col_block(&d, nr, a->xdot + r0 * d.in, s.col);
-                R(mgr_gemm)(0, 1, d.OC, d.K, M, 1, s.t1, M, s.col, M, 1, a->pbardot, d.K);
-            }
-        }
+    conv_job j = job_of(a, a->pbardot != NULL);
+    run_conv_groups(&j, 9, tangent_backward_group);
+    if (a->pbardot != NULL) {
+        add_parts(&j, a->pbardot);
+        add_channel_sums(&j.d, a->rows, a->ybardot, a->pbardot + j.d.OC * j.d.K);
     }
-    if (a->pbardot != NULL)
-        add_channel_sums(&d, a->rows, a->ybardot, a->pbardot + d.OC * d.K);
 }
 
 MGR_OP_PASS_TABLE(conv2d, conv2d);

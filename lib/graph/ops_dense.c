@@ -66,13 +66,15 @@ const mgr_op_def mgr_op_dense = {
 
 #include "graph/ops.h"
 
-/* C[m,n] += op(A) op(B) */
-#define GEMM_ACC(ta, tb, m, n, k, a, lda, b, ldb, c, ldc) \
-    R(mgr_gemm)((ta), (tb), (m), (n), (k), 1, (a), (lda), (b), (ldb), 1, (c), (ldc))
+/* C[m,n] += op(A) op(B), on the context's threads in fixed pieces */
+#define GEMM_ACC(ta, tb, m, n, k, a, lda, b, ldb, c, ldc)                                 \
+    R(mgr_gemm_pool)(a_->pool, (ta), (tb), (m), (n), (k), 1, (a), (lda), (b), (ldb), 1, (c), \
+                     (ldc))
 
 /* y = x Wᵀ + b */
 static void dense_forward(const R(mgr_op_args) *a)
 {
+    const R(mgr_op_args) *a_ = a;
     size_t rows = a->rows, in = a->in_size, out = (size_t)a->node->size;
     const real *W = a->p, *b = W + out * in;
     /* y = b in every row, then y += x Wᵀ: y[rows,out] = x[rows,in] · Wᵀ[in,out] */
@@ -83,6 +85,7 @@ static void dense_forward(const R(mgr_op_args) *a)
 /* x̄ += ȳ W;  W̄ += ȳᵀ x;  b̄ += Σ_rows ȳ */
 static void dense_backward(const R(mgr_op_args) *a)
 {
+    const R(mgr_op_args) *a_ = a;
     size_t rows = a->rows, in = a->in_size, out = (size_t)a->node->size;
     const real *W = a->p;
     if (a->xbar != NULL) /* x̄[rows,in] += ȳ[rows,out] · W[out,in] */
@@ -98,6 +101,7 @@ static void dense_backward(const R(mgr_op_args) *a)
 /* ẏ = ẋ Wᵀ + x Uᵀ + u_b   (terms with a zero direction are skipped) */
 static void dense_tangent(const R(mgr_op_args) *a)
 {
+    const R(mgr_op_args) *a_ = a;
     size_t rows = a->rows, in = a->in_size, out = (size_t)a->node->size;
     const real *W = a->p;
     if (a->u != NULL) {
@@ -106,7 +110,7 @@ static void dense_tangent(const R(mgr_op_args) *a)
         /* ẏ[rows,out] += x[rows,in] · Uᵀ[in,out] */
         GEMM_ACC(0, 1, rows, out, in, a->x, in, U, in, a->ydot, out);
     } else {
-        R(mgr_zero)(rows * out, a->ydot);
+        R(mgr_zero_pool)(a->pool, rows * out, a->ydot);
     }
     if (a->xdot != NULL) /* ẏ[rows,out] += ẋ[rows,in] · Wᵀ[in,out] */
         GEMM_ACC(0, 1, rows, out, in, a->xdot, in, W, in, a->ydot, out);
@@ -115,6 +119,7 @@ static void dense_tangent(const R(mgr_op_args) *a)
 /* (x̄)˙ += (ȳ)˙ W + ȳ U;  (W̄)˙ += (ȳ)˙ᵀ x + ȳᵀ ẋ;  (b̄)˙ += Σ_rows (ȳ)˙ */
 static void dense_tangent_backward(const R(mgr_op_args) *a)
 {
+    const R(mgr_op_args) *a_ = a;
     size_t rows = a->rows, in = a->in_size, out = (size_t)a->node->size;
     const real *W = a->p;
     if (a->xbardot != NULL) {

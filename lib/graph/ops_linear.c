@@ -106,17 +106,14 @@ static void scale_forward(const R(mgr_op_args) *a)
 {
     assert(a->in_size == (size_t)a->node->size);
     size_t n = a->rows * a->in_size;
-    real c = (real)a->node->scale;
-    const real *x = a->x;
-    real *y = a->y;
-    for (size_t i = 0; i < n; i++) y[i] = c * x[i];
+    R(mgr_axpby_pool)(a->pool, n, (real)a->node->scale, a->x, 0, NULL, a->y);
 }
 
 /* x̄ += c ȳ */
 static void scale_backward(const R(mgr_op_args) *a)
 {
     if (a->xbar == NULL) return;
-    R(mgr_axpy)(a->rows * a->in_size, (real)a->node->scale, a->ybar, a->xbar);
+    R(mgr_axpy_pool)(a->pool, a->rows * a->in_size, (real)a->node->scale, a->ybar, a->xbar);
 }
 
 /* ẏ = c ẋ */
@@ -127,17 +124,14 @@ static void scale_tangent(const R(mgr_op_args) *a)
         R(mgr_zero)(n, a->ydot);
         return;
     }
-    real c = (real)a->node->scale;
-    const real *xd = a->xdot;
-    real *yd = a->ydot;
-    for (size_t i = 0; i < n; i++) yd[i] = c * xd[i];
+    R(mgr_axpby_pool)(a->pool, n, (real)a->node->scale, a->xdot, 0, NULL, a->ydot);
 }
 
 /* (x̄)˙ += c (ȳ)˙ */
 static void scale_tangent_backward(const R(mgr_op_args) *a)
 {
     if (a->xbardot == NULL) return;
-    R(mgr_axpy)(a->rows * a->in_size, (real)a->node->scale, a->ybardot, a->xbardot);
+    R(mgr_axpy_pool)(a->pool, a->rows * a->in_size, (real)a->node->scale, a->ybardot, a->xbardot);
 }
 
 MGR_OP_PASS_TABLE(scale, scale);
@@ -147,9 +141,8 @@ static void add_forward(const R(mgr_op_args) *a)
 {
     assert(a->in_size == (size_t)a->node->size && a->x1 != NULL);
     size_t n = a->rows * a->in_size;
-    const real *x = a->x, *x1 = a->x1;
-    real *y = a->y;
-    for (size_t i = 0; i < n; i++) y[i] = x[i] + x1[i];
+    /* 1 x + 1 x1 = x + x1 exactly */
+    R(mgr_axpby_pool)(a->pool, n, 1, a->x, 1, a->x1, a->y);
 }
 
 /* x̄ += ȳ;  x̄1 += ȳ.  Both may be one buffer (y = x + x): two separate
@@ -157,8 +150,8 @@ static void add_forward(const R(mgr_op_args) *a)
 static void add_backward(const R(mgr_op_args) *a)
 {
     size_t n = a->rows * a->in_size;
-    if (a->xbar != NULL) R(mgr_axpy)(n, 1, a->ybar, a->xbar);
-    if (a->x1bar != NULL) R(mgr_axpy)(n, 1, a->ybar, a->x1bar);
+    if (a->xbar != NULL) R(mgr_axpy_pool)(a->pool, n, 1, a->ybar, a->xbar);
+    if (a->x1bar != NULL) R(mgr_axpy_pool)(a->pool, n, 1, a->ybar, a->x1bar);
 }
 
 /* ẏ = ẋ + ẋ1  (NULL tangents are zero) */
@@ -168,11 +161,11 @@ static void add_tangent(const R(mgr_op_args) *a)
     const real *xd = a->xdot, *x1d = a->x1dot;
     real *yd = a->ydot;
     if (xd != NULL && x1d != NULL) {
-        for (size_t i = 0; i < n; i++) yd[i] = xd[i] + x1d[i];
+        R(mgr_axpby_pool)(a->pool, n, 1, xd, 1, x1d, yd);
     } else if (xd != NULL || x1d != NULL) {
-        R(mgr_copy)(n, xd != NULL ? xd : x1d, yd);
+        R(mgr_copy_pool)(a->pool, n, xd != NULL ? xd : x1d, yd);
     } else {
-        R(mgr_zero)(n, yd);
+        R(mgr_zero_pool)(a->pool, n, yd);
     }
 }
 
@@ -180,8 +173,8 @@ static void add_tangent(const R(mgr_op_args) *a)
 static void add_tangent_backward(const R(mgr_op_args) *a)
 {
     size_t n = a->rows * a->in_size;
-    if (a->xbardot != NULL) R(mgr_axpy)(n, 1, a->ybardot, a->xbardot);
-    if (a->x1bardot != NULL) R(mgr_axpy)(n, 1, a->ybardot, a->x1bardot);
+    if (a->xbardot != NULL) R(mgr_axpy_pool)(a->pool, n, 1, a->ybardot, a->xbardot);
+    if (a->x1bardot != NULL) R(mgr_axpy_pool)(a->pool, n, 1, a->ybardot, a->x1bardot);
 }
 
 MGR_OP_PASS_TABLE(add, add);
@@ -190,13 +183,13 @@ MGR_OP_PASS_TABLE(add, add);
 static void flatten_forward(const R(mgr_op_args) *a)
 {
     assert(a->in_size == (size_t)a->node->size);
-    R(mgr_copy)(a->rows * a->in_size, a->x, a->y);
+    R(mgr_copy_pool)(a->pool, a->rows * a->in_size, a->x, a->y);
 }
 
 /* x̄ += ȳ */
 static void flatten_backward(const R(mgr_op_args) *a)
 {
-    if (a->xbar != NULL) R(mgr_axpy)(a->rows * a->in_size, 1, a->ybar, a->xbar);
+    if (a->xbar != NULL) R(mgr_axpy_pool)(a->pool, a->rows * a->in_size, 1, a->ybar, a->xbar);
 }
 
 /* ẏ = ẋ */
@@ -212,7 +205,7 @@ static void flatten_tangent(const R(mgr_op_args) *a)
 /* (x̄)˙ += (ȳ)˙ */
 static void flatten_tangent_backward(const R(mgr_op_args) *a)
 {
-    if (a->xbardot != NULL) R(mgr_axpy)(a->rows * a->in_size, 1, a->ybardot, a->xbardot);
+    if (a->xbardot != NULL) R(mgr_axpy_pool)(a->pool, a->rows * a->in_size, 1, a->ybardot, a->xbardot);
 }
 
 MGR_OP_PASS_TABLE(flatten, flatten);

@@ -30,6 +30,7 @@
  * checks it against finite differences.  Statistics are recomputed from x in
  * every pass; group sums accumulate in double, in four fixed lanes by the
  * spatial index (MGR_LANES: deterministic, and not one serial chain).
+ * Batch norm's groups run on the context's threads (run_groups).
  *
  * Like every ops_<family>.c, this file is compiled three times: without
  * MGRAD_REAL_BITS it gives the ops' definitions (op.h), with 32 and 64
@@ -218,19 +219,36 @@ NORM_INLINE void group_forward(const group *gr, size_t gstep, const real *gamma,
     }
 }
 
+/* Each pass runs group by group, the groups on the context's threads where
+   they write disjoint memory: batch norm's groups (channels) own their γ̄,
+   β̄ and their slices of y, x̄; layer norm's groups (rows) all add to every
+   γ̄, β̄, so its passes stay on the calling thread.  A group is computed by
+   the same code whatever thread runs it. */
+static void run_groups(const R(mgr_op_args) *a, const norm_op *n, double work_per_elem,
+                       mgr_pool_fn fn)
+{
+    double per_group = work_per_elem * (double)(n->rows * n->size) / (double)n->groups;
+    mgr_pool_for(n->batch ? a->pool : NULL, n->groups, per_group, fn, (void *)a);
+}
+
+static void norm_forward_group(void *arg, size_t i)
+{
+    const R(mgr_op_args) *a = arg;
+    norm_op n = op_of(a);
+    const real *gamma = a->p, *beta = a->p + n.nparam;
+    group gr = group_of(&n, i);
+    real mu, s;
+    group_stats(&gr, a->x, a->node->eps, &mu, &s);
+    if (n.batch)
+        group_forward(&gr, 0, gamma, beta, a->x, mu, s, a->y);
+    else
+        group_forward(&gr, 1, gamma, beta, a->x, mu, s, a->y);
+}
+
 static void norm_forward(const R(mgr_op_args) *a)
 {
     norm_op n = op_of(a);
-    const real *gamma = a->p, *beta = a->p + n.nparam;
-    for (size_t i = 0; i < n.groups; i++) {
-        group gr = group_of(&n, i);
-        real mu, s;
-        group_stats(&gr, a->x, a->node->eps, &mu, &s);
-        if (n.batch)
-            group_forward(&gr, 0, gamma, beta, a->x, mu, s, a->y);
-        else
-            group_forward(&gr, 1, gamma, beta, a->x, mu, s, a->y);
-    }
+    run_groups(a, &n, 4, norm_forward_group);
 }
 
 /* γ̄ += Σ ȳ x̂ and β̄ += Σ ȳ over one group: with gstep = 1 (layer norm) every element has its
@@ -285,26 +303,31 @@ NORM_INLINE void group_xbar(const group *gr, size_t gstep, const real *gamma, co
 }
 
 /* x̄ += s P(γ ȳ);  γ̄ += Σ ȳ x̂;  β̄ += Σ ȳ */
+static void norm_backward_group(void *arg, size_t i)
+{
+    const R(mgr_op_args) *a = arg;
+    norm_op n = op_of(a);
+    const real *gamma = a->p;
+    group gr = group_of(&n, i);
+    real mu, s;
+    group_stats(&gr, a->x, a->node->eps, &mu, &s);
+    if (a->pbar != NULL) {
+        if (n.batch)
+            group_param_sums(&gr, 0, a->x, mu, s, a->ybar, a->pbar, a->pbar + n.nparam);
+        else
+            group_param_sums(&gr, 1, a->x, mu, s, a->ybar, a->pbar, a->pbar + n.nparam);
+    }
+    if (a->xbar == NULL) return;
+    if (n.batch)
+        group_xbar(&gr, 0, gamma, a->x, mu, s, a->ybar, a->xbar);
+    else
+        group_xbar(&gr, 1, gamma, a->x, mu, s, a->ybar, a->xbar);
+}
+
 static void norm_backward(const R(mgr_op_args) *a)
 {
     norm_op n = op_of(a);
-    const real *gamma = a->p;
-    for (size_t i = 0; i < n.groups; i++) {
-        group gr = group_of(&n, i);
-        real mu, s;
-        group_stats(&gr, a->x, a->node->eps, &mu, &s);
-        if (a->pbar != NULL) {
-            if (n.batch)
-                group_param_sums(&gr, 0, a->x, mu, s, a->ybar, a->pbar, a->pbar + n.nparam);
-            else
-                group_param_sums(&gr, 1, a->x, mu, s, a->ybar, a->pbar, a->pbar + n.nparam);
-        }
-        if (a->xbar == NULL) continue;
-        if (n.batch)
-            group_xbar(&gr, 0, gamma, a->x, mu, s, a->ybar, a->xbar);
-        else
-            group_xbar(&gr, 1, gamma, a->x, mu, s, a->ybar, a->xbar);
-    }
+    run_groups(a, &n, 7, norm_backward_group);
 }
 
 /* The tangent's per-group constants: mean(ẋ) and a = mean(x̂ ẋ). */
@@ -355,20 +378,25 @@ NORM_INLINE void group_tangent(const group *gr, size_t gstep, size_t nparam,
 }
 
 /* ẏ = γ s P(ẋ) + γ̇ x̂ + β̇ */
+static void norm_tangent_group(void *arg, size_t i)
+{
+    const R(mgr_op_args) *a = arg;
+    norm_op n = op_of(a);
+    const real *xd = a->xdot;
+    group gr = group_of(&n, i);
+    real mu, s, mxd = 0, ma = 0;
+    group_stats(&gr, a->x, a->node->eps, &mu, &s);
+    if (xd != NULL) xdot_means(&gr, a->x, xd, mu, s, &mxd, &ma);
+    if (n.batch)
+        group_tangent(&gr, 0, n.nparam, a->p, a->u, a->x, xd, mu, s, mxd, ma, a->ydot);
+    else
+        group_tangent(&gr, 1, n.nparam, a->p, a->u, a->x, xd, mu, s, mxd, ma, a->ydot);
+}
+
 static void norm_tangent(const R(mgr_op_args) *a)
 {
     norm_op n = op_of(a);
-    const real *xd = a->xdot;
-    for (size_t i = 0; i < n.groups; i++) {
-        group gr = group_of(&n, i);
-        real mu, s, mxd = 0, ma = 0;
-        group_stats(&gr, a->x, a->node->eps, &mu, &s);
-        if (xd != NULL) xdot_means(&gr, a->x, xd, mu, s, &mxd, &ma);
-        if (n.batch)
-            group_tangent(&gr, 0, n.nparam, a->p, a->u, a->x, xd, mu, s, mxd, ma, a->ydot);
-        else
-            group_tangent(&gr, 1, n.nparam, a->p, a->u, a->x, xd, mu, s, mxd, ma, a->ydot);
-    }
+    run_groups(a, &n, 7, norm_tangent_group);
 }
 
 /* (γ̄)˙ += Σ ((ȳ)˙ x̂ + ȳ s d);  (β̄)˙ += Σ (ȳ)˙ on one group, summed as in
@@ -466,30 +494,35 @@ NORM_INLINE void group_tb_xbardot(const group *gr, size_t gstep, const real *gam
 
 /* (x̄)˙ += s [P(ġ) − s a P(g) − s d mean(x̂ g) − s x̂ mean(d g)],  ġ = γ̇ ȳ + γ (ȳ)˙;
    (γ̄)˙ += Σ ((ȳ)˙ x̂ + ȳ s d);  (β̄)˙ += Σ (ȳ)˙ */
+static void norm_tangent_backward_group(void *arg, size_t i)
+{
+    const R(mgr_op_args) *a = arg;
+    norm_op n = op_of(a);
+    const real *x = a->x, *xd = a->xdot;
+    group gr = group_of(&n, i);
+    real mu, s, mxd = 0, ma = 0;
+    group_stats(&gr, x, a->node->eps, &mu, &s);
+    if (xd != NULL) xdot_means(&gr, x, xd, mu, s, &mxd, &ma);
+    if (a->pbardot != NULL) {
+        real *gd = a->pbardot, *bd = a->pbardot + n.nparam;
+        if (n.batch)
+            group_tb_param_sums(&gr, 0, x, xd, mu, s, mxd, ma, a->ybar, a->ybardot, gd, bd);
+        else
+            group_tb_param_sums(&gr, 1, x, xd, mu, s, mxd, ma, a->ybar, a->ybardot, gd, bd);
+    }
+    if (a->xbardot == NULL) return;
+    if (n.batch)
+        group_tb_xbardot(&gr, 0, a->p, a->u, x, xd, mu, s, mxd, ma, a->ybar, a->ybardot,
+                         a->xbardot);
+    else
+        group_tb_xbardot(&gr, 1, a->p, a->u, x, xd, mu, s, mxd, ma, a->ybar, a->ybardot,
+                         a->xbardot);
+}
+
 static void norm_tangent_backward(const R(mgr_op_args) *a)
 {
     norm_op n = op_of(a);
-    const real *x = a->x, *xd = a->xdot;
-    for (size_t i = 0; i < n.groups; i++) {
-        group gr = group_of(&n, i);
-        real mu, s, mxd = 0, ma = 0;
-        group_stats(&gr, x, a->node->eps, &mu, &s);
-        if (xd != NULL) xdot_means(&gr, x, xd, mu, s, &mxd, &ma);
-        if (a->pbardot != NULL) {
-            real *gd = a->pbardot, *bd = a->pbardot + n.nparam;
-            if (n.batch)
-                group_tb_param_sums(&gr, 0, x, xd, mu, s, mxd, ma, a->ybar, a->ybardot, gd, bd);
-            else
-                group_tb_param_sums(&gr, 1, x, xd, mu, s, mxd, ma, a->ybar, a->ybardot, gd, bd);
-        }
-        if (a->xbardot == NULL) continue;
-        if (n.batch)
-            group_tb_xbardot(&gr, 0, a->p, a->u, x, xd, mu, s, mxd, ma, a->ybar, a->ybardot,
-                             a->xbardot);
-        else
-            group_tb_xbardot(&gr, 1, a->p, a->u, x, xd, mu, s, mxd, ma, a->ybar, a->ybardot,
-                             a->xbardot);
-    }
+    run_groups(a, &n, 12, norm_tangent_backward_group);
 }
 
 /* Both ops run the same passes; op_of tells them apart by the node's kind. */

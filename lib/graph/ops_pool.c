@@ -110,10 +110,10 @@ static pool_dims dims_of(const R(mgr_op_args) *a)
 
 /* y = avg over each window of x (rows·C images); the linear map of every
    pass: y from x (forward, tangent). */
-static void avg_apply(const pool_dims *d, size_t rows, const real *x, real *y)
+static void avg_apply(const pool_dims *d, size_t im0, size_t im1, const real *x, real *y)
 {
     real inv = (real)1 / (real)(d->k * d->k);
-    for (size_t im = 0; im < rows * d->C; im++) {
+    for (size_t im = im0; im < im1; im++) {
         const real *xi = x + im * d->H * d->W;
         real *yi = y + im * d->OH * d->OW;
         for (size_t oh = 0; oh < d->OH; oh++) {
@@ -130,10 +130,10 @@ static void avg_apply(const pool_dims *d, size_t rows, const real *x, real *y)
 }
 
 /* x̄ += avgᵀ ȳ: every window element gets ȳ / k² */
-static void avg_adjoint(const pool_dims *d, size_t rows, const real *yb, real *xb)
+static void avg_adjoint(const pool_dims *d, size_t im0, size_t im1, const real *yb, real *xb)
 {
     real inv = (real)1 / (real)(d->k * d->k);
-    for (size_t im = 0; im < rows * d->C; im++) {
+    for (size_t im = im0; im < im1; im++) {
         real *xi = xb + im * d->H * d->W;
         const real *yi = yb + im * d->OH * d->OW;
         for (size_t oh = 0; oh < d->OH; oh++) {
@@ -148,33 +148,76 @@ static void avg_adjoint(const pool_dims *d, size_t rows, const real *yb, real *x
     }
 }
 
-static void avg_pool_forward(const R(mgr_op_args) *a)
+/* Every pass of the three ops works image by image (an image: one
+   channel of one example), each image alone, so the images are shared out
+   among the context's threads (mgr_pool_items) with the same bits. */
+enum { AVG_APPLY, AVG_ADJOINT, MAX_GATHER, MAX_SCATTER, GAP_APPLY, GAP_ADJOINT };
+
+typedef struct image_job {
+    const R(mgr_op_args) *a;
+    pool_dims d;
+    int kind;
+    const real *src;
+    real *dst;
+    size_t S; /* global pooling: elements per image */
+} image_job;
+
+static void max_images(const image_job *j, size_t im0, size_t im1);
+static void gap_apply(size_t im0, size_t im1, size_t S, const real *x, real *y);
+static void gap_adjoint(size_t im0, size_t im1, size_t S, const real *yb, real *xb);
+
+static void image_range(void *arg, size_t lo, size_t hi)
 {
-    pool_dims d = dims_of(a);
-    avg_apply(&d, a->rows, a->x, a->y);
+    const image_job *j = arg;
+    switch (j->kind) {
+    case AVG_APPLY: avg_apply(&j->d, lo, hi, j->src, j->dst); break;
+    case AVG_ADJOINT: avg_adjoint(&j->d, lo, hi, j->src, j->dst); break;
+    case MAX_GATHER:
+    case MAX_SCATTER: max_images(j, lo, hi); break;
+    case GAP_APPLY: gap_apply(lo, hi, j->S, j->src, j->dst); break;
+    default: gap_adjoint(lo, hi, j->S, j->src, j->dst); break;
+    }
 }
+
+static void run_images(const R(mgr_op_args) *a, int kind, const real *src, real *dst)
+{
+    image_job j;
+    j.a = a;
+    j.kind = kind;
+    j.src = src;
+    j.dst = dst;
+    size_t images;
+    if (kind == GAP_APPLY || kind == GAP_ADJOINT) {
+        size_t C = (size_t)a->node->size;
+        j.S = a->in_size / C;
+        images = a->rows * C;
+    } else {
+        j.d = dims_of(a);
+        j.S = 0;
+        images = a->rows * j.d.C;
+    }
+    mgr_pool_items(a->pool, images, 2.0 * (double)(a->in_size * a->rows) / (double)images,
+                   image_range, &j);
+}
+
+static void avg_pool_forward(const R(mgr_op_args) *a) { run_images(a, AVG_APPLY, a->x, a->y); }
 
 static void avg_pool_backward(const R(mgr_op_args) *a)
 {
-    if (a->xbar == NULL) return;
-    pool_dims d = dims_of(a);
-    avg_adjoint(&d, a->rows, a->ybar, a->xbar);
+    if (a->xbar != NULL) run_images(a, AVG_ADJOINT, a->ybar, a->xbar);
 }
 
 static void avg_pool_tangent(const R(mgr_op_args) *a)
 {
-    pool_dims d = dims_of(a);
     if (a->xdot == NULL)
-        R(mgr_zero)(a->rows * d.out, a->ydot);
+        R(mgr_zero)(a->rows * (size_t)a->node->size, a->ydot);
     else
-        avg_apply(&d, a->rows, a->xdot, a->ydot);
+        run_images(a, AVG_APPLY, a->xdot, a->ydot);
 }
 
 static void avg_pool_tangent_backward(const R(mgr_op_args) *a)
 {
-    if (a->xbardot == NULL) return;
-    pool_dims d = dims_of(a);
-    avg_adjoint(&d, a->rows, a->ybardot, a->xbardot);
+    if (a->xbardot != NULL) run_images(a, AVG_ADJOINT, a->ybardot, a->xbardot);
 }
 
 MGR_OP_PASS_TABLE(avg_pool, avg_pool);
@@ -219,13 +262,17 @@ static inline size_t max_index_2x2(size_t W, const real *xi, size_t oh, size_t o
     return best;
 }
 
-/* The four passes share one loop: for every output element o with window
+/* The four passes share one loop (run_images): for every output element o with window
    maximum m (found in x), mode 0: y[o] = src[m];  mode 1: dst[m] += src[o]. */
-static void max_pass(const R(mgr_op_args) *a, int mode, const real *src, real *dst)
+static void max_images(const image_job *j, size_t im0, size_t im1)
 {
-    pool_dims d = dims_of(a);
+    const R(mgr_op_args) *a = j->a;
+    const pool_dims d = j->d;
+    const int mode = j->kind == MAX_SCATTER;
+    const real *src = j->src;
+    real *dst = j->dst;
     int k2 = d.k == 2 && d.s == 2;
-    for (size_t im = 0; im < a->rows * d.C; im++) {
+    for (size_t im = im0; im < im1; im++) {
         const real *xi = a->x + im * d.H * d.W;
         size_t ib = im * d.H * d.W, ob = im * d.OH * d.OW;
         for (size_t oh = 0; oh < d.OH; oh++) {
@@ -241,11 +288,11 @@ static void max_pass(const R(mgr_op_args) *a, int mode, const real *src, real *d
     }
 }
 
-static void max_pool_forward(const R(mgr_op_args) *a) { max_pass(a, 0, a->x, a->y); }
+static void max_pool_forward(const R(mgr_op_args) *a) { run_images(a, MAX_GATHER, a->x, a->y); }
 
 static void max_pool_backward(const R(mgr_op_args) *a)
 {
-    if (a->xbar != NULL) max_pass(a, 1, a->ybar, a->xbar);
+    if (a->xbar != NULL) run_images(a, MAX_SCATTER, a->ybar, a->xbar);
 }
 
 static void max_pool_tangent(const R(mgr_op_args) *a)
@@ -253,12 +300,12 @@ static void max_pool_tangent(const R(mgr_op_args) *a)
     if (a->xdot == NULL)
         R(mgr_zero)(a->rows * (size_t)a->node->size, a->ydot);
     else
-        max_pass(a, 0, a->xdot, a->ydot);
+        run_images(a, MAX_GATHER, a->xdot, a->ydot);
 }
 
 static void max_pool_tangent_backward(const R(mgr_op_args) *a)
 {
-    if (a->xbardot != NULL) max_pass(a, 1, a->ybardot, a->xbardot);
+    if (a->xbardot != NULL) run_images(a, MAX_SCATTER, a->ybardot, a->xbardot);
 }
 
 MGR_OP_PASS_TABLE(max_pool, max_pool);
@@ -267,15 +314,15 @@ MGR_OP_PASS_TABLE(max_pool, max_pool);
 
 /* x [rows, C, S] -> y [rows, C]: y = mean over S.  (Any input of ndim >= 2:
    S is the product of the dimensions after the first.) */
-static void gap_apply(size_t n, size_t S, const real *x, real *y)
+static void gap_apply(size_t im0, size_t im1, size_t S, const real *x, real *y)
 {
-    for (size_t i = 0; i < n; i++) y[i] = (real)(R(mgr_sum)(S, x + i * S) / (double)S);
+    for (size_t i = im0; i < im1; i++) y[i] = (real)(R(mgr_sum)(S, x + i * S) / (double)S);
 }
 
-static void gap_adjoint(size_t n, size_t S, const real *yb, real *xb)
+static void gap_adjoint(size_t im0, size_t im1, size_t S, const real *yb, real *xb)
 {
     real inv = (real)1 / (real)S;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = im0; i < im1; i++) {
         real g = yb[i] * inv;
         real *xi = xb + i * S;
         for (size_t j = 0; j < S; j++) xi[j] += g;
@@ -284,31 +331,25 @@ static void gap_adjoint(size_t n, size_t S, const real *yb, real *xb)
 
 static void global_avg_pool_forward(const R(mgr_op_args) *a)
 {
-    size_t C = (size_t)a->node->size, S = a->in_size / C;
-    gap_apply(a->rows * C, S, a->x, a->y);
+    run_images(a, GAP_APPLY, a->x, a->y);
 }
 
 static void global_avg_pool_backward(const R(mgr_op_args) *a)
 {
-    if (a->xbar == NULL) return;
-    size_t C = (size_t)a->node->size, S = a->in_size / C;
-    gap_adjoint(a->rows * C, S, a->ybar, a->xbar);
+    if (a->xbar != NULL) run_images(a, GAP_ADJOINT, a->ybar, a->xbar);
 }
 
 static void global_avg_pool_tangent(const R(mgr_op_args) *a)
 {
-    size_t C = (size_t)a->node->size, S = a->in_size / C;
     if (a->xdot == NULL)
-        R(mgr_zero)(a->rows * C, a->ydot);
+        R(mgr_zero)(a->rows * (size_t)a->node->size, a->ydot);
     else
-        gap_apply(a->rows * C, S, a->xdot, a->ydot);
+        run_images(a, GAP_APPLY, a->xdot, a->ydot);
 }
 
 static void global_avg_pool_tangent_backward(const R(mgr_op_args) *a)
 {
-    if (a->xbardot == NULL) return;
-    size_t C = (size_t)a->node->size, S = a->in_size / C;
-    gap_adjoint(a->rows * C, S, a->ybardot, a->xbardot);
+    if (a->xbardot != NULL) run_images(a, GAP_ADJOINT, a->ybardot, a->xbardot);
 }
 
 MGR_OP_PASS_TABLE(global_avg_pool, global_avg_pool);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "base/pool.h"
 #include "kernels/kernels.h"
 
 /* Four partial sums, element i going to lane i mod 4, added as
@@ -90,3 +91,87 @@ void R(mgr_add_colsum)(size_t rows, size_t cols, const real *x, real *out)
     }
 }
 
+
+typedef struct vec_job {
+    const real *x, *x1;
+    real *y;
+    real a, b;
+    long long first[MGR_POOL_MAX_CHUNKS];
+    size_t chunk;
+} vec_job;
+
+static void nonfinite_range(void *arg, size_t lo, size_t hi)
+{
+    vec_job *j = arg;
+    long long at = R(mgr_first_nonfinite)(hi - lo, j->x + lo);
+    j->first[lo / j->chunk] = at < 0 ? -1 : (long long)lo + at;
+}
+
+long long R(mgr_first_nonfinite_pool)(struct mgr_pool *pool, size_t n, const real *x)
+{
+    vec_job j = {.x = x};
+    size_t chunks = mgr_pool_grid(n, &j.chunk);
+    mgr_pool_range(pool, n, 1, nonfinite_range, &j);
+    for (size_t c = 0; c < chunks; c++)
+        if (j.first[c] >= 0) return j.first[c];
+    return -1;
+}
+
+static void copy_range(void *arg, size_t lo, size_t hi)
+{
+    vec_job *j = arg;
+    memcpy(j->y + lo, j->x + lo, (hi - lo) * sizeof(real));
+}
+
+void R(mgr_copy_pool)(struct mgr_pool *pool, size_t n, const real *x, real *y)
+{
+    if (n == 0 || x == y) return;
+    vec_job j = {.x = x, .y = y};
+    mgr_pool_range(pool, n, 2, copy_range, &j);
+}
+
+static void zero_range(void *arg, size_t lo, size_t hi)
+{
+    vec_job *j = arg;
+    memset(j->y + lo, 0, (hi - lo) * sizeof(real));
+}
+
+void R(mgr_zero_pool)(struct mgr_pool *pool, size_t n, real *x)
+{
+    if (n == 0) return;
+    vec_job j = {.y = x};
+    mgr_pool_range(pool, n, 1, zero_range, &j);
+}
+
+static void axpy_range(void *arg, size_t lo, size_t hi)
+{
+    vec_job *j = arg;
+    R(mgr_axpy)(hi - lo, j->a, j->x + lo, j->y + lo);
+}
+
+void R(mgr_axpy_pool)(struct mgr_pool *pool, size_t n, real a, const real *x, real *y)
+{
+    vec_job j = {.x = x, .y = y, .a = a};
+    mgr_pool_range(pool, n, 3, axpy_range, &j);
+}
+
+static void axpby_range(void *arg, size_t lo, size_t hi)
+{
+    vec_job *j = arg;
+    const real *restrict x = j->x;
+    real *restrict y = j->y;
+    const real a = j->a, b = j->b;
+    if (j->x1 == NULL) {
+        for (size_t i = lo; i < hi; i++) y[i] = a * x[i];
+        return;
+    }
+    const real *restrict x1 = j->x1;
+    for (size_t i = lo; i < hi; i++) y[i] = a * x[i] + b * x1[i];
+}
+
+void R(mgr_axpby_pool)(struct mgr_pool *pool, size_t n, real a, const real *x, real b,
+                       const real *x1, real *y)
+{
+    vec_job j = {.x = x, .x1 = x1, .y = y, .a = a, .b = b};
+    mgr_pool_range(pool, n, 3, axpby_range, &j);
+}

@@ -25,6 +25,16 @@ void R(mgr_gemm_naive)(int trans_a, int trans_b, size_t m, size_t n, size_t k,
                        real alpha, const real *a, size_t lda, const real *b,
                        size_t ldb, real beta, real *c, size_t ldc);
 
+/* mgr_gemm on the context's threads (base/pool.h; NULL: the calling
+   thread): C cut into a fixed grid of pieces along its longer side (a
+   function of m, n, k only), each one mgr_gemm.  The bits depend on the
+   shapes, never on the thread count; they may differ from one mgr_gemm
+   of the whole in the last place. */
+struct mgr_pool;
+void R(mgr_gemm_pool)(struct mgr_pool *pool, int trans_a, int trans_b, size_t m, size_t n,
+                      size_t k, real alpha, const real *a, size_t lda, const real *b,
+                      size_t ldb, real beta, real *c, size_t ldc);
+
 /* Deterministic sums inside elementwise loops: element i adds to lane
    i mod 4, the lanes add up as (l0 + l1) + (l2 + l3) -- the order of
    mgr_dot, so a sum written either way has the same bits.  Four chains
@@ -45,6 +55,17 @@ void R(mgr_copy)(size_t n, const real *x, real *y);
 void R(mgr_zero)(size_t n, real *x);
 /* Index of the first non-finite value, or -1. */
 long long R(mgr_first_nonfinite)(size_t n, const real *x);
+/* The same passes on the context's threads (base/pool.h; NULL: the
+   calling thread), over the fixed grid: the first non-finite index is the
+   smallest of the chunks' answers, the same whatever the thread count. */
+struct mgr_pool;
+long long R(mgr_first_nonfinite_pool)(struct mgr_pool *pool, size_t n, const real *x);
+void R(mgr_copy_pool)(struct mgr_pool *pool, size_t n, const real *x, real *y);
+void R(mgr_zero_pool)(struct mgr_pool *pool, size_t n, real *x);
+void R(mgr_axpy_pool)(struct mgr_pool *pool, size_t n, real a, const real *x, real *y);
+/* y = a x + b x1 (x1 may be NULL: y = a x) */
+void R(mgr_axpby_pool)(struct mgr_pool *pool, size_t n, real a, const real *x, real b,
+                       const real *x1, real *y);
 /* out[j] += Σ_rows x[r, j]  (column sums of x [rows, cols]) */
 void R(mgr_add_colsum)(size_t rows, size_t cols, const real *x, real *out);
 

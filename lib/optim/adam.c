@@ -43,13 +43,13 @@ static adam_consts adam_consts_at(const mgr_hyper *h, int64_t t)
     return c;
 }
 
-void R(mgr_adam_step)(const mgr_hyper *h, int64_t t, size_t num_params,
+void R(mgr_adam_step)(const mgr_hyper *h, int64_t t, size_t stride, size_t count,
                       real *state, const real *grad)
 {
-    const size_t n = num_params;
+    const size_t n = count;
     real *restrict th = state;
-    real *restrict m = state + n;
-    real *restrict v = state + 2 * n;
+    real *restrict m = state + stride;
+    real *restrict v = state + 2 * stride;
     const real *restrict gr = grad;
     const adam_consts c = adam_consts_at(h, t);
     const real lr = (real)h->lr, eps = (real)h->eps, eps_root = (real)h->eps_root;
@@ -83,18 +83,18 @@ void R(mgr_adam_step)(const mgr_hyper *h, int64_t t, size_t num_params,
  * state_bar is updated in place element by element: all three incoming
  * adjoints of element i are read before any of them is written.
  */
-void R(mgr_adam_reverse_pre)(const mgr_hyper *h, int64_t t, size_t num_params,
+void R(mgr_adam_reverse_pre)(const mgr_hyper *h, int64_t t, size_t stride, size_t count,
                              const real *state, const real *grad, real *state_bar,
                              real *u, mgr_hyper_grad *hg)
 {
-    const size_t n = num_params;
+    const size_t n = count;
     const real *restrict th = state;
-    const real *restrict m = state + n;
-    const real *restrict v = state + 2 * n;
+    const real *restrict m = state + stride;
+    const real *restrict v = state + 2 * stride;
     const real *restrict gr = grad;
     real *restrict thbar = state_bar;
-    real *restrict mbar = state_bar + n;
-    real *restrict vbar = state_bar + 2 * n;
+    real *restrict mbar = state_bar + stride;
+    real *restrict vbar = state_bar + 2 * stride;
     real *restrict ub = u;
     const adam_consts c = adam_consts_at(h, t);
     const real lr = (real)h->lr, eps = (real)h->eps, eps_root = (real)h->eps_root;

@@ -73,9 +73,14 @@ int mgr_optim_reverse_needs_grad(const mgr_hyper *h);
 void R(mgr_optim_init_state)(mgrad_optimizer kind, size_t num_params,
                              const real *theta0, real *state);
 
+/* The passes below run on the context's threads `pool` (NULL: the calling
+   thread), over the fixed grid of base/pool.h: their results depend on
+   num_params, never on the thread count. */
+struct mgr_pool;
+
 /* One step t (0-based) in place.  grad = ∇_θ L_t(θ_t), without decay. */
-void R(mgr_optim_step)(const mgr_hyper *h, int64_t t, size_t num_params,
-                       real *state, const real *grad);
+void R(mgr_optim_step)(struct mgr_pool *pool, const mgr_hyper *h, int64_t t,
+                       size_t num_params, real *state, const real *grad);
 
 /* First half of the reverse of step t.
    state      s_t (unchanged)
@@ -87,13 +92,14 @@ void R(mgr_optim_step)(const mgr_hyper *h, int64_t t, size_t num_params,
               part still lacks H u and the coupled-decay term λ u
    u          out [P]: ḡ, the direction for the Hessian-vector product
    hg         += adjoints of η_t, λ (all but ⟨u, θ⟩), μ / β1, β2 */
-void R(mgr_optim_reverse_pre)(const mgr_hyper *h, int64_t t, size_t num_params,
-                              const real *state, const real *grad, const real *next_m,
-                              real *state_bar, real *u, mgr_hyper_grad *hg);
+void R(mgr_optim_reverse_pre)(struct mgr_pool *pool, const mgr_hyper *h, int64_t t,
+                              size_t num_params, const real *state, const real *grad,
+                              const real *next_m, real *state_bar, real *u,
+                              mgr_hyper_grad *hg);
 
 /* Second half: theta_bar += hu (+ λ u and λ̄ += ⟨u, θ⟩ for coupled decay). */
-void R(mgr_optim_reverse_post)(const mgr_hyper *h, size_t num_params,
-                               const real *theta, const real *u, const real *hu,
-                               real *theta_bar, mgr_hyper_grad *hg);
+void R(mgr_optim_reverse_post)(struct mgr_pool *pool, const mgr_hyper *h,
+                               size_t num_params, const real *theta, const real *u,
+                               const real *hu, real *theta_bar, mgr_hyper_grad *hg);
 #endif /* MGRAD_OPTIM_TYPED_H */
 #endif /* MGRAD_REAL_BITS */

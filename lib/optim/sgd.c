@@ -11,12 +11,12 @@
  */
 #include "optim/optim_impl.h"
 
-void R(mgr_sgd_step)(const mgr_hyper *h, size_t num_params, real *state,
+void R(mgr_sgd_step)(const mgr_hyper *h, size_t stride, size_t count, real *state,
                      const real *grad)
 {
-    const size_t n = num_params;
+    const size_t n = count;
     real *restrict th = state;
-    real *restrict m = state + n;
+    real *restrict m = state + stride;
     const real *restrict gr = grad;
     const real lr = (real)h->lr, wd = (real)h->weight_decay, mu = (real)h->momentum;
 
@@ -52,15 +52,15 @@ void R(mgr_sgd_step)(const mgr_hyper *h, size_t num_params, real *state,
  * NULL m' is read from next_m (the buffer of s_{t+1}): the very values the
  * step computed, hence the same result as recomputing it from g.
  */
-void R(mgr_sgd_reverse_pre)(const mgr_hyper *h, size_t num_params,
+void R(mgr_sgd_reverse_pre)(const mgr_hyper *h, size_t stride, size_t count,
                             const real *state, const real *grad, const real *next_m,
                             real *state_bar, real *u, mgr_hyper_grad *hg)
 {
-    const size_t n = num_params;
+    const size_t n = count;
     const real *restrict th = state;
-    const real *restrict m = state + n;
+    const real *restrict m = state + stride;
     const real *restrict gr = grad;
-    real *restrict mbar = state_bar + n;
+    real *restrict mbar = state_bar + stride;
     real *restrict ub = u;
     const real lr = (real)h->lr, wd = (real)h->weight_decay, mu = (real)h->momentum;
     const real *restrict abar = state_bar; /* θ̄' = θ̄: the θ part stays as is */

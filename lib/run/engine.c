@@ -34,6 +34,7 @@
  */
 #include <string.h>
 
+#include "base/pool.h"
 #include "base/rng.h"
 #include "optim/optim.h"
 #include "run/evaluator.h"
@@ -102,17 +103,34 @@ static void gather_row(const mgrad_run *run, evaluator *ev, const chunk *c, size
     if (ds->labels != NULL) ev->labels[r] = ds->labels[i];
 }
 
+typedef struct gather_job {
+    const mgrad_run *run;
+    evaluator *ev;
+    const chunk *c;
+} gather_job;
+
+/* Rows [lo, hi) of a chunk: each row is copied alone, so the rows are
+   shared out among the context's threads with the same result. */
+static void gather_rows(void *arg, size_t lo, size_t hi)
+{
+    const gather_job *j = arg;
+    enum { AHEAD = 2 }; /* rows prefetched ahead of the one copied */
+    for (size_t r = lo; r < lo + AHEAD && r < hi; r++)
+        mgr_dataset_prefetch_row(j->c->ds, j->c->rows[r]);
+    for (size_t r = lo; r < hi; r++) {
+        if (r + AHEAD < hi) mgr_dataset_prefetch_row(j->c->ds, j->c->rows[r + AHEAD]);
+        gather_row(j->run, j->ev, j->c, r);
+    }
+}
+
 bool R(mgr_eval_gather)(const mgrad_run *run, evaluator *ev, const chunk *c)
 {
-    enum { AHEAD = 2 }; /* rows prefetched ahead of the one copied */
-    for (size_t r = 0; r < AHEAD && r < c->count; r++)
-        mgr_dataset_prefetch_row(c->ds, c->rows[r]);
+    gather_job j = {run, ev, c};
+    mgr_pool_items(mgr_context_pool(run->ctx), c->count, 2.0 * (double)ev->features,
+                   gather_rows, &j);
     bool all_zero = true;
-    for (size_t r = 0; r < c->count; r++) {
-        if (r + AHEAD < c->count) mgr_dataset_prefetch_row(c->ds, c->rows[r + AHEAD]);
-        gather_row(run, ev, c, r);
+    for (size_t r = 0; r < c->count; r++)
         if (ev->w[r] != 0) all_zero = false;
-    }
     return all_zero;
 }
 
@@ -464,7 +482,7 @@ static mgrad_status compute_grad(mgrad_run *run, engine *e, int64_t t, bool want
 {
     evaluator *ev = e->ev;
     size_t P = want_grad ? (size_t)run->model.num_params : 0;
-    R(mgr_zero)(P, e->grad);
+    R(mgr_zero_pool)(mgr_context_pool(run->ctx), P, e->grad);
     *loss = 0;
     *batch_resident = false;
     set_training(ev, true, t);
@@ -521,8 +539,9 @@ static mgrad_status forward_step(mgrad_run *run, engine *e, int64_t t, int64_t s
                     "training diverged at step %lld: the batch loss is %g (try a smaller "
                     "learning rate)", (long long)t, loss);
     mgr_hyper h = hyper_at(run, t);
-    R(mgr_optim_step)(&h, t, P, e->state, e->grad);
-    long long bad = R(mgr_first_nonfinite)(P, e->state);
+    mgr_pool *pool = mgr_context_pool(run->ctx);
+    R(mgr_optim_step)(pool, &h, t, P, e->state, e->grad);
+    long long bad = R(mgr_first_nonfinite_pool)(pool, P, e->state);
     MGRAD_RETURN_IF(run->ctx, bad >= 0, MGRAD_ERR_NONFINITE,
                     "training diverged at step %lld: parameter %lld is NaN or Inf after "
                     "the update (learning rate %g too large?)", (long long)t, bad, h.lr);
@@ -591,11 +610,13 @@ static mgrad_status reverse_step(mgrad_run *run, engine *e, int64_t t, int64_t s
     /* 2. the optimizer's part: u = ḡ */
     mgr_hyper h = hyper_at(run, t);
     mgr_hyper_grad hg = {0, 0, 0, 0};
-    R(mgr_optim_reverse_pre)(&h, t, P, e->state, e->reverse_grad ? e->grad : NULL, e->next_m,
-                             e->state_bar, e->u, &hg);
-    if (!e->reverse_grad) R(mgr_copy)(P, e->state + P, e->next_m); /* m_{t+1} of step t-1 */
+    mgr_pool *pool = mgr_context_pool(run->ctx);
+    R(mgr_optim_reverse_pre)(pool, &h, t, P, e->state, e->reverse_grad ? e->grad : NULL,
+                             e->next_m, e->state_bar, e->u, &hg);
+    if (!e->reverse_grad) /* m_{t+1} of step t-1 */
+        R(mgr_copy_pool)(pool, P, e->state + P, e->next_m);
     /* 3. the R-op pass along u (batch first, while resident) */
-    R(mgr_zero)(P, e->hu);
+    R(mgr_zero_pool)(pool, P, e->hu);
     mgrad_status s = MGRAD_OK;
     chunk batch = batch_chunk(run, e, t);
     if (batch.count > 0) s = rop_chunk(run, e, &batch, resident);
@@ -604,12 +625,12 @@ static mgrad_status reverse_step(mgrad_run *run, engine *e, int64_t t, int64_t s
     while (s == MGRAD_OK && next_pool_chunk(run, ev, t, &pc, &c)) s = rop_chunk(run, e, &c, false);
     MGRAD_FORWARD(mgr_reduce_sum(run, e->hu, P, NULL, 0, s)); /* scale-out seam */
     /* 4. θ̄_t += H u */
-    R(mgr_optim_reverse_post)(&h, P, e->state, e->u, e->hu, e->state_bar, &hg);
+    R(mgr_optim_reverse_post)(pool, &h, P, e->state, e->u, e->hu, e->state_bar, &hg);
     if (run->metas.lr != NULL) ((real *)run->metas.lr->grad)[t] = (real)hg.lr;
     e->hyper_wd += hg.weight_decay;
     e->hyper_mom += hg.momentum;
     e->hyper_beta2 += hg.beta2;
-    long long bad = R(mgr_first_nonfinite)(run->config.state_len, e->state_bar);
+    long long bad = R(mgr_first_nonfinite_pool)(pool, run->config.state_len, e->state_bar);
     if (bad >= 0) {
         /* Adam without eps_root divides by √v̂, whose derivative is unbounded
            where v̂ = 0; otherwise the adjoint grows through products of
@@ -795,7 +816,7 @@ static mgrad_status output_adjoint(mgrad_run *run, engine *e, int64_t t)
     if (!early_output_state(run, t)) return MGRAD_OK;
     size_t P = (size_t)run->model.num_params;
     double value = 0;
-    R(mgr_zero)(P, e->grad);
+    R(mgr_zero_pool)(mgr_context_pool(run->ctx), P, e->grad);
     MGRAD_FORWARD(output_pass(run, e, e->state, e->grad, t, &value));
     R(mgr_axpy)(P, 1, e->grad, e->state_bar);
     return MGRAD_OK;

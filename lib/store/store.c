@@ -26,6 +26,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "base/pool.h"
+
 typedef struct slot_info {
     int64_t step;
     int64_t memo_step; /* the step the memo holds, -1: none */
@@ -172,7 +174,7 @@ mgrad_status mgr_store_save(mgr_store *store, int64_t slot, int64_t step, const 
             store->ram_bytes += bytes;
             if (store->ram_bytes > store->peak_bytes) store->peak_bytes = store->ram_bytes;
         }
-        memcpy(si->ram, state, store->slot_bytes);
+        mgr_pool_memcpy(mgr_context_pool(store->ctx), si->ram, state, store->slot_bytes);
     } else {
         const char *p = state;
         off_t off = spill_offset(store, slot);
@@ -212,7 +214,7 @@ mgrad_status mgr_store_load(mgr_store *store, int64_t slot, int64_t *step, void 
                     "checkpoint slot %lld restored before it was saved", (long long)slot);
 
     if (slot < store->ram_slots) {
-        memcpy(state, si->ram, store->slot_bytes);
+        mgr_pool_memcpy(mgr_context_pool(store->ctx), state, si->ram, store->slot_bytes);
     } else {
         char *p = state;
         off_t off = spill_offset(store, slot);

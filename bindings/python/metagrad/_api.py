@@ -411,7 +411,9 @@ class Context(_Handle):
 
     Args:
         dtype:     'f32' (default) or 'f64', the computation dtype.
-        threads:   BLAS threads; 0 leaves BLAS as configured (process-wide).
+        threads:   the library's own threads (0 or 1: the calling thread
+                   alone; at most 256); results are the same bits for every
+                   value.  BLAS is left as configured (OPENBLAS_NUM_THREADS).
         seed:      default seed of initialisers and shuffles.
         log:       optional callable(level: str, message: str); exceptions it
                    raises are swallowed (they cannot cross into C).
