@@ -2,7 +2,7 @@
  * mpi_train.c - a data-parallel metagradient over MPI ranks
  * (metagrad/mpi.h, docs/scale-out.md).
  *
- *     mpirun -np 2 ./mpi_train
+ *     OPENBLAS_NUM_THREADS=1 mpirun -np 2 ./mpi_train
  *
  * Every rank builds the same run (model, data, options, metaparameters);
  * mgrad_run_set_communicator makes it data-parallel: each rank computes its
@@ -88,7 +88,8 @@ int main(int argc, char **argv)
     }
     mgrad_context_options co = MGRAD_CONTEXT_OPTIONS_INIT;
     co.dtype = MGRAD_DTYPE_F64;
-    co.threads = 1; /* one BLAS thread per rank: the ranks are the parallelism */
+    co.threads = 1; /* one library thread per rank (run with OPENBLAS_NUM_THREADS=1):
+                       the ranks are the parallelism */
     co.seed = 1;
     if (mgrad_context_create(&ctx, &co) != MGRAD_OK) MPI_Abort(MPI_COMM_WORLD, 1);
 
