@@ -105,7 +105,7 @@ int main(int argc, char **argv)
          "the attacker trains on a new batch order every meta-step", 0, 0},
         {"--best-orders", APP_FLAG_INT, &orders_flag, "K",
          "keep the iterate with the best mean held-out score over K fixed batch orders "
-         "(implies --reshuffle; K more trainings per meta-step; default 0)",
+         "(implies --reshuffle; K more trainings per meta-step; default 0; --cnn 2)",
          0, 64},
         {"--lr-decay", APP_FLAG_INT, &decay_flag, "0|1",
          "1: every training's step size decays linearly from LR towards 0 over its T steps "
