@@ -39,44 +39,6 @@ static mgrad_context *ctx;
 
 enum { SIDE = 28, C = 10, N = 2048, NV = 512, MAX_REPEATS = 100 };
 
-/* conv 3x3 (padding 1, stride 1) - batch norm - ReLU */
-static void conv_bn_relu(mgrad_model *m, int64_t channels)
-{
-    CHECK(mgrad_model_add_conv2d(m, channels, 3, 1, 1, MGRAD_INIT_DEFAULT));
-    CHECK(mgrad_model_add_batch_norm(m, 1e-5));
-    CHECK(mgrad_model_add_activation(m, MGRAD_ACTIVATION_RELU));
-}
-
-static mgrad_model *build(const char *which)
-{
-    mgrad_model *m = NULL;
-    int64_t shape[3] = {1, SIDE, SIDE};
-    CHECK(mgrad_model_create(&m, ctx, 3, shape));
-    if (strcmp(which, "small") == 0) {
-        conv_bn_relu(m, 8);
-        CHECK(mgrad_model_add_resnet_block(m, 8, 1));
-        CHECK(mgrad_model_add_resnet_block(m, 16, 2));
-        CHECK(mgrad_model_add_avg_pool(m, 2, 2));
-        CHECK(mgrad_model_add_global_avg_pool(m));
-        CHECK(mgrad_model_add_dense(m, C, MGRAD_INIT_DEFAULT));
-        CHECK(mgrad_model_add_scale(m, 0.5));
-    } else {
-        conv_bn_relu(m, 16);
-        conv_bn_relu(m, 32);
-        CHECK(mgrad_model_add_max_pool(m, 2, 2));
-        CHECK(mgrad_model_add_resnet_block(m, 32, 1));
-        conv_bn_relu(m, 64);
-        CHECK(mgrad_model_add_max_pool(m, 2, 2));
-        conv_bn_relu(m, 128);
-        CHECK(mgrad_model_add_max_pool(m, 2, 2));
-        CHECK(mgrad_model_add_resnet_block(m, 128, 1));
-        CHECK(mgrad_model_add_global_avg_pool(m));
-        CHECK(mgrad_model_add_dense(m, C, MGRAD_INIT_DEFAULT));
-        CHECK(mgrad_model_add_scale(m, 0.125));
-    }
-    return m;
-}
-
 static mgrad_dataset *images(int64_t n, unsigned seed)
 {
     float *x = malloc(sizeof(float) * (size_t)(n * SIDE * SIDE));
@@ -136,7 +98,7 @@ int main(int argc, char **argv)
     co.dtype = MGRAD_DTYPE_F32;
     co.threads = threads;
     if (mgrad_context_create(&ctx, &co) != MGRAD_OK) return EXIT_FAILURE;
-    mgrad_model *model = build(which);
+    mgrad_model *model = bench_cnn_model(ctx, which);
     mgrad_dataset *train = images(N, 11), *val = images(NV, 12);
 
     double cpu[2][MAX_REPEATS], wall[2][MAX_REPEATS];

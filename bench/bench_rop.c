@@ -41,44 +41,6 @@ static double thread_cpu(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static void conv_bn_relu(mgrad_model *m, int64_t channels)
-{
-    CHECK(mgrad_model_add_conv2d(m, channels, 3, 1, 1, MGRAD_INIT_DEFAULT));
-    CHECK(mgrad_model_add_batch_norm(m, 1e-5));
-    CHECK(mgrad_model_add_activation(m, MGRAD_ACTIVATION_RELU));
-}
-
-/* The two networks of bench_cnn.c (and bench/torch_compare.py --mode cnn). */
-static mgrad_model *build(const char *which)
-{
-    mgrad_model *m = NULL;
-    int64_t shape[3] = {1, 28, 28};
-    CHECK(mgrad_model_create(&m, ctx, 3, shape));
-    if (strcmp(which, "small") == 0) {
-        conv_bn_relu(m, 8);
-        CHECK(mgrad_model_add_resnet_block(m, 8, 1));
-        CHECK(mgrad_model_add_resnet_block(m, 16, 2));
-        CHECK(mgrad_model_add_avg_pool(m, 2, 2));
-        CHECK(mgrad_model_add_global_avg_pool(m));
-        CHECK(mgrad_model_add_dense(m, 10, MGRAD_INIT_DEFAULT));
-        CHECK(mgrad_model_add_scale(m, 0.5));
-    } else {
-        conv_bn_relu(m, 16);
-        conv_bn_relu(m, 32);
-        CHECK(mgrad_model_add_max_pool(m, 2, 2));
-        CHECK(mgrad_model_add_resnet_block(m, 32, 1));
-        conv_bn_relu(m, 64);
-        CHECK(mgrad_model_add_max_pool(m, 2, 2));
-        conv_bn_relu(m, 128);
-        CHECK(mgrad_model_add_max_pool(m, 2, 2));
-        CHECK(mgrad_model_add_resnet_block(m, 128, 1));
-        CHECK(mgrad_model_add_global_avg_pool(m));
-        CHECK(mgrad_model_add_dense(m, 10, MGRAD_INIT_DEFAULT));
-        CHECK(mgrad_model_add_scale(m, 0.125));
-    }
-    return m;
-}
-
 static float *random_floats(size_t n, float lo, float hi)
 {
     float *v = malloc(n * sizeof *v);
@@ -102,7 +64,7 @@ int main(int argc, char **argv)
     mgrad_context_options co = MGRAD_CONTEXT_OPTIONS_INIT;
     co.dtype = MGRAD_DTYPE_F32;
     if (mgrad_context_create(&ctx, &co) != MGRAD_OK) return EXIT_FAILURE;
-    mgrad_model *model = build(which);
+    mgrad_model *model = bench_cnn_model(ctx, which);
     const mgr_graph *g = &model->graph;
     mgr_graph_ws_f32 *ws = NULL;
     CHECK(mgr_graph_ws_create_f32(ctx, g, rows, &ws));

@@ -1,6 +1,7 @@
 /*
  * bench_util.h - small helpers shared by the benchmark programs: clocks
- * (wall and process CPU time), medians, peak RSS.  Header-only.
+ * (wall and process CPU time), medians, peak RSS, the two CNNs of the
+ * convolution benchmarks.  Header-only.
  */
 #ifndef MGRAD_BENCH_UTIL_H
 #define MGRAD_BENCH_UTIL_H
@@ -119,6 +120,47 @@ static inline int bench_random_datasets(mgrad_context *ctx, int64_t n, int64_t n
     free(y);
     free(yv);
     return rc;
+}
+
+/* conv 3x3 (padding 1, stride 1) - batch norm - ReLU */
+static inline void bench_conv_bn_relu(mgrad_context *ctx, mgrad_model *m, int64_t channels)
+{
+    BENCH_CHECK(ctx, mgrad_model_add_conv2d(m, channels, 3, 1, 1, MGRAD_INIT_DEFAULT));
+    BENCH_CHECK(ctx, mgrad_model_add_batch_norm(m, 1e-5));
+    BENCH_CHECK(ctx, mgrad_model_add_activation(m, MGRAD_ACTIVATION_RELU));
+}
+
+/* The two networks of bench_cnn and bench_rop (and bench/torch_compare.py
+   --mode cnn) on 1x28x28 images, 10 classes: "small" (the small CNN of
+   examples/small_resnet.c) or anything else (the ResNet-9-style net). */
+static inline mgrad_model *bench_cnn_model(mgrad_context *ctx, const char *which)
+{
+    mgrad_model *m = NULL;
+    int64_t shape[3] = {1, 28, 28};
+    BENCH_CHECK(ctx, mgrad_model_create(&m, ctx, 3, shape));
+    if (strcmp(which, "small") == 0) {
+        bench_conv_bn_relu(ctx, m, 8);
+        BENCH_CHECK(ctx, mgrad_model_add_resnet_block(m, 8, 1));
+        BENCH_CHECK(ctx, mgrad_model_add_resnet_block(m, 16, 2));
+        BENCH_CHECK(ctx, mgrad_model_add_avg_pool(m, 2, 2));
+        BENCH_CHECK(ctx, mgrad_model_add_global_avg_pool(m));
+        BENCH_CHECK(ctx, mgrad_model_add_dense(m, 10, MGRAD_INIT_DEFAULT));
+        BENCH_CHECK(ctx, mgrad_model_add_scale(m, 0.5));
+    } else {
+        bench_conv_bn_relu(ctx, m, 16);
+        bench_conv_bn_relu(ctx, m, 32);
+        BENCH_CHECK(ctx, mgrad_model_add_max_pool(m, 2, 2));
+        BENCH_CHECK(ctx, mgrad_model_add_resnet_block(m, 32, 1));
+        bench_conv_bn_relu(ctx, m, 64);
+        BENCH_CHECK(ctx, mgrad_model_add_max_pool(m, 2, 2));
+        bench_conv_bn_relu(ctx, m, 128);
+        BENCH_CHECK(ctx, mgrad_model_add_max_pool(m, 2, 2));
+        BENCH_CHECK(ctx, mgrad_model_add_resnet_block(m, 128, 1));
+        BENCH_CHECK(ctx, mgrad_model_add_global_avg_pool(m));
+        BENCH_CHECK(ctx, mgrad_model_add_dense(m, 10, MGRAD_INIT_DEFAULT));
+        BENCH_CHECK(ctx, mgrad_model_add_scale(m, 0.125));
+    }
+    return m;
 }
 
 #endif /* MGRAD_BENCH_UTIL_H */
