@@ -207,11 +207,34 @@ static void valid_cols(const conv_dims *d, size_t j, size_t *lo, size_t *hi)
     *hi = b;
 }
 
+/* The output rows oh whose input row h = oh s + i − p lies inside the
+   image: [*lo, *hi). */
+static void valid_rows(const conv_dims *d, size_t i, size_t *lo, size_t *hi)
+{
+    size_t a = d->p > i ? (d->p - i + d->s - 1) / d->s : 0;  /* ceil((p − i)/s) */
+    size_t b = d->H + d->p > i ? (d->H + d->p - i - 1) / d->s + 1 : 0;
+    if (b > d->OH) b = d->OH;
+    if (a > b) a = b;
+    *lo = a;
+    *hi = b;
+}
+
 /* dst = src, n elements: rows here are short (an image row), where a loop
    the compiler vectorises beats a call to memcpy. */
 static inline void copy_row(size_t n, const real *restrict src, real *restrict dst)
 {
     for (size_t t = 0; t < n; t++) dst[t] = src[t];
+}
+
+/* Zero the columns [c0, c1) of the rows [r0, r1) of a matrix with row
+   length ld: the padding columns of im2col rows (at most p of them on each
+   side).  Column by column, so that the compiler does not turn the short
+   runs of a row-by-row loop into one memset call per row (which cost more
+   than the copies around them). */
+static inline void zero_cols(real *m, size_t ld, size_t r0, size_t r1, size_t c0, size_t c1)
+{
+    for (size_t c = c0; c < c1; c++)
+        for (size_t r = r0; r < r1; r++) m[r * ld + c] = 0;
 }
 
 /* Row (c, i, j) of im2col for stride 1 and OW = W ("same" padding): entry
@@ -239,11 +262,8 @@ static void im2col_row_same(const conv_dims *d, const real *xc, size_t i, size_t
         const real *src = xc + (oh_lo + i - d->p) * W + lo + j - d->p;
         memcpy(row + first, src, (last - first) * sizeof(real));
     }
-    for (size_t oh = oh_lo; oh < oh_hi; oh++) {
-        real *out = row + oh * W;
-        for (size_t ow = 0; ow < lo; ow++) out[ow] = 0;
-        for (size_t ow = hi; ow < W; ow++) out[ow] = 0;
-    }
+    zero_cols(row, W, oh_lo, oh_hi, 0, lo);
+    zero_cols(row, W, oh_lo, oh_hi, hi, W);
 }
 
 /* col [K, N] = im2col(x [C, H, W]); row q of col starts at col + q ld */
@@ -259,23 +279,30 @@ static void im2col(const conv_dims *d, const real *x, real *col, size_t ld)
                     im2col_row_same(d, x + c * d->H * d->W, i, j, lo, hi, row);
                     continue;
                 }
-                for (size_t oh = 0; oh < d->OH; oh++) {
-                    real *out = row + oh * d->OW;
-                    /* input row h = oh s + i − p; padding when outside [0, H) */
-                    if (oh * d->s + i < d->p || oh * d->s + i - d->p >= d->H) {
-                        for (size_t ow = 0; ow < d->OW; ow++) out[ow] = 0;
-                        continue;
+                /* input row h = oh s + i − p lies in [0, H) for oh in [oh_lo, oh_hi);
+                   the other rows read padding */
+                size_t oh_lo, oh_hi;
+                valid_rows(d, i, &oh_lo, &oh_hi);
+                for (size_t n = 0; n < oh_lo * d->OW; n++) row[n] = 0;
+                for (size_t n = oh_hi * d->OW; n < d->N; n++) row[n] = 0;
+                if (hi > lo) {
+                    for (size_t oh = oh_lo; oh < oh_hi; oh++) {
+                        /* x[c, h, ow s + j − p] for ow in [lo, hi); ow s + j >= p there */
+                        const real *xr = x + (c * d->H + oh * d->s + i - d->p) * d->W +
+                                         (lo * d->s + j - d->p);
+                        real *out = row + oh * d->OW + lo;
+                        size_t n = hi - lo;
+                        if (d->s == 1) {
+                            copy_row(n, xr, out);
+                        } else if (d->s == 2) { /* a constant stride the compiler vectorises */
+                            for (size_t t = 0; t < n; t++) out[t] = xr[2 * t];
+                        } else {
+                            for (size_t t = 0; t < n; t++) out[t] = xr[t * d->s];
+                        }
                     }
-                    /* x[c, h, ow s + j − p] for ow in [lo, hi); ow s + j >= p there */
-                    const real *xr = x + (c * d->H + oh * d->s + i - d->p) * d->W;
-                    for (size_t ow = 0; ow < lo; ow++) out[ow] = 0;
-                    if (d->s == 1) { /* contiguous; lo + j >= p when lo < hi */
-                        if (hi > lo) copy_row(hi - lo, xr + (lo + j - d->p), out + lo);
-                    } else {
-                        for (size_t ow = lo; ow < hi; ow++) out[ow] = xr[ow * d->s + j - d->p];
-                    }
-                    for (size_t ow = hi; ow < d->OW; ow++) out[ow] = 0;
                 }
+                zero_cols(row, d->OW, oh_lo, oh_hi, 0, lo);
+                zero_cols(row, d->OW, oh_lo, oh_hi, hi > lo ? hi : lo, d->OW);
             }
         }
     }
@@ -296,11 +323,8 @@ static void col2im_row_same(const conv_dims *d, real *row, size_t i, size_t j, s
     if (oh_lo >= oh_hi) return;
     size_t first = oh_lo * W + lo, last = (oh_hi - 1) * W + hi;
     if (last <= first) return;
-    for (size_t oh = oh_lo; oh + 1 < oh_hi; oh++) {
-        real *out = row + oh * W;
-        for (size_t ow = hi; ow < W; ow++) out[ow] = 0;
-        for (size_t ow = 0; ow < lo; ow++) out[W + ow] = 0;
-    }
+    zero_cols(row, W, oh_lo, oh_hi - 1, hi, W);
+    zero_cols(row, W, oh_lo + 1, oh_hi, 0, lo);
     real *restrict xo = xc + (oh_lo + i - d->p) * W + lo + j - d->p;
     const real *restrict io = row + first;
     for (size_t t = 0; t < last - first; t++) xo[t] += io[t];
@@ -321,18 +345,20 @@ static void col2im_add(const conv_dims *d, real *col, size_t ld, real *x)
                     col2im_row_same(d, row, i, j, lo, hi, x + c * d->H * d->W);
                     continue;
                 }
-                for (size_t oh = 0; oh < d->OH; oh++) {
-                    if (oh * d->s + i < d->p || oh * d->s + i - d->p >= d->H) continue;
-                    const real *restrict in = row + oh * d->OW;
-                    real *xr = x + (c * d->H + oh * d->s + i - d->p) * d->W;
+                size_t oh_lo, oh_hi;
+                valid_rows(d, i, &oh_lo, &oh_hi);
+                if (hi <= lo) continue;
+                for (size_t oh = oh_lo; oh < oh_hi; oh++) {
+                    const real *restrict io = row + oh * d->OW + lo;
+                    real *restrict xo = x + (c * d->H + oh * d->s + i - d->p) * d->W +
+                                        (lo * d->s + j - d->p);
+                    size_t n = hi - lo;
                     if (d->s == 1) { /* contiguous: a loop the compiler vectorises */
-                        if (hi > lo) {
-                            real *restrict xo = xr + (lo + j - d->p);
-                            const real *restrict io = in + lo;
-                            for (size_t t = 0; t < hi - lo; t++) xo[t] += io[t];
-                        }
+                        for (size_t t = 0; t < n; t++) xo[t] += io[t];
+                    } else if (d->s == 2) {
+                        for (size_t t = 0; t < n; t++) xo[2 * t] += io[t];
                     } else {
-                        for (size_t ow = lo; ow < hi; ow++) xr[ow * d->s + j - d->p] += in[ow];
+                        for (size_t t = 0; t < n; t++) xo[t * d->s] += io[t];
                     }
                 }
             }
