@@ -78,9 +78,11 @@ END_TEST
 
 /* conv2d's forward, x̄ and W̄ against the textbook sums on every small
    shape: kernel 1-3, stride 1-3, every padding below the kernel, images
-   from the kernel's side to 7.  This reaches each special case of the
-   im2col and col2im copies (stride 1 "same", stride 2, other strides,
-   rows and columns entirely in the padding) at every image edge. */
+   from the kernel's side to 6 x 7, and 11 and 16 on a side.  This reaches
+   each special case of the im2col and col2im copies (stride 1 "same",
+   stride 2, other strides, rows and columns entirely in the padding) at
+   every image edge, and both block layouts (several small images per
+   block; one image of MGR_CONV_ONE_EXAMPLE_N positions or more). */
 START_TEST(test_conv_all_small_shapes)
 {
     uint64_t st = 99;
@@ -88,8 +90,8 @@ START_TEST(test_conv_all_small_shapes)
     for (int32_t k = 1; k <= 3; k++)
         for (int32_t s = 1; s <= 3; s++)
             for (int32_t p = 0; p < k; p++)
-                for (int64_t H = k; H <= 6; H++)
-                    for (int64_t W = k; W <= 7; W++) {
+                for (int64_t H = k; H <= 16; H += H < 6 ? 1 : 5)
+                    for (int64_t W = k; W <= 16; W += W < 7 ? 1 : 9) {
                         mgrad_context *ctx = new_ctx();
                         int64_t C = 2, OC = 2, shape[3] = {C, H, W};
                         mgr_graph g;

@@ -23,8 +23,10 @@
  * by side: col [K, nr N] holds the block's im2col matrices, and each pass
  * is one GEMM per block and term, with the activations moved between their
  * [rows, OC, N] layout and the GEMM's [OC, nr N] by rows of N elements.
- * A block pays the per-call cost once for several small images and gives
- * wide layers products large enough for OpenBLAS's threads; it is bounded
+ * Images of MGR_CONV_ONE_EXAMPLE_N positions or more go one example per
+ * block, where the two layouts agree and nothing is copied; smaller ones
+ * share a block, which pays the per-call cost once for several small
+ * images.  A block is bounded
  * (MGR_CONV_BLOCK_ELEMS) because larger products than a cache holds ran
  * slower, and so that the scratch (a->scratch; see conv2d_scratch) does
  * not grow with the batch.  Each output element is the same dot product
@@ -47,16 +49,28 @@
    nothing from its second thread on 2 cores (docs/performance.md). */
 #define MGR_CONV_BLOCK_ELEMS ((size_t)1 << 18)
 
+/* Images of at least this many output positions are one example per
+   block: then the GEMM layout [OC, N] is the activation's own, the GEMMs
+   read and write the activations in place (no copies between layouts),
+   and OpenBLAS's small-matrix kernels fit them.  Measured with
+   bench/bench_rop (1 thread, f32, 64 rows): the small CNN's reverse step
+   48 -> 45 ms against blocks of MGR_CONV_BLOCK_ELEMS, the ResNet-9-style
+   net's 306 -> 301 ms with its 7 x 7 and 3 x 3 layers still in blocks (all
+   its layers one example at a time: 326 ms). */
+#define MGR_CONV_ONE_EXAMPLE_N 128
+
 /* Groups of blocks that the context's threads share out (the passes'
    comment): 6 divides evenly among 1, 2 or 3 threads. */
 #define MGR_CONV_GROUPS 6
 
-/* Examples per block: the most whose scratch, (K + 2 OC) N elements each
+/* Examples per block: one for images of MGR_CONV_ONE_EXAMPLE_N positions
+   or more, else the most whose scratch, (K + 2 OC) N elements each
    (conv_scratch), fits in MGR_CONV_BLOCK_ELEMS; at least one (then the
    scratch is one example's, as large as the layer needs).  A function
    of the shapes only, so a chunk's blocks never depend on anything else. */
 static size_t conv_block_rows(size_t K, size_t OC, size_t N)
 {
+    if (N >= MGR_CONV_ONE_EXAMPLE_N) return 1;
     size_t per = (K + 2 * OC) * N;
     size_t nr = per > 0 ? MGR_CONV_BLOCK_ELEMS / per : 1;
     return nr > 0 ? nr : 1;
@@ -401,6 +415,27 @@ static void from_gemm(const conv_dims *d, size_t nr, const real *t, real *v)
             copy_row(d->N, t + o * nr * d->N + b * d->N, v + b * d->out + o * d->N);
 }
 
+/* A block's matrix [OC, nr N] in the GEMM layout: for one example
+   (nr = 1) the two layouts agree and the activation itself is used (no
+   copy); else the scratch t, filled from v. */
+static const real *gemm_in(const conv_dims *d, size_t nr, const real *v, real *t)
+{
+    if (nr == 1) return v;
+    to_gemm(d, nr, v, t);
+    return t;
+}
+
+static real *gemm_out(size_t nr, real *v, real *t)
+{
+    return nr == 1 ? v : t;
+}
+
+/* v = t after a GEMM into gemm_out(nr, v, t) */
+static void gemm_done(const conv_dims *d, size_t nr, const real *t, real *v)
+{
+    if (nr != 1) from_gemm(d, nr, t, v);
+}
+
 /* t [OC, M] = bias broadcast over the M columns */
 static void fill_bias(const conv_dims *d, size_t M, const real *bias, real *t)
 {
@@ -501,11 +536,12 @@ static void forward_group(void *arg, size_t g, int worker)
         size_t r0 = blk * d->block;
         size_t nr = a->rows - r0 < d->block ? a->rows - r0 : d->block, M = nr * d->N;
         conv_scratch s = scratch_of(a, d, nr, worker);
+        real *y = a->y + r0 * d->out, *t = gemm_out(nr, y, s.t0);
         im2col_block(d, nr, a->x + r0 * d->in, s.col);
-        fill_bias(d, M, b, s.t0);
-        /* t0[OC,M] += W[OC,K] · col[K,M] */
-        R(mgr_gemm)(0, 0, d->OC, M, d->K, 1, W, d->K, s.col, M, 1, s.t0, M);
-        from_gemm(d, nr, s.t0, a->y + r0 * d->out);
+        fill_bias(d, M, b, t);
+        /* t[OC,M] += W[OC,K] · col[K,M] */
+        R(mgr_gemm)(0, 0, d->OC, M, d->K, 1, W, d->K, s.col, M, 1, t, M);
+        gemm_done(d, nr, t, y);
     }
 }
 
@@ -530,15 +566,15 @@ static void backward_group(void *arg, size_t g, int worker)
         size_t r0 = blk * d->block;
         size_t nr = a->rows - r0 < d->block ? a->rows - r0 : d->block, M = nr * d->N;
         conv_scratch s = scratch_of(a, d, nr, worker);
-        to_gemm(d, nr, a->ybar + r0 * d->out, s.t0);
+        const real *yb = gemm_in(d, nr, a->ybar + r0 * d->out, s.t0);
         if (part != NULL) {
             im2col_block(d, nr, a->x + r0 * d->in, s.col);
             /* part[OC,K] += ȳ[OC,M] · colᵀ[M,K] */
-            R(mgr_gemm)(0, 1, d->OC, d->K, M, 1, s.t0, M, s.col, M, 1, part, d->K);
+            R(mgr_gemm)(0, 1, d->OC, d->K, M, 1, yb, M, s.col, M, 1, part, d->K);
         }
         if (a->xbar != NULL) {
             /* col[K,M] = Wᵀ[K,OC] · ȳ[OC,M] */
-            R(mgr_gemm)(1, 0, d->K, M, d->OC, 1, W, d->K, s.t0, M, 0, s.col, M);
+            R(mgr_gemm)(1, 0, d->K, M, d->OC, 1, W, d->K, yb, M, 0, s.col, M);
             col2im_block(d, nr, s.col, a->xbar + r0 * d->in);
         }
     }
@@ -569,20 +605,21 @@ static void tangent_group(void *arg, size_t g, int worker)
         size_t r0 = blk * d->block;
         size_t nr = a->rows - r0 < d->block ? a->rows - r0 : d->block, M = nr * d->N;
         conv_scratch s = scratch_of(a, d, nr, worker);
-        /* t0 = u_b, then += U col(x), then += W col(ẋ): the order of the
+        real *yd = a->ydot + r0 * d->out, *t = gemm_out(nr, yd, s.t0);
+        /* t = u_b, then += U col(x), then += W col(ẋ): the order of the
            per-example passes this replaced */
         if (U != NULL) {
             im2col_block(d, nr, a->x + r0 * d->in, s.col);
-            fill_bias(d, M, U + d->OC * d->K, s.t0);
-            R(mgr_gemm)(0, 0, d->OC, M, d->K, 1, U, d->K, s.col, M, 1, s.t0, M);
+            fill_bias(d, M, U + d->OC * d->K, t);
+            R(mgr_gemm)(0, 0, d->OC, M, d->K, 1, U, d->K, s.col, M, 1, t, M);
         } else {
-            R(mgr_zero)(d->OC * M, s.t0);
+            R(mgr_zero)(d->OC * M, t);
         }
         if (a->xdot != NULL) {
             im2col_block(d, nr, a->xdot + r0 * d->in, s.col);
-            R(mgr_gemm)(0, 0, d->OC, M, d->K, 1, W, d->K, s.col, M, 1, s.t0, M);
+            R(mgr_gemm)(0, 0, d->OC, M, d->K, 1, W, d->K, s.col, M, 1, t, M);
         }
-        from_gemm(d, nr, s.t0, a->ydot + r0 * d->out);
+        gemm_done(d, nr, t, yd);
     }
 }
 
@@ -614,20 +651,20 @@ static void tangent_backward_group(void *arg, size_t g, int worker)
         size_t r0 = blk * d->block;
         size_t nr = a->rows - r0 < d->block ? a->rows - r0 : d->block, M = nr * d->N;
         conv_scratch s = scratch_of(a, d, nr, worker);
-        to_gemm(d, nr, a->ybardot + r0 * d->out, s.t0);
-        if (need_yb) to_gemm(d, nr, a->ybar + r0 * d->out, s.t1);
+        const real *ybd = gemm_in(d, nr, a->ybardot + r0 * d->out, s.t0);
+        const real *yb = need_yb ? gemm_in(d, nr, a->ybar + r0 * d->out, s.t1) : NULL;
         if (a->xbardot != NULL) {
             /* col[K,M] = Wᵀ (ȳ)˙ + Uᵀ ȳ */
-            R(mgr_gemm)(1, 0, d->K, M, d->OC, 1, W, d->K, s.t0, M, 0, s.col, M);
-            if (U != NULL) R(mgr_gemm)(1, 0, d->K, M, d->OC, 1, U, d->K, s.t1, M, 1, s.col, M);
+            R(mgr_gemm)(1, 0, d->K, M, d->OC, 1, W, d->K, ybd, M, 0, s.col, M);
+            if (U != NULL) R(mgr_gemm)(1, 0, d->K, M, d->OC, 1, U, d->K, yb, M, 1, s.col, M);
             col2im_block(d, nr, s.col, a->xbardot + r0 * d->in);
         }
         if (part != NULL) {
             im2col_block(d, nr, a->x + r0 * d->in, s.col);
-            R(mgr_gemm)(0, 1, d->OC, d->K, M, 1, s.t0, M, s.col, M, 1, part, d->K);
+            R(mgr_gemm)(0, 1, d->OC, d->K, M, 1, ybd, M, s.col, M, 1, part, d->K);
             if (a->xdot != NULL) {
                 im2col_block(d, nr, a->xdot + r0 * d->in, s.col);
-                R(mgr_gemm)(0, 1, d->OC, d->K, M, 1, s.t1, M, s.col, M, 1, part, d->K);
+                R(mgr_gemm)(0, 1, d->OC, d->K, M, 1, yb, M, s.col, M, 1, part, d->K);
             }
         }
     }
