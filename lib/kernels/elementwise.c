@@ -32,11 +32,23 @@ double R(mgr_dot)(size_t n, const real *x, const real *y)
     return (a0 + a1) + (a2 + a3);
 }
 
+/* The lanes of mgr_dot: a conv layer's bias gradient sums every output
+   position, where one chain of dependent additions ran at a quarter of
+   this speed. */
 double R(mgr_sum)(size_t n, const real *x)
 {
-    double acc = 0;
-    for (size_t i = 0; i < n; i++) acc += (double)x[i];
-    return acc;
+    double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        a0 += (double)x[i];
+        a1 += (double)x[i + 1];
+        a2 += (double)x[i + 2];
+        a3 += (double)x[i + 3];
+    }
+    if (i < n) a0 += (double)x[i];
+    if (i + 1 < n) a1 += (double)x[i + 1];
+    if (i + 2 < n) a2 += (double)x[i + 2];
+    return (a0 + a1) + (a2 + a3);
 }
 
 void R(mgr_axpy)(size_t n, real a, const real *x, real *y)

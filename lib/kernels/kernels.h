@@ -45,7 +45,7 @@ void R(mgr_gemm_pool)(struct mgr_pool *pool, int trans_a, int trans_b, size_t m,
 
 /* Σ x_i y_i, accumulated in double in four fixed lanes (deterministic). */
 double R(mgr_dot)(size_t n, const real *x, const real *y);
-/* Σ x_i, accumulated in double. */
+/* Σ x_i, accumulated in double in the four lanes of mgr_dot. */
 double R(mgr_sum)(size_t n, const real *x);
 /* y += a x */
 void R(mgr_axpy)(size_t n, real a, const real *x, real *y);
