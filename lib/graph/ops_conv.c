@@ -111,8 +111,8 @@ static mgrad_status conv2d_infer(mgrad_context *ctx, const mgr_graph *g, mgr_nod
     return MGRAD_OK;
 }
 
-/* A block's scratch (conv_scratch): col [K, nr N] and two [OC, nr N],
-   K = in_c k k, N = oh ow, nr = conv_block_rows. */
+/* A block's scratch (conv_scratch): col [K, nr N], two [OC, nr N] and
+   [2 OC, K], K = in_c k k, N = oh ow, nr = conv_block_rows. */
 static size_t conv2d_scratch(const mgr_graph *g, int32_t k)
 {
     const mgr_node *nd = &g->nodes[k];
@@ -127,7 +127,9 @@ static size_t conv2d_scratch(const mgr_graph *g, int32_t k)
     if (N != 0 && rowsz > SIZE_MAX / N) return SIZE_MAX;
     size_t nr = conv_block_rows(K, OC, N);
     if (rowsz * N != 0 && nr > SIZE_MAX / (rowsz * N)) return SIZE_MAX;
-    return nr * rowsz * N;
+    size_t blocks = nr * rowsz * N;
+    if (OC > SIZE_MAX / 2 / (K + 1) || blocks > SIZE_MAX - 2 * OC * K) return SIZE_MAX;
+    return blocks + 2 * OC * K;
 }
 
 /* The weight-gradient partials of the groups: MGR_CONV_GROUPS [OC, K]. */
@@ -455,10 +457,11 @@ static void add_channel_sums(const conv_dims *d, size_t rows, const real *y, rea
 }
 
 /* The scratch of one block of nr examples: col [K, nr N] and two matrices
-   [OC, nr N] in the GEMM layout (conv2d_scratch sizes them for block_rows),
-   in the area of the thread that runs the block. */
+   [OC, nr N] in the GEMM layout, t1 right after t0 (so that together they
+   are one [2 OC, nr N]), and wu [2 OC, K] (conv2d_scratch sizes them for
+   block_rows), in the area of the thread that runs the block. */
 typedef struct conv_scratch {
-    real *col, *t0, *t1;
+    real *col, *t0, *t1, *wu;
 } conv_scratch;
 
 static conv_scratch scratch_of(const R(mgr_op_args) *a, const conv_dims *d, size_t nr,
@@ -468,6 +471,7 @@ static conv_scratch scratch_of(const R(mgr_op_args) *a, const conv_dims *d, size
     s.col = a->scratch + (size_t)worker * a->scratch_stride;
     s.t0 = s.col + d->K * nr * d->N;
     s.t1 = s.t0 + d->OC * nr * d->N;
+    s.wu = s.col + d->block * (d->K + 2 * d->OC) * d->N;
     return s;
 }
 
@@ -651,13 +655,30 @@ static void tangent_backward_group(void *arg, size_t g, int worker)
         size_t r0 = blk * d->block;
         size_t nr = a->rows - r0 < d->block ? a->rows - r0 : d->block, M = nr * d->N;
         conv_scratch s = scratch_of(a, d, nr, worker);
-        const real *ybd = gemm_in(d, nr, a->ybardot + r0 * d->out, s.t0);
-        const real *yb = need_yb ? gemm_in(d, nr, a->ybar + r0 * d->out, s.t1) : NULL;
-        if (a->xbardot != NULL) {
-            /* col[K,M] = Wᵀ (ȳ)˙ + Uᵀ ȳ */
-            R(mgr_gemm)(1, 0, d->K, M, d->OC, 1, W, d->K, ybd, M, 0, s.col, M);
-            if (U != NULL) R(mgr_gemm)(1, 0, d->K, M, d->OC, 1, U, d->K, yb, M, 1, s.col, M);
+        const real *ybd, *yb = NULL;
+        if (a->xbardot != NULL && U != NULL) {
+            /* col[K,M] = [W; U]ᵀ [(ȳ)˙; ȳ] = Wᵀ (ȳ)˙ + Uᵀ ȳ: one product of
+               inner size 2 OC, the two matrices stacked in t0, t1 and wu
+               (a product of inner size OC is far from the BLAS's speed, and
+               a second one would read and write col again) */
+            to_gemm(d, nr, a->ybardot + r0 * d->out, s.t0);
+            to_gemm(d, nr, a->ybar + r0 * d->out, s.t1);
+            ybd = s.t0;
+            yb = s.t1;
+            if (blk == b0) {
+                R(mgr_copy)(d->OC * d->K, W, s.wu);
+                R(mgr_copy)(d->OC * d->K, U, s.wu + d->OC * d->K);
+            }
+            R(mgr_gemm)(1, 0, d->K, M, 2 * d->OC, 1, s.wu, d->K, s.t0, M, 0, s.col, M);
             col2im_block(d, nr, s.col, a->xbardot + r0 * d->in);
+        } else {
+            ybd = gemm_in(d, nr, a->ybardot + r0 * d->out, s.t0);
+            if (need_yb) yb = gemm_in(d, nr, a->ybar + r0 * d->out, s.t1);
+            if (a->xbardot != NULL) {
+                /* col[K,M] = Wᵀ (ȳ)˙ */
+                R(mgr_gemm)(1, 0, d->K, M, d->OC, 1, W, d->K, ybd, M, 0, s.col, M);
+                col2im_block(d, nr, s.col, a->xbardot + r0 * d->in);
+            }
         }
         if (part != NULL) {
             im2col_block(d, nr, a->x + r0 * d->in, s.col);
