@@ -27,10 +27,32 @@
  *
  * (Σ over the elements sharing the parameter.)  The derivation is in
  * docs/derivations.md, "Batch and layer normalisation"; tests/test_ops_norm.c
- * checks it against finite differences.  Statistics are recomputed from x in
- * every pass; group sums accumulate in double, in four fixed lanes by the
- * spatial index (MGR_LANES: deterministic, and not one serial chain).
- * Batch norm's groups run on the context's threads (run_groups).
+ * checks it against finite differences.
+ *
+ * The passes are memory-bound, so each reads its arrays in three sweeps per
+ * group and no more.  Statistics are recomputed from x in every pass.
+ *   1. μ = Σ x / m.
+ *   2. One sweep for every other sum, in c = x − μ: the variance (two-pass,
+ *      for accuracy) v = Σ c² / m, and the pass's moments.  s is a scalar
+ *      per group, so it factors out: Σ x̂ z = s Σ c z.  Backward needs
+ *      Σ g, Σ c g; tangent Σ ẋ, Σ c ẋ; tangent_backward all of
+ *          Σ ẋ, Σ c ẋ, Σ g, Σ c g, Σ ġ, Σ c ġ, Σ ẋ g
+ *      giving a = s Σ c ẋ / m, mean(x̂ g) = s Σ c g / m, ... and
+ *      mean(d g) = mean(ẋ g) − mean(ẋ) mean(g) − a mean(x̂ g).  Batch norm
+ *      sums ȳ and (ȳ)˙ in place of g and ġ (its γ, γ̇ are scalars per group:
+ *      Σ g = γ Σ ȳ, Σ ġ = γ̇ Σ ȳ + γ Σ (ȳ)˙), which also gives its parameter
+ *      sums without another sweep:
+ *          γ̄ += s Σ ȳ c;   β̄ += Σ ȳ
+ *          (γ̄)˙ += s [Σ (ȳ)˙ c + Σ ȳ ẋ − mean(ẋ) Σ ȳ − s a Σ ȳ c];   (β̄)˙ += Σ (ȳ)˙
+ *      (the second expands Σ ((ȳ)˙ x̂ + ȳ s d) with d = ẋ − mean(ẋ) − a x̂).
+ *   3. One sweep writes y, x̄, ẏ or (x̄)˙ elementwise from the group's
+ *      constants; layer norm's per-element γ̄, β̄, (γ̄)˙, (β̄)˙ are written
+ *      here too.
+ * So tangent_backward, the widest pass, moves 11 array-lengths per group: x;
+ * x, ẋ, ȳ, (ȳ)˙; the same four and (x̄)˙ read and written.  Sums accumulate in
+ * double, in four fixed lanes by the spatial index (MGR_LANES: deterministic,
+ * and not one serial chain).  Batch norm's groups run on the context's
+ * threads (run_groups).
  *
  * Like every ops_<family>.c, this file is compiled three times: without
  * MGRAD_REAL_BITS it gives the ops' definitions (op.h), with 32 and 64
@@ -78,10 +100,10 @@ mgrad_status mgr_init_gamma_beta(mgrad_context *ctx, const mgr_graph *g, int32_t
    ȳ x̂˙ = ȳ s d, which vanishes with ẋ (d = P(ẋ)); (β̄)˙ reads (ȳ)˙ alone.
    So ȳ is read exactly when (x̄)˙ is wanted or ẋ ≠ 0, the dense layer's
    rule, although the op is not bilinear: its second-order terms in x
-   (s a P(g), ...) all carry ẋ and feed (x̄)˙ only.  The passes follow it
-   to the letter: group_tb_param_sums touches ȳ only when ẋ is given, and
-   group_tb_xbardot runs only when (x̄)˙ is wanted (tests/test_graph.c,
-   test_backward_rop_images, poisons the skipped adjoints). */
+   (s a P(g), ...) all carry ẋ and feed (x̄)˙ only.  The pass follows it
+   to the letter: norm_tangent_backward_group reads ȳ only when (x̄)˙ is
+   wanted or ẋ is given (tests/test_graph.c, test_backward_rop_images,
+   poisons the skipped adjoints). */
 const mgr_op_def mgr_op_batch_norm = {
     .name = "batch norm",
     .inputs = 1,
@@ -144,22 +166,150 @@ typedef struct group {
     double m;
 } group;
 
-/* The group's μ and s = 1/√(v + ε), two-pass in double. */
-static void group_stats(const group *gr, const real *x, double eps, real *mu, real *s)
+/* Segment o of the group in buffer v (NULL stays NULL). */
+#define SEG(gr, v, o) ((v) != NULL ? (v) + (gr)->base + (o) * (gr)->stride : NULL)
+
+/* The first sweep: μ = mean(x) in double. */
+static double group_mean(const group *gr, const real *x)
 {
     MGR_LANES(sum);
-    MGR_LANES(sq);
     for (size_t o = 0; o < gr->outer; o++) {
-        const real *xs = x + gr->base + o * gr->stride;
+        const real *xs = SEG(gr, x, o);
         SEG_LANES(gr->S, j, sum, (double)xs[j]);
     }
-    double mean = MGR_LANE_SUM(sum) / gr->m;
+    return MGR_LANE_SUM(sum) / gr->m;
+}
+
+/* The group sums of the second sweep, c = x − μ (μ in double).  With
+   gstep = 0 (batch norm) g = ȳ and ġ = (ȳ)˙ (the pass multiplies by the
+   group's γ, γ̇ afterwards, and also needs the raw sums for γ̄, (γ̄)˙); with
+   gstep = 1 (layer norm) g = γ ȳ and ġ = γ̇ ȳ + γ (ȳ)˙ per element. */
+typedef struct moments {
+    double q;          /* Σ c²  (v = q/m: the two-pass variance) */
+    double xd, cxd;    /* Σ ẋ, Σ c ẋ */
+    double g, cg;      /* Σ g, Σ c g */
+    double gd, cgd;    /* Σ ġ, Σ c ġ */
+    double xdg;        /* Σ ẋ g */
+} moments;
+
+/* One sweep for all the sums a pass needs; the flags (constants after
+   inlining) say which inputs are read, so each caller's loop keeps only its
+   accumulators.  XD: ẋ; YB: ȳ; YBD: (ȳ)˙; U: γ̇ (gstep = 1 only).  Lanes
+   as SEG_LANES: element j to lane j mod 4, each lane in the order of j.
+   Up to eight sums of four lanes do not fit SSE2's 16 registers, so some
+   accumulators live in memory; measured (bench_rop, perf), converting four
+   elements at a time and then running one short loop per sum is the
+   fastest form: one loop with every sum in its body, or L1-sized blocks
+   read by several narrower loops, vectorised worse. */
+NORM_INLINE void moments_sweep(const group *gr, size_t gstep, int XD, int YB, int YBD, int U,
+                               double mu, const real *gamma, const real *u, const real *x,
+                               const real *xd, const real *yb, const real *ybd, moments *out)
+{
+    const real *gm = gamma + gr->gbase, *ug = U ? u + gr->gbase : NULL;
+    MGR_LANES(q);
+    MGR_LANES(sxd);
+    MGR_LANES(scxd);
+    MGR_LANES(sg);
+    MGR_LANES(scg);
+    MGR_LANES(sgd);
+    MGR_LANES(scgd);
+    MGR_LANES(sxdg);
     for (size_t o = 0; o < gr->outer; o++) {
-        const real *xs = x + gr->base + o * gr->stride;
-        SEG_LANES(gr->S, j, sq, ((double)xs[j] - mean) * ((double)xs[j] - mean));
+        const real *restrict xs = SEG(gr, x, o), *restrict ds = SEG(gr, xd, o);
+        const real *restrict ys = SEG(gr, yb, o), *restrict yds = SEG(gr, ybd, o);
+        size_t j0 = 0;
+        /* Four elements at a time, each converted to double once, then one
+           short loop per sum: the shape the vectoriser maps to registers. */
+        for (; j0 + 4 <= gr->S; j0 += 4) {
+            double c[4], d[4], g[4], gd[4];
+            for (size_t l = 0; l < 4; l++) {
+                size_t j = j0 + l;
+                c[l] = (double)xs[j] - mu;
+                d[l] = XD ? (double)ds[j] : 0.0;
+                g[l] = YB ? (gstep ? (double)gm[j] * ys[j] : (double)ys[j]) : 0.0;
+                gd[l] = YBD ? (gstep ? (double)gm[j] * yds[j] : (double)yds[j]) : 0.0;
+                if (gstep && U && YB && YBD) gd[l] += (double)ug[j] * ys[j];
+            }
+            for (size_t l = 0; l < 4; l++) q[l] += c[l] * c[l];
+            if (XD) {
+                for (size_t l = 0; l < 4; l++) sxd[l] += d[l];
+                for (size_t l = 0; l < 4; l++) scxd[l] += c[l] * d[l];
+            }
+            if (YB) {
+                for (size_t l = 0; l < 4; l++) sg[l] += g[l];
+                for (size_t l = 0; l < 4; l++) scg[l] += c[l] * g[l];
+                if (XD)
+                    for (size_t l = 0; l < 4; l++) sxdg[l] += d[l] * g[l];
+            }
+            if (YBD) {
+                for (size_t l = 0; l < 4; l++) sgd[l] += gd[l];
+                for (size_t l = 0; l < 4; l++) scgd[l] += c[l] * gd[l];
+            }
+        }
+        for (size_t j = j0; j < gr->S; j++) {
+            size_t l = j & 3;
+            double c = (double)xs[j] - mu;
+            q[l] += c * c;
+            if (XD) {
+                sxd[l] += (double)ds[j];
+                scxd[l] += c * ds[j];
+            }
+            if (YB) {
+                double g = gstep ? (double)gm[j] * ys[j] : (double)ys[j];
+                sg[l] += g;
+                scg[l] += c * g;
+                if (XD) sxdg[l] += (double)ds[j] * g;
+            }
+            if (YBD) {
+                double gd = gstep ? (double)gm[j] * yds[j] : (double)yds[j];
+                if (gstep && U && YB) gd += (double)ug[j] * ys[j];
+                sgd[l] += gd;
+                scgd[l] += c * gd;
+            }
+        }
     }
-    *mu = (real)mean;
-    *s = (real)(1.0 / sqrt(MGR_LANE_SUM(sq) / gr->m + eps));
+    out->q = MGR_LANE_SUM(q);
+    out->xd = MGR_LANE_SUM(sxd);
+    out->cxd = MGR_LANE_SUM(scxd);
+    out->g = MGR_LANE_SUM(sg);
+    out->cg = MGR_LANE_SUM(scg);
+    out->gd = MGR_LANE_SUM(sgd);
+    out->cgd = MGR_LANE_SUM(scgd);
+    out->xdg = MGR_LANE_SUM(sxdg);
+}
+
+/* moments_sweep with the flags read off the pointers (NULL: not read;
+   u only matters with gstep = 1 and both adjoints). */
+NORM_INLINE void group_moments(const group *gr, size_t gstep, double mu, const real *gamma,
+                               const real *u, const real *x, const real *xd, const real *yb,
+                               const real *ybd, moments *out)
+{
+#define MOMENTS_(XD, YB, YBD, U) \
+    moments_sweep(gr, gstep, XD, YB, YBD, U, mu, gamma, u, x, xd, yb, ybd, out)
+    if (gstep && u != NULL && yb != NULL && ybd != NULL) {
+        if (xd != NULL)
+            MOMENTS_(1, 1, 1, 1);
+        else
+            MOMENTS_(0, 1, 1, 1);
+        return;
+    }
+    switch ((xd != NULL) * 4 + (yb != NULL) * 2 + (ybd != NULL)) {
+    case 0: MOMENTS_(0, 0, 0, 0); break;
+    case 1: MOMENTS_(0, 0, 1, 0); break;
+    case 2: MOMENTS_(0, 1, 0, 0); break;
+    case 3: MOMENTS_(0, 1, 1, 0); break;
+    case 4: MOMENTS_(1, 0, 0, 0); break;
+    case 5: MOMENTS_(1, 0, 1, 0); break;
+    case 6: MOMENTS_(1, 1, 0, 0); break;
+    default: MOMENTS_(1, 1, 1, 0); break;
+    }
+#undef MOMENTS_
+}
+
+/* s = 1/√(v + ε) from Σ (x − μ)² */
+static double inv_std(const group *gr, const moments *mo, double eps)
+{
+    return 1.0 / sqrt(mo->q / gr->m + eps);
 }
 
 /* The per-op view: γ, β and their directions, the group of index i. */
@@ -203,22 +353,6 @@ static group group_of(const norm_op *n, size_t i)
     return g;
 }
 
-/* Segment o of the group in buffer v (NULL stays NULL). */
-#define SEG(gr, v, o) ((v) != NULL ? (v) + (gr)->base + (o) * (gr)->stride : NULL)
-
-/* y = γ x̂ + β on one group */
-NORM_INLINE void group_forward(const group *gr, size_t gstep, const real *gamma,
-                               const real *beta, const real *x, real mu, real s, real *y)
-{
-    const real *gm = gamma + gr->gbase, *bt = beta + gr->gbase;
-    for (size_t o = 0; o < gr->outer; o++) {
-        const real *restrict xs = SEG(gr, x, o);
-        real *restrict ys = SEG(gr, y, o);
-        for (size_t j = 0; j < gr->S; j++)
-            ys[j] = gm[gstep * j] * (s * (xs[j] - mu)) + bt[gstep * j];
-    }
-}
-
 /* Each pass runs group by group, the groups on the context's threads where
    they write disjoint memory: batch norm's groups (channels) own their γ̄,
    β̄ and their slices of y, x̄; layer norm's groups (rows) all add to every
@@ -231,18 +365,34 @@ static void run_groups(const R(mgr_op_args) *a, const norm_op *n, double work_pe
     mgr_pool_for(n->batch ? a->pool : NULL, n->groups, per_group, fn, (void *)a);
 }
 
+/* ---- forward: y = γ x̂ + β ---- */
+
+NORM_INLINE void group_forward(const group *gr, size_t gstep, const real *gamma,
+                               const real *beta, const real *x, real mu, real s, real *y)
+{
+    const real *gm = gamma + gr->gbase, *bt = beta + gr->gbase;
+    for (size_t o = 0; o < gr->outer; o++) {
+        const real *restrict xs = SEG(gr, x, o);
+        real *restrict ys = SEG(gr, y, o);
+        for (size_t j = 0; j < gr->S; j++)
+            ys[j] = gm[gstep * j] * (s * (xs[j] - mu)) + bt[gstep * j];
+    }
+}
+
 static void norm_forward_group(void *arg, size_t i)
 {
     const R(mgr_op_args) *a = arg;
     norm_op n = op_of(a);
     const real *gamma = a->p, *beta = a->p + n.nparam;
     group gr = group_of(&n, i);
-    real mu, s;
-    group_stats(&gr, a->x, a->node->eps, &mu, &s);
+    double mu = group_mean(&gr, a->x);
+    moments mo;
+    group_moments(&gr, 0, mu, gamma, NULL, a->x, NULL, NULL, NULL, &mo);
+    real s = (real)inv_std(&gr, &mo, a->node->eps);
     if (n.batch)
-        group_forward(&gr, 0, gamma, beta, a->x, mu, s, a->y);
+        group_forward(&gr, 0, gamma, beta, a->x, (real)mu, s, a->y);
     else
-        group_forward(&gr, 1, gamma, beta, a->x, mu, s, a->y);
+        group_forward(&gr, 1, gamma, beta, a->x, (real)mu, s, a->y);
 }
 
 static void norm_forward(const R(mgr_op_args) *a)
@@ -251,77 +401,64 @@ static void norm_forward(const R(mgr_op_args) *a)
     run_groups(a, &n, 4, norm_forward_group);
 }
 
-/* γ̄ += Σ ȳ x̂ and β̄ += Σ ȳ over one group: with gstep = 1 (layer norm) every element has its
-   own γ̄, β̄ (no sum); with gstep = 0 (batch norm) the group's elements sum
-   in double lanes and the total is added once. */
-NORM_INLINE void group_param_sums(const group *gr, size_t gstep, const real *x, real mu,
-                                  real s, const real *yb, real *gb, real *bb)
-{
-    if (gstep == 0) {
-        MGR_LANES(sgb);
-        MGR_LANES(sbb);
-        for (size_t o = 0; o < gr->outer; o++) {
-            const real *xs = SEG(gr, x, o), *ys = SEG(gr, yb, o);
-            SEG_LANES(gr->S, j, sgb, (double)(ys[j] * (s * (xs[j] - mu))));
-            SEG_LANES(gr->S, j, sbb, (double)ys[j]);
-        }
-        gb[gr->gbase] += (real)MGR_LANE_SUM(sgb);
-        bb[gr->gbase] += (real)MGR_LANE_SUM(sbb);
-        return;
-    }
-    for (size_t o = 0; o < gr->outer; o++) {
-        const real *xs = SEG(gr, x, o), *ys = SEG(gr, yb, o);
-        real *restrict g = gb + gr->gbase, *restrict b = bb + gr->gbase;
-        for (size_t j = 0; j < gr->S; j++) {
-            g[j] += ys[j] * (s * (xs[j] - mu));
-            b[j] += ys[j];
-        }
-    }
-}
+/* ---- backward: x̄ += s P(g);  γ̄ += Σ ȳ x̂;  β̄ += Σ ȳ ---- */
 
-/* x̄ += s P(γ ȳ) on one group */
-NORM_INLINE void group_xbar(const group *gr, size_t gstep, const real *gamma, const real *x,
-                            real mu, real s, const real *yb, real *xbar)
+/* The write sweep: x̄ += s (g − mean(g) − x̂ mean(x̂ g)) where xbar is given;
+   with gstep = 1 also γ̄ += ȳ x̂, β̄ += ȳ per element where gb is given
+   (batch norm's γ̄, β̄ come from the sums). */
+NORM_INLINE void group_backward_write(const group *gr, size_t gstep, const real *gamma,
+                                      const real *x, real mu, real s, real mg, real mxg,
+                                      const real *yb, real *xbar, real *gb, real *bb)
 {
     const real *gm = gamma + gr->gbase;
-    MGR_LANES(sg);
-    MGR_LANES(sxg);
-    for (size_t o = 0; o < gr->outer; o++) {
-        const real *xs = SEG(gr, x, o), *ys = SEG(gr, yb, o);
-        SEG_LANES(gr->S, j, sg, (double)gm[gstep * j] * ys[j]);
-        SEG_LANES(gr->S, j, sxg, (double)gm[gstep * j] * ys[j] * (s * (xs[j] - mu)));
-    }
-    real mg = (real)(MGR_LANE_SUM(sg) / gr->m), mxg = (real)(MGR_LANE_SUM(sxg) / gr->m);
     for (size_t o = 0; o < gr->outer; o++) {
         const real *restrict xs = SEG(gr, x, o), *restrict ys = SEG(gr, yb, o);
         real *restrict xb = SEG(gr, xbar, o);
-        for (size_t j = 0; j < gr->S; j++) {
-            real xh = s * (xs[j] - mu), g = gm[gstep * j] * ys[j];
-            xb[j] += s * (g - mg - xh * mxg);
+        if (xb != NULL)
+            for (size_t j = 0; j < gr->S; j++) {
+                real xh = s * (xs[j] - mu), g = gm[gstep * j] * ys[j];
+                xb[j] += s * (g - mg - xh * mxg);
+            }
+        if (gstep == 1 && gb != NULL) {
+            real *restrict g = gb + gr->gbase, *restrict b = bb + gr->gbase;
+            for (size_t j = 0; j < gr->S; j++) {
+                g[j] += ys[j] * (s * (xs[j] - mu));
+                b[j] += ys[j];
+            }
         }
     }
 }
 
-/* x̄ += s P(γ ȳ);  γ̄ += Σ ȳ x̂;  β̄ += Σ ȳ */
 static void norm_backward_group(void *arg, size_t i)
 {
     const R(mgr_op_args) *a = arg;
     norm_op n = op_of(a);
     const real *gamma = a->p;
+    real *gb = a->pbar, *bb = a->pbar != NULL ? a->pbar + n.nparam : NULL;
     group gr = group_of(&n, i);
-    real mu, s;
-    group_stats(&gr, a->x, a->node->eps, &mu, &s);
-    if (a->pbar != NULL) {
-        if (n.batch)
-            group_param_sums(&gr, 0, a->x, mu, s, a->ybar, a->pbar, a->pbar + n.nparam);
-        else
-            group_param_sums(&gr, 1, a->x, mu, s, a->ybar, a->pbar, a->pbar + n.nparam);
-    }
-    if (a->xbar == NULL) return;
+    double mu = group_mean(&gr, a->x);
+    /* Batch norm's sums serve γ̄, β̄ as well; layer norm's only x̄. */
+    int want_g = a->xbar != NULL || (n.batch && gb != NULL);
+    moments mo;
     if (n.batch)
-        group_xbar(&gr, 0, gamma, a->x, mu, s, a->ybar, a->xbar);
+        group_moments(&gr, 0, mu, gamma, NULL, a->x, NULL, want_g ? a->ybar : NULL, NULL, &mo);
     else
-        group_xbar(&gr, 1, gamma, a->x, mu, s, a->ybar, a->xbar);
+        group_moments(&gr, 1, mu, gamma, NULL, a->x, NULL, want_g ? a->ybar : NULL, NULL, &mo);
+    double s = inv_std(&gr, &mo, a->node->eps);
+    /* Σ g = γ Σ ȳ, Σ x̂ g = s γ Σ c ȳ for batch norm (mo holds ȳ's sums) */
+    double gam = n.batch ? (double)gamma[gr.gbase] : 1.0;
+    if (n.batch && gb != NULL) {
+        gb[gr.gbase] += (real)(s * mo.cg);
+        bb[gr.gbase] += (real)mo.g;
+    }
+    if (a->xbar == NULL && (n.batch || gb == NULL)) return;
+    real mg = (real)(gam * mo.g / gr.m), mxg = (real)(s * gam * mo.cg / gr.m);
+    if (n.batch)
+        group_backward_write(&gr, 0, gamma, a->x, (real)mu, (real)s, mg, mxg, a->ybar, a->xbar,
+                             NULL, NULL);
+    else
+        group_backward_write(&gr, 1, gamma, a->x, (real)mu, (real)s, mg, mxg, a->ybar, a->xbar,
+                             gb, bb);
 }
 
 static void norm_backward(const R(mgr_op_args) *a)
@@ -330,22 +467,9 @@ static void norm_backward(const R(mgr_op_args) *a)
     run_groups(a, &n, 7, norm_backward_group);
 }
 
-/* The tangent's per-group constants: mean(ẋ) and a = mean(x̂ ẋ). */
-static void xdot_means(const group *gr, const real *x, const real *xd, real mu, real s,
-                       real *mxd, real *ma)
-{
-    MGR_LANES(sd);
-    MGR_LANES(sa);
-    for (size_t o = 0; o < gr->outer; o++) {
-        const real *xs = SEG(gr, x, o), *ds = SEG(gr, xd, o);
-        SEG_LANES(gr->S, j, sd, (double)ds[j]);
-        SEG_LANES(gr->S, j, sa, (double)ds[j] * (s * (xs[j] - mu)));
-    }
-    *mxd = (real)(MGR_LANE_SUM(sd) / gr->m);
-    *ma = (real)(MGR_LANE_SUM(sa) / gr->m);
-}
+/* ---- tangent: ẏ = γ s P(ẋ) + γ̇ x̂ + β̇ ---- */
 
-/* ẏ = γ s P(ẋ) + γ̇ x̂ + β̇ on one group (xd, u may be NULL: zero) */
+/* The write sweep (xd, u may be NULL: zero); mxd = mean(ẋ), ma = a. */
 NORM_INLINE void group_tangent(const group *gr, size_t gstep, size_t nparam,
                                const real *gamma, const real *u, const real *x,
                                const real *xd, real mu, real s, real mxd, real ma, real *ydot)
@@ -377,20 +501,24 @@ NORM_INLINE void group_tangent(const group *gr, size_t gstep, size_t nparam,
     }
 }
 
-/* ẏ = γ s P(ẋ) + γ̇ x̂ + β̇ */
 static void norm_tangent_group(void *arg, size_t i)
 {
     const R(mgr_op_args) *a = arg;
     norm_op n = op_of(a);
     const real *xd = a->xdot;
     group gr = group_of(&n, i);
-    real mu, s, mxd = 0, ma = 0;
-    group_stats(&gr, a->x, a->node->eps, &mu, &s);
-    if (xd != NULL) xdot_means(&gr, a->x, xd, mu, s, &mxd, &ma);
+    double mu = group_mean(&gr, a->x);
+    moments mo;
+    group_moments(&gr, 0, mu, a->p, NULL, a->x, xd, NULL, NULL, &mo);
+    double s = inv_std(&gr, &mo, a->node->eps);
+    /* mean(ẋ), a = mean(x̂ ẋ) = s Σ c ẋ / m (both 0 without ẋ) */
+    real mxd = (real)(mo.xd / gr.m), ma = (real)(s * mo.cxd / gr.m);
     if (n.batch)
-        group_tangent(&gr, 0, n.nparam, a->p, a->u, a->x, xd, mu, s, mxd, ma, a->ydot);
+        group_tangent(&gr, 0, n.nparam, a->p, a->u, a->x, xd, (real)mu, (real)s, mxd, ma,
+                      a->ydot);
     else
-        group_tangent(&gr, 1, n.nparam, a->p, a->u, a->x, xd, mu, s, mxd, ma, a->ydot);
+        group_tangent(&gr, 1, n.nparam, a->p, a->u, a->x, xd, (real)mu, (real)s, mxd, ma,
+                      a->ydot);
 }
 
 static void norm_tangent(const R(mgr_op_args) *a)
@@ -399,124 +527,120 @@ static void norm_tangent(const R(mgr_op_args) *a)
     run_groups(a, &n, 7, norm_tangent_group);
 }
 
-/* (γ̄)˙ += Σ ((ȳ)˙ x̂ + ȳ s d);  (β̄)˙ += Σ (ȳ)˙ on one group, summed as in
-   group_param_sums */
-NORM_INLINE void group_tb_param_sums(const group *gr, size_t gstep, const real *x,
-                                     const real *xd, real mu, real s, real mxd, real ma,
-                                     const real *yb, const real *ybd, real *gd, real *bd)
-{
-    MGR_LANES(sgd);
-    MGR_LANES(sbd);
-    for (size_t o = 0; o < gr->outer; o++) {
-        const real *restrict xs = SEG(gr, x, o), *restrict ds = SEG(gr, xd, o);
-        const real *restrict ys = SEG(gr, yb, o), *restrict yds = SEG(gr, ybd, o);
-        if (gstep == 0) {
-            if (ds != NULL)
-                SEG_LANES(gr->S, j, sgd,
-                          (double)(yds[j] * (s * (xs[j] - mu)) +
-                                   ys[j] * s * (ds[j] - mxd - (s * (xs[j] - mu)) * ma)));
-            else
-                SEG_LANES(gr->S, j, sgd, (double)(yds[j] * (s * (xs[j] - mu))));
-            SEG_LANES(gr->S, j, sbd, (double)yds[j]);
-            continue;
-        }
-        real *restrict g = gd + gr->gbase, *restrict b = bd + gr->gbase;
-        for (size_t j = 0; j < gr->S; j++) {
-            real xh = s * (xs[j] - mu);
-            real v = yds[j] * xh;
-            if (ds != NULL) v += ys[j] * s * (ds[j] - mxd - xh * ma);
-            g[j] += v;
-            b[j] += yds[j];
-        }
-    }
-    if (gstep == 0) {
-        gd[gr->gbase] += (real)MGR_LANE_SUM(sgd);
-        bd[gr->gbase] += (real)MGR_LANE_SUM(sbd);
-    }
-}
+/* ---- tangent of backward ----
+   (x̄)˙ += s [P(ġ) − s a P(g) − s d mean(x̂ g) − s x̂ mean(d g)],  ġ = γ̇ ȳ + γ (ȳ)˙;
+   (γ̄)˙ += Σ ((ȳ)˙ x̂ + ȳ s d);  (β̄)˙ += Σ (ȳ)˙ */
 
-/* (x̄)˙ += s [P(ġ) − s a P(g) − s d mean(x̂ g) − s x̂ mean(d g)],
-   ġ = γ̇ ȳ + γ (ȳ)˙, on one group */
-NORM_INLINE void group_tb_xbardot(const group *gr, size_t gstep, const real *gamma,
-                                  const real *u, const real *x, const real *xd, real mu,
-                                  real s, real mxd, real ma, const real *yb,
-                                  const real *ybd, real *xbardot)
+/* The per-group means the write sweep uses. */
+typedef struct tb_means {
+    real mxd, ma;      /* mean(ẋ), a = mean(x̂ ẋ) */
+    real mg, mxg;      /* mean(g), mean(x̂ g) */
+    real mgd, mxgd;    /* mean(ġ), mean(x̂ ġ) */
+    real mdg;          /* mean(d g) */
+} tb_means;
+
+/* The write sweep: (x̄)˙ where xbardot is given; with gstep = 1 also the
+   per-element (γ̄)˙ += (ȳ)˙ x̂ + ȳ s d, (β̄)˙ += (ȳ)˙ where gd is given (ȳ
+   read there only with ẋ; batch norm's come from the sums). */
+NORM_INLINE void group_tb_write(const group *gr, size_t gstep, const real *gamma,
+                                const real *u, const real *x, const real *xd, real mu, real s,
+                                const tb_means *t, const real *yb, const real *ybd,
+                                real *xbardot, real *gdot, real *bdot)
 {
     const real *gm = gamma + gr->gbase, *ug = u != NULL ? u + gr->gbase : NULL;
-    /* Group means of g, x̂ g, ġ, x̂ ġ and ẋ g. */
-    MGR_LANES(sg);
-    MGR_LANES(sxg);
-    MGR_LANES(sgd);
-    MGR_LANES(sxgd);
-    MGR_LANES(sdg);
-    for (size_t o = 0; o < gr->outer; o++) {
-        const real *xs = SEG(gr, x, o), *ds = SEG(gr, xd, o);
-        const real *ys = SEG(gr, yb, o), *yds = SEG(gr, ybd, o);
-#define XH_ ((double)(s * (xs[j] - mu)))
-#define G_ ((double)gm[gstep * j] * ys[j])
-        SEG_LANES(gr->S, j, sg, G_);
-        SEG_LANES(gr->S, j, sxg, XH_ * G_);
-        if (ug != NULL) {
-            SEG_LANES(gr->S, j, sgd, (double)gm[gstep * j] * yds[j] + (double)ug[gstep * j] * ys[j]);
-            SEG_LANES(gr->S, j, sxgd, XH_ * ((double)gm[gstep * j] * yds[j] +
-                                             (double)ug[gstep * j] * ys[j]));
-        } else {
-            SEG_LANES(gr->S, j, sgd, (double)gm[gstep * j] * yds[j] + 0.0);
-            SEG_LANES(gr->S, j, sxgd, XH_ * ((double)gm[gstep * j] * yds[j] + 0.0));
-        }
-        if (ds != NULL) SEG_LANES(gr->S, j, sdg, (double)ds[j] * G_);
-#undef XH_
-#undef G_
-    }
-    double m = gr->m;
-    real mg = (real)(MGR_LANE_SUM(sg) / m), mxg = (real)(MGR_LANE_SUM(sxg) / m);
-    real mgd = (real)(MGR_LANE_SUM(sgd) / m), mxgd = (real)(MGR_LANE_SUM(sxgd) / m);
-    /* mean(d g) = mean(ẋ g) − mean(ẋ) mean(g) − a mean(x̂ g) */
-    real mdg = (real)(MGR_LANE_SUM(sdg) / m) - mxd * mg - ma * mxg;
+    real mxd = t->mxd, ma = t->ma, mg = t->mg, mxg = t->mxg;
+    real mgd = t->mgd, mxgd = t->mxgd, mdg = t->mdg;
     for (size_t o = 0; o < gr->outer; o++) {
         const real *restrict xs = SEG(gr, x, o), *restrict ds = SEG(gr, xd, o);
         const real *restrict ys = SEG(gr, yb, o), *restrict yds = SEG(gr, ybd, o);
         real *restrict xo = SEG(gr, xbardot, o);
-        for (size_t j = 0; j < gr->S; j++) {
-            real xh = s * (xs[j] - mu);
-            real g = gm[gstep * j] * ys[j];
-            real gd = gm[gstep * j] * yds[j] + (ug != NULL ? ug[gstep * j] * ys[j] : 0);
-            real v = gd - mgd - xh * mxgd; /* P(ġ) */
-            if (ds != NULL) {
-                real dd = ds[j] - mxd - xh * ma; /* d */
-                real pg = g - mg - xh * mxg;     /* P(g) */
-                v -= s * (ma * pg + dd * mxg + xh * mdg);
+        if (xo != NULL)
+            for (size_t j = 0; j < gr->S; j++) {
+                real xh = s * (xs[j] - mu);
+                real g = gm[gstep * j] * ys[j];
+                real gd = gm[gstep * j] * yds[j] + (ug != NULL ? ug[gstep * j] * ys[j] : 0);
+                real v = gd - mgd - xh * mxgd; /* P(ġ) */
+                if (ds != NULL) {
+                    real dd = ds[j] - mxd - xh * ma; /* d */
+                    real pg = g - mg - xh * mxg;     /* P(g) */
+                    v -= s * (ma * pg + dd * mxg + xh * mdg);
+                }
+                xo[j] += s * v;
             }
-            xo[j] += s * v;
+        if (gstep == 1 && gdot != NULL) {
+            real *restrict gp = gdot + gr->gbase, *restrict bp = bdot + gr->gbase;
+            for (size_t j = 0; j < gr->S; j++) {
+                real xh = s * (xs[j] - mu);
+                real v = yds[j] * xh;
+                if (ds != NULL) v += ys[j] * s * (ds[j] - mxd - xh * ma);
+                gp[j] += v;
+                bp[j] += yds[j];
+            }
         }
     }
 }
 
-/* (x̄)˙ += s [P(ġ) − s a P(g) − s d mean(x̂ g) − s x̂ mean(d g)],  ġ = γ̇ ȳ + γ (ȳ)˙;
-   (γ̄)˙ += Σ ((ȳ)˙ x̂ + ȳ s d);  (β̄)˙ += Σ (ȳ)˙ */
 static void norm_tangent_backward_group(void *arg, size_t i)
 {
     const R(mgr_op_args) *a = arg;
     norm_op n = op_of(a);
-    const real *x = a->x, *xd = a->xdot;
+    const real *x = a->x, *xd = a->xdot, *gamma = a->p;
+    real *gdot = a->pbardot, *bdot = a->pbardot != NULL ? a->pbardot + n.nparam : NULL;
     group gr = group_of(&n, i);
-    real mu, s, mxd = 0, ma = 0;
-    group_stats(&gr, x, a->node->eps, &mu, &s);
-    if (xd != NULL) xdot_means(&gr, x, xd, mu, s, &mxd, &ma);
-    if (a->pbardot != NULL) {
-        real *gd = a->pbardot, *bd = a->pbardot + n.nparam;
-        if (n.batch)
-            group_tb_param_sums(&gr, 0, x, xd, mu, s, mxd, ma, a->ybar, a->ybardot, gd, bd);
-        else
-            group_tb_param_sums(&gr, 1, x, xd, mu, s, mxd, ma, a->ybar, a->ybardot, gd, bd);
+    double m = gr.m;
+    double mu = group_mean(&gr, x);
+    /* ȳ is read when (x̄)˙ is wanted or ẋ ≠ 0 (the op's ybar_reads rule);
+       (ȳ)˙ when (x̄)˙ is wanted or, for batch norm's sums, (γ̄)˙. */
+    int want_xo = a->xbardot != NULL;
+    const real *yb = want_xo || xd != NULL ? a->ybar : NULL;
+    moments mo;
+    if (n.batch) {
+        const real *ybd = want_xo || gdot != NULL ? a->ybardot : NULL;
+        if (ybd == NULL) return;
+        group_moments(&gr, 0, mu, gamma, NULL, x, xd, yb, ybd, &mo);
+    } else if (want_xo) {
+        group_moments(&gr, 1, mu, gamma, a->u, x, xd, yb, a->ybardot, &mo);
+    } else {
+        if (gdot == NULL) return;
+        group_moments(&gr, 1, mu, gamma, NULL, x, xd, NULL, NULL, &mo);
     }
-    if (a->xbardot == NULL) return;
+    double s = inv_std(&gr, &mo, a->node->eps);
+    double mxd = mo.xd / m, ma = s * mo.cxd / m;
+    double sg = mo.g, scg = mo.cg, sgd = mo.gd, scgd = mo.cgd, sxdg = mo.xdg;
+    if (n.batch) {
+        /* (γ̄)˙ += s Σ (ȳ)˙ c + Σ ȳ s (ẋ − mean(ẋ) − a s c)
+                 = s [Σ (ȳ)˙ c + Σ ȳ ẋ − mean(ẋ) Σ ȳ − a s Σ ȳ c] */
+        if (gdot != NULL) {
+            double v = mo.cgd;
+            if (xd != NULL) v += mo.xdg - mxd * mo.g - ma * s * mo.cg;
+            gdot[gr.gbase] += (real)(s * v);
+            bdot[gr.gbase] += (real)mo.gd;
+        }
+        if (!want_xo) return;
+        /* g = γ ȳ, ġ = γ̇ ȳ + γ (ȳ)˙ with the group's scalars */
+        double gam = gamma[gr.gbase], gdir = a->u != NULL ? a->u[gr.gbase] : 0.0;
+        sgd = gdir * mo.g + gam * mo.gd;
+        scgd = gdir * mo.cg + gam * mo.cgd;
+        sg = gam * mo.g;
+        scg = gam * mo.cg;
+        sxdg = gam * mo.xdg;
+    }
+    tb_means t;
+    t.mxd = (real)mxd;
+    t.ma = (real)ma;
+    t.mg = (real)(sg / m);
+    t.mxg = (real)(s * scg / m);
+    t.mgd = (real)(sgd / m);
+    t.mxgd = (real)(s * scgd / m);
+    /* mean(d g) = mean(ẋ g) − mean(ẋ) mean(g) − a mean(x̂ g) */
+    t.mdg = (real)(sxdg / m - mxd * (sg / m) - ma * (s * scg / m));
     if (n.batch)
-        group_tb_xbardot(&gr, 0, a->p, a->u, x, xd, mu, s, mxd, ma, a->ybar, a->ybardot,
-                         a->xbardot);
+        group_tb_write(&gr, 0, gamma, a->u, x, xd, (real)mu, (real)s, &t, a->ybar, a->ybardot,
+                       a->xbardot, NULL, NULL);
     else
-        group_tb_xbardot(&gr, 1, a->p, a->u, x, xd, mu, s, mxd, ma, a->ybar, a->ybardot,
-                         a->xbardot);
+        group_tb_write(&gr, 1, gamma, a->u, x, xd, (real)mu, (real)s, &t,
+                       want_xo || xd != NULL ? a->ybar : NULL, a->ybardot, a->xbardot, gdot,
+                       bdot);
 }
 
 static void norm_tangent_backward(const R(mgr_op_args) *a)
