@@ -282,16 +282,14 @@ void R(mgr_graph_forward)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
     R(mgr_graph_forward_memo)(g, ws, rows, theta, x, NULL, NULL);
 }
 
-/* The adjoint buffer that node k's consumers accumulate into; for node 0 the
-   caller's (NULL: not wanted). */
-static real *node_adj(R(mgr_graph_ws) *ws, int32_t k, real *xbar)
-{
-    return k == 0 ? xbar : ws->adj[k];
-}
-
-void R(mgr_graph_backward)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
-                           const real *theta, const real *x, const real *obar,
-                           real *grad, real *xbar)
+/* The full backward.  kept: the inner nodes' adjoints in ws->adj (one
+   buffer each, all zeroed first), where a tangent_backward can read them;
+   else in the shared buffers of the adjoint tangents (ws->tadj: by the same
+   liveness, an adjoint is only read by its node's own backward), each zeroed
+   at the step it becomes live, and the output's adjoint read from obar. */
+static void backward_pass(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
+                          const real *theta, const real *x, const real *obar, real *grad,
+                          real *xbar, int kept)
 {
     assert(rows <= ws->max_rows && ws->num_nodes == g->num_nodes);
     int32_t last = g->num_nodes - 1;
@@ -300,24 +298,49 @@ void R(mgr_graph_backward)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
         if (xbar != NULL) R(mgr_axpy)(rows * (size_t)g->nodes[0].size, 1, obar, xbar);
         return;
     }
-    /* Inner nodes accumulate the adjoints of all their consumers.  The
-       output's adjoint is kept in adj[last] because tangent_backward reads
-       it from there; obar may already be that buffer. */
-    for (int32_t k = 1; k < last; k++)
-        R(mgr_zero_pool)(ws->pool, rows * (size_t)g->nodes[k].size, ws->adj[k]);
-    if (obar != ws->adj[last])
-        R(mgr_copy)(rows * (size_t)g->nodes[last].size, obar, ws->adj[last]);
+    real **adj = kept ? ws->adj : ws->tadj;
+    if (kept) {
+        /* Inner nodes accumulate the adjoints of all their consumers.  The
+           output's adjoint is kept in adj[last] because tangent_backward
+           reads it from there; obar may already be that buffer. */
+        for (int32_t k = 1; k < last; k++)
+            R(mgr_zero_pool)(ws->pool, rows * (size_t)g->nodes[k].size, ws->adj[k]);
+        if (obar != ws->adj[last])
+            R(mgr_copy)(rows * (size_t)g->nodes[last].size, obar, ws->adj[last]);
+    }
 
     R(mgr_op_args) a;
     for (int32_t k = last; k >= 1; k--) {
         const mgr_node *nd = &g->nodes[k];
+        if (!kept) {
+            int32_t starting[3] = {nd->in0, nd->in1 != nd->in0 ? nd->in1 : -1, k};
+            for (int t = 0; t < 3; t++) {
+                int32_t j = starting[t];
+                if (j >= 1 && j < last && ws->tadj_zero_at[j] == k)
+                    R(mgr_zero_pool)(ws->pool, rows * (size_t)g->nodes[j].size, adj[j]);
+            }
+        }
         fill_args(&a, g, ws, k, rows, theta, x);
-        a.ybar = ws->adj[k];
-        a.xbar = node_adj(ws, nd->in0, xbar);
-        a.x1bar = nd->in1 >= 0 ? node_adj(ws, nd->in1, xbar) : NULL;
+        a.ybar = k == last && !kept ? obar : adj[k];
+        a.xbar = nd->in0 == 0 ? xbar : adj[nd->in0];
+        a.x1bar = nd->in1 < 0 ? NULL : nd->in1 == 0 ? xbar : adj[nd->in1];
         a.pbar = nd->param_count > 0 && grad != NULL ? grad + nd->param_offset : NULL;
         R(mgr_op_passes_of)(nd->kind)->backward(&a);
     }
+}
+
+void R(mgr_graph_backward)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
+                           const real *theta, const real *x, const real *obar,
+                           real *grad, real *xbar)
+{
+    backward_pass(g, ws, rows, theta, x, obar, grad, xbar, 1);
+}
+
+void R(mgr_graph_backward_grad)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
+                                const real *theta, const real *x, const real *obar,
+                                real *grad, real *xbar)
+{
+    backward_pass(g, ws, rows, theta, x, obar, grad, xbar, 0);
 }
 
 /* Whether node k's tangent_backward reads its primal adjoint ȳ when run by

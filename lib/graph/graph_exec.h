@@ -143,6 +143,15 @@ void R(mgr_graph_forward_memo)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t r
 void R(mgr_graph_backward)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
                            const real *theta, const real *x, const real *obar,
                            real *grad, real *xbar);
+/* mgr_graph_backward for the gradients alone: the inner nodes' adjoints
+   live in the few shared buffers of the adjoint tangents (the file
+   comment of graph_exec.c) instead of one buffer per node, so that a
+   gradient pass over a large chunk touches a fraction of the workspace.
+   ws->adj is left as it was: a mgr_graph_tangent_backward cannot follow
+   (use mgr_graph_backward or mgr_graph_backward_rop there). */
+void R(mgr_graph_backward_grad)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
+                                const real *theta, const real *x, const real *obar,
+                                real *grad, real *xbar);
 /* The backward pass as the R-op needs it: with the direction u covering every
    parameter and xdot = NULL, compute only the node adjoints that
    mgr_graph_tangent_backward (with hu, and with xbardot iff want_xbardot)

@@ -181,6 +181,8 @@ static mgrad_status graph_value_grad(const mgrad_run *run, evaluator *ev, const 
     if (bw == MGR_BACKWARD_NONE) return MGRAD_OK;
     R(mgr_loss_backward)(&lb, o, ev->prob, ev->obar);
     if (bw == MGR_BACKWARD_GRAD)
+        R(mgr_graph_backward_grad)(g, ev->ws, c->count, theta, ev->x, ev->obar, grad, NULL);
+    else if (bw == MGR_BACKWARD_GRAD_FOR_ROP)
         R(mgr_graph_backward)(g, ev->ws, c->count, theta, ev->x, ev->obar, grad, NULL);
     else /* only what the R-op pass along u reads (input adjoints: input metas) */
         R(mgr_graph_backward_rop)(g, ev->ws, c->count, theta, ev->x, ev->obar,
@@ -249,8 +251,8 @@ static mgrad_status cb_value_grad(const mgrad_run *run, evaluator *ev, const chu
 {
     (void)memo; /* callback runs have no memo (run.c sizes it for graphs) */
     mgr_cb_chunk k = cb_chunk(run, ev, c);
-    return mgr_cb_value_grad(run, &k, theta, bw == MGR_BACKWARD_GRAD ? grad : NULL, ev->ell,
-                             loss);
+    bool want = bw == MGR_BACKWARD_GRAD || bw == MGR_BACKWARD_GRAD_FOR_ROP;
+    return mgr_cb_value_grad(run, &k, theta, want ? grad : NULL, ev->ell, loss);
 }
 
 static mgrad_status cb_rop(const mgrad_run *run, evaluator *ev, const chunk *c,
@@ -454,20 +456,22 @@ static memo_use memo_for(engine *e, int64_t slot, const chunk *c, int64_t t)
 
 /* One chunk of the gradient pass at θ_t = e->state: *loss += its loss; with
    want_grad e->grad += its gradient, else only the node adjoints the R-op
-   pass reads.  A chunk whose weights are all zero adds nothing and is not
+   pass reads (with both, for_rop: the node adjoints kept for it too).  A chunk whose weights are all zero adds nothing and is not
    evaluated (*evaluated = false).  memo_slot: the checkpoint slot whose
    forward memo serves this chunk (the batch's), or NO_SLOT. */
 static mgrad_status grad_chunk(const mgrad_run *run, engine *e, const chunk *c, int64_t t,
-                               bool want_grad, int64_t memo_slot, double *loss,
+                               bool want_grad, bool for_rop, int64_t memo_slot, double *loss,
                                bool *evaluated)
 {
     evaluator *ev = e->ev;
     *evaluated = false;
     if (R(mgr_eval_gather)(run, ev, c)) return MGRAD_OK;
     double l = 0;
-    MGRAD_FORWARD(ev->seam->value_grad(run, ev, c, e->state,
-                                       want_grad ? MGR_BACKWARD_GRAD : MGR_BACKWARD_FOR_ROP,
-                                       e->grad, memo_for(e, memo_slot, c, t), &l));
+    mgr_backward bw = !want_grad ? MGR_BACKWARD_FOR_ROP
+                      : for_rop  ? MGR_BACKWARD_GRAD_FOR_ROP
+                                 : MGR_BACKWARD_GRAD;
+    MGRAD_FORWARD(ev->seam->value_grad(run, ev, c, e->state, bw, e->grad,
+                                       memo_for(e, memo_slot, c, t), &l));
     *loss += l;
     *evaluated = true;
     return MGRAD_OK;
@@ -475,10 +479,12 @@ static mgrad_status grad_chunk(const mgrad_run *run, engine *e, const chunk *c, 
 
 /* g = ∇L_t(θ_t) into e->grad (want_grad; else only what the R-op pass
    reads) and *loss = L_t.  The batch goes last, so that its passes stay in
-   the workspace for the R-op pass; *batch_resident says they are there.
+   the workspace for the R-op pass (for_rop: the reverse step's, which
+   keeps the batch's node adjoints too); *batch_resident says they are there.
    slot: the checkpoint slot θ_t came from (the batch's memo), or NO_SLOT. */
 static mgrad_status compute_grad(mgrad_run *run, engine *e, int64_t t, bool want_grad,
-                                 int64_t slot, double *loss, bool *batch_resident)
+                                 bool for_rop, int64_t slot, double *loss,
+                                 bool *batch_resident)
 {
     evaluator *ev = e->ev;
     size_t P = want_grad ? (size_t)run->model.num_params : 0;
@@ -491,10 +497,10 @@ static mgrad_status compute_grad(mgrad_run *run, engine *e, int64_t t, bool want
     chunk c;
     pool_cursor pc = {0, 0};
     while (s == MGRAD_OK && next_pool_chunk(run, ev, t, &pc, &c))
-        s = grad_chunk(run, e, &c, t, want_grad, NO_SLOT, loss, &evaluated);
+        s = grad_chunk(run, e, &c, t, want_grad, false, NO_SLOT, loss, &evaluated);
     chunk batch = batch_chunk(run, e, t);
     if (s == MGRAD_OK && batch.count > 0) {
-        s = grad_chunk(run, e, &batch, t, want_grad, slot, loss, &evaluated);
+        s = grad_chunk(run, e, &batch, t, want_grad, for_rop, slot, loss, &evaluated);
         *batch_resident = s == MGRAD_OK && evaluated;
     }
     return mgr_reduce_sum(run, e->grad, P, loss, 1, s); /* scale-out seam */
@@ -534,7 +540,7 @@ static mgrad_status forward_step(mgrad_run *run, engine *e, int64_t t, int64_t s
     e->ev->site_step = t;
     double loss = 0;
     bool resident = false;
-    MGRAD_FORWARD(compute_grad(run, e, t, true, slot, &loss, &resident));
+    MGRAD_FORWARD(compute_grad(run, e, t, true, false, slot, &loss, &resident));
     MGRAD_RETURN_IF(run->ctx, !isfinite(loss), MGRAD_ERR_NONFINITE,
                     "training diverged at step %lld: the batch loss is %g (try a smaller "
                     "learning rate)", (long long)t, loss);
@@ -606,7 +612,7 @@ static mgrad_status reverse_step(mgrad_run *run, engine *e, int64_t t, int64_t s
     /* 1. the gradient pass (batch last) */
     double loss = 0;
     bool resident = false;
-    MGRAD_FORWARD(compute_grad(run, e, t, e->reverse_grad, slot, &loss, &resident));
+    MGRAD_FORWARD(compute_grad(run, e, t, e->reverse_grad, true, slot, &loss, &resident));
     /* 2. the optimizer's part: u = ḡ */
     mgr_hyper h = hyper_at(run, t);
     mgr_hyper_grad hg = {0, 0, 0, 0};
@@ -744,8 +750,8 @@ static mgrad_status margin_chunk(const mgrad_run *run, evaluator *ev, const chun
         }
     }
     if (grad != NULL)
-        R(mgr_graph_backward)(&run->model.graph, ev->ws, c->count, theta, ev->x, ev->obar,
-                              grad, NULL);
+        R(mgr_graph_backward_grad)(&run->model.graph, ev->ws, c->count, theta, ev->x,
+                                   ev->obar, grad, NULL);
     *value = total;
     return MGRAD_OK;
 }

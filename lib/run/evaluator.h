@@ -38,7 +38,11 @@ typedef enum mgr_backward {
     MGR_BACKWARD_NONE = 0,      /* forward and loss only */
     MGR_BACKWARD_FOR_ROP,       /* the node adjoints the R-op pass reads; no
                                    parameter gradient */
-    MGR_BACKWARD_GRAD           /* grad += the chunk's gradient */
+    MGR_BACKWARD_GRAD,          /* grad += the chunk's gradient; the node
+                                   adjoints are not kept (graph models:
+                                   mgr_graph_backward_grad) */
+    MGR_BACKWARD_GRAD_FOR_ROP   /* both: grad += the chunk's gradient, and the
+                                   node adjoints kept for the R-op pass */
 } mgr_backward;
 
 /* The forward memo of one checkpoint slot for the batch of one step
