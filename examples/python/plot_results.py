@@ -208,8 +208,13 @@ def plot_poisoning(path, out_dir):
                      textcoords="offset points", va="center",
                      ha="right" if v <= 0 else "left", fontsize=9)
     ax2.axvline(0, color="black", linewidth=0.8)
+    # The rows are those of the accuracy panel, in the same order: repeating
+    # their names here left the narrow panel too little width for its axis
+    # label once the names grew long (the CNN figure's victim variants).
     ax2.set_yticks(ys)
-    ax2.set_yticklabels(names)
+    ax2.set_yticklabels([])
+    ax2.tick_params(axis="y", length=0)
+    ax2.set_ylim(ax.get_ylim())
     low, high = min(drop + [0.0]), max(drop + [0.0])
     ax2.set_xlim(low - 0.3 * (high - low) - 0.3, high + 0.2 * (high - low) + 0.1)
     ax2.set_xlabel("change of the mean against clean (points)")
