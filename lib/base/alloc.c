@@ -22,7 +22,7 @@ typedef struct block_header {
     void *raw;         /* what the hook returned */
 } block_header;
 
-void *mgr_alloc(mgrad_context *ctx, size_t bytes)
+static void *alloc_block(mgrad_context *ctx, size_t bytes, int huge_pages)
 {
     if (bytes > SIZE_MAX - 2 * MGR_ALIGN) return NULL;
     size_t total = bytes + 2 * MGR_ALIGN;
@@ -35,12 +35,12 @@ void *mgr_alloc(mgrad_context *ctx, size_t bytes)
     h->bytes = bytes;
     h->raw = raw;
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-    /* Large blocks (checkpoint slots, workspaces, optimizer state) ask for
-       transparent huge pages: first touch then faults once per 2 MiB rather
-       than per 4 KiB, which matters on virtual machines where a fault is
-       expensive.  Only whole huge pages inside the payload are advised; a
+    /* Large blocks (checkpoint slots, optimizer state) ask for transparent
+       huge pages: first touch then faults once per 2 MiB rather than per
+       4 KiB, which matters on virtual machines where a fault is expensive.
+       Blocks touched only in part opt out (mgr_alloc_small_pages).  Only whole huge pages inside the payload are advised; a
        kernel that refuses leaves the block as it was. */
-    if (ctx->malloc_fn == NULL && bytes >= ((size_t)4 << 20)) {
+    if (huge_pages && ctx->malloc_fn == NULL && bytes >= ((size_t)4 << 20)) {
         const uintptr_t huge = (uintptr_t)2 << 20;
         uintptr_t lo = (p + huge - 1) & ~(huge - 1), hi = (p + bytes) & ~(huge - 1);
         if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
@@ -49,6 +49,16 @@ void *mgr_alloc(mgrad_context *ctx, size_t bytes)
     ctx->bytes_current += bytes;
     if (ctx->bytes_current > ctx->bytes_peak) ctx->bytes_peak = ctx->bytes_current;
     return (void *)p;
+}
+
+void *mgr_alloc(mgrad_context *ctx, size_t bytes)
+{
+    return alloc_block(ctx, bytes, 1);
+}
+
+void *mgr_alloc_small_pages(mgrad_context *ctx, size_t bytes)
+{
+    return alloc_block(ctx, bytes, 0);
 }
 
 void *mgr_calloc(mgrad_context *ctx, size_t count, size_t size)

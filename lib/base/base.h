@@ -68,6 +68,11 @@ void mgr_log(mgrad_context *ctx, mgrad_log_level level, const char *fmt, ...)
    report MGRAD_ERR_NOMEM with what they were allocating (mgr_alloc_or_fail
    does so).  Sizes are checked for overflow. */
 void *mgr_alloc(mgrad_context *ctx, size_t bytes);
+/* mgr_alloc without the transparent-huge-page advice that mgr_alloc gives
+   large blocks: for blocks of which a run may touch only a part (the graph
+   workspace, sized for the largest chunk while most passes use the batch),
+   where 2 MiB pages would fault in memory nobody reads. */
+void *mgr_alloc_small_pages(mgrad_context *ctx, size_t bytes);
 void *mgr_calloc(mgrad_context *ctx, size_t count, size_t size);
 void mgr_free(mgrad_context *ctx, void *ptr);
 /* Allocate count*size zeroed bytes into *out or record MGRAD_ERR_NOMEM
