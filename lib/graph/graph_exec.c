@@ -127,10 +127,19 @@ mgrad_status R(mgr_graph_ws_create)(mgrad_context *ctx, const mgr_graph *g,
     shared = padded_count(shared);
     if (shared > SIZE_MAX / sizeof(real) - total) goto too_large;
     total += shared;
+    /* What the ops' forwards keep for their other passes (doubles). */
+    size_t saved = 0;
+    for (size_t k = 1; k < n; k++) {
+        size_t need = mgr_op_saved(g, (int32_t)k, max_rows);
+        if (need > SIZE_MAX / sizeof(double) - saved) goto too_large;
+        saved += need;
+    }
 
     R(mgr_graph_ws) *ws = mgr_calloc(ctx, 1, sizeof *ws);
     real **ptrs = mgr_calloc(ctx, 4 * n, sizeof(real *));
     unsigned char *need = mgr_calloc(ctx, n, 1);
+    double **saved_ptrs = mgr_calloc(ctx, n, sizeof(double *));
+    double *saved_data = mgr_calloc(ctx, saved > 0 ? saved : 1, sizeof(double));
     /* One block for every buffer; at least one element so that val[1] (which
        destroy frees) is a real block even for max_rows = 0. */
     /* Small pages: the passes of the batch touch the first B rows of each
@@ -139,8 +148,11 @@ mgrad_status R(mgr_graph_ws_create)(mgrad_context *ctx, const mgr_graph *g,
        instead of 178 and ran 5-10 % slower (bench_cnn, 1 thread). */
     real *data = n > 1 ? mgr_alloc_small_pages(ctx, (total > 0 ? total : 1) * sizeof(real))
                        : NULL;
-    if (ws == NULL || ptrs == NULL || need == NULL || (n > 1 && data == NULL)) {
+    if (ws == NULL || ptrs == NULL || need == NULL || saved_ptrs == NULL ||
+        saved_data == NULL || (n > 1 && data == NULL)) {
         mgr_free(ctx, zero_at);
+        mgr_free(ctx, saved_ptrs);
+        mgr_free(ctx, saved_data);
         mgr_free(ctx, need);
         mgr_free(ctx, data);
         mgr_free(ctx, ptrs);
@@ -156,6 +168,14 @@ mgrad_status R(mgr_graph_ws_create)(mgrad_context *ctx, const mgr_graph *g,
     ws->tan = ptrs + n;
     ws->adj = ptrs + 2 * n;
     ws->tadj = ptrs + 3 * n;
+    ws->saved = saved_ptrs;
+    ws->saved[0] = saved_data; /* node 0 keeps nothing: [0] owns the block */
+    double *sp = saved_data;
+    for (size_t k = 1; k < n; k++) {
+        size_t keep = mgr_op_saved(g, (int32_t)k, max_rows);
+        ws->saved[k] = keep > 0 ? sp : NULL;
+        sp += keep;
+    }
     ws->seed = 0;
     ws->step = 0;
     ws->training = 1;
@@ -196,6 +216,8 @@ void R(mgr_graph_ws_destroy)(mgrad_context *ctx, R(mgr_graph_ws) *ws)
     /* The data block starts at val[1]; a one-node graph has none. */
     if (ws->num_nodes > 1) mgr_free(ctx, ws->val[1]);
     mgr_free(ctx, ws->val);
+    mgr_free(ctx, ws->saved[0]);
+    mgr_free(ctx, ws->saved);
     mgr_free(ctx, ws->need);
     mgr_free(ctx, ws->tadj_zero_at);
     mgr_free(ctx, ws);
@@ -258,6 +280,7 @@ static void fill_args(R(mgr_op_args) *a, const mgr_graph *g, const R(mgr_graph_w
     a->pool = ws->pool;
     a->scratch_stride = ws->scratch_stride;
     a->shared = ws->shared;
+    a->saved = ws->saved[k];
 }
 
 void R(mgr_graph_forward_memo)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,

@@ -53,6 +53,9 @@ typedef struct R(mgr_op_args) {
     struct mgr_pool *pool;        /* the context's threads (base/pool.h); NULL: none */
     size_t scratch_stride;        /* elements between two threads' scratch */
     real *shared;                 /* mgr_op_shared_scratch elements */
+    double *saved;                /* mgr_op_saved doubles: the forward writes
+                                     them, the other passes of the same chunk
+                                     read them */
 } R(mgr_op_args);
 
 /* An op's four passes (its definition, op.h, points at the f32 and f64
@@ -85,11 +88,21 @@ static inline size_t mgr_op_shared_scratch(const mgr_graph *g, int32_t k)
     return def->shared_scratch != NULL ? def->shared_scratch(g, k) : 0;
 }
 
+/* Doubles node k's forward keeps for its other passes (op.h), 0 for ops
+   that keep none, SIZE_MAX on overflow. */
+static inline size_t mgr_op_saved(const mgr_graph *g, int32_t k, size_t max_rows)
+{
+    const mgr_op_def *def = mgr_op_def_of(g->nodes[k].kind);
+    return def->saved != NULL ? def->saved(g, k, max_rows) : 0;
+}
+
 /* Workspace for batches of up to max_rows rows. */
 typedef struct R(mgr_graph_ws) {
     size_t max_rows;
     int32_t num_nodes;
     real **val, **tan, **adj, **tadj; /* per node; [0] unused (input) */
+    double **saved;               /* per node: mgr_op_saved doubles, or NULL;
+                                     [0] (the input keeps none) owns the block */
     /* Dropout's key, set by the caller before the passes (replay is exact
        because a mask is a pure function of seed, step, node, element):
        training = 1 (default) applies dropout, 0 makes it the identity. */

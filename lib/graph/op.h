@@ -128,6 +128,12 @@ typedef struct mgr_op_def {
        `scratch` above, which the workspace holds once per thread.  NULL:
        none. */
     size_t (*shared_scratch)(const mgr_graph *g, int32_t k);
+    /* Doubles the op's forward keeps for the other passes of the same
+       chunk, for up to max_rows rows (batch norm's channel means); the
+       graph passes run a chunk's forward before its other passes (they read
+       its values), so those passes may read what it kept (graph_exec.h,
+       mgr_op_args.saved).  SIZE_MAX on overflow; NULL: none. */
+    size_t (*saved)(const mgr_graph *g, int32_t k, size_t max_rows);
     /* The answer described at mgr_ybar_reads. */
     mgr_ybar_reads ybar_reads;
     /* θ0 of node k: fill theta[param_offset, + param_count) from seed (a pure

@@ -192,10 +192,19 @@ static mgrad_status seq_layer_norm_infer(mgrad_context *ctx, const mgr_graph *g,
     return MGRAD_OK;
 }
 
+/* The layer norm's μ and s (ops_norm.c) of each of the rows L positions. */
+static size_t seq_layer_norm_saved(const mgr_graph *g, int32_t k, size_t max_rows)
+{
+    size_t L = (size_t)g->nodes[k].positions;
+    if (L != 0 && max_rows > SIZE_MAX / 2 / L) return SIZE_MAX;
+    return 2 * max_rows * L;
+}
+
 const mgr_op_def mgr_op_seq_layer_norm = {
     .name = "layer norm (per position)",
     .inputs = 1,
     .infer = seq_layer_norm_infer,
+    .saved = seq_layer_norm_saved,
     /* the layer norm's passes on a view of the node, so its rule */
     .ybar_reads = MGR_YBAR_FOR_XBARDOT_OR_XDOT,
     .init = mgr_init_gamma_beta,
