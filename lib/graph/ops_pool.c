@@ -14,7 +14,11 @@
  *
  *     backward: x̄[m] += ȳ;   tangent: ẏ = ẋ[m];   tan-back: (x̄)˙[m] += (ȳ)˙
  *
- * m is recomputed from x in every pass (no stored indices).
+ * The forward finds m and keeps it (the op's `saved` doubles, one index per
+ * output element); the other passes of the chunk read it: finding a
+ * window's maximum, a compare-and-branch per element on data the branch
+ * predictor cannot guess, was a tenth of the ResNet-9-style net's time when
+ * every pass repeated it.
  * Rules: docs/derivations.md, "Pooling".
  *
  * Like every ops_<family>.c, this file is compiled three times: without
@@ -47,10 +51,19 @@ const mgr_op_def mgr_op_avg_pool = {
     MGR_OP_PASSES(avg_pool),
 };
 
+/* One window index per output element of the chunk (exact in a double:
+   indices stay below 2^53). */
+static size_t max_pool_saved(const mgr_graph *g, int32_t k, size_t max_rows)
+{
+    size_t out = (size_t)g->nodes[k].size;
+    return out != 0 && max_rows > SIZE_MAX / out ? SIZE_MAX : max_rows * out;
+}
+
 const mgr_op_def mgr_op_max_pool = {
     .name = "max pooling",
     .inputs = 1,
     .infer = pool_infer,
+    .saved = max_pool_saved,
     .ybar_reads = MGR_YBAR_NEVER,
     MGR_OP_PASSES(max_pool),
 };
@@ -151,7 +164,7 @@ static void avg_adjoint(const pool_dims *d, size_t im0, size_t im1, const real *
 /* Every pass of the three ops works image by image (an image: one
    channel of one example), each image alone, so the images are shared out
    among the context's threads (mgr_pool_items) with the same bits. */
-enum { AVG_APPLY, AVG_ADJOINT, MAX_GATHER, MAX_SCATTER, GAP_APPLY, GAP_ADJOINT };
+enum { AVG_APPLY, AVG_ADJOINT, MAX_FIND, MAX_GATHER, MAX_SCATTER, GAP_APPLY, GAP_ADJOINT };
 
 typedef struct image_job {
     const R(mgr_op_args) *a;
@@ -172,6 +185,7 @@ static void image_range(void *arg, size_t lo, size_t hi)
     switch (j->kind) {
     case AVG_APPLY: avg_apply(&j->d, lo, hi, j->src, j->dst); break;
     case AVG_ADJOINT: avg_adjoint(&j->d, lo, hi, j->src, j->dst); break;
+    case MAX_FIND:
     case MAX_GATHER:
     case MAX_SCATTER: max_images(j, lo, hi); break;
     case GAP_APPLY: gap_apply(lo, hi, j->S, j->src, j->dst); break;
@@ -263,7 +277,9 @@ static inline size_t max_index_2x2(size_t W, const real *xi, size_t oh, size_t o
 }
 
 /* The four passes share one loop (run_images): for every output element o with window
-   maximum m (found in x), mode 0: y[o] = src[m];  mode 1: dst[m] += src[o]. */
+   maximum m, mode 0: y[o] = src[m];  mode 1: dst[m] += src[o].  The forward
+   (MAX_FIND) finds m in x and keeps it in a->saved; the other passes read it
+   there. */
 static void max_images(const image_job *j, size_t im0, size_t im1)
 {
     const R(mgr_op_args) *a = j->a;
@@ -271,6 +287,17 @@ static void max_images(const image_job *j, size_t im0, size_t im1)
     const int mode = j->kind == MAX_SCATTER;
     const real *src = j->src;
     real *dst = j->dst;
+    double *saved = a->saved;
+    if (j->kind != MAX_FIND) {
+        for (size_t o = im0 * d.OH * d.OW; o < im1 * d.OH * d.OW; o++) {
+            size_t m = (size_t)saved[o];
+            if (mode == 0)
+                dst[o] = src[m];
+            else
+                dst[m] += src[o];
+        }
+        return;
+    }
     int k2 = d.k == 2 && d.s == 2;
     for (size_t im = im0; im < im1; im++) {
         const real *xi = a->x + im * d.H * d.W;
@@ -279,16 +306,14 @@ static void max_images(const image_job *j, size_t im0, size_t im1)
             for (size_t ow = 0; ow < d.OW; ow++) {
                 size_t m = ib + (k2 ? max_index_2x2(d.W, xi, oh, ow) : max_index(&d, xi, oh, ow));
                 size_t o = ob + oh * d.OW + ow;
-                if (mode == 0)
-                    dst[o] = src[m];
-                else
-                    dst[m] += src[o];
+                saved[o] = (double)m;
+                dst[o] = src[m];
             }
         }
     }
 }
 
-static void max_pool_forward(const R(mgr_op_args) *a) { run_images(a, MAX_GATHER, a->x, a->y); }
+static void max_pool_forward(const R(mgr_op_args) *a) { run_images(a, MAX_FIND, a->x, a->y); }
 
 static void max_pool_backward(const R(mgr_op_args) *a)
 {
