@@ -14,6 +14,7 @@
 
 #include "fixtures.h"
 #include "metagrad.h"
+#include "run/run_internal.h" /* mgr_run_train_value */
 #include "testutil.h"
 
 enum { NTRAIN = 24, NVAL = 16, NPOOL = 10, F = 6, C = 3, T = 12, B = 6 };
@@ -374,6 +375,36 @@ START_TEST(test_reverse_repeatable)
 }
 END_TEST
 
+/* A run with metaparameters computes ∇φ(θ_T) in mgrad_run_train and its
+   reverse starts from it; after a train for φ alone (mgr_run_train_value,
+   as MGD's BEST_ORDERS and the smoothness probe train) the reverse
+   evaluates it itself.  Both give the same φ and the same bits, in f32 and
+   f64, for every optimizer configuration. */
+START_TEST(test_reverse_after_value_only_train)
+{
+    for (int d = 0; d < 2; d++) {
+        mgrad_dtype dt = d ? MGRAD_DTYPE_F64 : MGRAD_DTYPE_F32;
+        fixture fx;
+        setup(&fx, &CONFIGS[_i], dt);
+        mgrad_meta *lr = add_meta(&fx, MGRAD_META_LR_SCHEDULE, 0);
+        mgrad_meta *w = add_meta(&fx, MGRAD_META_DATA_WEIGHTS, 0);
+        double g1[T], g2[T], w1[NTRAIN], w2[NTRAIN], phi1 = 0, phi2 = 0;
+        ck_assert_int_eq(mgrad_run_train(fx.run, &phi1), MGRAD_OK);
+        ck_assert_int_eq(mgrad_run_reverse(fx.run), MGRAD_OK);
+        ck_assert_int_eq(mgrad_meta_get_grad(lr, MGRAD_DTYPE_F64, g1, T), MGRAD_OK);
+        ck_assert_int_eq(mgrad_meta_get_grad(w, MGRAD_DTYPE_F64, w1, NTRAIN), MGRAD_OK);
+        ck_assert_int_eq(mgr_run_train_value(fx.run, &phi2), MGRAD_OK);
+        ck_assert_int_eq(mgrad_run_reverse(fx.run), MGRAD_OK);
+        ck_assert_int_eq(mgrad_meta_get_grad(lr, MGRAD_DTYPE_F64, g2, T), MGRAD_OK);
+        ck_assert_int_eq(mgrad_meta_get_grad(w, MGRAD_DTYPE_F64, w2, NTRAIN), MGRAD_OK);
+        ck_assert(memcmp(&phi1, &phi2, sizeof phi1) == 0);
+        ck_assert(memcmp(g1, g2, sizeof g1) == 0);
+        ck_assert(memcmp(w1, w2, sizeof w1) == 0);
+        teardown(&fx);
+    }
+}
+END_TEST
+
 /* Divergence is reported with the step and leaves the run reusable. */
 START_TEST(test_divergence_reported)
 {
@@ -612,6 +643,7 @@ Suite *make_suite(void)
     tcase_add_loop_test(tc, test_determinism, 0, NCONFIGS);
     tcase_add_test(tc, test_all_metas_together);
     tcase_add_test(tc, test_reverse_repeatable);
+    tcase_add_loop_test(tc, test_reverse_after_value_only_train, 0, NCONFIGS);
     tcase_add_test(tc, test_divergence_reported);
     tcase_add_test(tc, test_negative_lr_refused);
     tcase_add_test(tc, test_batch_norm_needs_two_values);

@@ -108,7 +108,9 @@ MGRAD_API void mgrad_run_destroy(mgrad_run *run);
 /**
  * Run the T training steps from θ0 with the current metaparameter values and
  * evaluate φ (the output function: the validation loss at θ_T, or the one
- * set by mgrad_run_set_output).  Keeps what the reverse pass needs.
+ * set by mgrad_run_set_output).  Keeps what the reverse pass needs: on a run
+ * with metaparameters that includes ∇φ(θ_T), so the output function's
+ * backward runs here and mgrad_run_reverse does not evaluate it again.
  * @param[out] out  φ; NaN on a plain run (no validation set, no output set);
  *                  may be NULL.
  * @return MGRAD_OK; MGRAD_ERR_NULL; MGRAD_ERR_NONFINITE (the message names

@@ -16,6 +16,7 @@
 #include "base/rng.h"
 #include "metagrad/mgd.h"
 #include "metagrad/mpi.h"
+#include "run/run_internal.h"
 
 /* π (M_PI is not in C11) */
 #define MGR_PI 3.14159265358979323846
@@ -1087,7 +1088,7 @@ static mgrad_status train_and_score(mgrad_mgd *mgd, double *phi)
         double p = 0, sj = 0;
         MGRAD_FORWARD(mgrad_run_set_shuffle_seed(
             mgd->run, mgr_rng_u64(mgd->seed, MGR_STREAM_SHUFFLE + (1u << 8), (uint64_t)j)));
-        MGRAD_FORWARD(mgrad_run_train(mgd->run, &p));
+        MGRAD_FORWARD(mgr_run_train_value(mgd->run, &p));
         MGRAD_FORWARD(score_of(mgd, p, &sj));
         score += sj;
     }

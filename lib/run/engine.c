@@ -55,6 +55,8 @@ typedef struct engine {
     real *grad, *u, *hu;  /* [P] */
     real *buf_T;          /* [P] the momentum buffer of s_T (SGD, when the
                              reverse does not recompute g; else unused) */
+    real *grad_T;         /* [P] ∇φ(θ_T) from the forward phase, when have_grad_T */
+    bool have_grad_T;
     real *next_m;         /* [P] in the reverse of step t: m_{t+1} of s_{t+1} */
     bool reverse_grad;    /* the reverse recomputes g (mgr_optim_reverse_needs_grad) */
     int64_t *batch_rows;  /* [B] rows of a shuffled batch */
@@ -893,7 +895,7 @@ static mgrad_status drive(mgrad_run *run, engine *e)
 
 /* The forward phase: θ0 → s_T through the schedule (adding ψ(θ_t)/K of
    the last K − 1 states before θ_T on the way), then ψ(θ_T)/K. */
-static mgrad_status train_body(mgrad_run *run, double *phi)
+static mgrad_status train_body(mgrad_run *run, double *phi, bool grad_T)
 {
     engine *e = E(run);
     size_t P = (size_t)run->model.num_params;
@@ -912,12 +914,18 @@ static mgrad_status train_body(mgrad_run *run, double *phi)
     run->traj.stats.reverse_steps = 0;
     e->memo_hits = 0;
     e->phi_early = 0;
+    e->have_grad_T = false;
     MGRAD_FORWARD(drive(run, e));
     R(mgr_copy)(P, e->state, e->theta_T);
     if (!e->reverse_grad) R(mgr_copy)(P, e->state + P, e->buf_T);
     double value = NAN; /* a plain run has no output function */
     if (mgr_run_has_output(&run->output)) {
-        MGRAD_FORWARD(output_pass(run, e, e->theta_T, NULL, run->config.steps, &value));
+        /* With grad_T the output's value pass also runs its backward, so
+           that the reverse need not evaluate it again (the same bits). */
+        if (grad_T) R(mgr_zero_pool)(mgr_context_pool(run->ctx), P, e->grad_T);
+        MGRAD_FORWARD(output_pass(run, e, e->theta_T, grad_T ? e->grad_T : NULL,
+                                  run->config.steps, &value));
+        e->have_grad_T = grad_T;
         value += e->phi_early;
         MGRAD_RETURN_IF(run->ctx, !isfinite(value), MGRAD_ERR_NONFINITE,
                         "the output function is %g at θ_T", value);
@@ -945,8 +953,13 @@ static mgrad_status reverse_body(mgrad_run *run)
     R(mgr_zero)(run->config.state_len, e->state_bar);
     if (!e->reverse_grad) R(mgr_copy)(P, e->buf_T, e->next_m);
     double value = 0;
-    /* θ̄_T = ∇ψ(θ_T)/K into the zeroed adjoint */
-    MGRAD_FORWARD(output_pass(run, e, e->theta_T, e->state_bar, run->config.steps, &value));
+    /* θ̄_T = ∇ψ(θ_T)/K into the zeroed adjoint: from the forward phase when
+       it computed it, else evaluated here */
+    if (e->have_grad_T)
+        R(mgr_copy)(P, e->grad_T, e->state_bar);
+    else
+        MGRAD_FORWARD(
+            output_pass(run, e, e->theta_T, e->state_bar, run->config.steps, &value));
     MGRAD_FORWARD(drive(run, e));
     if (run->metas.theta0 != NULL) R(mgr_copy)(P, e->state_bar, run->metas.theta0->grad);
     if (run->metas.wd != NULL) ((real *)run->metas.wd->grad)[0] = (real)e->hyper_wd;
@@ -965,9 +978,9 @@ static mgrad_status reverse_body(mgrad_run *run)
 
 /* Scale-out: each entry point ends with mgr_reduce_finish, so that a rank's
    local failure reaches every rank (reduce.c). */
-static mgrad_status engine_train(mgrad_run *run, double *phi)
+static mgrad_status engine_train(mgrad_run *run, double *phi, bool grad_T)
 {
-    return mgr_reduce_finish(run, train_body(run, phi));
+    return mgr_reduce_finish(run, train_body(run, phi, grad_T));
 }
 
 static mgrad_status engine_reverse(mgrad_run *run)
@@ -1038,7 +1051,7 @@ static void engine_destroy(mgrad_run *run)
     mgr_schedule_destroy(ctx, e->sched);
     mgr_cb_scratch_destroy(run);
     void *bufs[] = {e->state, e->state_bar, e->theta_T, e->grad, e->u, e->hu, e->buf_T,
-                    e->next_m, e->batch_rows, e->perm};
+                    e->grad_T, e->next_m, e->batch_rows, e->perm};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) mgr_free(ctx, bufs[i]);
     mgr_free(ctx, e);
     run->traj.engine = NULL;
@@ -1069,6 +1082,7 @@ static mgrad_status engine_create(mgrad_run *run)
         {(void **)&e->u, P, sizeof(real), "the direction u"},
         {(void **)&e->hu, P, sizeof(real), "H u"},
         {(void **)&e->buf_T, PM, sizeof(real), "the momentum of s_T"},
+        {(void **)&e->grad_T, P, sizeof(real), "the output's gradient at θ_T"},
         {(void **)&e->next_m, PM, sizeof(real), "the momentum of s_{t+1}"},
         {(void **)&e->batch_rows, B, sizeof(int64_t), "batch indices"},
         {(void **)&e->perm, (size_t)run->config.train->n, sizeof(int64_t),

@@ -466,16 +466,30 @@ void mgr_run_invalidate(mgrad_run *run, mgr_stale_cause why)
     run->traj.stale = why;
 }
 
-mgrad_status mgrad_run_train(mgrad_run *run, double *out)
+static mgrad_status train(mgrad_run *run, double *out, bool grad_T)
 {
     if (run == NULL) return MGRAD_ERR_NULL;
     double phi = 0;
     mgr_run_invalidate(run, MGR_STALE_FAILED); /* until it succeeds */
-    mgrad_status s = mgr_engine_of(run)->train(run, &phi);
+    mgrad_status s = mgr_engine_of(run)->train(run, &phi, grad_T);
     if (s != MGRAD_OK) return s;
     run->traj.phase = MGR_PHASE_TRAINED;
     if (out != NULL) *out = phi;
     return MGRAD_OK;
+}
+
+/* A run with metaparameters is trained to be reversed: its forward phase
+   also computes ∇φ(θ_T), which the reverse then starts from (one backward
+   over the validation set now instead of a forward and a backward then). */
+mgrad_status mgrad_run_train(mgrad_run *run, double *out)
+{
+    return train(run, out, run != NULL && run->metas.count > 0 &&
+                               mgr_run_has_output(&run->output));
+}
+
+mgrad_status mgr_run_train_value(mgrad_run *run, double *out)
+{
+    return train(run, out, false);
 }
 
 mgrad_status mgrad_run_reverse(mgrad_run *run)
@@ -490,7 +504,7 @@ mgrad_status mgrad_run_reverse(mgrad_run *run)
     if (run->traj.phase == MGR_PHASE_REVERSED) {
         /* The schedule consumed its checkpoints: replay the forward phase,
            which is bit-exact, then reverse again. */
-        MGRAD_FORWARD(vt->train(run, NULL));
+        MGRAD_FORWARD(vt->train(run, NULL, true));
     }
     run->traj.phase = MGR_PHASE_TRAINED; /* the gradients are being overwritten */
     mgrad_status s = vt->reverse(run);

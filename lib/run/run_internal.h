@@ -189,7 +189,9 @@ struct mgrad_run {
 typedef struct mgr_engine_vt {
     mgrad_status (*create)(mgrad_run *run);
     void (*destroy)(mgrad_run *run);
-    mgrad_status (*train)(mgrad_run *run, double *phi);
+    /* grad_T: also ∇φ(θ_T), which the next reverse starts from instead of
+       evaluating the output function again (a run about to be reversed) */
+    mgrad_status (*train)(mgrad_run *run, double *phi, bool grad_T);
     mgrad_status (*reverse)(mgrad_run *run);
     mgrad_status (*get_params)(const mgrad_run *run, void *out); /* θ_T in ctx dtype */
     mgrad_status (*evaluate)(mgrad_run *run, const mgrad_dataset *ds, double *loss,
@@ -204,6 +206,11 @@ static inline const mgr_engine_vt *mgr_engine_of(const mgrad_run *run)
 {
     return run->ctx->dtype == MGRAD_DTYPE_F32 ? &mgr_engine_f32 : &mgr_engine_f64;
 }
+
+/* mgrad_run_train for φ alone: no ∇φ(θ_T) for a reverse (callers that
+   train several times to compare values, and reverse at most after a last
+   mgrad_run_train: MGD's BEST_ORDERS, the smoothness probe). */
+mgrad_status mgr_run_train_value(mgrad_run *run, double *out);
 
 /* The trajectory no longer matches the run: train again. */
 void mgr_run_invalidate(mgrad_run *run, mgr_stale_cause why);

@@ -55,7 +55,7 @@ static mgrad_status train_at(mgrad_meta *meta, const double *value, const char *
         return wrap_error(run->ctx, s, fn, what);
     }
     if (s != MGRAD_OK) return wrap_error(run->ctx, s, fn, where);
-    s = mgrad_run_train(run, phi);
+    s = mgr_run_train_value(run, phi);
     if (s != MGRAD_OK) {
         char what[96];
         snprintf(what, sizeof what, "training at %s failed", where);
@@ -119,7 +119,7 @@ mgrad_status mgrad_meta_metasmoothness(mgrad_meta *meta, const double *direction
     if (s != MGRAD_OK) goto done;
     memcpy(meta->value, saved, n * esize);
     mgr_run_invalidate(run, MGR_STALE_VALUE_SET);
-    s = mgrad_run_train(run, &phi0);
+    s = mgr_run_train_value(run, &phi0);
     if (s != MGRAD_OK) {
         s = wrap_error(ctx, s, fn, "training at z failed");
         goto done;
