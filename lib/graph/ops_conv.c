@@ -262,10 +262,9 @@ static inline void zero_cols(real *m, size_t ld, size_t r0, size_t r1, size_t c0
 static void im2col_row_same(const conv_dims *d, const real *xc, size_t i, size_t j,
                             size_t lo, size_t hi, real *row)
 {
-    size_t W = d->W, OH = d->OH;
-    size_t oh_lo = d->p > i ? d->p - i : 0;
-    size_t oh_hi = d->H + d->p > i ? d->H + d->p - i : 0;
-    if (oh_hi > OH) oh_hi = OH;
+    size_t W = d->W;
+    size_t oh_lo, oh_hi;
+    valid_rows(d, i, &oh_lo, &oh_hi);
     if (oh_lo >= oh_hi) {
         for (size_t n = 0; n < d->N; n++) row[n] = 0;
         return;
@@ -332,10 +331,9 @@ static void im2col(const conv_dims *d, const real *x, real *col, size_t ld)
 static void col2im_row_same(const conv_dims *d, real *row, size_t i, size_t j, size_t lo,
                             size_t hi, real *xc)
 {
-    size_t W = d->W, OH = d->OH;
-    size_t oh_lo = d->p > i ? d->p - i : 0;
-    size_t oh_hi = d->H + d->p > i ? d->H + d->p - i : 0;
-    if (oh_hi > OH) oh_hi = OH;
+    size_t W = d->W;
+    size_t oh_lo, oh_hi;
+    valid_rows(d, i, &oh_lo, &oh_hi);
     if (oh_lo >= oh_hi) return;
     size_t first = oh_lo * W + lo, last = (oh_hi - 1) * W + hi;
     if (last <= first) return;
