@@ -310,6 +310,21 @@ void R(mgr_graph_forward)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
     R(mgr_graph_forward_memo)(g, ws, rows, theta, x, NULL, NULL);
 }
 
+/* Inner nodes' tadj buffers are shared (the file comment): at reverse step
+   k, zero those that become live there, before anything accumulates into
+   them. */
+static void zero_shared_at(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows, int32_t k)
+{
+    const mgr_node *nd = &g->nodes[k];
+    int32_t last = g->num_nodes - 1;
+    int32_t starting[3] = {nd->in0, nd->in1 != nd->in0 ? nd->in1 : -1, k};
+    for (int t = 0; t < 3; t++) {
+        int32_t j = starting[t];
+        if (j >= 1 && j < last && ws->tadj_zero_at[j] == k)
+            R(mgr_zero_pool)(ws->pool, rows * (size_t)g->nodes[j].size, ws->tadj[j]);
+    }
+}
+
 /* The full backward.  kept: the inner nodes' adjoints in ws->adj (one
    buffer each, all zeroed first), where a tangent_backward can read them;
    else in the shared buffers of the adjoint tangents (ws->tadj: by the same
@@ -340,14 +355,7 @@ static void backward_pass(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
     R(mgr_op_args) a;
     for (int32_t k = last; k >= 1; k--) {
         const mgr_node *nd = &g->nodes[k];
-        if (!kept) {
-            int32_t starting[3] = {nd->in0, nd->in1 != nd->in0 ? nd->in1 : -1, k};
-            for (int t = 0; t < 3; t++) {
-                int32_t j = starting[t];
-                if (j >= 1 && j < last && ws->tadj_zero_at[j] == k)
-                    R(mgr_zero_pool)(ws->pool, rows * (size_t)g->nodes[j].size, adj[j]);
-            }
-        }
+        if (!kept) zero_shared_at(g, ws, rows, k);
         fill_args(&a, g, ws, k, rows, theta, x);
         a.ybar = k == last && !kept ? obar : adj[k];
         a.xbar = nd->in0 == 0 ? xbar : adj[nd->in0];
@@ -481,14 +489,7 @@ void R(mgr_graph_tangent_backward)(const mgr_graph *g, R(mgr_graph_ws) *ws,
     R(mgr_op_args) a;
     for (int32_t k = last; k >= 1; k--) {
         const mgr_node *nd = &g->nodes[k];
-        /* Inner nodes' tadj buffers are shared (the file comment): zero each
-           at the step it becomes live, before anything accumulates into it. */
-        int32_t starting[3] = {nd->in0, nd->in1 != nd->in0 ? nd->in1 : -1, k};
-        for (int t = 0; t < 3; t++) {
-            int32_t j = starting[t];
-            if (j >= 1 && j < last && ws->tadj_zero_at[j] == k)
-                R(mgr_zero_pool)(ws->pool, rows * (size_t)g->nodes[j].size, ws->tadj[j]);
-        }
+        zero_shared_at(g, ws, rows, k);
         fill_args(&a, g, ws, k, rows, theta, x);
         a.xdot = node_tan(g, ws, nd->in0, u, xdot);
         a.x1dot = nd->in1 >= 0 ? node_tan(g, ws, nd->in1, u, xdot) : NULL;
