@@ -458,8 +458,9 @@ static memo_use memo_for(engine *e, int64_t slot, const chunk *c, int64_t t)
 
 /* One chunk of the gradient pass at θ_t = e->state: *loss += its loss; with
    want_grad e->grad += its gradient, else only the node adjoints the R-op
-   pass reads (with both, for_rop: the node adjoints kept for it too).  A chunk whose weights are all zero adds nothing and is not
-   evaluated (*evaluated = false).  memo_slot: the checkpoint slot whose
+   pass reads (with both, for_rop: the node adjoints kept for it too).  A
+   chunk whose weights are all zero adds nothing and is not evaluated
+   (*evaluated = false).  memo_slot: the checkpoint slot whose
    forward memo serves this chunk (the batch's), or NO_SLOT. */
 static mgrad_status grad_chunk(const mgrad_run *run, engine *e, const chunk *c, int64_t t,
                                bool want_grad, bool for_rop, int64_t memo_slot, double *loss,
