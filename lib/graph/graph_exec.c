@@ -70,8 +70,65 @@ static int32_t tadj_slots(const mgr_graph *g, const int32_t *zero_at, int32_t *s
     return nslots;
 }
 
+/* Elements of the R-op block for `rows` rows: every non-input node's
+   tangent and adjoint; SIZE_MAX on overflow. */
+static size_t rop_block_count(const mgr_graph *g, size_t rows)
+{
+    size_t total = 0;
+    for (int32_t k = 1; k < g->num_nodes; k++) {
+        size_t size = (size_t)g->nodes[k].size;
+        if (size != 0 && rows > SIZE_MAX / sizeof(real) / size) return SIZE_MAX;
+        size_t per = padded_count(rows * size);
+        if (per > (SIZE_MAX / sizeof(real) - total) / 2) return SIZE_MAX;
+        total += 2 * per;
+    }
+    return total;
+}
+
+/* Point tan[k] and adj[k] into `block`, sized for `rows` rows. */
+static void rop_block_layout(const mgr_graph *g, R(mgr_graph_ws) *ws, real *block, size_t rows)
+{
+    real *p = block;
+    for (int32_t k = 1; k < g->num_nodes; k++) {
+        size_t per = padded_count(rows * (size_t)g->nodes[k].size);
+        ws->tan[k] = p;
+        ws->adj[k] = p + per;
+        p += 2 * per;
+    }
+    ws->rop_block = block;
+    ws->rop_rows = rows;
+}
+
+mgrad_status R(mgr_graph_ws_reserve_rop)(mgrad_context *ctx, const mgr_graph *g,
+                                         R(mgr_graph_ws) *ws, size_t rows)
+{
+    assert(rows <= ws->max_rows && ws->num_nodes == g->num_nodes);
+    if (rows <= ws->rop_rows || g->num_nodes < 2) return MGRAD_OK;
+    /* Grow to the workspace's largest chunk at once: only pools and H u
+       sessions go past the batch, and they then use whole chunks. */
+    size_t count = rop_block_count(g, ws->max_rows);
+    real *block = count != SIZE_MAX ? mgr_alloc_small_pages(ctx, (count > 0 ? count : 1) *
+                                                                     sizeof(real))
+                                    : NULL;
+    if (block == NULL)
+        return mgr_error(ctx, MGRAD_ERR_NOMEM,
+                         "out of memory growing the graph workspace's tangents and "
+                         "adjoints to %zu rows",
+                         ws->max_rows);
+    mgr_free(ctx, ws->rop_block);
+    rop_block_layout(g, ws, block, ws->max_rows);
+    return MGRAD_OK;
+}
+
 mgrad_status R(mgr_graph_ws_create)(mgrad_context *ctx, const mgr_graph *g,
                                     size_t max_rows, R(mgr_graph_ws) **out)
+{
+    return R(mgr_graph_ws_create_rop)(ctx, g, max_rows, max_rows, out);
+}
+
+mgrad_status R(mgr_graph_ws_create_rop)(mgrad_context *ctx, const mgr_graph *g,
+                                        size_t max_rows, size_t rop_rows,
+                                        R(mgr_graph_ws) **out)
 {
     assert(g != NULL && g->num_nodes >= 1 && out != NULL);
     *out = NULL;
@@ -86,17 +143,21 @@ mgrad_status R(mgr_graph_ws_create)(mgrad_context *ctx, const mgr_graph *g,
     tadj_zero_steps(g, zero_at);
     size_t nslots = (size_t)tadj_slots(g, zero_at, slot, slot + n);
 
-    /* Elements of the buffers: val, tan and adj of every non-input node,
-       tadj of the last, and nslots shared tadj buffers of the largest inner
-       node's size; with overflow checks, since the sizes come from the
-       caller's model and batch size. */
+    /* Elements of the buffers: val of every non-input node, tan and adj of
+       them in the R-op block (for rop_rows rows), tadj of the last, and
+       nslots shared tadj buffers of the largest inner node's size; with
+       overflow checks, since the sizes come from the caller's model and
+       batch size. */
+    if (rop_rows > max_rows) rop_rows = max_rows;
+    size_t rop_count = rop_block_count(g, rop_rows);
+    if (rop_count == SIZE_MAX) goto too_large;
     size_t total = 0, max_inner = 0;
     for (size_t k = 1; k < n; k++) {
         size_t size = (size_t)g->nodes[k].size;
         if (size != 0 && max_rows > SIZE_MAX / sizeof(real) / size)
             goto too_large;
         size_t per = padded_count(max_rows * size);
-        size_t copies = (int32_t)k == last ? 4 : 3;
+        size_t copies = (int32_t)k == last ? 2 : 1;
         if (per > (SIZE_MAX / sizeof(real) - total) / copies) goto too_large;
         total += copies * per;
         if ((int32_t)k < last && per > max_inner) max_inner = per;
@@ -148,9 +209,13 @@ mgrad_status R(mgr_graph_ws_create)(mgrad_context *ctx, const mgr_graph *g,
        instead of 178 and ran 5-10 % slower (bench_cnn, 1 thread). */
     real *data = n > 1 ? mgr_alloc_small_pages(ctx, (total > 0 ? total : 1) * sizeof(real))
                        : NULL;
+    real *rop = n > 1 ? mgr_alloc_small_pages(ctx, (rop_count > 0 ? rop_count : 1) *
+                                                       sizeof(real))
+                      : NULL;
     if (ws == NULL || ptrs == NULL || need == NULL || saved_ptrs == NULL ||
-        saved_data == NULL || (n > 1 && data == NULL)) {
+        saved_data == NULL || (n > 1 && (data == NULL || rop == NULL))) {
         mgr_free(ctx, zero_at);
+        mgr_free(ctx, rop);
         mgr_free(ctx, saved_ptrs);
         mgr_free(ctx, saved_data);
         mgr_free(ctx, need);
@@ -187,9 +252,7 @@ mgrad_status R(mgr_graph_ws_create)(mgrad_context *ctx, const mgr_graph *g,
     for (size_t k = 1; k < n; k++) {
         size_t per = padded_count(max_rows * (size_t)g->nodes[k].size);
         ws->val[k] = p;
-        ws->tan[k] = p + per;
-        ws->adj[k] = p + 2 * per;
-        p += 3 * per;
+        p += per;
         if ((int32_t)k == last) {
             ws->tadj[k] = p;
             p += per;
@@ -201,6 +264,7 @@ mgrad_status R(mgr_graph_ws_create)(mgrad_context *ctx, const mgr_graph *g,
     ws->scratch_stride = scratch;
     p += threads * scratch;
     ws->shared = shared > 0 ? p : NULL;
+    if (n > 1) rop_block_layout(g, ws, rop, rop_rows);
     *out = ws;
     return MGRAD_OK;
 
@@ -215,6 +279,7 @@ void R(mgr_graph_ws_destroy)(mgrad_context *ctx, R(mgr_graph_ws) *ws)
     if (ws == NULL) return;
     /* The data block starts at val[1]; a one-node graph has none. */
     if (ws->num_nodes > 1) mgr_free(ctx, ws->val[1]);
+    mgr_free(ctx, ws->rop_block);
     mgr_free(ctx, ws->val);
     mgr_free(ctx, ws->saved[0]);
     mgr_free(ctx, ws->saved);
@@ -334,7 +399,7 @@ static void backward_pass(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
                           const real *theta, const real *x, const real *obar, real *grad,
                           real *xbar, int kept)
 {
-    assert(rows <= ws->max_rows && ws->num_nodes == g->num_nodes);
+    assert(rows <= (kept ? ws->rop_rows : ws->max_rows) && ws->num_nodes == g->num_nodes);
     int32_t last = g->num_nodes - 1;
     if (last == 0) {
         /* The output is the input: x̄ += ō. */
@@ -408,7 +473,7 @@ void R(mgr_graph_backward_rop)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t r
                                const real *theta, const real *x, const real *obar,
                                int want_xbardot)
 {
-    assert(rows <= ws->max_rows && ws->num_nodes == g->num_nodes);
+    assert(rows <= ws->rop_rows && ws->num_nodes == g->num_nodes);
     int32_t last = g->num_nodes - 1;
     if (last == 0) return;
     /* need[k]: adj[k] is read by node k's tangent_backward, or feeds the
@@ -447,7 +512,7 @@ void R(mgr_graph_tangent)(const mgr_graph *g, R(mgr_graph_ws) *ws, size_t rows,
                           const real *theta, const real *u, const real *x,
                           const real *xdot)
 {
-    assert(rows <= ws->max_rows && ws->num_nodes == g->num_nodes);
+    assert(rows <= ws->rop_rows && ws->num_nodes == g->num_nodes);
     R(mgr_op_args) a;
     for (int32_t k = 1; k < g->num_nodes; k++) {
         const mgr_node *nd = &g->nodes[k];
@@ -476,7 +541,7 @@ void R(mgr_graph_tangent_backward)(const mgr_graph *g, R(mgr_graph_ws) *ws,
                                    const real *x, const real *xdot,
                                    const real *obardot, real *hu, real *xbardot)
 {
-    assert(rows <= ws->max_rows && ws->num_nodes == g->num_nodes);
+    assert(rows <= ws->rop_rows && ws->num_nodes == g->num_nodes);
     int32_t last = g->num_nodes - 1;
     if (last == 0) {
         if (xbardot != NULL)

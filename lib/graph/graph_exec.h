@@ -96,9 +96,13 @@ static inline size_t mgr_op_saved(const mgr_graph *g, int32_t k, size_t max_rows
     return def->saved != NULL ? def->saved(g, k, max_rows) : 0;
 }
 
-/* Workspace for batches of up to max_rows rows. */
+/* Workspace for batches of up to max_rows rows; the tangents and node
+   adjoints (tan, adj), which only the R-op's passes use, for up to
+   rop_rows of them (mgr_graph_ws_reserve_rop grows them). */
 typedef struct R(mgr_graph_ws) {
     size_t max_rows;
+    size_t rop_rows;              /* rows tan[k] and adj[k] hold */
+    real *rop_block;              /* the allocation behind tan and adj */
     int32_t num_nodes;
     real **val, **tan, **adj, **tadj; /* per node; [0] unused (input) */
     double **saved;               /* per node: mgr_op_saved doubles, or NULL;
@@ -138,6 +142,19 @@ static inline size_t mgr_op_scratch(const mgr_graph *g, int32_t k)
 
 mgrad_status R(mgr_graph_ws_create)(mgrad_context *ctx, const mgr_graph *g,
                                     size_t max_rows, R(mgr_graph_ws) **out);
+/* A workspace whose tangents and node adjoints hold rop_rows rows (at most
+   max_rows): the evaluator's, whose R-op runs on the batch unless a pool
+   or an H u session asks for more.  mgr_graph_ws_create is this with
+   rop_rows = max_rows. */
+mgrad_status R(mgr_graph_ws_create_rop)(mgrad_context *ctx, const mgr_graph *g,
+                                        size_t max_rows, size_t rop_rows,
+                                        R(mgr_graph_ws) **out);
+/* Before the R-op's passes (mgr_graph_backward, _backward_rop, _tangent,
+   _tangent_backward) on `rows` rows (at most max_rows): grow tan and adj
+   to max_rows when they hold fewer (their contents are not kept).
+   MGRAD_ERR_NOMEM leaves the workspace as it was. */
+mgrad_status R(mgr_graph_ws_reserve_rop)(mgrad_context *ctx, const mgr_graph *g,
+                                         R(mgr_graph_ws) *ws, size_t rows);
 void R(mgr_graph_ws_destroy)(mgrad_context *ctx, R(mgr_graph_ws) *ws);
 
 /* x [rows, input size]. Output values: ws->val[g->num_nodes - 1]. */

@@ -175,6 +175,8 @@ static mgrad_status graph_value_grad(const mgrad_run *run, evaluator *ev, const 
                                      memo_use memo, double *loss)
 {
     const mgr_graph *g = &run->model.graph;
+    if (bw == MGR_BACKWARD_FOR_ROP || bw == MGR_BACKWARD_GRAD_FOR_ROP)
+        MGRAD_FORWARD(R(mgr_graph_ws_reserve_rop)(run->ctx, g, ev->ws, c->count));
     ev->ws->row0 = (int64_t)c->row0; /* dropout masks of the whole chunk's rows */
     R(mgr_graph_forward_memo)(g, ev->ws, c->count, theta, ev->x, memo.in, memo.out);
     const real *o = ev->ws->val[g->num_nodes - 1];
@@ -198,6 +200,9 @@ static mgrad_status graph_rop(const mgrad_run *run, evaluator *ev, const chunk *
 {
     const mgr_graph *g = &run->model.graph;
     size_t rows = c->count;
+    /* A no-op: the workspace holds the R-op's chunks (mgr_eval_create,
+       train_body); kept so that a chunk it does not hold fails cleanly. */
+    MGRAD_FORWARD(R(mgr_graph_ws_reserve_rop)(run->ctx, g, ev->ws, rows));
     ev->ws->row0 = (int64_t)c->row0;
     R(mgr_graph_tangent)(g, ev->ws, rows, theta, u, ev->x, NULL);
     const real *o = ev->ws->val[g->num_nodes - 1];
@@ -297,7 +302,7 @@ void R(mgr_eval_destroy)(mgrad_run *run, evaluator *ev)
     mgr_free(ctx, ev);
 }
 
-mgrad_status R(mgr_eval_create)(mgrad_run *run, evaluator **out)
+mgrad_status R(mgr_eval_create)(mgrad_run *run, size_t rop_rows, evaluator **out)
 {
     mgrad_context *ctx = run->ctx;
     evaluator *ev = NULL;
@@ -328,7 +333,7 @@ mgrad_status R(mgr_eval_create)(mgrad_run *run, evaluator **out)
     for (size_t i = 0; i < sizeof allocs / sizeof allocs[0] && s == MGRAD_OK; i++)
         s = mgr_alloc_or_fail(ctx, allocs[i].p, allocs[i].n, allocs[i].size, allocs[i].what);
     if (s == MGRAD_OK && ev->seam == &graph_seam) {
-        s = R(mgr_graph_ws_create)(ctx, &run->model.graph, rows, &ev->ws);
+        s = R(mgr_graph_ws_create_rop)(ctx, &run->model.graph, rows, rop_rows, &ev->ws);
         if (s == MGRAD_OK) {
             ev->ws->seed = ctx->seed; /* dropout masks */
             ev->ws->training = 0;
@@ -916,6 +921,14 @@ static mgrad_status train_body(mgrad_run *run, double *phi, bool grad_T)
     e->memo_hits = 0;
     e->phi_early = 0;
     e->have_grad_T = false;
+    /* A POOL_WEIGHTS pool's R-op runs on whole chunks: make room here, where
+       running out of memory fails before anything is computed (the
+       reverse, which must not fail halfway, then never allocates). */
+    if (e->ev->ws != NULL)
+        for (int i = 0; i < run->metas.count; i++)
+            if (run->metas.all[i]->kind == MGRAD_META_POOL_WEIGHTS)
+                MGRAD_FORWARD(R(mgr_graph_ws_reserve_rop)(run->ctx, &run->model.graph,
+                                                           e->ev->ws, e->ev->max_rows));
     MGRAD_FORWARD(drive(run, e));
     R(mgr_copy)(P, e->state, e->theta_T);
     if (!e->reverse_grad) R(mgr_copy)(P, e->state + P, e->buf_T);
@@ -1091,7 +1104,10 @@ static mgrad_status engine_create(mgrad_run *run)
     };
     for (size_t i = 0; i < sizeof allocs / sizeof allocs[0] && s == MGRAD_OK; i++)
         s = mgr_alloc_or_fail(ctx, allocs[i].p, allocs[i].n, allocs[i].size, allocs[i].what);
-    if (s == MGRAD_OK) s = R(mgr_eval_create)(run, &e->ev);
+    /* The engine's R-op runs on the batch, and on whole chunks only for a
+       POOL_WEIGHTS pool (train_body reserves them): its tangents and node
+       adjoints start at B rows. */
+    if (s == MGRAD_OK) s = R(mgr_eval_create)(run, (size_t)run->config.batch, &e->ev);
     if (s == MGRAD_OK && run->model.kind == MGR_MODEL_CALLBACK)
         s = mgr_cb_scratch_create(run, mgr_run_chunk_rows(&run->config));
     if (s == MGRAD_OK)

@@ -98,8 +98,9 @@ struct R(mgr_eval) {
 
 /* Buffers for chunks of up to mgr_run_chunk_rows(&run->config) rows, and the seam of
    the run's model.  A graph workspace starts in evaluation mode (dropout
-   off). */
-mgrad_status R(mgr_eval_create)(mgrad_run *run, R(mgr_eval) **out);
+   off), with room for the R-op's passes on rop_rows rows (the batch for the
+   engine, whole chunks for H u sessions; mgr_graph_ws_reserve_rop grows it). */
+mgrad_status R(mgr_eval_create)(mgrad_run *run, size_t rop_rows, R(mgr_eval) **out);
 void R(mgr_eval_destroy)(mgrad_run *run, R(mgr_eval) *ev); /* accepts NULL */
 
 /* The rows [start, start + max_rows) of `ds` that this rank evaluates, as

@@ -67,7 +67,8 @@ static mgrad_status hvp_create(mgrad_run *run, void **out)
     *out = NULL;
     MGRAD_FORWARD(mgr_alloc_or_fail(ctx, (void **)&s, 1, sizeof *s, "an H u session"));
     /* the evaluator starts in evaluation mode: the loss is deterministic */
-    mgrad_status st = R(mgr_eval_create)(run, &s->ev);
+    /* H u runs the R-op on whole chunks */
+    mgrad_status st = R(mgr_eval_create)(run, mgr_run_chunk_rows(&run->config), &s->ev);
     if (st == MGRAD_OK)
         st = mgr_alloc_or_fail(ctx, (void **)&s->theta, (size_t)run->model.num_params,
                                sizeof(real), "θ_T");
