@@ -146,6 +146,25 @@ static int tune(const setup *s, shape_fn shape, const double *peaks, int npeaks,
     return 0;
 }
 
+/* out/lr_schedule_steps.csv: a row per step t, "step" then each method's
+   η_t (header names them).  0, or 1 after perror. */
+static int write_steps_csv(const char *out, const char *header, double *const *sched,
+                           int methods, int64_t T)
+{
+    char path[1024];
+    double *rows = malloc(sizeof(double) * (size_t)(T * (methods + 1)));
+    if (rows == NULL) return 1;
+    for (int64_t t = 0; t < T; t++) {
+        rows[t * (methods + 1)] = (double)t;
+        for (int m = 0; m < methods; m++) rows[t * (methods + 1) + 1 + m] = sched[m][t];
+    }
+    snprintf(path, sizeof path, "%s/lr_schedule_steps.csv", out);
+    int rc = app_write_csv(path, header, rows, (int)T, methods + 1) != 0;
+    if (rc) perror(path);
+    free(rows);
+    return rc;
+}
+
 /* ------------------------------------------------------------------ --cnn
    The trainings-to-tune curves: the best held-out loss found against the
    number of trainings spent, for grid search, random search and MGD over
@@ -483,20 +502,11 @@ static int cnn_main(setup *s, mgrad_dataset *all, const cnn_conf *k, const char 
                                     "schedule,trainings,heldout_loss,test_accuracy_mean,"
                                     "test_accuracy_std,seeds",
                                     names, table, CNN_METHODS, 5) != 0;
-    double *rows = malloc(sizeof(double) * (size_t)(T * (CNN_METHODS + 1)) +
-                          sizeof(double) * (size_t)c.nrows * 6);
+    failures += write_steps_csv(out, "step,grid_search,random_search,mgd_cosine,mgd_knots",
+                                sched, CNN_METHODS, T);
+    double *rows = malloc(sizeof(double) * (size_t)c.nrows * 6);
     const char **labels = malloc(sizeof(char *) * (size_t)c.nrows);
     if (rows == NULL || labels == NULL) return 1;
-    for (int64_t t = 0; t < T; t++) {
-        rows[t * (CNN_METHODS + 1)] = (double)t;
-        for (int m = 0; m < CNN_METHODS; m++) rows[t * (CNN_METHODS + 1) + 1 + m] = sched[m][t];
-    }
-    snprintf(path, sizeof path, "%s/lr_schedule_steps.csv", out);
-    if (app_write_csv(path, "step,grid_search,random_search,mgd_cosine,mgd_knots", rows, (int)T,
-                      CNN_METHODS + 1) != 0) {
-        perror(path);
-        failures++;
-    }
     for (int r = 0; r < c.nrows; r++) {
         const curve_row *p = &c.rows[r];
         double *row = rows + 6 * r;
@@ -715,18 +725,8 @@ int main(int argc, char **argv)
                                     "schedule,trainings,heldout_loss,test_accuracy_mean,"
                                     "test_accuracy_std,seeds",
                                     names, table, NMETHODS, 5) != 0;
-    double *rows = malloc(sizeof(double) * (size_t)(T * (NMETHODS + 1)));
-    if (rows == NULL) return 1;
-    for (int64_t t = 0; t < T; t++) {
-        rows[t * (NMETHODS + 1)] = (double)t;
-        for (int k = 0; k < NMETHODS; k++) rows[t * (NMETHODS + 1) + 1 + k] = sched[k][t];
-    }
-    snprintf(path, sizeof path, "%s/lr_schedule_steps.csv", out);
-    if (app_write_csv(path, "step,constant,step_decay,cosine,one_cycle,mgd", rows, (int)T,
-                      NMETHODS + 1) != 0) {
-        perror(path);
-        failures++;
-    }
+    failures += write_steps_csv(out, "step,constant,step_decay,cosine,one_cycle,mgd", sched,
+                                NMETHODS, T);
     failures += app_write_progress(out, "lr_schedule_progress.csv", log, meta_steps) != 0;
     const app_number fields[] = {
         {"train", (double)ntrain},  {"train_steps", (double)T}, {"batch", (double)s.cfg.batch},
@@ -744,7 +744,6 @@ int main(int argc, char **argv)
 
     for (int k = 0; k < NMETHODS; k++) free(sched[k]);
     free(basis);
-    free(rows);
     free(log);
     mgrad_dataset_destroy(s.train);
     mgrad_dataset_destroy(s.target);
